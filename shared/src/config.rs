@@ -1,0 +1,67 @@
+//! Configuration read once per cold start: the table, the cursor secret, and an SDK client
+//! whose timeouts keep every request well inside the function's own timeout.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+
+use crate::App;
+use crate::dynamo::DynamoStore;
+use crate::page::{CursorKeys, WeakCursorSecret};
+
+/// Connecting to DynamoDB may take this long.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// One attempt at an operation may take this long.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// One operation, retries included, may take this long. A request makes at most two
+/// operations (authenticate, then read), so it answers within 2 × 2 s; the functions'
+/// timeout in template.yaml (6 s) leaves room beyond that.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_millis(2000);
+/// Attempts per operation, the first included.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the environment variable {0} must be set")]
+    Missing(&'static str),
+    #[error(transparent)]
+    CursorSecret(#[from] WeakCursorSecret),
+}
+
+fn var(name: &'static str) -> Result<String, ConfigError> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or(ConfigError::Missing(name))
+}
+
+/// The shared AWS configuration: the standard chain (profile, region, credentials,
+/// `AWS_ENDPOINT_URL_DYNAMODB`), with this service's timeouts and retries.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .load()
+        .await
+}
+
+impl App<DynamoStore> {
+    /// Builds the application from `TABLE_NAME`, `CURSOR_SECRET` and the AWS environment.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let table = var("TABLE_NAME")?;
+        let cursors = CursorKeys::parse(&var("CURSOR_SECRET")?)?;
+        let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+        Ok(App {
+            store: DynamoStore::new(client, table),
+            cursors,
+        })
+    }
+}

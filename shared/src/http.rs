@@ -1,0 +1,320 @@
+//! The two endpoints over API Gateway requests (REST v1 and HTTP API v2): method and content
+//! negotiation, authentication, parameters, and rendering of bodies and problems.
+//!
+//! Checks run in this order, each answering with its own status: method (405), `Accept`
+//! (406), credentials (401), permission (403), parameters (422), then the store (404, 503).
+
+use std::time::Instant;
+
+use chrono::Utc;
+use lambda_http::aws_lambda_events::query_map::QueryMap;
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use tracing::{Instrument, field};
+
+use crate::App;
+use crate::auth::{Caller, authenticate};
+use crate::error::{ApiError, ParamError, RETRY_AFTER_SECS};
+use crate::key::{KeyId, KeyView, Permission};
+use crate::page::{ListRequest, RawListParams, list_keys as read_page};
+use crate::store::KeyStore;
+
+const JSON: &str = "application/json";
+const PROBLEM_JSON: &str = "application/problem+json";
+
+/// `GET /v1/api_key/{id}`: one key of the caller's organization.
+pub async fn get_key<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body> {
+    serve(app, &req, async |caller: &Caller| {
+        let id = path_id(&req)?;
+        let key = app
+            .store
+            .get_key(&caller.org, id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        Ok(to_json(&key.view(Utc::now())))
+    })
+    .await
+}
+
+/// `GET /v1/api_key/`: a page of the caller's organization's keys.
+pub async fn list_keys<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body> {
+    serve(app, &req, async |caller: &Caller| {
+        let q = req.query_string_parameters_ref();
+        let raw = RawListParams {
+            limit: single(q, "limit")?,
+            order: single(q, "order")?,
+            after: single(q, "after")?,
+            before: single(q, "before")?,
+            cursor: single(q, "cursor")?,
+        };
+        let request = ListRequest::parse(raw, &caller.org, &app.cursors)?;
+        let page = read_page(&app.store, &caller.org, &request, &app.cursors).await?;
+        let now = Utc::now();
+        Ok(to_json(&PageBody {
+            data: page.keys.iter().map(|k| k.view(now)).collect(),
+            has_more: page.has_more,
+            first_id: page.keys.first().map(|k| k.id),
+            last_id: page.keys.last().map(|k| k.id),
+            next_cursor: page.next_cursor.as_deref(),
+        }))
+    })
+    .await
+}
+
+/// The list response. `first_id`/`last_id` are null on an empty page; `next_cursor` is
+/// null when `has_more` is false.
+#[derive(Serialize)]
+struct PageBody<'a> {
+    data: Vec<KeyView<'a>>,
+    has_more: bool,
+    first_id: Option<KeyId>,
+    last_id: Option<KeyId>,
+    next_cursor: Option<&'a str>,
+}
+
+/// Runs the checks every endpoint shares, then `op`, and renders the outcome; logs one line
+/// per request with its id, organization, status and duration.
+async fn serve<S: KeyStore>(
+    app: &App<S>,
+    req: &Request,
+    op: impl AsyncFnOnce(&Caller) -> Result<Vec<u8>, ApiError>,
+) -> Response<Body> {
+    let started = Instant::now();
+    let request_id = request_id(req);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        org = field::Empty,
+        caller = field::Empty,
+    );
+    let outcome = async {
+        check_method(req.method())?;
+        check_accept(req)?;
+        let caller = authenticate(&app.store, req.headers(), Utc::now()).await?;
+        let span = tracing::Span::current();
+        span.record("org", field::display(&caller.org));
+        span.record("caller", field::display(&caller.key_id));
+        caller.require(Permission::ApiKeysView)?;
+        op(&caller).await
+    }
+    .instrument(span.clone())
+    .await;
+
+    let _enter = span.enter();
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let response = match outcome {
+        Ok(body) => {
+            tracing::info!(status = 200, elapsed_ms, "served");
+            respond(StatusCode::OK, JSON, body)
+        }
+        Err(err) => {
+            let status = err.status();
+            if status.is_server_error() {
+                tracing::error!(status = status.as_u16(), elapsed_ms, error = %error_chain(&err), "failed");
+            } else {
+                tracing::info!(status = status.as_u16(), elapsed_ms, reason = %err, "refused");
+            }
+            problem_response(&err, &request_id)
+        }
+    };
+    if req.method() == Method::HEAD {
+        let (parts, _) = response.into_parts();
+        return Response::from_parts(parts, Body::Empty);
+    }
+    response
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+fn problem_response(err: &ApiError, request_id: &str) -> Response<Body> {
+    let mut response = respond(
+        err.status(),
+        PROBLEM_JSON,
+        to_json(&err.problem(request_id)),
+    );
+    let headers = response.headers_mut();
+    match err {
+        ApiError::Unauthenticated(why) => {
+            let challenge = match why {
+                crate::error::AuthFailure::Missing => r#"Bearer realm="apikeys""#,
+                _ => r#"Bearer realm="apikeys", error="invalid_token""#,
+            };
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        ApiError::MethodNotAllowed => {
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        }
+        ApiError::Store(crate::store::StoreError::Unavailable(_)) => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        _ => {}
+    }
+    response
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    // Our response types hold only strings, numbers and bools: serializing cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// The error and its causes, for the log line of a 5xx.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The id a client can quote: API Gateway's request id, else Lambda's, else a new one.
+fn request_id(req: &Request) -> String {
+    let from_gateway = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.request_id.clone(),
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    };
+    from_gateway
+        .filter(|id| !id.is_empty())
+        .or_else(|| {
+            req.lambda_context_ref()
+                .map(|c| c.request_id.clone())
+                .filter(|id| !id.is_empty())
+        })
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+fn check_method(method: &Method) -> Result<(), ApiError> {
+    if method == Method::GET || method == Method::HEAD {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed)
+    }
+}
+
+fn check_accept(req: &Request) -> Result<(), ApiError> {
+    let mut values = req.headers().get_all(header::ACCEPT).iter().peekable();
+    if values.peek().is_none() {
+        return Ok(());
+    }
+    let ranges: Vec<&str> = values.filter_map(|v| v.to_str().ok()).collect();
+    if accepts_json(&ranges.join(",")) {
+        Ok(())
+    } else {
+        Err(ApiError::NotAcceptable)
+    }
+}
+
+/// Whether an `Accept` header value admits `application/json`: the most specific matching
+/// media range decides, and `q=0` excludes (RFC 9110, section 12.5.1).
+fn accepts_json(accept: &str) -> bool {
+    let mut best: Option<(u8, f32)> = None; // (specificity, q)
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let specificity = match media.as_str() {
+            "application/json" => 3,
+            "application/*" => 2,
+            "*/*" => 1,
+            _ => continue,
+        };
+        let q = parts
+            .filter_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("q")
+                    .then(|| v.trim().parse::<f32>().unwrap_or(0.0))
+            })
+            .next()
+            .unwrap_or(1.0);
+        if best.is_none_or(|(s, _)| specificity > s) {
+            best = Some((specificity, q));
+        }
+    }
+    best.is_some_and(|(_, q)| q > 0.0)
+}
+
+/// A query parameter given at most once.
+fn single<'a>(q: Option<&'a QueryMap>, name: &'static str) -> Result<Option<&'a str>, ParamError> {
+    let Some(values) = q.and_then(|q| q.all(name)) else {
+        return Ok(None);
+    };
+    match values.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        _ => Err(ParamError::new(name, "was given more than once")),
+    }
+}
+
+/// The `{id}` path parameter, as API Gateway (or the local router) passes it.
+fn path_id(req: &Request) -> Result<KeyId, ApiError> {
+    let raw = req
+        .path_parameters_ref()
+        .and_then(|p| p.first("id"))
+        .or_else(|| req.raw_http_path().trim_end_matches('/').rsplit('/').next())
+        .unwrap_or("");
+    raw.parse::<KeyId>()
+        .map_err(|e| ApiError::Invalid(ParamError::new("id", e.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_negotiation_follows_the_most_specific_range() {
+        for yes in [
+            "application/json",
+            "*/*",
+            "application/*",
+            "text/html, application/json;q=0.5",
+            "application/json;q=0.1, */*;q=0",
+            "APPLICATION/JSON",
+        ] {
+            assert!(accepts_json(yes), "{yes}");
+        }
+        for no in [
+            "text/html",
+            "application/xml",
+            "application/json;q=0",
+            "application/json;q=0, */*",
+            "*/*;q=0",
+            "",
+        ] {
+            assert!(!accepts_json(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn only_get_and_head_are_allowed() {
+        assert!(check_method(&Method::GET).is_ok());
+        assert!(check_method(&Method::HEAD).is_ok());
+        for m in [
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+            Method::OPTIONS,
+        ] {
+            assert!(matches!(check_method(&m), Err(ApiError::MethodNotAllowed)));
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! An in-memory [`KeyStore`] for unit tests of the domain and HTTP layers. Integration tests
+//! use DynamoDB Local instead; nothing in production builds this.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+
+use crate::key::{ApiKey, KeyId, KeyState, OrgId};
+use crate::secret::SecretHash;
+use crate::store::{Credential, KeyStore, Position, Run, StoreError};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    keys: BTreeMap<(OrgId, KeyId), (ApiKey, SecretHash)>,
+    credentials: HashMap<SecretHash, (OrgId, KeyId)>,
+}
+
+impl MemoryStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl KeyStore for MemoryStore {
+    async fn get_key(&self, org: &OrgId, id: KeyId) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self
+            .lock()
+            .keys
+            .get(&(org.clone(), id))
+            .map(|(k, _)| k.clone()))
+    }
+
+    async fn find_credential(&self, hash: &SecretHash) -> Result<Option<Credential>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .credentials
+            .get(hash)
+            .and_then(|at| inner.keys.get(at))
+            .map(|(k, _)| Credential {
+                org: k.org.clone(),
+                key_id: k.id,
+                access: k.access.clone(),
+                state: k.state,
+                expires: k.expires,
+            }))
+    }
+
+    async fn read_run(
+        &self,
+        org: &OrgId,
+        from: Option<Position>,
+        ascending: bool,
+        max: usize,
+    ) -> Result<Run, StoreError> {
+        let inner = self.lock();
+        let mine = inner
+            .keys
+            .values()
+            .map(|(k, _)| k)
+            .filter(|k| &k.org == org);
+        let past = |k: &&ApiKey| match from {
+            None => true,
+            Some(p) if ascending => k.id > p,
+            Some(p) => k.id < p,
+        };
+        let keys: Vec<ApiKey> = if ascending {
+            mine.filter(past).take(max).cloned().collect()
+        } else {
+            mine.rev().filter(past).take(max).cloned().collect()
+        };
+        Ok(Run { keys })
+    }
+
+    async fn insert_key(&self, key: &ApiKey, hash: &SecretHash) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner
+            .credentials
+            .insert(hash.clone(), (key.org.clone(), key.id));
+        inner
+            .keys
+            .insert((key.org.clone(), key.id), (key.clone(), hash.clone()));
+        Ok(())
+    }
+
+    async fn set_state(
+        &self,
+        org: &OrgId,
+        id: KeyId,
+        state: KeyState,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(match self.lock().keys.get_mut(&(org.clone(), id)) {
+            Some((k, _)) => {
+                k.state = state;
+                k.updated = now;
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn delete_key(&self, org: &OrgId, id: KeyId) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        match inner.keys.remove(&(org.clone(), id)) {
+            Some((_, hash)) => {
+                inner.credentials.remove(&hash);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}

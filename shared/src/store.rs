@@ -1,0 +1,156 @@
+//! What the domain needs from storage, as a trait, with its error type.
+//!
+//! `dynamo::DynamoStore` is the real implementation; `memory::MemoryStore` (unit tests only)
+//! is the other. Every read takes the organization as an argument, so no call can reach a
+//! key without naming the tenant it belongs to.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::key::{Access, ApiKey, KeyId, KeyState, OrgId, status_at};
+use crate::secret::{Secret, SecretHash};
+
+/// A storage failure, split by what the client should be told.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Throttled, timed out, or unreachable: worth retrying shortly (503).
+    #[error("the key store is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Anything else: a bug or a misconfiguration (500). The source is logged, never shown.
+    #[error("the key store failed")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// What authentication learns from a secret's hash, in one read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credential {
+    pub org: OrgId,
+    pub key_id: KeyId,
+    pub access: Access,
+    pub state: KeyState,
+    pub expires: Option<DateTime<Utc>>,
+}
+
+impl Credential {
+    pub fn status_at(&self, now: DateTime<Utc>) -> crate::key::KeyStatus {
+        status_at(self.state, self.expires, now)
+    }
+}
+
+/// A key to create.
+#[derive(Clone, Debug)]
+pub struct NewKey {
+    pub org: OrgId,
+    pub name: String,
+    pub creator_id: Uuid,
+    pub access: Access,
+    pub expires: Option<DateTime<Utc>>,
+    /// The id, a UUIDv7 whose timestamp is the creation time; `None` means a new id for now.
+    /// Fixtures and demos pass [`KeyId::new_at`] or a fixed id.
+    pub id: Option<KeyId>,
+}
+
+impl NewKey {
+    /// The record to store for this key with this secret, and its id.
+    pub fn into_record(self, secret: &Secret) -> ApiKey {
+        let id = self.id.unwrap_or_else(KeyId::generate);
+        // The stored creation time is the one the id carries, so that ordering by
+        // (created_date, id) and ordering by id are the same order.
+        let created = id.created_at().unwrap_or_else(Utc::now);
+        ApiKey {
+            id,
+            org: self.org,
+            name: self.name,
+            created,
+            updated: created,
+            last_used: None,
+            expires: self.expires,
+            creator_id: self.creator_id,
+            access: self.access,
+            state: KeyState::Active,
+            last_four: secret.last_four(),
+        }
+    }
+}
+
+/// A position in an organization's keys, in id order. It needs no key to exist there.
+pub type Position = KeyId;
+
+/// A run of keys read from one organization, in one direction.
+#[derive(Clone, Debug, Default)]
+pub struct Run {
+    pub keys: Vec<ApiKey>,
+}
+
+/// The storage operations the service uses.
+pub trait KeyStore: Send + Sync {
+    /// The organization's key with this id, if any.
+    fn get_key(
+        &self,
+        org: &OrgId,
+        id: KeyId,
+    ) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + Send;
+
+    /// Who holds the secret with this hash, if anyone.
+    fn find_credential(
+        &self,
+        hash: &SecretHash,
+    ) -> impl Future<Output = Result<Option<Credential>, StoreError>> + Send;
+
+    /// Up to `max` keys of the organization, strictly past `from` (or from the start), in
+    /// ascending id order when `ascending`, else descending.
+    fn read_run(
+        &self,
+        org: &OrgId,
+        from: Option<Position>,
+        ascending: bool,
+        max: usize,
+    ) -> impl Future<Output = Result<Run, StoreError>> + Send;
+
+    /// Stores a new key under its secret's hash, atomically with its credential.
+    fn insert_key(
+        &self,
+        key: &ApiKey,
+        hash: &SecretHash,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Sets a key's state; `false` if the organization has no such key.
+    fn set_state(
+        &self,
+        org: &OrgId,
+        id: KeyId,
+        state: KeyState,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Deletes a key and its credential; `false` if the organization has no such key.
+    fn delete_key(
+        &self,
+        org: &OrgId,
+        id: KeyId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Creates a key with a fresh random secret and returns both. The secret is shown once.
+pub async fn create_key<S: KeyStore>(
+    store: &S,
+    new: NewKey,
+) -> Result<(ApiKey, Secret), StoreError> {
+    let secret = Secret::generate().map_err(|e| StoreError::Internal(Box::new(e)))?;
+    let key = create_key_with_secret(store, new, &secret).await?;
+    Ok((key, secret))
+}
+
+/// Creates a key whose secret is given: for fixtures and the local demo, whose secrets are
+/// known in advance.
+pub async fn create_key_with_secret<S: KeyStore>(
+    store: &S,
+    new: NewKey,
+    secret: &Secret,
+) -> Result<ApiKey, StoreError> {
+    let key = new.into_record(secret);
+    store.insert_key(&key, &secret.hash()).await?;
+    Ok(key)
+}
