@@ -1,0 +1,93 @@
+//! The error statuses that are not about keys: method, content negotiation, and the store.
+
+use apikeys::App;
+use apikeys::dynamo::DynamoStore;
+use apikeys::page::CursorKeys;
+use apikeys_tests::*;
+
+#[tokio::test]
+async fn other_methods_are_405_with_allow() {
+    let app = app().await;
+    let org = org();
+    let secret = admin(&app, &org).await;
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        for payload in PAYLOADS {
+            let reply = Call::list(payload).method(method).bearer(&secret).send(&app).await;
+            assert!(reply.problem(405).contains("GET and HEAD"));
+            assert_eq!(reply.header("allow"), Some("GET, HEAD"));
+            let reply = Call::get(payload, uuid::Uuid::nil()).method(method).send(&app).await;
+            reply.problem(405);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_accept_header_without_json_is_406() {
+    let app = app().await;
+    let org = org();
+    let secret = admin(&app, &org).await;
+    for accept in ["text/html", "application/xml", "application/json;q=0"] {
+        let reply = Call::list(Payload::Rest).header("Accept", accept).bearer(&secret).send(&app).await;
+        assert!(reply.problem(406).contains("application/json"), "{accept}");
+    }
+    for accept in ["application/json", "*/*", "text/html, application/*;q=0.2"] {
+        let reply = Call::list(Payload::Http).header("Accept", accept).bearer(&secret).send(&app).await;
+        assert_eq!(reply.status, 200, "{accept}");
+    }
+}
+
+#[tokio::test]
+async fn every_response_says_nosniff_and_is_not_cached() {
+    let app = app().await;
+    let org = org();
+    let secret = admin(&app, &org).await;
+    for reply in [
+        Call::list(Payload::Rest).bearer(&secret).send(&app).await,
+        Call::list(Payload::Rest).send(&app).await,
+    ] {
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(reply.header("cache-control"), Some("no-store"));
+    }
+}
+
+/// An application whose store points at a loopback port nobody listens on.
+async fn unreachable_store() -> App<DynamoStore> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let config = apikeys::config::sdk_config().await;
+    let dynamo = aws_sdk_dynamodb::config::Builder::from(&config)
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .build();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(dynamo), "t");
+    App { store, cursors: CursorKeys::parse(CURSOR_SECRET).unwrap() }
+}
+
+#[tokio::test]
+async fn an_unreachable_store_is_503_with_retry_after() {
+    let app = unreachable_store().await;
+    let secret = apikeys::secret::Secret::generate().unwrap();
+    let started = std::time::Instant::now();
+    for payload in PAYLOADS {
+        let reply = Call::list(payload).bearer(&secret).send(&app).await;
+        assert!(reply.problem(503).contains("temporarily unavailable"));
+        assert_eq!(reply.header("retry-after"), Some("1"));
+    }
+    assert!(started.elapsed() < apikeys::config::OPERATION_TIMEOUT * 4);
+}
+
+#[tokio::test]
+async fn a_missing_table_is_500_without_internals() {
+    let real = app().await;
+    let org = org();
+    let secret = admin(&real, &org).await;
+    let store = DynamoStore::new(real.store.client().clone(), "no-such-table");
+    let app = App { store, cursors: real.cursors.clone() };
+    let reply = Call::list(Payload::Http).bearer(&secret).send(&app).await;
+    let detail = reply.problem(500);
+    assert!(detail.contains("request_id"));
+    let raw = String::from_utf8(reply.raw).unwrap();
+    for leak in ["no-such-table", "Exception", "ResourceNotFound", "dynamodb", "127.0.0.1"] {
+        assert!(!raw.contains(leak), "{leak} in {raw}");
+    }
+}

@@ -1,0 +1,79 @@
+//! No organization ever sees another's keys: by id, by listing, by position, or by cursor.
+
+use apikeys::key::ApiKey;
+use apikeys_tests::*;
+use chrono::{TimeZone, Utc};
+
+struct Tenant {
+    secret: apikeys::secret::Secret,
+    keys: Vec<ApiKey>,
+}
+
+/// Two organizations whose keys interleave in time, so positions of one fall among the other's.
+async fn two_tenants(app: &apikeys::App<apikeys::dynamo::DynamoStore>) -> (Tenant, Tenant) {
+    let (a, b) = (org(), org());
+    let start = Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap();
+    let a_keys = create_many(app, &a, 30, start).await;
+    let b_keys = create_many(app, &b, 30, start + chrono::Duration::microseconds(500)).await;
+    let a_secret = admin(app, &a).await;
+    let b_secret = admin(app, &b).await;
+    (Tenant { secret: a_secret, keys: a_keys }, Tenant { secret: b_secret, keys: b_keys })
+}
+
+fn foreign(reply: &Reply, other: &Tenant) -> Vec<String> {
+    let theirs: Vec<String> = other.keys.iter().map(|k| k.id.to_string()).collect();
+    reply.ids().into_iter().filter(|id| theirs.contains(id)).collect()
+}
+
+#[tokio::test]
+async fn another_organizations_key_is_404_exactly_like_a_missing_one() {
+    let app = app().await;
+    let (a, b) = two_tenants(&app).await;
+    for payload in PAYLOADS {
+        let theirs = Call::get(payload, b.keys[3].id).bearer(&a.secret).send(&app).await;
+        let missing = Call::get(payload, apikeys::key::KeyId::generate()).bearer(&a.secret).send(&app).await;
+        assert_eq!(theirs.problem(404), missing.problem(404));
+        assert_eq!(theirs.headers.len(), missing.headers.len());
+    }
+}
+
+#[tokio::test]
+async fn a_listing_holds_only_the_callers_keys() {
+    let app = app().await;
+    let (a, b) = two_tenants(&app).await;
+    for order in ["asc", "desc"] {
+        let reply = Call::list(Payload::Rest).query("order", order).query("limit", 1000).bearer(&a.secret).send(&app).await;
+        assert_eq!(reply.ids().len(), 31);
+        assert!(foreign(&reply, &b).is_empty());
+        assert_eq!(reply.body["has_more"], false);
+    }
+}
+
+#[tokio::test]
+async fn positions_at_foreign_keys_only_ever_yield_the_callers_keys() {
+    let app = app().await;
+    let (a, b) = two_tenants(&app).await;
+    for k in [&b.keys[0], &b.keys[15], &b.keys[29]] {
+        for param in ["after", "before"] {
+            for order in ["asc", "desc"] {
+                let reply = Call::list(Payload::Http).query(param, k.id).query("order", order).query("limit", 1000).bearer(&a.secret).send(&app).await;
+                assert_eq!(reply.status, 200);
+                assert!(foreign(&reply, &b).is_empty(), "{param} {order}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn another_organizations_cursor_is_refused() {
+    let app = app().await;
+    let (a, b) = two_tenants(&app).await;
+    let theirs = Call::list(Payload::Rest).query("limit", 5).bearer(&b.secret).send(&app).await;
+    let cursor = theirs.body["next_cursor"].as_str().unwrap();
+    let reply = Call::list(Payload::Rest).query("cursor", cursor).bearer(&a.secret).send(&app).await;
+    assert!(reply.problem(422).contains("not a cursor this service issued"));
+    // And the owner can still use it.
+    let reply = Call::list(Payload::Rest).query("cursor", cursor).bearer(&b.secret).send(&app).await;
+    assert_eq!(reply.status, 200);
+    assert!(foreign(&reply, &a).is_empty());
+}

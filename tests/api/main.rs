@@ -1,0 +1,9 @@
+//! The API, end to end: handlers on real API Gateway payloads, against DynamoDB Local.
+
+mod auth;
+mod errors;
+mod events;
+mod get;
+mod isolation;
+mod list;
+mod store;

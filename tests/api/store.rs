@@ -1,0 +1,53 @@
+//! The domain's writes on DynamoDB: create, disable, enable, delete.
+
+use apikeys::key::{KeyId, KeyState};
+use apikeys::secret::Secret;
+use apikeys::store::KeyStore;
+use apikeys_tests::*;
+
+#[tokio::test]
+async fn a_created_key_is_stored_with_its_secrets_hash_only() {
+    let app = app().await;
+    let org = org();
+    let (key, secret) = create(&app, new_key(&org, "k")).await;
+    assert_eq!(Secret::parse(secret.expose()), Ok(secret.clone()));
+    assert_eq!(key.last_four, secret.expose()[secret.expose().len() - 4..]);
+    assert_eq!(key.id.created_at(), Some(key.created));
+
+    // Nothing in the table holds the secret itself.
+    let scan = app.store.client().scan().table_name(app.store.table()).send().await.unwrap();
+    let dump = format!("{:?}", scan.items());
+    assert!(!dump.contains(secret.expose()));
+    assert!(dump.contains(secret.hash().as_str()));
+    assert_eq!(scan.count(), 2, "the key item and its credential");
+
+    let found = app.store.find_credential(&secret.hash()).await.unwrap().unwrap();
+    assert_eq!((found.org, found.key_id), (org.clone(), key.id));
+    assert_eq!(app.store.get_key(&org, key.id).await.unwrap(), Some(key));
+}
+
+#[tokio::test]
+async fn disabling_reaches_the_credential_and_deleting_removes_both_items() {
+    let app = app().await;
+    let org = org();
+    let (key, secret) = create(&app, new_key(&org, "k")).await;
+    assert!(set_state(&app, &org, key.id, KeyState::Disabled).await);
+    let found = app.store.find_credential(&secret.hash()).await.unwrap().unwrap();
+    assert_eq!(found.state, KeyState::Disabled);
+    assert!(app.store.delete_key(&org, key.id).await.unwrap());
+    assert!(app.store.find_credential(&secret.hash()).await.unwrap().is_none());
+    assert!(app.store.get_key(&org, key.id).await.unwrap().is_none());
+    let scan = app.store.client().scan().table_name(app.store.table()).send().await.unwrap();
+    assert_eq!(scan.count(), 0);
+}
+
+#[tokio::test]
+async fn writes_to_a_missing_key_or_another_organizations_key_report_false() {
+    let app = app().await;
+    let (a, b) = (org(), org());
+    let (key, _) = create(&app, new_key(&a, "k")).await;
+    assert!(!set_state(&app, &b, key.id, KeyState::Disabled).await);
+    assert!(!app.store.delete_key(&b, key.id).await.unwrap());
+    assert!(!app.store.delete_key(&a, KeyId::generate()).await.unwrap());
+    assert_eq!(app.store.get_key(&a, key.id).await.unwrap().unwrap().state, KeyState::Active);
+}

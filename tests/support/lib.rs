@@ -1,0 +1,353 @@
+//! Helpers for the integration tests: a fresh table on DynamoDB Local per test, key
+//! fixtures, and real API Gateway payloads (REST v1 and HTTP API v2) built into
+//! `lambda_http` requests the way the runtime builds them.
+
+use apikeys::App;
+use apikeys::dynamo::DynamoStore;
+use apikeys::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
+use apikeys::page::CursorKeys;
+use apikeys::secret::Secret;
+use apikeys::store::{KeyStore, NewKey, create_key};
+use chrono::{DateTime, Utc};
+use lambda_http::{Body, Response};
+use serde_json::{Value, json};
+
+pub const CURSOR_SECRET: &str = "integration-tests-cursor-secret-0123456789";
+
+/// The SDK configuration the functions use, pointed at DynamoDB Local by
+/// `AWS_ENDPOINT_URL_DYNAMODB` (set by `tools/dynamodb-local.sh run`).
+pub async fn client() -> aws_sdk_dynamodb::Client {
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some(),
+        "these tests run against DynamoDB Local: use `make test`, or \
+         `tools/dynamodb-local.sh run cargo test`"
+    );
+    aws_sdk_dynamodb::Client::new(&apikeys::config::sdk_config().await)
+}
+
+/// An application on a new, empty table of its own.
+pub async fn app() -> App<DynamoStore> {
+    let table = format!("apikeys-test-{}", uuid::Uuid::now_v7().simple());
+    let store = DynamoStore::new(client().await, table);
+    store.create_table().await.expect("create the test table");
+    App { store, cursors: CursorKeys::parse(CURSOR_SECRET).unwrap() }
+}
+
+/// A new organization id, unique to the test.
+pub fn org() -> OrgId {
+    format!("org-{}", uuid::Uuid::now_v7().simple()).parse().unwrap()
+}
+
+/// A key to create in `org`: unrestricted, named `name`, by a fixed creator.
+pub fn new_key(org: &OrgId, name: &str) -> NewKey {
+    NewKey {
+        org: org.clone(),
+        name: name.to_owned(),
+        creator_id: uuid::Uuid::from_u128(0x3c90c3cc_0d44_4b50_8888_8dd25736052a),
+        access: Access::Unrestricted,
+        expires: None,
+        id: None,
+    }
+}
+
+pub fn restricted(permissions: &[Permission]) -> Access {
+    Access::new(true, permissions.to_vec())
+}
+
+/// Creates a key and returns it with its secret.
+pub async fn create(app: &App<DynamoStore>, new: NewKey) -> (ApiKey, Secret) {
+    create_key(&app.store, new).await.expect("create a key")
+}
+
+/// Sets a key's state now; `false` if there is no such key.
+pub async fn set_state(app: &App<DynamoStore>, org: &OrgId, id: KeyId, state: KeyState) -> bool {
+    app.store.set_state(org, id, state, Utc::now()).await.expect("set a key's state")
+}
+
+/// An unrestricted caller in `org`.
+pub async fn admin(app: &App<DynamoStore>, org: &OrgId) -> Secret {
+    create(app, new_key(org, "admin")).await.1
+}
+
+/// Creates `n` keys in `org`, with creation times one millisecond apart from `start`
+/// and distinct names, `concurrency` at a time. Returns them in creation order.
+pub async fn create_many(
+    app: &App<DynamoStore>,
+    org: &OrgId,
+    n: usize,
+    start: DateTime<Utc>,
+) -> Vec<ApiKey> {
+    const CONCURRENCY: usize = 32;
+    let mut keys = Vec::with_capacity(n);
+    let ids: Vec<usize> = (0..n).collect();
+    for chunk in ids.chunks(CONCURRENCY) {
+        let mut set = tokio::task::JoinSet::new();
+        for &i in chunk {
+            let store = app.store.clone();
+            let mut new = new_key(org, &format!("key {i:05}"));
+            new.id = Some(KeyId::new_at(start + chrono::Duration::milliseconds(i as i64)));
+            set.spawn(async move { create_key(&store, new).await.expect("create a key").0 });
+        }
+        keys.extend(set.join_all().await);
+    }
+    keys.sort_by_key(|k| k.id);
+    keys
+}
+
+/// Which API Gateway payload a request arrives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// REST API, payload format 1.0.
+    Rest,
+    /// HTTP API, payload format 2.0.
+    Http,
+}
+
+pub const PAYLOADS: [Payload; 2] = [Payload::Rest, Payload::Http];
+
+/// A request to the API, built into a real API Gateway event.
+#[derive(Clone, Debug)]
+pub struct Call {
+    payload: Payload,
+    method: String,
+    path: String,
+    id: Option<String>,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+}
+
+impl Call {
+    /// `GET /v1/api_key/{id}`.
+    pub fn get(payload: Payload, id: impl ToString) -> Self {
+        let id = id.to_string();
+        Call {
+            payload,
+            method: "GET".into(),
+            path: format!("/v1/api_key/{id}"),
+            id: Some(id),
+            query: vec![],
+            headers: vec![],
+        }
+    }
+
+    /// `GET /v1/api_key/`.
+    pub fn list(payload: Payload) -> Self {
+        Call {
+            payload,
+            method: "GET".into(),
+            path: "/v1/api_key/".into(),
+            id: None,
+            query: vec![],
+            headers: vec![],
+        }
+    }
+
+    pub fn path(mut self, path: &str) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    pub fn method(mut self, method: &str) -> Self {
+        self.method = method.into();
+        self
+    }
+
+    pub fn query(mut self, name: &str, value: impl ToString) -> Self {
+        self.query.push((name.into(), value.to_string()));
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: impl ToString) -> Self {
+        self.headers.push((name.into(), value.to_string()));
+        self
+    }
+
+    pub fn bearer(self, secret: &Secret) -> Self {
+        self.header("Authorization", format!("Bearer {}", secret.expose()))
+    }
+
+    pub fn api_key(self, secret: &Secret) -> Self {
+        self.header("X-API-KEY", secret.expose())
+    }
+
+    /// The API Gateway event for this request, as JSON.
+    pub fn event(&self) -> Value {
+        let request_id = uuid::Uuid::now_v7().to_string();
+        let mut headers = serde_json::Map::new();
+        let mut multi_headers = serde_json::Map::new();
+        headers.insert("host".into(), json!("abc123.execute-api.us-east-1.amazonaws.com"));
+        for (k, v) in &self.headers {
+            headers.insert(k.clone(), json!(v));
+            multi_headers.entry(k.clone()).or_insert_with(|| json!([])).as_array_mut().unwrap().push(json!(v));
+        }
+        let path_params = self.id.as_ref().map(|id| json!({ "id": id }));
+        let resource = if self.id.is_some() { "/v1/api_key/{id}" } else { "/v1/api_key" };
+        match self.payload {
+            Payload::Rest => {
+                let mut single = serde_json::Map::new();
+                let mut multi = serde_json::Map::new();
+                for (k, v) in &self.query {
+                    single.insert(k.clone(), json!(v));
+                    multi.entry(k.clone()).or_insert_with(|| json!([])).as_array_mut().unwrap().push(json!(v));
+                }
+                let q = |m: serde_json::Map<String, Value>| if m.is_empty() { Value::Null } else { Value::Object(m) };
+                json!({
+                    "resource": resource,
+                    "path": self.path,
+                    "httpMethod": self.method,
+                    "headers": headers,
+                    "multiValueHeaders": multi_headers,
+                    "queryStringParameters": q(single),
+                    "multiValueQueryStringParameters": q(multi),
+                    "pathParameters": path_params,
+                    "stageVariables": null,
+                    "requestContext": {
+                        "accountId": "123456789012",
+                        "apiId": "abc123",
+                        "resourceId": "r1",
+                        "resourcePath": resource,
+                        "httpMethod": self.method,
+                        "path": format!("/Prod{}", self.path),
+                        "stage": "Prod",
+                        "protocol": "HTTP/1.1",
+                        "requestId": request_id,
+                        "requestTimeEpoch": 1_700_000_000_000u64,
+                        "identity": { "sourceIp": "127.0.0.1", "userAgent": "tests" }
+                    },
+                    "body": null,
+                    "isBase64Encoded": false
+                })
+            }
+            Payload::Http => {
+                let raw_query = self
+                    .query
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                    .collect::<Vec<_>>()
+                    .join("&");
+                let mut single = serde_json::Map::new();
+                for (k, v) in &self.query {
+                    // HTTP API joins repeated parameters with commas.
+                    let joined = match single.get(k) {
+                        Some(Value::String(prev)) => format!("{prev},{v}"),
+                        _ => v.clone(),
+                    };
+                    single.insert(k.clone(), json!(joined));
+                }
+                let mut lower = serde_json::Map::new();
+                for (k, v) in headers {
+                    let k = k.to_ascii_lowercase();
+                    let joined = match lower.get(&k) {
+                        Some(Value::String(prev)) => format!("{prev},{}", v.as_str().unwrap()),
+                        _ => v.as_str().unwrap().to_owned(),
+                    };
+                    lower.insert(k, json!(joined));
+                }
+                let route = format!("ANY {resource}");
+                json!({
+                    "version": "2.0",
+                    "routeKey": route,
+                    "rawPath": self.path,
+                    "rawQueryString": raw_query,
+                    "headers": lower,
+                    "queryStringParameters": if single.is_empty() { Value::Null } else { Value::Object(single) },
+                    "pathParameters": path_params,
+                    "requestContext": {
+                        "accountId": "123456789012",
+                        "apiId": "abc123",
+                        "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+                        "domainPrefix": "abc123",
+                        "http": {
+                            "method": self.method,
+                            "path": self.path,
+                            "protocol": "HTTP/1.1",
+                            "sourceIp": "127.0.0.1",
+                            "userAgent": "tests"
+                        },
+                        "requestId": request_id,
+                        "routeKey": route,
+                        "stage": "$default",
+                        "time": "14/Nov/2023:22:13:20 +0000",
+                        "timeEpoch": 1_700_000_000_000u64
+                    },
+                    "isBase64Encoded": false
+                })
+            }
+        }
+    }
+
+    pub fn request(&self) -> lambda_http::Request {
+        lambda_http::request::from_str(&self.event().to_string()).expect("a valid API Gateway event")
+    }
+
+    /// Runs the request through the handler of its path.
+    pub async fn send(&self, app: &App<DynamoStore>) -> Reply {
+        let req = self.request();
+        let response = if self.id.is_some() {
+            apikeys::http::get_key(app, req).await
+        } else {
+            apikeys::http::list_keys(app, req).await
+        };
+        Reply::from(response)
+    }
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A handler's response, with its body parsed.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: lambda_http::http::HeaderMap,
+    pub raw: Vec<u8>,
+    pub body: Value,
+}
+
+impl From<Response<Body>> for Reply {
+    fn from(response: Response<Body>) -> Self {
+        let (parts, body) = response.into_parts();
+        let raw = body.to_vec();
+        let body = if raw.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&raw).expect("the body is JSON")
+        };
+        Reply { status: parts.status.as_u16(), headers: parts.headers, raw, body }
+    }
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The ids of a list page's `data`.
+    pub fn ids(&self) -> Vec<String> {
+        self.body["data"]
+            .as_array()
+            .expect("a page has data")
+            .iter()
+            .map(|k| k["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Asserts this is a problem+json with this status, and returns its detail.
+    #[track_caller]
+    pub fn problem(&self, status: u16) -> &str {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"));
+        assert_eq!(self.body["status"], status);
+        assert_eq!(self.body["type"], "about:blank");
+        let title = lambda_http::http::StatusCode::from_u16(status).unwrap().canonical_reason().unwrap();
+        assert_eq!(self.body["title"], title);
+        assert!(!self.body["request_id"].as_str().unwrap().is_empty());
+        self.body["detail"].as_str().expect("a detail")
+    }
+}
