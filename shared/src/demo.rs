@@ -79,7 +79,10 @@ fn keys() -> Vec<DemoKey> {
 
 /// The secret of the demo key with this id.
 pub fn secret_of(id: &str) -> Option<Secret> {
-    keys().into_iter().find(|k| k.id == id).map(|k| Secret::from_random(*k.secret))
+    keys()
+        .into_iter()
+        .find(|k| k.id == id)
+        .map(|k| Secret::from_random(*k.secret))
 }
 
 fn parse<T: std::str::FromStr>(s: &str) -> T
@@ -99,7 +102,9 @@ pub async fn seed<S: KeyStore>(store: &S) -> Result<Vec<ApiKey>, StoreError> {
     let mut created = Vec::new();
     for k in keys() {
         let id: KeyId = parse(k.id);
-        let expires = k.expired.then(|| Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap());
+        let expires = k
+            .expired
+            .then(|| Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap());
         let new = NewKey {
             org: org.clone(),
             name: k.name.to_owned(),
@@ -110,7 +115,9 @@ pub async fn seed<S: KeyStore>(store: &S) -> Result<Vec<ApiKey>, StoreError> {
         };
         let mut key = create_key_with_secret(store, new, &Secret::from_random(*k.secret)).await?;
         if k.disabled {
-            store.set_state(&org, id, KeyState::Disabled, key.created).await?;
+            store
+                .set_state(&org, id, KeyState::Disabled, key.created)
+                .await?;
             key.state = KeyState::Disabled;
         }
         created.push(key);
@@ -125,7 +132,10 @@ mod tests {
     #[test]
     fn the_admin_constant_is_the_secret_its_bytes_make() {
         assert_eq!(secret_of(ADMIN_ID).unwrap().expose(), ADMIN_SECRET);
-        assert_eq!(Secret::parse(ADMIN_SECRET), Ok(secret_of(ADMIN_ID).unwrap()));
+        assert_eq!(
+            Secret::parse(ADMIN_SECRET),
+            Ok(secret_of(ADMIN_ID).unwrap())
+        );
     }
 
     #[test]

@@ -431,6 +431,75 @@ mod tests {
         assert!(retired.open(&org("a"), &old).is_err());
     }
 
+    #[tokio::test]
+    async fn pages_read_one_extra_key_so_has_more_is_exact_in_both_directions() {
+        use crate::memory::MemoryStore;
+        use crate::store::{NewKey, create_key};
+        use chrono::{TimeZone, Utc};
+
+        let store = MemoryStore::default();
+        let o = org("a");
+        let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let new = NewKey {
+                org: o.clone(),
+                name: format!("k{i}"),
+                creator_id: uuid::Uuid::nil(),
+                access: crate::key::Access::Unrestricted,
+                expires: None,
+                id: Some(KeyId::new_at(start + chrono::Duration::seconds(i))),
+            };
+            ids.push(create_key(&store, new).await.unwrap().0.id);
+        }
+        let page = |limit, order, direction, from| ListRequest {
+            limit,
+            order,
+            direction,
+            from,
+        };
+        let got = |p: &Page| p.keys.iter().map(|k| k.id).collect::<Vec<_>>();
+
+        let p = list_keys(
+            &store,
+            &o,
+            &page(5, Order::Asc, Direction::Forward, None),
+            &keys(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (got(&p), p.has_more, p.next_cursor.is_none()),
+            (ids.clone(), false, true)
+        );
+
+        let p = list_keys(
+            &store,
+            &o,
+            &page(2, Order::Asc, Direction::Backward, Some(ids[3])),
+            &keys(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            got(&p),
+            ids[1..3],
+            "the page just before, in the requested order"
+        );
+        assert!(p.has_more);
+        let next = ListRequest::parse(
+            RawListParams {
+                cursor: p.next_cursor.as_deref(),
+                ..Default::default()
+            },
+            &o,
+            &keys(),
+        )
+        .unwrap();
+        let p = list_keys(&store, &o, &next, &keys()).await.unwrap();
+        assert_eq!((got(&p), p.has_more), (vec![ids[0]], false));
+    }
+
     #[test]
     fn short_cursor_secrets_are_refused() {
         assert!(CursorKeys::parse("short").is_err());

@@ -15,7 +15,10 @@ async fn both_auth_headers_are_accepted() {
         assert_eq!(reply.status, 200, "bearer, {payload:?}");
         let reply = Call::list(payload).api_key(&secret).send(&app).await;
         assert_eq!(reply.status, 200, "x-api-key, {payload:?}");
-        let reply = Call::list(payload).header("x-api-key", secret.expose()).send(&app).await;
+        let reply = Call::list(payload)
+            .header("x-api-key", secret.expose())
+            .send(&app)
+            .await;
         assert_eq!(reply.status, 200, "lower-case header, {payload:?}");
     }
 }
@@ -27,17 +30,46 @@ async fn missing_or_invalid_credentials_are_401_with_a_challenge() {
     let secret = admin(&app, &org).await;
     let unknown = Secret::generate().unwrap();
     let cases: Vec<(Call, &str, &str)> = vec![
-        (Call::list(Payload::Rest), "no API key", "Bearer realm=\"apikeys\""),
-        (Call::list(Payload::Http).header("Authorization", "Bearer "), "no API key", "Bearer realm=\"apikeys\""),
-        (Call::list(Payload::Http).header("Authorization", format!("Basic {}", secret.expose())), "Bearer scheme", "invalid_token"),
-        (Call::list(Payload::Rest).header("Authorization", "Bearer apk_made_up"), "not valid", "invalid_token"),
-        (Call::list(Payload::Rest).bearer(&unknown), "not valid", "invalid_token"),
-        (Call::list(Payload::Http).bearer(&secret).api_key(&unknown), "different keys", "invalid_token"),
+        (
+            Call::list(Payload::Rest),
+            "no API key",
+            "Bearer realm=\"apikeys\"",
+        ),
+        (
+            Call::list(Payload::Http).header("Authorization", "Bearer "),
+            "no API key",
+            "Bearer realm=\"apikeys\"",
+        ),
+        (
+            Call::list(Payload::Http).header("Authorization", format!("Basic {}", secret.expose())),
+            "Bearer scheme",
+            "invalid_token",
+        ),
+        (
+            Call::list(Payload::Rest).header("Authorization", "Bearer apk_made_up"),
+            "not valid",
+            "invalid_token",
+        ),
+        (
+            Call::list(Payload::Rest).bearer(&unknown),
+            "not valid",
+            "invalid_token",
+        ),
+        (
+            Call::list(Payload::Http).bearer(&secret).api_key(&unknown),
+            "different keys",
+            "invalid_token",
+        ),
     ];
     for (call, detail, challenge) in cases {
         let reply = call.send(&app).await;
         assert!(reply.problem(401).contains(detail), "{}", reply.body);
-        assert!(reply.header("www-authenticate").unwrap().contains(challenge));
+        assert!(
+            reply
+                .header("www-authenticate")
+                .unwrap()
+                .contains(challenge)
+        );
     }
 }
 
@@ -52,7 +84,10 @@ async fn a_disabled_caller_is_refused_and_works_again_when_enabled() {
         assert!(reply.problem(401).contains("disabled"));
     }
     assert!(set_state(&app, &org, key.id, KeyState::Active).await);
-    let reply = Call::get(Payload::Rest, key.id).bearer(&secret).send(&app).await;
+    let reply = Call::get(Payload::Rest, key.id)
+        .bearer(&secret)
+        .send(&app)
+        .await;
     assert_eq!(reply.status, 200);
 }
 
@@ -92,9 +127,22 @@ async fn a_restricted_caller_needs_api_keys_view() {
     for payload in PAYLOADS {
         let reply = Call::list(payload).bearer(&without).send(&app).await;
         assert!(reply.problem(403).contains("api_keys.view"));
-        let reply = Call::get(payload, target.id).bearer(&without).send(&app).await;
+        let reply = Call::get(payload, target.id)
+            .bearer(&without)
+            .send(&app)
+            .await;
         assert!(reply.problem(403).contains("api_keys.view"));
-        assert_eq!(Call::list(payload).bearer(&with).send(&app).await.status, 200);
-        assert_eq!(Call::get(payload, target.id).bearer(&with).send(&app).await.status, 200);
+        assert_eq!(
+            Call::list(payload).bearer(&with).send(&app).await.status,
+            200
+        );
+        assert_eq!(
+            Call::get(payload, target.id)
+                .bearer(&with)
+                .send(&app)
+                .await
+                .status,
+            200
+        );
     }
 }

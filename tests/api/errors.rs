@@ -12,10 +12,17 @@ async fn other_methods_are_405_with_allow() {
     let secret = admin(&app, &org).await;
     for method in ["POST", "PUT", "PATCH", "DELETE"] {
         for payload in PAYLOADS {
-            let reply = Call::list(payload).method(method).bearer(&secret).send(&app).await;
+            let reply = Call::list(payload)
+                .method(method)
+                .bearer(&secret)
+                .send(&app)
+                .await;
             assert!(reply.problem(405).contains("GET and HEAD"));
             assert_eq!(reply.header("allow"), Some("GET, HEAD"));
-            let reply = Call::get(payload, uuid::Uuid::nil()).method(method).send(&app).await;
+            let reply = Call::get(payload, uuid::Uuid::nil())
+                .method(method)
+                .send(&app)
+                .await;
             reply.problem(405);
         }
     }
@@ -27,11 +34,19 @@ async fn an_accept_header_without_json_is_406() {
     let org = org();
     let secret = admin(&app, &org).await;
     for accept in ["text/html", "application/xml", "application/json;q=0"] {
-        let reply = Call::list(Payload::Rest).header("Accept", accept).bearer(&secret).send(&app).await;
+        let reply = Call::list(Payload::Rest)
+            .header("Accept", accept)
+            .bearer(&secret)
+            .send(&app)
+            .await;
         assert!(reply.problem(406).contains("application/json"), "{accept}");
     }
     for accept in ["application/json", "*/*", "text/html, application/*;q=0.2"] {
-        let reply = Call::list(Payload::Http).header("Accept", accept).bearer(&secret).send(&app).await;
+        let reply = Call::list(Payload::Http)
+            .header("Accept", accept)
+            .bearer(&secret)
+            .send(&app)
+            .await;
         assert_eq!(reply.status, 200, "{accept}");
     }
 }
@@ -60,7 +75,10 @@ async fn unreachable_store() -> App<DynamoStore> {
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .build();
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(dynamo), "t");
-    App { store, cursors: CursorKeys::parse(CURSOR_SECRET).unwrap() }
+    App {
+        store,
+        cursors: CursorKeys::parse(CURSOR_SECRET).unwrap(),
+    }
 }
 
 #[tokio::test]
@@ -82,12 +100,21 @@ async fn a_missing_table_is_500_without_internals() {
     let org = org();
     let secret = admin(&real, &org).await;
     let store = DynamoStore::new(real.store.client().clone(), "no-such-table");
-    let app = App { store, cursors: real.cursors.clone() };
+    let app = App {
+        store,
+        cursors: real.cursors.clone(),
+    };
     let reply = Call::list(Payload::Http).bearer(&secret).send(&app).await;
     let detail = reply.problem(500);
     assert!(detail.contains("request_id"));
     let raw = String::from_utf8(reply.raw).unwrap();
-    for leak in ["no-such-table", "Exception", "ResourceNotFound", "dynamodb", "127.0.0.1"] {
+    for leak in [
+        "no-such-table",
+        "Exception",
+        "ResourceNotFound",
+        "dynamodb",
+        "127.0.0.1",
+    ] {
         assert!(!raw.contains(leak), "{leak} in {raw}");
     }
 }

@@ -28,7 +28,10 @@ async fn every_sample_event_gives_its_documented_status() {
     let app = app().await;
     let seeded = apikeys::demo::seed(&app.store).await.unwrap();
     assert_eq!(seeded.len(), 5);
-    assert!(apikeys::demo::seed(&app.store).await.unwrap().is_empty(), "seeding is idempotent");
+    assert!(
+        apikeys::demo::seed(&app.store).await.unwrap().is_empty(),
+        "seeding is idempotent"
+    );
 
     let mut files: Vec<String> = std::fs::read_dir(events_dir())
         .unwrap()
@@ -39,7 +42,10 @@ async fn every_sample_event_gives_its_documented_status() {
     assert_eq!(files.len(), EXPECTED.len(), "{files:?}");
 
     for name in files {
-        let &(_, status) = EXPECTED.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("{name} has no expected status"));
+        let &(_, status) = EXPECTED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("{name} has no expected status"));
         let text = std::fs::read_to_string(events_dir().join(&name)).unwrap();
         let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
         let response = if name.starts_with("get-key.") {
@@ -52,7 +58,11 @@ async fn every_sample_event_gives_its_documented_status() {
         let reply = Reply::from(response);
         assert_eq!(reply.status, status, "{name}: {}", reply.body);
         if status == 200 {
-            assert_eq!(reply.header("content-type"), Some("application/json"), "{name}");
+            assert_eq!(
+                reply.header("content-type"),
+                Some("application/json"),
+                "{name}"
+            );
         } else {
             reply.problem(status);
         }
@@ -64,7 +74,12 @@ async fn the_sample_list_event_returns_the_demo_keys_oldest_first() {
     let app = app().await;
     apikeys::demo::seed(&app.store).await.unwrap();
     let text = std::fs::read_to_string(events_dir().join("list-keys.rest.json")).unwrap();
-    let reply = Reply::from(apikeys::http::list_keys(&app, lambda_http::request::from_str(&text).unwrap()).await);
-    assert_eq!(reply.ids(), [apikeys::demo::ADMIN_ID, apikeys::demo::VIEWER_ID]);
+    let reply = Reply::from(
+        apikeys::http::list_keys(&app, lambda_http::request::from_str(&text).unwrap()).await,
+    );
+    assert_eq!(
+        reply.ids(),
+        [apikeys::demo::ADMIN_ID, apikeys::demo::VIEWER_ID]
+    );
     assert_eq!(reply.body["has_more"], true);
 }

@@ -44,7 +44,10 @@ async fn an_unrestricted_key_has_null_permissions_and_no_expiry() {
     let org = org();
     let caller = admin(&app, &org).await;
     let (key, _) = create(&app, new_key(&org, "ci")).await;
-    let reply = Call::get(Payload::Http, key.id).bearer(&caller).send(&app).await;
+    let reply = Call::get(Payload::Http, key.id)
+        .bearer(&caller)
+        .send(&app)
+        .await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body["restricted"], false);
     assert!(reply.body["permissions"].is_null());
@@ -60,8 +63,16 @@ async fn all_56_permissions_are_stored_and_returned() {
     let mut new = new_key(&org, "everything");
     new.access = restricted(Permission::ALL);
     let (key, _) = create(&app, new).await;
-    let reply = Call::get(Payload::Rest, key.id).bearer(&caller).send(&app).await;
-    let got: Vec<&str> = reply.body["permissions"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    let reply = Call::get(Payload::Rest, key.id)
+        .bearer(&caller)
+        .send(&app)
+        .await;
+    let got: Vec<&str> = reply.body["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
     let want: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
     assert_eq!(got, want);
 }
@@ -72,18 +83,29 @@ async fn status_is_disabled_or_expired_as_the_key_is() {
     let org = org();
     let caller = admin(&app, &org).await;
     let mut off = new_key(&org, "off");
-    off.id = Some(KeyId::new_at(Utc.with_ymd_and_hms(2023, 1, 1, 0, 0, 0).unwrap()));
+    off.id = Some(KeyId::new_at(
+        Utc.with_ymd_and_hms(2023, 1, 1, 0, 0, 0).unwrap(),
+    ));
     let (disabled, _) = create(&app, off).await;
     assert!(set_state(&app, &org, disabled.id, KeyState::Disabled).await);
     let mut new = new_key(&org, "old");
     new.expires = Some(Utc::now() - chrono::Duration::seconds(1));
     let (expired, _) = create(&app, new).await;
 
-    let reply = Call::get(Payload::Rest, disabled.id).bearer(&caller).send(&app).await;
+    let reply = Call::get(Payload::Rest, disabled.id)
+        .bearer(&caller)
+        .send(&app)
+        .await;
     assert_eq!(reply.body["status"], "disabled");
     assert_eq!(reply.body["created_date"], "2023-01-01T00:00:00Z");
-    assert_ne!(reply.body["updated_date"], "2023-01-01T00:00:00Z", "disabling updates it");
-    let reply = Call::get(Payload::Rest, expired.id).bearer(&caller).send(&app).await;
+    assert_ne!(
+        reply.body["updated_date"], "2023-01-01T00:00:00Z",
+        "disabling updates it"
+    );
+    let reply = Call::get(Payload::Rest, expired.id)
+        .bearer(&caller)
+        .send(&app)
+        .await;
     assert_eq!(reply.body["status"], "expired");
 }
 
@@ -93,7 +115,10 @@ async fn a_missing_key_is_404() {
     let org = org();
     let caller = admin(&app, &org).await;
     for payload in PAYLOADS {
-        let reply = Call::get(payload, KeyId::generate()).bearer(&caller).send(&app).await;
+        let reply = Call::get(payload, KeyId::generate())
+            .bearer(&caller)
+            .send(&app)
+            .await;
         assert!(reply.problem(404).contains("no API key with this id"));
     }
 }
@@ -104,9 +129,15 @@ async fn a_malformed_id_is_422_naming_the_parameter() {
     let org = org();
     let caller = admin(&app, &org).await;
     for bad in ["not-a-uuid", "123", "3c90c3cc-0d44-4b50-8888-8dd25736052"] {
-        let reply = Call::get(Payload::Http, bad).bearer(&caller).send(&app).await;
+        let reply = Call::get(Payload::Http, bad)
+            .bearer(&caller)
+            .send(&app)
+            .await;
         let detail = reply.problem(422);
-        assert!(detail.contains("\"id\"") && detail.contains("UUID"), "{detail}");
+        assert!(
+            detail.contains("\"id\"") && detail.contains("UUID"),
+            "{detail}"
+        );
         assert_eq!(reply.body["parameter"], "id");
     }
 }
@@ -117,7 +148,11 @@ async fn head_returns_the_headers_of_get_without_a_body() {
     let org = org();
     let caller = admin(&app, &org).await;
     let (key, _) = create(&app, new_key(&org, "k")).await;
-    let reply = Call::get(Payload::Rest, key.id).method("HEAD").bearer(&caller).send(&app).await;
+    let reply = Call::get(Payload::Rest, key.id)
+        .method("HEAD")
+        .bearer(&caller)
+        .send(&app)
+        .await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
     assert!(reply.raw.is_empty());

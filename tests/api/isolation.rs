@@ -17,12 +17,25 @@ async fn two_tenants(app: &apikeys::App<apikeys::dynamo::DynamoStore>) -> (Tenan
     let b_keys = create_many(app, &b, 30, start + chrono::Duration::microseconds(500)).await;
     let a_secret = admin(app, &a).await;
     let b_secret = admin(app, &b).await;
-    (Tenant { secret: a_secret, keys: a_keys }, Tenant { secret: b_secret, keys: b_keys })
+    (
+        Tenant {
+            secret: a_secret,
+            keys: a_keys,
+        },
+        Tenant {
+            secret: b_secret,
+            keys: b_keys,
+        },
+    )
 }
 
 fn foreign(reply: &Reply, other: &Tenant) -> Vec<String> {
     let theirs: Vec<String> = other.keys.iter().map(|k| k.id.to_string()).collect();
-    reply.ids().into_iter().filter(|id| theirs.contains(id)).collect()
+    reply
+        .ids()
+        .into_iter()
+        .filter(|id| theirs.contains(id))
+        .collect()
 }
 
 #[tokio::test]
@@ -30,8 +43,14 @@ async fn another_organizations_key_is_404_exactly_like_a_missing_one() {
     let app = app().await;
     let (a, b) = two_tenants(&app).await;
     for payload in PAYLOADS {
-        let theirs = Call::get(payload, b.keys[3].id).bearer(&a.secret).send(&app).await;
-        let missing = Call::get(payload, apikeys::key::KeyId::generate()).bearer(&a.secret).send(&app).await;
+        let theirs = Call::get(payload, b.keys[3].id)
+            .bearer(&a.secret)
+            .send(&app)
+            .await;
+        let missing = Call::get(payload, apikeys::key::KeyId::generate())
+            .bearer(&a.secret)
+            .send(&app)
+            .await;
         assert_eq!(theirs.problem(404), missing.problem(404));
         assert_eq!(theirs.headers.len(), missing.headers.len());
     }
@@ -42,7 +61,12 @@ async fn a_listing_holds_only_the_callers_keys() {
     let app = app().await;
     let (a, b) = two_tenants(&app).await;
     for order in ["asc", "desc"] {
-        let reply = Call::list(Payload::Rest).query("order", order).query("limit", 1000).bearer(&a.secret).send(&app).await;
+        let reply = Call::list(Payload::Rest)
+            .query("order", order)
+            .query("limit", 1000)
+            .bearer(&a.secret)
+            .send(&app)
+            .await;
         assert_eq!(reply.ids().len(), 31);
         assert!(foreign(&reply, &b).is_empty());
         assert_eq!(reply.body["has_more"], false);
@@ -56,7 +80,13 @@ async fn positions_at_foreign_keys_only_ever_yield_the_callers_keys() {
     for k in [&b.keys[0], &b.keys[15], &b.keys[29]] {
         for param in ["after", "before"] {
             for order in ["asc", "desc"] {
-                let reply = Call::list(Payload::Http).query(param, k.id).query("order", order).query("limit", 1000).bearer(&a.secret).send(&app).await;
+                let reply = Call::list(Payload::Http)
+                    .query(param, k.id)
+                    .query("order", order)
+                    .query("limit", 1000)
+                    .bearer(&a.secret)
+                    .send(&app)
+                    .await;
                 assert_eq!(reply.status, 200);
                 assert!(foreign(&reply, &b).is_empty(), "{param} {order}");
             }
@@ -68,12 +98,28 @@ async fn positions_at_foreign_keys_only_ever_yield_the_callers_keys() {
 async fn another_organizations_cursor_is_refused() {
     let app = app().await;
     let (a, b) = two_tenants(&app).await;
-    let theirs = Call::list(Payload::Rest).query("limit", 5).bearer(&b.secret).send(&app).await;
+    let theirs = Call::list(Payload::Rest)
+        .query("limit", 5)
+        .bearer(&b.secret)
+        .send(&app)
+        .await;
     let cursor = theirs.body["next_cursor"].as_str().unwrap();
-    let reply = Call::list(Payload::Rest).query("cursor", cursor).bearer(&a.secret).send(&app).await;
-    assert!(reply.problem(422).contains("not a cursor this service issued"));
+    let reply = Call::list(Payload::Rest)
+        .query("cursor", cursor)
+        .bearer(&a.secret)
+        .send(&app)
+        .await;
+    assert!(
+        reply
+            .problem(422)
+            .contains("not a cursor this service issued")
+    );
     // And the owner can still use it.
-    let reply = Call::list(Payload::Rest).query("cursor", cursor).bearer(&b.secret).send(&app).await;
+    let reply = Call::list(Payload::Rest)
+        .query("cursor", cursor)
+        .bearer(&b.secret)
+        .send(&app)
+        .await;
     assert_eq!(reply.status, 200);
     assert!(foreign(&reply, &a).is_empty());
 }

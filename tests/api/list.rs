@@ -12,13 +12,26 @@ fn ids(keys: &[ApiKey]) -> Vec<String> {
 }
 
 /// An organization whose admin key is older than the `n` keys created after it.
-async fn org_with(app: &apikeys::App<apikeys::dynamo::DynamoStore>, n: usize) -> (apikeys::secret::Secret, Vec<ApiKey>) {
+async fn org_with(
+    app: &apikeys::App<apikeys::dynamo::DynamoStore>,
+    n: usize,
+) -> (apikeys::secret::Secret, Vec<ApiKey>) {
     let org = org();
     let mut new = new_key(&org, "admin");
-    new.id = Some(apikeys::key::KeyId::new_at(Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap()));
+    new.id = Some(apikeys::key::KeyId::new_at(
+        Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
+    ));
     let (admin_key, secret) = create(app, new).await;
     let mut all = vec![admin_key];
-    all.extend(create_many(app, &org, n, Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()).await);
+    all.extend(
+        create_many(
+            app,
+            &org,
+            n,
+            Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+        )
+        .await,
+    );
     (secret, all)
 }
 
@@ -40,7 +53,10 @@ async fn defaults_are_50_keys_newest_first() {
         let object = reply.body.as_object().unwrap();
         let mut fields: Vec<&str> = object.keys().map(String::as_str).collect();
         fields.sort();
-        assert_eq!(fields, ["data", "first_id", "has_more", "last_id", "next_cursor"]);
+        assert_eq!(
+            fields,
+            ["data", "first_id", "has_more", "last_id", "next_cursor"]
+        );
     }
 }
 
@@ -49,9 +65,21 @@ async fn limit_and_order_are_honoured_and_the_path_may_omit_its_slash() {
     let app = app().await;
     let (caller, all) = org_with(&app, 9).await;
     for path in ["/v1/api_key/", "/v1/api_key"] {
-        let reply = Call::list(Payload::Rest).path(path).query("limit", 3).query("order", "asc").bearer(&caller).send(&app).await;
+        let reply = Call::list(Payload::Rest)
+            .path(path)
+            .query("limit", 3)
+            .query("order", "asc")
+            .bearer(&caller)
+            .send(&app)
+            .await;
         assert_eq!(reply.ids(), ids(&all[..3]), "{path}");
-        let reply = Call::list(Payload::Http).path(path).query("limit", 1).query("order", "desc").bearer(&caller).send(&app).await;
+        let reply = Call::list(Payload::Http)
+            .path(path)
+            .query("limit", 1)
+            .query("order", "desc")
+            .bearer(&caller)
+            .send(&app)
+            .await;
         assert_eq!(reply.ids(), ids(&all[9..]), "{path}");
     }
 }
@@ -60,16 +88,28 @@ async fn limit_and_order_are_honoured_and_the_path_may_omit_its_slash() {
 async fn has_more_is_exact_and_the_last_page_has_no_cursor() {
     let app = app().await;
     let (caller, all) = org_with(&app, 5).await; // 6 keys
-    let reply = Call::list(Payload::Http).query("limit", 6).bearer(&caller).send(&app).await;
+    let reply = Call::list(Payload::Http)
+        .query("limit", 6)
+        .bearer(&caller)
+        .send(&app)
+        .await;
     assert_eq!(reply.ids().len(), 6);
     assert_eq!(reply.body["has_more"], false, "no empty page may follow");
     assert!(reply.body["next_cursor"].is_null());
 
-    let reply = Call::list(Payload::Http).query("limit", 5).bearer(&caller).send(&app).await;
+    let reply = Call::list(Payload::Http)
+        .query("limit", 5)
+        .bearer(&caller)
+        .send(&app)
+        .await;
     assert_eq!(reply.body["has_more"], true);
 
     let oldest = &all[0].id;
-    let reply = Call::list(Payload::Rest).query("after", oldest).bearer(&caller).send(&app).await;
+    let reply = Call::list(Payload::Rest)
+        .query("after", oldest)
+        .bearer(&caller)
+        .send(&app)
+        .await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.ids(), Vec::<String>::new());
     assert_eq!(reply.body["has_more"], false);
@@ -84,20 +124,70 @@ async fn after_and_before_are_strict_and_survive_the_deletion_of_their_key() {
     let asc = ids(&all);
     let pivot = all[4].id;
 
-    let reply = Call::list(Payload::Rest).query("order", "asc").query("after", pivot).query("limit", 2).bearer(&caller).send(&app).await;
+    let reply = Call::list(Payload::Rest)
+        .query("order", "asc")
+        .query("after", pivot)
+        .query("limit", 2)
+        .bearer(&caller)
+        .send(&app)
+        .await;
     assert_eq!(reply.ids(), asc[5..7]);
-    let reply = Call::list(Payload::Rest).query("order", "asc").query("before", pivot).query("limit", 2).bearer(&caller).send(&app).await;
-    assert_eq!(reply.ids(), asc[2..4], "the page just before, in ascending order");
-    let reply = Call::list(Payload::Http).query("after", pivot).query("limit", 2).bearer(&caller).send(&app).await;
-    assert_eq!(reply.ids(), [asc[3].clone(), asc[2].clone()], "desc: after means older");
-    let reply = Call::list(Payload::Http).query("before", pivot).query("limit", 2).bearer(&caller).send(&app).await;
-    assert_eq!(reply.ids(), [asc[6].clone(), asc[5].clone()], "desc: before means newer");
+    let reply = Call::list(Payload::Rest)
+        .query("order", "asc")
+        .query("before", pivot)
+        .query("limit", 2)
+        .bearer(&caller)
+        .send(&app)
+        .await;
+    assert_eq!(
+        reply.ids(),
+        asc[2..4],
+        "the page just before, in ascending order"
+    );
+    let reply = Call::list(Payload::Http)
+        .query("after", pivot)
+        .query("limit", 2)
+        .bearer(&caller)
+        .send(&app)
+        .await;
+    assert_eq!(
+        reply.ids(),
+        [asc[3].clone(), asc[2].clone()],
+        "desc: after means older"
+    );
+    let reply = Call::list(Payload::Http)
+        .query("before", pivot)
+        .query("limit", 2)
+        .bearer(&caller)
+        .send(&app)
+        .await;
+    assert_eq!(
+        reply.ids(),
+        [asc[6].clone(), asc[5].clone()],
+        "desc: before means newer"
+    );
 
     let org = all[4].org.clone();
     assert!(app.store.delete_key(&org, pivot).await.unwrap());
-    let reply = Call::list(Payload::Rest).query("order", "asc").query("after", pivot).query("limit", 2).bearer(&caller).send(&app).await;
-    assert_eq!(reply.ids(), asc[5..7], "a deleted key's position still works");
-    let reply = Call::list(Payload::Rest).query("order", "asc").query("before", pivot).query("limit", 2).bearer(&caller).send(&app).await;
+    let reply = Call::list(Payload::Rest)
+        .query("order", "asc")
+        .query("after", pivot)
+        .query("limit", 2)
+        .bearer(&caller)
+        .send(&app)
+        .await;
+    assert_eq!(
+        reply.ids(),
+        asc[5..7],
+        "a deleted key's position still works"
+    );
+    let reply = Call::list(Payload::Rest)
+        .query("order", "asc")
+        .query("before", pivot)
+        .query("limit", 2)
+        .bearer(&caller)
+        .send(&app)
+        .await;
     assert_eq!(reply.ids(), asc[2..4]);
 }
 
@@ -114,7 +204,10 @@ async fn walk(
     loop {
         assert_eq!(reply.status, 200, "{}", reply.body);
         let page = reply.ids();
-        assert!(!page.is_empty() || seen.is_empty(), "has_more was true in front of an empty page");
+        assert!(
+            !page.is_empty() || seen.is_empty(),
+            "has_more was true in front of an empty page"
+        );
         pages += 1;
         assert!(pages < 10_000, "the walk does not end");
         seen.push(page);
@@ -128,7 +221,10 @@ async fn walk(
 }
 
 fn page_of(order: &str, limit: usize, secret: &apikeys::secret::Secret, payload: Payload) -> Call {
-    Call::list(payload).query("order", order).query("limit", limit).bearer(secret)
+    Call::list(payload)
+        .query("order", order)
+        .query("limit", limit)
+        .bearer(secret)
 }
 
 #[tokio::test]
@@ -144,14 +240,18 @@ async fn every_walk_over_2500_keys_sees_each_key_exactly_once_in_order() {
             let s = caller.clone();
             // Forward by next_cursor; the order comes back from the cursor itself.
             let by_cursor = walk(&app, page_of(order, limit, &s, payload), |r| {
-                Call::list(payload).query("limit", limit).query("cursor", r.body["next_cursor"].as_str().unwrap()).bearer(&s)
+                Call::list(payload)
+                    .query("limit", limit)
+                    .query("cursor", r.body["next_cursor"].as_str().unwrap())
+                    .bearer(&s)
             })
             .await;
             assert_eq!(&by_cursor, expected, "{order} by cursor, limit {limit}");
 
             // Forward by after=last_id.
             let by_after = walk(&app, page_of(order, limit, &s, payload), |r| {
-                page_of(order, limit, &s, payload).query("after", r.body["last_id"].as_str().unwrap())
+                page_of(order, limit, &s, payload)
+                    .query("after", r.body["last_id"].as_str().unwrap())
             })
             .await;
             assert_eq!(&by_after, expected, "{order} by after, limit {limit}");
@@ -164,12 +264,19 @@ async fn every_walk_over_2500_keys_sees_each_key_exactly_once_in_order() {
             let mut reply = start.send(&app).await;
             pages.push(reply.ids());
             while reply.body["has_more"] == true {
-                reply = page_of(order, limit, &s, payload).query("before", reply.body["first_id"].as_str().unwrap()).send(&app).await;
+                reply = page_of(order, limit, &s, payload)
+                    .query("before", reply.body["first_id"].as_str().unwrap())
+                    .send(&app)
+                    .await;
                 assert!(!reply.ids().is_empty());
                 pages.push(reply.ids());
             }
             let by_before: Vec<String> = pages.into_iter().rev().flatten().collect();
-            assert_eq!(by_before, expected[..expected.len() - 1], "{order} by before, limit {limit}");
+            assert_eq!(
+                by_before,
+                expected[..expected.len() - 1],
+                "{order} by before, limit {limit}"
+            );
         }
     }
 }
@@ -183,7 +290,12 @@ async fn a_backward_cursor_keeps_walking_backward() {
     let first = page_of("asc", 4, &s, Payload::Rest).query("before", &asc[17]);
     let r1 = first.send(&app).await;
     assert_eq!(r1.ids(), asc[13..17]);
-    let r2 = Call::list(Payload::Rest).query("limit", 4).query("cursor", r1.body["next_cursor"].as_str().unwrap()).bearer(&s).send(&app).await;
+    let r2 = Call::list(Payload::Rest)
+        .query("limit", 4)
+        .query("cursor", r1.body["next_cursor"].as_str().unwrap())
+        .bearer(&s)
+        .send(&app)
+        .await;
     assert_eq!(r2.ids(), asc[9..13]);
 }
 
@@ -192,26 +304,90 @@ async fn bad_parameters_are_422_naming_the_parameter() {
     let app = app().await;
     let (caller, all) = org_with(&app, 3).await;
     let id = all[1].id.to_string();
-    let good = Call::list(Payload::Http).query("limit", 1).bearer(&caller).send(&app).await;
+    let good = Call::list(Payload::Http)
+        .query("limit", 1)
+        .bearer(&caller)
+        .send(&app)
+        .await;
     let cursor = good.body["next_cursor"].as_str().unwrap().to_owned();
     let mut tampered = cursor.clone().into_bytes();
     tampered[3] = if tampered[3] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
 
     let cases: Vec<(Call, &str, &str)> = vec![
-        (Call::list(Payload::Http).query("limit", 0), "limit", "from 1 to 1000"),
-        (Call::list(Payload::Rest).query("limit", 1001), "limit", "from 1 to 1000"),
-        (Call::list(Payload::Rest).query("limit", "-1"), "limit", "from 1 to 1000"),
-        (Call::list(Payload::Http).query("limit", "5").query("limit", "6"), "limit", "more than once"),
-        (Call::list(Payload::Rest).query("order", "newest"), "order", "\"asc\" or \"desc\""),
-        (Call::list(Payload::Http).query("after", "nope"), "after", "UUID"),
-        (Call::list(Payload::Rest).query("before", "nope"), "before", "UUID"),
-        (Call::list(Payload::Http).query("after", &id).query("before", &id), "before", "\"after\""),
-        (Call::list(Payload::Rest).query("cursor", "garbage"), "cursor", "not a cursor"),
-        (Call::list(Payload::Rest).query("cursor", &tampered), "cursor", "not a cursor"),
-        (Call::list(Payload::Http).query("cursor", &cursor[..cursor.len() - 2]), "cursor", "not a cursor"),
-        (Call::list(Payload::Http).query("cursor", &cursor).query("after", &id), "cursor", "\"after\""),
-        (Call::list(Payload::Http).query("cursor", &cursor).query("order", "asc"), "cursor", "other order"),
+        (
+            Call::list(Payload::Http).query("limit", 0),
+            "limit",
+            "from 1 to 1000",
+        ),
+        (
+            Call::list(Payload::Rest).query("limit", 1001),
+            "limit",
+            "from 1 to 1000",
+        ),
+        (
+            Call::list(Payload::Rest).query("limit", "-1"),
+            "limit",
+            "from 1 to 1000",
+        ),
+        (
+            Call::list(Payload::Http)
+                .query("limit", "5")
+                .query("limit", "6"),
+            "limit",
+            "more than once",
+        ),
+        (
+            Call::list(Payload::Rest).query("order", "newest"),
+            "order",
+            "\"asc\" or \"desc\"",
+        ),
+        (
+            Call::list(Payload::Http).query("after", "nope"),
+            "after",
+            "UUID",
+        ),
+        (
+            Call::list(Payload::Rest).query("before", "nope"),
+            "before",
+            "UUID",
+        ),
+        (
+            Call::list(Payload::Http)
+                .query("after", &id)
+                .query("before", &id),
+            "before",
+            "\"after\"",
+        ),
+        (
+            Call::list(Payload::Rest).query("cursor", "garbage"),
+            "cursor",
+            "not a cursor",
+        ),
+        (
+            Call::list(Payload::Rest).query("cursor", &tampered),
+            "cursor",
+            "not a cursor",
+        ),
+        (
+            Call::list(Payload::Http).query("cursor", &cursor[..cursor.len() - 2]),
+            "cursor",
+            "not a cursor",
+        ),
+        (
+            Call::list(Payload::Http)
+                .query("cursor", &cursor)
+                .query("after", &id),
+            "cursor",
+            "\"after\"",
+        ),
+        (
+            Call::list(Payload::Http)
+                .query("cursor", &cursor)
+                .query("order", "asc"),
+            "cursor",
+            "other order",
+        ),
     ];
     for (call, param, reason) in cases {
         let reply = call.bearer(&caller).send(&app).await;

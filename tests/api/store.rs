@@ -15,13 +15,25 @@ async fn a_created_key_is_stored_with_its_secrets_hash_only() {
     assert_eq!(key.id.created_at(), Some(key.created));
 
     // Nothing in the table holds the secret itself.
-    let scan = app.store.client().scan().table_name(app.store.table()).send().await.unwrap();
+    let scan = app
+        .store
+        .client()
+        .scan()
+        .table_name(app.store.table())
+        .send()
+        .await
+        .unwrap();
     let dump = format!("{:?}", scan.items());
     assert!(!dump.contains(secret.expose()));
     assert!(dump.contains(secret.hash().as_str()));
     assert_eq!(scan.count(), 2, "the key item and its credential");
 
-    let found = app.store.find_credential(&secret.hash()).await.unwrap().unwrap();
+    let found = app
+        .store
+        .find_credential(&secret.hash())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((found.org, found.key_id), (org.clone(), key.id));
     assert_eq!(app.store.get_key(&org, key.id).await.unwrap(), Some(key));
 }
@@ -32,12 +44,30 @@ async fn disabling_reaches_the_credential_and_deleting_removes_both_items() {
     let org = org();
     let (key, secret) = create(&app, new_key(&org, "k")).await;
     assert!(set_state(&app, &org, key.id, KeyState::Disabled).await);
-    let found = app.store.find_credential(&secret.hash()).await.unwrap().unwrap();
+    let found = app
+        .store
+        .find_credential(&secret.hash())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.state, KeyState::Disabled);
     assert!(app.store.delete_key(&org, key.id).await.unwrap());
-    assert!(app.store.find_credential(&secret.hash()).await.unwrap().is_none());
+    assert!(
+        app.store
+            .find_credential(&secret.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(app.store.get_key(&org, key.id).await.unwrap().is_none());
-    let scan = app.store.client().scan().table_name(app.store.table()).send().await.unwrap();
+    let scan = app
+        .store
+        .client()
+        .scan()
+        .table_name(app.store.table())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(scan.count(), 0);
 }
 
@@ -49,5 +79,8 @@ async fn writes_to_a_missing_key_or_another_organizations_key_report_false() {
     assert!(!set_state(&app, &b, key.id, KeyState::Disabled).await);
     assert!(!app.store.delete_key(&b, key.id).await.unwrap());
     assert!(!app.store.delete_key(&a, KeyId::generate()).await.unwrap());
-    assert_eq!(app.store.get_key(&a, key.id).await.unwrap().unwrap().state, KeyState::Active);
+    assert_eq!(
+        app.store.get_key(&a, key.id).await.unwrap().unwrap().state,
+        KeyState::Active
+    );
 }

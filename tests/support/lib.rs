@@ -30,12 +30,17 @@ pub async fn app() -> App<DynamoStore> {
     let table = format!("apikeys-test-{}", uuid::Uuid::now_v7().simple());
     let store = DynamoStore::new(client().await, table);
     store.create_table().await.expect("create the test table");
-    App { store, cursors: CursorKeys::parse(CURSOR_SECRET).unwrap() }
+    App {
+        store,
+        cursors: CursorKeys::parse(CURSOR_SECRET).unwrap(),
+    }
 }
 
 /// A new organization id, unique to the test.
 pub fn org() -> OrgId {
-    format!("org-{}", uuid::Uuid::now_v7().simple()).parse().unwrap()
+    format!("org-{}", uuid::Uuid::now_v7().simple())
+        .parse()
+        .unwrap()
 }
 
 /// A key to create in `org`: unrestricted, named `name`, by a fixed creator.
@@ -61,7 +66,10 @@ pub async fn create(app: &App<DynamoStore>, new: NewKey) -> (ApiKey, Secret) {
 
 /// Sets a key's state now; `false` if there is no such key.
 pub async fn set_state(app: &App<DynamoStore>, org: &OrgId, id: KeyId, state: KeyState) -> bool {
-    app.store.set_state(org, id, state, Utc::now()).await.expect("set a key's state")
+    app.store
+        .set_state(org, id, state, Utc::now())
+        .await
+        .expect("set a key's state")
 }
 
 /// An unrestricted caller in `org`.
@@ -85,7 +93,9 @@ pub async fn create_many(
         for &i in chunk {
             let store = app.store.clone();
             let mut new = new_key(org, &format!("key {i:05}"));
-            new.id = Some(KeyId::new_at(start + chrono::Duration::milliseconds(i as i64)));
+            new.id = Some(KeyId::new_at(
+                start + chrono::Duration::milliseconds(i as i64),
+            ));
             set.spawn(async move { create_key(&store, new).await.expect("create a key").0 });
         }
         keys.extend(set.join_all().await);
@@ -175,22 +185,45 @@ impl Call {
         let request_id = uuid::Uuid::now_v7().to_string();
         let mut headers = serde_json::Map::new();
         let mut multi_headers = serde_json::Map::new();
-        headers.insert("host".into(), json!("abc123.execute-api.us-east-1.amazonaws.com"));
+        headers.insert(
+            "host".into(),
+            json!("abc123.execute-api.us-east-1.amazonaws.com"),
+        );
         for (k, v) in &self.headers {
             headers.insert(k.clone(), json!(v));
-            multi_headers.entry(k.clone()).or_insert_with(|| json!([])).as_array_mut().unwrap().push(json!(v));
+            multi_headers
+                .entry(k.clone())
+                .or_insert_with(|| json!([]))
+                .as_array_mut()
+                .unwrap()
+                .push(json!(v));
         }
         let path_params = self.id.as_ref().map(|id| json!({ "id": id }));
-        let resource = if self.id.is_some() { "/v1/api_key/{id}" } else { "/v1/api_key" };
+        let resource = if self.id.is_some() {
+            "/v1/api_key/{id}"
+        } else {
+            "/v1/api_key"
+        };
         match self.payload {
             Payload::Rest => {
                 let mut single = serde_json::Map::new();
                 let mut multi = serde_json::Map::new();
                 for (k, v) in &self.query {
                     single.insert(k.clone(), json!(v));
-                    multi.entry(k.clone()).or_insert_with(|| json!([])).as_array_mut().unwrap().push(json!(v));
+                    multi
+                        .entry(k.clone())
+                        .or_insert_with(|| json!([]))
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!(v));
                 }
-                let q = |m: serde_json::Map<String, Value>| if m.is_empty() { Value::Null } else { Value::Object(m) };
+                let q = |m: serde_json::Map<String, Value>| {
+                    if m.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::Object(m)
+                    }
+                };
                 json!({
                     "resource": resource,
                     "path": self.path,
@@ -277,7 +310,8 @@ impl Call {
     }
 
     pub fn request(&self) -> lambda_http::Request {
-        lambda_http::request::from_str(&self.event().to_string()).expect("a valid API Gateway event")
+        lambda_http::request::from_str(&self.event().to_string())
+            .expect("a valid API Gateway event")
     }
 
     /// Runs the request through the handler of its path.
@@ -295,7 +329,9 @@ impl Call {
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -319,7 +355,12 @@ impl From<Response<Body>> for Reply {
         } else {
             serde_json::from_slice(&raw).expect("the body is JSON")
         };
-        Reply { status: parts.status.as_u16(), headers: parts.headers, raw, body }
+        Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            raw,
+            body,
+        }
     }
 }
 
@@ -342,10 +383,16 @@ impl Reply {
     #[track_caller]
     pub fn problem(&self, status: u16) -> &str {
         assert_eq!(self.status, status, "{}", self.body);
-        assert_eq!(self.header("content-type"), Some("application/problem+json"));
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
         assert_eq!(self.body["status"], status);
         assert_eq!(self.body["type"], "about:blank");
-        let title = lambda_http::http::StatusCode::from_u16(status).unwrap().canonical_reason().unwrap();
+        let title = lambda_http::http::StatusCode::from_u16(status)
+            .unwrap()
+            .canonical_reason()
+            .unwrap();
         assert_eq!(self.body["title"], title);
         assert!(!self.body["request_id"].as_str().unwrap().is_empty());
         self.body["detail"].as_str().expect("a detail")
