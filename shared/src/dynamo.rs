@@ -458,3 +458,39 @@ impl KeyStore for DynamoStore {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+    use aws_smithy_types::body::SdkBody;
+
+    fn service_error(code: &str, status: u16) -> StoreError {
+        let err = GetItemError::generic(ErrorMetadata::builder().code(code).message("m").build());
+        let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        classify(SdkError::service_error(err, raw))
+    }
+
+    #[test]
+    fn throttling_timeouts_and_server_errors_are_worth_a_retry() {
+        for (code, status) in [
+            ("ProvisionedThroughputExceededException", 400),
+            ("ThrottlingException", 400),
+            ("RequestLimitExceeded", 400),
+            ("InternalServerError", 500),
+            ("Anything", 503),
+        ] {
+            assert!(matches!(service_error(code, status), StoreError::Unavailable(_)), "{code}");
+        }
+        let timeout: SdkError<GetItemError, HttpResponse> = SdkError::timeout_error("slow");
+        assert!(matches!(classify(timeout), StoreError::Unavailable(_)));
+    }
+
+    #[test]
+    fn other_failures_are_internal() {
+        for code in ["ResourceNotFoundException", "ValidationException", "AccessDeniedException"] {
+            assert!(matches!(service_error(code, 400), StoreError::Internal(_)), "{code}");
+        }
+    }
+}
