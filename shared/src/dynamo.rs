@@ -481,7 +481,10 @@ mod tests {
             ("InternalServerError", 500),
             ("Anything", 503),
         ] {
-            assert!(matches!(service_error(code, status), StoreError::Unavailable(_)), "{code}");
+            assert!(
+                matches!(service_error(code, status), StoreError::Unavailable(_)),
+                "{code}"
+            );
         }
         let timeout: SdkError<GetItemError, HttpResponse> = SdkError::timeout_error("slow");
         assert!(matches!(classify(timeout), StoreError::Unavailable(_)));
@@ -489,8 +492,15 @@ mod tests {
 
     #[test]
     fn other_failures_are_internal() {
-        for code in ["ResourceNotFoundException", "ValidationException", "AccessDeniedException"] {
-            assert!(matches!(service_error(code, 400), StoreError::Internal(_)), "{code}");
+        for code in [
+            "ResourceNotFoundException",
+            "ValidationException",
+            "AccessDeniedException",
+        ] {
+            assert!(
+                matches!(service_error(code, 400), StoreError::Internal(_)),
+                "{code}"
+            );
         }
     }
 }

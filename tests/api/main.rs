@@ -6,4 +6,5 @@ mod events;
 mod get;
 mod isolation;
 mod list;
+mod logs;
 mod store;

@@ -1,0 +1,95 @@
+//! Logs: one JSON object a line, with the request id, and never a secret or its hash.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use apikeys_tests::*;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn log_lines_are_json_with_the_request_id_and_no_secret() {
+    let app = app().await;
+    let org = org();
+    let secret = admin(&app, &org).await;
+    let (key, _) = create(&app, new_key(&org, "k")).await;
+    let stranger = apikeys::secret::Secret::generate().unwrap();
+
+    let capture = Capture::default();
+    let subscriber = apikeys::telemetry::subscriber(EnvFilter::new("debug"), capture.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let calls = [
+        Call::get(Payload::Rest, key.id).bearer(&secret),
+        Call::list(Payload::Http).api_key(&secret).query("limit", 1),
+        Call::list(Payload::Http).bearer(&stranger),
+        Call::get(Payload::Rest, "nope").bearer(&secret),
+    ];
+    let mut request_ids = Vec::new();
+    for call in &calls {
+        let event = call.event();
+        request_ids.push(
+            event["requestContext"]["requestId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+        let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let _ = if event["pathParameters"].is_null() {
+            apikeys::http::list_keys(&app, req).await
+        } else {
+            apikeys::http::get_key(&app, req).await
+        };
+    }
+    drop(_guard);
+
+    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    // Every line, the SDK's own included, names the request it belongs to.
+    for line in &lines {
+        let id = line["spans"][0]["request_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no request id: {line}"));
+        assert!(request_ids.iter().any(|r| r == id), "{line}");
+    }
+    for id in &request_ids {
+        let outcome = lines
+            .iter()
+            .find(|l| l["span"]["request_id"] == id.as_str() && l["fields"]["status"].is_number());
+        assert!(
+            outcome.is_some(),
+            "no outcome line for request {id}:\n{text}"
+        );
+    }
+    let ok = lines.iter().find(|l| l["fields"]["status"] == 200).unwrap();
+    assert_eq!(ok["span"]["org"], org.as_str());
+    for needle in [
+        secret.expose(),
+        stranger.expose(),
+        secret.hash().as_str(),
+        stranger.hash().as_str(),
+    ] {
+        assert!(!text.contains(needle), "a secret or hash reached the log");
+    }
+}
