@@ -123,72 +123,31 @@ async fn after_and_before_are_strict_and_survive_the_deletion_of_their_key() {
     let (caller, all) = org_with(&app, 9).await; // 10 keys, all[0] oldest
     let asc = ids(&all);
     let pivot = all[4].id;
-
-    let reply = Call::list(Payload::Rest)
-        .query("order", "asc")
-        .query("after", pivot)
-        .query("limit", 2)
-        .bearer(&caller)
-        .send(&app)
-        .await;
-    assert_eq!(reply.ids(), asc[5..7]);
-    let reply = Call::list(Payload::Rest)
-        .query("order", "asc")
-        .query("before", pivot)
-        .query("limit", 2)
-        .bearer(&caller)
-        .send(&app)
-        .await;
-    assert_eq!(
-        reply.ids(),
-        asc[2..4],
-        "the page just before, in ascending order"
-    );
-    let reply = Call::list(Payload::Http)
-        .query("after", pivot)
-        .query("limit", 2)
-        .bearer(&caller)
-        .send(&app)
-        .await;
-    assert_eq!(
-        reply.ids(),
-        [asc[3].clone(), asc[2].clone()],
-        "desc: after means older"
-    );
-    let reply = Call::list(Payload::Http)
-        .query("before", pivot)
-        .query("limit", 2)
-        .bearer(&caller)
-        .send(&app)
-        .await;
-    assert_eq!(
-        reply.ids(),
-        [asc[6].clone(), asc[5].clone()],
-        "desc: before means newer"
-    );
-
-    let org = all[4].org.clone();
-    assert!(app.store.delete_key(&org, pivot).await.unwrap());
-    let reply = Call::list(Payload::Rest)
-        .query("order", "asc")
-        .query("after", pivot)
-        .query("limit", 2)
-        .bearer(&caller)
-        .send(&app)
-        .await;
-    assert_eq!(
-        reply.ids(),
-        asc[5..7],
-        "a deleted key's position still works"
-    );
-    let reply = Call::list(Payload::Rest)
-        .query("order", "asc")
-        .query("before", pivot)
-        .query("limit", 2)
-        .bearer(&caller)
-        .send(&app)
-        .await;
-    assert_eq!(reply.ids(), asc[2..4]);
+    let cases = [
+        ("asc", "after", vec![&asc[5], &asc[6]]),
+        ("asc", "before", vec![&asc[2], &asc[3]]), // the page just before, still ascending
+        ("desc", "after", vec![&asc[3], &asc[2]]), // after, newest first: older keys
+        ("desc", "before", vec![&asc[6], &asc[5]]), // before, newest first: newer keys
+    ];
+    for deleted in [false, true] {
+        if deleted {
+            assert!(app.store.delete_key(&all[4].org, pivot).await.unwrap());
+        }
+        for (order, param, want) in &cases {
+            let reply = Call::list(Payload::Rest)
+                .query("order", order)
+                .query(param, pivot)
+                .query("limit", 2)
+                .bearer(&caller)
+                .send(&app)
+                .await;
+            assert_eq!(
+                reply.ids().iter().collect::<Vec<_>>(),
+                *want,
+                "{order} {param}, deleted: {deleted}"
+            );
+        }
+    }
 }
 
 /// Walks every page of a listing, following `step` from each reply, and returns the ids

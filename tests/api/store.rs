@@ -15,18 +15,11 @@ async fn a_created_key_is_stored_with_its_secrets_hash_only() {
     assert_eq!(key.id.created_at(), Some(key.created));
 
     // Nothing in the table holds the secret itself.
-    let scan = app
-        .store
-        .client()
-        .scan()
-        .table_name(app.store.table())
-        .send()
-        .await
-        .unwrap();
-    let dump = format!("{:?}", scan.items());
+    let items = scan(&app).await;
+    let dump = format!("{items:?}");
     assert!(!dump.contains(secret.expose()));
     assert!(dump.contains(secret.hash().as_str()));
-    assert_eq!(scan.count(), 2, "the key item and its credential");
+    assert_eq!(items.len(), 2, "the key item and its credential");
 
     let found = app
         .store
@@ -60,15 +53,7 @@ async fn disabling_reaches_the_credential_and_deleting_removes_both_items() {
             .is_none()
     );
     assert!(app.store.get_key(&org, key.id).await.unwrap().is_none());
-    let scan = app
-        .store
-        .client()
-        .scan()
-        .table_name(app.store.table())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(scan.count(), 0);
+    assert!(scan(&app).await.is_empty());
 }
 
 #[tokio::test]

@@ -72,6 +72,21 @@ pub async fn set_state(app: &App<DynamoStore>, org: &OrgId, id: KeyId, state: Ke
         .expect("set a key's state")
 }
 
+/// Every item in the app's table, as DynamoDB returns them.
+pub async fn scan(
+    app: &App<DynamoStore>,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let out = app
+        .store
+        .client()
+        .scan()
+        .table_name(app.store.table())
+        .send()
+        .await
+        .expect("scan");
+    out.items.unwrap_or_default()
+}
+
 /// An unrestricted caller in `org`.
 pub async fn admin(app: &App<DynamoStore>, org: &OrgId) -> Secret {
     create(app, new_key(org, "admin")).await.1
