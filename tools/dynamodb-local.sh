@@ -40,8 +40,10 @@ start() {
   local dir
   command -v java >/dev/null || die "java (17 or later) is needed to run DynamoDB Local"
   dir=$(jar_dir) || die "not installed; run: $0 install"
-  java -Xmx1g -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
-    -port "$port" "$@" >"${DDB_LOG:-/dev/null}" 2>&1 &
+  # It writes a metadata file into its working directory: keep that out of the clone.
+  mkdir -p "$CACHE/dynamodb-local-run"
+  (cd "$CACHE/dynamodb-local-run" && exec java -Xmx1g -Djava.library.path="$dir/DynamoDBLocal_lib" \
+    -jar "$dir/DynamoDBLocal.jar" -port "$port" "$@") >"${DDB_LOG:-/dev/null}" 2>&1 &
   DDB_PID=$!
   for _ in $(seq 1 300); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
