@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
+use crate::key::{Access, ApiKey, KeyId, KeyState, OrgId, permission_bits, permissions_from_bits};
 use crate::secret::SecretHash;
 use crate::store::{Credential, KeyStore, Position, Run, StoreError};
 
@@ -86,8 +86,10 @@ struct KeyItem {
     expires_ms: Option<DateTime<Utc>>,
     creator_id: Uuid,
     restricted: bool,
+    /// The permission set, one bit per permission (see `Permission::bit`): a fixed 8 bytes
+    /// however many a key has, so 1,001 keys always fit in one 1 MB Query response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    permissions: Option<Vec<Permission>>,
+    permissions: Option<u64>,
     state: KeyState,
     last_four: String,
     /// Lets writes find the credential item. Never rendered.
@@ -103,7 +105,7 @@ struct CredentialItem {
     key_id: KeyId,
     restricted: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    permissions: Option<Vec<Permission>>,
+    permissions: Option<u64>,
     state: KeyState,
     #[serde(
         with = "chrono::serde::ts_milliseconds_option",
@@ -113,8 +115,15 @@ struct CredentialItem {
     expires_ms: Option<DateTime<Utc>>,
 }
 
-fn access_of(restricted: bool, permissions: Option<Vec<Permission>>) -> Access {
-    Access::new(restricted, permissions.unwrap_or_default())
+fn bits_of(access: &Access) -> Option<u64> {
+    access.permissions().map(permission_bits)
+}
+
+fn access_of(restricted: bool, bits: Option<u64>) -> Result<Access, StoreError> {
+    let list = permissions_from_bits(bits.unwrap_or(0)).ok_or_else(|| {
+        StoreError::Internal("a stored permission set names unknown permissions".into())
+    })?;
+    Ok(Access::new(restricted, list))
 }
 
 impl KeyItem {
@@ -131,15 +140,15 @@ impl KeyItem {
             expires_ms: key.expires,
             creator_id: key.creator_id,
             restricted: key.access.is_restricted(),
-            permissions: key.access.permissions().map(<[Permission]>::to_vec),
+            permissions: bits_of(&key.access),
             state: key.state,
             last_four: key.last_four.clone(),
             secret_hash: hash.as_str().to_owned(),
         }
     }
 
-    fn into_key(self) -> ApiKey {
-        ApiKey {
+    fn into_key(self) -> Result<ApiKey, StoreError> {
+        Ok(ApiKey {
             id: self.id,
             org: self.org,
             name: self.name,
@@ -148,10 +157,10 @@ impl KeyItem {
             last_used: self.last_used_ms,
             expires: self.expires_ms,
             creator_id: self.creator_id,
-            access: access_of(self.restricted, self.permissions),
+            access: access_of(self.restricted, self.permissions)?,
             state: self.state,
             last_four: self.last_four,
-        }
+        })
     }
 }
 
@@ -285,7 +294,7 @@ impl KeyStore for DynamoStore {
             .map(serde_dynamo::from_item)
             .transpose()
             .map_err(corrupt)?;
-        Ok(item.map(KeyItem::into_key))
+        item.map(KeyItem::into_key).transpose()
     }
 
     #[tracing::instrument(skip_all, err(Display))]
@@ -306,13 +315,16 @@ impl KeyStore for DynamoStore {
             .map(serde_dynamo::from_item)
             .transpose()
             .map_err(corrupt)?;
-        Ok(item.map(|c| Credential {
-            org: c.org,
-            key_id: c.key_id,
-            access: access_of(c.restricted, c.permissions),
-            state: c.state,
-            expires: c.expires_ms,
-        }))
+        item.map(|c| {
+            Ok(Credential {
+                org: c.org,
+                key_id: c.key_id,
+                access: access_of(c.restricted, c.permissions)?,
+                state: c.state,
+                expires: c.expires_ms,
+            })
+        })
+        .transpose()
     }
 
     #[tracing::instrument(skip(self), err(Display))]
@@ -326,8 +338,9 @@ impl KeyStore for DynamoStore {
         let pk = org_pk(org);
         let mut start = from.map(|id| primary_key(pk.clone(), key_sk(id)));
         let mut keys = Vec::with_capacity(max);
-        // One Query normally returns all `max` items; a second is needed only if DynamoDB's
-        // 1 MB response limit cut the first one short.
+        // One Query returns all `max` items: validated keys are small enough that 1,001 fit
+        // in DynamoDB's 1 MB response. The loop only guards against items written by other
+        // tools, which could make DynamoDB cut a response short.
         loop {
             let want = i32::try_from(max - keys.len()).unwrap_or(i32::MAX);
             let out = self
@@ -347,7 +360,7 @@ impl KeyStore for DynamoStore {
                 .map_err(classify)?;
             for item in out.items.unwrap_or_default() {
                 let item: KeyItem = serde_dynamo::from_item(item).map_err(corrupt)?;
-                keys.push(item.into_key());
+                keys.push(item.into_key()?);
             }
             match out.last_evaluated_key {
                 Some(lek) if keys.len() < max => start = Some(lek),
@@ -366,7 +379,7 @@ impl KeyStore for DynamoStore {
             org: key.org.clone(),
             key_id: key.id,
             restricted: key.access.is_restricted(),
-            permissions: key.access.permissions().map(<[Permission]>::to_vec),
+            permissions: bits_of(&key.access),
             state: key.state,
             expires_ms: key.expires,
         })

@@ -14,14 +14,14 @@ use crate::store::StoreError;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{param}: {reason}")]
 pub struct ParamError {
-    pub param: &'static str,
+    pub param: String,
     pub reason: String,
 }
 
 impl ParamError {
-    pub fn new(param: &'static str, reason: impl Into<String>) -> Self {
+    pub fn new(param: impl Into<String>, reason: impl Into<String>) -> Self {
         ParamError {
-            param,
+            param: param.into(),
             reason: reason.into(),
         }
     }
@@ -77,7 +77,7 @@ pub struct Problem {
     pub request_id: String,
     /// The parameter at fault, for 422s.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub parameter: Option<&'static str>,
+    pub parameter: Option<String>,
 }
 
 impl ApiError {
@@ -122,7 +122,7 @@ impl ApiError {
             detail,
             request_id: request_id.to_owned(),
             parameter: match self {
-                ApiError::Invalid(p) => Some(p.param),
+                ApiError::Invalid(p) => Some(p.param.clone()),
                 _ => None,
             },
         }
@@ -137,7 +137,7 @@ mod tests {
     fn titles_are_the_reason_phrases() {
         let p = ApiError::Invalid(ParamError::new("limit", "too big")).problem("r1");
         assert_eq!((p.title, p.status), ("Unprocessable Entity", 422));
-        assert_eq!(p.parameter, Some("limit"));
+        assert_eq!(p.parameter.as_deref(), Some("limit"));
         assert_eq!(ApiError::NotFound.problem("r").title, "Not Found");
         assert_eq!(ApiError::NotAcceptable.problem("r").title, "Not Acceptable");
     }

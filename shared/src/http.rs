@@ -27,6 +27,7 @@ const PROBLEM_JSON: &str = "application/problem+json";
 /// `GET /v1/api_key/{id}`: one key of the caller's organization.
 pub async fn get_key<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body> {
     serve(app, &req, async |caller: &Caller| {
+        known_parameters(req.query_string_parameters_ref(), &[])?;
         let id = path_id(&req)?;
         let key = app
             .store
@@ -42,6 +43,7 @@ pub async fn get_key<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body> 
 pub async fn list_keys<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body> {
     serve(app, &req, async |caller: &Caller| {
         let q = req.query_string_parameters_ref();
+        known_parameters(q, LIST_PARAMETERS)?;
         let raw = RawListParams {
             limit: single(q, "limit")?,
             order: single(q, "order")?,
@@ -216,7 +218,9 @@ fn check_accept(req: &Request) -> Result<(), ApiError> {
         return Ok(());
     }
     let ranges: Vec<&str> = values.filter_map(|v| v.to_str().ok()).collect();
-    if accepts_json(&ranges.join(",")) {
+    let accept = ranges.join(",");
+    // An empty Accept header says nothing, like an absent one.
+    if accept.trim().is_empty() || accepts_json(&accept) {
         Ok(())
     } else {
         Err(ApiError::NotAcceptable)
@@ -252,8 +256,29 @@ fn accepts_json(accept: &str) -> bool {
     best.is_some_and(|(_, q)| q > 0.0)
 }
 
+/// The query parameters of the list endpoint.
+const LIST_PARAMETERS: &[&str] = &["limit", "order", "after", "before", "cursor"];
+
+/// Refuses a parameter the endpoint does not know, so that a typo (`limt=5`) or a feature
+/// this version lacks is an error, not a silently different answer.
+fn known_parameters(q: Option<&QueryMap>, known: &[&str]) -> Result<(), ParamError> {
+    let Some(unknown) = q.and_then(|q| q.iter().map(|(k, _)| k).find(|k| !known.contains(k)))
+    else {
+        return Ok(());
+    };
+    let takes = if known.is_empty() {
+        "this endpoint takes no query parameters".to_owned()
+    } else {
+        format!("this endpoint takes {}", known.join(", "))
+    };
+    Err(ParamError::new(
+        unknown,
+        format!("is not a known parameter: {takes}"),
+    ))
+}
+
 /// A query parameter given at most once.
-fn single<'a>(q: Option<&'a QueryMap>, name: &'static str) -> Result<Option<&'a str>, ParamError> {
+fn single<'a>(q: Option<&'a QueryMap>, name: &str) -> Result<Option<&'a str>, ParamError> {
     let Some(values) = q.and_then(|q| q.all(name)) else {
         return Ok(None);
     };

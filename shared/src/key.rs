@@ -136,6 +136,12 @@ macro_rules! permissions {
             pub fn as_str(self) -> &'static str {
                 match self { $(Permission::$variant => $name,)+ }
             }
+
+            /// Its bit in a stored permission set: its position in [`Permission::ALL`].
+            /// The list is append-only, so stored sets keep their meaning.
+            pub fn bit(self) -> u64 {
+                1 << (self as u32)
+            }
         }
 
         impl FromStr for Permission {
@@ -207,6 +213,22 @@ permissions! {
     IntegrationsCreate => "integrations.create",
     IntegrationsUpdate => "integrations.update",
     IntegrationsDelete => "integrations.delete",
+}
+
+/// A set of permissions as stored: one bit per permission.
+pub fn permission_bits(list: &[Permission]) -> u64 {
+    list.iter().fold(0, |bits, p| bits | p.bit())
+}
+
+/// Decodes a stored permission set, in reference order; `None` if it holds a bit that
+/// names no permission (written by a newer version, or corrupt).
+pub fn permissions_from_bits(bits: u64) -> Option<Vec<Permission>> {
+    let list: Vec<Permission> = Permission::ALL
+        .iter()
+        .copied()
+        .filter(|p| bits & p.bit() != 0)
+        .collect();
+    (permission_bits(&list) == bits).then_some(list)
 }
 
 /// A string that is not one of [`Permission::ALL`].
@@ -377,6 +399,20 @@ mod tests {
             assert_eq!(p.as_str().parse::<Permission>(), Ok(*p));
         }
         assert!("api_keys.read".parse::<Permission>().is_err());
+    }
+
+    #[test]
+    fn permission_sets_round_trip_through_their_bits() {
+        assert_eq!(permissions_from_bits(0), Some(vec![]));
+        let all = permission_bits(Permission::ALL);
+        assert_eq!(all.count_ones(), 56);
+        assert_eq!(permissions_from_bits(all).as_deref(), Some(Permission::ALL));
+        let some = [Permission::CompaniesDelete, Permission::IntegrationsDelete];
+        assert_eq!(
+            permissions_from_bits(permission_bits(&some)),
+            Some(some.to_vec())
+        );
+        assert_eq!(permissions_from_bits(1 << 60), None);
     }
 
     #[test]

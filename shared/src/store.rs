@@ -52,14 +52,35 @@ pub struct NewKey {
     pub id: Option<KeyId>,
 }
 
+/// The longest key name, in bytes. With it, a key item stays under 1 KB, so a page of 1,001
+/// keys always fits in one DynamoDB Query response (1 MB).
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// Why a key could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateKeyError {
+    #[error("a key name must be 1 to {MAX_NAME_BYTES} bytes of text without control characters")]
+    Name,
+    #[error("a key id must be a UUIDv7: its timestamp is the key's creation time")]
+    IdNotV7,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 impl NewKey {
-    /// The record to store for this key with this secret, and its id.
-    pub fn into_record(self, secret: &Secret) -> ApiKey {
+    /// The record to store for this key with this secret.
+    pub fn into_record(self, secret: &Secret) -> Result<ApiKey, CreateKeyError> {
+        let name_ok = !self.name.trim().is_empty()
+            && self.name.len() <= MAX_NAME_BYTES
+            && !self.name.chars().any(char::is_control);
+        if !name_ok {
+            return Err(CreateKeyError::Name);
+        }
         let id = self.id.unwrap_or_else(KeyId::generate);
         // The stored creation time is the one the id carries, so that ordering by
         // (created_date, id) and ordering by id are the same order.
-        let created = id.created_at().unwrap_or_else(Utc::now);
-        ApiKey {
+        let created = id.created_at().ok_or(CreateKeyError::IdNotV7)?;
+        Ok(ApiKey {
             id,
             org: self.org,
             name: self.name,
@@ -71,7 +92,7 @@ impl NewKey {
             access: self.access,
             state: KeyState::Active,
             last_four: secret.last_four(),
-        }
+        })
     }
 }
 
@@ -137,7 +158,7 @@ pub trait KeyStore: Send + Sync {
 pub async fn create_key<S: KeyStore>(
     store: &S,
     new: NewKey,
-) -> Result<(ApiKey, Secret), StoreError> {
+) -> Result<(ApiKey, Secret), CreateKeyError> {
     let secret = Secret::generate().map_err(|e| StoreError::Internal(Box::new(e)))?;
     let key = create_key_with_secret(store, new, &secret).await?;
     Ok((key, secret))
@@ -149,8 +170,50 @@ pub async fn create_key_with_secret<S: KeyStore>(
     store: &S,
     new: NewKey,
     secret: &Secret,
-) -> Result<ApiKey, StoreError> {
-    let key = new.into_record(secret);
+) -> Result<ApiKey, CreateKeyError> {
+    let key = new.into_record(secret)?;
     store.insert_key(&key, &secret.hash()).await?;
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(name: &str, id: Option<KeyId>) -> NewKey {
+        NewKey {
+            org: "o".parse().unwrap(),
+            name: name.into(),
+            creator_id: Uuid::nil(),
+            access: Access::Unrestricted,
+            expires: None,
+            id,
+        }
+    }
+
+    #[test]
+    fn names_must_be_short_printable_text() {
+        let s = Secret::from_random([0; 24]);
+        assert!(new("ci deploy", None).into_record(&s).is_ok());
+        assert!(new(&"é".repeat(128), None).into_record(&s).is_ok());
+        for bad in ["", "   ", "a\nb", &"x".repeat(MAX_NAME_BYTES + 1)] {
+            assert!(
+                matches!(new(bad, None).into_record(&s), Err(CreateKeyError::Name)),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_must_be_v7_so_that_id_order_is_creation_order() {
+        let s = Secret::from_random([0; 24]);
+        let v4: KeyId = "3c90c3cc-0d44-4b50-8888-8dd25736052a".parse().unwrap();
+        assert!(matches!(
+            new("k", Some(v4)).into_record(&s),
+            Err(CreateKeyError::IdNotV7)
+        ));
+        let key = new("k", None).into_record(&s).unwrap();
+        assert_eq!(key.id.created_at(), Some(key.created));
+        assert_eq!(key.updated, key.created);
+    }
 }

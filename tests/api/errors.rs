@@ -41,7 +41,12 @@ async fn an_accept_header_without_json_is_406() {
             .await;
         assert!(reply.problem(406).contains("application/json"), "{accept}");
     }
-    for accept in ["application/json", "*/*", "text/html, application/*;q=0.2"] {
+    for accept in [
+        "application/json",
+        "*/*",
+        "text/html, application/*;q=0.2",
+        "",
+    ] {
         let reply = Call::list(Payload::Http)
             .header("Accept", accept)
             .bearer(&secret)

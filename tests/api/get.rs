@@ -157,3 +157,18 @@ async fn head_returns_the_headers_of_get_without_a_body() {
     assert_eq!(reply.header("content-type"), Some("application/json"));
     assert!(reply.raw.is_empty());
 }
+
+#[tokio::test]
+async fn query_parameters_are_refused_by_name() {
+    let app = app().await;
+    let org = org();
+    let caller = admin(&app, &org).await;
+    let (key, _) = create(&app, new_key(&org, "k")).await;
+    let reply = Call::get(Payload::Rest, key.id)
+        .query("fields", "name")
+        .bearer(&caller)
+        .send(&app)
+        .await;
+    assert!(reply.problem(422).contains("takes no query parameters"));
+    assert_eq!(reply.body["parameter"], "fields");
+}

@@ -275,6 +275,16 @@ async fn bad_parameters_are_422_naming_the_parameter() {
 
     let cases: Vec<(Call, &str, &str)> = vec![
         (
+            Call::list(Payload::Http).query("page", 2),
+            "page",
+            "not a known parameter: this endpoint takes limit, order, after, before, cursor",
+        ),
+        (
+            Call::list(Payload::Rest).query("limt", 5),
+            "limt",
+            "not a known parameter",
+        ),
+        (
             Call::list(Payload::Http).query("limit", 0),
             "limit",
             "from 1 to 1000",

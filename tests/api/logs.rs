@@ -4,7 +4,6 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use apikeys_tests::*;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -35,7 +34,8 @@ async fn log_lines_are_json_with_the_request_id_and_no_secret() {
     let stranger = apikeys::secret::Secret::generate().unwrap();
 
     let capture = Capture::default();
-    let subscriber = apikeys::telemetry::subscriber(EnvFilter::new("debug"), capture.clone());
+    let subscriber =
+        apikeys::telemetry::subscriber(apikeys::telemetry::filter("trace"), capture.clone());
     let _guard = tracing::subscriber::set_default(subscriber);
     let calls = [
         Call::get(Payload::Rest, key.id).bearer(&secret),

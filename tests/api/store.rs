@@ -69,3 +69,44 @@ async fn writes_to_a_missing_key_or_another_organizations_key_report_false() {
         KeyState::Active
     );
 }
+
+#[tokio::test]
+async fn a_full_page_of_the_largest_keys_fits_in_one_query_response() {
+    use apikeys::key::Permission;
+    use apikeys::store::MAX_NAME_BYTES;
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    let app = app().await;
+    let org = org();
+    // 1,001 keys (a page of 1,000 plus the one that tells has_more), each as large as a key
+    // can be: the longest name and every permission.
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..1001 {
+        let store = app.store.clone();
+        let mut new = new_key(&org, &format!("{i:04}{}", "n".repeat(MAX_NAME_BYTES - 4)));
+        new.access = restricted(Permission::ALL);
+        new.expires = Some(chrono::Utc::now() + chrono::Duration::days(365));
+        set.spawn(async move { apikeys::store::create_key(&store, new).await.unwrap() });
+        if set.len() >= 32 {
+            set.join_next().await;
+        }
+    }
+    set.join_all().await;
+
+    let out = app
+        .store
+        .client()
+        .query()
+        .table_name(app.store.table())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("ORG#{org}")))
+        .limit(1001)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.count(),
+        1001,
+        "DynamoDB's 1 MB limit cut the page short"
+    );
+}
