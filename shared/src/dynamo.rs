@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::key::{Access, ApiKey, KeyId, KeyState, OrgId, permission_bits, permissions_from_bits};
 use crate::secret::SecretHash;
-use crate::store::{Credential, KeyStore, Position, Run, StoreError};
+use crate::store::{Credential, KeyStore, Position, StoreError};
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -334,7 +334,7 @@ impl KeyStore for DynamoStore {
         from: Option<Position>,
         ascending: bool,
         max: usize,
-    ) -> Result<Run, StoreError> {
+    ) -> Result<Vec<ApiKey>, StoreError> {
         let pk = org_pk(org);
         let mut start = from.map(|id| primary_key(pk.clone(), key_sk(id)));
         let mut keys = Vec::with_capacity(max);
@@ -367,7 +367,7 @@ impl KeyStore for DynamoStore {
                 _ => break,
             }
         }
-        Ok(Run { keys })
+        Ok(keys)
     }
 
     #[tracing::instrument(skip_all, fields(org = %key.org, key = %key.id), err(Display))]

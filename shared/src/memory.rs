@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::key::{ApiKey, KeyId, KeyState, OrgId};
 use crate::secret::SecretHash;
-use crate::store::{Credential, KeyStore, Position, Run, StoreError};
+use crate::store::{Credential, KeyStore, Position, StoreError};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -57,7 +57,7 @@ impl KeyStore for MemoryStore {
         from: Option<Position>,
         ascending: bool,
         max: usize,
-    ) -> Result<Run, StoreError> {
+    ) -> Result<Vec<ApiKey>, StoreError> {
         let inner = self.lock();
         let mine = inner
             .keys
@@ -74,7 +74,7 @@ impl KeyStore for MemoryStore {
         } else {
             mine.rev().filter(past).take(max).cloned().collect()
         };
-        Ok(Run { keys })
+        Ok(keys)
     }
 
     async fn insert_key(&self, key: &ApiKey, hash: &SecretHash) -> Result<(), StoreError> {

@@ -177,8 +177,7 @@ pub async fn list_keys<S: KeyStore>(
     let ascending = (request.order == Order::Asc) == (request.direction == Direction::Forward);
     let mut keys = store
         .read_run(org, request.from, ascending, request.limit + 1)
-        .await?
-        .keys;
+        .await?;
     let has_more = keys.len() > request.limit;
     keys.truncate(request.limit);
     // The cursor holds the last key read, which is DynamoDB's LastEvaluatedKey for a

@@ -99,12 +99,6 @@ impl NewKey {
 /// A position in an organization's keys, in id order. It needs no key to exist there.
 pub type Position = KeyId;
 
-/// A run of keys read from one organization, in one direction.
-#[derive(Clone, Debug, Default)]
-pub struct Run {
-    pub keys: Vec<ApiKey>,
-}
-
 /// The storage operations the service uses.
 pub trait KeyStore: Send + Sync {
     /// The organization's key with this id, if any.
@@ -128,7 +122,7 @@ pub trait KeyStore: Send + Sync {
         from: Option<Position>,
         ascending: bool,
         max: usize,
-    ) -> impl Future<Output = Result<Run, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
 
     /// Stores a new key under its secret's hash, atomically with its credential.
     fn insert_key(

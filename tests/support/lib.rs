@@ -206,12 +206,7 @@ impl Call {
         );
         for (k, v) in &self.headers {
             headers.insert(k.clone(), json!(v));
-            multi_headers
-                .entry(k.clone())
-                .or_insert_with(|| json!([]))
-                .as_array_mut()
-                .unwrap()
-                .push(json!(v));
+            append(&mut multi_headers, k, v);
         }
         let path_params = self.id.as_ref().map(|id| json!({ "id": id }));
         let resource = if self.id.is_some() {
@@ -225,12 +220,7 @@ impl Call {
                 let mut multi = serde_json::Map::new();
                 for (k, v) in &self.query {
                     single.insert(k.clone(), json!(v));
-                    multi
-                        .entry(k.clone())
-                        .or_insert_with(|| json!([]))
-                        .as_array_mut()
-                        .unwrap()
-                        .push(json!(v));
+                    append(&mut multi, k, v);
                 }
                 let q = |m: serde_json::Map<String, Value>| {
                     if m.is_empty() {
@@ -273,23 +263,20 @@ impl Call {
                     .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
                     .collect::<Vec<_>>()
                     .join("&");
+                // HTTP API joins repeated parameters and headers with commas, and
+                // lower-cases header names.
                 let mut single = serde_json::Map::new();
                 for (k, v) in &self.query {
-                    // HTTP API joins repeated parameters with commas.
-                    let joined = match single.get(k) {
-                        Some(Value::String(prev)) => format!("{prev},{v}"),
-                        _ => v.clone(),
-                    };
-                    single.insert(k.clone(), json!(joined));
+                    join(&mut single, k, v);
                 }
                 let mut lower = serde_json::Map::new();
-                for (k, v) in headers {
-                    let k = k.to_ascii_lowercase();
-                    let joined = match lower.get(&k) {
-                        Some(Value::String(prev)) => format!("{prev},{}", v.as_str().unwrap()),
-                        _ => v.as_str().unwrap().to_owned(),
-                    };
-                    lower.insert(k, json!(joined));
+                join(
+                    &mut lower,
+                    "host",
+                    "abc123.execute-api.us-east-1.amazonaws.com",
+                );
+                for (k, v) in &self.headers {
+                    join(&mut lower, &k.to_ascii_lowercase(), v);
                 }
                 let route = format!("ANY {resource}");
                 json!({
@@ -339,6 +326,22 @@ impl Call {
         };
         Reply::from(response)
     }
+}
+
+/// Adds `v` to the list of values under `k` (payload 1.0's multi-value maps).
+fn append(map: &mut serde_json::Map<String, Value>, k: &str, v: &str) {
+    if let Value::Array(values) = map.entry(k).or_insert_with(|| json!([])) {
+        values.push(json!(v));
+    }
+}
+
+/// Adds `v` to the comma-joined value under `k` (payload 2.0's maps).
+fn join(map: &mut serde_json::Map<String, Value>, k: &str, v: &str) {
+    let joined = match map.get(k) {
+        Some(Value::String(prev)) => format!("{prev},{v}"),
+        _ => v.to_owned(),
+    };
+    map.insert(k.to_owned(), json!(joined));
 }
 
 fn encode(s: &str) -> String {
