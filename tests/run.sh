@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# `make run`, end to end, as a user meets it: start it on free ports with its data in a
+# temporary folder; real HTTP requests with the printed secret; a key made by the CLI and
+# then served by the API; every sample event through `cargo lambda invoke`; a second
+# `make run` refused in one line; Ctrl-C; a restart that finds the data kept; a clean stop.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export APIKEYS_CACHE=${APIKEYS_CACHE:-$PWD/.cache}
+set -m # background jobs get their own process group, and Ctrl-C (SIGINT) as a terminal sends
+
+WORK=$(mktemp -d)
+RUN_PID=
+passed=0
+cleanup() {
+  [ -z "$RUN_PID" ] || kill -TERM -- "-$RUN_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "test-run: FAILED: $*" >&2
+  [ ! -f "$WORK/run.log" ] || { echo "--- make run output (last 40 lines)" >&2; tail -n 40 "$WORK/run.log" >&2; }
+  exit 1
+}
+ok() { passed=$((passed + 1)); echo "test-run: ok: $*"; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+PORT=$(free_port)
+DDB_PORT=$(free_port)
+export PORT DDB_PORT APIKEYS_DATA=$WORK/data
+API=http://127.0.0.1:$PORT/v1/api_key
+
+# start: `make run` in the background; waits for its banner (a cold build takes minutes).
+start() {
+  make --no-print-directory run >"$WORK/run.log" 2>&1 &
+  RUN_PID=$!
+  for _ in $(seq 1 1200); do
+    grep -q "apikeys is running" "$WORK/run.log" && return 0
+    kill -0 "$RUN_PID" 2>/dev/null || fail "make run exited before it was ready"
+    sleep 0.5
+  done
+  fail "make run was not ready within 10 minutes"
+}
+
+# stop: Ctrl-C, then everything it started must be gone and both ports free.
+stop() {
+  kill -INT -- "-$RUN_PID"
+  for _ in $(seq 1 100); do kill -0 "$RUN_PID" 2>/dev/null || break; sleep 0.2; done
+  kill -0 "$RUN_PID" 2>/dev/null && fail "make run still running 20 s after Ctrl-C"
+  wait "$RUN_PID" 2>/dev/null || true
+  RUN_PID=
+  for p in "$PORT" "$DDB_PORT"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then fail "port $p still open after Ctrl-C"; fi
+  done
+  # No function process still bound to this run's runtime API.
+  if grep -lsa "AWS_LAMBDA_RUNTIME_API=127.0.0.1:$PORT" /proc/[0-9]*/environ >/dev/null; then
+    fail "a function process outlived make run"
+  fi
+}
+
+# call URL [curl args]: sets STATUS and BODY.
+call() {
+  local url=$1; shift
+  BODY=$(curl -sS -o - -w '\n%{http_code}' "$@" "$url") || fail "curl $url"
+  STATUS=${BODY##*$'\n'}
+  BODY=${BODY%$'\n'*}
+}
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" <<<"$BODY"; }
+cli() { make --no-print-directory -s cli ARGS="--json $*"; }
+
+start
+SECRET=$(sed -n 's/^  Admin key  \(apk_[A-Za-z0-9_-]*\).*/\1/p' "$WORK/run.log")
+[ -n "$SECRET" ] || fail "the banner printed no admin secret"
+grep -q "curl -H \"Authorization: Bearer $SECRET\" http://localhost:$PORT/v1/api_key/" "$WORK/run.log" \
+  || fail "the banner printed no ready-to-paste curl command"
+ok "make run started on ports $PORT and $DDB_PORT and printed the admin secret"
+
+call "$API/" -H "Authorization: Bearer $SECRET"
+[ "$STATUS" = 200 ] || fail "list with the admin secret: $STATUS $BODY"
+[ "$(json 'len(d["data"])')" = 5 ] || fail "the demo organization should have 5 keys: $BODY"
+ok "the printed secret lists the 5 seeded keys"
+
+call "$API/" -H "Authorization: Bearer apk_not-a-real-key"
+[ "$STATUS" = 401 ] && [ "$(json 'd["status"]')" = 401 ] || fail "a bad secret: $STATUS $BODY"
+ok "a bad secret is a 401 problem"
+
+if make --no-print-directory run >"$WORK/second.log" 2>&1; then fail "a second make run started"; fi
+[ "$(grep -c '^make run:' "$WORK/second.log")" = 1 ] && grep -q "already running" "$WORK/second.log" \
+  || fail "a second make run should say so in one line: $(cat "$WORK/second.log")"
+ok "a second make run is refused: $(grep '^make run:' "$WORK/second.log")"
+if MEMORY=1 make --no-print-directory run >"$WORK/third.log" 2>&1; then fail "make run started on a taken port"; fi
+grep -q "port $PORT is in use" "$WORK/third.log" || fail "a taken port: $(cat "$WORK/third.log")"
+ok "a taken port is refused in one line"
+
+created=$(cli create-key --org demo --name "'made by the CLI'" --permission api_keys.view)
+id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$created")
+key_secret=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])' <<<"$created")
+call "$API/$id" -H "Authorization: Bearer $SECRET"
+[ "$STATUS" = 200 ] && [ "$(json 'd["name"]')" = "made by the CLI" ] || fail "the CLI's key: $STATUS $BODY"
+call "$API/?limit=1" -H "X-API-KEY: $key_secret"
+[ "$STATUS" = 200 ] && [ "$(json 'd["data"][0]["id"]')" = "$id" ] || fail "the CLI key's own secret: $STATUS $BODY"
+ok "a key created by the CLI is served by the API, and its secret works"
+
+cli disable-key --org demo --id "$id" >/dev/null
+call "$API/" -H "X-API-KEY: $key_secret"
+[ "$STATUS" = 401 ] || fail "a key disabled by the CLI still works: $STATUS"
+ok "a key disabled by the CLI is refused"
+
+# Every sample event, with the status tests/api/events.rs documents for it.
+n=0
+while read -r file status; do
+  out=$(make --no-print-directory -s invoke EVENT="events/$file") || fail "cargo lambda invoke $file"
+  got=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["statusCode"])' <<<"$out")
+  [ "$got" = "$status" ] || fail "events/$file gave $got, expected $status: $out"
+  n=$((n + 1))
+done < <(sed -n 's/^ *("\([^"]*\.json\)", \([0-9]*\)),$/\1 \2/p' tests/api/events.rs)
+[ "$n" = "$(ls events/*.json | wc -l)" ] || fail "invoked $n events of $(ls events/*.json | wc -l)"
+ok "cargo lambda invoke gives the documented status for all $n sample events"
+
+stop
+ok "Ctrl-C stopped DynamoDB Local, the router and the functions"
+
+start
+grep -q "0 keys created" "$WORK/run.log" || fail "the restart seeded the demo organization again"
+call "$API/$id" -H "Authorization: Bearer $SECRET"
+[ "$STATUS" = 200 ] && [ "$(json 'd["status"]')" = disabled ] || fail "after a restart: $STATUS $BODY"
+ok "after a restart the data is kept and the demo is not seeded twice"
+stop
+
+echo "test-run: $passed checks passed"

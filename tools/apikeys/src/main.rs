@@ -1,0 +1,458 @@
+//! `apikeys`: the operators' command line. It creates the table and manages an
+//! organization's keys directly in DynamoDB, through the standard AWS configuration
+//! (profile, region, credentials, `AWS_ENDPOINT_URL_DYNAMODB`), so it serves DynamoDB Local
+//! and a deployed stack alike. The secret of a new key is printed once and never stored.
+
+use std::error::Error;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use apikeys::dynamo::DynamoStore;
+use apikeys::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
+use apikeys::store::{self, KeyStore, NewKey, StoreError};
+use chrono::{DateTime, Utc};
+use clap::builder::PossibleValuesParser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(name = "apikeys", version, about, long_about = None)]
+struct Cli {
+    /// The DynamoDB table (the stack's `TableName` output).
+    #[arg(long, env = "TABLE_NAME", global = true, default_value = "apikeys")]
+    table: String,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the table (on-demand, the key schema of template.yaml).
+    CreateTable {
+        /// Succeed without change when the table exists already.
+        #[arg(long)]
+        if_absent: bool,
+    },
+    /// Create a key and print its secret, once.
+    CreateKey(CreateKey),
+    /// Show one key.
+    GetKey(KeyRef),
+    /// List an organization's keys, newest first.
+    ListKeys {
+        #[arg(long)]
+        org: OrgId,
+        /// Keys per page, 1 to 1000.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
+        #[arg(long, value_enum, default_value_t = Order::Desc)]
+        order: Order,
+        /// Start strictly after this key id (the last id of the previous page).
+        #[arg(long)]
+        after: Option<KeyId>,
+    },
+    /// Disable a key: its secret stops working at once.
+    DisableKey(KeyRef),
+    /// Enable a disabled key.
+    EnableKey(KeyRef),
+    /// Delete a key and its secret for good.
+    DeleteKey(KeyRef),
+    /// Create COUNT keys with assorted permissions in ORG, for load and paging tests. Their
+    /// secrets are not kept.
+    Seed {
+        #[arg(long)]
+        org: OrgId,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        count: u32,
+        /// Writes in flight at once.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+        concurrency: u16,
+    },
+    /// Create the local demo organization (`demo`) once, and print its admin secret.
+    SeedDemo,
+}
+
+#[derive(Args)]
+struct CreateKey {
+    #[arg(long)]
+    org: OrgId,
+    #[arg(long)]
+    name: String,
+    /// The id of the user who creates the key (default: the nil UUID).
+    #[arg(long)]
+    creator: Option<Uuid>,
+    /// A permission to grant; repeat it for several. Makes a restricted key.
+    #[arg(long = "permission", value_name = "PERMISSION",
+          value_parser = PossibleValuesParser::new(Permission::ALL.iter().map(|p| p.as_str())),
+          conflicts_with = "unrestricted", required_unless_present = "unrestricted")]
+    permissions: Vec<String>,
+    /// Grant every permission, present and future.
+    #[arg(long)]
+    unrestricted: bool,
+    /// When the key stops working, as RFC 3339 (e.g. 2027-01-01T00:00:00Z).
+    #[arg(long, value_parser = parse_time)]
+    expires: Option<DateTime<Utc>>,
+}
+
+#[derive(Args)]
+struct KeyRef {
+    #[arg(long)]
+    org: OrgId,
+    #[arg(long)]
+    id: KeyId,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Order {
+    Asc,
+    Desc,
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("not an RFC 3339 time ({e}); e.g. 2027-01-01T00:00:00Z"))
+}
+
+/// A failure, told to the operator in one line. Store errors carry their source chain: the
+/// CLI's user is the operator, who needs the cause.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error("{0}")]
+    Input(String),
+    #[error("no key {id} in organization {org}")]
+    NoKey { org: OrgId, id: KeyId },
+    #[error("organization {0} has no keys")]
+    NoOrg(OrgId),
+    #[error("table {0} does not exist; create it with: apikeys create-table --table {0}")]
+    NoTable(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Create(#[from] store::CreateKeyError),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("apikeys: {}", chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn chain(e: &dyn Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = aws_sdk_dynamodb::error::DisplayErrorContext(s).to_string();
+        if !text.contains(&s_text) {
+            text = format!("{text}: {s_text}");
+        }
+        source = s.source();
+    }
+    text
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let config = apikeys::config::sdk_config().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &cli.table);
+    let out = Output { json: cli.json };
+    if let Command::CreateTable { if_absent } = cli.command {
+        return create_table(&store, if_absent, out).await;
+    }
+    ensure_table(&store).await?;
+    let now = Utc::now();
+    match cli.command {
+        Command::CreateTable { .. } => unreachable!("handled above"),
+        Command::CreateKey(args) => {
+            let access = if args.unrestricted {
+                Access::Unrestricted
+            } else {
+                let list = args.permissions.iter().map(|p| p.parse::<Permission>());
+                Access::new(
+                    true,
+                    list.collect::<Result<_, _>>()
+                        .map_err(|e| CliError::Input(e.to_string()))?,
+                )
+            };
+            if args.expires.is_some_and(|t| t <= now) {
+                return Err(CliError::Input("--expires must be in the future".into()));
+            }
+            let new = NewKey {
+                org: args.org,
+                name: args.name,
+                creator_id: args.creator.unwrap_or(Uuid::nil()),
+                access,
+                expires: args.expires,
+                id: None,
+            };
+            let (key, secret) = store::create_key(&store, new).await?;
+            let mut object = view(&key, now);
+            object["secret"] = json!(secret.expose());
+            out.print(object, || {
+                format!(
+                    "{}\nsecret: {}\n(shown once: store it now; only its hash is kept)",
+                    describe(&key, now),
+                    secret.expose()
+                )
+            });
+        }
+        Command::GetKey(k) => {
+            let key = existing(&store, &k).await?;
+            out.print(view(&key, now), || describe(&key, now));
+        }
+        Command::ListKeys {
+            org,
+            limit,
+            order,
+            after,
+        } => {
+            let ascending = matches!(order, Order::Asc);
+            let mut keys = store
+                .read_run(&org, after, ascending, usize::from(limit) + 1)
+                .await?;
+            if keys.is_empty() && after.is_none() {
+                return Err(CliError::NoOrg(org));
+            }
+            let has_more = keys.len() > usize::from(limit);
+            keys.truncate(usize::from(limit));
+            let data: Vec<Value> = keys.iter().map(|k| view(k, now)).collect();
+            let last = keys.last().map(|k| k.id.to_string());
+            out.print(
+                json!({"data": data, "has_more": has_more, "last_id": last}),
+                || {
+                    let mut lines: Vec<String> = keys.iter().map(|k| describe(k, now)).collect();
+                    if let (true, Some(last)) = (has_more, &last) {
+                        lines.push(format!("more: --after {last}"));
+                    }
+                    lines.join("\n")
+                },
+            );
+        }
+        Command::DisableKey(k) => set_state(&store, k, KeyState::Disabled, out, now).await?,
+        Command::EnableKey(k) => set_state(&store, k, KeyState::Active, out, now).await?,
+        Command::DeleteKey(k) => {
+            if !store.delete_key(&k.org, k.id).await? {
+                return Err(CliError::NoKey {
+                    org: k.org,
+                    id: k.id,
+                });
+            }
+            out.print(json!({"id": k.id, "deleted": true}), || {
+                format!("deleted key {}", k.id)
+            });
+        }
+        Command::Seed {
+            org,
+            count,
+            concurrency,
+        } => seed(store, org, count, concurrency, out).await?,
+        Command::SeedDemo => {
+            let created = apikeys::demo::seed(&store).await?;
+            let ids: Vec<String> = created.iter().map(|k| k.id.to_string()).collect();
+            out.print(
+                json!({"org": apikeys::demo::ORG, "created": ids,
+                       "admin_id": apikeys::demo::ADMIN_ID,
+                       "admin_secret": apikeys::demo::ADMIN_SECRET}),
+                || match created.len() {
+                    0 => "demo organization: present already".to_owned(),
+                    n => format!("demo organization: created {n} keys"),
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    fn print(self, value: Value, text: impl FnOnce() -> String) {
+        if self.json {
+            println!("{value:#}");
+        } else {
+            println!("{}", text());
+        }
+    }
+}
+
+fn view(key: &ApiKey, now: DateTime<Utc>) -> Value {
+    let mut v = serde_json::to_value(key.view(now)).unwrap_or_default();
+    v["org"] = json!(key.org);
+    v
+}
+
+fn describe(key: &ApiKey, now: DateTime<Utc>) -> String {
+    let view = view(key, now);
+    let access = match key.access.permissions() {
+        None => "unrestricted".to_owned(),
+        Some(list) => list
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    format!(
+        "{}  {:<8}  {}  …{}  {}  {}",
+        key.id,
+        view["status"].as_str().unwrap_or(""),
+        view["created_date"].as_str().unwrap_or(""),
+        key.last_four,
+        key.name,
+        access
+    )
+}
+
+async fn existing(store: &DynamoStore, k: &KeyRef) -> Result<ApiKey, CliError> {
+    store
+        .get_key(&k.org, k.id)
+        .await?
+        .ok_or_else(|| CliError::NoKey {
+            org: k.org.clone(),
+            id: k.id,
+        })
+}
+
+async fn set_state(
+    store: &DynamoStore,
+    k: KeyRef,
+    state: KeyState,
+    out: Output,
+    now: DateTime<Utc>,
+) -> Result<(), CliError> {
+    if !store.set_state(&k.org, k.id, state, now).await? {
+        return Err(CliError::NoKey {
+            org: k.org,
+            id: k.id,
+        });
+    }
+    let key = existing(store, &k).await?;
+    out.print(view(&key, now), || describe(&key, now));
+    Ok(())
+}
+
+async fn create_table(store: &DynamoStore, if_absent: bool, out: Output) -> Result<(), CliError> {
+    let exists = table_exists(store).await?;
+    if exists && !if_absent {
+        return Err(CliError::Input(format!(
+            "table {} exists already (--if-absent accepts that)",
+            store.table()
+        )));
+    }
+    if !exists {
+        store.create_table().await?;
+    }
+    out.print(
+        json!({"table": store.table(), "created": !exists}),
+        || match exists {
+            true => format!("table {}: present already", store.table()),
+            false => format!("table {}: created", store.table()),
+        },
+    );
+    Ok(())
+}
+
+async fn table_exists(store: &DynamoStore) -> Result<bool, CliError> {
+    match store
+        .client()
+        .describe_table()
+        .table_name(store.table())
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(StoreError::Unavailable(Box::new(e)).into()),
+    }
+}
+
+async fn ensure_table(store: &DynamoStore) -> Result<(), CliError> {
+    match table_exists(store).await? {
+        true => Ok(()),
+        false => Err(CliError::NoTable(store.table().to_owned())),
+    }
+}
+
+/// Creates `count` keys, `concurrency` at a time, with a progress bar on stderr.
+async fn seed(
+    store: DynamoStore,
+    org: OrgId,
+    count: u32,
+    concurrency: u16,
+    out: Output,
+) -> Result<(), CliError> {
+    let bar = if out.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(u64::from(count))
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} keys  {per_sec}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let store = Arc::new(store);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (store, next, bar, org) = (store.clone(), next.clone(), bar.clone(), org.clone());
+        workers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count as usize {
+                    return Ok::<(), CliError>(());
+                }
+                store::create_key(&*store, seed_key(&org, i)).await?;
+                bar.inc(1);
+            }
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        if let Err(e) = done.map_err(|e| CliError::Input(format!("a writer stopped: {e}")))? {
+            workers.abort_all();
+            bar.abandon();
+            return Err(e);
+        }
+    }
+    bar.finish();
+    out.print(json!({"org": org, "created": count}), || {
+        format!("created {count} keys in organization {org}")
+    });
+    Ok(())
+}
+
+/// The i-th seeded key: every fifth unrestricted, the others granting a few permissions.
+fn seed_key(org: &OrgId, i: usize) -> NewKey {
+    let all = Permission::ALL;
+    let access = match i % 5 {
+        0 => Access::Unrestricted,
+        n => Access::new(
+            true,
+            (0..n).map(|j| all[(i * 7 + j * 13) % all.len()]).collect(),
+        ),
+    };
+    NewKey {
+        org: org.clone(),
+        name: format!("seed key {i}"),
+        creator_id: Uuid::nil(),
+        access,
+        expires: None,
+        id: None,
+    }
+}

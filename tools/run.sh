@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# `make run`: the whole service on this machine, with no Docker and no AWS account.
+#
+#   DynamoDB Local on 127.0.0.1:$DDB_PORT (default 8000), its data kept in $APIKEYS_DATA
+#   (default $APIKEYS_CACHE/dynamodb-data; in memory with MEMORY=1); the table, created if absent;
+#   the demo organization, seeded once; both functions behind `cargo lambda watch` and the
+#   router in Cargo.toml at http://localhost:$PORT (default 3000). Ctrl-C stops all of it.
+#
+#   tools/run.sh                 serve, as above
+#   tools/run.sh cli ARG...      the admin CLI against that DynamoDB Local (make cli ARGS=...)
+#   tools/run.sh invoke EVENT    `cargo lambda invoke` of the event's function (make invoke)
+#
+# It expects the tools that `make tools` installs (DynamoDB Local, the venv with cargo-lambda).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export APIKEYS_CACHE=${APIKEYS_CACHE:-$ROOT/.cache}
+# shellcheck source=tools/dynamodb-local.sh
+source tools/dynamodb-local.sh
+
+PORT=${PORT:-3000}
+DDB_PORT=${DDB_PORT:-8000}
+MEMORY=${MEMORY:-0}
+DATA=${APIKEYS_DATA:-$APIKEYS_CACHE/dynamodb-data}
+export TABLE_NAME=${TABLE_NAME:-apikeys-local}
+# Local only: deployed stacks get theirs from Secrets Manager (template.yaml).
+export CURSOR_SECRET=${CURSOR_SECRET:-local-cursor-secret-for-make-run-only-0001}
+export PATH="$APIKEYS_CACHE/venv/bin:$PATH"
+
+fail() { echo "make run: $*" >&2; exit 1; }
+
+case "${1:-serve}" in
+  cli)
+    shift
+    point_sdk_at "$DDB_PORT"
+    exec cargo run --quiet --locked -p apikeys-cli -- "$@" ;;
+  invoke)
+    [ $# -eq 2 ] && [ -f "$2" ] || fail "usage: make invoke EVENT=events/<file>.json"
+    fn=$(basename "$2"); fn=${fn%%.*}
+    exec cargo lambda invoke "$fn" --invoke-address 127.0.0.1 --invoke-port "$PORT" --data-file "$2" ;;
+  serve) ;;
+  *) fail "unknown mode '$1' (serve, cli or invoke)" ;;
+esac
+
+for p in PORT DDB_PORT; do
+  [[ ${!p} =~ ^[0-9]+$ ]] && (( ${!p} > 0 && ${!p} < 65536 )) || fail "$p must be a port number, not '${!p}'"
+done
+[ "$PORT" != "$DDB_PORT" ] || fail "PORT and DDB_PORT must differ"
+command -v cargo-lambda >/dev/null || fail "cargo-lambda is missing; run: make tools"
+
+# One `make run` per data folder; the lock goes when this script and its children end.
+if [ "$MEMORY" != 1 ]; then
+  mkdir -p "$DATA"
+  exec 9>"$DATA/run.lock"
+  flock -n 9 || fail "already running with the data in $DATA (another 'make run'); stop that one with Ctrl-C, or use MEMORY=1"
+fi
+
+taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+taken "$PORT" && fail "port $PORT is in use (another 'make run'?); free it or choose another: make run PORT=3001"
+taken "$DDB_PORT" && fail "port $DDB_PORT for DynamoDB Local is in use (another 'make run'?); free it or choose another: make run DDB_PORT=8001"
+
+DDB_PID= WATCH_PID=
+stop() {
+  trap - EXIT INT TERM
+  # The router's process group holds the functions it started.
+  [ -z "$WATCH_PID" ] || kill -TERM -- "-$WATCH_PID" 2>/dev/null || true
+  [ -z "$DDB_PID" ] || kill "$DDB_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  echo "make run: stopped" >&2
+}
+trap stop EXIT
+trap 'exit 130' INT TERM
+
+echo "make run: building the functions and the CLI" >&2
+cargo build --quiet --locked -p get-key -p list-keys -p apikeys-cli
+BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug
+
+if [ "$MEMORY" = 1 ]; then
+  where="in memory"
+  start "$DDB_PORT" -inMemory -sharedDb
+else
+  where="data in $DATA"
+  start "$DDB_PORT" -sharedDb -dbPath "$DATA"
+fi
+point_sdk_at "$DDB_PORT"
+
+"$BIN/apikeys" create-table --if-absent >&2
+seeded=$("$BIN/apikeys" --json seed-demo)
+read -r created secret < <(python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["created"]), d["admin_secret"])' <<<"$seeded")
+echo "make run: demo organization: $created keys created (it is seeded once)" >&2
+
+# Its own process group, so that stopping it stops the function processes too.
+setsid cargo lambda watch --quiet --invoke-address 127.0.0.1 --invoke-port "$PORT" &
+WATCH_PID=$!
+
+for _ in $(seq 1 600); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/v1/api_key/" || true)
+  [ "$code" = 401 ] && break
+  kill -0 "$WATCH_PID" 2>/dev/null || fail "cargo lambda watch stopped at start"
+  sleep 0.5
+done
+[ "$code" = 401 ] || fail "the API did not answer on port $PORT within 5 minutes"
+
+cat <<EOF
+
+apikeys is running. Ctrl-C stops it.
+  API        http://localhost:$PORT/v1/api_key/
+  DynamoDB   http://127.0.0.1:$DDB_PORT, table $TABLE_NAME ($where)
+  Admin key  $secret   (organization "demo", every permission)
+
+Try:
+  curl -H "Authorization: Bearer $secret" http://localhost:$PORT/v1/api_key/
+  curl -H "X-API-KEY: $secret" "http://localhost:$PORT/v1/api_key/?limit=2&order=asc"
+  curl -H "Authorization: Bearer $secret" http://localhost:$PORT/v1/api_key/01900000-0001-7000-8000-000000000002
+
+In another terminal:
+  make cli ARGS='create-key --org demo --name "my key" --permission api_keys.view'
+  make invoke EVENT=events/list-keys.rest.json PORT=$PORT
+
+EOF
+
+wait "$WATCH_PID"
