@@ -70,5 +70,8 @@ test-run: tools
 
 # --- Build -----------------------------------------------------------------------------------
 # What template.yaml names, built the way SAM deploys it (cargo-lambda, zig for arm64).
+# The arm64 standard library comes from rustup first: cargo-lambda would fetch it for each
+# function at once, and those fetches race.
 build: $(STAMP)
+	rustup target add aarch64-unknown-linux-gnu 2>&1 | grep -v "is up to date" || true
 	PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/sam build --template template.yaml

@@ -15,14 +15,27 @@ use serde_json::{Value, json};
 pub const CURSOR_SECRET: &str = "integration-tests-cursor-secret-0123456789";
 
 /// The SDK configuration the functions use, pointed at DynamoDB Local by
-/// `AWS_ENDPOINT_URL_DYNAMODB` (set by `tools/dynamodb-local.sh run`).
+/// `AWS_ENDPOINT_URL_DYNAMODB` (set by `tools/dynamodb-local.sh run`), with timeouts
+/// widened: DynamoDB Local on a loaded two-core machine can take seconds to answer, and
+/// these tests check behaviour, not speed.
 pub async fn client() -> aws_sdk_dynamodb::Client {
     assert!(
         std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some(),
         "these tests run against DynamoDB Local: use `make test`, or \
          `tools/dynamodb-local.sh run cargo test`"
     );
-    aws_sdk_dynamodb::Client::new(&apikeys::config::sdk_config().await)
+    let config = apikeys::config::sdk_config()
+        .await
+        .into_builder()
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .operation_attempt_timeout(std::time::Duration::from_secs(30))
+                .operation_timeout(std::time::Duration::from_secs(60))
+                .build(),
+        )
+        .build();
+    aws_sdk_dynamodb::Client::new(&config)
 }
 
 /// An application on a new, empty table of its own.
