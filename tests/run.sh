@@ -44,6 +44,9 @@ start() {
   fail "make run was not ready within 10 minutes"
 }
 
+# The router restarts a function when a source file changes, and an invocation in flight
+# then goes unanswered: nothing in the clone may change while this test runs.
+
 # stop: Ctrl-C, then everything it started must be gone and both ports free.
 stop() {
   kill -INT -- "-$RUN_PID"
@@ -63,12 +66,12 @@ stop() {
 # call URL [curl args]: sets STATUS and BODY.
 call() {
   local url=$1; shift
-  BODY=$(curl -sS -o - -w '\n%{http_code}' "$@" "$url") || fail "curl $url"
+  BODY=$(curl -sS --max-time 60 -o - -w '\n%{http_code}' "$@" "$url") || fail "curl $url"
   STATUS=${BODY##*$'\n'}
   BODY=${BODY%$'\n'*}
 }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" <<<"$BODY"; }
-cli() { make --no-print-directory -s cli ARGS="--json $*"; }
+cli() { timeout 120 make --no-print-directory -s cli ARGS="--json $*"; }
 
 start
 SECRET=$(sed -n 's/^  Admin key  \(apk_[A-Za-z0-9_-]*\).*/\1/p' "$WORK/run.log")
@@ -108,10 +111,22 @@ call "$API/" -H "X-API-KEY: $key_secret"
 [ "$STATUS" = 401 ] || fail "a key disabled by the CLI still works: $STATUS"
 ok "a key disabled by the CLI is refused"
 
+# The CLI's bad input: a precise message and a non-zero exit.
+expect_cli_error() {
+  local want=$1; shift
+  if out=$(timeout 120 make --no-print-directory -s cli ARGS="$*" 2>&1); then fail "apikeys $* succeeded"; fi
+  grep -q -- "$want" <<<"$out" || fail "apikeys $*: expected '$want' in: $out"
+}
+expect_cli_error "possible values: companies.delete" create-key --org demo --name x --permission calls.fly
+expect_cli_error "organization nobody has no keys" get-key --org nobody --id "$id"
+expect_cli_error "no key 01900000-0000-7000-8000-0000000000ff in organization demo" \
+  delete-key --org demo --id 01900000-0000-7000-8000-0000000000ff
+ok "the CLI names a bad permission, an unknown organization and an unknown key"
+
 # Every sample event, with the status tests/api/events.rs documents for it.
 n=0
 while read -r file status; do
-  out=$(make --no-print-directory -s invoke EVENT="events/$file") || fail "cargo lambda invoke $file"
+  out=$(timeout 120 make --no-print-directory -s invoke EVENT="events/$file") || fail "cargo lambda invoke $file"
   got=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["statusCode"])' <<<"$out")
   [ "$got" = "$status" ] || fail "events/$file gave $got, expected $status: $out"
   n=$((n + 1))

@@ -65,3 +65,19 @@ impl App<DynamoStore> {
         })
     }
 }
+
+/// `config` with one operation allowed `operation` (a tenth of it to connect, half of it per
+/// attempt): for the admin CLI and the tests, which wait for a slow DynamoDB rather than
+/// answer a client quickly.
+pub fn patient(config: aws_config::SdkConfig, operation: Duration) -> aws_config::SdkConfig {
+    config
+        .into_builder()
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(operation / 10)
+                .operation_attempt_timeout(operation / 2)
+                .operation_timeout(operation)
+                .build(),
+        )
+        .build()
+}

@@ -9,13 +9,16 @@ use apikeys_tests::*;
 use aws_sdk_dynamodb::types::TableDescription;
 use serde_yaml_ng::Value;
 
+/// An index: its name, its key, and its projection type.
+type Index = (String, Vec<(String, String)>, String);
+
 /// A table's shape, in a form both sources can be reduced to: attribute definitions, the
 /// primary key, and each index with its key and projection.
 #[derive(Debug, PartialEq, Eq)]
 struct Shape {
     attributes: BTreeSet<(String, String)>,
     key: Vec<(String, String)>,
-    indexes: BTreeSet<(String, Vec<(String, String)>, String)>,
+    indexes: BTreeSet<Index>,
 }
 
 fn template_table() -> Value {
@@ -76,7 +79,12 @@ fn template_shape(props: &Value) -> Shape {
 fn created_shape(table: &TableDescription) -> Shape {
     let key = |k: &[aws_sdk_dynamodb::types::KeySchemaElement]| {
         k.iter()
-            .map(|e| (e.attribute_name().to_owned(), e.key_type().as_str().to_owned()))
+            .map(|e| {
+                (
+                    e.attribute_name().to_owned(),
+                    e.key_type().as_str().to_owned(),
+                )
+            })
             .collect::<Vec<_>>()
     };
     let projection = |p: Option<&aws_sdk_dynamodb::types::Projection>| {
@@ -84,20 +92,14 @@ fn created_shape(table: &TableDescription) -> Shape {
             .map(|t| t.as_str().to_owned())
             .unwrap_or_default()
     };
-    let global = table
-        .global_secondary_indexes()
-        .iter()
-        .map(|i| {
-            let name = i.index_name().unwrap_or_default().to_owned();
-            (name, key(i.key_schema()), projection(i.projection()))
-        });
-    let local = table
-        .local_secondary_indexes()
-        .iter()
-        .map(|i| {
-            let name = i.index_name().unwrap_or_default().to_owned();
-            (name, key(i.key_schema()), projection(i.projection()))
-        });
+    let global = table.global_secondary_indexes().iter().map(|i| {
+        let name = i.index_name().unwrap_or_default().to_owned();
+        (name, key(i.key_schema()), projection(i.projection()))
+    });
+    let local = table.local_secondary_indexes().iter().map(|i| {
+        let name = i.index_name().unwrap_or_default().to_owned();
+        (name, key(i.key_schema()), projection(i.projection()))
+    });
     Shape {
         attributes: table
             .attribute_definitions()

@@ -24,17 +24,8 @@ pub async fn client() -> aws_sdk_dynamodb::Client {
         "these tests run against DynamoDB Local: use `make test`, or \
          `tools/dynamodb-local.sh run cargo test`"
     );
-    let config = apikeys::config::sdk_config()
-        .await
-        .into_builder()
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(std::time::Duration::from_secs(10))
-                .operation_attempt_timeout(std::time::Duration::from_secs(30))
-                .operation_timeout(std::time::Duration::from_secs(60))
-                .build(),
-        )
-        .build();
+    let config = apikeys::config::sdk_config().await;
+    let config = apikeys::config::patient(config, std::time::Duration::from_secs(60));
     aws_sdk_dynamodb::Client::new(&config)
 }
 

@@ -149,21 +149,26 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The error and its causes, each said once.
 fn chain(e: &dyn Error) -> String {
-    let mut text = e.to_string();
+    let mut parts = vec![e.to_string()];
     let mut source = e.source();
     while let Some(s) = source {
-        let s_text = aws_sdk_dynamodb::error::DisplayErrorContext(s).to_string();
-        if !text.contains(&s_text) {
-            text = format!("{text}: {s_text}");
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
         }
         source = s.source();
     }
-    text
+    parts.join(": ")
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
-    let config = apikeys::config::sdk_config().await;
+    // An operator waits for a slow answer rather than retry by hand.
+    let config = apikeys::config::patient(
+        apikeys::config::sdk_config().await,
+        std::time::Duration::from_secs(30),
+    );
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &cli.table);
     let out = Output { json: cli.json };
     if let Command::CreateTable { if_absent } = cli.command {
@@ -316,13 +321,22 @@ fn describe(key: &ApiKey, now: DateTime<Utc>) -> String {
 }
 
 async fn existing(store: &DynamoStore, k: &KeyRef) -> Result<ApiKey, CliError> {
-    store
-        .get_key(&k.org, k.id)
-        .await?
-        .ok_or_else(|| CliError::NoKey {
+    match store.get_key(&k.org, k.id).await? {
+        Some(key) => Ok(key),
+        None => Err(missing(store, k).await),
+    }
+}
+
+/// Why a key is not there: no such key, or no such organization (one without keys).
+async fn missing(store: &DynamoStore, k: &KeyRef) -> CliError {
+    match store.read_run(&k.org, None, true, 1).await {
+        Ok(keys) if keys.is_empty() => CliError::NoOrg(k.org.clone()),
+        Ok(_) => CliError::NoKey {
             org: k.org.clone(),
             id: k.id,
-        })
+        },
+        Err(e) => e.into(),
+    }
 }
 
 async fn set_state(
