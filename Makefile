@@ -75,3 +75,4 @@ test-run: tools
 build: $(STAMP)
 	rustup target add aarch64-unknown-linux-gnu 2>&1 | grep -v "is up to date" || true
 	PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/sam build --template template.yaml
+	@python3 tools/check-build.py template.yaml .aws-sam/build
