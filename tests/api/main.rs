@@ -7,5 +7,6 @@ mod get;
 mod isolation;
 mod list;
 mod logs;
+mod openapi;
 mod store;
 mod template;
