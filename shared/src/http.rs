@@ -26,22 +26,22 @@ const PROBLEM_JSON: &str = "application/problem+json";
 
 /// `GET /v1/api_key/{id}`: one key of the caller's organization.
 pub async fn get_key<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body> {
-    serve(app, &req, async |caller: &Caller| {
-        known_parameters(req.query_string_parameters_ref(), &[])?;
+    serve(app, &req, async |caller: &Caller, pretty: bool| {
+        known_parameters(req.query_string_parameters_ref(), GET_PARAMETERS)?;
         let id = path_id(&req)?;
         let key = app
             .store
             .get_key(&caller.org, id)
             .await?
             .ok_or(ApiError::NotFound)?;
-        Ok(to_json(&key.view(Utc::now())))
+        Ok(to_json(&key.view(Utc::now()), pretty))
     })
     .await
 }
 
 /// `GET /v1/api_key/`: a page of the caller's organization's keys.
 pub async fn list_keys<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body> {
-    serve(app, &req, async |caller: &Caller| {
+    serve(app, &req, async |caller: &Caller, pretty: bool| {
         let q = req.query_string_parameters_ref();
         known_parameters(q, LIST_PARAMETERS)?;
         let raw = RawListParams {
@@ -54,13 +54,16 @@ pub async fn list_keys<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body
         let request = ListRequest::parse(raw, &caller.org, &app.cursors)?;
         let page = read_page(&app.store, &caller.org, &request, &app.cursors).await?;
         let now = Utc::now();
-        Ok(to_json(&PageBody {
-            data: page.keys.iter().map(|k| k.view(now)).collect(),
-            has_more: page.has_more,
-            first_id: page.keys.first().map(|k| k.id),
-            last_id: page.keys.last().map(|k| k.id),
-            next_cursor: page.next_cursor.as_deref(),
-        }))
+        Ok(to_json(
+            &PageBody {
+                data: page.keys.iter().map(|k| k.view(now)).collect(),
+                has_more: page.has_more,
+                first_id: page.keys.first().map(|k| k.id),
+                last_id: page.keys.last().map(|k| k.id),
+                next_cursor: page.next_cursor.as_deref(),
+            },
+            pretty,
+        ))
     })
     .await
 }
@@ -81,10 +84,14 @@ struct PageBody<'a> {
 async fn serve<S: KeyStore>(
     app: &App<S>,
     req: &Request,
-    op: impl AsyncFnOnce(&Caller) -> Result<Vec<u8>, ApiError>,
+    op: impl AsyncFnOnce(&Caller, bool) -> Result<Vec<u8>, ApiError>,
 ) -> Response<Body> {
     let started = Instant::now();
     let request_id = request_id(req);
+    // `pretty=true` also shapes error bodies, even those refused before the parameters
+    // are validated; an invalid value is a 422 at the parameter stage.
+    let pretty_query = single(req.query_string_parameters_ref(), "pretty");
+    let pretty_errors = matches!(pretty_query, Ok(Some("true")));
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
@@ -99,7 +106,8 @@ async fn serve<S: KeyStore>(
         span.record("org", field::display(&caller.org));
         span.record("caller", field::display(&caller.key_id));
         caller.require(Permission::ApiKeysView)?;
-        op(&caller).await
+        let pretty = parse_pretty(pretty_query.clone()?)?;
+        op(&caller, pretty).await
     }
     .instrument(span.clone())
     .await;
@@ -118,7 +126,7 @@ async fn serve<S: KeyStore>(
             } else {
                 tracing::info!(status = status.as_u16(), elapsed_ms, reason = %err, "refused");
             }
-            problem_response(&err, &request_id)
+            problem_response(&err, &request_id, pretty_errors)
         }
     };
     if req.method() == Method::HEAD {
@@ -141,11 +149,11 @@ fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Res
     response
 }
 
-fn problem_response(err: &ApiError, request_id: &str) -> Response<Body> {
+fn problem_response(err: &ApiError, request_id: &str, pretty: bool) -> Response<Body> {
     let mut response = respond(
         err.status(),
         PROBLEM_JSON,
-        to_json(&err.problem(request_id)),
+        to_json(&err.problem(request_id), pretty),
     );
     let headers = response.headers_mut();
     match err {
@@ -170,9 +178,27 @@ fn problem_response(err: &ApiError, request_id: &str) -> Response<Body> {
     response
 }
 
-fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+fn to_json<T: Serialize>(value: &T, pretty: bool) -> Vec<u8> {
     // Our response types hold only strings, numbers and bools: serializing cannot fail.
-    serde_json::to_vec(value).unwrap_or_default()
+    if pretty {
+        let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
+        body.push(b'\n');
+        body
+    } else {
+        serde_json::to_vec(value).unwrap_or_default()
+    }
+}
+
+/// `pretty`: `true` or `false` (the default); anything else is refused.
+fn parse_pretty(value: Option<&str>) -> Result<bool, ParamError> {
+    match value {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ParamError::new(
+            "pretty",
+            format!("must be \"true\" or \"false\", got {other:?}"),
+        )),
+    }
 }
 
 /// The error and its causes, for the log line of a 5xx.
@@ -257,7 +283,10 @@ fn accepts_json(accept: &str) -> bool {
 }
 
 /// The query parameters of the list endpoint.
-const LIST_PARAMETERS: &[&str] = &["limit", "order", "after", "before", "cursor"];
+const LIST_PARAMETERS: &[&str] = &["limit", "order", "after", "before", "cursor", "pretty"];
+
+/// The query parameters of the endpoints that return one key.
+const GET_PARAMETERS: &[&str] = &["pretty"];
 
 /// Refuses a parameter the endpoint does not know, so that a typo (`limt=5`) or a feature
 /// this version lacks is an error, not a silently different answer.

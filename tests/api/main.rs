@@ -7,4 +7,5 @@ mod get;
 mod isolation;
 mod list;
 mod logs;
+mod pretty;
 mod store;
