@@ -116,8 +116,16 @@ async fn serve<S: KeyStore>(
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let response = match outcome {
         Ok(body) => {
-            tracing::info!(status = 200, elapsed_ms, "served");
-            respond(StatusCode::OK, JSON, body)
+            let tag = etag(&body);
+            if if_none_match(req, &tag) {
+                tracing::info!(status = 304, elapsed_ms, "not modified");
+                not_modified(&tag)
+            } else {
+                tracing::info!(status = 200, elapsed_ms, "served");
+                let mut response = respond(StatusCode::OK, JSON, body);
+                cacheable(response.headers_mut(), &tag);
+                response
+            }
         }
         Err(err) => {
             let status = err.status();
@@ -146,6 +154,58 @@ fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Res
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
+    response
+}
+
+/// How long a client may reuse a 200 without asking again: keys change rarely, and a
+/// change (disabling a key, say) is visible to every client within this many seconds.
+pub const MAX_AGE_SECS: u32 = 5;
+
+/// The entity tag of a body: a strong validator, the first 128 bits of its SHA-256.
+fn etag(body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(body);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// Whether `If-None-Match` names this tag, or is `*` (RFC 9110, section 13.1.2: weak
+/// comparison, so `W/"x"` matches `"x"`).
+fn if_none_match(req: &Request, tag: &str) -> bool {
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == tag)
+}
+
+/// Marks a 200 or 304 as privately cacheable for [`MAX_AGE_SECS`], under its tag. It varies
+/// with the credentials, which decide the organization and so the body.
+fn cacheable(headers: &mut lambda_http::http::HeaderMap, tag: &str) {
+    if let Ok(value) = HeaderValue::from_str(tag) {
+        headers.insert(header::ETAG, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&format!("private, max-age={MAX_AGE_SECS}")) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Authorization, X-API-KEY, Accept"),
+    );
+}
+
+/// 304 Not Modified: no body, the same validator and caching headers as the 200.
+fn not_modified(tag: &str) -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    let headers = response.headers_mut();
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    cacheable(headers, tag);
     response
 }
 
