@@ -24,19 +24,79 @@ use crate::store::KeyStore;
 const JSON: &str = "application/json";
 const PROBLEM_JSON: &str = "application/problem+json";
 
-/// `GET /v1/api_key/{id}`: one key of the caller's organization.
+/// `GET /v1/api_key/{id}` (the diga view) and `GET /v1/api_keys/{api_key_id}` (the discue
+/// view): one key of the caller's organization. The route is told apart by the path
+/// parameter's name or the route template, never by the raw path, which may carry a stage.
 pub async fn get_key<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body> {
+    let route = GetRoute::of(&req);
     serve(app, &req, async |caller: &Caller, pretty: bool| {
         known_parameters(req.query_string_parameters_ref(), GET_PARAMETERS)?;
-        let id = path_id(&req)?;
+        let id = path_id(&req, route.parameter())?;
         let key = app
             .store
             .get_key(&caller.org, id)
             .await?
             .ok_or(ApiError::NotFound)?;
-        Ok(to_json(&key.view(Utc::now()), pretty))
+        let now = Utc::now();
+        Ok(match route {
+            GetRoute::Diga => to_json(&key.view(now), pretty),
+            GetRoute::Discue => to_json(&key.discue_view(now, self_href(&req)), pretty),
+        })
     })
     .await
+}
+
+/// Which of the get-key function's routes a request came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GetRoute {
+    /// `/v1/api_key/{id}`
+    Diga,
+    /// `/v1/api_keys/{api_key_id}`
+    Discue,
+}
+
+impl GetRoute {
+    const DISCUE_TEMPLATE: &str = "/v1/api_keys/{api_key_id}";
+
+    fn of(req: &Request) -> Self {
+        if let Some(params) = req.path_parameters_ref() {
+            if params.first("api_key_id").is_some() {
+                return GetRoute::Discue;
+            }
+            if params.first("id").is_some() {
+                return GetRoute::Diga;
+            }
+        }
+        let template = match req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV1(ctx)) => ctx.resource_path.as_deref(),
+            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.as_deref(),
+            _ => None,
+        };
+        match template {
+            Some(t) if t.ends_with(Self::DISCUE_TEMPLATE) => GetRoute::Discue,
+            Some(_) => GetRoute::Diga,
+            // No route information (a bare local invocation): the path's last two segments.
+            None if req.raw_http_path().contains("/api_keys/") => GetRoute::Discue,
+            None => GetRoute::Diga,
+        }
+    }
+
+    fn parameter(self) -> &'static str {
+        match self {
+            GetRoute::Diga => "id",
+            GetRoute::Discue => "api_key_id",
+        }
+    }
+}
+
+/// The URL the client asked for, without its query: the discue view's `_links.self.href`.
+/// The gateway's URI carries the host and, for a named stage, the stage.
+fn self_href(req: &Request) -> String {
+    let uri = req.uri();
+    match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => format!("{scheme}://{authority}{}", uri.path()),
+        _ => uri.path().to_owned(),
+    }
 }
 
 /// `GET /v1/api_key/`: a page of the caller's organization's keys.
@@ -378,15 +438,16 @@ fn single<'a>(q: Option<&'a QueryMap>, name: &str) -> Result<Option<&'a str>, Pa
     }
 }
 
-/// The `{id}` path parameter, as API Gateway (or the local router) passes it.
-fn path_id(req: &Request) -> Result<KeyId, ApiError> {
+/// The key id path parameter (`id` or `api_key_id`), as API Gateway (or the local router)
+/// passes it.
+fn path_id(req: &Request, name: &'static str) -> Result<KeyId, ApiError> {
     let raw = req
         .path_parameters_ref()
-        .and_then(|p| p.first("id"))
+        .and_then(|p| p.first(name))
         .or_else(|| req.raw_http_path().trim_end_matches('/').rsplit('/').next())
         .unwrap_or("");
     raw.parse::<KeyId>()
-        .map_err(|e| ApiError::Invalid(ParamError::new("id", e.to_string())))
+        .map_err(|e| ApiError::Invalid(ParamError::new(name, e.to_string())))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 mod auth;
 mod conditional;
+mod discue;
 mod errors;
 mod events;
 mod get;

@@ -137,6 +137,8 @@ pub struct Call {
     method: String,
     path: String,
     id: Option<String>,
+    /// The route's template and the name of its id parameter.
+    route: (&'static str, &'static str),
     query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
 }
@@ -150,6 +152,21 @@ impl Call {
             method: "GET".into(),
             path: format!("/v1/api_key/{id}"),
             id: Some(id),
+            route: ("/v1/api_key/{id}", "id"),
+            query: vec![],
+            headers: vec![],
+        }
+    }
+
+    /// `GET /v1/api_keys/{api_key_id}`: the discue view, served by the get-key function.
+    pub fn discue(payload: Payload, id: impl ToString) -> Self {
+        let id = id.to_string();
+        Call {
+            payload,
+            method: "GET".into(),
+            path: format!("/v1/api_keys/{id}"),
+            id: Some(id),
+            route: ("/v1/api_keys/{api_key_id}", "api_key_id"),
             query: vec![],
             headers: vec![],
         }
@@ -162,6 +179,7 @@ impl Call {
             method: "GET".into(),
             path: "/v1/api_key/".into(),
             id: None,
+            route: ("/v1/api_key", ""),
             query: vec![],
             headers: vec![],
         }
@@ -208,12 +226,8 @@ impl Call {
             headers.insert(k.clone(), json!(v));
             append(&mut multi_headers, k, v);
         }
-        let path_params = self.id.as_ref().map(|id| json!({ "id": id }));
-        let resource = if self.id.is_some() {
-            "/v1/api_key/{id}"
-        } else {
-            "/v1/api_key"
-        };
+        let (resource, param) = self.route;
+        let path_params = self.id.as_ref().map(|id| json!({ param: id }));
         match self.payload {
             Payload::Rest => {
                 let mut single = serde_json::Map::new();
