@@ -32,6 +32,13 @@ pub const PK: &str = "pk";
 pub const SK: &str = "sk";
 const KEY_PREFIX: &str = "KEY#";
 const CREDENTIAL_SK: &str = "SECRET";
+/// The attribute last-use tracking writes, on key and credential items; the only one the
+/// functions may update (see template.yaml).
+pub const LAST_USED: &str = "last_used_ms";
+
+fn millis(at: DateTime<Utc>) -> AttributeValue {
+    AttributeValue::N(at.timestamp_millis().to_string())
+}
 
 /// The key store on a DynamoDB table.
 #[derive(Clone, Debug)]
@@ -113,6 +120,12 @@ struct CredentialItem {
         skip_serializing_if = "Option::is_none"
     )]
     expires_ms: Option<DateTime<Utc>>,
+    #[serde(
+        with = "chrono::serde::ts_milliseconds_option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    last_used_ms: Option<DateTime<Utc>>,
 }
 
 fn bits_of(access: &Access) -> Option<u64> {
@@ -322,6 +335,7 @@ impl KeyStore for DynamoStore {
                 access: access_of(c.restricted, c.permissions)?,
                 state: c.state,
                 expires: c.expires_ms,
+                last_used: c.last_used_ms,
             })
         })
         .transpose()
@@ -370,6 +384,49 @@ impl KeyStore for DynamoStore {
         Ok(keys)
     }
 
+    #[tracing::instrument(skip(self, hash), err(Display))]
+    async fn record_use(
+        &self,
+        org: &OrgId,
+        id: KeyId,
+        hash: &SecretHash,
+        at: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        // Two independent conditional writes, not a transaction: each item is stamped at
+        // most once a minute, and a lost race only means the other request stamped it.
+        let stamp = |key| {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .update_expression("SET #used = :at")
+                .condition_expression(
+                    "attribute_exists(#pk) AND (attribute_not_exists(#used) OR #used < :stale)",
+                )
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#used", LAST_USED)
+                .expression_attribute_values(":at", millis(at))
+                .expression_attribute_values(":stale", millis(stale_before))
+                .send()
+        };
+        let (on_key, on_credential) = tokio::join!(
+            stamp(primary_key(org_pk(org), key_sk(id))),
+            stamp(primary_key(credential_pk(hash), CREDENTIAL_SK.to_owned())),
+        );
+        let mut wrote = false;
+        for outcome in [on_key.map(|_| ()), on_credential.map(|_| ())] {
+            match outcome {
+                Ok(()) => wrote = true,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(classify(e)),
+            }
+        }
+        Ok(wrote)
+    }
+
     #[tracing::instrument(skip_all, fields(org = %key.org, key = %key.id), err(Display))]
     async fn insert_key(&self, key: &ApiKey, hash: &SecretHash) -> Result<(), StoreError> {
         let key_item = serde_dynamo::to_item(KeyItem::new(key, hash)).map_err(corrupt)?;
@@ -382,6 +439,7 @@ impl KeyStore for DynamoStore {
             permissions: bits_of(&key.access),
             state: key.state,
             expires_ms: key.expires,
+            last_used_ms: key.last_used,
         })
         .map_err(corrupt)?;
         let put = |item| {

@@ -15,7 +15,7 @@ use serde::Serialize;
 use tracing::{Instrument, field};
 
 use crate::App;
-use crate::auth::{Caller, authenticate};
+use crate::auth::{Caller, authenticate, record_use};
 use crate::error::{ApiError, ParamError, RETRY_AFTER_SECS};
 use crate::key::{KeyId, KeyView, Permission};
 use crate::page::{ListRequest, RawListParams, list_keys as read_page};
@@ -161,13 +161,20 @@ async fn serve<S: KeyStore>(
     let outcome = async {
         check_method(req.method())?;
         check_accept(req)?;
-        let caller = authenticate(&app.store, req.headers(), Utc::now()).await?;
+        let now = Utc::now();
+        let caller = authenticate(&app.store, req.headers(), now).await?;
         let span = tracing::Span::current();
         span.record("org", field::display(&caller.org));
         span.record("caller", field::display(&caller.key_id));
-        caller.require(Permission::ApiKeysView)?;
-        let pretty = parse_pretty(pretty_query.clone()?)?;
-        op(&caller, pretty).await
+        let work = async {
+            caller.require(Permission::ApiKeysView)?;
+            let pretty = parse_pretty(pretty_query.clone()?)?;
+            op(&caller, pretty).await
+        };
+        // Recording the use runs alongside the request's own read, so it adds no latency;
+        // it never fails the request.
+        let (outcome, ()) = tokio::join!(work, record_use(&app.store, &caller, now));
+        outcome
     }
     .instrument(span.clone())
     .await;
@@ -453,6 +460,48 @@ fn path_id(req: &Request, name: &'static str) -> Result<KeyId, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_failure_to_record_the_use_does_not_fail_the_request() {
+        use crate::memory::MemoryStore;
+        let store = MemoryStore::default();
+        let new = crate::store::NewKey {
+            org: "o".parse().unwrap(),
+            name: "k".into(),
+            creator_id: uuid::Uuid::nil(),
+            access: crate::key::Access::Unrestricted,
+            expires: None,
+            id: None,
+        };
+        let (key, secret) = crate::store::create_key(&store, new).await.unwrap();
+        store
+            .fail_record_use
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let app = App {
+            store,
+            cursors: crate::page::CursorKeys::parse("0123456789abcdef0123456789abcdef").unwrap(),
+        };
+        let event = serde_json::json!({
+            "version": "2.0",
+            "routeKey": "ANY /v1/api_key/{id}",
+            "rawPath": format!("/v1/api_key/{}", key.id),
+            "rawQueryString": "",
+            "headers": {"x-api-key": secret.expose(), "host": "localhost"},
+            "pathParameters": {"id": key.id.to_string()},
+            "requestContext": {
+                "http": {"method": "GET", "path": format!("/v1/api_key/{}", key.id)},
+                "routeKey": "ANY /v1/api_key/{id}",
+                "stage": "$default",
+                "requestId": "r1"
+            },
+            "isBase64Encoded": false
+        });
+        let before = crate::auth::last_used_failures();
+        let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let response = get_key(&app, req).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(crate::auth::last_used_failures() > before);
+    }
 
     #[test]
     fn accept_negotiation_follows_the_most_specific_range() {

@@ -13,6 +13,8 @@ use crate::store::{Credential, KeyStore, Position, StoreError};
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// When set, `record_use` fails as if the store were unreachable.
+    pub fail_record_use: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -48,6 +50,7 @@ impl KeyStore for MemoryStore {
                 access: k.access.clone(),
                 state: k.state,
                 expires: k.expires,
+                last_used: k.last_used,
             }))
     }
 
@@ -75,6 +78,29 @@ impl KeyStore for MemoryStore {
             mine.rev().filter(past).take(max).cloned().collect()
         };
         Ok(keys)
+    }
+
+    async fn record_use(
+        &self,
+        org: &OrgId,
+        id: KeyId,
+        _hash: &SecretHash,
+        at: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        if self
+            .fail_record_use
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(StoreError::Unavailable("record_use is set to fail".into()));
+        }
+        Ok(match self.lock().keys.get_mut(&(org.clone(), id)) {
+            Some((k, _)) if k.last_used.is_none_or(|t| t < stale_before) => {
+                k.last_used = Some(at);
+                true
+            }
+            _ => false,
+        })
     }
 
     async fn insert_key(&self, key: &ApiKey, hash: &SecretHash) -> Result<(), StoreError> {

@@ -31,6 +31,8 @@ pub struct Credential {
     pub access: Access,
     pub state: KeyState,
     pub expires: Option<DateTime<Utc>>,
+    /// When the key was last used, as far as its credential knows (to the minute).
+    pub last_used: Option<DateTime<Utc>>,
 }
 
 impl Credential {
@@ -123,6 +125,18 @@ pub trait KeyStore: Send + Sync {
         ascending: bool,
         max: usize,
     ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
+
+    /// Records that the key was used `at`, unless the record is already at or after
+    /// `stale_before` (a conditional write, so concurrent requests write it once). Returns
+    /// whether it wrote. The credential and the key item are both stamped.
+    fn record_use(
+        &self,
+        org: &OrgId,
+        id: KeyId,
+        hash: &SecretHash,
+        at: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Stores a new key under its secret's hash, atomically with its credential.
     fn insert_key(

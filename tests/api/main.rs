@@ -7,6 +7,7 @@ mod errors;
 mod events;
 mod get;
 mod isolation;
+mod last_used;
 mod list;
 mod logs;
 mod pretty;
