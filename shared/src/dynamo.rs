@@ -4,21 +4,28 @@
 //! | ----------- | ----------------- | ----------- |
 //! | key         | `ORG#<org>`       | `KEY#<id>`  |
 //! | credential  | `SECRET#<sha256>` | `SECRET`    |
+//! | key count   | `ORG#<org>`       | `COUNT`     |
 //!
 //! A key lives in its organization's partition, so a get is one GetItem on a primary key
 //! that names the organization, and a list page is one Query on that partition, with no Scan
 //! and no filter. The credential item copies what authentication needs (organization, key
 //! id, access, state, expiry), so authenticating is one GetItem by hash; every write keeps
-//! the two items in step in one transaction.
+//! the two items in step in one transaction. Creating and deleting a key also adjust the
+//! organization's key count in that transaction; its sort key lies outside `KEY#`, so lists
+//! never see it.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, Delete, KeySchemaElement,
+    KeyType, Put, ReturnConsumedCapacity, ScalarAttributeType, TransactWriteItem, Update,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -35,6 +42,11 @@ const CREDENTIAL_SK: &str = "SECRET";
 /// The attribute last-use tracking writes, on key and credential items; the only one the
 /// functions may update (see template.yaml).
 pub const LAST_USED: &str = "last_used_ms";
+/// The organization's key count item: sort key and attribute.
+pub const COUNT_SK: &str = "COUNT";
+pub const KEY_COUNT: &str = "key_count";
+/// How many times a transaction that lost a race for the key count is retried.
+const CONFLICT_RETRIES: u32 = 8;
 
 fn millis(at: DateTime<Utc>) -> AttributeValue {
     AttributeValue::N(at.timestamp_millis().to_string())
@@ -45,6 +57,9 @@ fn millis(at: DateTime<Utc>) -> AttributeValue {
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// When set, reads ask for their consumed capacity and add it here, in thousandths of a
+    /// read unit: for measuring what an operation costs.
+    meter: Option<Arc<AtomicU64>>,
 }
 
 fn org_pk(org: &OrgId) -> String {
@@ -216,6 +231,32 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: table.into(),
+            meter: None,
+        }
+    }
+
+    /// This store, counting the read capacity its reads consume (see [`Self::read_units`]).
+    pub fn metered(mut self) -> Self {
+        self.meter = Some(Arc::new(AtomicU64::new(0)));
+        self
+    }
+
+    /// The read units consumed since the last call, as DynamoDB reports them
+    /// (ReturnConsumedCapacity=TOTAL); 0 unless [`Self::metered`].
+    pub fn read_units(&self) -> f64 {
+        self.meter
+            .as_ref()
+            .map_or(0.0, |m| m.swap(0, Ordering::Relaxed) as f64 / 1000.0)
+    }
+
+    fn capacity_mode(&self) -> Option<ReturnConsumedCapacity> {
+        self.meter.as_ref().map(|_| ReturnConsumedCapacity::Total)
+    }
+
+    fn charge(&self, consumed: Option<&ConsumedCapacity>) {
+        if let (Some(meter), Some(units)) = (&self.meter, consumed.and_then(|c| c.capacity_units()))
+        {
+            meter.fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
         }
     }
 
@@ -274,14 +315,78 @@ impl DynamoStore {
             .map_err(corrupt)
     }
 
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+    /// Runs a transaction; one that lost a race with another for the same items (the
+    /// organization's key count) is retried with a short random backoff.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactFailure> {
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(()),
+                Err(err) => err,
+            };
+            let reasons: Vec<String> = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
+                    .cancellation_reasons()
+                    .iter()
+                    .filter_map(|r| r.code().map(str::to_owned))
+                    .collect(),
+                _ => vec![],
+            };
+            if reasons.iter().any(|c| c == "ConditionalCheckFailed") {
+                return Err(TransactFailure::Condition);
+            }
+            let conflict = reasons.iter().any(|c| c == "TransactionConflict")
+                || matches!(
+                    err.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionInProgressException(_))
+                );
+            if conflict && attempt < CONFLICT_RETRIES {
+                attempt += 1;
+                let jitter = u64::from(getrandom::u32().unwrap_or(0) % 20);
+                let backoff = 5 * u64::from(attempt) + jitter;
+                tokio::time::sleep(std::time::Duration::from_millis(backoff)).await;
+                continue;
+            }
+            return Err(TransactFailure::Store(classify(err)));
+        }
+    }
+
+    /// The update of the organization's key count by `delta`, for a transaction.
+    fn count_update(&self, org: &OrgId, delta: i64) -> Result<TransactWriteItem, StoreError> {
+        let update = built(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(primary_key(org_pk(org), COUNT_SK.to_owned())))
+                .update_expression("ADD #count :delta")
+                .expression_attribute_names("#count", KEY_COUNT)
+                .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+}
+
+/// Why a transaction did not apply.
+enum TransactFailure {
+    /// One of its conditions failed: the item it expected is gone (or already there).
+    Condition,
+    Store(StoreError),
+}
+
+impl From<TransactFailure> for StoreError {
+    fn from(value: TransactFailure) -> Self {
+        match value {
+            TransactFailure::Condition => {
+                StoreError::Internal("a transaction's condition failed".into())
+            }
+            TransactFailure::Store(e) => e,
+        }
     }
 }
 
@@ -299,9 +404,11 @@ impl KeyStore for DynamoStore {
             .get_item()
             .table_name(&self.table)
             .set_key(Some(primary_key(org_pk(org), key_sk(id))))
+            .set_return_consumed_capacity(self.capacity_mode())
             .send()
             .await
             .map_err(classify)?;
+        self.charge(out.consumed_capacity());
         let item: Option<KeyItem> = out
             .item
             .map(serde_dynamo::from_item)
@@ -320,9 +427,11 @@ impl KeyStore for DynamoStore {
                 credential_pk(hash),
                 CREDENTIAL_SK.to_owned(),
             )))
+            .set_return_consumed_capacity(self.capacity_mode())
             .send()
             .await
             .map_err(classify)?;
+        self.charge(out.consumed_capacity());
         let item: Option<CredentialItem> = out
             .item
             .map(serde_dynamo::from_item)
@@ -369,9 +478,11 @@ impl KeyStore for DynamoStore {
                 .scan_index_forward(ascending)
                 .limit(want)
                 .set_exclusive_start_key(start.take())
+                .set_return_consumed_capacity(self.capacity_mode())
                 .send()
                 .await
                 .map_err(classify)?;
+            self.charge(out.consumed_capacity());
             for item in out.items.unwrap_or_default() {
                 let item: KeyItem = serde_dynamo::from_item(item).map_err(corrupt)?;
                 keys.push(item.into_key()?);
@@ -453,7 +564,37 @@ impl KeyStore for DynamoStore {
             )
             .map(|p| TransactWriteItem::builder().put(p).build())
         };
-        self.transact(vec![put(key_item)?, put(credential)?]).await
+        self.transact(vec![
+            put(key_item)?,
+            put(credential)?,
+            self.count_update(&key.org, 1)?,
+        ])
+        .await
+        .map_err(StoreError::from)
+    }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(primary_key(org_pk(org), COUNT_SK.to_owned())))
+            .projection_expression("#count")
+            .expression_attribute_names("#count", KEY_COUNT)
+            .set_return_consumed_capacity(self.capacity_mode())
+            .send()
+            .await
+            .map_err(classify)?;
+        self.charge(out.consumed_capacity());
+        match out.item.as_ref().and_then(|i| i.get(KEY_COUNT)) {
+            None => Ok(0),
+            Some(AttributeValue::N(n)) => n
+                .parse::<i64>()
+                .map(|n| u64::try_from(n).unwrap_or(0))
+                .map_err(|e| StoreError::Internal(Box::new(e))),
+            Some(_) => Err(StoreError::Internal("the key count is not a number".into())),
+        }
     }
 
     #[tracing::instrument(skip(self), err(Display))]
@@ -498,12 +639,18 @@ impl KeyStore for DynamoStore {
             )
             .build(),
         )?;
-        self.transact(vec![
-            TransactWriteItem::builder().update(on_key).build(),
-            TransactWriteItem::builder().update(on_credential).build(),
-        ])
-        .await?;
-        Ok(true)
+        match self
+            .transact(vec![
+                TransactWriteItem::builder().update(on_key).build(),
+                TransactWriteItem::builder().update(on_credential).build(),
+            ])
+            .await
+        {
+            Ok(()) => Ok(true),
+            // Deleted since it was read.
+            Err(TransactFailure::Condition) => Ok(false),
+            Err(TransactFailure::Store(e)) => Err(e),
+        }
     }
 
     #[tracing::instrument(skip(self), err(Display))]
@@ -512,21 +659,30 @@ impl KeyStore for DynamoStore {
             return Ok(false);
         };
         let hash = SecretHash::from_stored(item.secret_hash);
+        // The key must still be there, so that two deletes racing each other count once.
         let delete = |key| {
             built(
                 Delete::builder()
                     .table_name(&self.table)
                     .set_key(Some(key))
+                    .condition_expression("attribute_exists(#pk)")
+                    .expression_attribute_names("#pk", PK)
                     .build(),
             )
             .map(|d| TransactWriteItem::builder().delete(d).build())
         };
-        self.transact(vec![
-            delete(primary_key(item.pk, item.sk))?,
-            delete(primary_key(credential_pk(&hash), CREDENTIAL_SK.to_owned()))?,
-        ])
-        .await?;
-        Ok(true)
+        match self
+            .transact(vec![
+                delete(primary_key(item.pk, item.sk))?,
+                delete(primary_key(credential_pk(&hash), CREDENTIAL_SK.to_owned()))?,
+                self.count_update(org, -1)?,
+            ])
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(TransactFailure::Condition) => Ok(false),
+            Err(TransactFailure::Store(e)) => Err(e),
+        }
     }
 }
 

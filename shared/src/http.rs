@@ -110,6 +110,7 @@ pub async fn list_keys<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body
             after: single(q, "after")?,
             before: single(q, "before")?,
             cursor: single(q, "cursor")?,
+            page: single(q, "page")?,
         };
         let request = ListRequest::parse(raw, &caller.org, &app.cursors)?;
         let page = read_page(&app.store, &caller.org, &request, &app.cursors).await?;
@@ -121,6 +122,8 @@ pub async fn list_keys<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body
                 first_id: page.keys.first().map(|k| k.id),
                 last_id: page.keys.last().map(|k| k.id),
                 next_cursor: page.next_cursor.as_deref(),
+                current_page: page.numbers.map(|n| n.current_page),
+                total_pages: page.numbers.map(|n| n.total_pages),
             },
             pretty,
         ))
@@ -137,6 +140,11 @@ struct PageBody<'a> {
     first_id: Option<KeyId>,
     last_id: Option<KeyId>,
     next_cursor: Option<&'a str>,
+    /// Only for a numbered page (`page`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_page: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_pages: Option<u64>,
 }
 
 /// Runs the checks every endpoint shares, then `op`, and renders the outcome; logs one line
@@ -410,7 +418,9 @@ fn accepts_json(accept: &str) -> bool {
 }
 
 /// The query parameters of the list endpoint.
-const LIST_PARAMETERS: &[&str] = &["limit", "order", "after", "before", "cursor", "pretty"];
+const LIST_PARAMETERS: &[&str] = &[
+    "limit", "order", "after", "before", "cursor", "page", "pretty",
+];
 
 /// The query parameters of the endpoints that return one key.
 const GET_PARAMETERS: &[&str] = &["pretty"];

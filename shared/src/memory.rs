@@ -80,6 +80,10 @@ impl KeyStore for MemoryStore {
         Ok(keys)
     }
 
+    async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {
+        Ok(self.lock().keys.keys().filter(|(o, _)| o == org).count() as u64)
+    }
+
     async fn record_use(
         &self,
         org: &OrgId,

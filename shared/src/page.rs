@@ -18,6 +18,9 @@ use crate::store::{KeyStore, Position, StoreError};
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 1000;
+/// The most keys a `page` may skip: `(page - 1) * limit` at most this. A page is read from
+/// the start of the order, so deeper pages cost more; walk with cursors beyond.
+pub const MAX_PAGE_OFFSET: usize = 10_000;
 
 /// The requested order of a listing, by creation time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +49,7 @@ pub struct RawListParams<'a> {
     pub after: Option<&'a str>,
     pub before: Option<&'a str>,
     pub cursor: Option<&'a str>,
+    pub page: Option<&'a str>,
 }
 
 /// A validated list request.
@@ -56,6 +60,9 @@ pub struct ListRequest {
     pub direction: Direction,
     /// Exclusive start position; `None` starts at the beginning of the order.
     pub from: Option<Position>,
+    /// A page number (from 1), instead of a position: the page starts after
+    /// `(page - 1) * limit` keys.
+    pub page: Option<usize>,
 }
 
 impl ListRequest {
@@ -100,6 +107,39 @@ impl ListRequest {
         let after = position("after", raw.after)?;
         let before = position("before", raw.before)?;
 
+        if let Some(s) = raw.page {
+            let max_page = MAX_PAGE_OFFSET / limit + 1;
+            let page = match s.parse::<usize>() {
+                Ok(n) if (1..=max_page).contains(&n) => n,
+                _ => {
+                    return Err(ParamError::new(
+                        "page",
+                        format!(
+                            "must be an integer from 1 to {max_page} (at most {MAX_PAGE_OFFSET} keys before the page at limit {limit}; walk further with cursors), got {s:?}"
+                        ),
+                    ));
+                }
+            };
+            let other = [
+                ("after", raw.after.is_some()),
+                ("before", raw.before.is_some()),
+                ("cursor", raw.cursor.is_some()),
+            ];
+            if let Some((other, _)) = other.iter().find(|(_, given)| *given) {
+                return Err(ParamError::new(
+                    "page",
+                    format!("cannot be combined with {other:?}: a page number is a position"),
+                ));
+            }
+            return Ok(ListRequest {
+                limit,
+                order: order.unwrap_or(Order::Desc),
+                direction: Direction::Forward,
+                from: None,
+                page: Some(page),
+            });
+        }
+
         if let Some(token) = raw.cursor {
             if raw.after.is_some() || raw.before.is_some() {
                 let other = if raw.after.is_some() {
@@ -126,6 +166,7 @@ impl ListRequest {
                 order: state.order,
                 direction: state.direction,
                 from: Some(state.position),
+                page: None,
             });
         }
 
@@ -140,18 +181,21 @@ impl ListRequest {
                 order,
                 direction: Direction::Forward,
                 from: Some(id),
+                page: None,
             }),
             (None, Some(id)) => Ok(ListRequest {
                 limit,
                 order,
                 direction: Direction::Backward,
                 from: Some(id),
+                page: None,
             }),
             (None, None) => Ok(ListRequest {
                 limit,
                 order,
                 direction: Direction::Forward,
                 from: None,
+                page: None,
             }),
         }
     }
@@ -165,9 +209,19 @@ pub struct Page {
     pub has_more: bool,
     /// The opaque cursor for the next page in that direction; `None` when `has_more` is false.
     pub next_cursor: Option<String>,
+    /// For a numbered page: its number and the number of pages, `ceil(keys / limit)`.
+    pub numbers: Option<PageNumbers>,
 }
 
-/// Reads one page: one Query of `limit + 1` keys on the organization's partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageNumbers {
+    pub current_page: usize,
+    pub total_pages: u64,
+}
+
+/// Reads one page: one Query of `limit + 1` keys on the organization's partition. A
+/// numbered page reads the `(page - 1) * limit` keys before it too (DynamoDB cannot skip),
+/// and the organization's key count, at the same time.
 pub async fn list_keys<S: KeyStore>(
     store: &S,
     org: &OrgId,
@@ -175,9 +229,28 @@ pub async fn list_keys<S: KeyStore>(
     cursors: &CursorKeys,
 ) -> Result<Page, StoreError> {
     let ascending = (request.order == Order::Asc) == (request.direction == Direction::Forward);
-    let mut keys = store
-        .read_run(org, request.from, ascending, request.limit + 1)
-        .await?;
+    let (mut keys, numbers) = match request.page {
+        None => (
+            store
+                .read_run(org, request.from, ascending, request.limit + 1)
+                .await?,
+            None,
+        ),
+        Some(page) => {
+            let offset = (page - 1) * request.limit;
+            let (keys, count) = tokio::join!(
+                store.read_run(org, None, ascending, offset + request.limit + 1),
+                store.key_count(org),
+            );
+            let mut keys = keys?;
+            keys.drain(..offset.min(keys.len()));
+            let numbers = PageNumbers {
+                current_page: page,
+                total_pages: count?.div_ceil(request.limit as u64),
+            };
+            (keys, Some(numbers))
+        }
+    };
     let has_more = keys.len() > request.limit;
     keys.truncate(request.limit);
     // The cursor holds the last key read, which is DynamoDB's LastEvaluatedKey for a
@@ -200,6 +273,7 @@ pub async fn list_keys<S: KeyStore>(
         keys,
         has_more,
         next_cursor,
+        numbers,
     })
 }
 
@@ -313,6 +387,7 @@ mod tests {
                 "after" => r.after = Some(v),
                 "before" => r.before = Some(v),
                 "cursor" => r.cursor = Some(v),
+                "page" => r.page = Some(v),
                 _ => unreachable!(),
             }
         }
@@ -330,7 +405,8 @@ mod tests {
                 limit: 50,
                 order: Order::Desc,
                 direction: Direction::Forward,
-                from: None
+                from: None,
+                page: None,
             }
         );
     }
@@ -348,6 +424,13 @@ mod tests {
             (&[("before", "x")], "before", "UUID"),
             (&[("after", ID), ("before", ID)], "before", "\"after\""),
             (&[("cursor", "abc")], "cursor", "not a cursor"),
+            (&[("page", "0")], "page", "from 1 to 201"),
+            (&[("page", "202")], "page", "from 1 to 201"),
+            (&[("page", "12"), ("limit", "1000")], "page", "from 1 to 11"),
+            (&[("page", "x")], "page", "integer"),
+            (&[("page", "1"), ("after", ID)], "page", "\"after\""),
+            (&[("page", "1"), ("before", ID)], "page", "\"before\""),
+            (&[("page", "1"), ("cursor", "abc")], "page", "\"cursor\""),
             (&[("cursor", ""), ("after", ID)], "cursor", "\"after\""),
         ];
         for (pairs, param, reason) in cases {
@@ -456,6 +539,7 @@ mod tests {
             order,
             direction,
             from,
+            page: None,
         };
         let got = |p: &Page| p.keys.iter().map(|k| k.id).collect::<Vec<_>>();
 

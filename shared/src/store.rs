@@ -126,6 +126,10 @@ pub trait KeyStore: Send + Sync {
         max: usize,
     ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
 
+    /// How many keys the organization has: a counter kept in the same transaction as every
+    /// create and delete, so it is exact.
+    fn key_count(&self, org: &OrgId) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Records that the key was used `at`, unless the record is already at or after
     /// `stale_before` (a conditional write, so concurrent requests write it once). Returns
     /// whether it wrote. The credential and the key item are both stamped.

@@ -10,5 +10,6 @@ mod isolation;
 mod last_used;
 mod list;
 mod logs;
+mod pages;
 mod pretty;
 mod store;
