@@ -17,6 +17,7 @@ use tracing::{Instrument, field};
 use crate::App;
 use crate::auth::{Caller, authenticate, record_use};
 use crate::error::{ApiError, ParamError, RETRY_AFTER_SECS};
+use crate::filter::RawFilters;
 use crate::key::{KeyId, KeyView, Permission};
 use crate::page::{ListRequest, RawListParams, list_keys as read_page};
 use crate::store::KeyStore;
@@ -111,6 +112,13 @@ pub async fn list_keys<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body
             before: single(q, "before")?,
             cursor: single(q, "cursor")?,
             page: single(q, "page")?,
+            filters: RawFilters {
+                status: single(q, "status")?,
+                creator_id: single(q, "creator_id")?,
+                restricted: single(q, "restricted")?,
+                permission: single(q, "permission")?,
+                name: single(q, "name")?,
+            },
         };
         let request = ListRequest::parse(raw, &caller.org, &app.cursors)?;
         let page = read_page(&app.store, &caller.org, &request, &app.cursors).await?;
@@ -124,6 +132,7 @@ pub async fn list_keys<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body
                 next_cursor: page.next_cursor.as_deref(),
                 current_page: page.numbers.map(|n| n.current_page),
                 total_pages: page.numbers.map(|n| n.total_pages),
+                read_budget_exhausted: page.budget_exhausted,
             },
             pretty,
         ))
@@ -145,6 +154,10 @@ struct PageBody<'a> {
     current_page: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     total_pages: Option<u64>,
+    /// Only for a filtered list: whether the page stopped at the read budget rather than at
+    /// `limit` matches or the end, so that more matches may follow a short page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read_budget_exhausted: Option<bool>,
 }
 
 /// Runs the checks every endpoint shares, then `op`, and renders the outcome; logs one line
@@ -419,7 +432,18 @@ fn accepts_json(accept: &str) -> bool {
 
 /// The query parameters of the list endpoint.
 const LIST_PARAMETERS: &[&str] = &[
-    "limit", "order", "after", "before", "cursor", "page", "pretty",
+    "limit",
+    "order",
+    "after",
+    "before",
+    "cursor",
+    "page",
+    "pretty",
+    "status",
+    "creator_id",
+    "restricted",
+    "permission",
+    "name",
 ];
 
 /// The query parameters of the endpoints that return one key.

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::error::ParamError;
+use crate::filter::{Filters, MIN_CHUNK, READ_BUDGET, RawFilters};
 use crate::key::{ApiKey, KeyId, OrgId};
 use crate::store::{KeyStore, Position, StoreError};
 
@@ -50,6 +51,7 @@ pub struct RawListParams<'a> {
     pub before: Option<&'a str>,
     pub cursor: Option<&'a str>,
     pub page: Option<&'a str>,
+    pub filters: RawFilters<'a>,
 }
 
 /// A validated list request.
@@ -63,6 +65,8 @@ pub struct ListRequest {
     /// A page number (from 1), instead of a position: the page starts after
     /// `(page - 1) * limit` keys.
     pub page: Option<usize>,
+    /// Filters applied to the keys as they are read; empty for none.
+    pub filters: Filters,
 }
 
 impl ListRequest {
@@ -106,6 +110,7 @@ impl ListRequest {
         };
         let after = position("after", raw.after)?;
         let before = position("before", raw.before)?;
+        let filters = Filters::parse(raw.filters)?;
 
         if let Some(s) = raw.page {
             let max_page = MAX_PAGE_OFFSET / limit + 1;
@@ -131,12 +136,19 @@ impl ListRequest {
                     format!("cannot be combined with {other:?}: a page number is a position"),
                 ));
             }
+            if !filters.is_empty() {
+                return Err(ParamError::new(
+                    "page",
+                    "cannot be combined with filters: page numbers count all of the organization's keys; page filtered lists with cursors",
+                ));
+            }
             return Ok(ListRequest {
                 limit,
                 order: order.unwrap_or(Order::Desc),
                 direction: Direction::Forward,
                 from: None,
                 page: Some(page),
+                filters,
             });
         }
 
@@ -161,12 +173,19 @@ impl ListRequest {
                     "was issued for the other order; repeat the order of the first page or omit it",
                 ));
             }
+            if state.filters != filters.digest() {
+                return Err(ParamError::new(
+                    "cursor",
+                    "was issued under other filters; repeat the filters of the first page exactly",
+                ));
+            }
             return Ok(ListRequest {
                 limit,
                 order: state.order,
                 direction: state.direction,
                 from: Some(state.position),
                 page: None,
+                filters,
             });
         }
 
@@ -182,6 +201,7 @@ impl ListRequest {
                 direction: Direction::Forward,
                 from: Some(id),
                 page: None,
+                filters,
             }),
             (None, Some(id)) => Ok(ListRequest {
                 limit,
@@ -189,6 +209,7 @@ impl ListRequest {
                 direction: Direction::Backward,
                 from: Some(id),
                 page: None,
+                filters,
             }),
             (None, None) => Ok(ListRequest {
                 limit,
@@ -196,6 +217,7 @@ impl ListRequest {
                 direction: Direction::Forward,
                 from: None,
                 page: None,
+                filters,
             }),
         }
     }
@@ -211,6 +233,9 @@ pub struct Page {
     pub next_cursor: Option<String>,
     /// For a numbered page: its number and the number of pages, `ceil(keys / limit)`.
     pub numbers: Option<PageNumbers>,
+    /// For a filtered list: whether the read budget ran out before the page was full, so
+    /// that more matches may lie beyond a short (even empty) page.
+    pub budget_exhausted: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,6 +254,9 @@ pub async fn list_keys<S: KeyStore>(
     cursors: &CursorKeys,
 ) -> Result<Page, StoreError> {
     let ascending = (request.order == Order::Asc) == (request.direction == Direction::Forward);
+    if !request.filters.is_empty() {
+        return filtered_page(store, org, request, cursors, ascending).await;
+    }
     let (mut keys, numbers) = match request.page {
         None => (
             store
@@ -262,6 +290,7 @@ pub async fn list_keys<S: KeyStore>(
                 order: request.order,
                 direction: request.direction,
                 position: last.id,
+                filters: None,
             },
         )),
         _ => None,
@@ -274,6 +303,74 @@ pub async fn list_keys<S: KeyStore>(
         has_more,
         next_cursor,
         numbers,
+        budget_exhausted: None,
+    })
+}
+
+/// A filtered page: reads runs of keys from the position, keeping those that match, until
+/// it has `limit + 1` matches (so `has_more` is exact), reaches the end, or has read
+/// [`READ_BUDGET`] keys. In the last case the cursor holds the last key read, which is
+/// where DynamoDB's reading stopped, so the next page continues from there.
+async fn filtered_page<S: KeyStore>(
+    store: &S,
+    org: &OrgId,
+    request: &ListRequest,
+    cursors: &CursorKeys,
+    ascending: bool,
+) -> Result<Page, StoreError> {
+    let now = chrono::Utc::now();
+    let mut matches: Vec<ApiKey> = Vec::new();
+    let mut read = 0;
+    let mut last_read = request.from;
+    let mut at_end = false;
+    while matches.len() <= request.limit && read < READ_BUDGET {
+        let chunk = (request.limit + 1).max(MIN_CHUNK).min(READ_BUDGET - read);
+        let run = store.read_run(org, last_read, ascending, chunk).await?;
+        at_end = run.len() < chunk;
+        read += run.len();
+        for key in run {
+            last_read = Some(key.id);
+            if request.filters.matches(&key, now) {
+                matches.push(key);
+                if matches.len() > request.limit {
+                    break;
+                }
+            }
+        }
+        if at_end {
+            break;
+        }
+    }
+    let full = matches.len() > request.limit;
+    matches.truncate(request.limit);
+    let budget_exhausted = !full && !at_end;
+    let has_more = full || budget_exhausted;
+    let position = if full {
+        matches.last().map(|k| k.id)
+    } else {
+        last_read
+    };
+    let next_cursor = match position {
+        Some(position) if has_more => Some(cursors.seal(
+            org,
+            &CursorState {
+                order: request.order,
+                direction: request.direction,
+                position,
+                filters: request.filters.digest(),
+            },
+        )),
+        _ => None,
+    };
+    if request.direction == Direction::Backward {
+        matches.reverse();
+    }
+    Ok(Page {
+        keys: matches,
+        has_more,
+        next_cursor,
+        numbers: None,
+        budget_exhausted: Some(budget_exhausted),
     })
 }
 
@@ -286,6 +383,9 @@ struct CursorState {
     direction: Direction,
     #[serde(rename = "k")]
     position: KeyId,
+    /// The digest of the filters the cursor was made under; absent for none.
+    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
+    filters: Option<String>,
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -407,6 +507,7 @@ mod tests {
                 direction: Direction::Forward,
                 from: None,
                 page: None,
+                filters: Filters::default(),
             }
         );
     }
@@ -455,6 +556,7 @@ mod tests {
                 order,
                 direction: Direction::Backward,
                 position: ID.parse().unwrap(),
+                filters: None,
             },
         )
     }
@@ -540,6 +642,7 @@ mod tests {
             direction,
             from,
             page: None,
+            filters: Filters::default(),
         };
         let got = |p: &Page| p.keys.iter().map(|k| k.id).collect::<Vec<_>>();
 

@@ -5,6 +5,7 @@ mod conditional;
 mod discue;
 mod errors;
 mod events;
+mod filters;
 mod get;
 mod isolation;
 mod last_used;
