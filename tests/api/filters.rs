@@ -9,6 +9,11 @@ use apikeys::secret::Secret;
 use apikeys_tests::*;
 use chrono::{TimeZone, Utc};
 
+/// A fixture key: name, permissions (None: unrestricted), disabled, expired, other creator.
+type Spec<'a> = (&'a str, Option<&'a [Permission]>, bool, bool, bool);
+/// Filters, and the names of the keys they select in creation order.
+type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+
 const OTHER_CREATOR: &str = "11111111-2222-4333-8444-555555555555";
 
 /// A mixed organization; returns the admin secret and every key's (name, id) in creation
@@ -20,8 +25,7 @@ async fn mixed(app: &App<DynamoStore>) -> (Secret, Vec<(String, String)>) {
     admin_key.id = Some(KeyId::new_at(start));
     let (admin, secret) = create(app, admin_key).await;
     let mut all = vec![("Admin".to_owned(), admin.id.to_string())];
-    let specs: &[(&str, Option<&[Permission]>, bool, bool, bool)] = &[
-        // name, permissions (None: unrestricted), disabled, expired, other creator
+    let specs: &[Spec] = &[
         ("CI deploy", None, false, false, false),
         (
             "ci Viewer",
@@ -121,7 +125,7 @@ async fn walk(
 async fn each_filter_and_their_combinations_select_exactly_the_matching_keys() {
     let app = app().await;
     let (secret, all) = mixed(&app).await;
-    let cases: &[(&[(&str, &str)], &[&str])] = &[
+    let cases: &[Case] = &[
         (
             &[("name", "ci")],
             &[
