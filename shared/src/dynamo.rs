@@ -24,8 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, Delete, KeySchemaElement,
-    KeyType, Put, ReturnConsumedCapacity, ScalarAttributeType, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, Delete,
+    GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put,
+    ReturnConsumedCapacity, ScalarAttributeType, TransactWriteItem, Update,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,11 @@ pub const LAST_USED: &str = "last_used_ms";
 /// The organization's key count item: sort key and attribute.
 pub const COUNT_SK: &str = "COUNT";
 pub const KEY_COUNT: &str = "key_count";
+/// The global secondary index of keys by organization and creator, and its partition key
+/// attribute `ORG#<org>#CREATOR#<uuid>`; its sort key is the table's `sk`, so it lists a
+/// creator's keys in the same order as the partition.
+pub const BY_CREATOR: &str = "by-creator";
+pub const CREATOR_PK: &str = "creator_pk";
 /// How many times a transaction that lost a race for the key count is retried.
 const CONFLICT_RETRIES: u32 = 8;
 
@@ -70,6 +76,10 @@ fn key_sk(id: KeyId) -> String {
     format!("{KEY_PREFIX}{id}")
 }
 
+fn creator_pk(org: &OrgId, creator: Uuid) -> String {
+    format!("ORG#{org}#CREATOR#{creator}")
+}
+
 fn credential_pk(hash: &SecretHash) -> String {
     format!("SECRET#{}", hash.as_str())
 }
@@ -90,6 +100,9 @@ struct KeyItem {
     id: KeyId,
     org: OrgId,
     name: String,
+    /// The `by-creator` index's partition key.
+    #[serde(default)]
+    creator_pk: String,
     #[serde(with = "chrono::serde::ts_milliseconds")]
     created_ms: DateTime<Utc>,
     #[serde(with = "chrono::serde::ts_milliseconds")]
@@ -162,6 +175,7 @@ impl KeyItem {
             id: key.id,
             org: key.org.clone(),
             name: key.name.clone(),
+            creator_pk: creator_pk(&key.org, key.creator_id),
             created_ms: key.created,
             updated_ms: key.updated,
             last_used_ms: key.last_used,
@@ -284,18 +298,90 @@ impl DynamoStore {
                 .build()
                 .expect("name and type are set")
         };
+        let by_creator = GlobalSecondaryIndex::builder()
+            .index_name(BY_CREATOR)
+            .key_schema(key(CREATOR_PK, KeyType::Hash))
+            .key_schema(key(SK, KeyType::Range))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .expect("name, keys and projection are set");
         self.client
             .create_table()
             .table_name(&self.table)
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(attr(PK))
             .attribute_definitions(attr(SK))
+            .attribute_definitions(attr(CREATOR_PK))
             .key_schema(key(PK, KeyType::Hash))
             .key_schema(key(SK, KeyType::Range))
+            .global_secondary_indexes(by_creator)
             .send()
             .await
             .map_err(classify)?;
         Ok(())
+    }
+
+    /// Up to `max` keys of the organization past `from`, from its partition or, for one
+    /// creator, from the `by-creator` index (same sort key, so the same order).
+    async fn query_run(
+        &self,
+        org: &OrgId,
+        creator: Option<Uuid>,
+        from: Option<Position>,
+        ascending: bool,
+        max: usize,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        let pk = org_pk(org);
+        let index_pk = creator.map(|c| creator_pk(org, c));
+        let mut start = from.map(|id| {
+            let mut key = primary_key(pk.clone(), key_sk(id));
+            if let Some(ipk) = &index_pk {
+                key.insert(CREATOR_PK.to_owned(), s(ipk.clone()));
+            }
+            key
+        });
+        let (partition_attr, partition) = match &index_pk {
+            Some(ipk) => (CREATOR_PK, ipk.clone()),
+            None => (PK, pk.clone()),
+        };
+        let mut keys = Vec::with_capacity(max);
+        // One Query returns all `max` items: validated keys are small enough that 1,001 fit
+        // in DynamoDB's 1 MB response. The loop only guards against items written by other
+        // tools, which could make DynamoDB cut a response short.
+        loop {
+            let want = i32::try_from(max - keys.len()).unwrap_or(i32::MAX);
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index_pk.as_ref().map(|_| BY_CREATOR.to_owned()))
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", partition_attr)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(partition.clone()))
+                .expression_attribute_values(":prefix", s(KEY_PREFIX))
+                .scan_index_forward(ascending)
+                .limit(want)
+                .set_exclusive_start_key(start.take())
+                .set_return_consumed_capacity(self.capacity_mode())
+                .send()
+                .await
+                .map_err(classify)?;
+            self.charge(out.consumed_capacity());
+            for item in out.items.unwrap_or_default() {
+                let item: KeyItem = serde_dynamo::from_item(item).map_err(corrupt)?;
+                keys.push(item.into_key()?);
+            }
+            match out.last_evaluated_key {
+                Some(lek) if keys.len() < max => start = Some(lek),
+                _ => break,
+            }
+        }
+        Ok(keys)
     }
 
     /// The key item, read strongly consistently, for writes that must see the latest state.
@@ -458,41 +544,20 @@ impl KeyStore for DynamoStore {
         ascending: bool,
         max: usize,
     ) -> Result<Vec<ApiKey>, StoreError> {
-        let pk = org_pk(org);
-        let mut start = from.map(|id| primary_key(pk.clone(), key_sk(id)));
-        let mut keys = Vec::with_capacity(max);
-        // One Query returns all `max` items: validated keys are small enough that 1,001 fit
-        // in DynamoDB's 1 MB response. The loop only guards against items written by other
-        // tools, which could make DynamoDB cut a response short.
-        loop {
-            let want = i32::try_from(max - keys.len()).unwrap_or(i32::MAX);
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(KEY_PREFIX))
-                .scan_index_forward(ascending)
-                .limit(want)
-                .set_exclusive_start_key(start.take())
-                .set_return_consumed_capacity(self.capacity_mode())
-                .send()
-                .await
-                .map_err(classify)?;
-            self.charge(out.consumed_capacity());
-            for item in out.items.unwrap_or_default() {
-                let item: KeyItem = serde_dynamo::from_item(item).map_err(corrupt)?;
-                keys.push(item.into_key()?);
-            }
-            match out.last_evaluated_key {
-                Some(lek) if keys.len() < max => start = Some(lek),
-                _ => break,
-            }
-        }
-        Ok(keys)
+        self.query_run(org, None, from, ascending, max).await
+    }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn read_run_by_creator(
+        &self,
+        org: &OrgId,
+        creator: Uuid,
+        from: Option<Position>,
+        ascending: bool,
+        max: usize,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        self.query_run(org, Some(creator), from, ascending, max)
+            .await
     }
 
     #[tracing::instrument(skip(self, hash), err(Display))]

@@ -107,6 +107,22 @@ impl KeyStore for MemoryStore {
         })
     }
 
+    async fn read_run_by_creator(
+        &self,
+        org: &OrgId,
+        creator: uuid::Uuid,
+        from: Option<Position>,
+        ascending: bool,
+        max: usize,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        let all = self.read_run(org, from, ascending, usize::MAX).await?;
+        Ok(all
+            .into_iter()
+            .filter(|k| k.creator_id == creator)
+            .take(max)
+            .collect())
+    }
+
     async fn insert_key(&self, key: &ApiKey, hash: &SecretHash) -> Result<(), StoreError> {
         let mut inner = self.lock();
         inner

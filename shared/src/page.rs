@@ -325,7 +325,15 @@ async fn filtered_page<S: KeyStore>(
     let mut at_end = false;
     while matches.len() <= request.limit && read < READ_BUDGET {
         let chunk = (request.limit + 1).max(MIN_CHUNK).min(READ_BUDGET - read);
-        let run = store.read_run(org, last_read, ascending, chunk).await?;
+        // A creator's keys come from the index by creator: only they are read.
+        let run = match request.filters.creator_id {
+            Some(creator) => {
+                store
+                    .read_run_by_creator(org, creator, last_read, ascending, chunk)
+                    .await?
+            }
+            None => store.read_run(org, last_read, ascending, chunk).await?,
+        };
         at_end = run.len() < chunk;
         read += run.len();
         for key in run {

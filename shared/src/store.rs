@@ -142,6 +142,17 @@ pub trait KeyStore: Send + Sync {
         stale_before: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Like [`KeyStore::read_run`], over only the keys `creator` created (read from an
+    /// index, so other creators' keys cost nothing).
+    fn read_run_by_creator(
+        &self,
+        org: &OrgId,
+        creator: Uuid,
+        from: Option<Position>,
+        ascending: bool,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
+
     /// Stores a new key under its secret's hash, atomically with its credential.
     fn insert_key(
         &self,

@@ -350,3 +350,50 @@ async fn a_sparse_filter_stops_at_the_read_budget_and_its_cursor_continues() {
     sorted.sort();
     assert_eq!(found, sorted, "ascending");
 }
+
+/// `creator_id` reads the by-creator index: its cost follows that creator's keys, not the
+/// organization's. Run with `--nocapture` to see the figures.
+#[tokio::test]
+async fn the_creator_filter_reads_only_that_creators_keys_from_the_index() {
+    let app = app().await;
+    let org = org();
+    let secret = admin(&app, &org).await;
+    let start = Utc.with_ymd_and_hms(2024, 4, 1, 0, 0, 0).unwrap();
+    create_many(&app, &org, 400, start).await;
+    let mut theirs = Vec::new();
+    for i in 0..3 {
+        let mut new = new_key(&org, &format!("theirs {i}"));
+        new.creator_id = OTHER_CREATOR.parse().unwrap();
+        theirs.push(create(&app, new).await.0.id.to_string());
+    }
+    let metered = App {
+        store: app.store.clone().metered(),
+        cursors: apikeys::page::CursorKeys::parse(CURSOR_SECRET).unwrap(),
+    };
+    let cost = |filter: (&'static str, &'static str)| {
+        let metered = &metered;
+        let secret = &secret;
+        async move {
+            metered.store.read_units();
+            let reply = Call::list(Payload::Http)
+                .query("order", "asc")
+                .query(filter.0, filter.1)
+                .bearer(secret)
+                .send(metered)
+                .await;
+            (reply, metered.store.read_units())
+        }
+    };
+    let (by_creator, creator_units) = cost(("creator_id", OTHER_CREATOR)).await;
+    assert_eq!(by_creator.ids(), theirs);
+    let (by_name, name_units) = cost(("name", "theirs")).await;
+    assert_eq!(by_name.ids(), theirs);
+    eprintln!(
+        "read units, 404 keys, 3 by one creator: creator_id = {creator_units}, name = {name_units}"
+    );
+    assert!(creator_units <= 1.5, "{creator_units}");
+    assert!(
+        name_units > 5.0 * creator_units,
+        "{name_units} vs {creator_units}"
+    );
+}
