@@ -694,6 +694,61 @@ mod tests {
         assert_eq!((got(&p), p.has_more), (vec![ids[0]], false));
     }
 
+    #[tokio::test]
+    async fn a_filtered_page_stops_at_the_read_budget_and_resumes_where_reading_stopped() {
+        use crate::filter::RawFilters;
+        use crate::memory::MemoryStore;
+        use crate::store::{NewKey, create_key};
+        use chrono::{TimeZone, Utc};
+
+        let store = MemoryStore::default();
+        let o = org("a");
+        let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+        let total = READ_BUDGET + 10;
+        // Matches at positions 1, 2 and READ_BUDGET + 5 in ascending order.
+        let matching = [1, 2, READ_BUDGET + 5];
+        for i in 0..total {
+            let name = if matching.contains(&i) {
+                "match"
+            } else {
+                "other"
+            };
+            let new = NewKey {
+                org: o.clone(),
+                name: format!("{name} {i}"),
+                creator_id: uuid::Uuid::nil(),
+                access: crate::key::Access::Unrestricted,
+                expires: None,
+                id: Some(KeyId::new_at(
+                    start + chrono::Duration::milliseconds(i as i64),
+                )),
+            };
+            create_key(&store, new).await.unwrap();
+        }
+        let params = |cursor: Option<&'static str>| RawListParams {
+            limit: Some("5"),
+            order: Some("asc"),
+            cursor,
+            filters: RawFilters {
+                name: Some("MATCH"),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let request = ListRequest::parse(params(None), &o, &keys()).unwrap();
+        let first = list_keys(&store, &o, &request, &keys()).await.unwrap();
+        let names = |p: &Page| p.keys.iter().map(|k| k.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&first), ["match 1", "match 2"]);
+        assert_eq!(first.budget_exhausted, Some(true));
+        assert!(first.has_more);
+        let cursor: &'static str = first.next_cursor.clone().unwrap().leak();
+        let request = ListRequest::parse(params(Some(cursor)), &o, &keys()).unwrap();
+        let second = list_keys(&store, &o, &request, &keys()).await.unwrap();
+        assert_eq!(names(&second), [format!("match {}", READ_BUDGET + 5)]);
+        assert_eq!(second.budget_exhausted, Some(false));
+        assert!(!second.has_more && second.next_cursor.is_none());
+    }
+
     #[test]
     fn short_cursor_secrets_are_refused() {
         assert!(CursorKeys::parse("short").is_err());
