@@ -14,7 +14,11 @@ async fn every_200_has_an_etag_and_if_none_match_gives_304() {
     // documents stay the same for a minute.
     Call::list(Payload::Rest).bearer(&caller).send(&app).await;
     for payload in PAYLOADS {
-        for call in [Call::get(payload, key.id), Call::list(payload)] {
+        for call in [
+            Call::get(payload, key.id),
+            Call::discue(payload, key.id),
+            Call::list(payload),
+        ] {
             let first = call.clone().bearer(&caller).send(&app).await;
             assert_eq!(first.status, 200, "{call:?}");
             let tag = first.header("etag").expect("an ETag").to_owned();
