@@ -139,3 +139,27 @@ async fn a_refused_authentication_records_nothing_and_a_403_still_counts_as_a_us
         .problem(403);
     assert!(stamp(&app, key_address(&calls)).await.is_some());
 }
+
+#[tokio::test]
+async fn recording_a_use_never_recreates_a_deleted_key() {
+    use apikeys::store::KeyStore;
+    let app = app().await;
+    let org = org();
+    let (key, secret) = create(&app, new_key(&org, "gone")).await;
+    assert!(app.store.delete_key(&org, key.id).await.unwrap());
+    let now = Utc::now();
+    let wrote = app
+        .store
+        .record_use(
+            &org,
+            key.id,
+            &secret.hash(),
+            now,
+            now - chrono::Duration::seconds(60),
+        )
+        .await
+        .unwrap();
+    assert!(!wrote);
+    let left = scan(&app).await;
+    assert_eq!(left.len(), 1, "only the key count: {left:?}");
+}
