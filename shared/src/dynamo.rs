@@ -4,21 +4,29 @@
 //! | ----------- | ----------------- | ----------- |
 //! | key         | `ORG#<org>`       | `KEY#<id>`  |
 //! | credential  | `SECRET#<sha256>` | `SECRET`    |
+//! | key count   | `ORG#<org>`       | `COUNT`     |
 //!
 //! A key lives in its organization's partition, so a get is one GetItem on a primary key
 //! that names the organization, and a list page is one Query on that partition, with no Scan
 //! and no filter. The credential item copies what authentication needs (organization, key
 //! id, access, state, expiry), so authenticating is one GetItem by hash; every write keeps
-//! the two items in step in one transaction.
+//! the two items in step in one transaction. Creating and deleting a key also adjust the
+//! organization's key count in that transaction; its sort key lies outside `KEY#`, so lists
+//! never see it.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, Delete,
+    GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put,
+    ReturnConsumedCapacity, ScalarAttributeType, TransactWriteItem, Update,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -32,12 +40,32 @@ pub const PK: &str = "pk";
 pub const SK: &str = "sk";
 const KEY_PREFIX: &str = "KEY#";
 const CREDENTIAL_SK: &str = "SECRET";
+/// The attribute last-use tracking writes, on key and credential items; the only one the
+/// functions may update (see template.yaml).
+pub const LAST_USED: &str = "last_used_ms";
+/// The organization's key count item: sort key and attribute.
+pub const COUNT_SK: &str = "COUNT";
+pub const KEY_COUNT: &str = "key_count";
+/// The global secondary index of keys by organization and creator, and its partition key
+/// attribute `ORG#<org>#CREATOR#<uuid>`; its sort key is the table's `sk`, so it lists a
+/// creator's keys in the same order as the partition.
+pub const BY_CREATOR: &str = "by-creator";
+pub const CREATOR_PK: &str = "creator_pk";
+/// How many times a transaction that lost a race for the key count is retried.
+const CONFLICT_RETRIES: u32 = 8;
+
+fn millis(at: DateTime<Utc>) -> AttributeValue {
+    AttributeValue::N(at.timestamp_millis().to_string())
+}
 
 /// The key store on a DynamoDB table.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// When set, reads ask for their consumed capacity and add it here, in thousandths of a
+    /// read unit: for measuring what an operation costs.
+    meter: Option<Arc<AtomicU64>>,
 }
 
 fn org_pk(org: &OrgId) -> String {
@@ -46,6 +74,10 @@ fn org_pk(org: &OrgId) -> String {
 
 fn key_sk(id: KeyId) -> String {
     format!("{KEY_PREFIX}{id}")
+}
+
+fn creator_pk(org: &OrgId, creator: Uuid) -> String {
+    format!("ORG#{org}#CREATOR#{creator}")
 }
 
 fn credential_pk(hash: &SecretHash) -> String {
@@ -68,6 +100,9 @@ struct KeyItem {
     id: KeyId,
     org: OrgId,
     name: String,
+    /// The `by-creator` index's partition key.
+    #[serde(default)]
+    creator_pk: String,
     #[serde(with = "chrono::serde::ts_milliseconds")]
     created_ms: DateTime<Utc>,
     #[serde(with = "chrono::serde::ts_milliseconds")]
@@ -113,6 +148,12 @@ struct CredentialItem {
         skip_serializing_if = "Option::is_none"
     )]
     expires_ms: Option<DateTime<Utc>>,
+    #[serde(
+        with = "chrono::serde::ts_milliseconds_option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    last_used_ms: Option<DateTime<Utc>>,
 }
 
 fn bits_of(access: &Access) -> Option<u64> {
@@ -134,6 +175,7 @@ impl KeyItem {
             id: key.id,
             org: key.org.clone(),
             name: key.name.clone(),
+            creator_pk: creator_pk(&key.org, key.creator_id),
             created_ms: key.created,
             updated_ms: key.updated,
             last_used_ms: key.last_used,
@@ -203,6 +245,32 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: table.into(),
+            meter: None,
+        }
+    }
+
+    /// This store, counting the read capacity its reads consume (see [`Self::read_units`]).
+    pub fn metered(mut self) -> Self {
+        self.meter = Some(Arc::new(AtomicU64::new(0)));
+        self
+    }
+
+    /// The read units consumed since the last call, as DynamoDB reports them
+    /// (ReturnConsumedCapacity=TOTAL); 0 unless [`Self::metered`].
+    pub fn read_units(&self) -> f64 {
+        self.meter
+            .as_ref()
+            .map_or(0.0, |m| m.swap(0, Ordering::Relaxed) as f64 / 1000.0)
+    }
+
+    fn capacity_mode(&self) -> Option<ReturnConsumedCapacity> {
+        self.meter.as_ref().map(|_| ReturnConsumedCapacity::Total)
+    }
+
+    fn charge(&self, consumed: Option<&ConsumedCapacity>) {
+        if let (Some(meter), Some(units)) = (&self.meter, consumed.and_then(|c| c.capacity_units()))
+        {
+            meter.fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
         }
     }
 
@@ -230,18 +298,90 @@ impl DynamoStore {
                 .build()
                 .expect("name and type are set")
         };
+        let by_creator = GlobalSecondaryIndex::builder()
+            .index_name(BY_CREATOR)
+            .key_schema(key(CREATOR_PK, KeyType::Hash))
+            .key_schema(key(SK, KeyType::Range))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .expect("name, keys and projection are set");
         self.client
             .create_table()
             .table_name(&self.table)
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(attr(PK))
             .attribute_definitions(attr(SK))
+            .attribute_definitions(attr(CREATOR_PK))
             .key_schema(key(PK, KeyType::Hash))
             .key_schema(key(SK, KeyType::Range))
+            .global_secondary_indexes(by_creator)
             .send()
             .await
             .map_err(classify)?;
         Ok(())
+    }
+
+    /// Up to `max` keys of the organization past `from`, from its partition or, for one
+    /// creator, from the `by-creator` index (same sort key, so the same order).
+    async fn query_run(
+        &self,
+        org: &OrgId,
+        creator: Option<Uuid>,
+        from: Option<Position>,
+        ascending: bool,
+        max: usize,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        let pk = org_pk(org);
+        let index_pk = creator.map(|c| creator_pk(org, c));
+        let mut start = from.map(|id| {
+            let mut key = primary_key(pk.clone(), key_sk(id));
+            if let Some(ipk) = &index_pk {
+                key.insert(CREATOR_PK.to_owned(), s(ipk.clone()));
+            }
+            key
+        });
+        let (partition_attr, partition) = match &index_pk {
+            Some(ipk) => (CREATOR_PK, ipk.clone()),
+            None => (PK, pk.clone()),
+        };
+        let mut keys = Vec::with_capacity(max);
+        // One Query returns all `max` items: validated keys are small enough that 1,001 fit
+        // in DynamoDB's 1 MB response. The loop only guards against items written by other
+        // tools, which could make DynamoDB cut a response short.
+        loop {
+            let want = i32::try_from(max - keys.len()).unwrap_or(i32::MAX);
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index_pk.as_ref().map(|_| BY_CREATOR.to_owned()))
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", partition_attr)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(partition.clone()))
+                .expression_attribute_values(":prefix", s(KEY_PREFIX))
+                .scan_index_forward(ascending)
+                .limit(want)
+                .set_exclusive_start_key(start.take())
+                .set_return_consumed_capacity(self.capacity_mode())
+                .send()
+                .await
+                .map_err(classify)?;
+            self.charge(out.consumed_capacity());
+            for item in out.items.unwrap_or_default() {
+                let item: KeyItem = serde_dynamo::from_item(item).map_err(corrupt)?;
+                keys.push(item.into_key()?);
+            }
+            match out.last_evaluated_key {
+                Some(lek) if keys.len() < max => start = Some(lek),
+                _ => break,
+            }
+        }
+        Ok(keys)
     }
 
     /// The key item, read strongly consistently, for writes that must see the latest state.
@@ -261,14 +401,78 @@ impl DynamoStore {
             .map_err(corrupt)
     }
 
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+    /// Runs a transaction; one that lost a race with another for the same items (the
+    /// organization's key count) is retried with a short random backoff.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactFailure> {
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(()),
+                Err(err) => err,
+            };
+            let reasons: Vec<String> = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
+                    .cancellation_reasons()
+                    .iter()
+                    .filter_map(|r| r.code().map(str::to_owned))
+                    .collect(),
+                _ => vec![],
+            };
+            if reasons.iter().any(|c| c == "ConditionalCheckFailed") {
+                return Err(TransactFailure::Condition);
+            }
+            let conflict = reasons.iter().any(|c| c == "TransactionConflict")
+                || matches!(
+                    err.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionInProgressException(_))
+                );
+            if conflict && attempt < CONFLICT_RETRIES {
+                attempt += 1;
+                let jitter = u64::from(getrandom::u32().unwrap_or(0) % 20);
+                let backoff = 5 * u64::from(attempt) + jitter;
+                tokio::time::sleep(std::time::Duration::from_millis(backoff)).await;
+                continue;
+            }
+            return Err(TransactFailure::Store(classify(err)));
+        }
+    }
+
+    /// The update of the organization's key count by `delta`, for a transaction.
+    fn count_update(&self, org: &OrgId, delta: i64) -> Result<TransactWriteItem, StoreError> {
+        let update = built(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(primary_key(org_pk(org), COUNT_SK.to_owned())))
+                .update_expression("ADD #count :delta")
+                .expression_attribute_names("#count", KEY_COUNT)
+                .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+}
+
+/// Why a transaction did not apply.
+enum TransactFailure {
+    /// One of its conditions failed: the item it expected is gone (or already there).
+    Condition,
+    Store(StoreError),
+}
+
+impl From<TransactFailure> for StoreError {
+    fn from(value: TransactFailure) -> Self {
+        match value {
+            TransactFailure::Condition => {
+                StoreError::Internal("a transaction's condition failed".into())
+            }
+            TransactFailure::Store(e) => e,
+        }
     }
 }
 
@@ -286,9 +490,11 @@ impl KeyStore for DynamoStore {
             .get_item()
             .table_name(&self.table)
             .set_key(Some(primary_key(org_pk(org), key_sk(id))))
+            .set_return_consumed_capacity(self.capacity_mode())
             .send()
             .await
             .map_err(classify)?;
+        self.charge(out.consumed_capacity());
         let item: Option<KeyItem> = out
             .item
             .map(serde_dynamo::from_item)
@@ -307,9 +513,11 @@ impl KeyStore for DynamoStore {
                 credential_pk(hash),
                 CREDENTIAL_SK.to_owned(),
             )))
+            .set_return_consumed_capacity(self.capacity_mode())
             .send()
             .await
             .map_err(classify)?;
+        self.charge(out.consumed_capacity());
         let item: Option<CredentialItem> = out
             .item
             .map(serde_dynamo::from_item)
@@ -322,6 +530,7 @@ impl KeyStore for DynamoStore {
                 access: access_of(c.restricted, c.permissions)?,
                 state: c.state,
                 expires: c.expires_ms,
+                last_used: c.last_used_ms,
             })
         })
         .transpose()
@@ -335,39 +544,63 @@ impl KeyStore for DynamoStore {
         ascending: bool,
         max: usize,
     ) -> Result<Vec<ApiKey>, StoreError> {
-        let pk = org_pk(org);
-        let mut start = from.map(|id| primary_key(pk.clone(), key_sk(id)));
-        let mut keys = Vec::with_capacity(max);
-        // One Query returns all `max` items: validated keys are small enough that 1,001 fit
-        // in DynamoDB's 1 MB response. The loop only guards against items written by other
-        // tools, which could make DynamoDB cut a response short.
-        loop {
-            let want = i32::try_from(max - keys.len()).unwrap_or(i32::MAX);
-            let out = self
-                .client
-                .query()
+        self.query_run(org, None, from, ascending, max).await
+    }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn read_run_by_creator(
+        &self,
+        org: &OrgId,
+        creator: Uuid,
+        from: Option<Position>,
+        ascending: bool,
+        max: usize,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        self.query_run(org, Some(creator), from, ascending, max)
+            .await
+    }
+
+    #[tracing::instrument(skip(self, hash), err(Display))]
+    async fn record_use(
+        &self,
+        org: &OrgId,
+        id: KeyId,
+        hash: &SecretHash,
+        at: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        // Two independent conditional writes, not a transaction: each item is stamped at
+        // most once a minute, and a lost race only means the other request stamped it.
+        let stamp = |key| {
+            self.client
+                .update_item()
                 .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .set_key(Some(key))
+                .update_expression("SET #used = :at")
+                .condition_expression(
+                    "attribute_exists(#pk) AND (attribute_not_exists(#used) OR #used < :stale)",
+                )
                 .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(KEY_PREFIX))
-                .scan_index_forward(ascending)
-                .limit(want)
-                .set_exclusive_start_key(start.take())
+                .expression_attribute_names("#used", LAST_USED)
+                .expression_attribute_values(":at", millis(at))
+                .expression_attribute_values(":stale", millis(stale_before))
                 .send()
-                .await
-                .map_err(classify)?;
-            for item in out.items.unwrap_or_default() {
-                let item: KeyItem = serde_dynamo::from_item(item).map_err(corrupt)?;
-                keys.push(item.into_key()?);
-            }
-            match out.last_evaluated_key {
-                Some(lek) if keys.len() < max => start = Some(lek),
-                _ => break,
+        };
+        let (on_key, on_credential) = tokio::join!(
+            stamp(primary_key(org_pk(org), key_sk(id))),
+            stamp(primary_key(credential_pk(hash), CREDENTIAL_SK.to_owned())),
+        );
+        let mut wrote = false;
+        for outcome in [on_key.map(|_| ()), on_credential.map(|_| ())] {
+            match outcome {
+                Ok(()) => wrote = true,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(classify(e)),
             }
         }
-        Ok(keys)
+        Ok(wrote)
     }
 
     #[tracing::instrument(skip_all, fields(org = %key.org, key = %key.id), err(Display))]
@@ -382,6 +615,7 @@ impl KeyStore for DynamoStore {
             permissions: bits_of(&key.access),
             state: key.state,
             expires_ms: key.expires,
+            last_used_ms: key.last_used,
         })
         .map_err(corrupt)?;
         let put = |item| {
@@ -395,7 +629,37 @@ impl KeyStore for DynamoStore {
             )
             .map(|p| TransactWriteItem::builder().put(p).build())
         };
-        self.transact(vec![put(key_item)?, put(credential)?]).await
+        self.transact(vec![
+            put(key_item)?,
+            put(credential)?,
+            self.count_update(&key.org, 1)?,
+        ])
+        .await
+        .map_err(StoreError::from)
+    }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(primary_key(org_pk(org), COUNT_SK.to_owned())))
+            .projection_expression("#count")
+            .expression_attribute_names("#count", KEY_COUNT)
+            .set_return_consumed_capacity(self.capacity_mode())
+            .send()
+            .await
+            .map_err(classify)?;
+        self.charge(out.consumed_capacity());
+        match out.item.as_ref().and_then(|i| i.get(KEY_COUNT)) {
+            None => Ok(0),
+            Some(AttributeValue::N(n)) => n
+                .parse::<i64>()
+                .map(|n| u64::try_from(n).unwrap_or(0))
+                .map_err(|e| StoreError::Internal(Box::new(e))),
+            Some(_) => Err(StoreError::Internal("the key count is not a number".into())),
+        }
     }
 
     #[tracing::instrument(skip(self), err(Display))]
@@ -440,12 +704,18 @@ impl KeyStore for DynamoStore {
             )
             .build(),
         )?;
-        self.transact(vec![
-            TransactWriteItem::builder().update(on_key).build(),
-            TransactWriteItem::builder().update(on_credential).build(),
-        ])
-        .await?;
-        Ok(true)
+        match self
+            .transact(vec![
+                TransactWriteItem::builder().update(on_key).build(),
+                TransactWriteItem::builder().update(on_credential).build(),
+            ])
+            .await
+        {
+            Ok(()) => Ok(true),
+            // Deleted since it was read.
+            Err(TransactFailure::Condition) => Ok(false),
+            Err(TransactFailure::Store(e)) => Err(e),
+        }
     }
 
     #[tracing::instrument(skip(self), err(Display))]
@@ -454,21 +724,30 @@ impl KeyStore for DynamoStore {
             return Ok(false);
         };
         let hash = SecretHash::from_stored(item.secret_hash);
+        // The key must still be there, so that two deletes racing each other count once.
         let delete = |key| {
             built(
                 Delete::builder()
                     .table_name(&self.table)
                     .set_key(Some(key))
+                    .condition_expression("attribute_exists(#pk)")
+                    .expression_attribute_names("#pk", PK)
                     .build(),
             )
             .map(|d| TransactWriteItem::builder().delete(d).build())
         };
-        self.transact(vec![
-            delete(primary_key(item.pk, item.sk))?,
-            delete(primary_key(credential_pk(&hash), CREDENTIAL_SK.to_owned()))?,
-        ])
-        .await?;
-        Ok(true)
+        match self
+            .transact(vec![
+                delete(primary_key(item.pk, item.sk))?,
+                delete(primary_key(credential_pk(&hash), CREDENTIAL_SK.to_owned()))?,
+                self.count_update(org, -1)?,
+            ])
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(TransactFailure::Condition) => Ok(false),
+            Err(TransactFailure::Store(e)) => Err(e),
+        }
     }
 }
 

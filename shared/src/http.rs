@@ -15,8 +15,9 @@ use serde::Serialize;
 use tracing::{Instrument, field};
 
 use crate::App;
-use crate::auth::{Caller, authenticate};
+use crate::auth::{Caller, authenticate, record_use};
 use crate::error::{ApiError, ParamError, RETRY_AFTER_SECS};
+use crate::filter::RawFilters;
 use crate::key::{KeyId, KeyView, Permission};
 use crate::page::{ListRequest, RawListParams, list_keys as read_page};
 use crate::store::KeyStore;
@@ -24,24 +25,84 @@ use crate::store::KeyStore;
 const JSON: &str = "application/json";
 const PROBLEM_JSON: &str = "application/problem+json";
 
-/// `GET /v1/api_key/{id}`: one key of the caller's organization.
+/// `GET /v1/api_key/{id}` (the diga view) and `GET /v1/api_keys/{api_key_id}` (the discue
+/// view): one key of the caller's organization. The route is told apart by the path
+/// parameter's name or the route template, never by the raw path, which may carry a stage.
 pub async fn get_key<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body> {
-    serve(app, &req, async |caller: &Caller| {
-        known_parameters(req.query_string_parameters_ref(), &[])?;
-        let id = path_id(&req)?;
+    let route = GetRoute::of(&req);
+    serve(app, &req, async |caller: &Caller, pretty: bool| {
+        known_parameters(req.query_string_parameters_ref(), GET_PARAMETERS)?;
+        let id = path_id(&req, route.parameter())?;
         let key = app
             .store
             .get_key(&caller.org, id)
             .await?
             .ok_or(ApiError::NotFound)?;
-        Ok(to_json(&key.view(Utc::now())))
+        let now = Utc::now();
+        Ok(match route {
+            GetRoute::Diga => to_json(&key.view(now), pretty),
+            GetRoute::Discue => to_json(&key.discue_view(now, self_href(&req)), pretty),
+        })
     })
     .await
 }
 
+/// Which of the get-key function's routes a request came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GetRoute {
+    /// `/v1/api_key/{id}`
+    Diga,
+    /// `/v1/api_keys/{api_key_id}`
+    Discue,
+}
+
+impl GetRoute {
+    const DISCUE_TEMPLATE: &str = "/v1/api_keys/{api_key_id}";
+
+    fn of(req: &Request) -> Self {
+        if let Some(params) = req.path_parameters_ref() {
+            if params.first("api_key_id").is_some() {
+                return GetRoute::Discue;
+            }
+            if params.first("id").is_some() {
+                return GetRoute::Diga;
+            }
+        }
+        let template = match req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV1(ctx)) => ctx.resource_path.as_deref(),
+            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.as_deref(),
+            _ => None,
+        };
+        match template {
+            Some(t) if t.ends_with(Self::DISCUE_TEMPLATE) => GetRoute::Discue,
+            Some(_) => GetRoute::Diga,
+            // No route information (a bare local invocation): the path's last two segments.
+            None if req.raw_http_path().contains("/api_keys/") => GetRoute::Discue,
+            None => GetRoute::Diga,
+        }
+    }
+
+    fn parameter(self) -> &'static str {
+        match self {
+            GetRoute::Diga => "id",
+            GetRoute::Discue => "api_key_id",
+        }
+    }
+}
+
+/// The URL the client asked for, without its query: the discue view's `_links.self.href`.
+/// The gateway's URI carries the host and, for a named stage, the stage.
+fn self_href(req: &Request) -> String {
+    let uri = req.uri();
+    match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => format!("{scheme}://{authority}{}", uri.path()),
+        _ => uri.path().to_owned(),
+    }
+}
+
 /// `GET /v1/api_key/`: a page of the caller's organization's keys.
 pub async fn list_keys<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body> {
-    serve(app, &req, async |caller: &Caller| {
+    serve(app, &req, async |caller: &Caller, pretty: bool| {
         let q = req.query_string_parameters_ref();
         known_parameters(q, LIST_PARAMETERS)?;
         let raw = RawListParams {
@@ -50,17 +111,31 @@ pub async fn list_keys<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body
             after: single(q, "after")?,
             before: single(q, "before")?,
             cursor: single(q, "cursor")?,
+            page: single(q, "page")?,
+            filters: RawFilters {
+                status: single(q, "status")?,
+                creator_id: single(q, "creator_id")?,
+                restricted: single(q, "restricted")?,
+                permission: single(q, "permission")?,
+                name: single(q, "name")?,
+            },
         };
         let request = ListRequest::parse(raw, &caller.org, &app.cursors)?;
         let page = read_page(&app.store, &caller.org, &request, &app.cursors).await?;
         let now = Utc::now();
-        Ok(to_json(&PageBody {
-            data: page.keys.iter().map(|k| k.view(now)).collect(),
-            has_more: page.has_more,
-            first_id: page.keys.first().map(|k| k.id),
-            last_id: page.keys.last().map(|k| k.id),
-            next_cursor: page.next_cursor.as_deref(),
-        }))
+        Ok(to_json(
+            &PageBody {
+                data: page.keys.iter().map(|k| k.view(now)).collect(),
+                has_more: page.has_more,
+                first_id: page.keys.first().map(|k| k.id),
+                last_id: page.keys.last().map(|k| k.id),
+                next_cursor: page.next_cursor.as_deref(),
+                current_page: page.numbers.map(|n| n.current_page),
+                total_pages: page.numbers.map(|n| n.total_pages),
+                read_budget_exhausted: page.budget_exhausted,
+            },
+            pretty,
+        ))
     })
     .await
 }
@@ -74,6 +149,15 @@ struct PageBody<'a> {
     first_id: Option<KeyId>,
     last_id: Option<KeyId>,
     next_cursor: Option<&'a str>,
+    /// Only for a numbered page (`page`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_page: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_pages: Option<u64>,
+    /// Only for a filtered list: whether the page stopped at the read budget rather than at
+    /// `limit` matches or the end, so that more matches may follow a short page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read_budget_exhausted: Option<bool>,
 }
 
 /// Runs the checks every endpoint shares, then `op`, and renders the outcome; logs one line
@@ -81,10 +165,14 @@ struct PageBody<'a> {
 async fn serve<S: KeyStore>(
     app: &App<S>,
     req: &Request,
-    op: impl AsyncFnOnce(&Caller) -> Result<Vec<u8>, ApiError>,
+    op: impl AsyncFnOnce(&Caller, bool) -> Result<Vec<u8>, ApiError>,
 ) -> Response<Body> {
     let started = Instant::now();
     let request_id = request_id(req);
+    // `pretty=true` also shapes error bodies, even those refused before the parameters
+    // are validated; an invalid value is a 422 at the parameter stage.
+    let pretty_query = single(req.query_string_parameters_ref(), "pretty");
+    let pretty_errors = matches!(pretty_query, Ok(Some("true")));
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
@@ -94,12 +182,20 @@ async fn serve<S: KeyStore>(
     let outcome = async {
         check_method(req.method())?;
         check_accept(req)?;
-        let caller = authenticate(&app.store, req.headers(), Utc::now()).await?;
+        let now = Utc::now();
+        let caller = authenticate(&app.store, req.headers(), now).await?;
         let span = tracing::Span::current();
         span.record("org", field::display(&caller.org));
         span.record("caller", field::display(&caller.key_id));
-        caller.require(Permission::ApiKeysView)?;
-        op(&caller).await
+        let work = async {
+            caller.require(Permission::ApiKeysView)?;
+            let pretty = parse_pretty(pretty_query.clone()?)?;
+            op(&caller, pretty).await
+        };
+        // Recording the use runs alongside the request's own read, so it adds no latency;
+        // it never fails the request.
+        let (outcome, ()) = tokio::join!(work, record_use(&app.store, &caller, now));
+        outcome
     }
     .instrument(span.clone())
     .await;
@@ -108,8 +204,16 @@ async fn serve<S: KeyStore>(
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let response = match outcome {
         Ok(body) => {
-            tracing::info!(status = 200, elapsed_ms, "served");
-            respond(StatusCode::OK, JSON, body)
+            let tag = etag(&body);
+            if if_none_match(req, &tag) {
+                tracing::info!(status = 304, elapsed_ms, "not modified");
+                not_modified(&tag)
+            } else {
+                tracing::info!(status = 200, elapsed_ms, "served");
+                let mut response = respond(StatusCode::OK, JSON, body);
+                cacheable(response.headers_mut(), &tag);
+                response
+            }
         }
         Err(err) => {
             let status = err.status();
@@ -118,7 +222,7 @@ async fn serve<S: KeyStore>(
             } else {
                 tracing::info!(status = status.as_u16(), elapsed_ms, reason = %err, "refused");
             }
-            problem_response(&err, &request_id)
+            problem_response(&err, &request_id, pretty_errors)
         }
     };
     if req.method() == Method::HEAD {
@@ -141,11 +245,63 @@ fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Res
     response
 }
 
-fn problem_response(err: &ApiError, request_id: &str) -> Response<Body> {
+/// How long a client may reuse a 200 without asking again: keys change rarely, and a
+/// change (disabling a key, say) is visible to every client within this many seconds.
+pub const MAX_AGE_SECS: u32 = 5;
+
+/// The entity tag of a body: a strong validator, the first 128 bits of its SHA-256.
+fn etag(body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(body);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// Whether `If-None-Match` names this tag, or is `*` (RFC 9110, section 13.1.2: weak
+/// comparison, so `W/"x"` matches `"x"`).
+fn if_none_match(req: &Request, tag: &str) -> bool {
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == tag)
+}
+
+/// Marks a 200 or 304 as privately cacheable for [`MAX_AGE_SECS`], under its tag. It varies
+/// with the credentials, which decide the organization and so the body.
+fn cacheable(headers: &mut lambda_http::http::HeaderMap, tag: &str) {
+    if let Ok(value) = HeaderValue::from_str(tag) {
+        headers.insert(header::ETAG, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&format!("private, max-age={MAX_AGE_SECS}")) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Authorization, X-API-KEY, Accept"),
+    );
+}
+
+/// 304 Not Modified: no body, the same validator and caching headers as the 200.
+fn not_modified(tag: &str) -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    let headers = response.headers_mut();
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    cacheable(headers, tag);
+    response
+}
+
+fn problem_response(err: &ApiError, request_id: &str, pretty: bool) -> Response<Body> {
     let mut response = respond(
         err.status(),
         PROBLEM_JSON,
-        to_json(&err.problem(request_id)),
+        to_json(&err.problem(request_id), pretty),
     );
     let headers = response.headers_mut();
     match err {
@@ -170,9 +326,27 @@ fn problem_response(err: &ApiError, request_id: &str) -> Response<Body> {
     response
 }
 
-fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+fn to_json<T: Serialize>(value: &T, pretty: bool) -> Vec<u8> {
     // Our response types hold only strings, numbers and bools: serializing cannot fail.
-    serde_json::to_vec(value).unwrap_or_default()
+    if pretty {
+        let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
+        body.push(b'\n');
+        body
+    } else {
+        serde_json::to_vec(value).unwrap_or_default()
+    }
+}
+
+/// `pretty`: `true` or `false` (the default); anything else is refused.
+fn parse_pretty(value: Option<&str>) -> Result<bool, ParamError> {
+    match value {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ParamError::new(
+            "pretty",
+            format!("must be \"true\" or \"false\", got {other:?}"),
+        )),
+    }
 }
 
 /// The error and its causes, for the log line of a 5xx.
@@ -257,7 +431,23 @@ fn accepts_json(accept: &str) -> bool {
 }
 
 /// The query parameters of the list endpoint.
-const LIST_PARAMETERS: &[&str] = &["limit", "order", "after", "before", "cursor"];
+const LIST_PARAMETERS: &[&str] = &[
+    "limit",
+    "order",
+    "after",
+    "before",
+    "cursor",
+    "page",
+    "pretty",
+    "status",
+    "creator_id",
+    "restricted",
+    "permission",
+    "name",
+];
+
+/// The query parameters of the endpoints that return one key.
+const GET_PARAMETERS: &[&str] = &["pretty"];
 
 /// Refuses a parameter the endpoint does not know, so that a typo (`limt=5`) or a feature
 /// this version lacks is an error, not a silently different answer.
@@ -289,20 +479,63 @@ fn single<'a>(q: Option<&'a QueryMap>, name: &str) -> Result<Option<&'a str>, Pa
     }
 }
 
-/// The `{id}` path parameter, as API Gateway (or the local router) passes it.
-fn path_id(req: &Request) -> Result<KeyId, ApiError> {
+/// The key id path parameter (`id` or `api_key_id`), as API Gateway (or the local router)
+/// passes it.
+fn path_id(req: &Request, name: &'static str) -> Result<KeyId, ApiError> {
     let raw = req
         .path_parameters_ref()
-        .and_then(|p| p.first("id"))
+        .and_then(|p| p.first(name))
         .or_else(|| req.raw_http_path().trim_end_matches('/').rsplit('/').next())
         .unwrap_or("");
     raw.parse::<KeyId>()
-        .map_err(|e| ApiError::Invalid(ParamError::new("id", e.to_string())))
+        .map_err(|e| ApiError::Invalid(ParamError::new(name, e.to_string())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_failure_to_record_the_use_does_not_fail_the_request() {
+        use crate::memory::MemoryStore;
+        let store = MemoryStore::default();
+        let new = crate::store::NewKey {
+            org: "o".parse().unwrap(),
+            name: "k".into(),
+            creator_id: uuid::Uuid::nil(),
+            access: crate::key::Access::Unrestricted,
+            expires: None,
+            id: None,
+        };
+        let (key, secret) = crate::store::create_key(&store, new).await.unwrap();
+        store
+            .fail_record_use
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let app = App {
+            store,
+            cursors: crate::page::CursorKeys::parse("0123456789abcdef0123456789abcdef").unwrap(),
+        };
+        let event = serde_json::json!({
+            "version": "2.0",
+            "routeKey": "ANY /v1/api_key/{id}",
+            "rawPath": format!("/v1/api_key/{}", key.id),
+            "rawQueryString": "",
+            "headers": {"x-api-key": secret.expose(), "host": "localhost"},
+            "pathParameters": {"id": key.id.to_string()},
+            "requestContext": {
+                "http": {"method": "GET", "path": format!("/v1/api_key/{}", key.id)},
+                "routeKey": "ANY /v1/api_key/{id}",
+                "stage": "$default",
+                "requestId": "r1"
+            },
+            "isBase64Encoded": false
+        });
+        let before = crate::auth::last_used_failures();
+        let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let response = get_key(&app, req).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(crate::auth::last_used_failures() > before);
+    }
 
     #[test]
     fn accept_negotiation_follows_the_most_specific_range() {

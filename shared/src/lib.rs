@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod dynamo;
 pub mod error;
+pub mod filter;
 pub mod http;
 pub mod key;
 #[cfg(any(test, feature = "memory"))]

@@ -13,6 +13,8 @@ use crate::store::{Credential, KeyStore, Position, StoreError};
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// When set, `record_use` fails as if the store were unreachable.
+    pub fail_record_use: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -48,6 +50,7 @@ impl KeyStore for MemoryStore {
                 access: k.access.clone(),
                 state: k.state,
                 expires: k.expires,
+                last_used: k.last_used,
             }))
     }
 
@@ -75,6 +78,49 @@ impl KeyStore for MemoryStore {
             mine.rev().filter(past).take(max).cloned().collect()
         };
         Ok(keys)
+    }
+
+    async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {
+        Ok(self.lock().keys.keys().filter(|(o, _)| o == org).count() as u64)
+    }
+
+    async fn record_use(
+        &self,
+        org: &OrgId,
+        id: KeyId,
+        _hash: &SecretHash,
+        at: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        if self
+            .fail_record_use
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(StoreError::Unavailable("record_use is set to fail".into()));
+        }
+        Ok(match self.lock().keys.get_mut(&(org.clone(), id)) {
+            Some((k, _)) if k.last_used.is_none_or(|t| t < stale_before) => {
+                k.last_used = Some(at);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn read_run_by_creator(
+        &self,
+        org: &OrgId,
+        creator: uuid::Uuid,
+        from: Option<Position>,
+        ascending: bool,
+        max: usize,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        let all = self.read_run(org, from, ascending, usize::MAX).await?;
+        Ok(all
+            .into_iter()
+            .filter(|k| k.creator_id == creator)
+            .take(max)
+            .collect())
     }
 
     async fn insert_key(&self, key: &ApiKey, hash: &SecretHash) -> Result<(), StoreError> {

@@ -13,11 +13,15 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::error::ParamError;
+use crate::filter::{Filters, MIN_CHUNK, READ_BUDGET, RawFilters};
 use crate::key::{ApiKey, KeyId, OrgId};
 use crate::store::{KeyStore, Position, StoreError};
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 1000;
+/// The most keys a `page` may skip: `(page - 1) * limit` at most this. A page is read from
+/// the start of the order, so deeper pages cost more; walk with cursors beyond.
+pub const MAX_PAGE_OFFSET: usize = 10_000;
 
 /// The requested order of a listing, by creation time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +50,8 @@ pub struct RawListParams<'a> {
     pub after: Option<&'a str>,
     pub before: Option<&'a str>,
     pub cursor: Option<&'a str>,
+    pub page: Option<&'a str>,
+    pub filters: RawFilters<'a>,
 }
 
 /// A validated list request.
@@ -56,6 +62,11 @@ pub struct ListRequest {
     pub direction: Direction,
     /// Exclusive start position; `None` starts at the beginning of the order.
     pub from: Option<Position>,
+    /// A page number (from 1), instead of a position: the page starts after
+    /// `(page - 1) * limit` keys.
+    pub page: Option<usize>,
+    /// Filters applied to the keys as they are read; empty for none.
+    pub filters: Filters,
 }
 
 impl ListRequest {
@@ -99,6 +110,47 @@ impl ListRequest {
         };
         let after = position("after", raw.after)?;
         let before = position("before", raw.before)?;
+        let filters = Filters::parse(raw.filters)?;
+
+        if let Some(s) = raw.page {
+            let max_page = MAX_PAGE_OFFSET / limit + 1;
+            let page = match s.parse::<usize>() {
+                Ok(n) if (1..=max_page).contains(&n) => n,
+                _ => {
+                    return Err(ParamError::new(
+                        "page",
+                        format!(
+                            "must be an integer from 1 to {max_page} (at most {MAX_PAGE_OFFSET} keys before the page at limit {limit}; walk further with cursors), got {s:?}"
+                        ),
+                    ));
+                }
+            };
+            let other = [
+                ("after", raw.after.is_some()),
+                ("before", raw.before.is_some()),
+                ("cursor", raw.cursor.is_some()),
+            ];
+            if let Some((other, _)) = other.iter().find(|(_, given)| *given) {
+                return Err(ParamError::new(
+                    "page",
+                    format!("cannot be combined with {other:?}: a page number is a position"),
+                ));
+            }
+            if !filters.is_empty() {
+                return Err(ParamError::new(
+                    "page",
+                    "cannot be combined with filters: page numbers count all of the organization's keys; page filtered lists with cursors",
+                ));
+            }
+            return Ok(ListRequest {
+                limit,
+                order: order.unwrap_or(Order::Desc),
+                direction: Direction::Forward,
+                from: None,
+                page: Some(page),
+                filters,
+            });
+        }
 
         if let Some(token) = raw.cursor {
             if raw.after.is_some() || raw.before.is_some() {
@@ -121,11 +173,19 @@ impl ListRequest {
                     "was issued for the other order; repeat the order of the first page or omit it",
                 ));
             }
+            if state.filters != filters.digest() {
+                return Err(ParamError::new(
+                    "cursor",
+                    "was issued under other filters; repeat the filters of the first page exactly",
+                ));
+            }
             return Ok(ListRequest {
                 limit,
                 order: state.order,
                 direction: state.direction,
                 from: Some(state.position),
+                page: None,
+                filters,
             });
         }
 
@@ -140,18 +200,24 @@ impl ListRequest {
                 order,
                 direction: Direction::Forward,
                 from: Some(id),
+                page: None,
+                filters,
             }),
             (None, Some(id)) => Ok(ListRequest {
                 limit,
                 order,
                 direction: Direction::Backward,
                 from: Some(id),
+                page: None,
+                filters,
             }),
             (None, None) => Ok(ListRequest {
                 limit,
                 order,
                 direction: Direction::Forward,
                 from: None,
+                page: None,
+                filters,
             }),
         }
     }
@@ -165,9 +231,22 @@ pub struct Page {
     pub has_more: bool,
     /// The opaque cursor for the next page in that direction; `None` when `has_more` is false.
     pub next_cursor: Option<String>,
+    /// For a numbered page: its number and the number of pages, `ceil(keys / limit)`.
+    pub numbers: Option<PageNumbers>,
+    /// For a filtered list: whether the read budget ran out before the page was full, so
+    /// that more matches may lie beyond a short (even empty) page.
+    pub budget_exhausted: Option<bool>,
 }
 
-/// Reads one page: one Query of `limit + 1` keys on the organization's partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageNumbers {
+    pub current_page: usize,
+    pub total_pages: u64,
+}
+
+/// Reads one page: one Query of `limit + 1` keys on the organization's partition. A
+/// numbered page reads the `(page - 1) * limit` keys before it too (DynamoDB cannot skip),
+/// and the organization's key count, at the same time.
 pub async fn list_keys<S: KeyStore>(
     store: &S,
     org: &OrgId,
@@ -175,9 +254,31 @@ pub async fn list_keys<S: KeyStore>(
     cursors: &CursorKeys,
 ) -> Result<Page, StoreError> {
     let ascending = (request.order == Order::Asc) == (request.direction == Direction::Forward);
-    let mut keys = store
-        .read_run(org, request.from, ascending, request.limit + 1)
-        .await?;
+    if !request.filters.is_empty() {
+        return filtered_page(store, org, request, cursors, ascending).await;
+    }
+    let (mut keys, numbers) = match request.page {
+        None => (
+            store
+                .read_run(org, request.from, ascending, request.limit + 1)
+                .await?,
+            None,
+        ),
+        Some(page) => {
+            let offset = (page - 1) * request.limit;
+            let (keys, count) = tokio::join!(
+                store.read_run(org, None, ascending, offset + request.limit + 1),
+                store.key_count(org),
+            );
+            let mut keys = keys?;
+            keys.drain(..offset.min(keys.len()));
+            let numbers = PageNumbers {
+                current_page: page,
+                total_pages: count?.div_ceil(request.limit as u64),
+            };
+            (keys, Some(numbers))
+        }
+    };
     let has_more = keys.len() > request.limit;
     keys.truncate(request.limit);
     // The cursor holds the last key read, which is DynamoDB's LastEvaluatedKey for a
@@ -189,6 +290,7 @@ pub async fn list_keys<S: KeyStore>(
                 order: request.order,
                 direction: request.direction,
                 position: last.id,
+                filters: None,
             },
         )),
         _ => None,
@@ -200,6 +302,83 @@ pub async fn list_keys<S: KeyStore>(
         keys,
         has_more,
         next_cursor,
+        numbers,
+        budget_exhausted: None,
+    })
+}
+
+/// A filtered page: reads runs of keys from the position, keeping those that match, until
+/// it has `limit + 1` matches (so `has_more` is exact), reaches the end, or has read
+/// [`READ_BUDGET`] keys. In the last case the cursor holds the last key read, which is
+/// where DynamoDB's reading stopped, so the next page continues from there.
+async fn filtered_page<S: KeyStore>(
+    store: &S,
+    org: &OrgId,
+    request: &ListRequest,
+    cursors: &CursorKeys,
+    ascending: bool,
+) -> Result<Page, StoreError> {
+    let now = chrono::Utc::now();
+    let mut matches: Vec<ApiKey> = Vec::new();
+    let mut read = 0;
+    let mut last_read = request.from;
+    let mut at_end = false;
+    while matches.len() <= request.limit && read < READ_BUDGET {
+        let chunk = (request.limit + 1).max(MIN_CHUNK).min(READ_BUDGET - read);
+        // A creator's keys come from the index by creator: only they are read.
+        let run = match request.filters.creator_id {
+            Some(creator) => {
+                store
+                    .read_run_by_creator(org, creator, last_read, ascending, chunk)
+                    .await?
+            }
+            None => store.read_run(org, last_read, ascending, chunk).await?,
+        };
+        at_end = run.len() < chunk;
+        read += run.len();
+        for key in run {
+            last_read = Some(key.id);
+            if request.filters.matches(&key, now) {
+                matches.push(key);
+                if matches.len() > request.limit {
+                    break;
+                }
+            }
+        }
+        if at_end {
+            break;
+        }
+    }
+    let full = matches.len() > request.limit;
+    matches.truncate(request.limit);
+    let budget_exhausted = !full && !at_end;
+    let has_more = full || budget_exhausted;
+    let position = if full {
+        matches.last().map(|k| k.id)
+    } else {
+        last_read
+    };
+    let next_cursor = match position {
+        Some(position) if has_more => Some(cursors.seal(
+            org,
+            &CursorState {
+                order: request.order,
+                direction: request.direction,
+                position,
+                filters: request.filters.digest(),
+            },
+        )),
+        _ => None,
+    };
+    if request.direction == Direction::Backward {
+        matches.reverse();
+    }
+    Ok(Page {
+        keys: matches,
+        has_more,
+        next_cursor,
+        numbers: None,
+        budget_exhausted: Some(budget_exhausted),
     })
 }
 
@@ -212,6 +391,9 @@ struct CursorState {
     direction: Direction,
     #[serde(rename = "k")]
     position: KeyId,
+    /// The digest of the filters the cursor was made under; absent for none.
+    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
+    filters: Option<String>,
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -313,6 +495,7 @@ mod tests {
                 "after" => r.after = Some(v),
                 "before" => r.before = Some(v),
                 "cursor" => r.cursor = Some(v),
+                "page" => r.page = Some(v),
                 _ => unreachable!(),
             }
         }
@@ -330,7 +513,9 @@ mod tests {
                 limit: 50,
                 order: Order::Desc,
                 direction: Direction::Forward,
-                from: None
+                from: None,
+                page: None,
+                filters: Filters::default(),
             }
         );
     }
@@ -348,6 +533,13 @@ mod tests {
             (&[("before", "x")], "before", "UUID"),
             (&[("after", ID), ("before", ID)], "before", "\"after\""),
             (&[("cursor", "abc")], "cursor", "not a cursor"),
+            (&[("page", "0")], "page", "from 1 to 201"),
+            (&[("page", "202")], "page", "from 1 to 201"),
+            (&[("page", "12"), ("limit", "1000")], "page", "from 1 to 11"),
+            (&[("page", "x")], "page", "integer"),
+            (&[("page", "1"), ("after", ID)], "page", "\"after\""),
+            (&[("page", "1"), ("before", ID)], "page", "\"before\""),
+            (&[("page", "1"), ("cursor", "abc")], "page", "\"cursor\""),
             (&[("cursor", ""), ("after", ID)], "cursor", "\"after\""),
         ];
         for (pairs, param, reason) in cases {
@@ -372,6 +564,7 @@ mod tests {
                 order,
                 direction: Direction::Backward,
                 position: ID.parse().unwrap(),
+                filters: None,
             },
         )
     }
@@ -456,6 +649,8 @@ mod tests {
             order,
             direction,
             from,
+            page: None,
+            filters: Filters::default(),
         };
         let got = |p: &Page| p.keys.iter().map(|k| k.id).collect::<Vec<_>>();
 
@@ -497,6 +692,61 @@ mod tests {
         .unwrap();
         let p = list_keys(&store, &o, &next, &keys()).await.unwrap();
         assert_eq!((got(&p), p.has_more), (vec![ids[0]], false));
+    }
+
+    #[tokio::test]
+    async fn a_filtered_page_stops_at_the_read_budget_and_resumes_where_reading_stopped() {
+        use crate::filter::RawFilters;
+        use crate::memory::MemoryStore;
+        use crate::store::{NewKey, create_key};
+        use chrono::{TimeZone, Utc};
+
+        let store = MemoryStore::default();
+        let o = org("a");
+        let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+        let total = READ_BUDGET + 10;
+        // Matches at positions 1, 2 and READ_BUDGET + 5 in ascending order.
+        let matching = [1, 2, READ_BUDGET + 5];
+        for i in 0..total {
+            let name = if matching.contains(&i) {
+                "match"
+            } else {
+                "other"
+            };
+            let new = NewKey {
+                org: o.clone(),
+                name: format!("{name} {i}"),
+                creator_id: uuid::Uuid::nil(),
+                access: crate::key::Access::Unrestricted,
+                expires: None,
+                id: Some(KeyId::new_at(
+                    start + chrono::Duration::milliseconds(i as i64),
+                )),
+            };
+            create_key(&store, new).await.unwrap();
+        }
+        let params = |cursor: Option<&'static str>| RawListParams {
+            limit: Some("5"),
+            order: Some("asc"),
+            cursor,
+            filters: RawFilters {
+                name: Some("MATCH"),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let request = ListRequest::parse(params(None), &o, &keys()).unwrap();
+        let first = list_keys(&store, &o, &request, &keys()).await.unwrap();
+        let names = |p: &Page| p.keys.iter().map(|k| k.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&first), ["match 1", "match 2"]);
+        assert_eq!(first.budget_exhausted, Some(true));
+        assert!(first.has_more);
+        let cursor: &'static str = first.next_cursor.clone().unwrap().leak();
+        let request = ListRequest::parse(params(Some(cursor)), &o, &keys()).unwrap();
+        let second = list_keys(&store, &o, &request, &keys()).await.unwrap();
+        assert_eq!(names(&second), [format!("match {}", READ_BUDGET + 5)]);
+        assert_eq!(second.budget_exhausted, Some(false));
+        assert!(!second.has_more && second.next_cursor.is_none());
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Credential {
     pub access: Access,
     pub state: KeyState,
     pub expires: Option<DateTime<Utc>>,
+    /// When the key was last used, as far as its credential knows (to the minute).
+    pub last_used: Option<DateTime<Utc>>,
 }
 
 impl Credential {
@@ -119,6 +121,33 @@ pub trait KeyStore: Send + Sync {
     fn read_run(
         &self,
         org: &OrgId,
+        from: Option<Position>,
+        ascending: bool,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
+
+    /// How many keys the organization has: a counter kept in the same transaction as every
+    /// create and delete, so it is exact.
+    fn key_count(&self, org: &OrgId) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Records that the key was used `at`, unless the record is already at or after
+    /// `stale_before` (a conditional write, so concurrent requests write it once). Returns
+    /// whether it wrote. The credential and the key item are both stamped.
+    fn record_use(
+        &self,
+        org: &OrgId,
+        id: KeyId,
+        hash: &SecretHash,
+        at: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Like [`KeyStore::read_run`], over only the keys `creator` created (read from an
+    /// index, so other creators' keys cost nothing).
+    fn read_run_by_creator(
+        &self,
+        org: &OrgId,
+        creator: Uuid,
         from: Option<Position>,
         ascending: bool,
         max: usize,

@@ -57,17 +57,16 @@ async fn an_accept_header_without_json_is_406() {
 }
 
 #[tokio::test]
-async fn every_response_says_nosniff_and_is_not_cached() {
+async fn every_response_says_nosniff_and_only_successes_are_cached() {
     let app = app().await;
     let org = org();
     let secret = admin(&app, &org).await;
-    for reply in [
-        Call::list(Payload::Rest).bearer(&secret).send(&app).await,
-        Call::list(Payload::Rest).send(&app).await,
-    ] {
-        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
-        assert_eq!(reply.header("cache-control"), Some("no-store"));
-    }
+    let ok = Call::list(Payload::Rest).bearer(&secret).send(&app).await;
+    assert_eq!(ok.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(ok.header("cache-control"), Some("private, max-age=5"));
+    let refused = Call::list(Payload::Rest).send(&app).await;
+    assert_eq!(refused.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(refused.header("cache-control"), Some("no-store"));
 }
 
 /// An application whose store points at a loopback port nobody listens on.

@@ -12,6 +12,8 @@ const EXPECTED: &[(&str, u16)] = &[
     ("get-key.http.json", 200),
     ("get-key.rest.not-found.json", 404),
     ("get-key.http.bad-id.json", 422),
+    ("get-key.discue.rest.json", 200),
+    ("get-key.discue.http.json", 200),
     ("list-keys.rest.json", 200),
     ("list-keys.http.json", 200),
     ("list-keys.rest.no-key.json", 401),
@@ -82,4 +84,29 @@ async fn the_sample_list_event_returns_the_demo_keys_oldest_first() {
         [apikeys::demo::ADMIN_ID, apikeys::demo::VIEWER_ID]
     );
     assert_eq!(reply.body["has_more"], true);
+}
+
+#[tokio::test]
+async fn the_sample_discue_events_return_the_viewer_key_in_the_discue_view() {
+    let app = app().await;
+    apikeys::demo::seed(&app.store).await.unwrap();
+    for name in ["get-key.discue.rest.json", "get-key.discue.http.json"] {
+        let text = std::fs::read_to_string(events_dir().join(name)).unwrap();
+        let reply = Reply::from(
+            apikeys::http::get_key(&app, lambda_http::request::from_str(&text).unwrap()).await,
+        );
+        assert_eq!(reply.status, 200, "{name}");
+        assert_eq!(
+            reply.body["api_key"]["id"],
+            apikeys::demo::VIEWER_ID,
+            "{name}"
+        );
+        assert_eq!(
+            reply.body["api_key"]["scopes"],
+            serde_json::json!([{"resource": "api_keys", "access": "read", "targets": ["*"]}]),
+            "{name}"
+        );
+        let href = reply.body["_links"]["self"]["href"].as_str().unwrap();
+        assert!(href.ends_with(&format!("/v1/api_keys/{}", apikeys::demo::VIEWER_ID)));
+    }
 }

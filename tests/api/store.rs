@@ -19,7 +19,11 @@ async fn a_created_key_is_stored_with_its_secrets_hash_only() {
     let dump = format!("{items:?}");
     assert!(!dump.contains(secret.expose()));
     assert!(dump.contains(secret.hash().as_str()));
-    assert_eq!(items.len(), 2, "the key item and its credential");
+    assert_eq!(
+        items.len(),
+        3,
+        "the key item, its credential and the organization's key count"
+    );
 
     let found = app
         .store
@@ -53,7 +57,10 @@ async fn disabling_reaches_the_credential_and_deleting_removes_both_items() {
             .is_none()
     );
     assert!(app.store.get_key(&org, key.id).await.unwrap().is_none());
-    assert!(scan(&app).await.is_empty());
+    // Only the organization's key count is left, at zero.
+    let left = scan(&app).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(app.store.key_count(&org).await.unwrap(), 0);
 }
 
 #[tokio::test]
