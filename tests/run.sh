@@ -85,6 +85,10 @@ call "$API/" -H "Authorization: Bearer $SECRET"
 [ "$(json 'len(d["data"])')" = 5 ] || fail "the demo organization should have 5 keys: $BODY"
 ok "the printed secret lists the 5 seeded keys"
 
+call "http://127.0.0.1:$PORT/v1/api_keys/01900000-0001-7000-8000-000000000002" -H "X-API-KEY: $SECRET"
+[ "$STATUS" = 200 ] && [ "$(json 'd["api_key"]["status"]')" = enabled ] || fail "the discue view: $STATUS $BODY"
+ok "the router serves the discue view at /v1/api_keys/{api_key_id}"
+
 call "$API/" -H "Authorization: Bearer apk_not-a-real-key"
 [ "$STATUS" = 401 ] && [ "$(json 'd["status"]')" = 401 ] || fail "a bad secret: $STATUS $BODY"
 ok "a bad secret is a 401 problem"
