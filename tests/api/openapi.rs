@@ -491,7 +491,11 @@ async fn the_documented_query_parameters_and_bounds_are_the_handlers() {
                         "cursor" => vec![cursor.clone()],
                         "creator_id" => {
                             let id = other.creator_id;
-                            vec![id.to_string(), id.simple().to_string(), id.urn().to_string()]
+                            vec![
+                                id.to_string(),
+                                id.simple().to_string(),
+                                id.urn().to_string(),
+                            ]
                         }
                         _ => panic!("give this test a valid value for the new parameter {name:?}"),
                     }
