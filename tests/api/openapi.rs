@@ -13,11 +13,12 @@ use std::sync::LazyLock;
 use apikeys::App;
 use apikeys::dynamo::DynamoStore;
 use apikeys::key::{KeyId, Permission};
-use apikeys::page::{CursorKeys, DEFAULT_LIMIT, MAX_LIMIT};
+use apikeys::page::{CursorKeys, DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE_OFFSET};
 use apikeys_tests::*;
 use serde_json::{Value, json};
 
 const GET_PATH: &str = "/v1/api_key/{id}";
+const DISCUE_PATH: &str = "/v1/api_keys/{api_key_id}";
 const LIST_PATH: &str = "/v1/api_key/";
 /// Where openapi.yaml documents the 405 answered to every other method of a path.
 const OTHER_METHODS: &str = "x-other-methods";
@@ -108,6 +109,12 @@ fn check(path: &str, method: &str, reply: &Reply) {
 
     if method == "HEAD" {
         assert!(reply.raw.is_empty(), "{what}: a HEAD response has a body");
+    } else if response.get("content").is_none() {
+        assert!(
+            reply.raw.is_empty(),
+            "{what}: documented without a body, but has one: {}",
+            reply.body
+        );
     } else {
         let content_type = reply.header("content-type").expect("a content type");
         let media = &response["content"][content_type];
@@ -154,7 +161,7 @@ async fn unreachable_store() -> App<DynamoStore> {
 async fn every_response_of_the_handlers_is_documented_and_matches_its_schema() {
     let app = app().await;
     let org = org();
-    let admin = admin(&app, &org).await;
+    let (admin_key, admin) = create(&app, new_key(&org, "admin")).await;
     let mut viewer = new_key(&org, "viewer");
     viewer.access = restricted(&[Permission::ApiKeysView, Permission::CallsView]);
     viewer.expires = Some(chrono::Utc::now() + chrono::Duration::days(30));
@@ -173,11 +180,29 @@ async fn every_response_of_the_handlers_is_documented_and_matches_its_schema() {
     for p in PAYLOADS {
         for method in ["GET", "HEAD"] {
             let get = |id: &dyn ToString| Call::get(p, id.to_string()).method(method);
+            let discue = |id: &dyn ToString| Call::discue(p, id.to_string()).method(method);
             let list = || Call::list(p).method(method);
+            let one = |path: &str, id: &dyn ToString| match path {
+                GET_PATH => get(id),
+                _ => discue(id),
+            };
 
-            // 200: an unrestricted key (permissions null), a restricted, expiring one.
-            sent(&app, GET_PATH, get(&viewer_key.id).bearer(&admin)).await;
-            sent(&app, GET_PATH, get(&viewer_key.id).api_key(&viewer)).await;
+            // 200: an unrestricted key (permissions null, every scope), a restricted,
+            // expiring one, on both views.
+            for path in [GET_PATH, DISCUE_PATH] {
+                sent(&app, path, one(path, &viewer_key.id).bearer(&admin)).await;
+                sent(&app, path, one(path, &viewer_key.id).api_key(&viewer)).await;
+                sent(&app, path, one(path, &admin_key.id).bearer(&admin)).await;
+            }
+            // 200: the last use the calls above recorded, on both views.
+            if method == "GET" {
+                let diga = sent(&app, GET_PATH, get(&viewer_key.id).bearer(&admin)).await;
+                assert!(diga.body["last_used_date"].is_string(), "{}", diga.body);
+                let reply = sent(&app, DISCUE_PATH, discue(&admin_key.id).bearer(&admin)).await;
+                let key = &reply.body["api_key"];
+                assert!(key["last_used_at"].is_i64(), "{}", reply.body);
+                assert_eq!(key["scopes"].as_array().map(Vec::len), Some(20));
+            }
             // 200: a full page, a page with a cursor, and an empty page (null ids).
             let page = sent(&app, LIST_PATH, list().query("limit", 1).bearer(&admin)).await;
             if method == "GET" {
@@ -195,19 +220,96 @@ async fn every_response_of_the_handlers_is_documented_and_matches_its_schema() {
                 let empty = sent(&app, LIST_PATH, empty.api_key(&viewer)).await;
                 assert_eq!(empty.body["first_id"], Value::Null, "{}", empty.body);
             }
+            // 200: numbered pages, the first and one past the end.
+            let numbered = list().query("page", 1).query("limit", 2).bearer(&admin);
+            let numbered = sent(&app, LIST_PATH, numbered).await;
+            let past_end = list().query("page", 1001).query("limit", 10).bearer(&admin);
+            let past_end = sent(&app, LIST_PATH, past_end).await;
+            if method == "GET" {
+                assert_eq!(numbered.body["current_page"], 1, "{}", numbered.body);
+                assert_eq!(numbered.body["total_pages"], 2, "{}", numbered.body);
+                assert_eq!(past_end.body["data"], json!([]), "{}", past_end.body);
+                assert_eq!(past_end.body["has_more"], false);
+                assert_eq!(past_end.body["current_page"], 1001);
+            }
+            // 200: each filter, alone and all together, and a filtered page's cursor.
+            let filters = [
+                ("status", "active".to_owned()),
+                ("creator_id", viewer_key.creator_id.to_string()),
+                ("restricted", "true".to_owned()),
+                ("permission", "calls.view".to_owned()),
+                ("name", "VIEW".to_owned()),
+            ];
+            for (name, value) in &filters {
+                let call = list().query(name, value).bearer(&admin);
+                let reply = sent(&app, LIST_PATH, call).await;
+                if method == "GET" {
+                    assert_eq!(reply.body["read_budget_exhausted"], false, "{name}");
+                    assert!(reply.ids().contains(&viewer_key.id.to_string()), "{name}");
+                }
+            }
+            let all = filters
+                .iter()
+                .fold(list(), |call, (name, value)| call.query(name, value));
+            sent(&app, LIST_PATH, all.bearer(&admin)).await;
+            let restricted = || list().query("restricted", true).query("limit", 1);
+            let first = sent(&app, LIST_PATH, restricted().bearer(&admin)).await;
+            let filtered_cursor = first.body["next_cursor"].as_str().map(str::to_owned);
+            if let Some(cursor) = &filtered_cursor {
+                let next = restricted().query("cursor", cursor).bearer(&admin);
+                sent(&app, LIST_PATH, next).await;
+            }
+
+            // 200 with `pretty`, then 304 for its tag (also weak, and `*`), on every route.
+            for (path, call) in [
+                (GET_PATH, get(&viewer_key.id)),
+                (DISCUE_PATH, discue(&viewer_key.id)),
+                (LIST_PATH, list()),
+            ] {
+                let call = call.query("pretty", true).bearer(&admin);
+                let reply = sent(&app, path, call.clone()).await;
+                if method == "GET" {
+                    assert!(reply.raw.ends_with(b"}\n"), "{path}: not pretty");
+                }
+                let tag = reply.header("etag").expect("an ETag").to_owned();
+                if method == "HEAD" {
+                    // HEAD answers the tag of the body GET sends.
+                    let get = sent(&app, path, call.clone().method("GET")).await;
+                    assert_eq!(get.header("etag"), Some(tag.as_str()), "{path}");
+                }
+                for matching in [tag.clone(), format!("W/{tag}"), "*".to_owned()] {
+                    let again = call.clone().header("If-None-Match", matching);
+                    let again = sent(&app, path, again).await;
+                    assert_eq!(again.status, 304, "{path}: {}", again.body);
+                    assert_eq!(again.header("etag"), Some(tag.as_str()));
+                }
+                // A tag of another body: the 200 again.
+                let stale = call.header("If-None-Match", "\"0\"");
+                assert_eq!(sent(&app, path, stale).await.status, 200);
+            }
 
             // 401: no key, and a key that is not valid.
-            for (path, call) in [(GET_PATH, get(&absent)), (LIST_PATH, list())] {
+            for (path, call) in [
+                (GET_PATH, get(&absent)),
+                (DISCUE_PATH, discue(&absent)),
+                (LIST_PATH, list()),
+            ] {
                 sent(&app, path, call.clone()).await;
                 sent(&app, path, call.header("X-API-KEY", "apk_nope")).await;
             }
             // 403: a restricted key without api_keys.view.
             sent(&app, GET_PATH, get(&absent).bearer(&outsider)).await;
+            sent(&app, DISCUE_PATH, discue(&absent).bearer(&outsider)).await;
             sent(&app, LIST_PATH, list().bearer(&outsider)).await;
             // 404: no such key in the caller's organization.
             sent(&app, GET_PATH, get(&absent).bearer(&admin)).await;
+            sent(&app, DISCUE_PATH, discue(&absent).bearer(&admin)).await;
             // 406: an Accept header without JSON.
-            for (path, call) in [(GET_PATH, get(&absent)), (LIST_PATH, list())] {
+            for (path, call) in [
+                (GET_PATH, get(&absent)),
+                (DISCUE_PATH, discue(&absent)),
+                (LIST_PATH, list()),
+            ] {
                 sent(
                     &app,
                     path,
@@ -215,16 +317,60 @@ async fn every_response_of_the_handlers_is_documented_and_matches_its_schema() {
                 )
                 .await;
             }
-            // 422: a bad id, a query parameter where none is taken, a bad limit, an
-            // unknown order, an unknown parameter.
-            sent(&app, GET_PATH, get(&"42").bearer(&admin)).await;
-            sent(&app, GET_PATH, get(&absent).query("x", 1).bearer(&admin)).await;
-            for (name, value) in [("limit", "0"), ("order", "up"), ("limt", "5")] {
-                let call = list().query(name, value).bearer(&admin);
-                sent(&app, LIST_PATH, call).await;
+            // 422: a bad id, an unknown query parameter, a bad `pretty` (also in the
+            // pretty form of errors).
+            for (path, parameter) in [(GET_PATH, "id"), (DISCUE_PATH, "api_key_id")] {
+                let reply = sent(&app, path, one(path, &"42").bearer(&admin)).await;
+                if method == "GET" {
+                    assert_eq!(reply.body["parameter"], parameter);
+                }
+                let call = one(path, &absent).query("x", 1).bearer(&admin);
+                sent(&app, path, call).await;
+                let call = one(path, &absent).query("pretty", "yes").bearer(&admin);
+                sent(&app, path, call).await;
+                let call = one(path, &"42").query("pretty", true).bearer(&admin);
+                let reply = sent(&app, path, call).await;
+                if method == "GET" {
+                    assert!(reply.raw.ends_with(b"}\n"), "{path}: not pretty");
+                }
+            }
+            // 422 on list: a bad value of each parameter, an unknown or repeated one,
+            // `page` with a position or a filter, a cursor under other filters.
+            let mut refused = vec![
+                (list().query("limit", 0), "limit"),
+                (list().query("order", "up"), "order"),
+                (list().query("limt", 5), "limt"),
+                (list().query("limit", 5).query("limit", 6), "limit"),
+                (list().query("page", 0), "page"),
+                (list().query("page", 202), "page"),
+                (list().query("page", 1).query("after", absent), "page"),
+                (list().query("page", 1).query("status", "active"), "page"),
+                (list().query("pretty", "yes"), "pretty"),
+                (list().query("status", "on"), "status"),
+                (list().query("creator_id", "x"), "creator_id"),
+                (list().query("restricted", "yes"), "restricted"),
+                (list().query("permission", "calls.read"), "permission"),
+                (list().query("name", "n".repeat(257)), "name"),
+            ];
+            let cursor = page.body["next_cursor"].as_str();
+            if let Some(cursor) = cursor {
+                refused.push((list().query("page", 2).query("cursor", cursor), "page"));
+                let other = list().query("cursor", cursor).query("status", "active");
+                refused.push((other, "cursor"));
+            }
+            if let Some(cursor) = &filtered_cursor {
+                let other = list().query("cursor", cursor).query("restricted", false);
+                refused.push((other, "cursor"));
+            }
+            for (call, parameter) in refused {
+                let reply = sent(&app, LIST_PATH, call.bearer(&admin)).await;
+                if method == "GET" {
+                    assert_eq!(reply.body["parameter"], parameter, "{}", reply.body);
+                }
             }
             // 500: the table is missing.
             sent(&missing_table, GET_PATH, get(&absent).bearer(&admin)).await;
+            sent(&missing_table, DISCUE_PATH, discue(&absent).bearer(&admin)).await;
             sent(&missing_table, LIST_PATH, list().bearer(&admin)).await;
         }
         // 503: DynamoDB is unreachable (the SDK retries first, so all at once).
@@ -232,14 +378,19 @@ async fn every_response_of_the_handlers_is_documented_and_matches_its_schema() {
         let replies = tokio::join!(
             unavailable(GET_PATH, Call::get(p, absent)),
             unavailable(GET_PATH, Call::get(p, absent).method("HEAD")),
+            unavailable(DISCUE_PATH, Call::discue(p, absent)),
+            unavailable(DISCUE_PATH, Call::discue(p, absent).method("HEAD")),
             unavailable(LIST_PATH, Call::list(p)),
             unavailable(LIST_PATH, Call::list(p).method("HEAD")),
         );
         assert_eq!(replies.0.status, 503);
-        // 405: every other method, on both paths.
+        assert_eq!(replies.2.status, 503);
+        // 405: every other method, on every path.
         for method in ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
             let call = Call::get(p, absent).method(method).bearer(&admin);
             sent(&app, GET_PATH, call).await;
+            let call = Call::discue(p, absent).method(method).bearer(&admin);
+            sent(&app, DISCUE_PATH, call).await;
             sent(&app, LIST_PATH, Call::list(p).method(method)).await;
         }
     }
@@ -297,59 +448,135 @@ async fn the_documented_query_parameters_and_bounds_are_the_handlers() {
         .to_owned();
 
     let list = query_parameters(LIST_PATH, "get");
-    assert_eq!(list, query_parameters(LIST_PATH, "head"));
     let limit = &list["limit"]["schema"];
     assert_eq!(limit["default"], json!(DEFAULT_LIMIT));
     assert_eq!(limit["maximum"], json!(MAX_LIMIT));
+    // `page` is bounded by the keys before it: `(page - 1) * limit` at most x-max-offset.
+    let max_offset = &list["page"]["x-max-offset"];
+    assert_eq!(max_offset, &json!(MAX_PAGE_OFFSET));
+    let max_offset = max_offset.as_u64().unwrap();
+    assert_eq!(list["page"]["schema"]["maximum"], json!(max_offset + 1));
 
     for p in PAYLOADS {
-        let ok = |name: &str, value: &str| Call::list(p).query(name, value).bearer(&admin);
-        for (name, param) in &list {
-            let schema = &param["schema"];
-            // Valid values: the bounds of a number, every member of an enum, or a value
-            // this test knows for the parameter.
-            let values: Vec<String> = if let Some(members) = schema["enum"].as_array() {
-                members
-                    .iter()
-                    .map(|m| m.as_str().unwrap().to_owned())
-                    .collect()
-            } else if schema["type"] == "integer" {
-                vec![schema["minimum"].to_string(), schema["maximum"].to_string()]
-            } else {
-                match name.as_str() {
-                    "after" | "before" => vec![other.id.to_string()],
-                    "cursor" => vec![cursor.clone()],
-                    _ => panic!("give this test a valid value for the new parameter {name:?}"),
-                }
+        for path in [LIST_PATH, GET_PATH, DISCUE_PATH] {
+            let params = query_parameters(path, "get");
+            assert_eq!(params, query_parameters(path, "head"), "{path}");
+            let call = || match path {
+                LIST_PATH => Call::list(p),
+                GET_PATH => Call::get(p, other.id),
+                _ => Call::discue(p, other.id),
             };
-            for value in &values {
-                let reply = sent(&app, LIST_PATH, ok(name, value)).await;
-                assert_eq!(reply.status, 200, "{name}={value}: {}", reply.body);
+            for (name, param) in &params {
+                let schema = resolve(&param["schema"]);
+                // `page` reaches its documented maximum only at limit 1.
+                let ok = |value: &str| {
+                    let call = call().query(name, value).bearer(&admin);
+                    match name.as_str() {
+                        "page" => call.query("limit", 1),
+                        _ => call,
+                    }
+                };
+                // Valid values: the bounds of a number or a length, every member of an
+                // enum, both booleans, or a value this test knows for the parameter.
+                let values: Vec<String> = if let Some(members) = schema["enum"].as_array() {
+                    members
+                        .iter()
+                        .map(|m| m.as_str().unwrap().to_owned())
+                        .collect()
+                } else if schema["type"] == "integer" {
+                    vec![schema["minimum"].to_string(), schema["maximum"].to_string()]
+                } else if schema["type"] == "boolean" {
+                    vec!["true".to_owned(), "false".to_owned()]
+                } else if let Some(max) = schema["maxLength"].as_u64() {
+                    let min = schema["minLength"].as_u64().unwrap_or(0);
+                    vec!["s".repeat(min as usize), "s".repeat(max as usize)]
+                } else {
+                    match name.as_str() {
+                        "after" | "before" => vec![other.id.to_string()],
+                        "cursor" => vec![cursor.clone()],
+                        "creator_id" => {
+                            let id = other.creator_id;
+                            vec![
+                                id.to_string(),
+                                id.simple().to_string(),
+                                id.urn().to_string(),
+                            ]
+                        }
+                        _ => panic!("give this test a valid value for the new parameter {name:?}"),
+                    }
+                };
+                for value in &values {
+                    let reply = sent(&app, path, ok(value)).await;
+                    assert_eq!(reply.status, 200, "{path} {name}={value}: {}", reply.body);
+                }
+                // Invalid values: just outside the bounds, outside the enum, neither
+                // boolean, not a UUID.
+                let mut invalid = vec![];
+                if let Some(min) = schema["minimum"].as_i64() {
+                    invalid.push((min - 1).to_string());
+                }
+                if let Some(max) = schema["maximum"].as_i64() {
+                    invalid.push((max + 1).to_string());
+                }
+                if let Some(min) = schema["minLength"].as_u64().filter(|&m| m > 0) {
+                    invalid.push("s".repeat(min as usize - 1));
+                }
+                if let Some(max) = schema["maxLength"].as_u64() {
+                    invalid.push("s".repeat(max as usize + 1));
+                }
+                if schema["enum"].is_array() {
+                    invalid.push("sideways".to_owned());
+                }
+                if schema["type"] == "boolean" {
+                    invalid.extend(["yes".to_owned(), "TRUE".to_owned(), "1".to_owned()]);
+                }
+                if name == "creator_id" {
+                    invalid.push("not-a-uuid".to_owned());
+                }
+                for value in &invalid {
+                    let reply = sent(&app, path, ok(value)).await;
+                    reply.problem(422);
+                    assert_eq!(
+                        reply.body["parameter"],
+                        name.as_str(),
+                        "{path} {name}={value}"
+                    );
+                }
             }
-            // Invalid values: just outside the bounds, outside the enum.
-            let mut invalid = vec![];
-            if let Some(min) = schema["minimum"].as_i64() {
-                invalid.push((min - 1).to_string());
-            }
-            if let Some(max) = schema["maximum"].as_i64() {
-                invalid.push((max + 1).to_string());
-            }
-            if schema["enum"].is_array() {
-                invalid.push("sideways".to_owned());
-            }
-            for value in &invalid {
-                let reply = sent(&app, LIST_PATH, ok(name, value)).await;
-                reply.problem(422);
-                assert_eq!(reply.body["parameter"], name.as_str(), "{name}={value}");
-            }
+            // What is not documented is refused.
+            let reply = sent(&app, path, call().query("fields", "id").bearer(&admin)).await;
+            reply.problem(422);
+            assert_eq!(reply.body["parameter"], "fields", "{path}");
         }
-        // What is not documented is refused, on both endpoints.
-        let reply = sent(&app, LIST_PATH, ok("pretty", "true")).await;
-        assert_eq!(reply.body["parameter"], "pretty");
-        assert!(query_parameters(GET_PATH, "get").is_empty());
+        // The one query parameter of the routes of one key.
+        let names = |path| {
+            query_parameters(path, "get")
+                .into_keys()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(GET_PATH), ["pretty"]);
+        assert_eq!(names(DISCUE_PATH), ["pretty"]);
         let call = Call::get(p, other.id).query("limit", 1).bearer(&admin);
         let reply = sent(&app, GET_PATH, call).await;
         assert_eq!(reply.body["parameter"], "limit");
+
+        // `page` at the default and the largest limit: the last page x-max-offset allows,
+        // and the one after it.
+        for limit in [DEFAULT_LIMIT as u64, MAX_LIMIT as u64] {
+            let last = max_offset / limit + 1;
+            let page = |n: u64| {
+                let call = Call::list(p).query("page", n).bearer(&admin);
+                match limit {
+                    50 => call,
+                    _ => call.query("limit", limit),
+                }
+            };
+            let reply = sent(&app, LIST_PATH, page(last)).await;
+            assert_eq!(reply.status, 200, "limit {limit}: {}", reply.body);
+            let reply = sent(&app, LIST_PATH, page(last + 1)).await;
+            reply.problem(422);
+            assert_eq!(reply.body["parameter"], "page", "limit {limit}");
+        }
     }
 }
 
@@ -362,6 +589,24 @@ fn the_documented_permissions_are_the_services_in_order() {
         .map(|p| p.as_str().unwrap())
         .collect();
     let known: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+    assert_eq!(documented, known);
+}
+
+#[test]
+fn the_documented_scope_resources_are_the_permissions_in_order() {
+    let documented: Vec<&str> =
+        DOC["components"]["schemas"]["Scope"]["properties"]["resource"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+    let mut known: Vec<&str> = vec![];
+    for p in Permission::ALL {
+        if !known.contains(&p.resource()) {
+            known.push(p.resource());
+        }
+    }
     assert_eq!(documented, known);
 }
 
