@@ -8,3 +8,4 @@ mod isolation;
 mod list;
 mod logs;
 mod store;
+mod tenancy;
