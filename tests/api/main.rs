@@ -3,6 +3,7 @@
 mod auth;
 mod errors;
 mod events;
+mod faults;
 mod get;
 mod isolation;
 mod list;
