@@ -24,13 +24,12 @@ struct Setup {
 }
 
 async fn setup(proxy: &FaultProxy) -> Setup {
-    wait_for_dynamodb().await;
     let real = app().await;
     let org = org();
     let secret = admin(&real, &org).await;
     let (key, _) = create(&real, new_key(&org, "behind a proxy")).await;
     Setup {
-            app: app_via(&real, &proxy.url()).await,
+        app: app_via(&real, &proxy.url()).await,
         secret,
         key,
     }
@@ -77,10 +76,7 @@ async fn assert_serving(s: &Setup) {
 }
 
 /// Runs `fault` between two healthy periods, capturing every log line; checks the log.
-async fn outage(
-    inject: impl AsyncFnOnce(&FaultProxy),
-    heal: impl AsyncFnOnce(&FaultProxy),
-) {
+async fn outage(inject: impl AsyncFnOnce(&FaultProxy), heal: impl AsyncFnOnce(&FaultProxy)) {
     let proxy = FaultProxy::in_front_of_dynamodb_local().await;
     let s = setup(&proxy).await;
     let capture = LogCapture::default();

@@ -27,6 +27,7 @@ pub async fn client() -> aws_sdk_dynamodb::Client {
 
 /// An application on a new, empty table of its own.
 pub async fn app() -> App<DynamoStore> {
+    wait_for_dynamodb().await;
     let table = format!("apikeys-test-{}", uuid::Uuid::now_v7().simple());
     let store = DynamoStore::new(client().await, table);
     store.create_table().await.expect("create the test table");
@@ -510,7 +511,13 @@ pub async fn app_via(app: &App<DynamoStore>, endpoint: &str) -> App<DynamoStore>
 /// Waits (at most 60 s) until DynamoDB Local creates a table, and writes and reads keys, within the SDK's timeouts: a
 /// JVM that has just started can take longer than that for its first requests on a busy
 /// machine, and a timed-out CreateTable that went through fails its retry.
+/// Done once per test binary; every caller waits for that one warm-up.
 pub async fn wait_for_dynamodb() {
+    static READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    READY.get_or_init(warm_up).await;
+}
+
+async fn warm_up() {
     let client = client().await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
