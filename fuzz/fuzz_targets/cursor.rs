@@ -38,9 +38,17 @@ fuzz_target!(|input: Input| {
     let w = world();
     let (token, issued) = match &input.token {
         Token::Raw(s) => (s.clone(), None),
-        Token::Mutated { which, flips, truncate, append, encoding } => {
+        Token::Mutated {
+            which,
+            flips,
+            truncate,
+            append,
+            encoding,
+        } => {
             let original = &w.demo_cursors[*which as usize % w.demo_cursors.len()];
-            let mut bytes = URL_SAFE_NO_PAD.decode(original).expect("issued cursors decode");
+            let mut bytes = URL_SAFE_NO_PAD
+                .decode(original)
+                .expect("issued cursors decode");
             for (i, mask) in flips {
                 let n = bytes.len();
                 bytes[*i as usize % n] ^= mask;
@@ -67,8 +75,15 @@ fuzz_target!(|input: Input| {
     match ListRequest::parse(raw, org, &w.app.cursors) {
         Ok(_) => {
             // Only an unchanged cursor, from its own organization, opens.
-            let own = if input.foreign { &w.other_cursors } else { &w.demo_cursors };
-            assert!(own.contains(&token), "a forged or altered cursor was accepted: {token:?}");
+            let own = if input.foreign {
+                &w.other_cursors
+            } else {
+                &w.demo_cursors
+            };
+            assert!(
+                own.contains(&token),
+                "a forged or altered cursor was accepted: {token:?}"
+            );
             if let Some(original) = issued {
                 assert_eq!(token, original, "an altered cursor was accepted");
             }

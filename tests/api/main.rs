@@ -10,5 +10,6 @@ mod headers;
 mod isolation;
 mod list;
 mod logs;
+mod secrets;
 mod store;
 mod tenancy;

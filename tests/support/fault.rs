@@ -24,6 +24,9 @@ pub enum Fault {
     Delay(Duration),
     /// Answers every request with HTTP 400 and a DynamoDB `ThrottlingException`.
     Throttle,
+    /// Throttles only this operation (`Query`, `GetItem`…), passing the others: the
+    /// request authenticates, then its read fails.
+    ThrottleOnly(&'static str),
 }
 
 /// The fabricated answer DynamoDB gives a throttled request.
@@ -178,22 +181,46 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, fault: Fault) -> st
             down?;
         }
         Fault::Throttle => loop {
-            if !read_request(&mut client).await? {
+            if read_request(&mut client).await?.is_none() {
                 return Ok(());
             }
             client.write_all(THROTTLING_RESPONSE.as_bytes()).await?;
         },
+        Fault::ThrottleOnly(operation) => {
+            let target = format!(
+                "x-amz-target: dynamodb_20120810.{}",
+                operation.to_ascii_lowercase()
+            );
+            let mut server = TcpStream::connect(upstream).await?;
+            while let Some((head, body)) = read_request(&mut client).await? {
+                if String::from_utf8_lossy(&head)
+                    .to_ascii_lowercase()
+                    .contains(&target)
+                {
+                    client.write_all(THROTTLING_RESPONSE.as_bytes()).await?;
+                    continue;
+                }
+                server.write_all(&head).await?;
+                server.write_all(&body).await?;
+                let Some((head, body)) = read_request(&mut server).await? else {
+                    return Ok(());
+                };
+                client.write_all(&head).await?;
+                client.write_all(&body).await?;
+            }
+        }
     }
     Ok(())
 }
 
-/// Reads one HTTP/1.1 request (head and `Content-Length` body); `false` at end of stream.
-async fn read_request(stream: &mut TcpStream) -> std::io::Result<bool> {
+/// Reads one HTTP/1.1 message (a request, or a response to a request that has one): its
+/// head and its `Content-Length` body; `None` at end of stream.
+async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         if stream.read(&mut byte).await? == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         head.push(byte[0]);
     }
@@ -205,7 +232,7 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<bool> {
         .unwrap_or(0);
     let mut body = vec![0u8; length];
     stream.read_exact(&mut body).await?;
-    Ok(true)
+    Ok(Some((head, body)))
 }
 
 #[cfg(test)]
