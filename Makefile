@@ -90,7 +90,7 @@ define fuzz-run
 	      -max_total_time=$(1) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1) \
 	    > $(FUZZ_LOGS)/$$t.log 2>&1 \
 	    || { tail -n 40 $(FUZZ_LOGS)/$$t.log; echo "fuzz: $$t FAILED"; exit 1; }; \
-	  runs=$$(grep -o 'stat::number_of_executed_units: *[0-9]*' $(FUZZ_LOGS)/$$t.log | grep -o '[0-9]*$$'); \
+	  runs=$$(grep -o 'stat::number_of_executed_units: *[0-9]*' $(FUZZ_LOGS)/$$t.log | grep -o '[0-9]*$$' || true); \
 	  echo "fuzz: $$t ok, $$runs inputs in $$(( $$(date +%s) - start )) s, corpus $$(ls $(FUZZ_CORPUS)/$$t | wc -l)"; \
 	done
 endef
