@@ -74,6 +74,8 @@ $(CARGO_FUZZ_BIN):
 	cargo install --locked --root $(CARGO_FUZZ_ROOT) cargo-fuzz@$(CARGO_FUZZ_VERSION)
 
 fuzz-tools: $(CARGO_FUZZ_BIN)
+	@rustup run nightly rustc --version >/dev/null 2>&1 || \
+	  { echo "fuzzing needs the nightly toolchain: rustup toolchain install nightly" >&2; exit 1; }
 
 fuzz-build: fuzz-tools
 	cd fuzz && $(FUZZ) build $(FUZZ_FLAGS)
