@@ -148,10 +148,10 @@ fn request(orgs: usize) -> impl Strategy<Value = Req> {
     )
 }
 
-/// Random organizations (2 to 5) with 0 to 40 keys each, created at interleaved times so
+/// Random organizations (3 to 6) with 0 to 40 keys each, created at interleaved times so
 /// that one organization's positions fall among another's.
 async fn world(app: &App<DynamoStore>, rng: &mut TestRng) -> Vec<Tenant> {
-    let n = rng.random_range(2..=5);
+    let n = rng.random_range(3..=6);
     let start = chrono::Utc::now() - chrono::Duration::days(1);
     let mut tenants = Vec::new();
     for t in 0..n {
