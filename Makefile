@@ -84,7 +84,7 @@ fuzz-build: fuzz-tools
 # starts from the sample events. A crash stops with the failing input under fuzz/artifacts/.
 define fuzz-run
 	mkdir -p $(FUZZ_LOGS)
-	for t in $(FUZZ_TARGETS); do \
+	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(FUZZ_CORPUS)/$$t; \
 	  seeds=""; [ $$t = event ] && seeds=$(CURDIR)/events; \
 	  start=$$(date +%s); \
