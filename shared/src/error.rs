@@ -19,12 +19,38 @@ pub struct ParamError {
 }
 
 impl ParamError {
+    /// The parameter's name and the reason are shown to the client and logged: anything in
+    /// them that looks like a secret (a client that put its key in the wrong place) is
+    /// redacted first.
     pub fn new(param: impl Into<String>, reason: impl Into<String>) -> Self {
         ParamError {
-            param: param.into(),
-            reason: reason.into(),
+            param: redact_secrets(param.into()),
+            reason: redact_secrets(reason.into()),
         }
     }
+}
+
+/// Replaces every `apk_…` token (the secret prefix and the base64url run after it) with
+/// `apk_[redacted]`.
+pub fn redact_secrets(text: String) -> String {
+    const PREFIX: &str = crate::secret::PREFIX;
+    if !text.contains(PREFIX) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find(PREFIX) {
+        out.push_str(&rest[..at]);
+        out.push_str(PREFIX);
+        out.push_str("[redacted]");
+        let tail = &rest[at + PREFIX.len()..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Why a caller was not authenticated. The detail is safe to show: it only tells the holder
@@ -140,6 +166,21 @@ mod tests {
         assert_eq!(p.parameter.as_deref(), Some("limit"));
         assert_eq!(ApiError::NotFound.problem("r").title, "Not Found");
         assert_eq!(ApiError::NotAcceptable.problem("r").title, "Not Acceptable");
+    }
+
+    #[test]
+    fn a_secret_given_as_a_parameter_is_redacted_from_name_and_reason() {
+        let secret = crate::secret::Secret::from_random(*b"a-secret-in-a-parameter!");
+        let s = secret.expose();
+        let e = ParamError::new(s, format!("got {s:?} and {s}x, then apk_"));
+        assert_eq!(e.param, "apk_[redacted]");
+        assert_eq!(
+            e.reason,
+            "got \"apk_[redacted]\" and apk_[redacted], then apk_[redacted]"
+        );
+        assert!(!ApiError::Invalid(e).to_string().contains(s));
+        let plain = ParamError::new("limit", "must be an integer, got \"ten\"");
+        assert_eq!(plain.reason, "must be an integer, got \"ten\"");
     }
 
     #[test]

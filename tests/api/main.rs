@@ -2,11 +2,14 @@
 
 mod auth;
 mod conditional;
+mod cursors;
 mod discue;
 mod errors;
 mod events;
+mod faults;
 mod filters;
 mod get;
+mod headers;
 mod isolation;
 mod last_used;
 mod list;
@@ -14,5 +17,7 @@ mod logs;
 mod openapi;
 mod pages;
 mod pretty;
+mod secrets;
 mod store;
 mod template;
+mod tenancy;

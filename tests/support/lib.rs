@@ -31,6 +31,7 @@ pub async fn client() -> aws_sdk_dynamodb::Client {
 
 /// An application on a new, empty table of its own.
 pub async fn app() -> App<DynamoStore> {
+    wait_for_dynamodb().await;
     let table = format!("apikeys-test-{}", uuid::Uuid::now_v7().simple());
     let store = DynamoStore::new(client().await, table);
     if let Err(e) = store.create_table().await {
@@ -441,5 +442,130 @@ impl Reply {
         assert_eq!(self.body["title"], title);
         assert!(!self.body["request_id"].as_str().unwrap().is_empty());
         self.body["detail"].as_str().expect("a detail")
+    }
+}
+
+pub mod fault;
+
+/// A log sink for tests: collects everything a tracing subscriber writes.
+#[derive(Clone, Default)]
+pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// The service's own subscriber (JSON lines, production caps) at `level`, writing here.
+    pub fn subscriber(&self, level: &str) -> impl tracing::Subscriber + Send + Sync + use<> {
+        apikeys::telemetry::subscriber(apikeys::telemetry::filter(level), self.clone())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Text that must never reach a client: how the store failed, and where it lives.
+pub const INTERNAL_TEXT: &[&str] = &[
+    "Exception",
+    "dynamodb",
+    "DynamoDB",
+    "amazonaws",
+    "127.0.0.1",
+    "localhost",
+    "dispatch failure",
+    "timed out",
+    "timeout",
+    "apikeys-test-",
+    "panicked",
+    "SdkError",
+    "ORG#",
+    "SECRET#",
+    "KEY#",
+];
+
+/// Fails if `text` holds any of `secrets`, their hashes, the cursor secret, or (when
+/// `response` is true) any [`INTERNAL_TEXT`]. `what` names the text in the message.
+#[track_caller]
+pub fn assert_no_leak(what: &str, text: &str, secrets: &[Secret], response: bool) {
+    for s in secrets {
+        assert!(!text.contains(s.expose()), "a secret in {what}");
+        assert!(
+            !text.contains(s.hash().as_str()),
+            "a secret's hash in {what}"
+        );
+    }
+    assert!(!text.contains(CURSOR_SECRET), "the cursor secret in {what}");
+    if response {
+        for needle in INTERNAL_TEXT {
+            assert!(!text.contains(needle), "{needle:?} in {what}: {text}");
+        }
+    }
+}
+
+/// An application whose store reaches the table of `app` through `endpoint` (a proxy).
+pub async fn app_via(app: &App<DynamoStore>, endpoint: &str) -> App<DynamoStore> {
+    let config = apikeys::config::sdk_config().await;
+    let dynamo = aws_sdk_dynamodb::config::Builder::from(&config)
+        .endpoint_url(endpoint)
+        .build();
+    App {
+        store: DynamoStore::new(
+            aws_sdk_dynamodb::Client::from_conf(dynamo),
+            app.store.table(),
+        ),
+        cursors: app.cursors.clone(),
+    }
+}
+
+/// Waits (at most 60 s) until DynamoDB Local creates a table, and writes and reads keys, within the SDK's timeouts: a
+/// JVM that has just started can take longer than that for its first requests on a busy
+/// machine, and a timed-out CreateTable that went through fails its retry.
+/// Done once per test binary; every caller waits for that one warm-up.
+pub async fn wait_for_dynamodb() {
+    static READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    READY.get_or_init(warm_up).await;
+}
+
+async fn warm_up() {
+    let client = client().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let table = format!("apikeys-warmup-{}", uuid::Uuid::now_v7().simple());
+        let store = DynamoStore::new(client.clone(), table);
+        let org = org();
+        let warm = async {
+            store.create_table().await.ok()?;
+            for _ in 0..3 {
+                let (key, _) = create_key(&store, new_key(&org, "warm-up")).await.ok()?;
+                store.get_key(&org, key.id).await.ok()?;
+                store.read_run(&org, None, true, 2).await.ok()?;
+            }
+            Some(())
+        };
+        if warm.await.is_some() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "DynamoDB Local did not answer within 60 s"
+        );
     }
 }

@@ -1,0 +1,298 @@
+//! What the fuzz targets share: one in-memory world (the demo organization and a second
+//! organization, each with keys and known secrets), valid cursors to mutate, and the checks
+//! every response must pass whatever the input was.
+
+use std::sync::OnceLock;
+
+use apikeys::App;
+use apikeys::key::{Access, ApiKey, KeyId, OrgId};
+use apikeys::memory::MemoryStore;
+use apikeys::page::{CursorKeys, ListRequest, Order, RawListParams};
+use apikeys::secret::Secret;
+use apikeys::store::{NewKey, create_key_with_secret};
+use lambda_http::{Body, Request, Response};
+use serde_json::Value;
+
+pub const CURSOR_SECRET: &str = "fuzzing-cursor-secret-0123456789abcdef";
+pub const OTHER_ORG: &str = "other-org";
+
+/// The state every run of a target shares. Read-only once built.
+pub struct World {
+    pub rt: tokio::runtime::Runtime,
+    pub app: App<MemoryStore>,
+    pub demo: OrgId,
+    pub other: OrgId,
+    pub demo_keys: Vec<ApiKey>,
+    pub other_keys: Vec<ApiKey>,
+    /// Every secret in the store: the demo keys' (admin first), then the other organization's.
+    pub secrets: Vec<Secret>,
+    pub other_secret: Secret,
+    /// Cursors issued to the demo organization, for each order and direction.
+    pub demo_cursors: Vec<String>,
+    /// Cursors issued to the other organization.
+    pub other_cursors: Vec<String>,
+}
+
+pub fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(build)
+}
+
+fn build() -> World {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let app = App {
+        store: MemoryStore::default(),
+        cursors: CursorKeys::parse(CURSOR_SECRET).expect("a strong cursor secret"),
+    };
+    let demo: OrgId = apikeys::demo::ORG.parse().expect("the demo org id");
+    let other: OrgId = OTHER_ORG.parse().expect("an org id");
+    let (demo_keys, other_keys, other_secret) = rt.block_on(async {
+        let demo_keys = apikeys::demo::seed(&app.store)
+            .await
+            .expect("seed the demo");
+        let other_secret = Secret::from_random(*b"fuzzing-other-org-admin!");
+        let mut other_keys = Vec::new();
+        for i in 0..4 {
+            let new = NewKey {
+                org: other.clone(),
+                name: format!("other-secret-name-{i}"),
+                creator_id: KeyId::generate().as_uuid(),
+                access: Access::Unrestricted,
+                expires: None,
+                id: Some(KeyId::generate()),
+            };
+            let secret = if i == 0 {
+                other_secret.clone()
+            } else {
+                Secret::from_random([i as u8; 24])
+            };
+            other_keys.push(
+                create_key_with_secret(&app.store, new, &secret)
+                    .await
+                    .expect("create a key"),
+            );
+        }
+        (demo_keys, other_keys, other_secret)
+    });
+    let mut secrets: Vec<Secret> = [
+        apikeys::demo::ADMIN_ID,
+        apikeys::demo::VIEWER_ID,
+        apikeys::demo::CALLS_ID,
+        apikeys::demo::DISABLED_ID,
+        apikeys::demo::EXPIRED_ID,
+    ]
+    .iter()
+    .filter_map(|id| apikeys::demo::secret_of(id))
+    .collect();
+    secrets.push(other_secret.clone());
+    for i in 1..4u8 {
+        secrets.push(Secret::from_random([i; 24]));
+    }
+    let cursors_of = |org: &OrgId, keys: &[ApiKey]| {
+        let mut out = Vec::new();
+        for order in [Order::Asc, Order::Desc] {
+            for (after, before) in [
+                (None, None),
+                (Some(keys[2].id), None),
+                (None, Some(keys[2].id)),
+            ] {
+                let (a, b) = (
+                    after.map(|k: KeyId| k.to_string()),
+                    before.map(|k: KeyId| k.to_string()),
+                );
+                let raw = RawListParams {
+                    limit: Some("1"),
+                    order: Some(if order == Order::Asc { "asc" } else { "desc" }),
+                    after: a.as_deref(),
+                    before: b.as_deref(),
+                    cursor: None,
+                };
+                let request = ListRequest::parse(raw, org, &app.cursors).expect("valid params");
+                let page = rt
+                    .block_on(apikeys::page::list_keys(
+                        &app.store,
+                        org,
+                        &request,
+                        &app.cursors,
+                    ))
+                    .expect("the memory store does not fail");
+                out.extend(page.next_cursor);
+            }
+        }
+        assert!(!out.is_empty(), "the world issues cursors");
+        out
+    };
+    let demo_cursors = cursors_of(&demo, &demo_keys);
+    let other_cursors = cursors_of(&other, &other_keys);
+    World {
+        rt,
+        app,
+        demo,
+        other,
+        demo_keys,
+        other_keys,
+        secrets,
+        other_secret,
+        demo_cursors,
+        other_cursors,
+    }
+}
+
+/// The response of one handler, with its body as bytes.
+pub struct Reply {
+    pub status: u16,
+    pub headers: lambda_http::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// Runs a request through one of the two handlers.
+pub fn send(req: Request, get: bool) -> Reply {
+    let w = world();
+    let response: Response<Body> = w.rt.block_on(async {
+        if get {
+            apikeys::http::get_key(&w.app, req).await
+        } else {
+            apikeys::http::list_keys(&w.app, req).await
+        }
+    });
+    let (parts, body) = response.into_parts();
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: body.to_vec(),
+    }
+}
+
+/// Which organization's data a response may show: the caller's, if known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Viewer {
+    Demo,
+    Other,
+    /// Unknown (a raw event): the body may show one organization's data, never both.
+    Either,
+}
+
+/// The checks every response passes, whatever the request: a status the API documents,
+/// the security headers, a complete JSON body (none for HEAD), no secret or hash, and no
+/// data of an organization other than the caller's.
+pub fn check(reply: &Reply, head: bool, viewer: Viewer) {
+    let w = world();
+    assert!(
+        matches!(reply.status, 200 | 401 | 403 | 404 | 405 | 406 | 422),
+        "unexpected status {} (the memory store never fails)",
+        reply.status
+    );
+    let header = |name: &str| reply.headers.get(name).and_then(|v| v.to_str().ok());
+    assert_eq!(header("x-content-type-options"), Some("nosniff"));
+    let cache = header("cache-control").expect("a Cache-Control header");
+    let content_type = header("content-type").expect("a Content-Type header");
+    if reply.status == 200 {
+        assert_eq!(content_type, "application/json");
+        assert!(
+            cache == "no-store" || cache.starts_with("private"),
+            "a 200 must not be cached by shared caches: {cache}"
+        );
+    } else {
+        assert_eq!(content_type, "application/problem+json");
+        assert_eq!(cache, "no-store", "errors are never cached");
+    }
+    if head {
+        assert!(reply.body.is_empty(), "HEAD has no body");
+        return;
+    }
+    let body: Value = serde_json::from_slice(&reply.body).expect("a complete JSON body");
+    let text = String::from_utf8(reply.body.clone()).expect("UTF-8");
+    for s in &w.secrets {
+        assert!(!text.contains(s.expose()), "a secret in a body");
+        assert!(
+            !text.contains(s.hash().as_str()),
+            "a secret's hash in a body"
+        );
+    }
+    if reply.status != 200 {
+        assert_eq!(body["status"], reply.status);
+        return;
+    }
+    let shows = |keys: &[ApiKey]| {
+        keys.iter()
+            .any(|k| text.contains(&k.id.to_string()) || text.contains(&k.name))
+    };
+    let (demo, other) = (shows(&w.demo_keys), shows(&w.other_keys));
+    match viewer {
+        Viewer::Demo => assert!(!other, "the demo caller saw another organization's key"),
+        Viewer::Other => assert!(!demo, "the other caller saw a demo key"),
+        Viewer::Either => assert!(!(demo && other), "one response showed two organizations"),
+    }
+}
+
+/// Whether `lambda_http` can turn this event into a request without panicking.
+///
+/// `lambda_http` 1.3 builds the request URI with `Url::parse(..).unwrap()` from the
+/// `Host` header (or `requestContext.domainName`), the `X-Forwarded-Proto` header and the
+/// path, so a host such as `a:b` panics inside the runtime library, before any code of
+/// this service runs. API Gateway sets those fields itself; the Lambda runtime's panic
+/// layer would turn such a panic into an invocation error. The targets skip those events
+/// (see "Findings" in SECURITY.md); everything else reaches the handlers.
+pub fn lambda_http_accepts(event: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<Value>(event) else {
+        return true; // refused by from_str with an error, not a panic
+    };
+    let header = |name: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        for map in ["headers", "multiValueHeaders"] {
+            if let Some(m) = v.get(map).and_then(Value::as_object) {
+                for (k, val) in m {
+                    if k.eq_ignore_ascii_case(name) {
+                        match val {
+                            Value::String(s) => out.push(s.clone()),
+                            Value::Array(a) => {
+                                out.extend(a.iter().filter_map(|x| x.as_str().map(str::to_owned)))
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        out
+    };
+    let ctx = v.get("requestContext");
+    let mut hosts: Vec<String> = header("host");
+    if let Some(d) = ctx
+        .and_then(|c| c.get("domainName"))
+        .and_then(Value::as_str)
+    {
+        hosts.push(d.to_owned());
+    }
+    let mut schemes = header("x-forwarded-proto");
+    schemes.push("https".into());
+    let stage = ctx
+        .and_then(|c| c.get("stage"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let mut paths = Vec::new();
+    for key in ["rawPath", "path"] {
+        if let Some(p) = v.get(key).and_then(Value::as_str) {
+            paths.push(p.to_owned());
+            paths.push(format!("/{stage}{p}"));
+        }
+    }
+    paths.push(String::new());
+    for path in &paths {
+        if url::Url::parse(&format!("http://localhost{path}")).is_err() {
+            return false;
+        }
+        for host in &hosts {
+            for scheme in &schemes {
+                match url::Url::parse(&format!("{scheme}://{host}{path}")) {
+                    Ok(u) if u.as_str().parse::<lambda_http::http::Uri>().is_ok() => {}
+                    _ => return false,
+                }
+            }
+        }
+    }
+    true
+}
