@@ -3,6 +3,7 @@
 //! caller. The answer is a page or a 422 naming a parameter; never anything else.
 #![no_main]
 
+use apikeys::filter::RawFilters;
 use apikeys::page::{ListRequest, MAX_LIMIT, RawListParams};
 use apikeys_fuzz::{Viewer, check, lambda_http_accepts, send, world};
 use apikeys_tests::{Call, Payload};
@@ -16,8 +17,31 @@ enum Name {
     After,
     Before,
     Cursor,
+    Page,
+    Status,
+    CreatorId,
+    Restricted,
+    Permission,
+    NameFilter,
+    Pretty,
     Other(String),
 }
+
+/// Every parameter the list endpoint takes.
+const KNOWN: &[&str] = &[
+    "limit",
+    "order",
+    "after",
+    "before",
+    "cursor",
+    "page",
+    "status",
+    "creator_id",
+    "restricted",
+    "permission",
+    "name",
+    "pretty",
+];
 
 #[derive(Arbitrary, Debug)]
 enum Value {
@@ -43,6 +67,13 @@ fn name(n: &Name) -> &str {
         Name::After => "after",
         Name::Before => "before",
         Name::Cursor => "cursor",
+        Name::Page => "page",
+        Name::Status => "status",
+        Name::CreatorId => "creator_id",
+        Name::Restricted => "restricted",
+        Name::Permission => "permission",
+        Name::NameFilter => "name",
+        Name::Pretty => "pretty",
         Name::Other(s) => s,
     }
 }
@@ -80,6 +111,14 @@ fuzz_target!(|input: Input| {
         after: first("after"),
         before: first("before"),
         cursor: first("cursor"),
+        page: first("page"),
+        filters: RawFilters {
+            status: first("status"),
+            creator_id: first("creator_id"),
+            restricted: first("restricted"),
+            permission: first("permission"),
+            name: first("name"),
+        },
     };
     match ListRequest::parse(raw, &w.demo, &w.app.cursors) {
         Ok(r) => {
@@ -91,10 +130,7 @@ fuzz_target!(|input: Input| {
                 );
             }
         }
-        Err(e) => assert!(
-            ["limit", "order", "after", "before", "cursor"].contains(&e.param.as_str()),
-            "{e}"
-        ),
+        Err(e) => assert!(KNOWN.contains(&e.param.as_str()), "{e}"),
     }
 
     // The whole request, as API Gateway delivers it.

@@ -108,7 +108,7 @@ fn build() -> World {
                     order: Some(if order == Order::Asc { "asc" } else { "desc" }),
                     after: a.as_deref(),
                     before: b.as_deref(),
-                    cursor: None,
+                    ..Default::default()
                 };
                 let request = ListRequest::parse(raw, org, &app.cursors).expect("valid params");
                 let page = rt
