@@ -307,6 +307,40 @@ impl Floors {
             .limit(self.list_limit)
     }
 
+    /// The Query a list page at a position makes: `limit` + 1 items after `from`, newest
+    /// first.
+    async fn query_from_loop(
+        &self,
+        from: Option<KeyId>,
+        limit: usize,
+        n: usize,
+    ) -> Result<Vec<Duration>, BoxError> {
+        let start = from.map(|id| {
+            std::collections::HashMap::from([
+                (
+                    "pk".to_owned(),
+                    AttributeValue::S(format!("ORG#{}", apikeys::demo::ORG)),
+                ),
+                ("sk".to_owned(), AttributeValue::S(format!("KEY#{id}"))),
+            ])
+        });
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            let r = self
+                .query()
+                .limit(i32::try_from(limit + 1)?)
+                .set_exclusive_start_key(start.clone())
+                .send()
+                .await?;
+            out.push(t.elapsed());
+            if r.items.unwrap_or_default().len() != limit + 1 {
+                return Err("the floor's Query read a short page".into());
+            }
+        }
+        Ok(out)
+    }
+
     async fn get_loop(&self, n: usize) -> Result<Vec<Duration>, BoxError> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
@@ -352,7 +386,13 @@ fn describe(calls: &[proxy::Call]) -> String {
 #[tokio::main]
 async fn main() {
     if let Err(e) = bench().await {
-        eprintln!("bench: {e}");
+        let mut text = e.to_string();
+        let mut source = e.source();
+        while let Some(cause) = source {
+            text.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        eprintln!("bench: {text}");
         std::process::exit(1);
     }
 }
@@ -393,11 +433,42 @@ async fn bench() -> Result<(), BoxError> {
         .to_owned();
 
     // 1. The table, the demo organization, and its many keys.
-    let client = aws_sdk_dynamodb::Client::new(&apikeys::config::sdk_config().await);
-    let table = format!("apikeys-bench-{}", uuid::Uuid::now_v7().simple());
-    let store = DynamoStore::new(client.clone(), table.clone());
-    store.create_table().await?;
-    apikeys::demo::seed(&store).await?;
+    // The floors use the functions' own SDK configuration; setting up and seeding use a
+    // patient one, as DynamoDB Local answers its first calls slowly on a busy machine.
+    let sdk = apikeys::config::sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let setup_client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .timeout_config(
+                aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(20))
+                    .operation_timeout(Duration::from_secs(60))
+                    .build(),
+            )
+            .build(),
+    );
+    // A DynamoDB Local that has just started (its JVM cold, the machine busy) may fail the
+    // very first calls: start over on a new table, three times at most.
+    let mut attempt = 0;
+    let (table, store) = loop {
+        attempt += 1;
+        let table = format!("apikeys-bench-{}", uuid::Uuid::now_v7().simple());
+        let store = DynamoStore::new(setup_client.clone(), table.clone());
+        let ready = async {
+            store.create_table().await?;
+            apikeys::demo::seed(&store).await?;
+            Ok::<(), BoxError>(())
+        };
+        match ready.await {
+            Ok(()) => break (table, store),
+            Err(e) if attempt < 3 => {
+                say(&format!("setting up the table failed ({e}); again"));
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let demo: OrgId = apikeys::demo::ORG.parse()?;
     let t = Instant::now();
     let mut org_ids = seed_org(&store, &demo, plan.org_keys, 1).await?;
@@ -592,8 +663,12 @@ async fn bench() -> Result<(), BoxError> {
         &work.join("list-keys.stderr"),
     )
     .await?;
+    let mut hello =
+        Function::start("hello", &bins[0].1, &direct, &work.join("hello.stderr")).await?;
     get.init_time().await?;
     list.init_time().await?;
+    hello.init_time().await?;
+    let hello_ev = Bytes::from_static(b"{}");
     // Warm everything up once, unmeasured.
     let warmup = (plan.warm / 20).max(2);
     run(&mut get, &get_ev, warmup).await?;
@@ -602,7 +677,12 @@ async fn bench() -> Result<(), BoxError> {
     floors.query_loop(warmup).await?;
     let block = (plan.warm / plan.rounds).max(1);
     let (mut g, mut gf, mut l, mut lf) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut h = Vec::new();
     for r in 0..plan.rounds {
+        for _ in 0..block {
+            let a = hello.invoke(hello_ev.clone()).await?;
+            h.push(a.duration);
+        }
         g.extend(run(&mut get, &get_ev, block).await?);
         gf.extend(floors.get_loop(block).await?);
         l.extend(run(&mut list, &list_ev, block).await?);
@@ -615,18 +695,25 @@ async fn bench() -> Result<(), BoxError> {
     report
         .warm
         .push(("list-keys", Stats::of(&l), list.peak_rss()?));
+    report.hello_warm = Stats::of(&h);
+    hello.stop().await;
     report.floor_get = Stats::of(&gf);
     report.floor_query = Stats::of(&lf);
 
     // 5. Scaling: page depths, then again beside a noisy neighbour.
     let phases = if plan.depth_calls == 0 { 0 } else { 2 };
     let limit = plan.page_limit();
+    let positions: Vec<Option<KeyId>> = DEPTHS
+        .iter()
+        .map(|&d| (d > 1).then(|| org_ids[(d - 1) * limit - 1]))
+        .collect();
     let depth_events: Vec<(usize, Bytes)> = DEPTHS
         .iter()
-        .map(|&d| {
+        .zip(&positions)
+        .map(|(&d, at)| {
             let mut params = vec![("limit", limit.to_string())];
-            if d > 1 {
-                params.push(("after", org_ids[(d - 1) * limit - 1].to_string()));
+            if let Some(at) = at {
+                params.push(("after", at.to_string()));
             }
             (d, bytes(&list_event(&list_http, &params)))
         })
@@ -677,11 +764,13 @@ async fn bench() -> Result<(), BoxError> {
             }
         }
         let mut per_depth: Vec<Vec<Duration>> = vec![Vec::new(); DEPTHS.len()];
+        let mut floor_depth: Vec<Vec<Duration>> = vec![Vec::new(); DEPTHS.len()];
         let mut gets = Vec::new();
         let chunks = plan.depth_calls.div_ceil(10).max(1);
         for _ in 0..10 {
             for (i, (_, ev)) in depth_events.iter().enumerate() {
                 per_depth[i].extend(run(&mut list, ev, chunks).await?);
+                floor_depth[i].extend(floors.query_from_loop(positions[i], limit, chunks).await?);
             }
             gets.extend(run(&mut get, &get_ev, plan.scale_gets / 10).await?);
         }
@@ -690,6 +779,9 @@ async fn bench() -> Result<(), BoxError> {
             Stats::of(&gets),
             per_depth.iter().map(|v| Stats::of(v)).collect(),
         ));
+        report
+            .depth_floor
+            .push(floor_depth.iter().map(|v| Stats::of(v)).collect());
         say(&format!("scaling: phase {} of 2", phase + 1));
     }
     get.stop().await;

@@ -51,6 +51,10 @@ pub struct Report {
     pub floor_get: Stats,
     pub floor_query: Stats,
     pub depth_units: Vec<(usize, f64)>,
+    /// The bare Query at each depth, per phase.
+    pub depth_floor: Vec<Vec<Stats>>,
+    /// The hello function's warm invocations: the runtime API's own round trip.
+    pub hello_warm: Stats,
     /// (beside the noisy neighbour, get, list per depth)
     pub scaling: Vec<(bool, Stats, Vec<Stats>)>,
     pub binary: Vec<(&'static str, u64)>,
@@ -153,11 +157,20 @@ impl Report {
             let r = d1000.p50 / d1.p50;
             let _ = writeln!(
                 s,
-                "| list p50, depth 1,000 against depth 1 | {:.3} ms | {:.3} ms | {r:.2}× | ≤ 1.2× | {} |",
+                "| list p50, depth 1,000 against depth 1 | {:.3} ms | {:.3} ms (depth 1) | {r:.2}× | ≤ 1.2× | {} |",
                 d1000.p50,
                 d1.p50,
                 verdict(r <= 1.2)
             );
+            if let Some(f) = self.depth_floor.first() {
+                let _ = writeln!(
+                    s,
+                    "| the same for the bare Query | {:.3} ms | {:.3} ms (depth 1) | {:.2}× | | |",
+                    f[2].p50,
+                    f[0].p50,
+                    f[2].p50 / f[0].p50
+                );
+            }
         }
         for (name, rss) in [("get-key", get_rss), ("list-keys", list_rss)] {
             let _ = writeln!(
@@ -212,7 +225,7 @@ impl Report {
             let init = self.init_stats(name);
             let first = Stats::of(self.first.get(name).map(Vec::as_slice).unwrap_or(&[]));
             let (w, rss) = match name {
-                "hello" => (Stats::default(), self.hello_rss),
+                "hello" => (self.hello_warm, self.hello_rss),
                 n => self.warm_of(n),
             };
             let bin = self
@@ -314,12 +327,23 @@ impl Report {
                 .join(" | ")
         );
         let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- |");
-        for (noisy, get, depths) in &self.scaling {
+        for (i, (noisy, get, depths)) in self.scaling.iter().enumerate() {
             let label = if *noisy {
                 format!("beside a neighbour of {} keys", plan.noisy_keys)
             } else {
                 "alone".to_owned()
             };
+            if let Some(f) = self.depth_floor.get(i) {
+                let _ = writeln!(
+                    s,
+                    "| bare Query (Limit {}), {label} | | | {} |",
+                    plan.page_limit() + 1,
+                    f.iter()
+                        .map(|d| format!("{:.3} / {:.3} ms", d.p50, d.p99))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                );
+            }
             let _ = writeln!(
                 s,
                 "| {label} | {:.3} ms | {:.3} ms | {} |",
