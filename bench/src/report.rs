@@ -264,10 +264,7 @@ impl Report {
             );
         }
         if !self.zips.is_empty() {
-            let _ = writeln!(
-                s,
-                "\n| zip (cargo lambda) | get-key | list-keys |\n| --- | --- | --- |"
-            );
+            let _ = writeln!(s, "\n| zip | get-key | list-keys |\n| --- | --- | --- |");
             for arch in ["x86_64", "arm64"] {
                 let cell = |name: &str| {
                     self.zips
