@@ -23,6 +23,7 @@ export SAM_CLI_TELEMETRY := 0
 .PHONY: help tools test test-rust lint lint-rust lint-template fmt
 .PHONY: run cli invoke test-run build
 .PHONY: security security-ci fuzz-tools fuzz-build
+.PHONY: bench bench-smoke bench-zips
 
 help:
 	@echo "make run            serve the API at http://localhost:3000 (PORT, DDB_PORT, MEMORY=1)"
@@ -35,6 +36,8 @@ help:
 	@echo "make lint-template  cfn-lint (+ serverless rules), sam validate --lint, checkov, OpenAPI lint"
 	@echo "make security       long adversarial run: 10,000-request isolation test, fuzzing 10 min a target"
 	@echo "make security-ci    bounded fuzzing (FUZZ_CI_SECONDS a target), as CI runs it"
+	@echo "make bench          the benchmark (bench/README.md): release build, zips, run, results"
+	@echo "make bench-smoke    a tiny run of the benchmark harness (CI), no timings judged"
 
 $(STAMP): $(PY_REQS)
 	python3 -m venv $(VENV)
@@ -153,3 +156,23 @@ security: tools fuzz-build
 	  cargo test -p apikeys-tests --test api --locked -- --nocapture \
 	  tenancy:: cursors:: faults:: headers:: isolation:: logs::
 	$(call fuzz-run,$(FUZZ_SECONDS))
+# --- Benchmark (bench/README.md) ---------------------------------------------------------
+# `make bench` builds the release binaries, the Lambda zips for both architectures, then runs
+# bench/run under DynamoDB Local and writes bench/results/. `make bench-smoke` runs the same
+# harness on debug binaries with tiny counts.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+BENCH_BINS := -p get-key -p list-keys -p apikeys-bench
+BENCH_OUT ?= bench/results
+
+bench: tools bench-zips
+	cargo build --release --locked $(BENCH_BINS)
+	timeout 900 tools/dynamodb-local.sh run $(TARGET_DIR)/release/apikeys-bench \
+	  --out $(BENCH_OUT) --zips $(TARGET_DIR)/bench-zips
+
+bench-zips: $(STAMP)
+	PATH="$(VENV)/bin:$$PATH" bench/zips.sh $(TARGET_DIR)/bench-zips
+
+bench-smoke: tools
+	cargo build --locked $(BENCH_BINS)
+	timeout 300 tools/dynamodb-local.sh run $(TARGET_DIR)/debug/apikeys-bench --smoke \
+	  --out $(APIKEYS_CACHE)/bench-smoke

@@ -1,5 +1,7 @@
-//! Configuration read once per cold start: the table, the cursor secret, and an SDK client
-//! whose timeouts keep every request well inside the function's own timeout.
+//! Configuration read once per cold start: the table, the cursor secret, the caller cache's
+//! TTL, and an SDK client whose timeouts keep every request well inside the function's own
+//! timeout. The client's connection is opened during init, so the first request does not pay
+//! for the handshake.
 
 use std::time::Duration;
 
@@ -8,6 +10,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 
 use crate::App;
+use crate::cache::{DEFAULT_TTL, MAX_TTL};
 use crate::dynamo::DynamoStore;
 use crate::page::{CursorKeys, WeakCursorSecret};
 
@@ -28,6 +31,46 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error(transparent)]
     CursorSecret(#[from] WeakCursorSecret),
+    #[error("CALLER_CACHE_TTL_SECS must be a whole number of seconds from 0 to {}", MAX_TTL.as_secs())]
+    CacheTtl,
+}
+
+/// How long an authenticated caller stays cached: `CALLER_CACHE_TTL_SECS` (0 to 60; 0 turns
+/// the cache off), else [`DEFAULT_TTL`]. This is the longest time a disabled key may still
+/// work (see `cache`).
+pub fn caller_cache_ttl() -> Result<Duration, ConfigError> {
+    match std::env::var("CALLER_CACHE_TTL_SECS") {
+        Err(_) => Ok(DEFAULT_TTL),
+        Ok(v) if v.is_empty() => Ok(DEFAULT_TTL),
+        Ok(v) => v
+            .parse::<u64>()
+            .ok()
+            .map(Duration::from_secs)
+            .filter(|ttl| *ttl <= MAX_TTL)
+            .ok_or(ConfigError::CacheTtl),
+    }
+}
+
+/// The longest the connection warm-up may hold up a cold start.
+pub const WARM_UP_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// Opens the client's connection (DNS, TCP, TLS, credentials) with one GetItem of an item that
+/// never exists. It needs no permission beyond the GetItem both functions have, costs 0.5
+/// read units per cold start, and saves the first request the handshake. A failure here is
+/// not an error: the first request will connect and report faults itself.
+pub async fn warm_up(client: &aws_sdk_dynamodb::Client, table: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let read = client
+        .get_item()
+        .table_name(table)
+        .key(crate::dynamo::PK, AttributeValue::S("WARMUP".into()))
+        .key(crate::dynamo::SK, AttributeValue::S("WARMUP".into()))
+        .send();
+    match tokio::time::timeout(WARM_UP_TIMEOUT, read).await {
+        Ok(Ok(_)) => tracing::debug!("connection warmed"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "connection warm-up failed"),
+        Err(_) => tracing::warn!("connection warm-up timed out"),
+    }
 }
 
 fn var(name: &'static str) -> Result<String, ConfigError> {
@@ -54,11 +97,13 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 }
 
 impl App<DynamoStore> {
-    /// Builds the application from `TABLE_NAME`, `CURSOR_SECRET` and the AWS environment.
+    /// Builds the application from `TABLE_NAME`, `CURSOR_SECRET` and the AWS environment,
+    /// and warms the DynamoDB connection.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let table = var("TABLE_NAME")?;
         let cursors = CursorKeys::parse(&var("CURSOR_SECRET")?)?;
         let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+        warm_up(&client, &table).await;
         Ok(App {
             store: DynamoStore::new(client, table),
             cursors,

@@ -6,6 +6,7 @@
 //! or a problem ([`error`]).
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod dynamo;

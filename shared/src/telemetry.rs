@@ -3,51 +3,62 @@
 //! span (request id, organization, caller key id). Nothing here logs headers; the runtime,
 //! the SDK and the HTTP stack would log whole events and request bodies (headers with
 //! secrets, keys with hashes) at trace level, so those crates are capped at debug whatever
-//! level is asked for.
+//! level is asked for; a cap never raises a level (at `info`, the SDK's debug lines stay off).
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
 
-/// The subscriber the functions use, writing to `writer`.
+/// The subscriber the functions use, writing to `writer`: what `filter` enables, and of the
+/// payload-logging crates no more than their caps.
 pub fn subscriber<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt()
+    let layer = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_current_span(true)
         .with_span_list(true)
         .with_target(false)
         .without_time() // CloudWatch stamps every line
         .with_writer(writer)
-        .finish()
+        .with_filter(filter.and(caps()));
+    tracing_subscriber::registry().with(layer)
 }
 
-/// Crates that log payloads at trace level, and the most they may log.
-const CAPS: &[&str] = &[
-    "lambda_runtime=debug",
-    "lambda_runtime_api_client=debug",
-    "lambda_http=debug",
-    "aws_smithy_runtime=debug",
-    "aws_smithy_runtime_api=debug",
-    "aws_smithy_http_client=debug",
-    "aws_smithy_types=debug",
-    "aws_sdk_dynamodb=debug",
-    "aws_sigv4=debug",
-    "aws_config=debug",
-    "hyper=info",
-    "hyper_util=info",
-    "h2=info",
-    "rustls=info",
+/// Crates that log payloads at trace level, and the most they may log. A cap only ever
+/// lowers a level: it is a second filter that a line must pass too, not a directive that
+/// would turn these crates' debug lines on when `info` is asked for.
+const CAPS: &[(&str, LevelFilter)] = &[
+    ("lambda_runtime", LevelFilter::DEBUG),
+    ("lambda_runtime_api_client", LevelFilter::DEBUG),
+    ("lambda_http", LevelFilter::DEBUG),
+    ("aws_smithy_runtime", LevelFilter::DEBUG),
+    ("aws_smithy_runtime_api", LevelFilter::DEBUG),
+    ("aws_smithy_http_client", LevelFilter::DEBUG),
+    ("aws_smithy_types", LevelFilter::DEBUG),
+    ("aws_sdk_dynamodb", LevelFilter::DEBUG),
+    ("aws_sigv4", LevelFilter::DEBUG),
+    ("aws_config", LevelFilter::DEBUG),
+    ("hyper", LevelFilter::INFO),
+    ("hyper_util", LevelFilter::INFO),
+    ("h2", LevelFilter::INFO),
+    ("rustls", LevelFilter::INFO),
 ];
 
-/// The filter for `directives` (an `EnvFilter` string such as `info` or `apikeys=trace`),
-/// with the payload-logging crates capped.
+fn caps() -> Targets {
+    CAPS.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |t, (target, level)| t.with_target(*target, *level),
+    )
+}
+
+/// The filter for `directives` (an `EnvFilter` string such as `info` or `apikeys=trace`).
+/// [`subscriber`] applies the caps on top of it.
 pub fn filter(directives: &str) -> EnvFilter {
-    CAPS.iter().fold(EnvFilter::new(directives), |f, cap| {
-        f.add_directive(cap.parse().expect("the caps are valid directives"))
-    })
+    EnvFilter::new(directives)
 }
 
 /// Installs the subscriber on stdout for the whole process.
@@ -57,4 +68,51 @@ pub fn init() {
         .unwrap_or_else(|_| "info".into());
     let _ =
         tracing::subscriber::set_global_default(subscriber(filter(&directives), std::io::stdout));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn lines_at(directives: &str) -> String {
+        let capture = Capture::default();
+        let sink = capture.clone();
+        let subscriber = subscriber(filter(directives), move || sink.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!(target: "aws_smithy_runtime", "sdk debug");
+            tracing::trace!(target: "aws_smithy_runtime", "sdk trace");
+            tracing::info!(target: "apikeys", "app info");
+            tracing::trace!(target: "apikeys", "app trace");
+        });
+        String::from_utf8(capture.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn caps_lower_levels_and_never_raise_them() {
+        let info = lines_at("info");
+        assert!(info.contains("app info"));
+        assert!(
+            !info.contains("sdk debug"),
+            "info must not turn the SDK's debug lines on"
+        );
+        let trace = lines_at("trace");
+        assert!(trace.contains("app trace") && trace.contains("sdk debug"));
+        assert!(!trace.contains("sdk trace"), "the SDK is capped at debug");
+    }
 }

@@ -1,0 +1,154 @@
+//! A recording proxy in front of DynamoDB Local, for measuring capacity: it adds
+//! `"ReturnConsumedCapacity": "TOTAL"` to every request a function makes, forwards it, and
+//! records the operation and the capacity units DynamoDB reports. Timings are never taken
+//! through it.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::BoxError;
+
+/// One DynamoDB call: the operation (`GetItem`, `Query`, ...) and its capacity units.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub op: String,
+    pub units: f64,
+}
+
+pub struct Proxy {
+    pub addr: SocketAddr,
+    calls: Arc<Mutex<Vec<Call>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The capacity units a DynamoDB response reports (one object, or a list of them).
+pub fn consumed_units(body: &Value) -> f64 {
+    match body.get("ConsumedCapacity") {
+        Some(Value::Array(all)) => all
+            .iter()
+            .filter_map(|c| c.get("CapacityUnits")?.as_f64())
+            .sum(),
+        Some(one) => one
+            .get("CapacityUnits")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0),
+        None => 0.0,
+    }
+}
+
+async fn forward(
+    upstream: SocketAddr,
+    calls: Arc<Mutex<Vec<Call>>>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, BoxError> {
+    let (mut parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let op = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.rsplit('.').next())
+        .unwrap_or("?")
+        .to_owned();
+    let mut json: Value = serde_json::from_slice(&body)?;
+    if let Value::Object(map) = &mut json {
+        map.insert("ReturnConsumedCapacity".into(), Value::from("TOTAL"));
+    }
+    let body = Bytes::from(serde_json::to_vec(&json)?);
+    parts.headers.remove("content-length");
+    parts
+        .headers
+        .insert("content-length", body.len().to_string().parse()?);
+    let stream = TcpStream::connect(upstream).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let response = sender
+        .send_request(Request::from_parts(parts, Full::new(body)))
+        .await?;
+    let (mut parts, body) = response.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let units = serde_json::from_slice::<Value>(&body)
+        .map(|v| consumed_units(&v))
+        .unwrap_or(0.0);
+    lock(&calls).push(Call { op, units });
+    parts.headers.remove("transfer-encoding");
+    parts
+        .headers
+        .insert("content-length", body.len().to_string().parse()?);
+    Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+impl Proxy {
+    /// Listens on a free loopback port and forwards to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> Result<Proxy, BoxError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let recorded = calls.clone();
+        let server = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let calls = recorded.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let calls = calls.clone();
+                        async move {
+                            Ok::<_, Infallible>(match forward(upstream, calls, req).await {
+                                Ok(r) => r,
+                                Err(e) => {
+                                    eprintln!("bench: proxy: {e}");
+                                    let mut r = Response::new(Full::new(Bytes::new()));
+                                    *r.status_mut() = StatusCode::BAD_GATEWAY;
+                                    r
+                                }
+                            })
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Proxy {
+            addr,
+            calls,
+            server,
+        })
+    }
+
+    /// The calls recorded since the last take.
+    pub fn take(&self) -> Vec<Call> {
+        std::mem::take(&mut *lock(&self.calls))
+    }
+
+    pub fn stop(self) {
+        self.server.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_are_read_from_one_or_many_entries() {
+        let one = serde_json::json!({"ConsumedCapacity": {"TableName": "t", "CapacityUnits": 0.5}});
+        assert_eq!(consumed_units(&one), 0.5);
+        let many = serde_json::json!({"ConsumedCapacity": [{"CapacityUnits": 1.0}, {"CapacityUnits": 2.5}]});
+        assert_eq!(consumed_units(&many), 3.5);
+        assert_eq!(consumed_units(&serde_json::json!({})), 0.0);
+    }
+}

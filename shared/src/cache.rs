@@ -1,0 +1,445 @@
+//! A short-lived cache of authenticated callers, as a decorator over a [`KeyStore`].
+//!
+//! [`CachedStore`] answers [`KeyStore::find_credential`] from memory for up to its TTL after
+//! it last read the credential from the store, so a warm function serving the same caller
+//! again makes no credential read at all. Every other operation goes straight through.
+//!
+//! What this trades: a key that is disabled or deleted keeps authenticating in a warm
+//! function for at most the TTL ([`DEFAULT_TTL`], 5 s unless `CALLER_CACHE_TTL_SECS` says
+//! otherwise, never more than [`MAX_TTL`]). An expiry date is not affected: the cached
+//! credential carries it, and the status is computed at every request. Only credentials that
+//! exist are cached; an unknown secret is read every time, so a key created a moment ago
+//! works at once. Writes through this store (disable, enable, delete) drop the entry, so a
+//! process that changes a key sees the change at once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::App;
+use crate::key::{ApiKey, KeyId, KeyState, OrgId};
+use crate::secret::SecretHash;
+use crate::store::{Credential, KeyStore, Position, StoreError};
+
+/// How long a caller stays cached unless configured otherwise: the longest time a disabled
+/// or deleted key may still work.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(5);
+/// The longest TTL `CALLER_CACHE_TTL_SECS` may set.
+pub const MAX_TTL: Duration = Duration::from_secs(60);
+/// The most callers kept at once; a function sees few distinct callers between cold starts,
+/// and this bounds the memory an attacker with many valid keys could make it hold.
+pub const MAX_ENTRIES: usize = 4096;
+
+/// A [`KeyStore`] whose credential lookups are cached for `ttl`. A zero TTL caches nothing.
+#[derive(Debug)]
+pub struct CachedStore<S> {
+    inner: S,
+    ttl: Duration,
+    entries: Mutex<HashMap<SecretHash, (Instant, Credential)>>,
+}
+
+impl<S> CachedStore<S> {
+    pub fn new(inner: S, ttl: Duration) -> Self {
+        CachedStore {
+            inner,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// How many callers are cached now (expired ones included until they are dropped).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SecretHash, (Instant, Credential)>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cached(&self, hash: &SecretHash, now: Instant) -> Option<Credential> {
+        let mut entries = self.lock();
+        match entries.get(hash) {
+            Some((read_at, credential)) if now.duration_since(*read_at) < self.ttl => {
+                Some(credential.clone())
+            }
+            Some(_) => {
+                entries.remove(hash);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn remember(&self, hash: &SecretHash, credential: &Credential, read_at: Instant) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.lock();
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(hash) {
+            entries.retain(|_, (at, _)| read_at.duration_since(*at) < self.ttl);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(hash.clone(), (read_at, credential.clone()));
+    }
+
+    /// A use was recorded at `at`: the cached caller says so, so that the next requests
+    /// within the minute do not try to record it again.
+    fn note_use(&self, hash: &SecretHash, at: DateTime<Utc>) {
+        if let Some((_, credential)) = self.lock().get_mut(hash) {
+            credential.last_used = Some(at);
+        }
+    }
+
+    /// Drops every cached caller of this key.
+    fn forget_key(&self, org: &OrgId, id: KeyId) {
+        self.lock()
+            .retain(|_, (_, c)| !(c.key_id == id && &c.org == org));
+    }
+}
+
+impl<S: KeyStore> KeyStore for CachedStore<S> {
+    async fn get_key(&self, org: &OrgId, id: KeyId) -> Result<Option<ApiKey>, StoreError> {
+        self.inner.get_key(org, id).await
+    }
+
+    async fn find_credential(&self, hash: &SecretHash) -> Result<Option<Credential>, StoreError> {
+        if let Some(hit) = self.cached(hash, Instant::now()) {
+            return Ok(Some(hit));
+        }
+        // The entry's age counts from before the read, so it never outlives the TTL.
+        let read_at = Instant::now();
+        let found = self.inner.find_credential(hash).await?;
+        if let Some(credential) = &found {
+            self.remember(hash, credential, read_at);
+        }
+        Ok(found)
+    }
+
+    async fn read_run(
+        &self,
+        org: &OrgId,
+        from: Option<Position>,
+        ascending: bool,
+        max: usize,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        self.inner.read_run(org, from, ascending, max).await
+    }
+
+    async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {
+        self.inner.key_count(org).await
+    }
+
+    async fn record_use(
+        &self,
+        org: &OrgId,
+        id: KeyId,
+        hash: &SecretHash,
+        at: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let wrote = self
+            .inner
+            .record_use(org, id, hash, at, stale_before)
+            .await?;
+        // Written now, or found recent enough by the condition: either way the stored stamp
+        // is at or after `stale_before`, and `at` is as good an estimate of it as any.
+        self.note_use(hash, at);
+        Ok(wrote)
+    }
+
+    async fn read_run_by_creator(
+        &self,
+        org: &OrgId,
+        creator: Uuid,
+        from: Option<Position>,
+        ascending: bool,
+        max: usize,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        self.inner
+            .read_run_by_creator(org, creator, from, ascending, max)
+            .await
+    }
+
+    async fn insert_key(&self, key: &ApiKey, hash: &SecretHash) -> Result<(), StoreError> {
+        self.inner.insert_key(key, hash).await
+    }
+
+    async fn set_state(
+        &self,
+        org: &OrgId,
+        id: KeyId,
+        state: KeyState,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let changed = self.inner.set_state(org, id, state, now).await;
+        self.forget_key(org, id);
+        changed
+    }
+
+    async fn delete_key(&self, org: &OrgId, id: KeyId) -> Result<bool, StoreError> {
+        let deleted = self.inner.delete_key(org, id).await;
+        self.forget_key(org, id);
+        deleted
+    }
+}
+
+impl<S> App<S> {
+    /// The same application with its callers cached for `ttl` (see the module header).
+    pub fn with_caller_cache(self, ttl: Duration) -> App<CachedStore<S>> {
+        App {
+            store: CachedStore::new(self.store, ttl),
+            cursors: self.cursors,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::key::Access;
+    use crate::memory::MemoryStore;
+    use crate::secret::Secret;
+    use crate::store::{NewKey, create_key_with_secret};
+
+    /// Counts the credential reads that reach the store.
+    #[derive(Default)]
+    struct Counting {
+        store: MemoryStore,
+        reads: AtomicUsize,
+    }
+
+    impl KeyStore for Counting {
+        async fn get_key(&self, org: &OrgId, id: KeyId) -> Result<Option<ApiKey>, StoreError> {
+            self.store.get_key(org, id).await
+        }
+        async fn find_credential(&self, h: &SecretHash) -> Result<Option<Credential>, StoreError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.store.find_credential(h).await
+        }
+        async fn read_run(
+            &self,
+            org: &OrgId,
+            from: Option<Position>,
+            asc: bool,
+            max: usize,
+        ) -> Result<Vec<ApiKey>, StoreError> {
+            self.store.read_run(org, from, asc, max).await
+        }
+        async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {
+            self.store.key_count(org).await
+        }
+        async fn record_use(
+            &self,
+            org: &OrgId,
+            id: KeyId,
+            hash: &SecretHash,
+            at: DateTime<Utc>,
+            stale_before: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            self.store.record_use(org, id, hash, at, stale_before).await
+        }
+        async fn read_run_by_creator(
+            &self,
+            org: &OrgId,
+            creator: Uuid,
+            from: Option<Position>,
+            asc: bool,
+            max: usize,
+        ) -> Result<Vec<ApiKey>, StoreError> {
+            self.store
+                .read_run_by_creator(org, creator, from, asc, max)
+                .await
+        }
+        async fn insert_key(&self, key: &ApiKey, hash: &SecretHash) -> Result<(), StoreError> {
+            self.store.insert_key(key, hash).await
+        }
+        async fn set_state(
+            &self,
+            org: &OrgId,
+            id: KeyId,
+            state: KeyState,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            self.store.set_state(org, id, state, now).await
+        }
+        async fn delete_key(&self, org: &OrgId, id: KeyId) -> Result<bool, StoreError> {
+            self.store.delete_key(org, id).await
+        }
+    }
+
+    impl CachedStore<Counting> {
+        fn reads(&self) -> usize {
+            self.inner.reads.load(Ordering::SeqCst)
+        }
+    }
+
+    async fn store_with_key(ttl: Duration, seed: u8) -> (CachedStore<Counting>, ApiKey, Secret) {
+        let store = CachedStore::new(Counting::default(), ttl);
+        let secret = Secret::from_random([seed; 24]);
+        let new = NewKey {
+            org: "o".parse().unwrap(),
+            name: "k".into(),
+            creator_id: uuid::Uuid::nil(),
+            access: Access::Unrestricted,
+            expires: None,
+            id: None,
+        };
+        let key = create_key_with_secret(&store, new, &secret).await.unwrap();
+        (store, key, secret)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cached_caller_needs_no_read_until_the_ttl_passes() {
+        let (store, key, secret) = store_with_key(Duration::from_secs(5), 1).await;
+        let hash = secret.hash();
+        let first = store.find_credential(&hash).await.unwrap().unwrap();
+        assert_eq!(first.key_id, key.id);
+        assert_eq!(store.reads(), 1);
+        tokio::time::advance(Duration::from_millis(4_999)).await;
+        assert_eq!(store.find_credential(&hash).await.unwrap(), Some(first));
+        assert_eq!(store.reads(), 1, "inside the TTL the store is not read");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        store.find_credential(&hash).await.unwrap().unwrap();
+        assert_eq!(store.reads(), 2, "at the TTL the entry is read again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_recorded_use_is_seen_by_the_cached_caller_so_it_is_not_recorded_again() {
+        let (store, key, secret) = store_with_key(Duration::from_secs(5), 7).await;
+        let hash = secret.hash();
+        assert_eq!(store.find_credential(&hash).await.unwrap().unwrap().last_used, None);
+        let now = Utc::now();
+        let stale_before = now - chrono::Duration::seconds(60);
+        store
+            .record_use(&key.org, key.id, &hash, now, stale_before)
+            .await
+            .unwrap();
+        let cached = store.find_credential(&hash).await.unwrap().unwrap();
+        assert_eq!(cached.last_used, Some(now));
+        assert_eq!(store.reads(), 1, "the stamp came from the write, not a read");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_disabled_elsewhere_stops_working_within_the_ttl() {
+        let (store, key, secret) = store_with_key(Duration::from_secs(5), 2).await;
+        let hash = secret.hash();
+        store.find_credential(&hash).await.unwrap().unwrap();
+        // Another process disables the key: straight in the store, past this cache.
+        store
+            .inner
+            .set_state(&key.org, key.id, KeyState::Disabled, Utc::now())
+            .await
+            .unwrap();
+        let stale = store.find_credential(&hash).await.unwrap().unwrap();
+        assert_eq!(stale.state, KeyState::Active, "the documented window");
+        tokio::time::advance(DEFAULT_TTL).await;
+        let fresh = store.find_credential(&hash).await.unwrap().unwrap();
+        assert_eq!(fresh.state, KeyState::Disabled);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_through_the_cache_take_effect_at_once() {
+        let (store, key, secret) = store_with_key(Duration::from_secs(5), 3).await;
+        let hash = secret.hash();
+        store.find_credential(&hash).await.unwrap().unwrap();
+        store
+            .set_state(&key.org, key.id, KeyState::Disabled, Utc::now())
+            .await
+            .unwrap();
+        let now = store.find_credential(&hash).await.unwrap().unwrap();
+        assert_eq!(now.state, KeyState::Disabled);
+        store.delete_key(&key.org, key.id).await.unwrap();
+        assert_eq!(store.find_credential(&hash).await.unwrap(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_secrets_are_not_cached_and_a_zero_ttl_caches_nothing() {
+        let (store, _, _) = store_with_key(Duration::from_secs(5), 4).await;
+        let unknown = Secret::from_random([9; 24]).hash();
+        assert_eq!(store.find_credential(&unknown).await.unwrap(), None);
+        assert_eq!(store.find_credential(&unknown).await.unwrap(), None);
+        assert_eq!(store.reads(), 2);
+        assert!(store.is_empty());
+
+        let (off, _, secret) = store_with_key(Duration::ZERO, 5).await;
+        off.find_credential(&secret.hash()).await.unwrap().unwrap();
+        off.find_credential(&secret.hash()).await.unwrap().unwrap();
+        assert_eq!(off.reads(), 2);
+        assert!(off.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn callers_are_told_apart_and_the_cache_stays_bounded() {
+        let store = CachedStore::new(Counting::default(), Duration::from_secs(5));
+        let org: OrgId = "o".parse().unwrap();
+        let mut secrets = Vec::new();
+        for i in 0..3u8 {
+            let secret = Secret::from_random([20 + i; 24]);
+            let new = NewKey {
+                org: org.clone(),
+                name: format!("k{i}"),
+                creator_id: uuid::Uuid::nil(),
+                access: Access::Unrestricted,
+                expires: None,
+                id: None,
+            };
+            let key = create_key_with_secret(&store, new, &secret).await.unwrap();
+            secrets.push((key, secret));
+        }
+        for (key, secret) in &secrets {
+            let c = store
+                .find_credential(&secret.hash())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(c.key_id, key.id);
+        }
+        for (key, secret) in &secrets {
+            let c = store
+                .find_credential(&secret.hash())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(c.key_id, key.id, "a hit is the caller's own credential");
+        }
+        assert_eq!(store.reads(), 3);
+        // Fill past the bound with entries of the same credential under other hashes.
+        let (_, secret) = &secrets[0];
+        let credential = store
+            .find_credential(&secret.hash())
+            .await
+            .unwrap()
+            .unwrap();
+        for i in 0..MAX_ENTRIES as u32 + 10 {
+            let mut bytes = [0u8; 24];
+            bytes[..4].copy_from_slice(&i.to_be_bytes());
+            store.remember(
+                &Secret::from_random(bytes).hash(),
+                &credential,
+                Instant::now(),
+            );
+        }
+        assert!(store.len() <= MAX_ENTRIES);
+    }
+}
