@@ -328,7 +328,15 @@ mod tests {
     async fn a_recorded_use_is_seen_by_the_cached_caller_so_it_is_not_recorded_again() {
         let (store, key, secret) = store_with_key(Duration::from_secs(5), 7).await;
         let hash = secret.hash();
-        assert_eq!(store.find_credential(&hash).await.unwrap().unwrap().last_used, None);
+        assert_eq!(
+            store
+                .find_credential(&hash)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_used,
+            None
+        );
         let now = Utc::now();
         let stale_before = now - chrono::Duration::seconds(60);
         store
@@ -337,7 +345,11 @@ mod tests {
             .unwrap();
         let cached = store.find_credential(&hash).await.unwrap().unwrap();
         assert_eq!(cached.last_used, Some(now));
-        assert_eq!(store.reads(), 1, "the stamp came from the write, not a read");
+        assert_eq!(
+            store.reads(),
+            1,
+            "the stamp came from the write, not a read"
+        );
     }
 
     #[tokio::test(start_paused = true)]
