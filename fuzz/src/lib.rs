@@ -281,6 +281,24 @@ pub fn lambda_http_accepts(event: &str) -> bool {
         }
     }
     paths.push(String::new());
+    // HTTP API events carry the query string raw; lambda_http appends it to the URI as is
+    // (API Gateway sends it percent-encoded, so a raw space never reaches it in AWS).
+    let query = v
+        .get("rawQueryString")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !query.is_empty() {
+        for host in &hosts {
+            for scheme in &schemes {
+                for path in &paths {
+                    let raw = format!("{scheme}://{host}{path}?{query}");
+                    if raw.parse::<lambda_http::http::Uri>().is_err() {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
     for path in &paths {
         if url::Url::parse(&format!("http://localhost{path}")).is_err() {
             return false;
