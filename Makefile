@@ -23,6 +23,7 @@ export SAM_CLI_TELEMETRY := 0
 .PHONY: help tools test test-rust lint lint-rust lint-template fmt
 .PHONY: run cli invoke test-run build
 .PHONY: security security-ci fuzz-tools fuzz-build
+.PHONY: schemathesis schemathesis-ci schemathesis-tools
 
 help:
 	@echo "make run            serve the API at http://localhost:3000 (PORT, DDB_PORT, MEMORY=1)"
@@ -35,6 +36,8 @@ help:
 	@echo "make lint-template  cfn-lint (+ serverless rules), sam validate --lint, checkov, OpenAPI lint"
 	@echo "make security       long adversarial run: 10,000-request isolation test, fuzzing 10 min a target"
 	@echo "make security-ci    bounded fuzzing (FUZZ_CI_SECONDS a target), as CI runs it"
+	@echo "make schemathesis-ci   schemathesis on openapi.yaml against make run, bounded, as CI runs it"
+	@echo "make schemathesis   the long schemathesis run (part of make security)"
 
 $(STAMP): $(PY_REQS)
 	python3 -m venv $(VENV)
@@ -153,3 +156,29 @@ security: tools fuzz-build
 	  cargo test -p apikeys-tests --test api --locked -- --nocapture \
 	  tenancy:: cursors:: faults:: headers:: isolation:: logs::
 	$(call fuzz-run,$(FUZZ_SECONDS))
+
+# ---- schemathesis: openapi.yaml against `make run` (tests/schemathesis.sh, SECURITY.md) ----
+# schemathesis pins its own dependencies: it gets a venv of its own, like checkov.
+SCHEMATHESIS_VENV := $(APIKEYS_CACHE)/venv-schemathesis
+SCHEMATHESIS_REQS := tools/requirements-schemathesis.txt
+SCHEMATHESIS_STAMP := $(SCHEMATHESIS_VENV)/.installed-$(shell sha256sum $(SCHEMATHESIS_REQS) | cut -c1-12)
+# Cases per operation and phase, and the time bound (s): CI's bounded form and the long form.
+SCHEMATHESIS_CI_EXAMPLES ?= 10
+SCHEMATHESIS_CI_SECONDS ?= 120
+SCHEMATHESIS_EXAMPLES ?= 200
+SCHEMATHESIS_SECONDS ?= 900
+
+$(SCHEMATHESIS_STAMP): $(SCHEMATHESIS_REQS)
+	python3 -m venv $(SCHEMATHESIS_VENV)
+	$(SCHEMATHESIS_VENV)/bin/pip install --quiet -r $(SCHEMATHESIS_REQS)
+	rm -f $(SCHEMATHESIS_VENV)/.installed-* && touch $@
+
+schemathesis-tools: $(SCHEMATHESIS_STAMP)
+
+schemathesis-ci: tools schemathesis-tools
+	ST_MAX_EXAMPLES=$(SCHEMATHESIS_CI_EXAMPLES) ST_MAX_TIME=$(SCHEMATHESIS_CI_SECONDS) tests/schemathesis.sh
+
+schemathesis: tools schemathesis-tools
+	ST_MAX_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) ST_MAX_TIME=$(SCHEMATHESIS_SECONDS) tests/schemathesis.sh
+
+security: schemathesis
