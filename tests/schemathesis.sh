@@ -85,12 +85,19 @@ echo "schemathesis: make run on port $PORT; up to $MAX_EXAMPLES cases per operat
 
 # run_pass NAME SCHEME KEY: one schemathesis run, authenticated with the security scheme SCHEME of
 # openapi.yaml only (schemathesis uses the first configured scheme an operation allows, so
-# each scheme gets a pass of its own). Sets failed=1 if it fails.
+# each scheme gets a pass of its own), KEY naming its field; or, with SCHEME wfc, with the
+# identities of the auth file KEY. Sets failed=1 if it fails.
 failed=0
 run_pass() {
   local name=$1 scheme=$2 key=$3 start status=0
-  { cat tests/schemathesis.toml; printf '\n[auth.openapi.%s]\n%s = "${APIKEYS_SECRET}"\n' "$scheme" "$key"; } \
-    >"$WORK/$name.toml"
+  {
+    cat tests/schemathesis.toml
+    if [ "$scheme" = wfc ]; then
+      printf '\n[auth.wfc]\npath = "%s"\npeers = ["demo", "peer"]\n' "$key"
+    else
+      printf '\n[auth.openapi.%s]\n%s = "${APIKEYS_SECRET}"\n' "$scheme" "$key"
+    fi
+  } >"$WORK/$name.toml"
   start=$(date +%s)
   (
     cd "$WORK"
@@ -107,6 +114,37 @@ run_pass() {
 }
 run_pass bearer bearer bearer
 run_pass x-api-key apiKeyHeader api_key
+
+# A third pass for the `object_level_authorization` check, which needs two identities that must
+# not see each other's objects: the demo admin, and an admin of a second organization made
+# with the admin CLI. Each reads its own keys; the check replays every such read as the other
+# and fails if the other gets the object. The two secrets go to a file in $WORK only.
+other=$(DDB_PORT=$DDB_PORT timeout 300 tools/run.sh cli --json create-key --org schemathesis-peer \
+  --name "peer organization admin" --unrestricted) || fail "the admin CLI could not create the peer's key"
+APIKEYS_PEER_SECRET=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])' <<<"$other")
+export APIKEYS_PEER_SECRET
+python3 - "$WORK/peers.json" <<'PY'
+import json, os, sys
+json.dump({"auth": [
+    {"name": "demo", "fixedHeaders": [{"name": "Authorization", "value": "Bearer " + os.environ["APIKEYS_SECRET"]}]},
+    {"name": "peer", "fixedHeaders": [{"name": "X-API-KEY", "value": os.environ["APIKEYS_PEER_SECRET"]}]},
+]}, open(sys.argv[1], "w"))
+PY
+run_pass peers wfc "$WORK/peers.json"
+# The requests made as the peer (the check's replays among them), from make run's log lines.
+python3 - "$WORK/run.log" <<'PY' || true
+import collections, json, sys
+counts = collections.Counter()
+for line in open(sys.argv[1], errors="replace"):
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        continue
+    if rec.get("span", {}).get("org") == "schemathesis-peer" and "status" in rec.get("fields", {}):
+        counts[rec["fields"]["status"]] += 1
+print(f"schemathesis: {sum(counts.values())} requests as the peer organization, by status: "
+      + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+PY
 
 # What was sent, from the HAR report: requests by method, credentials and status.
 python3 - "$WORK"/report-*/har-*.json <<'PY' || true
