@@ -24,6 +24,7 @@ export SAM_CLI_TELEMETRY := 0
 .PHONY: run cli invoke test-run build
 .PHONY: security security-ci fuzz-tools fuzz-build
 .PHONY: bench bench-smoke bench-zips
+.PHONY: schemathesis schemathesis-ci schemathesis-tools
 
 help:
 	@echo "make run            serve the API at http://localhost:3000 (PORT, DDB_PORT, MEMORY=1)"
@@ -38,6 +39,8 @@ help:
 	@echo "make security-ci    bounded fuzzing (FUZZ_CI_SECONDS a target), as CI runs it"
 	@echo "make bench          the benchmark (bench/README.md): release build, zips, run, results"
 	@echo "make bench-smoke    a tiny run of the benchmark harness (CI), no timings judged"
+	@echo "make schemathesis-ci   schemathesis on openapi.yaml against make run, bounded, as CI runs it"
+	@echo "make schemathesis   the long schemathesis run (part of make security)"
 
 $(STAMP): $(PY_REQS)
 	python3 -m venv $(VENV)
@@ -176,3 +179,29 @@ bench-smoke: tools
 	cargo build --locked $(BENCH_BINS)
 	timeout 300 tools/dynamodb-local.sh run $(TARGET_DIR)/debug/apikeys-bench --smoke \
 	  --out $(APIKEYS_CACHE)/bench-smoke
+
+# ---- schemathesis: openapi.yaml against `make run` (tests/schemathesis.sh, SECURITY.md) ----
+# schemathesis pins its own dependencies: it gets a venv of its own, like checkov.
+SCHEMATHESIS_VENV := $(APIKEYS_CACHE)/venv-schemathesis
+SCHEMATHESIS_REQS := tools/requirements-schemathesis.txt
+SCHEMATHESIS_STAMP := $(SCHEMATHESIS_VENV)/.installed-$(shell sha256sum $(SCHEMATHESIS_REQS) | cut -c1-12)
+# Cases per operation and phase, and the time bound (s): CI's bounded form and the long form.
+SCHEMATHESIS_CI_EXAMPLES ?= 10
+SCHEMATHESIS_CI_SECONDS ?= 120
+SCHEMATHESIS_EXAMPLES ?= 200
+SCHEMATHESIS_SECONDS ?= 900
+
+$(SCHEMATHESIS_STAMP): $(SCHEMATHESIS_REQS)
+	python3 -m venv $(SCHEMATHESIS_VENV)
+	$(SCHEMATHESIS_VENV)/bin/pip install --quiet -r $(SCHEMATHESIS_REQS)
+	rm -f $(SCHEMATHESIS_VENV)/.installed-* && touch $@
+
+schemathesis-tools: $(SCHEMATHESIS_STAMP)
+
+schemathesis-ci: tools schemathesis-tools
+	ST_MAX_EXAMPLES=$(SCHEMATHESIS_CI_EXAMPLES) ST_MAX_TIME=$(SCHEMATHESIS_CI_SECONDS) tests/schemathesis.sh
+
+schemathesis: tools schemathesis-tools
+	ST_MAX_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) ST_MAX_TIME=$(SCHEMATHESIS_SECONDS) tests/schemathesis.sh
+
+security: schemathesis

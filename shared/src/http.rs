@@ -18,7 +18,7 @@ use crate::App;
 use crate::auth::{Caller, authenticate, record_use};
 use crate::error::{ApiError, ParamError, RETRY_AFTER_SECS};
 use crate::filter::RawFilters;
-use crate::key::{KeyId, KeyView, Permission};
+use crate::key::{InvalidUuid, KeyId, KeyView, Permission};
 use crate::page::{ListRequest, RawListParams, list_keys as read_page};
 use crate::store::KeyStore;
 
@@ -487,7 +487,14 @@ fn path_id(req: &Request, name: &'static str) -> Result<KeyId, ApiError> {
         .and_then(|p| p.first(name))
         .or_else(|| req.raw_http_path().trim_end_matches('/').rsplit('/').next())
         .unwrap_or("");
-    raw.parse::<KeyId>()
+    // A path segment may be percent-encoded (RFC 3986: `%30` is `0`, `%3A` is `:`). API
+    // Gateway may pass the parameter as the client sent it, and the local router does: decode
+    // it once. A decoded id never holds `%`, so an id decoded earlier is left as it is.
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| ApiError::Invalid(ParamError::new(name, InvalidUuid.to_string())))?;
+    decoded
+        .parse::<KeyId>()
         .map_err(|e| ApiError::Invalid(ParamError::new(name, e.to_string())))
 }
 

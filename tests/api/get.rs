@@ -142,6 +142,44 @@ async fn a_malformed_id_is_422_naming_the_parameter() {
     }
 }
 
+/// Found by schemathesis: an id whose characters are percent-encoded in the path (`%3A` for
+/// the `:` of `urn:uuid:`, `%7B` for a brace, `%30` for `0`) names the same key (RFC 3986),
+/// on both routes and in both payloads; a `%` that does not decode is still 422.
+#[tokio::test]
+async fn a_percent_encoded_id_names_the_same_key() {
+    let app = app().await;
+    let org = org();
+    let caller = admin(&app, &org).await;
+    let (key, _) = create(&app, new_key(&org, "encoded")).await;
+    let id = key.id.to_string();
+    let spellings = [
+        format!("urn%3Auuid%3A{id}"),
+        format!("%7B{}%7D", id.to_uppercase()),
+        format!("%{:02X}{}", id.as_bytes()[0], &id[1..]),
+    ];
+    for payload in PAYLOADS {
+        for spelling in &spellings {
+            let reply = Call::get(payload, spelling)
+                .bearer(&caller)
+                .send(&app)
+                .await;
+            assert_eq!(reply.status, 200, "{payload:?} {spelling}: {}", reply.body);
+            assert_eq!(reply.body["id"], id, "{payload:?} {spelling}");
+            let reply = Call::discue(payload, spelling)
+                .bearer(&caller)
+                .send(&app)
+                .await;
+            assert_eq!(reply.status, 200, "{payload:?} {spelling}: {}", reply.body);
+            assert_eq!(reply.body["api_key"]["id"], id, "{payload:?} {spelling}");
+        }
+        for bad in ["%zz", "%FF%FE", &format!("{id}%"), &format!("%25{id}")] {
+            let reply = Call::get(payload, bad).bearer(&caller).send(&app).await;
+            reply.problem(422);
+            assert_eq!(reply.body["parameter"], "id", "{payload:?} {bad}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn head_returns_the_headers_of_get_without_a_body() {
     let app = app().await;
