@@ -159,6 +159,7 @@ security: tools fuzz-build
 	  cargo test -p apikeys-tests --test api --locked -- --nocapture \
 	  tenancy:: cursors:: faults:: headers:: isolation:: logs::
 	$(call fuzz-run,$(FUZZ_SECONDS))
+
 # --- Benchmark (bench/README.md) ---------------------------------------------------------
 # `make bench` builds the release binaries, the Lambda zips for both architectures, then runs
 # bench/run under DynamoDB Local and writes bench/results/. `make bench-smoke` runs the same
