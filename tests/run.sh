@@ -32,9 +32,16 @@ DDB_PORT=$(free_port)
 export PORT DDB_PORT APIKEYS_DATA=$WORK/data
 API=http://127.0.0.1:$PORT/v1/api_key
 
+# with_sigint CMD...: runs CMD with SIGINT at its default. A shell started in the background
+# without job control (a CI runner may start this script so) passes SIGINT on as ignored,
+# and bash cannot trap a signal it was started ignoring: Ctrl-C would then reach nothing.
+with_sigint() {
+  python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])' "$@"
+}
+
 # start: `make run` in the background; waits for its banner (a cold build takes minutes).
 start() {
-  make --no-print-directory run >"$WORK/run.log" 2>&1 &
+  with_sigint make --no-print-directory run >"$WORK/run.log" 2>&1 &
   RUN_PID=$!
   for _ in $(seq 1 1200); do
     grep -q "apikeys is running" "$WORK/run.log" && return 0
