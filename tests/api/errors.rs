@@ -2,7 +2,6 @@
 
 use apikeys::App;
 use apikeys::dynamo::DynamoStore;
-use apikeys::page::CursorKeys;
 use apikeys_tests::*;
 
 #[tokio::test]
@@ -67,22 +66,6 @@ async fn every_response_says_nosniff_and_only_successes_are_cached() {
     let refused = Call::list(Payload::Rest).send(&app).await;
     assert_eq!(refused.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(refused.header("cache-control"), Some("no-store"));
-}
-
-/// An application whose store points at a loopback port nobody listens on.
-async fn unreachable_store() -> App<DynamoStore> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    let config = apikeys::config::sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::config::Builder::from(&config)
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .build();
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(dynamo), "t");
-    App {
-        store,
-        cursors: CursorKeys::parse(CURSOR_SECRET).unwrap(),
-    }
 }
 
 #[tokio::test]

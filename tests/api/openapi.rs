@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 use apikeys::App;
 use apikeys::dynamo::DynamoStore;
 use apikeys::key::{KeyId, Permission};
-use apikeys::page::{CursorKeys, DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE_OFFSET};
+use apikeys::page::{DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE_OFFSET};
 use apikeys_tests::*;
 use serde_json::{Value, json};
 
@@ -140,21 +140,6 @@ async fn sent(app: &App<DynamoStore>, path: &str, call: Call) -> Reply {
     let reply = Box::pin(call.send(app)).await;
     check(path, &method, &reply);
     reply
-}
-
-/// An application whose store points at a loopback port nobody listens on.
-async fn unreachable_store() -> App<DynamoStore> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    let config = apikeys::config::sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::config::Builder::from(&config)
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .build();
-    App {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(dynamo), "t"),
-        cursors: CursorKeys::parse(CURSOR_SECRET).unwrap(),
-    }
 }
 
 #[tokio::test]

@@ -569,3 +569,19 @@ async fn warm_up() {
         );
     }
 }
+
+/// An application whose store points at a loopback port nobody listens on: every store
+/// call fails as DynamoDB being unreachable does.
+pub async fn unreachable_store() -> App<DynamoStore> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    let port = listener.local_addr().expect("its address").port();
+    drop(listener);
+    let config = apikeys::config::sdk_config().await;
+    let dynamo = aws_sdk_dynamodb::config::Builder::from(&config)
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .build();
+    App {
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(dynamo), "t"),
+        cursors: CursorKeys::parse(CURSOR_SECRET).unwrap(),
+    }
+}
