@@ -69,6 +69,15 @@ fn reply(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
     r
 }
 
+/// A request's whole body; an unreadable one counts as empty.
+async fn body_of(req: Request<Incoming>) -> Bytes {
+    req.into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default()
+}
+
 async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
@@ -121,12 +130,7 @@ async fn handle(
                 "error" => true,
                 _ => return Ok(reply(StatusCode::NOT_FOUND, Bytes::new())),
             };
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let body = body_of(req).await;
             let arrived = Instant::now();
             if let Some((sent, done)) = lock(&state.pending).remove(&id) {
                 let _ = done.send(Answer {
@@ -139,12 +143,7 @@ async fn handle(
             return Ok(reply(StatusCode::BAD_REQUEST, Bytes::new()));
         }
         if rest == "init/error" {
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let body = body_of(req).await;
             eprintln!("bench: init error: {}", String::from_utf8_lossy(&body));
             return Ok(reply(StatusCode::ACCEPTED, Bytes::from_static(b"{}")));
         }
