@@ -286,7 +286,7 @@ impl Floors {
             .table_name(&self.table)
             .key(
                 "pk",
-                AttributeValue::S(format!("ORG#{}", apikeys::demo::ORG)),
+                AttributeValue::S(format!("ORG#{}", apikeys_demo::ORG)),
             )
             .key("sk", AttributeValue::S(self.key_sk.clone()))
     }
@@ -300,7 +300,7 @@ impl Floors {
             .expression_attribute_names("#sk", "sk")
             .expression_attribute_values(
                 ":pk",
-                AttributeValue::S(format!("ORG#{}", apikeys::demo::ORG)),
+                AttributeValue::S(format!("ORG#{}", apikeys_demo::ORG)),
             )
             .expression_attribute_values(":prefix", AttributeValue::S("KEY#".into()))
             .scan_index_forward(false)
@@ -319,7 +319,7 @@ impl Floors {
             std::collections::HashMap::from([
                 (
                     "pk".to_owned(),
-                    AttributeValue::S(format!("ORG#{}", apikeys::demo::ORG)),
+                    AttributeValue::S(format!("ORG#{}", apikeys_demo::ORG)),
                 ),
                 ("sk".to_owned(), AttributeValue::S(format!("KEY#{id}"))),
             ])
@@ -457,7 +457,7 @@ async fn bench() -> Result<(), BoxError> {
         let store = DynamoStore::new(setup_client.clone(), table.clone());
         let ready = async {
             store.create_table().await?;
-            apikeys::demo::seed(&store).await?;
+            apikeys_demo::seed(&store).await?;
             Ok::<(), BoxError>(())
         };
         match ready.await {
@@ -469,7 +469,7 @@ async fn bench() -> Result<(), BoxError> {
             Err(e) => return Err(e),
         }
     };
-    let demo: OrgId = apikeys::demo::ORG.parse()?;
+    let demo: OrgId = apikeys_demo::ORG.parse()?;
     let t = Instant::now();
     let mut org_ids = seed_org(&store, &demo, plan.org_keys, 1).await?;
     let seed_org_secs = t.elapsed().as_secs_f64();

@@ -8,7 +8,6 @@
 pub mod auth;
 pub mod cache;
 pub mod config;
-pub mod demo;
 pub mod dynamo;
 pub mod error;
 pub mod filter;

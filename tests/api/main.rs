@@ -1,6 +1,7 @@
 //! The API, end to end: handlers on real API Gateway payloads, against DynamoDB Local.
 
 mod auth;
+mod builds;
 mod cache;
 mod conditional;
 mod cursors;

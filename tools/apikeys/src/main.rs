@@ -262,12 +262,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             concurrency,
         } => seed(store, org, count, concurrency, out).await?,
         Command::SeedDemo => {
-            let created = apikeys::demo::seed(&store).await?;
+            let created = apikeys_demo::seed(&store).await?;
             let ids: Vec<String> = created.iter().map(|k| k.id.to_string()).collect();
             out.print(
-                json!({"org": apikeys::demo::ORG, "created": ids,
-                       "admin_id": apikeys::demo::ADMIN_ID,
-                       "admin_secret": apikeys::demo::ADMIN_SECRET}),
+                json!({"org": apikeys_demo::ORG, "created": ids,
+                       "admin_id": apikeys_demo::ADMIN_ID,
+                       "admin_secret": apikeys_demo::ADMIN_SECRET}),
                 || match created.len() {
                     0 => "demo organization: present already".to_owned(),
                     n => format!("demo organization: created {n} keys"),

@@ -1,13 +1,18 @@
 //! The demo organization: keys with secrets known in advance, for local runs, the sample
-//! events in `events/`, and tests. Its secrets are public; they exist only where someone
-//! seeds them, which production never does.
+//! events in `events/`, tests and the benchmark. Its secrets are public; they exist only where
+//! someone seeds them, which production never does.
+//!
+//! This is a crate of its own so that no build of a function can contain it: the functions do
+//! not depend on it, and a cargo feature of `apikeys` would not do, since cargo unifies
+//! features across the workspace members it builds together (`cargo build --bin get-key` from
+//! the workspace root, as `sam build` runs it, builds with every member's features).
 
 use chrono::{TimeZone, Utc};
 use uuid::Uuid;
 
-use crate::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
-use crate::secret::Secret;
-use crate::store::{CreateKeyError, KeyStore, NewKey, create_key_with_secret};
+use apikeys::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
+use apikeys::secret::Secret;
+use apikeys::store::{CreateKeyError, KeyStore, NewKey, create_key_with_secret};
 
 pub const ORG: &str = "demo";
 /// The demo organization's unrestricted key.
