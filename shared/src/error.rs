@@ -53,8 +53,8 @@ pub fn redact_secrets(text: String) -> String {
     out
 }
 
-/// Why a caller was not authenticated. The detail is safe to show: it only tells the holder
-/// of a token what is wrong with it.
+/// Why a caller was not authenticated. Its `Display` is the precise reason, for the log;
+/// [`AuthFailure::detail`] is what the client is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AuthFailure {
     #[error("no API key: send \"Authorization: Bearer <key>\" or \"X-API-KEY: <key>\"")]
@@ -63,12 +63,29 @@ pub enum AuthFailure {
     WrongScheme,
     #[error("the Authorization and X-API-KEY headers hold different keys")]
     Conflicting,
+    /// The header it names was sent more than once.
+    #[error("the {0} header is sent more than once; send one API key, once")]
+    Repeated(&'static str),
     #[error("the API key is not valid")]
     Invalid,
     #[error("the API key is disabled")]
     Disabled,
     #[error("the API key has expired")]
     Expired,
+}
+
+impl AuthFailure {
+    /// The `detail` of the 401. A key that is unknown, disabled or expired gets one answer:
+    /// the holder of a leaked key learns neither that it was real nor that it might be
+    /// enabled again (SECURITY.md, "What a 401 tells"). The log line keeps the reason.
+    pub fn detail(&self) -> String {
+        match self {
+            AuthFailure::Invalid | AuthFailure::Disabled | AuthFailure::Expired => {
+                "the API key is not valid: it is unknown, disabled or expired".into()
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +142,7 @@ impl ApiError {
         let status = self.status();
         let detail = match self {
             ApiError::Invalid(p) => format!("query or path parameter {:?} {}", p.param, p.reason),
-            ApiError::Unauthenticated(why) => why.to_string(),
+            ApiError::Unauthenticated(why) => why.detail(),
             ApiError::Forbidden(p) => {
                 format!("this API key is restricted and lacks the {p} permission")
             }
