@@ -56,11 +56,14 @@ enum Command {
         #[arg(long)]
         after: Option<KeyId>,
     },
-    /// Disable a key: its secret stops working at once.
+    /// Disable a key. Its secret stops working within the functions' caller cache TTL
+    /// (CALLER_CACHE_TTL_SECS, 5 s by default): a function that served it just before may
+    /// still accept it until then.
     DisableKey(KeyRef),
     /// Enable a disabled key.
     EnableKey(KeyRef),
-    /// Delete a key and its secret for good.
+    /// Delete a key and its secret for good. Like disabling, it takes up to the functions'
+    /// caller cache TTL (5 s by default) to reach every function.
     DeleteKey(KeyRef),
     /// Create COUNT keys with assorted permissions in ORG, for load and paging tests. Their
     /// secrets are not kept.
