@@ -208,6 +208,7 @@ impl<S> App<S> {
         App {
             store: CachedStore::new(self.store, ttl),
             cursors: self.cursors,
+            usage: self.usage,
         }
     }
 }
