@@ -174,10 +174,7 @@ async fn throttled_or_stalled_last_use_writes_do_not_slow_reads() {
     use apikeys_tests::fault::{Fault, FaultProxy};
     use std::time::{Duration, Instant};
 
-    const SAMPLES: usize = 7;
-    // Scheduling noise on a busy machine. Without the bound, a throttled write's retries
-    // (SDK back-off) or a stalled write (SDK timeouts) add a second or more.
-    const SLACK: Duration = Duration::from_millis(250);
+    const SAMPLES: usize = 9;
     let real = app().await;
     let org = org();
     let proxy = FaultProxy::in_front_of_dynamodb_local().await;
@@ -217,13 +214,21 @@ async fn throttled_or_stalled_last_use_writes_do_not_slow_reads() {
     let healthy = median(&mut took[0]);
     let throttled = median(&mut took[1]);
     let stalled = median(&mut took[2]);
-    eprintln!("median get: healthy {healthy:?}, throttled {throttled:?}, stalled {stalled:?}");
+    // At most the wait, above the floor and its noise: on a loaded machine a get through the
+    // proxy takes from milliseconds to most of a second, and medians of one mode differ by up
+    // to twice from run to run. Without the bound, a throttled write's retries (SDK back-off)
+    // add about two seconds to the median, and a stalled write (SDK timeouts) more.
+    let bound = healthy * 2 + WAIT + Duration::from_millis(100);
+    eprintln!(
+        "median get: healthy {healthy:?}, throttled {throttled:?}, stalled {stalled:?}; \
+         bound {bound:?}"
+    );
     assert!(
-        throttled <= healthy + SLACK,
+        throttled <= bound,
         "throttled writes slowed reads: {throttled:?} against {healthy:?}"
     );
     assert!(
-        stalled <= healthy + WAIT + SLACK,
+        stalled <= bound,
         "stalled writes slowed reads: {stalled:?} against {healthy:?}"
     );
 
