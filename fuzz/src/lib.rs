@@ -46,6 +46,7 @@ fn build() -> World {
     let app = App {
         store: MemoryStore::default(),
         cursors: CursorKeys::parse(CURSOR_SECRET).expect("a strong cursor secret"),
+        usage: apikeys::usage::Recorder::default(),
     };
     let demo: OrgId = apikeys_demo::ORG.parse().expect("the demo org id");
     let other: OrgId = OTHER_ORG.parse().expect("an org id");

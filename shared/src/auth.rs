@@ -5,8 +5,6 @@
 //! its hash finds the organization, the permissions and the state. The caller's organization
 //! is the only one any later read may touch.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use chrono::{DateTime, Utc};
 use lambda_http::http::header::{AUTHORIZATION, AsHeaderName};
 use lambda_http::http::{HeaderMap, HeaderValue};
@@ -155,35 +153,6 @@ fn refused(credential: &Credential, why: AuthFailure) -> ApiError {
     ApiError::Unauthenticated(why)
 }
 
-/// How precisely `last_used_date` is kept: a key used again within this many seconds of its
-/// recorded last use is not written again.
-pub const LAST_USED_RESOLUTION_SECS: i64 = 60;
-
-static LAST_USED_FAILURES: AtomicU64 = AtomicU64::new(0);
-
-/// How many times recording a key's use has failed in this process.
-pub fn last_used_failures() -> u64 {
-    LAST_USED_FAILURES.load(Ordering::Relaxed)
-}
-
-/// Records that the caller's key was used at `now`, at most once per
-/// [`LAST_USED_RESOLUTION_SECS`]: nothing is written when the credential says the key was
-/// used more recently than that. Never fails: a failure is counted and logged, and the
-/// request goes on.
-pub async fn record_use<S: KeyStore>(store: &S, caller: &Caller, now: DateTime<Utc>) {
-    let stale_before = now - chrono::Duration::seconds(LAST_USED_RESOLUTION_SECS);
-    if caller.last_used.is_some_and(|t| t >= stale_before) {
-        return;
-    }
-    if let Err(err) = store
-        .record_use(&caller.org, caller.key_id, &caller.hash, now, stale_before)
-        .await
-    {
-        let failures = LAST_USED_FAILURES.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::warn!(error = %err, failures, "could not record the key's last use");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,79 +278,5 @@ mod tests {
         for (h, want) in cases {
             assert_eq!(presented_secret(&h), Err(want), "{h:?}");
         }
-    }
-
-    async fn store_with_key() -> (crate::memory::MemoryStore, crate::key::ApiKey, Secret) {
-        let store = crate::memory::MemoryStore::default();
-        let new = crate::store::NewKey {
-            org: "o".parse().unwrap(),
-            name: "k".into(),
-            creator_id: uuid::Uuid::nil(),
-            access: Access::Unrestricted,
-            expires: None,
-            id: None,
-        };
-        let (key, secret) = crate::store::create_key(&store, new).await.unwrap();
-        (store, key, secret)
-    }
-
-    fn caller(
-        key: &crate::key::ApiKey,
-        secret: &Secret,
-        last_used: Option<DateTime<Utc>>,
-    ) -> Caller {
-        Caller {
-            org: key.org.clone(),
-            key_id: key.id,
-            access: key.access.clone(),
-            hash: secret.hash(),
-            last_used,
-        }
-    }
-
-    async fn last_used(
-        store: &crate::memory::MemoryStore,
-        key: &crate::key::ApiKey,
-    ) -> Option<DateTime<Utc>> {
-        store
-            .get_key(&key.org, key.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .last_used
-    }
-
-    #[tokio::test]
-    async fn a_use_is_recorded_at_most_once_a_minute() {
-        let (store, key, secret) = store_with_key().await;
-        let now = Utc::now();
-        record_use(&store, &caller(&key, &secret, None), now).await;
-        assert_eq!(last_used(&store, &key).await, Some(now));
-
-        // The credential says it was used 59 s ago: no write, even though the store could.
-        let later = now + chrono::Duration::seconds(30);
-        let recent = caller(&key, &secret, Some(later - chrono::Duration::seconds(59)));
-        record_use(&store, &recent, later).await;
-        assert_eq!(last_used(&store, &key).await, Some(now));
-
-        // A stale credential (a cache, say) still cannot make the store write twice a minute.
-        record_use(&store, &caller(&key, &secret, None), later).await;
-        assert_eq!(last_used(&store, &key).await, Some(now));
-
-        let much_later = now + chrono::Duration::seconds(61);
-        record_use(&store, &caller(&key, &secret, Some(now)), much_later).await;
-        assert_eq!(last_used(&store, &key).await, Some(much_later));
-    }
-
-    #[tokio::test]
-    async fn a_failed_record_is_counted_and_does_not_propagate() {
-        let (store, key, secret) = store_with_key().await;
-        store
-            .fail_record_use
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        let before = last_used_failures();
-        record_use(&store, &caller(&key, &secret, None), Utc::now()).await;
-        assert!(last_used_failures() > before);
-        assert_eq!(last_used(&store, &key).await, None);
     }
 }

@@ -11,10 +11,16 @@
 //! exist are cached; an unknown secret is read every time, so a key created a moment ago
 //! works at once. Writes through this store (disable, enable, delete) drop the entry, so a
 //! process that changes a key sees the change at once.
+//!
+//! An entry's age is read on two clocks, and it expires when either says the TTL has passed:
+//! the monotonic clock, which no one can set back, and the wall clock, which keeps counting
+//! while Lambda freezes the execution environment between invocations (the monotonic clock
+//! may not). A wall clock set back counts for nothing; the monotonic one still expires the
+//! entry.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
@@ -35,11 +41,37 @@ pub const MAX_TTL: Duration = Duration::from_secs(60);
 pub const MAX_ENTRIES: usize = 4096;
 
 /// A [`KeyStore`] whose credential lookups are cached for `ttl`. A zero TTL caches nothing.
-#[derive(Debug)]
 pub struct CachedStore<S> {
     inner: S,
     ttl: Duration,
-    entries: Mutex<HashMap<SecretHash, (Instant, Credential)>>,
+    entries: Mutex<HashMap<SecretHash, Entry>>,
+    wall_clock: WallClock,
+}
+
+/// Reads the wall clock: the system's, or a test's.
+type WallClock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// When a credential was read, on both clocks.
+#[derive(Clone, Copy, Debug)]
+struct ReadAt {
+    monotonic: Instant,
+    wall: SystemTime,
+}
+
+#[derive(Debug)]
+struct Entry {
+    read_at: ReadAt,
+    credential: Credential,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for CachedStore<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedStore")
+            .field("inner", &self.inner)
+            .field("ttl", &self.ttl)
+            .field("entries", &self.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S> CachedStore<S> {
@@ -48,7 +80,28 @@ impl<S> CachedStore<S> {
             inner,
             ttl,
             entries: Mutex::new(HashMap::new()),
+            wall_clock: Arc::new(SystemTime::now),
         }
+    }
+
+    /// The same cache, reading the wall clock from `clock`.
+    #[cfg(test)]
+    fn with_wall_clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.wall_clock = Arc::new(clock);
+        self
+    }
+
+    fn now(&self) -> ReadAt {
+        ReadAt {
+            monotonic: Instant::now(),
+            wall: (self.wall_clock)(),
+        }
+    }
+
+    /// Whether something read at `then` is younger than the TTL at `now`, on both clocks.
+    fn fresh(&self, then: ReadAt, now: ReadAt) -> bool {
+        let wall_age = now.wall.duration_since(then.wall).unwrap_or(Duration::ZERO);
+        now.monotonic.duration_since(then.monotonic) < self.ttl && wall_age < self.ttl
     }
 
     /// The wrapped store.
@@ -69,16 +122,14 @@ impl<S> CachedStore<S> {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SecretHash, (Instant, Credential)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SecretHash, Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn cached(&self, hash: &SecretHash, now: Instant) -> Option<Credential> {
+    fn cached(&self, hash: &SecretHash, now: ReadAt) -> Option<Credential> {
         let mut entries = self.lock();
         match entries.get(hash) {
-            Some((read_at, credential)) if now.duration_since(*read_at) < self.ttl => {
-                Some(credential.clone())
-            }
+            Some(entry) if self.fresh(entry.read_at, now) => Some(entry.credential.clone()),
             Some(_) => {
                 entries.remove(hash);
                 None
@@ -87,32 +138,36 @@ impl<S> CachedStore<S> {
         }
     }
 
-    fn remember(&self, hash: &SecretHash, credential: &Credential, read_at: Instant) {
+    fn remember(&self, hash: &SecretHash, credential: &Credential, read_at: ReadAt) {
         if self.ttl.is_zero() {
             return;
         }
         let mut entries = self.lock();
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(hash) {
-            entries.retain(|_, (at, _)| read_at.duration_since(*at) < self.ttl);
+            entries.retain(|_, entry| self.fresh(entry.read_at, read_at));
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
         }
-        entries.insert(hash.clone(), (read_at, credential.clone()));
+        let entry = Entry {
+            read_at,
+            credential: credential.clone(),
+        };
+        entries.insert(hash.clone(), entry);
     }
 
     /// A use was recorded at `at`: the cached caller says so, so that the next requests
     /// within the minute do not try to record it again.
     fn note_use(&self, hash: &SecretHash, at: DateTime<Utc>) {
-        if let Some((_, credential)) = self.lock().get_mut(hash) {
-            credential.last_used = Some(at);
+        if let Some(entry) = self.lock().get_mut(hash) {
+            entry.credential.last_used = Some(at);
         }
     }
 
     /// Drops every cached caller of this key.
     fn forget_key(&self, org: &OrgId, id: KeyId) {
         self.lock()
-            .retain(|_, (_, c)| !(c.key_id == id && &c.org == org));
+            .retain(|_, e| !(e.credential.key_id == id && &e.credential.org == org));
     }
 }
 
@@ -122,11 +177,11 @@ impl<S: KeyStore> KeyStore for CachedStore<S> {
     }
 
     async fn find_credential(&self, hash: &SecretHash) -> Result<Option<Credential>, StoreError> {
-        if let Some(hit) = self.cached(hash, Instant::now()) {
+        if let Some(hit) = self.cached(hash, self.now()) {
             return Ok(Some(hit));
         }
         // The entry's age counts from before the read, so it never outlives the TTL.
-        let read_at = Instant::now();
+        let read_at = self.now();
         let found = self.inner.find_credential(hash).await?;
         if let Some(credential) = &found {
             self.remember(hash, credential, read_at);
@@ -208,6 +263,7 @@ impl<S> App<S> {
         App {
             store: CachedStore::new(self.store, ttl),
             cursors: self.cursors,
+            usage: self.usage,
         }
     }
 }
@@ -371,6 +427,58 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn on_a_frozen_instance_the_wall_clock_still_expires_an_entry() {
+        // The monotonic clock is paused and never advanced: it stands still, as it may while
+        // Lambda freezes the environment. Only the wall clock moves.
+        let wall = Arc::new(Mutex::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30),
+        ));
+        let read_wall = wall.clone();
+        let (store, key, secret) = store_with_key(Duration::from_secs(5), 6).await;
+        let store = store.with_wall_clock(move || *read_wall.lock().unwrap());
+        let advance = |by: Duration| *wall.lock().unwrap() += by;
+        let hash = secret.hash();
+        store.find_credential(&hash).await.unwrap().unwrap();
+        store
+            .inner
+            .set_state(&key.org, key.id, KeyState::Disabled, Utc::now())
+            .await
+            .unwrap();
+        advance(Duration::from_millis(4_999));
+        let stale = store.find_credential(&hash).await.unwrap().unwrap();
+        assert_eq!(
+            stale.state,
+            KeyState::Active,
+            "inside the TTL on both clocks"
+        );
+        assert_eq!(store.reads(), 1);
+        advance(Duration::from_millis(1));
+        let fresh = store.find_credential(&hash).await.unwrap().unwrap();
+        assert_eq!(
+            fresh.state,
+            KeyState::Disabled,
+            "the TTL passed on the wall clock"
+        );
+        assert_eq!(store.reads(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wall_clock_set_back_does_not_keep_an_entry_past_the_ttl() {
+        let wall = Arc::new(Mutex::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30),
+        ));
+        let read_wall = wall.clone();
+        let (store, _, secret) = store_with_key(Duration::from_secs(5), 8).await;
+        let store = store.with_wall_clock(move || *read_wall.lock().unwrap());
+        let hash = secret.hash();
+        store.find_credential(&hash).await.unwrap().unwrap();
+        *wall.lock().unwrap() -= Duration::from_secs(3600);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        store.find_credential(&hash).await.unwrap().unwrap();
+        assert_eq!(store.reads(), 2, "the TTL passed on the monotonic clock");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn writes_through_the_cache_take_effect_at_once() {
         let (store, key, secret) = store_with_key(Duration::from_secs(5), 3).await;
         let hash = secret.hash();
@@ -446,11 +554,7 @@ mod tests {
         for i in 0..MAX_ENTRIES as u32 + 10 {
             let mut bytes = [0u8; 24];
             bytes[..4].copy_from_slice(&i.to_be_bytes());
-            store.remember(
-                &Secret::from_random(bytes).hash(),
-                &credential,
-                Instant::now(),
-            );
+            store.remember(&Secret::from_random(bytes).hash(), &credential, store.now());
         }
         assert!(store.len() <= MAX_ENTRIES);
     }

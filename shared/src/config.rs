@@ -107,6 +107,7 @@ impl App<DynamoStore> {
         Ok(App {
             store: DynamoStore::new(client, table),
             cursors,
+            usage: crate::usage::Recorder::default(),
         })
     }
 }

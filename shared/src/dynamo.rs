@@ -579,7 +579,9 @@ impl KeyStore for DynamoStore {
         stale_before: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         // Two independent conditional writes, not a transaction: each item is stamped at
-        // most once a minute, and a lost race only means the other request stamped it.
+        // most once a minute, and a lost race only means the other request stamped it. No
+        // retries: a throttled stamp fails at once (the caller backs off, see `usage`)
+        // instead of sleeping, and spends none of the client's retry quota that reads need.
         let stamp = |key| {
             self.client
                 .update_item()
@@ -593,6 +595,11 @@ impl KeyStore for DynamoStore {
                 .expression_attribute_names("#used", LAST_USED)
                 .expression_attribute_values(":at", millis(at))
                 .expression_attribute_values(":stale", millis(stale_before))
+                .customize()
+                .config_override(
+                    aws_sdk_dynamodb::config::Builder::new()
+                        .retry_config(aws_config::retry::RetryConfig::disabled()),
+                )
                 .send()
         };
         let (on_key, on_credential) = tokio::join!(

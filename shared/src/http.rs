@@ -15,7 +15,7 @@ use serde::Serialize;
 use tracing::{Instrument, field};
 
 use crate::App;
-use crate::auth::{Caller, authenticate, record_use};
+use crate::auth::{Caller, authenticate};
 use crate::error::{ApiError, ParamError, RETRY_AFTER_SECS};
 use crate::filter::RawFilters;
 use crate::key::{InvalidUuid, KeyId, KeyView, Permission};
@@ -192,9 +192,9 @@ async fn serve<S: KeyStore>(
             let pretty = parse_pretty(pretty_query.clone()?)?;
             op(&caller, pretty).await
         };
-        // Recording the use runs alongside the request's own read, so it adds no latency;
-        // it never fails the request.
-        let (outcome, ()) = tokio::join!(work, record_use(&app.store, &caller, now));
+        // Recording the use runs alongside the request's own read and waits at most
+        // `usage::WAIT` beyond it; it never fails the request.
+        let (outcome, ()) = tokio::join!(work, app.usage.record(&app.store, &caller, now));
         outcome
     }
     .instrument(span.clone())
@@ -350,7 +350,7 @@ fn parse_pretty(value: Option<&str>) -> Result<bool, ParamError> {
 }
 
 /// The error and its causes, for the log line of a 5xx.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -503,8 +503,9 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_failure_to_record_the_use_does_not_fail_the_request() {
+    async fn a_failure_to_record_the_use_is_counted_once_and_does_not_fail_the_request() {
         use crate::memory::MemoryStore;
+        use std::sync::atomic::Ordering;
         let store = MemoryStore::default();
         let new = crate::store::NewKey {
             org: "o".parse().unwrap(),
@@ -515,12 +516,12 @@ mod tests {
             id: None,
         };
         let (key, secret) = crate::store::create_key(&store, new).await.unwrap();
-        store
-            .fail_record_use
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        store.fail_record_use.store(true, Ordering::SeqCst);
+        let metrics = crate::telemetry::MetricSink::memory();
         let app = App {
             store,
             cursors: crate::page::CursorKeys::parse("0123456789abcdef0123456789abcdef").unwrap(),
+            usage: crate::usage::Recorder::new(crate::usage::WAIT, metrics.clone()),
         };
         let event = serde_json::json!({
             "version": "2.0",
@@ -537,11 +538,19 @@ mod tests {
             },
             "isBase64Encoded": false
         });
-        let before = crate::auth::last_used_failures();
-        let req = lambda_http::request::from_str(&event.to_string()).unwrap();
-        let response = get_key(&app, req).await;
-        assert_eq!(response.status(), StatusCode::OK);
-        assert!(crate::auth::last_used_failures() > before);
+        for _ in 0..2 {
+            let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+            let response = get_key(&app, req).await;
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        // The first request tried and failed: one metric line. The second, within the
+        // back-off, did not try again.
+        assert_eq!(app.store.record_use_calls.load(Ordering::SeqCst), 1);
+        let lines = metrics.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(line[crate::usage::FAILURE_METRIC], 1);
+        assert_eq!(line["caller"], key.id.to_string());
     }
 
     #[test]

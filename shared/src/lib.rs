@@ -3,7 +3,7 @@
 //! Data flows one way: a handler binary passes the request to [`http`], which authenticates
 //! the caller ([`auth`]), validates parameters ([`page`], [`key`]), reads through the
 //! [`store::KeyStore`] trait (implemented on DynamoDB by [`dynamo`]), and renders a JSON body
-//! or a problem ([`error`]).
+//! or a problem ([`error`]); alongside the read, [`usage`] stamps the caller's key as used.
 
 pub mod auth;
 pub mod cache;
@@ -19,10 +19,13 @@ pub mod page;
 pub mod secret;
 pub mod store;
 pub mod telemetry;
+pub mod usage;
 
 /// What a handler needs, built once per cold start.
 #[derive(Debug)]
 pub struct App<S> {
     pub store: S,
     pub cursors: page::CursorKeys,
+    /// Records callers' last uses; its back-off state lives as long as the process.
+    pub usage: usage::Recorder,
 }

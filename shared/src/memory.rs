@@ -15,6 +15,10 @@ pub struct MemoryStore {
     inner: Mutex<Inner>,
     /// When set, `record_use` fails as if the store were unreachable.
     pub fail_record_use: std::sync::atomic::AtomicBool,
+    /// When set, `record_use` never answers, as a store that hangs.
+    pub stall_record_use: std::sync::atomic::AtomicBool,
+    /// How many times `record_use` was called.
+    pub record_use_calls: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -92,10 +96,12 @@ impl KeyStore for MemoryStore {
         at: DateTime<Utc>,
         stale_before: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        if self
-            .fail_record_use
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
+        use std::sync::atomic::Ordering;
+        self.record_use_calls.fetch_add(1, Ordering::SeqCst);
+        if self.stall_record_use.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if self.fail_record_use.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("record_use is set to fail".into()));
         }
         Ok(match self.lock().keys.get_mut(&(org.clone(), id)) {

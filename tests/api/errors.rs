@@ -90,6 +90,7 @@ async fn a_missing_table_is_500_without_internals() {
     let app = App {
         store,
         cursors: real.cursors.clone(),
+        usage: patient_recorder(),
     };
     let reply = Call::list(Payload::Http).bearer(&secret).send(&app).await;
     let detail = reply.problem(500);

@@ -158,6 +158,7 @@ async fn every_response_of_the_handlers_is_documented_and_matches_its_schema() {
     let missing_table = App {
         store: DynamoStore::new(app.store.client().clone(), "no-such-table"),
         cursors: app.cursors.clone(),
+        usage: patient_recorder(),
     };
     let unreachable = unreachable_store().await;
     let absent = KeyId::generate();

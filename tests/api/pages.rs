@@ -198,6 +198,7 @@ async fn page_n_costs_reading_n_pages_of_keys() {
     let metered = App {
         store: app.store.clone().metered(),
         cursors: CursorKeys::parse(CURSOR_SECRET).unwrap(),
+        usage: patient_recorder(),
     };
     let mut units = Vec::new();
     for page in 1..=6 {

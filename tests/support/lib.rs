@@ -8,6 +8,8 @@ use apikeys::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
 use apikeys::page::CursorKeys;
 use apikeys::secret::Secret;
 use apikeys::store::{KeyStore, NewKey, create_key};
+use apikeys::telemetry::MetricSink;
+use apikeys::usage::Recorder;
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
@@ -29,7 +31,8 @@ pub async fn client() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&config)
 }
 
-/// An application on a new, empty table of its own.
+/// An application on a new, empty table of its own. Like its client, it waits for last-use
+/// writes as long as DynamoDB Local takes, so that a test can read the stamp a request wrote.
 pub async fn app() -> App<DynamoStore> {
     wait_for_dynamodb().await;
     let table = format!("apikeys-test-{}", uuid::Uuid::now_v7().simple());
@@ -45,7 +48,14 @@ pub async fn app() -> App<DynamoStore> {
     App {
         store,
         cursors: CursorKeys::parse(CURSOR_SECRET).unwrap(),
+        usage: patient_recorder(),
     }
+}
+
+/// A last-use recorder that waits for a write as long as DynamoDB Local takes, and keeps its
+/// failure metric lines in memory.
+pub fn patient_recorder() -> Recorder {
+    Recorder::new(std::time::Duration::from_secs(60), MetricSink::memory())
 }
 
 /// A new organization id, unique to the test.
@@ -520,7 +530,9 @@ pub fn assert_no_leak(what: &str, text: &str, secrets: &[Secret], response: bool
     }
 }
 
-/// An application whose store reaches the table of `app` through `endpoint` (a proxy).
+/// An application whose store reaches the table of `app` through `endpoint` (a proxy), with
+/// the functions' own timeouts and last-use wait; its failed last-use writes are counted in
+/// `usage.metrics()`.
 pub async fn app_via(app: &App<DynamoStore>, endpoint: &str) -> App<DynamoStore> {
     let config = apikeys::config::sdk_config().await;
     let dynamo = aws_sdk_dynamodb::config::Builder::from(&config)
@@ -532,6 +544,7 @@ pub async fn app_via(app: &App<DynamoStore>, endpoint: &str) -> App<DynamoStore>
             app.store.table(),
         ),
         cursors: app.cursors.clone(),
+        usage: Recorder::new(apikeys::usage::WAIT, MetricSink::memory()),
     }
 }
 
@@ -583,5 +596,6 @@ pub async fn unreachable_store() -> App<DynamoStore> {
     App {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(dynamo), "t"),
         cursors: CursorKeys::parse(CURSOR_SECRET).unwrap(),
+        usage: Recorder::new(apikeys::usage::WAIT, MetricSink::memory()),
     }
 }
