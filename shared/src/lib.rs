@@ -8,7 +8,9 @@
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod deadline;
 pub mod demo;
+pub mod digest;
 pub mod dynamo;
 pub mod error;
 pub mod filter;
