@@ -2,8 +2,10 @@
 
 mod auth;
 mod cache;
+mod capacity;
 mod conditional;
 mod cursors;
+mod deadline;
 mod discue;
 mod errors;
 mod events;

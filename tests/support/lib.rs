@@ -346,7 +346,28 @@ impl Call {
 
     /// Runs the request through the handler of its path.
     pub async fn send(&self, app: &App<DynamoStore>) -> Reply {
-        let req = self.request();
+        self.send_request(app, self.request()).await
+    }
+
+    /// Runs the request as an invocation with `left` until its deadline, as the Lambda
+    /// runtime passes it in the context.
+    pub async fn send_with_time_left(
+        &self,
+        app: &App<DynamoStore>,
+        left: std::time::Duration,
+    ) -> Reply {
+        use lambda_http::RequestExt;
+        let deadline = std::time::SystemTime::now() + left;
+        let mut context = lambda_http::Context::default();
+        context.deadline = deadline
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        self.send_request(app, self.request().with_lambda_context(context))
+            .await
+    }
+
+    async fn send_request(&self, app: &App<DynamoStore>, req: lambda_http::Request) -> Reply {
         let response = if self.id.is_some() {
             apikeys::http::get_key(app, req).await
         } else {
@@ -445,6 +466,7 @@ impl Reply {
     }
 }
 
+pub mod capacity;
 pub mod fault;
 
 /// A log sink for tests: collects everything a tracing subscriber writes.
@@ -584,4 +606,82 @@ pub async fn unreachable_store() -> App<DynamoStore> {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(dynamo), "t"),
         cursors: CursorKeys::parse(CURSOR_SECRET).unwrap(),
     }
+}
+
+/// A new organization id of 64 characters, the longest there is: its keys are the largest.
+pub fn longest_org() -> OrgId {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    format!("org-{id}-{}", "x".repeat(64 - 5 - id.len()))
+        .parse()
+        .unwrap()
+}
+
+/// A key as large as a key can be, in `org`: the longest name, every permission, an expiry.
+pub fn largest_key(org: &OrgId, i: usize) -> NewKey {
+    let mut new = new_key(
+        org,
+        &format!("{i:05}{}", "n".repeat(apikeys::store::MAX_NAME_BYTES - 5)),
+    );
+    new.access = restricted(Permission::ALL);
+    new.expires = Some(Utc::now() + chrono::Duration::days(365));
+    new
+}
+
+/// Writes `n` of the largest keys into `org` (key items only, no credentials, with
+/// BatchWriteItem: much faster than `n` creates) one millisecond apart, and sets the
+/// organization's key count to match. Returns their ids in order.
+pub async fn seed_largest(app: &App<DynamoStore>, org: &OrgId, n: usize) -> Vec<KeyId> {
+    use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+    let start = Utc::now() - chrono::Duration::days(1);
+    let mut ids = Vec::with_capacity(n);
+    let mut items = Vec::with_capacity(n);
+    for i in 0..n {
+        let secret = Secret::generate().unwrap();
+        let mut new = largest_key(org, i);
+        new.id = Some(KeyId::new_at(
+            start + chrono::Duration::milliseconds(i as i64),
+        ));
+        let key = new.into_record(&secret).unwrap();
+        ids.push(key.id);
+        items.push(apikeys::dynamo::key_item(&key, &secret.hash()).unwrap());
+    }
+    let client = app.store.client();
+    for batch in items.chunks(25) {
+        let mut writes: Vec<WriteRequest> = batch
+            .iter()
+            .map(|item| {
+                let put = PutRequest::builder().set_item(Some(item.clone())).build();
+                WriteRequest::builder().put_request(put.unwrap()).build()
+            })
+            .collect();
+        for _ in 0..20 {
+            if writes.is_empty() {
+                break;
+            }
+            let out = client
+                .batch_write_item()
+                .request_items(app.store.table(), writes)
+                .send()
+                .await
+                .expect("BatchWriteItem");
+            writes = out
+                .unprocessed_items
+                .and_then(|mut u| u.remove(app.store.table()))
+                .unwrap_or_default();
+        }
+        assert!(writes.is_empty(), "BatchWriteItem left items unprocessed");
+    }
+    client
+        .put_item()
+        .table_name(app.store.table())
+        .item(apikeys::dynamo::PK, AttributeValue::S(format!("ORG#{org}")))
+        .item(
+            apikeys::dynamo::SK,
+            AttributeValue::S(apikeys::dynamo::COUNT_SK.into()),
+        )
+        .item(apikeys::dynamo::KEY_COUNT, AttributeValue::N(n.to_string()))
+        .send()
+        .await
+        .expect("set the key count");
+    ids
 }
