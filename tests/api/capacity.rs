@@ -14,6 +14,8 @@ use apikeys_tests::*;
 /// rounds up once (+2), and the credential and the key count cost 0.5 each.
 const WORST_READ_UNITS: f64 = 131.0;
 
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// What one request read: DynamoDB reads (GetItem, Query), the keys they read, their units.
 #[derive(Debug)]
 struct Cost {
@@ -55,7 +57,9 @@ async fn no_list_request_reads_more_than_the_budget_whatever_its_parameters() {
         .next()
         .unwrap();
     let proxy = Proxy::start(upstream).await.unwrap();
-    let app = app_via(&real, &format!("http://{}", proxy.addr)).await;
+    // Patient timeouts and a distant deadline: this measures reads, not speed, and a 1 MB
+    // Query through the proxy can take seconds on a loaded machine.
+    let app = patient_app_via(&real, &format!("http://{}", proxy.addr), PATIENCE).await;
 
     let list = || Call::list(Payload::Http).bearer(&secret);
     let cases = [
@@ -91,7 +95,7 @@ async fn no_list_request_reads_more_than_the_budget_whatever_its_parameters() {
     let mut figures = Vec::new();
     for (what, call, items) in cases {
         proxy.take();
-        let reply = call.send(&app).await;
+        let reply = call.send_with_time_left(&app, PATIENCE).await;
         assert_eq!(reply.status, 200, "{what}: {}", reply.body);
         let cost = cost(&proxy.take());
         assert_eq!(cost.items, items, "{what}: keys read, {cost:?}");
@@ -111,7 +115,7 @@ async fn no_list_request_reads_more_than_the_budget_whatever_its_parameters() {
         let reply = list()
             .query("limit", limit)
             .query("page", page)
-            .send(&app)
+            .send_with_time_left(&app, PATIENCE)
             .await;
         reply.problem(422);
         assert_eq!(reply.body["parameter"], "page", "{}", reply.body);

@@ -545,9 +545,26 @@ pub fn assert_no_leak(what: &str, text: &str, secrets: &[Secret], response: bool
 /// An application whose store reaches the table of `app` through `endpoint` (a proxy).
 pub async fn app_via(app: &App<DynamoStore>, endpoint: &str) -> App<DynamoStore> {
     let config = apikeys::config::sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::config::Builder::from(&config)
-        .endpoint_url(endpoint)
-        .build();
+    app_via_with(app, endpoint, (&config).into())
+}
+
+/// Like [`app_via`], with every DynamoDB operation allowed `patience`: only the request's
+/// deadline can cut it short.
+pub async fn patient_app_via(
+    app: &App<DynamoStore>,
+    endpoint: &str,
+    patience: std::time::Duration,
+) -> App<DynamoStore> {
+    let config = apikeys::config::patient(apikeys::config::sdk_config().await, patience);
+    app_via_with(app, endpoint, (&config).into())
+}
+
+fn app_via_with(
+    app: &App<DynamoStore>,
+    endpoint: &str,
+    dynamo: aws_sdk_dynamodb::config::Builder,
+) -> App<DynamoStore> {
+    let dynamo = dynamo.endpoint_url(endpoint).build();
     App {
         store: DynamoStore::new(
             aws_sdk_dynamodb::Client::from_conf(dynamo),
