@@ -13,7 +13,6 @@
 //! `--smoke` runs the same steps with tiny counts (CI), and asserts nothing about timings.
 
 mod emulator;
-mod proxy;
 mod report;
 
 use std::net::SocketAddr;
@@ -24,6 +23,7 @@ use apikeys::dynamo::DynamoStore;
 use apikeys::key::{Access, KeyId, OrgId};
 use apikeys::secret::Secret;
 use apikeys::store::NewKey;
+use apikeys_tests::capacity as proxy;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnConsumedCapacity, WriteRequest};
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};

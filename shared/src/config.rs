@@ -1,7 +1,7 @@
 //! Configuration read once per cold start: the table, the cursor secret, the caller cache's
-//! TTL, and an SDK client whose timeouts keep every request well inside the function's own
-//! timeout. The client's connection is opened during init, so the first request does not pay
-//! for the handshake.
+//! TTL, and an SDK client whose timeouts bound each DynamoDB call. The request as a whole is
+//! bounded by its deadline (see `deadline`), inside the function's own timeout. The client's
+//! connection is opened during init, so the first request does not pay for the handshake.
 
 use std::time::Duration;
 
@@ -18,9 +18,11 @@ use crate::page::{CursorKeys, WeakCursorSecret};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 /// One attempt at an operation may take this long.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1000);
-/// One operation, retries included, may take this long. A request makes at most two
-/// operations (authenticate, then read), so it answers within 2 × 2 s; the functions'
-/// timeout in template.yaml (6 s) leaves room beyond that.
+/// One operation, retries included, may take this long. A request makes up to five
+/// operations one after another (authenticate, then up to four Queries for a filtered page;
+/// see `page::MAX_QUERIES`), which could add up past the functions' timeout in
+/// template.yaml (6 s): the request's deadline (`deadline::Deadline`, the invocation's
+/// deadline less 0.5 s) cuts them off and answers 503 first.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_millis(2000);
 /// Attempts per operation, the first included.
 pub const MAX_ATTEMPTS: u32 = 3;

@@ -7,8 +7,9 @@
 //! | key count   | `ORG#<org>`       | `COUNT`     |
 //!
 //! A key lives in its organization's partition, so a get is one GetItem on a primary key
-//! that names the organization, and a list page is one Query on that partition, with no Scan
-//! and no filter. The credential item copies what authentication needs (organization, key
+//! that names the organization, and a run of keys for a list page is one Query on that
+//! partition (or on the `by-creator` index), with no Scan and no filter expression; a
+//! filtered page reads up to four runs (see `page::budget`). The credential item copies what authentication needs (organization, key
 //! id, access, state, expiry), so authenticating is one GetItem by hash; every write keeps
 //! the two items in step in one transaction. Creating and deleting a key also adjust the
 //! organization's key count in that transaction; its sort key lies outside `KEY#`, so lists
@@ -358,9 +359,10 @@ impl DynamoStore {
             None => (PK, pk.clone()),
         };
         let mut keys = Vec::with_capacity(max);
-        // One Query returns all `max` items: validated keys are small enough that 1,001 fit
-        // in DynamoDB's 1 MB response. The loop only guards against items written by other
-        // tools, which could make DynamoDB cut a response short.
+        // One Query returns all `max` items: the list pages ask for at most 1,001, and
+        // validated keys are small enough that 1,001 fit in DynamoDB's 1 MB response. The
+        // loop only guards against items written by other tools, which could make DynamoDB
+        // cut a response short; the request's deadline bounds it.
         loop {
             let want = i32::try_from(max - keys.len()).unwrap_or(i32::MAX);
             let out = self

@@ -16,6 +16,7 @@ use tracing::{Instrument, field};
 
 use crate::App;
 use crate::auth::{Caller, authenticate};
+use crate::deadline::Deadline;
 use crate::error::{ApiError, ParamError, RETRY_AFTER_SECS};
 use crate::filter::RawFilters;
 use crate::key::{InvalidUuid, KeyId, KeyView, Permission};
@@ -160,14 +161,16 @@ struct PageBody<'a> {
     read_budget_exhausted: Option<bool>,
 }
 
-/// Runs the checks every endpoint shares, then `op`, and renders the outcome; logs one line
-/// per request with its id, organization, status and duration.
+/// Runs the checks every endpoint shares, then `op`, all before the request's [`Deadline`],
+/// and renders the outcome; logs one line per request with its id, organization, status and
+/// duration.
 async fn serve<S: KeyStore>(
     app: &App<S>,
     req: &Request,
     op: impl AsyncFnOnce(&Caller, bool) -> Result<Vec<u8>, ApiError>,
 ) -> Response<Body> {
     let started = Instant::now();
+    let deadline = Deadline::of(req.lambda_context_ref());
     let request_id = request_id(req);
     // `pretty=true` also shapes error bodies, even those refused before the parameters
     // are validated; an invalid value is a 422 at the parameter stage.
@@ -179,7 +182,7 @@ async fn serve<S: KeyStore>(
         org = field::Empty,
         caller = field::Empty,
     );
-    let outcome = async {
+    let pipeline = async {
         check_method(req.method())?;
         check_accept(req)?;
         let now = Utc::now();
@@ -196,9 +199,8 @@ async fn serve<S: KeyStore>(
         // `usage::WAIT` beyond it; it never fails the request.
         let (outcome, ()) = tokio::join!(work, app.usage.record(&app.store, &caller, now));
         outcome
-    }
-    .instrument(span.clone())
-    .await;
+    };
+    let outcome = deadline.bound(pipeline).instrument(span.clone()).await;
 
     let _enter = span.enter();
     let elapsed_ms = started.elapsed().as_millis() as u64;
@@ -251,10 +253,7 @@ pub const MAX_AGE_SECS: u32 = 5;
 
 /// The entity tag of a body: a strong validator, the first 128 bits of its SHA-256.
 fn etag(body: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(body);
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
+    format!("\"{}\"", crate::digest::sha256_hex(body, 16))
 }
 
 /// Whether `If-None-Match` names this tag, or is `*` (RFC 9110, section 13.1.2: weak

@@ -8,6 +8,8 @@
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod deadline;
+pub mod digest;
 pub mod dynamo;
 pub mod error;
 pub mod filter;

@@ -3,8 +3,10 @@
 mod auth;
 mod builds;
 mod cache;
+mod capacity;
 mod conditional;
 mod cursors;
+mod deadline;
 mod discue;
 mod errors;
 mod events;

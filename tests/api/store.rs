@@ -79,20 +79,19 @@ async fn writes_to_a_missing_key_or_another_organizations_key_report_false() {
 
 #[tokio::test]
 async fn a_full_page_of_the_largest_keys_fits_in_one_query_response() {
-    use apikeys::key::Permission;
-    use apikeys::store::MAX_NAME_BYTES;
     use aws_sdk_dynamodb::types::AttributeValue;
 
     let app = app().await;
-    let org = org();
+    // The longest organization id (64 characters) lengthens every key item's partition key,
+    // its creator index key and its organization attribute.
+    let org = longest_org();
+    assert_eq!(org.as_str().len(), 64);
     // 1,001 keys (a page of 1,000 plus the one that tells has_more), each as large as a key
     // can be: the longest name and every permission.
     let mut set = tokio::task::JoinSet::new();
     for i in 0..1001 {
         let store = app.store.clone();
-        let mut new = new_key(&org, &format!("{i:04}{}", "n".repeat(MAX_NAME_BYTES - 4)));
-        new.access = restricted(Permission::ALL);
-        new.expires = Some(chrono::Utc::now() + chrono::Duration::days(365));
+        let new = largest_key(&org, i);
         set.spawn(async move { apikeys::store::create_key(&store, new).await.unwrap() });
         if set.len() >= 32 {
             set.join_next().await;

@@ -356,7 +356,28 @@ impl Call {
 
     /// Runs the request through the handler of its path.
     pub async fn send(&self, app: &App<DynamoStore>) -> Reply {
-        let req = self.request();
+        self.send_request(app, self.request()).await
+    }
+
+    /// Runs the request as an invocation with `left` until its deadline, as the Lambda
+    /// runtime passes it in the context.
+    pub async fn send_with_time_left(
+        &self,
+        app: &App<DynamoStore>,
+        left: std::time::Duration,
+    ) -> Reply {
+        use lambda_http::RequestExt;
+        let deadline = std::time::SystemTime::now() + left;
+        let mut context = lambda_http::Context::default();
+        context.deadline = deadline
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        self.send_request(app, self.request().with_lambda_context(context))
+            .await
+    }
+
+    async fn send_request(&self, app: &App<DynamoStore>, req: lambda_http::Request) -> Reply {
         let response = if self.id.is_some() {
             apikeys::http::get_key(app, req).await
         } else {
@@ -455,6 +476,7 @@ impl Reply {
     }
 }
 
+pub mod capacity;
 pub mod fault;
 
 /// A log sink for tests: collects everything a tracing subscriber writes.
@@ -535,9 +557,26 @@ pub fn assert_no_leak(what: &str, text: &str, secrets: &[Secret], response: bool
 /// `usage.metrics()`.
 pub async fn app_via(app: &App<DynamoStore>, endpoint: &str) -> App<DynamoStore> {
     let config = apikeys::config::sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::config::Builder::from(&config)
-        .endpoint_url(endpoint)
-        .build();
+    app_via_with(app, endpoint, (&config).into())
+}
+
+/// Like [`app_via`], with every DynamoDB operation allowed `patience`: only the request's
+/// deadline can cut it short.
+pub async fn patient_app_via(
+    app: &App<DynamoStore>,
+    endpoint: &str,
+    patience: std::time::Duration,
+) -> App<DynamoStore> {
+    let config = apikeys::config::patient(apikeys::config::sdk_config().await, patience);
+    app_via_with(app, endpoint, (&config).into())
+}
+
+fn app_via_with(
+    app: &App<DynamoStore>,
+    endpoint: &str,
+    dynamo: aws_sdk_dynamodb::config::Builder,
+) -> App<DynamoStore> {
+    let dynamo = dynamo.endpoint_url(endpoint).build();
     App {
         store: DynamoStore::new(
             aws_sdk_dynamodb::Client::from_conf(dynamo),
@@ -598,4 +637,82 @@ pub async fn unreachable_store() -> App<DynamoStore> {
         cursors: CursorKeys::parse(CURSOR_SECRET).unwrap(),
         usage: Recorder::new(apikeys::usage::WAIT, MetricSink::memory()),
     }
+}
+
+/// A new organization id of 64 characters, the longest there is: its keys are the largest.
+pub fn longest_org() -> OrgId {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    format!("org-{id}-{}", "x".repeat(64 - 5 - id.len()))
+        .parse()
+        .unwrap()
+}
+
+/// A key as large as a key can be, in `org`: the longest name, every permission, an expiry.
+pub fn largest_key(org: &OrgId, i: usize) -> NewKey {
+    let mut new = new_key(
+        org,
+        &format!("{i:05}{}", "n".repeat(apikeys::store::MAX_NAME_BYTES - 5)),
+    );
+    new.access = restricted(Permission::ALL);
+    new.expires = Some(Utc::now() + chrono::Duration::days(365));
+    new
+}
+
+/// Writes `n` of the largest keys into `org` (key items only, no credentials, with
+/// BatchWriteItem: much faster than `n` creates) one millisecond apart, and sets the
+/// organization's key count to match. Returns their ids in order.
+pub async fn seed_largest(app: &App<DynamoStore>, org: &OrgId, n: usize) -> Vec<KeyId> {
+    use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+    let start = Utc::now() - chrono::Duration::days(1);
+    let mut ids = Vec::with_capacity(n);
+    let mut items = Vec::with_capacity(n);
+    for i in 0..n {
+        let secret = Secret::generate().unwrap();
+        let mut new = largest_key(org, i);
+        new.id = Some(KeyId::new_at(
+            start + chrono::Duration::milliseconds(i as i64),
+        ));
+        let key = new.into_record(&secret).unwrap();
+        ids.push(key.id);
+        items.push(apikeys::dynamo::key_item(&key, &secret.hash()).unwrap());
+    }
+    let client = app.store.client();
+    for batch in items.chunks(25) {
+        let mut writes: Vec<WriteRequest> = batch
+            .iter()
+            .map(|item| {
+                let put = PutRequest::builder().set_item(Some(item.clone())).build();
+                WriteRequest::builder().put_request(put.unwrap()).build()
+            })
+            .collect();
+        for _ in 0..20 {
+            if writes.is_empty() {
+                break;
+            }
+            let out = client
+                .batch_write_item()
+                .request_items(app.store.table(), writes)
+                .send()
+                .await
+                .expect("BatchWriteItem");
+            writes = out
+                .unprocessed_items
+                .and_then(|mut u| u.remove(app.store.table()))
+                .unwrap_or_default();
+        }
+        assert!(writes.is_empty(), "BatchWriteItem left items unprocessed");
+    }
+    client
+        .put_item()
+        .table_name(app.store.table())
+        .item(apikeys::dynamo::PK, AttributeValue::S(format!("ORG#{org}")))
+        .item(
+            apikeys::dynamo::SK,
+            AttributeValue::S(apikeys::dynamo::COUNT_SK.into()),
+        )
+        .item(apikeys::dynamo::KEY_COUNT, AttributeValue::N(n.to_string()))
+        .send()
+        .await
+        .expect("set the key count");
+    ids
 }
