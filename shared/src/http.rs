@@ -200,7 +200,12 @@ async fn serve<S: KeyStore>(
         let (outcome, ()) = tokio::join!(work, app.usage.record(&app.store, &caller, now));
         outcome
     };
-    let outcome = deadline.bound(pipeline).instrument(span.clone()).await;
+    // Boxed: the pipeline holds the endpoint's whole read, too large a future to move
+    // around the stack once more inside the deadline's timer.
+    let outcome = deadline
+        .bound(Box::pin(pipeline))
+        .instrument(span.clone())
+        .await;
 
     let _enter = span.enter();
     let elapsed_ms = started.elapsed().as_millis() as u64;
