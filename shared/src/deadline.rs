@@ -1,6 +1,9 @@
 //! One deadline per request: the invocation's own deadline, from the Lambda context, less
 //! [`MARGIN`] to render the answer and hand it back; [`DEFAULT_BUDGET`] from now when the
-//! invocation has none (a bare local invocation, a test). A request pipeline runs all of its
+//! invocation has none (a bare local invocation, a test) or one that had already passed when
+//! it arrived. Lambda sets the deadline when it hands the event over, so it is never in the
+//! past there; `cargo lambda watch` (`make run`) sends a relative `600000` in the header that
+//! should hold epoch milliseconds, a date in 1970, which would otherwise refuse every request. A request pipeline runs all of its
 //! work under it: when it passes, the work is dropped, DynamoDB calls in flight included, and
 //! the request answers 503 with `Retry-After` instead of running into the function's timeout.
 
@@ -38,10 +41,11 @@ impl Deadline {
 
     fn within(invocation: Option<SystemTime>, now: SystemTime) -> Self {
         let budget = match invocation {
-            Some(deadline) => deadline
-                .duration_since(now)
-                .unwrap_or(Duration::ZERO)
-                .saturating_sub(MARGIN),
+            // Already past on arrival: not a real invocation deadline (see the module's note).
+            Some(deadline) => match deadline.duration_since(now) {
+                Ok(left) => left.saturating_sub(MARGIN),
+                Err(_) => DEFAULT_BUDGET,
+            },
             None => DEFAULT_BUDGET,
         };
         Deadline(Instant::now() + budget)
@@ -93,6 +97,14 @@ mod tests {
         // An invocation with less than the margin left has no time at all.
         let late = Deadline::of(Some(&context(Duration::from_millis(200))));
         assert_eq!(late.remaining(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_already_past_on_arrival_is_no_deadline() {
+        // What `cargo lambda watch` sends: 600000 "epoch milliseconds", in 1970.
+        let mut local = Context::default();
+        local.deadline = 600_000;
+        assert_eq!(Deadline::of(Some(&local)).remaining(), DEFAULT_BUDGET);
     }
 
     #[tokio::test(start_paused = true)]
