@@ -27,7 +27,7 @@ export SAM_CLI_TELEMETRY := 0
 .PHONY: schemathesis schemathesis-ci schemathesis-tools
 
 help:
-	@echo "make run            serve the API at http://localhost:3000 (PORT, DDB_PORT, MEMORY=1)"
+	@echo "make run            serve the API at http://localhost:3000 (PORT, DDB_PORT, MEMORY=1, WATCH=1)"
 	@echo "make cli ARGS=...   the admin CLI against the local DynamoDB of make run"
 	@echo "make invoke EVENT=events/<file>.json   invoke a function of make run with a sample event"
 	@echo "make build          sam build: the arm64 bootstrap of each function in template.yaml"
