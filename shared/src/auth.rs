@@ -13,7 +13,7 @@ use lambda_http::http::HeaderMap;
 use crate::error::{ApiError, AuthFailure};
 use crate::key::{Access, KeyId, KeyStatus, OrgId, Permission};
 use crate::secret::{Secret, SecretHash};
-use crate::store::KeyStore;
+use crate::store::CredentialStore;
 
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub fn presented_secret(headers: &HeaderMap) -> Result<Secret, AuthFailure> {
 }
 
 /// Authenticates the request's API key at `now`.
-pub async fn authenticate<S: KeyStore>(
+pub async fn authenticate<S: CredentialStore>(
     store: &S,
     headers: &HeaderMap,
     now: DateTime<Utc>,
@@ -106,7 +106,7 @@ pub fn last_used_failures() -> u64 {
 /// [`LAST_USED_RESOLUTION_SECS`]: nothing is written when the credential says the key was
 /// used more recently than that. Never fails: a failure is counted and logged, and the
 /// request goes on.
-pub async fn record_use<S: KeyStore>(store: &S, caller: &Caller, now: DateTime<Utc>) {
+pub async fn record_use<S: CredentialStore>(store: &S, caller: &Caller, now: DateTime<Utc>) {
     let stale_before = now - chrono::Duration::seconds(LAST_USED_RESOLUTION_SECS);
     if caller.last_used.is_some_and(|t| t >= stale_before) {
         return;
@@ -123,6 +123,7 @@ pub async fn record_use<S: KeyStore>(store: &S, caller: &Caller, now: DateTime<U
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::KeyReader;
     use lambda_http::http::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

@@ -1,6 +1,6 @@
-//! A short-lived cache of authenticated callers, as a decorator over a [`KeyStore`].
+//! A short-lived cache of authenticated callers, as a decorator over a [`CredentialStore`].
 //!
-//! [`CachedStore`] answers [`KeyStore::find_credential`] from memory for up to its TTL after
+//! [`CachedStore`] answers [`CredentialStore::find_credential`] from memory for up to its TTL after
 //! it last read the credential from the store, so a warm function serving the same caller
 //! again makes no credential read at all. Every other operation goes straight through.
 //!
@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::App;
 use crate::key::{ApiKey, KeyId, KeyState, OrgId};
 use crate::secret::SecretHash;
-use crate::store::{Credential, KeyStore, Position, StoreError};
+use crate::store::{Credential, CredentialStore, KeyReader, KeyWriter, Position, StoreError};
 
 /// How long a caller stays cached unless configured otherwise: the longest time a disabled
 /// or deleted key may still work.
@@ -34,7 +34,7 @@ pub const MAX_TTL: Duration = Duration::from_secs(60);
 /// and this bounds the memory an attacker with many valid keys could make it hold.
 pub const MAX_ENTRIES: usize = 4096;
 
-/// A [`KeyStore`] whose credential lookups are cached for `ttl`. A zero TTL caches nothing.
+/// A store whose credential lookups are cached for `ttl`. A zero TTL caches nothing.
 #[derive(Debug)]
 pub struct CachedStore<S> {
     inner: S,
@@ -116,22 +116,9 @@ impl<S> CachedStore<S> {
     }
 }
 
-impl<S: KeyStore> KeyStore for CachedStore<S> {
+impl<S: KeyReader> KeyReader for CachedStore<S> {
     async fn get_key(&self, org: &OrgId, id: KeyId) -> Result<Option<ApiKey>, StoreError> {
         self.inner.get_key(org, id).await
-    }
-
-    async fn find_credential(&self, hash: &SecretHash) -> Result<Option<Credential>, StoreError> {
-        if let Some(hit) = self.cached(hash, Instant::now()) {
-            return Ok(Some(hit));
-        }
-        // The entry's age counts from before the read, so it never outlives the TTL.
-        let read_at = Instant::now();
-        let found = self.inner.find_credential(hash).await?;
-        if let Some(credential) = &found {
-            self.remember(hash, credential, read_at);
-        }
-        Ok(found)
     }
 
     async fn read_run(
@@ -146,6 +133,34 @@ impl<S: KeyStore> KeyStore for CachedStore<S> {
 
     async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {
         self.inner.key_count(org).await
+    }
+
+    async fn read_run_by_creator(
+        &self,
+        org: &OrgId,
+        creator: Uuid,
+        from: Option<Position>,
+        ascending: bool,
+        max: usize,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        self.inner
+            .read_run_by_creator(org, creator, from, ascending, max)
+            .await
+    }
+}
+
+impl<S: CredentialStore> CredentialStore for CachedStore<S> {
+    async fn find_credential(&self, hash: &SecretHash) -> Result<Option<Credential>, StoreError> {
+        if let Some(hit) = self.cached(hash, Instant::now()) {
+            return Ok(Some(hit));
+        }
+        // The entry's age counts from before the read, so it never outlives the TTL.
+        let read_at = Instant::now();
+        let found = self.inner.find_credential(hash).await?;
+        if let Some(credential) = &found {
+            self.remember(hash, credential, read_at);
+        }
+        Ok(found)
     }
 
     async fn record_use(
@@ -165,20 +180,9 @@ impl<S: KeyStore> KeyStore for CachedStore<S> {
         self.note_use(hash, at);
         Ok(wrote)
     }
+}
 
-    async fn read_run_by_creator(
-        &self,
-        org: &OrgId,
-        creator: Uuid,
-        from: Option<Position>,
-        ascending: bool,
-        max: usize,
-    ) -> Result<Vec<ApiKey>, StoreError> {
-        self.inner
-            .read_run_by_creator(org, creator, from, ascending, max)
-            .await
-    }
-
+impl<S: KeyWriter> KeyWriter for CachedStore<S> {
     async fn insert_key(&self, key: &ApiKey, hash: &SecretHash) -> Result<(), StoreError> {
         self.inner.insert_key(key, hash).await
     }
@@ -229,14 +233,11 @@ mod tests {
         reads: AtomicUsize,
     }
 
-    impl KeyStore for Counting {
+    impl KeyReader for Counting {
         async fn get_key(&self, org: &OrgId, id: KeyId) -> Result<Option<ApiKey>, StoreError> {
             self.store.get_key(org, id).await
         }
-        async fn find_credential(&self, h: &SecretHash) -> Result<Option<Credential>, StoreError> {
-            self.reads.fetch_add(1, Ordering::SeqCst);
-            self.store.find_credential(h).await
-        }
+
         async fn read_run(
             &self,
             org: &OrgId,
@@ -246,19 +247,11 @@ mod tests {
         ) -> Result<Vec<ApiKey>, StoreError> {
             self.store.read_run(org, from, asc, max).await
         }
+
         async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {
             self.store.key_count(org).await
         }
-        async fn record_use(
-            &self,
-            org: &OrgId,
-            id: KeyId,
-            hash: &SecretHash,
-            at: DateTime<Utc>,
-            stale_before: DateTime<Utc>,
-        ) -> Result<bool, StoreError> {
-            self.store.record_use(org, id, hash, at, stale_before).await
-        }
+
         async fn read_run_by_creator(
             &self,
             org: &OrgId,
@@ -271,9 +264,31 @@ mod tests {
                 .read_run_by_creator(org, creator, from, asc, max)
                 .await
         }
+    }
+
+    impl CredentialStore for Counting {
+        async fn find_credential(&self, h: &SecretHash) -> Result<Option<Credential>, StoreError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.store.find_credential(h).await
+        }
+
+        async fn record_use(
+            &self,
+            org: &OrgId,
+            id: KeyId,
+            hash: &SecretHash,
+            at: DateTime<Utc>,
+            stale_before: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            self.store.record_use(org, id, hash, at, stale_before).await
+        }
+    }
+
+    impl KeyWriter for Counting {
         async fn insert_key(&self, key: &ApiKey, hash: &SecretHash) -> Result<(), StoreError> {
             self.store.insert_key(key, hash).await
         }
+
         async fn set_state(
             &self,
             org: &OrgId,
@@ -283,6 +298,7 @@ mod tests {
         ) -> Result<bool, StoreError> {
             self.store.set_state(org, id, state, now).await
         }
+
         async fn delete_key(&self, org: &OrgId, id: KeyId) -> Result<bool, StoreError> {
             self.store.delete_key(org, id).await
         }

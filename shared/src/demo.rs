@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
 use crate::secret::Secret;
-use crate::store::{CreateKeyError, KeyStore, NewKey, create_key_with_secret};
+use crate::store::{CreateKeyError, KeyReader, KeyWriter, NewKey, create_key_with_secret};
 
 pub const ORG: &str = "demo";
 /// The demo organization's unrestricted key.
@@ -94,7 +94,7 @@ where
 
 /// Creates the demo organization's keys, unless they exist already. Returns the keys it
 /// created.
-pub async fn seed<S: KeyStore>(store: &S) -> Result<Vec<ApiKey>, CreateKeyError> {
+pub async fn seed<S: KeyReader + KeyWriter>(store: &S) -> Result<Vec<ApiKey>, CreateKeyError> {
     let org: OrgId = parse(ORG);
     if store.get_key(&org, parse(ADMIN_ID)).await?.is_some() {
         return Ok(Vec::new());

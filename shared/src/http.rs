@@ -20,7 +20,7 @@ use crate::error::{ApiError, ParamError, RETRY_AFTER_SECS};
 use crate::filter::RawFilters;
 use crate::key::{InvalidUuid, KeyId, KeyView, Permission};
 use crate::page::{ListRequest, RawListParams, list_keys as read_page};
-use crate::store::KeyStore;
+use crate::store::{CredentialStore, KeyReader};
 
 const JSON: &str = "application/json";
 const PROBLEM_JSON: &str = "application/problem+json";
@@ -28,7 +28,7 @@ const PROBLEM_JSON: &str = "application/problem+json";
 /// `GET /v1/api_key/{id}` (the diga view) and `GET /v1/api_keys/{api_key_id}` (the discue
 /// view): one key of the caller's organization. The route is told apart by the path
 /// parameter's name or the route template, never by the raw path, which may carry a stage.
-pub async fn get_key<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body> {
+pub async fn get_key<S: KeyReader + CredentialStore>(app: &App<S>, req: Request) -> Response<Body> {
     let route = GetRoute::of(&req);
     serve(app, &req, async |caller: &Caller, pretty: bool| {
         known_parameters(req.query_string_parameters_ref(), GET_PARAMETERS)?;
@@ -101,7 +101,10 @@ fn self_href(req: &Request) -> String {
 }
 
 /// `GET /v1/api_key/`: a page of the caller's organization's keys.
-pub async fn list_keys<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body> {
+pub async fn list_keys<S: KeyReader + CredentialStore>(
+    app: &App<S>,
+    req: Request,
+) -> Response<Body> {
     serve(app, &req, async |caller: &Caller, pretty: bool| {
         let q = req.query_string_parameters_ref();
         known_parameters(q, LIST_PARAMETERS)?;
@@ -162,7 +165,7 @@ struct PageBody<'a> {
 
 /// Runs the checks every endpoint shares, then `op`, and renders the outcome; logs one line
 /// per request with its id, organization, status and duration.
-async fn serve<S: KeyStore>(
+async fn serve<S: CredentialStore>(
     app: &App<S>,
     req: &Request,
     op: impl AsyncFnOnce(&Caller, bool) -> Result<Vec<u8>, ApiError>,

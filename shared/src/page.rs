@@ -15,7 +15,7 @@ use sha2::Sha256;
 use crate::error::ParamError;
 use crate::filter::{Filters, MIN_CHUNK, READ_BUDGET, RawFilters};
 use crate::key::{ApiKey, KeyId, OrgId};
-use crate::store::{KeyStore, Position, StoreError};
+use crate::store::{KeyReader, Position, StoreError};
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 1000;
@@ -247,7 +247,7 @@ pub struct PageNumbers {
 /// Reads one page: one Query of `limit + 1` keys on the organization's partition. A
 /// numbered page reads the `(page - 1) * limit` keys before it too (DynamoDB cannot skip),
 /// and the organization's key count, at the same time.
-pub async fn list_keys<S: KeyStore>(
+pub async fn list_keys<S: KeyReader>(
     store: &S,
     org: &OrgId,
     request: &ListRequest,
@@ -311,7 +311,7 @@ pub async fn list_keys<S: KeyStore>(
 /// it has `limit + 1` matches (so `has_more` is exact), reaches the end, or has read
 /// [`READ_BUDGET`] keys. In the last case the cursor holds the last key read, which is
 /// where DynamoDB's reading stopped, so the next page continues from there.
-async fn filtered_page<S: KeyStore>(
+async fn filtered_page<S: KeyReader>(
     store: &S,
     org: &OrgId,
     request: &ListRequest,

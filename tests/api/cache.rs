@@ -9,7 +9,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 const TTL: Duration = Duration::from_secs(3);
 
-async fn status<S: apikeys::store::KeyStore>(app: &apikeys::App<S>, call: &Call) -> u16 {
+async fn status<S: apikeys::store::KeyReader + apikeys::store::CredentialStore>(
+    app: &apikeys::App<S>,
+    call: &Call,
+) -> u16 {
     apikeys::http::get_key(app, call.request())
         .await
         .status()
@@ -57,7 +60,7 @@ async fn a_key_disabled_through_the_cached_store_is_refused_at_once() {
     let app = app.with_caller_cache(Duration::from_secs(60));
     let call = Call::get(Payload::Rest, key.id).api_key(&secret);
     assert_eq!(status(&app, &call).await, 200);
-    use apikeys::store::KeyStore;
+    use apikeys::store::KeyWriter;
     app.store
         .set_state(&org, key.id, KeyState::Disabled, chrono::Utc::now())
         .await

@@ -142,7 +142,7 @@ async fn a_refused_authentication_records_nothing_and_a_403_still_counts_as_a_us
 
 #[tokio::test]
 async fn recording_a_use_never_recreates_a_deleted_key() {
-    use apikeys::store::KeyStore;
+    use apikeys::store::{CredentialStore, KeyWriter};
     let app = app().await;
     let org = org();
     let (key, secret) = create(&app, new_key(&org, "gone")).await;

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use apikeys::key::ApiKey;
-use apikeys::store::KeyStore;
+use apikeys::store::KeyWriter;
 use apikeys_tests::*;
 use chrono::{TimeZone, Utc};
 

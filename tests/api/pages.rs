@@ -5,7 +5,7 @@ use apikeys::App;
 use apikeys::dynamo::{COUNT_SK, DynamoStore, KEY_COUNT};
 use apikeys::key::OrgId;
 use apikeys::page::CursorKeys;
-use apikeys::store::KeyStore;
+use apikeys::store::{KeyReader, KeyWriter};
 use apikeys_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{TimeZone, Utc};

@@ -2,7 +2,7 @@
 
 use apikeys::key::{KeyId, KeyState};
 use apikeys::secret::Secret;
-use apikeys::store::KeyStore;
+use apikeys::store::{CredentialStore, KeyReader, KeyWriter};
 use apikeys_tests::*;
 
 #[tokio::test]

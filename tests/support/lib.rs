@@ -7,7 +7,7 @@ use apikeys::dynamo::DynamoStore;
 use apikeys::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
 use apikeys::page::CursorKeys;
 use apikeys::secret::Secret;
-use apikeys::store::{KeyStore, NewKey, create_key};
+use apikeys::store::{KeyReader, KeyWriter, NewKey, create_key};
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use apikeys::dynamo::DynamoStore;
 use apikeys::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
-use apikeys::store::{self, KeyStore, NewKey, StoreError};
+use apikeys::store::{self, KeyReader, KeyWriter, NewKey, StoreError};
 use chrono::{DateTime, Utc};
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};

@@ -1,4 +1,4 @@
-//! An in-memory [`KeyStore`] for unit tests of the domain and HTTP layers. Integration tests
+//! An in-memory store of every role, for unit tests of the domain and HTTP layers. Integration tests
 //! use DynamoDB Local instead; nothing in production builds this.
 
 use std::collections::{BTreeMap, HashMap};
@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::key::{ApiKey, KeyId, KeyState, OrgId};
 use crate::secret::SecretHash;
-use crate::store::{Credential, KeyStore, Position, StoreError};
+use crate::store::{Credential, CredentialStore, KeyReader, KeyWriter, Position, StoreError};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -29,29 +29,13 @@ impl MemoryStore {
     }
 }
 
-impl KeyStore for MemoryStore {
+impl KeyReader for MemoryStore {
     async fn get_key(&self, org: &OrgId, id: KeyId) -> Result<Option<ApiKey>, StoreError> {
         Ok(self
             .lock()
             .keys
             .get(&(org.clone(), id))
             .map(|(k, _)| k.clone()))
-    }
-
-    async fn find_credential(&self, hash: &SecretHash) -> Result<Option<Credential>, StoreError> {
-        let inner = self.lock();
-        Ok(inner
-            .credentials
-            .get(hash)
-            .and_then(|at| inner.keys.get(at))
-            .map(|(k, _)| Credential {
-                org: k.org.clone(),
-                key_id: k.id,
-                access: k.access.clone(),
-                state: k.state,
-                expires: k.expires,
-                last_used: k.last_used,
-            }))
     }
 
     async fn read_run(
@@ -84,6 +68,40 @@ impl KeyStore for MemoryStore {
         Ok(self.lock().keys.keys().filter(|(o, _)| o == org).count() as u64)
     }
 
+    async fn read_run_by_creator(
+        &self,
+        org: &OrgId,
+        creator: uuid::Uuid,
+        from: Option<Position>,
+        ascending: bool,
+        max: usize,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        let all = self.read_run(org, from, ascending, usize::MAX).await?;
+        Ok(all
+            .into_iter()
+            .filter(|k| k.creator_id == creator)
+            .take(max)
+            .collect())
+    }
+}
+
+impl CredentialStore for MemoryStore {
+    async fn find_credential(&self, hash: &SecretHash) -> Result<Option<Credential>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .credentials
+            .get(hash)
+            .and_then(|at| inner.keys.get(at))
+            .map(|(k, _)| Credential {
+                org: k.org.clone(),
+                key_id: k.id,
+                access: k.access.clone(),
+                state: k.state,
+                expires: k.expires,
+                last_used: k.last_used,
+            }))
+    }
+
     async fn record_use(
         &self,
         org: &OrgId,
@@ -106,23 +124,9 @@ impl KeyStore for MemoryStore {
             _ => false,
         })
     }
+}
 
-    async fn read_run_by_creator(
-        &self,
-        org: &OrgId,
-        creator: uuid::Uuid,
-        from: Option<Position>,
-        ascending: bool,
-        max: usize,
-    ) -> Result<Vec<ApiKey>, StoreError> {
-        let all = self.read_run(org, from, ascending, usize::MAX).await?;
-        Ok(all
-            .into_iter()
-            .filter(|k| k.creator_id == creator)
-            .take(max)
-            .collect())
-    }
-
+impl KeyWriter for MemoryStore {
     async fn insert_key(&self, key: &ApiKey, hash: &SecretHash) -> Result<(), StoreError> {
         let mut inner = self.lock();
         inner

@@ -1,16 +1,31 @@
-//! What the domain needs from storage, as a trait, with its error type.
+//! What the domain needs from storage: one trait per role, and the error they share.
 //!
-//! `dynamo::DynamoStore` is the real implementation; `memory::MemoryStore` (unit tests only)
-//! is the other. Every read takes the organization as an argument, so no call can reach a
-//! key without naming the tenant it belongs to.
+//! - [`KeyReader`]: what the read functions need (one key, runs of keys, the key count);
+//! - [`CredentialStore`]: authenticating a secret and recording its use, the only part the
+//!   caller cache (`crate::cache`) wraps;
+//! - [`KeyWriter`]: what the writes need.
+//!
+//! [`dynamo::DynamoStore`] implements every role on one DynamoDB table;
+//! [`memory::MemoryStore`] (unit tests only) is the other implementation. Every operation
+//! takes the organization as an argument, so no call can reach a key without naming the
+//! tenant it belongs to.
 
-use std::future::Future;
+mod credential;
+pub mod dynamo;
+#[cfg(any(test, feature = "memory"))]
+pub mod memory;
+mod read;
+mod write;
+
+pub use credential::{Credential, CredentialStore};
+pub use read::KeyReader;
+pub use write::KeyWriter;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::key::{Access, ApiKey, KeyId, KeyState, OrgId, status_at};
-use crate::secret::{Secret, SecretHash};
+use crate::key::{Access, ApiKey, KeyId, KeyState, OrgId};
+use crate::secret::Secret;
 
 /// A storage failure, split by what the client should be told.
 #[derive(Debug, thiserror::Error)]
@@ -21,24 +36,6 @@ pub enum StoreError {
     /// Anything else: a bug or a misconfiguration (500). The source is logged, never shown.
     #[error("the key store failed")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-/// What authentication learns from a secret's hash, in one read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Credential {
-    pub org: OrgId,
-    pub key_id: KeyId,
-    pub access: Access,
-    pub state: KeyState,
-    pub expires: Option<DateTime<Utc>>,
-    /// When the key was last used, as far as its credential knows (to the minute).
-    pub last_used: Option<DateTime<Utc>>,
-}
-
-impl Credential {
-    pub fn status_at(&self, now: DateTime<Utc>) -> crate::key::KeyStatus {
-        status_at(self.state, self.expires, now)
-    }
 }
 
 /// A key to create.
@@ -101,84 +98,8 @@ impl NewKey {
 /// A position in an organization's keys, in id order. It needs no key to exist there.
 pub type Position = KeyId;
 
-/// The storage operations the service uses.
-pub trait KeyStore: Send + Sync {
-    /// The organization's key with this id, if any.
-    fn get_key(
-        &self,
-        org: &OrgId,
-        id: KeyId,
-    ) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + Send;
-
-    /// Who holds the secret with this hash, if anyone.
-    fn find_credential(
-        &self,
-        hash: &SecretHash,
-    ) -> impl Future<Output = Result<Option<Credential>, StoreError>> + Send;
-
-    /// Up to `max` keys of the organization, strictly past `from` (or from the start), in
-    /// ascending id order when `ascending`, else descending.
-    fn read_run(
-        &self,
-        org: &OrgId,
-        from: Option<Position>,
-        ascending: bool,
-        max: usize,
-    ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
-
-    /// How many keys the organization has: a counter kept in the same transaction as every
-    /// create and delete, so it is exact.
-    fn key_count(&self, org: &OrgId) -> impl Future<Output = Result<u64, StoreError>> + Send;
-
-    /// Records that the key was used `at`, unless the record is already at or after
-    /// `stale_before` (a conditional write, so concurrent requests write it once). Returns
-    /// whether it wrote. The credential and the key item are both stamped.
-    fn record_use(
-        &self,
-        org: &OrgId,
-        id: KeyId,
-        hash: &SecretHash,
-        at: DateTime<Utc>,
-        stale_before: DateTime<Utc>,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Like [`KeyStore::read_run`], over only the keys `creator` created (read from an
-    /// index, so other creators' keys cost nothing).
-    fn read_run_by_creator(
-        &self,
-        org: &OrgId,
-        creator: Uuid,
-        from: Option<Position>,
-        ascending: bool,
-        max: usize,
-    ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
-
-    /// Stores a new key under its secret's hash, atomically with its credential.
-    fn insert_key(
-        &self,
-        key: &ApiKey,
-        hash: &SecretHash,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Sets a key's state; `false` if the organization has no such key.
-    fn set_state(
-        &self,
-        org: &OrgId,
-        id: KeyId,
-        state: KeyState,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Deletes a key and its credential; `false` if the organization has no such key.
-    fn delete_key(
-        &self,
-        org: &OrgId,
-        id: KeyId,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-}
-
 /// Creates a key with a fresh random secret and returns both. The secret is shown once.
-pub async fn create_key<S: KeyStore>(
+pub async fn create_key<S: KeyWriter>(
     store: &S,
     new: NewKey,
 ) -> Result<(ApiKey, Secret), CreateKeyError> {
@@ -189,7 +110,7 @@ pub async fn create_key<S: KeyStore>(
 
 /// Creates a key whose secret is given: for fixtures and the local demo, whose secrets are
 /// known in advance.
-pub async fn create_key_with_secret<S: KeyStore>(
+pub async fn create_key_with_secret<S: KeyWriter>(
     store: &S,
     new: NewKey,
     secret: &Secret,
