@@ -218,7 +218,7 @@ async fn seed_org(
             expires: None,
             id: Some(id),
         }
-        .into_record(&secret)?;
+        .into_record(&secret, start)?;
         items.push(apikeys::dynamo::key_item(&key, &secret.hash())?);
         ids.push(id);
     }

@@ -1,16 +1,17 @@
 //! A short-lived cache of authenticated callers, as a decorator over a [`CredentialStore`].
 //!
-//! [`CachedStore`] answers [`CredentialStore::find_credential`] from memory for up to its TTL after
-//! it last read the credential from the store, so a warm function serving the same caller
-//! again makes no credential read at all. Every other operation goes straight through.
+//! [`CachedStore`] answers [`CredentialStore::find_credential`] from memory for up to its
+//! TTL after it last read the credential from the store, so a warm function serving the
+//! same caller again makes no credential read at all. It caches nothing else: the reads of
+//! [`KeyReader`] go straight through, and it is no writer (writes take `inner()`).
 //!
-//! What this trades: a key that is disabled or deleted keeps authenticating in a warm
-//! function for at most the TTL ([`DEFAULT_TTL`], 5 s unless `CALLER_CACHE_TTL_SECS` says
-//! otherwise, never more than [`MAX_TTL`]). An expiry date is not affected: the cached
-//! credential carries it, and the status is computed at every request. Only credentials that
-//! exist are cached; an unknown secret is read every time, so a key created a moment ago
-//! works at once. Writes through this store (disable, enable, delete) drop the entry, so a
-//! process that changes a key sees the change at once.
+//! What this trades: a key that is disabled, rolled out of its grace period or deleted
+//! keeps authenticating in a warm function for at most the TTL ([`DEFAULT_TTL`], 5 s unless
+//! `CALLER_CACHE_TTL_SECS` says otherwise, never more than [`MAX_TTL`]), in the function
+//! that made the change too. An expiry date is not affected, nor the end of a grace period
+//! (the credential carries it as its expiry): the status is computed at every request. Only
+//! credentials that exist are cached; an unknown secret is read every time, so a key created
+//! a moment ago works at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,9 +22,9 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::App;
-use crate::key::{ApiKey, KeyId, KeyState, OrgId};
+use crate::key::{ApiKey, KeyId, OrgId};
 use crate::secret::SecretHash;
-use crate::store::{Credential, CredentialStore, KeyReader, KeyWriter, Position, StoreError};
+use crate::store::{Credential, CredentialStore, KeyReader, Position, StoreError};
 
 /// How long a caller stays cached unless configured otherwise: the longest time a disabled
 /// or deleted key may still work.
@@ -108,12 +109,6 @@ impl<S> CachedStore<S> {
             credential.last_used = Some(at);
         }
     }
-
-    /// Drops every cached caller of this key.
-    fn forget_key(&self, org: &OrgId, id: KeyId) {
-        self.lock()
-            .retain(|_, (_, c)| !(c.key_id == id && &c.org == org));
-    }
 }
 
 impl<S: KeyReader> KeyReader for CachedStore<S> {
@@ -182,30 +177,6 @@ impl<S: CredentialStore> CredentialStore for CachedStore<S> {
     }
 }
 
-impl<S: KeyWriter> KeyWriter for CachedStore<S> {
-    async fn insert_key(&self, key: &ApiKey, hash: &SecretHash) -> Result<(), StoreError> {
-        self.inner.insert_key(key, hash).await
-    }
-
-    async fn set_state(
-        &self,
-        org: &OrgId,
-        id: KeyId,
-        state: KeyState,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let changed = self.inner.set_state(org, id, state, now).await;
-        self.forget_key(org, id);
-        changed
-    }
-
-    async fn delete_key(&self, org: &OrgId, id: KeyId) -> Result<bool, StoreError> {
-        let deleted = self.inner.delete_key(org, id).await;
-        self.forget_key(org, id);
-        deleted
-    }
-}
-
 impl<S> App<S> {
     /// The same application with its callers cached for `ttl` (see the module header).
     pub fn with_caller_cache(self, ttl: Duration) -> App<CachedStore<S>> {
@@ -221,7 +192,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::key::Access;
+    use crate::key::{Access, KeyState};
     use crate::memory::MemoryStore;
     use crate::secret::Secret;
     use crate::store::{NewKey, create_key_with_secret};
@@ -284,26 +255,6 @@ mod tests {
         }
     }
 
-    impl KeyWriter for Counting {
-        async fn insert_key(&self, key: &ApiKey, hash: &SecretHash) -> Result<(), StoreError> {
-            self.store.insert_key(key, hash).await
-        }
-
-        async fn set_state(
-            &self,
-            org: &OrgId,
-            id: KeyId,
-            state: KeyState,
-            now: DateTime<Utc>,
-        ) -> Result<bool, StoreError> {
-            self.store.set_state(org, id, state, now).await
-        }
-
-        async fn delete_key(&self, org: &OrgId, id: KeyId) -> Result<bool, StoreError> {
-            self.store.delete_key(org, id).await
-        }
-    }
-
     impl CachedStore<Counting> {
         fn reads(&self) -> usize {
             self.inner.reads.load(Ordering::SeqCst)
@@ -321,7 +272,9 @@ mod tests {
             expires: None,
             id: None,
         };
-        let key = create_key_with_secret(&store, new, &secret).await.unwrap();
+        let key = create_key_with_secret(&store.inner.store, new, &secret)
+            .await
+            .unwrap();
         (store, key, secret)
     }
 
@@ -374,31 +327,21 @@ mod tests {
         let hash = secret.hash();
         store.find_credential(&hash).await.unwrap().unwrap();
         // Another process disables the key: straight in the store, past this cache.
-        store
-            .inner
-            .set_state(&key.org, key.id, KeyState::Disabled, Utc::now())
-            .await
-            .unwrap();
+        crate::write::set_state(
+            &store.inner.store,
+            &Default::default(),
+            &crate::write::WriteContext::cli(),
+            &key.org,
+            key.id,
+            KeyState::Disabled,
+        )
+        .await
+        .unwrap();
         let stale = store.find_credential(&hash).await.unwrap().unwrap();
         assert_eq!(stale.state, KeyState::Active, "the documented window");
         tokio::time::advance(DEFAULT_TTL).await;
         let fresh = store.find_credential(&hash).await.unwrap().unwrap();
         assert_eq!(fresh.state, KeyState::Disabled);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn writes_through_the_cache_take_effect_at_once() {
-        let (store, key, secret) = store_with_key(Duration::from_secs(5), 3).await;
-        let hash = secret.hash();
-        store.find_credential(&hash).await.unwrap().unwrap();
-        store
-            .set_state(&key.org, key.id, KeyState::Disabled, Utc::now())
-            .await
-            .unwrap();
-        let now = store.find_credential(&hash).await.unwrap().unwrap();
-        assert_eq!(now.state, KeyState::Disabled);
-        store.delete_key(&key.org, key.id).await.unwrap();
-        assert_eq!(store.find_credential(&hash).await.unwrap(), None);
     }
 
     #[tokio::test(start_paused = true)]
@@ -432,7 +375,9 @@ mod tests {
                 expires: None,
                 id: None,
             };
-            let key = create_key_with_secret(&store, new, &secret).await.unwrap();
+            let key = create_key_with_secret(&store.inner.store, new, &secret)
+                .await
+                .unwrap();
             secrets.push((key, secret));
         }
         for (key, secret) in &secrets {

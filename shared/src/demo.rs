@@ -7,7 +7,10 @@ use uuid::Uuid;
 
 use crate::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
 use crate::secret::Secret;
-use crate::store::{CreateKeyError, KeyReader, KeyWriter, NewKey, create_key_with_secret};
+use crate::store::{KeyReader, KeyWriter};
+use crate::write::{
+    CreateKeyError, NewKey, WriteContext, WritePolicy, create_key_with_secret, set_state,
+};
 
 pub const ORG: &str = "demo";
 /// The demo organization's unrestricted key.
@@ -115,10 +118,17 @@ pub async fn seed<S: KeyReader + KeyWriter>(store: &S) -> Result<Vec<ApiKey>, Cr
         };
         let mut key = create_key_with_secret(store, new, &Secret::from_random(*k.secret)).await?;
         if k.disabled {
-            store
-                .set_state(&org, id, KeyState::Disabled, key.created)
-                .await?;
-            key.state = KeyState::Disabled;
+            // Disabled at its creation time, so the demo's documents never change.
+            let ctx = WriteContext::cli().at(key.created);
+            key = set_state(
+                store,
+                &WritePolicy::default(),
+                &ctx,
+                &org,
+                id,
+                KeyState::Disabled,
+            )
+            .await?;
         }
         created.push(key);
     }

@@ -162,6 +162,7 @@ mod tests {
             access,
             state,
             last_four: "abcd".into(),
+            version: 1,
         }
     }
 

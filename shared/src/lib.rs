@@ -3,8 +3,10 @@
 //! Data flows one way: a handler binary passes the request to [`http`], which authenticates
 //! the caller ([`auth`]), validates parameters ([`page`], [`key`]), reads through the
 //! storage roles of [`store`] (implemented on DynamoDB by [`dynamo`]), and renders a JSON
-//! body or a problem ([`error`]).
+//! body or a problem ([`error`]). Writes go through [`write`], each one transaction with
+//! its event of the audit trail ([`audit`]).
 
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod config;
@@ -17,6 +19,7 @@ pub mod page;
 pub mod secret;
 pub mod store;
 pub mod telemetry;
+pub mod write;
 
 /// The DynamoDB store, at its historical path.
 pub use store::dynamo;

@@ -142,11 +142,11 @@ async fn a_refused_authentication_records_nothing_and_a_403_still_counts_as_a_us
 
 #[tokio::test]
 async fn recording_a_use_never_recreates_a_deleted_key() {
-    use apikeys::store::{CredentialStore, KeyWriter};
+    use apikeys::store::CredentialStore;
     let app = app().await;
     let org = org();
     let (key, secret) = create(&app, new_key(&org, "gone")).await;
-    assert!(app.store.delete_key(&org, key.id).await.unwrap());
+    assert!(delete(&app, &org, key.id).await);
     let now = Utc::now();
     let wrote = app
         .store

@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 
 use apikeys::key::ApiKey;
-use apikeys::store::KeyWriter;
 use apikeys_tests::*;
 use chrono::{TimeZone, Utc};
 
@@ -131,7 +130,7 @@ async fn after_and_before_are_strict_and_survive_the_deletion_of_their_key() {
     ];
     for deleted in [false, true] {
         if deleted {
-            assert!(app.store.delete_key(&all[4].org, pivot).await.unwrap());
+            assert!(delete(&app, &all[4].org, pivot).await);
         }
         for (order, param, want) in &cases {
             let reply = Call::list(Payload::Rest)

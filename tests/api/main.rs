@@ -1,5 +1,6 @@
 //! The API, end to end: handlers on real API Gateway payloads, against DynamoDB Local.
 
+mod audit;
 mod auth;
 mod cache;
 mod conditional;
@@ -22,3 +23,4 @@ mod secrets;
 mod store;
 mod template;
 mod tenancy;
+mod writes;

@@ -7,7 +7,8 @@ use apikeys::dynamo::DynamoStore;
 use apikeys::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
 use apikeys::page::CursorKeys;
 use apikeys::secret::Secret;
-use apikeys::store::{KeyReader, KeyWriter, NewKey, create_key};
+use apikeys::store::{KeyReader, NewKey, create_key};
+use apikeys::write::{SecretKeys, WriteContext, WriteError, WritePolicy};
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
@@ -76,12 +77,39 @@ pub async fn create(app: &App<DynamoStore>, new: NewKey) -> (ApiKey, Secret) {
     create_key(&app.store, new).await.expect("create a key")
 }
 
-/// Sets a key's state now; `false` if there is no such key.
+pub const IDEMPOTENCY_SECRET: &str = "integration-tests-idempotency-secret-0123456789";
+
+/// The write policy of the tests: the default retention, and idempotency.
+pub fn policy() -> WritePolicy {
+    WritePolicy::default().with_secret_keys(SecretKeys::parse(IDEMPOTENCY_SECRET).unwrap())
+}
+
+/// A write by the tests' operator, now.
+pub fn ctx() -> WriteContext {
+    WriteContext::cli()
+}
+
+/// Sets a key's state now, through the domain's write; `false` if there is no such key.
 pub async fn set_state(app: &App<DynamoStore>, org: &OrgId, id: KeyId, state: KeyState) -> bool {
-    app.store
-        .set_state(org, id, state, Utc::now())
-        .await
-        .expect("set a key's state")
+    match apikeys::write::set_state(&app.store, &policy(), &ctx(), org, id, state).await {
+        Ok(_) => true,
+        Err(WriteError::NotFound) => false,
+        Err(e) => panic!("set a key's state: {e:?}"),
+    }
+}
+
+/// Deletes a key now, through the domain's write; `false` if there is no such key.
+pub async fn delete(app: &App<DynamoStore>, org: &OrgId, id: KeyId) -> bool {
+    delete_in(&app.store, org, id).await
+}
+
+/// Like [`delete`], on any DynamoDB store (a clone moved into a task, say).
+pub async fn delete_in(store: &DynamoStore, org: &OrgId, id: KeyId) -> bool {
+    match apikeys::write::delete_key(store, &policy(), &ctx(), org, id, None).await {
+        Ok(_) => true,
+        Err(WriteError::NotFound) => false,
+        Err(e) => panic!("delete a key: {e:?}"),
+    }
 }
 
 /// Every item in the app's table, as DynamoDB returns them.

@@ -1,14 +1,19 @@
-//! An in-memory store of every role, for unit tests of the domain and HTTP layers. Integration tests
-//! use DynamoDB Local instead; nothing in production builds this.
+//! An in-memory store of every role, for unit tests of the domain and HTTP layers.
+//! Integration tests use DynamoDB Local instead; nothing in production builds this. Its
+//! writes check the same conditions as the DynamoDB store's, under one lock.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-use crate::key::{ApiKey, KeyId, KeyState, OrgId};
+use crate::audit::Event;
+use crate::key::{ApiKey, KeyId, OrgId};
 use crate::secret::SecretHash;
-use crate::store::{Credential, CredentialStore, KeyReader, KeyWriter, Position, StoreError};
+use crate::store::{
+    AuditReader, Credential, CredentialStore, EventRange, IdempotencyRecord, KeyReader, KeyWriter,
+    Position, StoreError, StoredKey, WriteFailure,
+};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -19,13 +24,21 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct Inner {
-    keys: BTreeMap<(OrgId, KeyId), (ApiKey, SecretHash)>,
+    keys: BTreeMap<(OrgId, KeyId), StoredKey>,
     credentials: HashMap<SecretHash, (OrgId, KeyId)>,
+    counts: HashMap<OrgId, i64>,
+    events: Vec<Event>,
+    idempotency: HashMap<String, IdempotencyRecord>,
 }
 
 impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every event written, in the order written.
+    pub fn events(&self) -> Vec<Event> {
+        self.lock().events.clone()
     }
 }
 
@@ -35,7 +48,7 @@ impl KeyReader for MemoryStore {
             .lock()
             .keys
             .get(&(org.clone(), id))
-            .map(|(k, _)| k.clone()))
+            .map(|s| s.key.clone()))
     }
 
     async fn read_run(
@@ -49,7 +62,7 @@ impl KeyReader for MemoryStore {
         let mine = inner
             .keys
             .values()
-            .map(|(k, _)| k)
+            .map(|s| &s.key)
             .filter(|k| &k.org == org);
         let past = |k: &&ApiKey| match from {
             None => true,
@@ -65,7 +78,7 @@ impl KeyReader for MemoryStore {
     }
 
     async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {
-        Ok(self.lock().keys.keys().filter(|(o, _)| o == org).count() as u64)
+        Ok(u64::try_from(self.lock().counts.get(org).copied().unwrap_or(0)).unwrap_or(0))
     }
 
     async fn read_run_by_creator(
@@ -92,13 +105,13 @@ impl CredentialStore for MemoryStore {
             .credentials
             .get(hash)
             .and_then(|at| inner.keys.get(at))
-            .map(|(k, _)| Credential {
-                org: k.org.clone(),
-                key_id: k.id,
-                access: k.access.clone(),
-                state: k.state,
-                expires: k.expires,
-                last_used: k.last_used,
+            .map(|s| Credential {
+                org: s.key.org.clone(),
+                key_id: s.key.id,
+                access: s.key.access.clone(),
+                state: s.key.state,
+                expires: s.credential_expiry(hash),
+                last_used: s.key.last_used,
             }))
     }
 
@@ -117,8 +130,8 @@ impl CredentialStore for MemoryStore {
             return Err(StoreError::Unavailable("record_use is set to fail".into()));
         }
         Ok(match self.lock().keys.get_mut(&(org.clone(), id)) {
-            Some((k, _)) if k.last_used.is_none_or(|t| t < stale_before) => {
-                k.last_used = Some(at);
+            Some(s) if s.key.last_used.is_none_or(|t| t < stale_before) => {
+                s.key.last_used = Some(at);
                 true
             }
             _ => false,
@@ -126,43 +139,136 @@ impl CredentialStore for MemoryStore {
     }
 }
 
-impl KeyWriter for MemoryStore {
-    async fn insert_key(&self, key: &ApiKey, hash: &SecretHash) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        inner
-            .credentials
-            .insert(hash.clone(), (key.org.clone(), key.id));
-        inner
-            .keys
-            .insert((key.org.clone(), key.id), (key.clone(), hash.clone()));
-        Ok(())
-    }
-
-    async fn set_state(
-        &self,
-        org: &OrgId,
-        id: KeyId,
-        state: KeyState,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        Ok(match self.lock().keys.get_mut(&(org.clone(), id)) {
-            Some((k, _)) => {
-                k.state = state;
-                k.updated = now;
-                true
-            }
-            None => false,
+impl Inner {
+    /// The idempotency record may be written: none is there, or it has expired.
+    fn record_free(&self, record: Option<&IdempotencyRecord>) -> bool {
+        record.is_none_or(|r| {
+            self.idempotency
+                .get(&r.id)
+                .is_none_or(|old| old.expires < r.created)
         })
     }
 
-    async fn delete_key(&self, org: &OrgId, id: KeyId) -> Result<bool, StoreError> {
-        let mut inner = self.lock();
-        match inner.keys.remove(&(org.clone(), id)) {
-            Some((_, hash)) => {
-                inner.credentials.remove(&hash);
-                Ok(true)
-            }
-            None => Ok(false),
+    fn at_version(&self, before: &StoredKey) -> bool {
+        self.keys
+            .get(&(before.key.org.clone(), before.key.id))
+            .is_some_and(|s| s.key.version == before.key.version)
+    }
+
+    fn commit(&mut self, event: &Event, record: Option<&IdempotencyRecord>) {
+        self.events.push(event.clone());
+        if let Some(r) = record {
+            self.idempotency.insert(r.id.clone(), r.clone());
         }
+    }
+}
+
+impl KeyWriter for MemoryStore {
+    async fn key_for_write(&self, org: &OrgId, id: KeyId) -> Result<Option<StoredKey>, StoreError> {
+        Ok(self.lock().keys.get(&(org.clone(), id)).cloned())
+    }
+
+    async fn insert(
+        &self,
+        key: &StoredKey,
+        event: &Event,
+        record: Option<&IdempotencyRecord>,
+    ) -> Result<(), WriteFailure> {
+        let mut inner = self.lock();
+        let at = (key.key.org.clone(), key.key.id);
+        if !inner.record_free(record) {
+            return Err(WriteFailure::Idempotency);
+        }
+        if inner.keys.contains_key(&at) {
+            return Err(WriteFailure::Key);
+        }
+        if inner.credentials.contains_key(&key.hash) {
+            return Err(WriteFailure::Credential);
+        }
+        inner.credentials.insert(key.hash.clone(), at.clone());
+        inner.keys.insert(at, key.clone());
+        *inner.counts.entry(key.key.org.clone()).or_default() += 1;
+        inner.commit(event, record);
+        Ok(())
+    }
+
+    async fn replace(
+        &self,
+        before: &StoredKey,
+        after: &StoredKey,
+        event: &Event,
+        record: Option<&IdempotencyRecord>,
+    ) -> Result<(), WriteFailure> {
+        let mut inner = self.lock();
+        if !inner.record_free(record) {
+            return Err(WriteFailure::Idempotency);
+        }
+        if !inner.at_version(before) {
+            return Err(WriteFailure::Key);
+        }
+        let new: Vec<&SecretHash> = after
+            .hashes()
+            .filter(|h| !before.hashes().any(|b| b == *h))
+            .collect();
+        if new.iter().any(|h| inner.credentials.contains_key(*h)) {
+            return Err(WriteFailure::Credential);
+        }
+        let at = (after.key.org.clone(), after.key.id);
+        for gone in before.hashes().filter(|h| !after.hashes().any(|a| a == *h)) {
+            inner.credentials.remove(gone);
+        }
+        for h in new {
+            inner.credentials.insert(h.clone(), at.clone());
+        }
+        let last_used = inner.keys.get(&at).and_then(|s| s.key.last_used);
+        let mut stored = after.clone();
+        stored.key.last_used = last_used;
+        inner.keys.insert(at, stored);
+        inner.commit(event, record);
+        Ok(())
+    }
+
+    async fn remove(&self, before: &StoredKey, event: &Event) -> Result<(), WriteFailure> {
+        let mut inner = self.lock();
+        if !inner.at_version(before) {
+            return Err(WriteFailure::Key);
+        }
+        for h in before.hashes() {
+            inner.credentials.remove(h);
+        }
+        inner.keys.remove(&(before.key.org.clone(), before.key.id));
+        *inner.counts.entry(before.key.org.clone()).or_default() -= 1;
+        inner.commit(event, None);
+        Ok(())
+    }
+
+    async fn idempotency_record(&self, id: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(self.lock().idempotency.get(id).cloned())
+    }
+}
+
+impl AuditReader for MemoryStore {
+    async fn read_events(
+        &self,
+        org: &OrgId,
+        key: Option<KeyId>,
+        range: EventRange,
+        ascending: bool,
+        max: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut events: Vec<Event> = self
+            .lock()
+            .events
+            .iter()
+            .filter(|e| &e.org == org && key.is_none_or(|k| e.key_id == k))
+            .filter(|e| range.first <= e.id && e.id <= range.last)
+            .cloned()
+            .collect();
+        events.sort_by_key(|e| e.id);
+        if !ascending {
+            events.reverse();
+        }
+        events.truncate(max);
+        Ok(events)
     }
 }

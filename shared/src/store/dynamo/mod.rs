@@ -1,21 +1,30 @@
 //! The DynamoDB implementation of every storage role: one table, items mapped with
-//! serde_dynamo ([`items`]); reads in `read`, the credential lookup in `credential`, writes
-//! in `write`.
+//! serde_dynamo (`items`); reads in `read`, the credential lookup in `credential`, writes in
+//! `write`, the audit trail in `audit`.
 //!
-//! | item        | pk                | sk          |
-//! | ----------- | ----------------- | ----------- |
-//! | key         | `ORG#<org>`       | `KEY#<id>`  |
-//! | credential  | `SECRET#<sha256>` | `SECRET`    |
-//! | key count   | `ORG#<org>`       | `COUNT`     |
+//! | item             | pk                        | sk              | index key                   |
+//! | ---------------- | ------------------------- | --------------- | --------------------------- |
+//! | key              | `ORG#<org>`               | `KEY#<id>`      | by-creator: `creator_pk`    |
+//! | credential       | `SECRET#<sha256>`         | `SECRET`        |                             |
+//! | key count        | `ORG#<org>`               | `COUNT`         |                             |
+//! | audit event      | `ORG#<org>#EVENTS`        | `EVENT#<id>`    | by-key: `key_pk` (`ORG#<org>#KEY#<key id>`) |
+//! | idempotency      | `IDEM#<sha256>`           | `IDEM`          |                             |
 //!
 //! A key lives in its organization's partition, so a get is one GetItem on a primary key
 //! that names the organization, and a list page is one Query on that partition, with no Scan
 //! and no filter. The credential item copies what authentication needs (organization, key
 //! id, access, state, expiry), so authenticating is one GetItem by hash; every write keeps
-//! the two items in step in one transaction. Creating and deleting a key also adjust the
+//! the items in step in one transaction. Creating and deleting a key also adjust the
 //! organization's key count in that transaction; its sort key lies outside `KEY#`, so lists
 //! never see it.
+//!
+//! Events live in a partition of their own per organization, sorted by their UUIDv7 id, so
+//! a page of them is one Query and a time range a range of sort keys; the `by-key` index
+//! lists one key's events the same way, after the key is gone too. Events, idempotency
+//! records and the credentials of rolled-out secrets carry `purge_at` (epoch seconds), the
+//! table's TTL attribute.
 
+mod audit;
 mod credential;
 mod items;
 mod read;
@@ -32,11 +41,12 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, Projection, ProjectionType, ReturnConsumedCapacity,
-    ScalarAttributeType, TransactWriteItem, Update,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::audit::EventId;
 use crate::key::{ApiKey, KeyId, OrgId};
 use crate::secret::SecretHash;
 use crate::store::StoreError;
@@ -57,8 +67,19 @@ pub const KEY_COUNT: &str = "key_count";
 /// creator's keys in the same order as the partition.
 pub const BY_CREATOR: &str = "by-creator";
 pub const CREATOR_PK: &str = "creator_pk";
-/// How many times a transaction that lost a race for the key count is retried.
-const CONFLICT_RETRIES: u32 = 8;
+/// The global secondary index of audit events by key, and its partition key attribute
+/// `ORG#<org>#KEY#<id>`; its sort key is the table's `sk` (`EVENT#<event id>`).
+pub const BY_KEY: &str = "by-key";
+pub const KEY_PK: &str = "key_pk";
+/// The table's TTL attribute: when DynamoDB may delete the item, in epoch seconds.
+pub const PURGE_AT: &str = "purge_at";
+const EVENT_PREFIX: &str = "EVENT#";
+const IDEMPOTENCY_SK: &str = "IDEM";
+/// How many times a transaction that lost a race with another (for the key count, say) is
+/// tried again, after a random backoff that doubles each time.
+const CONFLICT_RETRIES: u32 = 12;
+const CONFLICT_BACKOFF_MS: u64 = 10;
+const CONFLICT_BACKOFF_MAX_MS: u64 = 500;
 
 fn millis(at: DateTime<Utc>) -> AttributeValue {
     AttributeValue::N(at.timestamp_millis().to_string())
@@ -84,6 +105,22 @@ fn key_sk(id: KeyId) -> String {
 
 fn creator_pk(org: &OrgId, creator: Uuid) -> String {
     format!("ORG#{org}#CREATOR#{creator}")
+}
+
+fn event_pk(org: &OrgId) -> String {
+    format!("ORG#{org}#EVENTS")
+}
+
+fn event_sk(id: EventId) -> String {
+    format!("{EVENT_PREFIX}{id}")
+}
+
+fn key_events_pk(org: &OrgId, key: KeyId) -> String {
+    format!("ORG#{org}#KEY#{key}")
+}
+
+fn idempotency_pk(id: &str) -> String {
+    format!("IDEM#{id}")
 }
 
 fn credential_pk(hash: &SecretHash) -> String {
@@ -210,6 +247,17 @@ impl DynamoStore {
             )
             .build()
             .expect("name, keys and projection are set");
+        let by_key = GlobalSecondaryIndex::builder()
+            .index_name(BY_KEY)
+            .key_schema(key(KEY_PK, KeyType::Hash))
+            .key_schema(key(SK, KeyType::Range))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .expect("name, keys and projection are set");
         self.client
             .create_table()
             .table_name(&self.table)
@@ -217,30 +265,33 @@ impl DynamoStore {
             .attribute_definitions(attr(PK))
             .attribute_definitions(attr(SK))
             .attribute_definitions(attr(CREATOR_PK))
+            .attribute_definitions(attr(KEY_PK))
             .key_schema(key(PK, KeyType::Hash))
             .key_schema(key(SK, KeyType::Range))
             .global_secondary_indexes(by_creator)
+            .global_secondary_indexes(by_key)
+            .send()
+            .await
+            .map_err(classify)?;
+        self.enable_ttl().await
+    }
+
+    /// Turns on the TTL of [`PURGE_AT`], as template.yaml's TimeToLiveSpecification does.
+    pub async fn enable_ttl(&self) -> Result<(), StoreError> {
+        let spec = built(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(PURGE_AT)
+                .build(),
+        )?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(spec)
             .send()
             .await
             .map_err(classify)?;
         Ok(())
-    }
-
-    /// The key item, read strongly consistently, for writes that must see the latest state.
-    async fn key_item(&self, org: &OrgId, id: KeyId) -> Result<Option<KeyItem>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(primary_key(org_pk(org), key_sk(id))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item
-            .map(serde_dynamo::from_item)
-            .transpose()
-            .map_err(corrupt)
     }
 
     /// Runs a transaction; one that lost a race with another for the same items (the
@@ -266,8 +317,14 @@ impl DynamoStore {
                     .collect(),
                 _ => vec![],
             };
-            if reasons.iter().any(|c| c == "ConditionalCheckFailed") {
-                return Err(TransactFailure::Condition);
+            let failed: Vec<usize> = reasons
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| *c == "ConditionalCheckFailed")
+                .map(|(i, _)| i)
+                .collect();
+            if !failed.is_empty() {
+                return Err(TransactFailure::Condition(failed));
             }
             let conflict = reasons.iter().any(|c| c == "TransactionConflict")
                 || matches!(
@@ -276,8 +333,9 @@ impl DynamoStore {
                 );
             if conflict && attempt < CONFLICT_RETRIES {
                 attempt += 1;
-                let jitter = u64::from(getrandom::u32().unwrap_or(0) % 20);
-                let backoff = 5 * u64::from(attempt) + jitter;
+                // Full jitter: the racers spread out instead of meeting again.
+                let ceiling = (CONFLICT_BACKOFF_MS << attempt.min(10)).min(CONFLICT_BACKOFF_MAX_MS);
+                let backoff = u64::from(getrandom::u32().unwrap_or(0)) % ceiling + 1;
                 tokio::time::sleep(std::time::Duration::from_millis(backoff)).await;
                 continue;
             }
@@ -302,20 +360,9 @@ impl DynamoStore {
 
 /// Why a transaction did not apply.
 enum TransactFailure {
-    /// One of its conditions failed: the item it expected is gone (or already there).
-    Condition,
+    /// The conditions of these items (by their index in the transaction) failed.
+    Condition(Vec<usize>),
     Store(StoreError),
-}
-
-impl From<TransactFailure> for StoreError {
-    fn from(value: TransactFailure) -> Self {
-        match value {
-            TransactFailure::Condition => {
-                StoreError::Internal("a transaction's condition failed".into())
-            }
-            TransactFailure::Store(e) => e,
-        }
-    }
 }
 
 fn built<T, E: std::error::Error + Send + Sync + 'static>(
