@@ -47,7 +47,7 @@ impl NewKey {
             created,
             updated: created,
             last_used: None,
-            expires: self.expires,
+            expires: self.expires.map(super::to_millis),
             creator_id: self.creator_id,
             access: self.access,
             state: KeyState::Active,

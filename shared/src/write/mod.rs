@@ -83,8 +83,8 @@ pub struct WriteContext {
     pub request_id: String,
     /// The client's address, where the gateway gives one.
     pub source_ip: Option<String>,
-    /// The time of the write: the event's time, the key's `updated_date`, the start of a
-    /// grace period. Tests pass their own.
+    /// The time of the write, to the millisecond: the event's time, the key's
+    /// `updated_date`, the start of a grace period. Tests pass their own.
     pub now: DateTime<Utc>,
 }
 
@@ -99,7 +99,7 @@ impl WriteContext {
             actor: Actor::api_key(caller),
             request_id: request_id.into(),
             source_ip,
-            now: Utc::now(),
+            now: to_millis(Utc::now()),
         }
     }
 
@@ -110,13 +110,13 @@ impl WriteContext {
             actor: Actor::cli_user(),
             request_id: format!("cli-{}", uuid::Uuid::now_v7()),
             source_ip: None,
-            now: Utc::now(),
+            now: to_millis(Utc::now()),
         }
     }
 
-    /// This context at another time.
+    /// This context at another time (to the millisecond, as times are stored).
     pub fn at(mut self, now: DateTime<Utc>) -> Self {
-        self.now = now;
+        self.now = to_millis(now);
         self
     }
 
@@ -224,6 +224,12 @@ pub fn check_name(name: &str) -> Result<(), InvalidWrite> {
         && name.len() <= MAX_NAME_BYTES
         && !name.chars().any(char::is_control);
     if ok { Ok(()) } else { Err(InvalidWrite::Name) }
+}
+
+/// A time as the store keeps it: to the millisecond. A write returns the key as a read
+/// would show it.
+pub(crate) fn to_millis(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
 }
 
 /// How many times a roll or delete that named no version starts again after the key

@@ -57,7 +57,7 @@ pub async fn update_key<S: KeyWriter>(
     let mut next = stored.key.clone();
     next.name = after.name;
     next.access = after.access;
-    next.expires = after.expires;
+    next.expires = after.expires.map(super::to_millis);
     next.state = after.state;
     let changes = diff::between(&stored.key, &next);
     if changes.is_empty() {
