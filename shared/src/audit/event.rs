@@ -30,13 +30,15 @@ impl EventId {
 
     /// The smallest id an event at or after `at` can have.
     pub fn floor(at: DateTime<Utc>) -> Self {
-        let ms = at.timestamp_millis() + i64::from(at.timestamp_subsec_nanos() % 1_000_000 != 0);
+        let ms = at.timestamp_millis()
+            + i64::from(!at.timestamp_subsec_nanos().is_multiple_of(1_000_000));
         EventId(Uuid::from_u128(u128::from(ms.max(0) as u64) << 80))
     }
 
     /// The largest id an event before `at` can have.
     pub fn ceiling_before(at: DateTime<Utc>) -> Self {
-        let ms = at.timestamp_millis() - i64::from(at.timestamp_subsec_nanos() % 1_000_000 == 0);
+        let ms = at.timestamp_millis()
+            - i64::from(at.timestamp_subsec_nanos().is_multiple_of(1_000_000));
         if ms < 0 {
             return EventId(Uuid::nil());
         }
