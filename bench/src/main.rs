@@ -19,10 +19,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use apikeys::dynamo::DynamoStore;
 use apikeys::key::{Access, KeyId, OrgId};
 use apikeys::secret::Secret;
-use apikeys::store::NewKey;
+use apikeys::store::dynamo::DynamoStore;
+use apikeys::write::NewKey;
 use apikeys_tests::capacity as proxy;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnConsumedCapacity, WriteRequest};
 use bytes::Bytes;
@@ -218,8 +218,8 @@ async fn seed_org(
             expires: None,
             id: Some(id),
         }
-        .into_record(&secret)?;
-        items.push(apikeys::dynamo::key_item(&key, &secret.hash())?);
+        .into_record(&secret, start)?;
+        items.push(apikeys::store::dynamo::key_item(&key, &secret.hash())?);
         ids.push(id);
     }
     let batches: Vec<Vec<_>> = items.chunks(25).map(|c| c.to_vec()).collect();

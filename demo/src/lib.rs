@@ -12,7 +12,10 @@ use uuid::Uuid;
 
 use apikeys::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
 use apikeys::secret::Secret;
-use apikeys::store::{CreateKeyError, KeyStore, NewKey, create_key_with_secret};
+use apikeys::store::{KeyReader, KeyWriter};
+use apikeys::write::{
+    CreateKeyError, NewKey, WriteContext, WritePolicy, create_key_with_secret, set_state,
+};
 
 pub const ORG: &str = "demo";
 /// The demo organization's unrestricted key.
@@ -99,7 +102,7 @@ where
 
 /// Creates the demo organization's keys, unless they exist already. Returns the keys it
 /// created.
-pub async fn seed<S: KeyStore>(store: &S) -> Result<Vec<ApiKey>, CreateKeyError> {
+pub async fn seed<S: KeyReader + KeyWriter>(store: &S) -> Result<Vec<ApiKey>, CreateKeyError> {
     let org: OrgId = parse(ORG);
     if store.get_key(&org, parse(ADMIN_ID)).await?.is_some() {
         return Ok(Vec::new());
@@ -120,10 +123,17 @@ pub async fn seed<S: KeyStore>(store: &S) -> Result<Vec<ApiKey>, CreateKeyError>
         };
         let mut key = create_key_with_secret(store, new, &Secret::from_random(*k.secret)).await?;
         if k.disabled {
-            store
-                .set_state(&org, id, KeyState::Disabled, key.created)
-                .await?;
-            key.state = KeyState::Disabled;
+            // Disabled at its creation time, so the demo's documents never change.
+            let ctx = WriteContext::cli().at(key.created);
+            key = set_state(
+                store,
+                &WritePolicy::default(),
+                &ctx,
+                &org,
+                id,
+                KeyState::Disabled,
+            )
+            .await?;
         }
         created.push(key);
     }

@@ -6,10 +6,10 @@ use std::sync::OnceLock;
 
 use apikeys::App;
 use apikeys::key::{Access, ApiKey, KeyId, OrgId};
-use apikeys::memory::MemoryStore;
 use apikeys::page::{CursorKeys, ListRequest, Order, RawListParams};
 use apikeys::secret::Secret;
-use apikeys::store::{NewKey, create_key_with_secret};
+use apikeys::store::memory::MemoryStore;
+use apikeys::write::{NewKey, create_key_with_secret};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 

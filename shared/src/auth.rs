@@ -12,7 +12,7 @@ use lambda_http::http::{HeaderMap, HeaderValue};
 use crate::error::{ApiError, AuthFailure};
 use crate::key::{Access, KeyId, KeyStatus, OrgId, Permission};
 use crate::secret::{Secret, SecretHash};
-use crate::store::{Credential, KeyStore};
+use crate::store::{Credential, CredentialStore};
 
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,7 +119,7 @@ fn only_value<'h>(
 }
 
 /// Authenticates the request's API key at `now`.
-pub async fn authenticate<S: KeyStore>(
+pub async fn authenticate<S: CredentialStore>(
     store: &S,
     headers: &HeaderMap,
     now: DateTime<Utc>,

@@ -11,8 +11,8 @@ use aws_config::timeout::TimeoutConfig;
 
 use crate::App;
 use crate::cache::{DEFAULT_TTL, MAX_TTL};
-use crate::dynamo::DynamoStore;
 use crate::page::{CursorKeys, WeakCursorSecret};
+use crate::store::dynamo::DynamoStore;
 
 /// Connecting to DynamoDB may take this long.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -65,8 +65,8 @@ pub async fn warm_up(client: &aws_sdk_dynamodb::Client, table: &str) {
     let read = client
         .get_item()
         .table_name(table)
-        .key(crate::dynamo::PK, AttributeValue::S("WARMUP".into()))
-        .key(crate::dynamo::SK, AttributeValue::S("WARMUP".into()))
+        .key(crate::store::dynamo::PK, AttributeValue::S("WARMUP".into()))
+        .key(crate::store::dynamo::SK, AttributeValue::S("WARMUP".into()))
         .send();
     match tokio::time::timeout(WARM_UP_TIMEOUT, read).await {
         Ok(Ok(_)) => tracing::debug!("connection warmed"),

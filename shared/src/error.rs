@@ -9,6 +9,7 @@ use lambda_http::http::StatusCode;
 use serde::Serialize;
 
 use crate::store::StoreError;
+use crate::write::{InvalidWrite, WriteError};
 
 /// A query or path parameter that failed validation: which one, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,6 +105,20 @@ pub enum ApiError {
     NotAcceptable,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A write that did not happen (see [`WriteError`]); a store failure inside it is
+    /// rendered as [`ApiError::Store`] is.
+    #[error(transparent)]
+    Write(WriteError),
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::NotFound => ApiError::NotFound,
+            WriteError::Store(s) => ApiError::Store(s),
+            other => ApiError::Write(other),
+        }
+    }
 }
 
 /// Seconds a client should wait before retrying a 503.
@@ -134,6 +149,21 @@ impl ApiError {
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             ApiError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(StoreError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Write(e) => match e {
+                WriteError::NotFound => StatusCode::NOT_FOUND,
+                // If-Match named another version.
+                WriteError::VersionMismatch => StatusCode::PRECONDITION_FAILED,
+                WriteError::Conflict => StatusCode::CONFLICT,
+                // The draft standard for Idempotency-Key (draft-ietf-httpapi-idempotency-key-
+                // header, section 2.7): a key reused with another payload is a 422.
+                WriteError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+                WriteError::Invalid(InvalidWrite::NoSecretKeys) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+                WriteError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                WriteError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+                WriteError::Store(StoreError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         }
     }
 
@@ -154,9 +184,29 @@ impl ApiError {
             ApiError::Store(StoreError::Unavailable(_)) => format!(
                 "the key store is temporarily unavailable; retry after {RETRY_AFTER_SECS} s"
             ),
-            ApiError::Store(StoreError::Internal(_)) => {
-                "an internal error occurred; quote the request_id when reporting it".into()
+            ApiError::Store(StoreError::Internal(_))
+            | ApiError::Write(
+                WriteError::Store(StoreError::Internal(_))
+                | WriteError::Invalid(InvalidWrite::NoSecretKeys),
+            ) => "an internal error occurred; quote the request_id when reporting it".into(),
+            ApiError::Write(WriteError::Store(StoreError::Unavailable(_))) => format!(
+                "the key store is temporarily unavailable; retry after {RETRY_AFTER_SECS} s"
+            ),
+            ApiError::Write(WriteError::NotFound) => {
+                "no API key with this id exists in your organization".into()
             }
+            ApiError::Write(WriteError::VersionMismatch) => {
+                "the key has changed since the ETag in If-Match; read it again and retry".into()
+            }
+            ApiError::Write(WriteError::Conflict) => {
+                "the key was changed by another request at the same time; read it again and retry"
+                    .into()
+            }
+            ApiError::Write(WriteError::IdempotencyMismatch) => {
+                "this Idempotency-Key was used in the last 24 hours for another request (another body, operation or key); use a new key"
+                    .into()
+            }
+            ApiError::Write(WriteError::Invalid(why)) => why.to_string(),
         };
         Problem {
             kind: "about:blank",

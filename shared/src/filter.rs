@@ -174,6 +174,7 @@ mod tests {
             access,
             state,
             last_four: "abcd".into(),
+            version: 1,
         }
     }
 

@@ -21,7 +21,7 @@ use crate::error::{ApiError, ParamError, RETRY_AFTER_SECS};
 use crate::filter::RawFilters;
 use crate::key::{InvalidUuid, KeyId, KeyView, Permission};
 use crate::page::{ListRequest, RawListParams, list_keys as read_page};
-use crate::store::KeyStore;
+use crate::store::{CredentialStore, KeyReader};
 
 const JSON: &str = "application/json";
 const PROBLEM_JSON: &str = "application/problem+json";
@@ -29,7 +29,7 @@ const PROBLEM_JSON: &str = "application/problem+json";
 /// `GET /v1/api_key/{id}` (the diga view) and `GET /v1/api_keys/{api_key_id}` (the discue
 /// view): one key of the caller's organization. The route is told apart by the path
 /// parameter's name or the route template, never by the raw path, which may carry a stage.
-pub async fn get_key<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body> {
+pub async fn get_key<S: KeyReader + CredentialStore>(app: &App<S>, req: Request) -> Response<Body> {
     let route = GetRoute::of(&req);
     serve(app, &req, async |caller: &Caller, pretty: bool| {
         known_parameters(req.query_string_parameters_ref(), GET_PARAMETERS)?;
@@ -102,7 +102,10 @@ fn self_href(req: &Request) -> String {
 }
 
 /// `GET /v1/api_key/`: a page of the caller's organization's keys.
-pub async fn list_keys<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body> {
+pub async fn list_keys<S: KeyReader + CredentialStore>(
+    app: &App<S>,
+    req: Request,
+) -> Response<Body> {
     serve(app, &req, async |caller: &Caller, pretty: bool| {
         let q = req.query_string_parameters_ref();
         known_parameters(q, LIST_PARAMETERS)?;
@@ -164,7 +167,7 @@ struct PageBody<'a> {
 /// Runs the checks every endpoint shares, then `op`, all before the request's [`Deadline`],
 /// and renders the outcome; logs one line per request with its id, organization, status and
 /// duration.
-async fn serve<S: KeyStore>(
+async fn serve<S: CredentialStore>(
     app: &App<S>,
     req: &Request,
     op: impl AsyncFnOnce(&Caller, bool) -> Result<Vec<u8>, ApiError>,
@@ -508,10 +511,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_failure_to_record_the_use_is_counted_once_and_does_not_fail_the_request() {
-        use crate::memory::MemoryStore;
+        use crate::store::memory::MemoryStore;
         use std::sync::atomic::Ordering;
         let store = MemoryStore::default();
-        let new = crate::store::NewKey {
+        let new = crate::write::NewKey {
             org: "o".parse().unwrap(),
             name: "k".into(),
             creator_id: uuid::Uuid::nil(),
@@ -519,7 +522,7 @@ mod tests {
             expires: None,
             id: None,
         };
-        let (key, secret) = crate::store::create_key(&store, new).await.unwrap();
+        let (key, secret) = crate::write::create_key(&store, new).await.unwrap();
         store.fail_record_use.store(true, Ordering::SeqCst);
         let metrics = crate::telemetry::MetricSink::memory();
         let app = App {

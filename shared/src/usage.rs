@@ -21,7 +21,7 @@ use serde_json::{Map, json};
 
 use crate::auth::Caller;
 use crate::key::KeyId;
-use crate::store::{KeyStore, StoreError};
+use crate::store::{CredentialStore, StoreError};
 use crate::telemetry::MetricSink;
 
 /// How precisely `last_used_date` is kept: a key used again within this many seconds of its
@@ -80,7 +80,7 @@ impl Recorder {
     /// used less than [`LAST_USED_RESOLUTION_SECS`] ago or the caller is backing off after
     /// a failure. Takes at most the recorder's wait, and never fails: a failure is counted
     /// and logged, and the request goes on.
-    pub async fn record<S: KeyStore>(&self, store: &S, caller: &Caller, now: DateTime<Utc>) {
+    pub async fn record<S: CredentialStore>(&self, store: &S, caller: &Caller, now: DateTime<Utc>) {
         let stale_before = now - TimeDelta::seconds(LAST_USED_RESOLUTION_SECS);
         if caller.last_used.is_some_and(|t| t >= stale_before) || self.backing_off(caller, now) {
             return;
@@ -149,12 +149,13 @@ mod tests {
 
     use super::*;
     use crate::key::{Access, ApiKey};
-    use crate::memory::MemoryStore;
     use crate::secret::Secret;
+    use crate::store::KeyReader;
+    use crate::store::memory::MemoryStore;
 
     async fn store_with_key() -> (MemoryStore, ApiKey, Secret) {
         let store = MemoryStore::default();
-        let new = crate::store::NewKey {
+        let new = crate::write::NewKey {
             org: "o".parse().unwrap(),
             name: "k".into(),
             creator_id: uuid::Uuid::nil(),
@@ -162,7 +163,7 @@ mod tests {
             expires: None,
             id: None,
         };
-        let (key, secret) = crate::store::create_key(&store, new).await.unwrap();
+        let (key, secret) = crate::write::create_key(&store, new).await.unwrap();
         (store, key, secret)
     }
 
@@ -232,9 +233,9 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_is_one_metric_line_and_the_caller_backs_off_for_a_minute() {
         let (store, key, secret) = store_with_key().await;
-        let (other, other_secret) = crate::store::create_key(
+        let (other, other_secret) = crate::write::create_key(
             &store,
-            crate::store::NewKey {
+            crate::write::NewKey {
                 org: "o".parse().unwrap(),
                 name: "other".into(),
                 creator_id: uuid::Uuid::nil(),

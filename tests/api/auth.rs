@@ -134,8 +134,7 @@ async fn a_deleted_callers_secret_stops_working() {
     let app = app().await;
     let org = org();
     let (key, secret) = create(&app, new_key(&org, "gone")).await;
-    use apikeys::store::KeyStore;
-    assert!(app.store.delete_key(&org, key.id).await.unwrap());
+    assert!(delete(&app, &org, key.id).await);
     not_valid(&Call::list(Payload::Rest).bearer(&secret).send(&app).await);
 }
 

@@ -4,9 +4,9 @@
 //! in flight valid until the old secret is retired.
 
 use apikeys::App;
-use apikeys::dynamo::DynamoStore;
 use apikeys::page::CursorKeys;
 use apikeys::secret::Secret;
+use apikeys::store::dynamo::DynamoStore;
 use apikeys_tests::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -1,7 +1,7 @@
 //! The error statuses that are not about keys: method, content negotiation, and the store.
 
 use apikeys::App;
-use apikeys::dynamo::DynamoStore;
+use apikeys::store::dynamo::DynamoStore;
 use apikeys_tests::*;
 
 #[tokio::test]

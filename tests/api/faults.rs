@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use apikeys::App;
 use apikeys::config::OPERATION_TIMEOUT;
-use apikeys::dynamo::DynamoStore;
 use apikeys::key::ApiKey;
 use apikeys::secret::Secret;
+use apikeys::store::dynamo::DynamoStore;
 use apikeys_tests::fault::{Fault, FaultProxy};
 use apikeys_tests::*;
 

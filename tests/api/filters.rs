@@ -2,10 +2,10 @@
 //! prefix), combined with each other, with both orders and with every kind of position.
 
 use apikeys::App;
-use apikeys::dynamo::DynamoStore;
 use apikeys::key::{KeyId, KeyState, Permission};
 use apikeys::page::MAX_ITEMS_READ;
 use apikeys::secret::Secret;
+use apikeys::store::dynamo::DynamoStore;
 use apikeys_tests::*;
 use chrono::{TimeZone, Utc};
 

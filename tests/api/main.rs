@@ -1,5 +1,6 @@
 //! The API, end to end: handlers on real API Gateway payloads, against DynamoDB Local.
 
+mod audit;
 mod auth;
 mod builds;
 mod cache;
@@ -25,3 +26,4 @@ mod secrets;
 mod store;
 mod template;
 mod tenancy;
+mod writes;

@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use apikeys::App;
-use apikeys::dynamo::DynamoStore;
 use apikeys::key::{KeyId, Permission};
 use apikeys::page::{DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE_END};
+use apikeys::store::dynamo::DynamoStore;
 use apikeys_tests::*;
 use serde_json::{Value, json};
 

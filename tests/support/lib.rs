@@ -3,13 +3,14 @@
 //! `lambda_http` requests the way the runtime builds them.
 
 use apikeys::App;
-use apikeys::dynamo::DynamoStore;
 use apikeys::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
 use apikeys::page::CursorKeys;
 use apikeys::secret::Secret;
-use apikeys::store::{KeyStore, NewKey, create_key};
+use apikeys::store::KeyReader;
+use apikeys::store::dynamo::DynamoStore;
 use apikeys::telemetry::MetricSink;
 use apikeys::usage::Recorder;
+use apikeys::write::{NewKey, SecretKeys, WriteContext, WriteError, WritePolicy, create_key};
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
@@ -86,12 +87,39 @@ pub async fn create(app: &App<DynamoStore>, new: NewKey) -> (ApiKey, Secret) {
     create_key(&app.store, new).await.expect("create a key")
 }
 
-/// Sets a key's state now; `false` if there is no such key.
+pub const IDEMPOTENCY_SECRET: &str = "integration-tests-idempotency-secret-0123456789";
+
+/// The write policy of the tests: the default retention, and idempotency.
+pub fn policy() -> WritePolicy {
+    WritePolicy::default().with_secret_keys(SecretKeys::parse(IDEMPOTENCY_SECRET).unwrap())
+}
+
+/// A write by the tests' operator, now.
+pub fn ctx() -> WriteContext {
+    WriteContext::cli()
+}
+
+/// Sets a key's state now, through the domain's write; `false` if there is no such key.
 pub async fn set_state(app: &App<DynamoStore>, org: &OrgId, id: KeyId, state: KeyState) -> bool {
-    app.store
-        .set_state(org, id, state, Utc::now())
-        .await
-        .expect("set a key's state")
+    match apikeys::write::set_state(&app.store, &policy(), &ctx(), org, id, state).await {
+        Ok(_) => true,
+        Err(WriteError::NotFound) => false,
+        Err(e) => panic!("set a key's state: {e:?}"),
+    }
+}
+
+/// Deletes a key now, through the domain's write; `false` if there is no such key.
+pub async fn delete(app: &App<DynamoStore>, org: &OrgId, id: KeyId) -> bool {
+    delete_in(&app.store, org, id).await
+}
+
+/// Like [`delete`], on any DynamoDB store (a clone moved into a task, say).
+pub async fn delete_in(store: &DynamoStore, org: &OrgId, id: KeyId) -> bool {
+    match apikeys::write::delete_key(store, &policy(), &ctx(), org, id, None).await {
+        Ok(_) => true,
+        Err(WriteError::NotFound) => false,
+        Err(e) => panic!("delete a key: {e:?}"),
+    }
 }
 
 /// Every item in the app's table, as DynamoDB returns them.
@@ -672,9 +700,9 @@ pub async fn seed_largest(app: &App<DynamoStore>, org: &OrgId, n: usize) -> Vec<
         new.id = Some(KeyId::new_at(
             start + chrono::Duration::milliseconds(i as i64),
         ));
-        let key = new.into_record(&secret).unwrap();
+        let key = new.into_record(&secret, start).unwrap();
         ids.push(key.id);
-        items.push(apikeys::dynamo::key_item(&key, &secret.hash()).unwrap());
+        items.push(apikeys::store::dynamo::key_item(&key, &secret.hash()).unwrap());
     }
     let client = app.store.client();
     for batch in items.chunks(25) {
@@ -705,12 +733,18 @@ pub async fn seed_largest(app: &App<DynamoStore>, org: &OrgId, n: usize) -> Vec<
     client
         .put_item()
         .table_name(app.store.table())
-        .item(apikeys::dynamo::PK, AttributeValue::S(format!("ORG#{org}")))
         .item(
-            apikeys::dynamo::SK,
-            AttributeValue::S(apikeys::dynamo::COUNT_SK.into()),
+            apikeys::store::dynamo::PK,
+            AttributeValue::S(format!("ORG#{org}")),
         )
-        .item(apikeys::dynamo::KEY_COUNT, AttributeValue::N(n.to_string()))
+        .item(
+            apikeys::store::dynamo::SK,
+            AttributeValue::S(apikeys::store::dynamo::COUNT_SK.into()),
+        )
+        .item(
+            apikeys::store::dynamo::KEY_COUNT,
+            AttributeValue::N(n.to_string()),
+        )
         .send()
         .await
         .expect("set the key count");

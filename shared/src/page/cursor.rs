@@ -1,10 +1,15 @@
 //! Cursors: the position where a page stopped, with the order, direction and filters it
 //! was read under, sealed with an HMAC for the caller's organization. A cursor cannot be
 //! forged, altered, or followed by another organization.
+//!
+//! Sealing is generic over what a cursor holds and what it is for ([`Purpose`]): the audit
+//! trail's event cursors are sealed here too, under a context of their own, so a cursor of
+//! one kind never opens as another.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -28,7 +33,23 @@ pub(super) struct CursorState {
 
 type HmacSha256 = Hmac<Sha256>;
 const TAG_LEN: usize = 32;
-const MAC_CONTEXT: &[u8] = b"apikeys/cursor/v1\0";
+
+/// What a cursor is for: the context its MAC covers, so that a cursor sealed for one purpose
+/// never opens for another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Purpose(&'static [u8]);
+
+impl Purpose {
+    /// Cursors of key lists. Its context is the one key cursors have always been sealed
+    /// under, so cursors already handed out keep opening.
+    pub const KEYS: Purpose = Purpose(b"apikeys/cursor/v1\0");
+
+    /// A purpose with its own MAC context, which must differ from every other purpose's and
+    /// end in a NUL byte, as the organization follows it.
+    pub const fn new(context: &'static [u8]) -> Self {
+        Purpose(context)
+    }
+}
 
 /// The keys that sign and check cursors. The first signs; all of them verify, so a new
 /// key can be put first while cursors signed with the old one keep working.
@@ -57,44 +78,60 @@ impl CursorKeys {
         Ok(CursorKeys { keys })
     }
 
-    fn mac(key: &[u8], org: &OrgId, payload: &[u8]) -> HmacSha256 {
+    fn mac(key: &[u8], purpose: Purpose, org: &OrgId, payload: &[u8]) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
-        mac.update(MAC_CONTEXT);
+        mac.update(purpose.0);
         mac.update(org.as_str().as_bytes());
         mac.update(b"\0");
         mac.update(payload);
         mac
     }
 
-    pub(super) fn seal(&self, org: &OrgId, state: &CursorState) -> String {
+    /// Seals `state` for `org` and `purpose` with the signing key: its JSON, then the MAC,
+    /// in base64url.
+    pub fn seal_for<T: Serialize>(&self, purpose: Purpose, org: &OrgId, state: &T) -> String {
         let mut bytes = serde_json::to_vec(state).expect("a cursor state always serializes");
-        let tag = Self::mac(&self.keys[0], org, &bytes)
+        let tag = Self::mac(&self.keys[0], purpose, org, &bytes)
             .finalize()
             .into_bytes();
         bytes.extend_from_slice(&tag);
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
+    /// The state `token` holds, if one of the keys sealed it for `org` and `purpose`.
+    pub fn open_for<T: DeserializeOwned>(
+        &self,
+        purpose: Purpose,
+        org: &OrgId,
+        token: &str,
+    ) -> Option<T> {
+        let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
+        if bytes.len() <= TAG_LEN {
+            return None;
+        }
+        let (payload, tag) = bytes.split_at(bytes.len() - TAG_LEN);
+        self.keys
+            .iter()
+            .any(|key| {
+                Self::mac(key, purpose, org, payload)
+                    .verify_slice(tag)
+                    .is_ok()
+            })
+            .then(|| serde_json::from_slice(payload).ok())
+            .flatten()
+    }
+
+    pub(super) fn seal(&self, org: &OrgId, state: &CursorState) -> String {
+        self.seal_for(Purpose::KEYS, org, state)
+    }
+
     pub(super) fn open(&self, org: &OrgId, token: &str) -> Result<CursorState, ParamError> {
-        let invalid = || {
+        self.open_for(Purpose::KEYS, org, token).ok_or_else(|| {
             ParamError::new(
                 "cursor",
                 "is not a cursor this service issued for this organization; pass next_cursor unchanged",
             )
-        };
-        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-        if bytes.len() <= TAG_LEN {
-            return Err(invalid());
-        }
-        let (payload, tag) = bytes.split_at(bytes.len() - TAG_LEN);
-        let authentic = self
-            .keys
-            .iter()
-            .any(|key| Self::mac(key, org, payload).verify_slice(tag).is_ok());
-        if !authentic {
-            return Err(invalid());
-        }
-        serde_json::from_slice(payload).map_err(|_| invalid())
+        })
     }
 }
 
@@ -154,6 +191,39 @@ pub(super) mod tests {
         assert!(rotated.open(&org("a"), &old).is_ok());
         let retired = CursorKeys::parse("ffffffffffffffffffffffffffffffff").unwrap();
         assert!(retired.open(&org("a"), &old).is_err());
+    }
+
+    #[test]
+    fn key_cursors_are_sealed_under_their_original_context() {
+        // Cursors handed out before sealing became generic must keep opening.
+        let token = sealed("a", Order::Desc);
+        let bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        let (payload, tag) = bytes.split_at(bytes.len() - TAG_LEN);
+        let mut mac = HmacSha256::new_from_slice(b"0123456789abcdef0123456789abcdef").unwrap();
+        mac.update(b"apikeys/cursor/v1\0a\0");
+        mac.update(payload);
+        assert!(mac.verify_slice(tag).is_ok());
+    }
+
+    #[test]
+    fn a_cursor_sealed_for_another_purpose_does_not_open() {
+        let other = Purpose::new(b"apikeys/other-cursor/v1\0");
+        let token = keys().seal_for(
+            other,
+            &org("a"),
+            &CursorState {
+                order: Order::Desc,
+                direction: Direction::Backward,
+                position: ID.parse().unwrap(),
+                filters: None,
+            },
+        );
+        assert!(keys().open(&org("a"), &token).is_err());
+        assert!(
+            keys()
+                .open_for::<CursorState>(other, &org("a"), &token)
+                .is_some()
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod read;
 use serde::{Deserialize, Serialize};
 
 pub use budget::{DEFAULT_LIMIT, MAX_ITEMS_READ, MAX_LIMIT, MAX_PAGE_END, MAX_QUERIES, MIN_CHUNK};
-pub use cursor::{CursorKeys, WeakCursorSecret};
+pub use cursor::{CursorKeys, Purpose, WeakCursorSecret};
 pub use params::{ListRequest, RawListParams};
 pub use read::{Page, PageNumbers, list_keys};
 

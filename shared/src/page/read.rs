@@ -9,7 +9,7 @@ use super::cursor::{CursorKeys, CursorState};
 use super::params::ListRequest;
 use super::{Direction, Order};
 use crate::key::{ApiKey, KeyId, OrgId};
-use crate::store::{KeyStore, Position, StoreError};
+use crate::store::{KeyReader, Position, StoreError};
 
 /// One page of keys, in the requested order.
 #[derive(Clone, Debug)]
@@ -44,7 +44,7 @@ struct Read {
 }
 
 /// Reads one page for `org`. It reads at most [`MAX_ITEMS_READ`] keys (see `budget`).
-pub async fn list_keys<S: KeyStore>(
+pub async fn list_keys<S: KeyReader>(
     store: &S,
     org: &OrgId,
     request: &ListRequest,
@@ -74,7 +74,7 @@ fn cut(mut keys: Vec<ApiKey>, limit: usize) -> (Vec<ApiKey>, bool) {
 }
 
 /// One run of `limit + 1` keys from the position.
-async fn plain<S: KeyStore>(
+async fn plain<S: KeyReader>(
     store: &S,
     org: &OrgId,
     request: &ListRequest,
@@ -94,7 +94,7 @@ async fn plain<S: KeyStore>(
 
 /// DynamoDB cannot skip: page `n` reads the `(n - 1) * limit` keys before it, in the same
 /// run, and the organization's key count at the same time.
-async fn numbered<S: KeyStore>(
+async fn numbered<S: KeyReader>(
     store: &S,
     org: &OrgId,
     request: &ListRequest,
@@ -124,7 +124,7 @@ async fn numbered<S: KeyStore>(
 /// there are `limit + 1` matches (so `has_more` is exact), the keys end, or
 /// [`MAX_ITEMS_READ`] keys have been read. In the last case the next page resumes after the
 /// last key read, which is where reading stopped.
-async fn filtered<S: KeyStore>(
+async fn filtered<S: KeyReader>(
     store: &S,
     org: &OrgId,
     request: &ListRequest,
@@ -212,8 +212,8 @@ mod tests {
     use super::super::params::RawListParams;
     use super::*;
     use crate::filter::{Filters, RawFilters};
-    use crate::memory::MemoryStore;
-    use crate::store::{NewKey, create_key};
+    use crate::store::memory::MemoryStore;
+    use crate::write::{NewKey, create_key};
     use chrono::{TimeZone, Utc};
 
     /// `n` keys in `org`, one millisecond apart, named by `name(i)`; their ids in order.
