@@ -20,6 +20,7 @@ pub mod page;
 pub mod secret;
 pub mod store;
 pub mod telemetry;
+pub mod write;
 
 /// What a handler needs, built once per cold start.
 #[derive(Debug)]
