@@ -203,6 +203,35 @@ mod tests {
     }
 
     #[test]
+    fn body_errors_have_their_statuses_and_name_the_field() {
+        let p = ApiError::InvalidField(ParamError::new("name", "is required")).problem("r");
+        assert_eq!((p.status, p.parameter.as_deref()), (422, Some("name")));
+        assert_eq!(p.detail, "body field \"name\" is required");
+        let p = ApiError::MalformedBody("the body is not valid JSON".into()).problem("r");
+        assert_eq!((p.status, p.title, p.parameter), (400, "Bad Request", None));
+        let p = ApiError::PayloadTooLarge {
+            size: 20_000,
+            limit: 16_384,
+        }
+        .problem("r");
+        assert_eq!((p.status, p.title), (413, "Payload Too Large"));
+        assert_eq!(
+            p.detail,
+            "the body is 20000 bytes; this endpoint takes at most 16384"
+        );
+        let p = ApiError::UnsupportedMediaType {
+            accepted: "application/json",
+            got: None,
+        }
+        .problem("r");
+        assert_eq!(
+            (p.status, p.title, p.parameter),
+            (415, "Unsupported Media Type", None)
+        );
+        assert!(p.detail.contains("application/json"), "{}", p.detail);
+    }
+
+    #[test]
     fn a_secret_given_as_a_parameter_is_redacted_from_name_and_reason() {
         let secret = crate::secret::Secret::from_random(*b"a-secret-in-a-parameter!");
         let s = secret.expose();
