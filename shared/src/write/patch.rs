@@ -233,27 +233,35 @@ mod tests {
     #[test]
     fn each_field_changes_only_itself_and_moves_updated() {
         let k = key(Access::new(true, vec![CallsView]));
-        let later = Utc.with_ymd_and_hms(2025, 7, 1, 0, 0, 0).unwrap();
-        let cases: [(Value, &dyn Fn(&mut ApiKey)); 5] = [
-            (json!({"name": "renamed"}), &|k| k.name = "renamed".into()),
-            (json!({"status": "disabled"}), &|k| {
-                k.state = KeyState::Disabled
-            }),
-            (json!({"expires_date": "2025-07-01T00:00:00Z"}), &|k| {
-                k.expires = Some(later)
-            }),
-            (
-                json!({"permissions": ["billing.view", "calls.view"]}),
-                &|k| k.access = Access::new(true, vec![CallsView, BillingView]),
-            ),
-            (json!({"restricted": false}), &|k| {
-                k.access = Access::Unrestricted
-            }),
-        ];
-        for (p, change) in cases {
+        let with = |change: fn(&mut ApiKey)| {
             let mut want = k.clone();
             change(&mut want);
             want.updated = now();
+            want
+        };
+        let cases = [
+            (
+                json!({"name": "renamed"}),
+                with(|k| k.name = "renamed".into()),
+            ),
+            (
+                json!({"status": "disabled"}),
+                with(|k| k.state = KeyState::Disabled),
+            ),
+            (
+                json!({"expires_date": "2025-07-01T00:00:00Z"}),
+                with(|k| k.expires = Some(Utc.with_ymd_and_hms(2025, 7, 1, 0, 0, 0).unwrap())),
+            ),
+            (
+                json!({"permissions": ["billing.view", "calls.view"]}),
+                with(|k| k.access = Access::new(true, vec![CallsView, BillingView])),
+            ),
+            (
+                json!({"restricted": false}),
+                with(|k| k.access = Access::Unrestricted),
+            ),
+        ];
+        for (p, want) in cases {
             assert_eq!(applied(p.clone(), &k).unwrap(), want, "{p}");
         }
     }
