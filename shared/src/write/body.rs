@@ -451,6 +451,20 @@ mod tests {
         assert!(err.problem("r").detail.contains("not a known field"));
         let err = fields.only(&["a"], &["b"]).unwrap_err();
         assert!(err.problem("r").detail.contains("cannot be written"));
+        // A member named "" is named as it is, so that the client can find it.
+        let fields = read(
+            &ct("application/json"),
+            br#"{"": 1}"#,
+            Accepts::Json,
+            Presence::Required,
+        );
+        let err = fields.unwrap().unwrap().only(&["a"], &[]).unwrap_err();
+        assert_eq!(err.problem("r").parameter.as_deref(), Some(""));
+        assert!(
+            err.problem("r")
+                .detail
+                .starts_with("body field \"\" is not a known field")
+        );
     }
 
     #[test]
