@@ -11,7 +11,8 @@ use serde::Serialize;
 use crate::store::StoreError;
 use crate::write::{InvalidWrite, WriteError};
 
-/// A query or path parameter that failed validation: which one, and why.
+/// A request parameter (query, path, or a field of a JSON body) that failed validation:
+/// which one, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{param}: {reason}")]
 pub struct ParamError {
@@ -103,6 +104,24 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the Accept header excludes JSON")]
     NotAcceptable,
+    /// A field of a JSON request body: unknown, repeated, of the wrong type or out of range.
+    #[error("invalid body field {0}")]
+    InvalidField(ParamError),
+    /// The body is not JSON; the text says where it broke.
+    #[error("malformed body: {0}")]
+    MalformedBody(String),
+    /// The body is larger than the endpoint takes (measured after base64 decoding).
+    #[error("body of {size} bytes over the limit of {limit}")]
+    PayloadTooLarge { size: usize, limit: usize },
+    /// The body's Content-Type is not one the endpoint takes; `accepted` names those.
+    #[error("unsupported Content-Type {got:?}")]
+    UnsupportedMediaType {
+        accepted: &'static str,
+        got: Option<String>,
+    },
+    /// A write that would give a restricted caller more than it holds.
+    #[error("escalation refused: {0}")]
+    Escalation(crate::request::grant::Escalation),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A write that did not happen (see [`WriteError`]); a store failure inside it is
@@ -133,7 +152,7 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     pub request_id: String,
-    /// The parameter at fault, for 422s.
+    /// The parameter or body field at fault, for 422s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parameter: Option<String>,
 }
@@ -147,6 +166,11 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            ApiError::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Escalation(_) => StatusCode::FORBIDDEN,
             ApiError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(StoreError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Write(e) => match e {
@@ -181,6 +205,16 @@ impl ApiError {
             ApiError::NotAcceptable => {
                 "this resource only produces application/json; allow it in the Accept header".into()
             }
+            ApiError::InvalidField(p) => format!("body field {:?} {}", p.param, p.reason),
+            ApiError::MalformedBody(why) => redact_secrets(why.clone()),
+            ApiError::PayloadTooLarge { size, limit } => {
+                format!("the body is {size} bytes; this endpoint takes at most {limit}")
+            }
+            ApiError::UnsupportedMediaType { accepted, got } => match got {
+                Some(got) => format!("this endpoint takes a body of {accepted}, not {got:?}"),
+                None => format!("this endpoint takes a body of {accepted}: set Content-Type"),
+            },
+            ApiError::Escalation(e) => e.to_string(),
             ApiError::Store(StoreError::Unavailable(_)) => format!(
                 "the key store is temporarily unavailable; retry after {RETRY_AFTER_SECS} s"
             ),
@@ -215,7 +249,7 @@ impl ApiError {
             detail,
             request_id: request_id.to_owned(),
             parameter: match self {
-                ApiError::Invalid(p) => Some(p.param.clone()),
+                ApiError::Invalid(p) | ApiError::InvalidField(p) => Some(p.param.clone()),
                 _ => None,
             },
         }
@@ -233,6 +267,35 @@ mod tests {
         assert_eq!(p.parameter.as_deref(), Some("limit"));
         assert_eq!(ApiError::NotFound.problem("r").title, "Not Found");
         assert_eq!(ApiError::NotAcceptable.problem("r").title, "Not Acceptable");
+    }
+
+    #[test]
+    fn body_errors_have_their_statuses_and_name_the_field() {
+        let p = ApiError::InvalidField(ParamError::new("name", "is required")).problem("r");
+        assert_eq!((p.status, p.parameter.as_deref()), (422, Some("name")));
+        assert_eq!(p.detail, "body field \"name\" is required");
+        let p = ApiError::MalformedBody("the body is not valid JSON".into()).problem("r");
+        assert_eq!((p.status, p.title, p.parameter), (400, "Bad Request", None));
+        let p = ApiError::PayloadTooLarge {
+            size: 20_000,
+            limit: 16_384,
+        }
+        .problem("r");
+        assert_eq!((p.status, p.title), (413, "Payload Too Large"));
+        assert_eq!(
+            p.detail,
+            "the body is 20000 bytes; this endpoint takes at most 16384"
+        );
+        let p = ApiError::UnsupportedMediaType {
+            accepted: "application/json",
+            got: None,
+        }
+        .problem("r");
+        assert_eq!(
+            (p.status, p.title, p.parameter),
+            (415, "Unsupported Media Type", None)
+        );
+        assert!(p.detail.contains("application/json"), "{}", p.detail);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod filter;
 pub mod http;
 pub mod key;
 pub mod page;
+pub mod request;
 pub mod secret;
 pub mod store;
 pub mod telemetry;
