@@ -101,7 +101,7 @@ pub enum ApiError {
     #[error("API key not found")]
     NotFound,
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: &'static str },
     #[error("the Accept header excludes JSON")]
     NotAcceptable,
     /// A field of a JSON request body: unknown, repeated, of the wrong type or out of range.
@@ -164,7 +164,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             ApiError::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::MalformedBody(_) => StatusCode::BAD_REQUEST,
@@ -201,7 +201,7 @@ impl ApiError {
                 format!("this API key is restricted and lacks the {p} permission")
             }
             ApiError::NotFound => "no API key with this id exists in your organization".into(),
-            ApiError::MethodNotAllowed => "this resource supports only GET and HEAD".into(),
+            ApiError::MethodNotAllowed { allow } => format!("this resource supports only {allow}"),
             ApiError::NotAcceptable => {
                 "this resource only produces application/json; allow it in the Accept header".into()
             }

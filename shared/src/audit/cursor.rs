@@ -25,6 +25,11 @@ impl EventCursors {
         CursorKeys::parse(config).map(EventCursors)
     }
 
+    /// The event cursors of these keys (a key list's cursor keys).
+    pub fn new(keys: CursorKeys) -> Self {
+        EventCursors(keys)
+    }
+
     pub(crate) fn seal<T: Serialize>(&self, org: &OrgId, state: &T) -> String {
         self.0.seal_for(EVENTS, org, state)
     }

@@ -1,0 +1,175 @@
+//! The write endpoints: create, update, roll and delete a key. Each reads its request (body,
+//! `If-Match`, `Idempotency-Key`), calls the write domain ([`crate::write`]) with who makes
+//! it, and renders the key. The domain makes each write one transaction with its audit
+//! event; this module adds nothing to that but the HTTP.
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+
+use super::keys::self_href;
+use super::params::{ONLY_PRETTY, known_parameters, path_id};
+use super::preconditions::{IfMatch, idempotency};
+use super::respond::to_json;
+use super::{Answer, Authorized, COLLECTION_RESOURCE, Endpoint, KEY_RESOURCE, serve, source_ip};
+use crate::App;
+use crate::error::ApiError;
+use crate::key::{KeyId, KeyView, OrgId, Permission};
+use crate::request::{CreateKey, KeyPatch, RollKey};
+use crate::store::{CredentialStore, KeyWriter};
+use crate::write::{self, WriteContext, WritePolicy};
+
+/// A key with its secret: the answer of a create or a roll, the only times the secret is
+/// shown.
+#[derive(Serialize)]
+struct WithSecret<'a> {
+    #[serde(flatten)]
+    key: KeyView<'a>,
+    secret: &'a str,
+}
+
+/// Who makes the write, from where: what its audit event records.
+fn context(req: &Request, call: &Authorized<'_>) -> WriteContext {
+    WriteContext::api_key(call.caller.key_id, call.request_id, source_ip(req))
+}
+
+/// `POST /v1/api_key/`: a new key of the caller's organization. 201 with the key and its
+/// secret, and `Location`; with `Idempotency-Key`, a retry gets the same answer.
+pub async fn create_key<S: CredentialStore + KeyWriter>(
+    app: &App<S>,
+    policy: &WritePolicy,
+    req: Request,
+) -> Response<Body> {
+    let endpoint = Endpoint {
+        serves: &[Method::POST],
+        allow: COLLECTION_RESOURCE,
+        permission: Permission::ApiKeysCreate,
+    };
+    serve(app, &req, endpoint, async |call: &Authorized<'_>| {
+        known_parameters(req.query_string_parameters_ref(), ONLY_PRETTY)?;
+        let ctx = context(&req, call);
+        let new = CreateKey::from_request(&req, ctx.now)?.new_key(call.caller)?;
+        let idem = idempotency(&req)?;
+        let created = write::create(&app.store, policy, &ctx, new, idem.as_ref()).await?;
+        let body = WithSecret {
+            key: created.key.view(ctx.now),
+            secret: created.secret.expose(),
+        };
+        let location = format!(
+            "{}/{}",
+            self_href(&req).trim_end_matches('/'),
+            created.key.id
+        );
+        Ok(Answer::created(
+            to_json(&body, call.pretty),
+            location,
+            created.replayed,
+        ))
+    })
+    .await
+}
+
+/// `PATCH /v1/api_key/{id}`: a JSON merge patch of the key's name, access, expiry or
+/// status. 200 with the key; 412 when `If-Match` names another version.
+pub async fn update_key<S: CredentialStore + KeyWriter>(
+    app: &App<S>,
+    policy: &WritePolicy,
+    req: Request,
+) -> Response<Body> {
+    let endpoint = Endpoint {
+        serves: &[Method::PATCH],
+        allow: KEY_RESOURCE,
+        permission: Permission::ApiKeysUpdate,
+    };
+    serve(app, &req, endpoint, async |call: &Authorized<'_>| {
+        known_parameters(req.query_string_parameters_ref(), ONLY_PRETTY)?;
+        let id = path_id(&req, "id")?;
+        let ctx = context(&req, call);
+        let patch = KeyPatch::from_request(&req, ctx.now)?;
+        let before = write::current_key(&app.store, &call.caller.org, id).await?;
+        let expected = IfMatch::of(&req).expect(before.version)?;
+        let after = patch.apply_by(&call.caller.access, &before, ctx.now)?;
+        let key = write::update_key(&app.store, policy, &ctx, &before, after, expected).await?;
+        Ok(Answer::key(
+            to_json(&key.view(ctx.now), call.pretty),
+            key.version,
+        ))
+    })
+    .await
+}
+
+/// `POST /v1/api_key/{id}/roll`: a new secret for the key, the previous one kept for
+/// `grace_period_seconds`. 200 with the key and its new secret; with `Idempotency-Key`, a
+/// retry gets the same answer.
+pub async fn roll_key<S: CredentialStore + KeyWriter>(
+    app: &App<S>,
+    policy: &WritePolicy,
+    req: Request,
+) -> Response<Body> {
+    let endpoint = Endpoint {
+        serves: &[Method::POST],
+        allow: "POST",
+        permission: Permission::ApiKeysUpdate,
+    };
+    serve(app, &req, endpoint, async |call: &Authorized<'_>| {
+        known_parameters(req.query_string_parameters_ref(), ONLY_PRETTY)?;
+        let id = path_id(&req, "id")?;
+        let ctx = context(&req, call);
+        let roll = RollKey::from_request(&req)?;
+        let idem = idempotency(&req)?;
+        let org = &call.caller.org;
+        let current = write::current_key(&app.store, org, id).await?;
+        RollKey::authorize(&call.caller.access, &current)?;
+        let expected = IfMatch::of(&req).expect(current.version)?;
+        let grace = u64::from(roll.grace_period_seconds);
+        let rolled =
+            write::roll_key(&app.store, policy, &ctx, org, id, grace, expected, idem.as_ref())
+                .await?;
+        let body = WithSecret {
+            key: rolled.key.view(ctx.now),
+            secret: rolled.secret.expose(),
+        };
+        Ok(Answer::secret(to_json(&body, call.pretty), rolled.replayed))
+    })
+    .await
+}
+
+/// `DELETE /v1/api_key/{id}`: 204; the key and every secret of it are gone, its events
+/// stay.
+pub async fn delete_key<S: CredentialStore + KeyWriter>(
+    app: &App<S>,
+    policy: &WritePolicy,
+    req: Request,
+) -> Response<Body> {
+    let endpoint = Endpoint {
+        serves: &[Method::DELETE],
+        allow: KEY_RESOURCE,
+        permission: Permission::ApiKeysDelete,
+    };
+    serve(app, &req, endpoint, async |call: &Authorized<'_>| {
+        known_parameters(req.query_string_parameters_ref(), ONLY_PRETTY)?;
+        let id = path_id(&req, "id")?;
+        let ctx = context(&req, call);
+        let org = &call.caller.org;
+        let expected = expected_version(app, &req, org, id).await?;
+        write::delete_key(&app.store, policy, &ctx, org, id, expected).await?;
+        Ok(Answer::no_content())
+    })
+    .await
+}
+
+/// The version `If-Match` asks the key to be at, read only when the header is there.
+async fn expected_version<S: KeyWriter>(
+    app: &App<S>,
+    req: &Request,
+    org: &OrgId,
+    id: KeyId,
+) -> Result<Option<u64>, ApiError> {
+    match IfMatch::of(req) {
+        IfMatch::Absent => Ok(None),
+        if_match => {
+            let current = write::current_key(&app.store, org, id).await?;
+            if_match.expect(current.version)
+        }
+    }
+}
