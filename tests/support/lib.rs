@@ -193,6 +193,46 @@ pub struct Call {
     route: (&'static str, &'static str),
     query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
+    body: Option<String>,
+}
+
+/// The function API Gateway routes a request to (template.yaml's routes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Function {
+    GetKey,
+    ListKeys,
+    CreateKey,
+    UpdateKey,
+    RollKey,
+    DeleteKey,
+    ListEvents,
+}
+
+/// The routes of one function: its resource templates, and the methods it has a route of
+/// its own for (`None`: the resource's catch-all, `ANY`).
+impl Function {
+    /// The function that serves `method` on the route template `resource`, and the route key
+    /// API Gateway names: a method route wins over the resource's `ANY`.
+    pub fn route(resource: &str, method: &str) -> (Function, String) {
+        let (function, own) = match (resource, method) {
+            ("/v1/api_key/{id}", "PATCH") => (Function::UpdateKey, true),
+            ("/v1/api_key/{id}", "DELETE") => (Function::DeleteKey, true),
+            ("/v1/api_key/{id}", _) | ("/v1/api_keys/{api_key_id}", _) => (Function::GetKey, false),
+            ("/v1/api_key", "POST") => (Function::CreateKey, true),
+            ("/v1/api_key", _) => (Function::ListKeys, false),
+            ("/v1/api_key/{id}/roll", _) => (Function::RollKey, false),
+            ("/v1/api_key/{id}/events", _) | ("/v1/api_key_events", _) => {
+                (Function::ListEvents, false)
+            }
+            other => panic!("no route for {other:?}"),
+        };
+        let key = if own {
+            format!("{method} {resource}")
+        } else {
+            format!("ANY {resource}")
+        };
+        (function, key)
+    }
 }
 
 impl Call {
@@ -207,6 +247,7 @@ impl Call {
             route: ("/v1/api_key/{id}", "id"),
             query: vec![],
             headers: vec![],
+            body: None,
         }
     }
 
@@ -221,6 +262,7 @@ impl Call {
             route: ("/v1/api_keys/{api_key_id}", "api_key_id"),
             query: vec![],
             headers: vec![],
+            body: None,
         }
     }
 
@@ -234,7 +276,80 @@ impl Call {
             route: ("/v1/api_key", ""),
             query: vec![],
             headers: vec![],
+            body: None,
         }
+    }
+
+    /// `POST /v1/api_key/`: create a key.
+    pub fn create(payload: Payload, body: Value) -> Self {
+        Call::list(payload).method("POST").json(&body)
+    }
+
+    /// `PATCH /v1/api_key/{id}`: a merge patch of the key.
+    pub fn update(payload: Payload, id: impl ToString, patch: Value) -> Self {
+        Call::get(payload, id)
+            .method("PATCH")
+            .body("application/merge-patch+json", patch.to_string())
+    }
+
+    /// `POST /v1/api_key/{id}/roll`, with this body (`None`: no body).
+    pub fn roll(payload: Payload, id: impl ToString, body: Option<Value>) -> Self {
+        let id = id.to_string();
+        let call = Call {
+            path: format!("/v1/api_key/{id}/roll"),
+            route: ("/v1/api_key/{id}/roll", "id"),
+            ..Call::get(payload, &id).method("POST")
+        };
+        match body {
+            Some(b) => call.json(&b),
+            None => call,
+        }
+    }
+
+    /// `DELETE /v1/api_key/{id}`.
+    pub fn delete(payload: Payload, id: impl ToString) -> Self {
+        Call::get(payload, id).method("DELETE")
+    }
+
+    /// `GET /v1/api_key_events/`: the organization's events.
+    pub fn events(payload: Payload) -> Self {
+        Call {
+            path: "/v1/api_key_events/".into(),
+            route: ("/v1/api_key_events", ""),
+            ..Call::list(payload)
+        }
+    }
+
+    /// `GET /v1/api_key/{id}/events`: one key's events.
+    pub fn key_events(payload: Payload, id: impl ToString) -> Self {
+        let id = id.to_string();
+        Call {
+            path: format!("/v1/api_key/{id}/events"),
+            route: ("/v1/api_key/{id}/events", "id"),
+            ..Call::get(payload, &id)
+        }
+    }
+
+    /// A JSON body, sent as `application/json`.
+    pub fn json(self, body: &Value) -> Self {
+        self.body("application/json", body.to_string())
+    }
+
+    /// A body of this media type (an empty type sends no Content-Type).
+    pub fn body(mut self, content_type: &str, body: impl Into<String>) -> Self {
+        self.headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+        if !content_type.is_empty() {
+            self.headers
+                .push(("Content-Type".into(), content_type.to_owned()));
+        }
+        self.body = Some(body.into());
+        self
+    }
+
+    /// The function this request is routed to, and its route key.
+    pub fn function(&self) -> (Function, String) {
+        Function::route(self.route.0, &self.method)
     }
 
     pub fn path(mut self, path: &str) -> Self {
@@ -318,7 +433,7 @@ impl Call {
                         "requestTimeEpoch": 1_700_000_000_000u64,
                         "identity": { "sourceIp": "127.0.0.1", "userAgent": "tests" }
                     },
-                    "body": null,
+                    "body": self.body,
                     "isBase64Encoded": false
                 })
             }
@@ -344,7 +459,7 @@ impl Call {
                 for (k, v) in &self.headers {
                     join(&mut lower, &k.to_ascii_lowercase(), v);
                 }
-                let route = format!("ANY {resource}");
+                let (_, route) = self.function();
                 json!({
                     "version": "2.0",
                     "routeKey": route,
@@ -371,6 +486,7 @@ impl Call {
                         "time": "14/Nov/2023:22:13:20 +0000",
                         "timeEpoch": 1_700_000_000_000u64
                     },
+                    "body": self.body,
                     "isBase64Encoded": false
                 })
             }
@@ -406,12 +522,32 @@ impl Call {
     }
 
     async fn send_request(&self, app: &App<DynamoStore>, req: lambda_http::Request) -> Reply {
-        let response = if self.id.is_some() {
-            apikeys::http::get_key(app, req).await
-        } else {
-            apikeys::http::list_keys(app, req).await
-        };
-        Reply::from(response)
+        Reply::from(dispatch(app, self.function().0, req).await)
+    }
+}
+
+/// Runs a request through the handler of `function`, the write functions with the tests'
+/// [`policy`].
+pub async fn dispatch<S>(
+    app: &App<S>,
+    function: Function,
+    req: lambda_http::Request,
+) -> Response<Body>
+where
+    S: apikeys::store::KeyReader
+        + apikeys::store::CredentialStore
+        + apikeys::store::KeyWriter
+        + apikeys::store::AuditReader,
+{
+    let policy = policy();
+    match function {
+        Function::GetKey => apikeys::http::get_key(app, req).await,
+        Function::ListKeys => apikeys::http::list_keys(app, req).await,
+        Function::CreateKey => apikeys::http::create_key(app, &policy, req).await,
+        Function::UpdateKey => apikeys::http::update_key(app, &policy, req).await,
+        Function::RollKey => apikeys::http::roll_key(app, &policy, req).await,
+        Function::DeleteKey => apikeys::http::delete_key(app, &policy, req).await,
+        Function::ListEvents => apikeys::http::list_events(app, req).await,
     }
 }
 

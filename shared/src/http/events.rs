@@ -15,8 +15,7 @@ use crate::store::{AuditReader, CredentialStore};
 
 /// The query parameters of the event lists.
 const EVENT_PARAMETERS: &[&str] = &[
-    "limit", "order", "after", "before", "cursor", "action", "key_id", "since", "until",
-    "pretty",
+    "limit", "order", "after", "before", "cursor", "action", "key_id", "since", "until", "pretty",
 ];
 
 /// A page of events, in the key list's shape.
@@ -48,7 +47,11 @@ pub async fn list_events<S: CredentialStore + AuditReader>(
         known_parameters(q, EVENT_PARAMETERS)?;
         let path_key = match req.path_parameters_ref().and_then(|p| p.first("id")) {
             Some(_) => Some(super::params::path_id(&req, "id")?),
-            None if req.raw_http_path().trim_end_matches('/').ends_with("/events") => {
+            None if req
+                .raw_http_path()
+                .trim_end_matches('/')
+                .ends_with("/events") =>
+            {
                 Some(super::params::path_id(&req, "id")?)
             }
             None => None::<KeyId>,

@@ -36,8 +36,6 @@ const LIST_PARAMETERS: &[&str] = &[
     "name",
 ];
 
-
-
 /// `GET /v1/api_key/{id}` (the diga view) and `GET /v1/api_keys/{api_key_id}` (the discue
 /// view): one key of the caller's organization. The route is told apart by the path
 /// parameter's name or the route template, never by the raw path, which may carry a stage.
@@ -196,4 +194,3 @@ struct PageBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     read_budget_exhausted: Option<bool>,
 }
-

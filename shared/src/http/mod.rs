@@ -287,8 +287,6 @@ fn request_id(req: &Request) -> String {
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
-
-
 /// The client's address, as the gateway saw it.
 fn source_ip(req: &Request) -> Option<String> {
     let ip = match req.request_context_ref() {
@@ -401,6 +399,5 @@ mod tests {
                 })
             ));
         }
-
     }
 }

@@ -48,4 +48,3 @@ pub(super) fn accepts_json(accept: &str) -> bool {
     }
     best.is_some_and(|(_, q)| q > 0.0)
 }
-

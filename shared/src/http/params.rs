@@ -41,7 +41,10 @@ pub(super) fn known_parameters(q: Option<&QueryMap>, known: &[&str]) -> Result<(
 }
 
 /// A query parameter given at most once.
-pub(super) fn single<'a>(q: Option<&'a QueryMap>, name: &str) -> Result<Option<&'a str>, ParamError> {
+pub(super) fn single<'a>(
+    q: Option<&'a QueryMap>,
+    name: &str,
+) -> Result<Option<&'a str>, ParamError> {
     let Some(values) = q.and_then(|q| q.all(name)) else {
         return Ok(None);
     };
@@ -70,7 +73,6 @@ pub(super) fn path_id(req: &Request, name: &'static str) -> Result<KeyId, ApiErr
         .parse::<KeyId>()
         .map_err(|e| ApiError::Invalid(ParamError::new(name, e.to_string())))
 }
-
 
 /// Without path parameters (a bare local invocation): the segment after `api_key` or
 /// `api_keys`, as in `/v1/api_key/{id}/roll`.

@@ -120,7 +120,10 @@ mod tests {
     #[test]
     fn a_weak_or_foreign_tag_never_matches_and_star_or_no_header_always_does() {
         for foreign in ["W/\"3-aa\"", "\"abcdef\"", "3-aa", "\"x-3\"", ""] {
-            assert!(IfMatch::of(&request(&[foreign])).expect(3).is_err(), "{foreign:?}");
+            assert!(
+                IfMatch::of(&request(&[foreign])).expect(3).is_err(),
+                "{foreign:?}"
+            );
         }
         assert_eq!(IfMatch::of(&request(&["*"])).expect(9).unwrap(), None);
         assert_eq!(IfMatch::of(&request(&[])), IfMatch::Absent);

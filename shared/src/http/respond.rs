@@ -10,7 +10,11 @@ use crate::error::{ApiError, RETRY_AFTER_SECS};
 pub(super) const JSON: &str = "application/json";
 const PROBLEM_JSON: &str = "application/problem+json";
 
-pub(super) fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+pub(super) fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> Response<Body> {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -111,4 +115,3 @@ pub(super) fn to_json<T: Serialize>(value: &T, pretty: bool) -> Vec<u8> {
         serde_json::to_vec(value).unwrap_or_default()
     }
 }
-

@@ -122,9 +122,17 @@ pub async fn roll_key<S: CredentialStore + KeyWriter>(
         RollKey::authorize(&call.caller.access, &current)?;
         let expected = IfMatch::of(&req).expect(current.version)?;
         let grace = u64::from(roll.grace_period_seconds);
-        let rolled =
-            write::roll_key(&app.store, policy, &ctx, org, id, grace, expected, idem.as_ref())
-                .await?;
+        let rolled = write::roll_key(
+            &app.store,
+            policy,
+            &ctx,
+            org,
+            id,
+            grace,
+            expected,
+            idem.as_ref(),
+        )
+        .await?;
         let body = WithSecret {
             key: rolled.key.view(ctx.now),
             secret: rolled.secret.expose(),
