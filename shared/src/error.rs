@@ -107,6 +107,9 @@ pub enum ApiError {
     /// A field of a JSON request body: unknown, repeated, of the wrong type or out of range.
     #[error("invalid body field {0}")]
     InvalidField(ParamError),
+    /// A request header failed validation (`Idempotency-Key`).
+    #[error("invalid header {}: {}", .0.param, .0.reason)]
+    InvalidHeader(ParamError),
     /// The body is not JSON; the text says where it broke.
     #[error("malformed body: {0}")]
     MalformedBody(String),
@@ -166,7 +169,9 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
-            ApiError::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidField(_) | ApiError::InvalidHeader(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::MalformedBody(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -206,6 +211,7 @@ impl ApiError {
                 "this resource only produces application/json; allow it in the Accept header".into()
             }
             ApiError::InvalidField(p) => format!("body field {:?} {}", p.param, p.reason),
+            ApiError::InvalidHeader(p) => format!("header {:?} {}", p.param, p.reason),
             ApiError::MalformedBody(why) => redact_secrets(why.clone()),
             ApiError::PayloadTooLarge { size, limit } => {
                 format!("the body is {size} bytes; this endpoint takes at most {limit}")
@@ -249,7 +255,18 @@ impl ApiError {
             detail,
             request_id: request_id.to_owned(),
             parameter: match self {
-                ApiError::Invalid(p) | ApiError::InvalidField(p) => Some(p.param.clone()),
+                ApiError::Invalid(p) | ApiError::InvalidField(p) | ApiError::InvalidHeader(p) => {
+                    Some(p.param.clone())
+                }
+                ApiError::Write(WriteError::IdempotencyMismatch) => {
+                    Some("Idempotency-Key".to_owned())
+                }
+                ApiError::Write(WriteError::Invalid(invalid)) => match invalid {
+                    InvalidWrite::Name => Some("name".to_owned()),
+                    InvalidWrite::IdNotV7 => Some("id".to_owned()),
+                    InvalidWrite::Grace(_) => Some("grace_period_seconds".to_owned()),
+                    InvalidWrite::NoSecretKeys => None,
+                },
                 _ => None,
             },
         }

@@ -76,7 +76,8 @@ pub(super) fn idempotency(req: &Request) -> Result<Option<Idempotency>, ApiError
     let Some(value) = values.next() else {
         return Ok(None);
     };
-    let invalid = |reason: String| ApiError::Invalid(ParamError::new(IDEMPOTENCY_KEY, reason));
+    let invalid =
+        |reason: String| ApiError::InvalidHeader(ParamError::new(IDEMPOTENCY_KEY, reason));
     if values.next().is_some() {
         return Err(invalid("was given more than once".into()));
     }
