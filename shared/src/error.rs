@@ -87,6 +87,26 @@ pub enum ApiError {
     NotAcceptable,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A JSON body that could not be read: 415, 413, 400 or 422.
+    #[error("bad body: {0}")]
+    Body(#[from] crate::json_body::BodyError),
+    /// A secret scanning report whose signature was refused.
+    #[error("bad signature: {0}")]
+    Signature(#[from] crate::leak::signature::SignatureError),
+    /// GitHub's signing keys could not be fetched (503 + Retry-After).
+    #[error("GitHub's public keys are unavailable")]
+    KeysUnavailable,
+}
+
+impl From<crate::leak::LeakError> for ApiError {
+    fn from(e: crate::leak::LeakError) -> Self {
+        use crate::leak::LeakError;
+        match e {
+            LeakError::Signature(s) => ApiError::Signature(s),
+            LeakError::KeysUnavailable => ApiError::KeysUnavailable,
+            LeakError::Body(b) => ApiError::Body(b),
+        }
+    }
 }
 
 /// Seconds a client should wait before retrying a 503.
@@ -117,6 +137,9 @@ impl ApiError {
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             ApiError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(StoreError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Body(b) => b.status(),
+            ApiError::Signature(_) => StatusCode::UNAUTHORIZED,
+            ApiError::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -140,6 +163,11 @@ impl ApiError {
             ApiError::Store(StoreError::Internal(_)) => {
                 "an internal error occurred; quote the request_id when reporting it".into()
             }
+            ApiError::Body(b) => b.to_string(),
+            ApiError::Signature(s) => s.to_string(),
+            ApiError::KeysUnavailable => format!(
+                "GitHub's public keys could not be fetched to check the signature; retry after {RETRY_AFTER_SECS} s"
+            ),
         };
         Problem {
             kind: "about:blank",
@@ -149,6 +177,7 @@ impl ApiError {
             request_id: request_id.to_owned(),
             parameter: match self {
                 ApiError::Invalid(p) => Some(p.param.clone()),
+                ApiError::Body(b) => b.field().map(str::to_owned),
                 _ => None,
             },
         }
@@ -181,6 +210,32 @@ mod tests {
         assert!(!ApiError::Invalid(e).to_string().contains(s));
         let plain = ParamError::new("limit", "must be an integer, got \"ten\"");
         assert_eq!(plain.reason, "must be an integer, got \"ten\"");
+    }
+
+    #[test]
+    fn body_signature_and_key_failures_map_to_their_statuses() {
+        use crate::json_body::BodyError;
+        use crate::leak::LeakError;
+        use crate::leak::signature::SignatureError;
+        let p = ApiError::Body(BodyError::invalid(
+            "permissions[1]",
+            "is not a known permission",
+        ))
+        .problem("r");
+        assert_eq!(
+            (p.status, p.parameter.as_deref()),
+            (422, Some("permissions[1]"))
+        );
+        assert_eq!(p.detail, "permissions[1]: is not a known permission");
+        let too_large = ApiError::from(BodyError::TooManyEntries { limit: 1000 });
+        assert_eq!(too_large.problem("r").status, 413);
+        let p = ApiError::from(LeakError::Signature(SignatureError::UnknownKey)).problem("r");
+        assert_eq!((p.status, p.title), (401, "Unauthorized"));
+        assert_eq!(ApiError::from(LeakError::KeysUnavailable).status(), 503);
+        assert_eq!(
+            ApiError::from(LeakError::Body(BodyError::UnsupportedMediaType)).status(),
+            415
+        );
     }
 
     #[test]

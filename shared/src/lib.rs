@@ -4,6 +4,9 @@
 //! the caller ([`auth`]), validates parameters ([`page`], [`key`]), reads through the
 //! [`store::KeyStore`] trait (implemented on DynamoDB by [`dynamo`]), and renders a JSON body
 //! or a problem ([`error`]).
+//!
+//! [`leak`] handles GitHub's secret scanning reports of keys found in public code, reading
+//! its body through [`json_body`].
 
 pub mod auth;
 pub mod cache;
@@ -13,7 +16,9 @@ pub mod dynamo;
 pub mod error;
 pub mod filter;
 pub mod http;
+pub mod json_body;
 pub mod key;
+pub mod leak;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod page;

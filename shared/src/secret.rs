@@ -108,7 +108,8 @@ fn checksum(random: &[u8]) -> [u8; CHECK_LEN] {
     [digest[0], digest[1], digest[2], digest[3]]
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes`: the one hex encoder of the crate.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use fmt::Write as _;
     bytes
         .iter()

@@ -1,0 +1,168 @@
+//! Keys leaked in public code: GitHub's secret scanning partner program.
+//!
+//! When GitHub finds text matching our secrets' pattern ([`pattern`]) in public code, it
+//! posts a signed report. A report is taken in this order, each step with its own status:
+//! 1. the signature ([`signature`], with GitHub's keys from [`keys`], fetched by [`fetch`]):
+//!    `401` when missing, malformed, by an unknown key or not matching; `503` when the
+//!    key is unknown and GitHub's list cannot be fetched. No token is looked at before this.
+//! 2. the body ([`report`]): `415`, `413`, `400`, `422`;
+//! 3. the verdicts ([`assess`]): one lookup for the whole report, then the keys to revoke
+//!    and GitHub's `[{token_hash, token_type, label}]` response.
+//!
+//! [`receive_report`] runs steps 1 and 2; the handler then runs [`assess::assess`], revokes
+//! each [`assess::Leak`] (disable and audit event in one transaction), and answers `200`
+//! with the feedback. Should a revocation fail, it answers `503`: GitHub sends the report
+//! again, and a replay is idempotent.
+
+pub mod assess;
+pub mod fetch;
+pub mod keys;
+pub mod pattern;
+pub mod report;
+pub mod signature;
+
+use std::time::Instant;
+
+use lambda_http::http::{HeaderMap, StatusCode, header};
+
+use crate::json_body::{BodyError, check_content_type};
+use keys::{FetchKeys, KeySource, VerifyError};
+use report::{ReportedToken, parse_report};
+use signature::{SignatureError, SignatureHeaders};
+
+/// Why a report was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LeakError {
+    /// `401`.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    /// `503`: GitHub should retry.
+    #[error("GitHub's public keys are unavailable")]
+    KeysUnavailable,
+    /// `415`, `413`, `400` or `422`.
+    #[error(transparent)]
+    Body(#[from] BodyError),
+}
+
+impl From<VerifyError> for LeakError {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::Signature(s) => LeakError::Signature(s),
+            VerifyError::KeysUnavailable => LeakError::KeysUnavailable,
+        }
+    }
+}
+
+impl LeakError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            LeakError::Signature(_) => StatusCode::UNAUTHORIZED,
+            LeakError::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            LeakError::Body(b) => b.status(),
+        }
+    }
+}
+
+/// Authenticates a report by its signature at `now`, then parses its body.
+pub async fn receive_report<F: FetchKeys>(
+    keys: &KeySource<F>,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: Instant,
+) -> Result<Vec<ReportedToken>, LeakError> {
+    let signed = SignatureHeaders::from_headers(headers)?;
+    keys.verify(&signed, body, now).await?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    check_content_type(content_type)?;
+    Ok(parse_report(body)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use lambda_http::http::HeaderValue;
+
+    use super::signature::PublicKeys;
+    use super::signature::fixture::{Signer, key_list};
+    use super::*;
+
+    fn signed_headers(signer: &Signer, body: &[u8]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            signature::KEY_ID_HEADER,
+            HeaderValue::from_str(&signer.key_id).unwrap(),
+        );
+        h.insert(
+            signature::SIGNATURE_HEADER,
+            HeaderValue::from_str(&signer.sign(body)).unwrap(),
+        );
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h
+    }
+
+    fn source(signer: &Signer) -> KeySource<keys::NoFetch> {
+        KeySource::fixed(PublicKeys::parse(key_list(&[signer]).as_bytes()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_signed_report_is_parsed() {
+        let github = Signer::generate("gh");
+        let body = br#"[{"token":"t","type":"apikeys_api_key","url":"u","source":"commit"}]"#;
+        let report = receive_report(
+            &source(&github),
+            &signed_headers(&github, body),
+            body,
+            Instant::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_signature_is_decided_before_the_body_is_read() {
+        let github = Signer::generate("gh");
+        let forger = Signer::generate("gh");
+        let keys = source(&github);
+        let now = Instant::now();
+        // Garbage and oversize bodies, unsigned or badly signed: 401, never 400 or 413.
+        let huge = vec![b'['; report::MAX_REPORT_BYTES + 1];
+        for body in [&b"not json"[..], &huge] {
+            let mut h = signed_headers(&forger, body);
+            let err = receive_report(&keys, &h, body, now).await.unwrap_err();
+            assert!(
+                matches!(err, LeakError::Signature(SignatureError::BadSignature)),
+                "{err:?}"
+            );
+            assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
+            h.remove(signature::SIGNATURE_HEADER);
+            let err = receive_report(&keys, &h, body, now).await.unwrap_err();
+            assert!(matches!(
+                err,
+                LeakError::Signature(SignatureError::MissingSignature)
+            ));
+        }
+        // The same bodies signed by GitHub get the body's own statuses.
+        let err = receive_report(&keys, &signed_headers(&github, &huge), &huge, now)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let err = receive_report(
+            &keys,
+            &signed_headers(&github, b"not json"),
+            b"not json",
+            now,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        let mut h = signed_headers(&github, b"[]");
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let err = receive_report(&keys, &h, b"[]", now).await.unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+}
