@@ -5,8 +5,9 @@
 //! [`store::KeyStore`] trait (implemented on DynamoDB by [`dynamo`]), and renders a JSON body
 //! or a problem ([`error`]).
 //!
-//! [`leak`] handles GitHub's secret scanning reports of keys found in public code, reading
-//! its body through [`json_body`].
+//! [`verify`] checks a key for an organization's other services; [`leak`] handles GitHub's
+//! secret scanning reports of keys found in public code. Both read JSON bodies through
+//! [`json_body`].
 
 pub mod auth;
 pub mod cache;
@@ -25,6 +26,7 @@ pub mod page;
 pub mod secret;
 pub mod store;
 pub mod telemetry;
+pub mod verify;
 
 /// What a handler needs, built once per cold start.
 #[derive(Debug)]
