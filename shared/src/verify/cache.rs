@@ -8,9 +8,10 @@
 //! An entry lives at most the TTL, measured on both clocks: the monotonic one (immune to
 //! clock steps) and the wall clock (which keeps running while Lambda freezes the process
 //! between invocations, when a monotonic clock may not). A wall clock that went backwards
-//! expires the entry. The TTL is the caller cache's ([`crate::config::caller_cache_ttl`]),
-//! so a disabled or deleted key stops verifying within the same bound as it stops
-//! authenticating, and never more than [`crate::cache::MAX_TTL`].
+//! expires the entry. The TTL is the caller cache's ([`VerifyCache::matching`]; 5 s unless
+//! `CALLER_CACHE_TTL_SECS` says otherwise), so a disabled or deleted key stops verifying
+//! within the same bound as it stops authenticating, and never more than
+//! [`crate::cache::MAX_TTL`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -82,6 +83,12 @@ impl VerifyCache {
             ttl: ttl.min(MAX_TTL),
             entries: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A cache whose entries live exactly as long as the caller cache's: the way handlers
+    /// build it, so the two bounds cannot drift apart.
+    pub fn matching<S>(callers: &crate::cache::CachedStore<S>) -> Self {
+        VerifyCache::new(callers.ttl())
     }
 
     pub fn ttl(&self) -> Duration {
@@ -242,6 +249,11 @@ mod tests {
     #[test]
     fn the_ttl_is_bounded_and_zero_caches_nothing() {
         assert_eq!(VerifyCache::default().ttl(), DEFAULT_TTL);
+        let callers = crate::cache::CachedStore::new((), Duration::from_secs(7));
+        assert_eq!(
+            VerifyCache::matching(&callers).ttl(),
+            Duration::from_secs(7)
+        );
         assert_eq!(VerifyCache::new(Duration::from_secs(3600)).ttl(), MAX_TTL);
         let off = VerifyCache::new(Duration::ZERO);
         let org: OrgId = "acme".parse().unwrap();
