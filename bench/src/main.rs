@@ -13,17 +13,17 @@
 //! `--smoke` runs the same steps with tiny counts (CI), and asserts nothing about timings.
 
 mod emulator;
-mod proxy;
 mod report;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use apikeys::dynamo::DynamoStore;
 use apikeys::key::{Access, KeyId, OrgId};
 use apikeys::secret::Secret;
-use apikeys::store::NewKey;
+use apikeys::store::dynamo::DynamoStore;
+use apikeys::write::NewKey;
+use apikeys_tests::capacity as proxy;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnConsumedCapacity, WriteRequest};
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
@@ -218,8 +218,8 @@ async fn seed_org(
             expires: None,
             id: Some(id),
         }
-        .into_record(&secret)?;
-        items.push(apikeys::dynamo::key_item(&key, &secret.hash())?);
+        .into_record(&secret, start)?;
+        items.push(apikeys::store::dynamo::key_item(&key, &secret.hash())?);
         ids.push(id);
     }
     let batches: Vec<Vec<_>> = items.chunks(25).map(|c| c.to_vec()).collect();
@@ -286,7 +286,7 @@ impl Floors {
             .table_name(&self.table)
             .key(
                 "pk",
-                AttributeValue::S(format!("ORG#{}", apikeys::demo::ORG)),
+                AttributeValue::S(format!("ORG#{}", apikeys_demo::ORG)),
             )
             .key("sk", AttributeValue::S(self.key_sk.clone()))
     }
@@ -300,7 +300,7 @@ impl Floors {
             .expression_attribute_names("#sk", "sk")
             .expression_attribute_values(
                 ":pk",
-                AttributeValue::S(format!("ORG#{}", apikeys::demo::ORG)),
+                AttributeValue::S(format!("ORG#{}", apikeys_demo::ORG)),
             )
             .expression_attribute_values(":prefix", AttributeValue::S("KEY#".into()))
             .scan_index_forward(false)
@@ -319,7 +319,7 @@ impl Floors {
             std::collections::HashMap::from([
                 (
                     "pk".to_owned(),
-                    AttributeValue::S(format!("ORG#{}", apikeys::demo::ORG)),
+                    AttributeValue::S(format!("ORG#{}", apikeys_demo::ORG)),
                 ),
                 ("sk".to_owned(), AttributeValue::S(format!("KEY#{id}"))),
             ])
@@ -457,7 +457,7 @@ async fn bench() -> Result<(), BoxError> {
         let store = DynamoStore::new(setup_client.clone(), table.clone());
         let ready = async {
             store.create_table().await?;
-            apikeys::demo::seed(&store).await?;
+            apikeys_demo::seed(&store).await?;
             Ok::<(), BoxError>(())
         };
         match ready.await {
@@ -469,7 +469,7 @@ async fn bench() -> Result<(), BoxError> {
             Err(e) => return Err(e),
         }
     };
-    let demo: OrgId = apikeys::demo::ORG.parse()?;
+    let demo: OrgId = apikeys_demo::ORG.parse()?;
     let t = Instant::now();
     let mut org_ids = seed_org(&store, &demo, plan.org_keys, 1).await?;
     let seed_org_secs = t.elapsed().as_secs_f64();

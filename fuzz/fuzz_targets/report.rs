@@ -5,12 +5,12 @@
 //! one answer per match, only secrets of the world's active keys revoked, each once.
 #![no_main]
 
-use apikeys::leak::assess::{ByCredential, Label, Verdict, assess};
+use apikeys::leak::assess::{Label, Verdict, assess};
 use apikeys::leak::report::{
     MAX_REPORT_ENTRIES, MAX_SOURCE_BYTES, MAX_TYPE_BYTES, MAX_URL_BYTES, parse_report,
 };
 use apikeys::secret::Secret;
-use apikeys_fuzz::{Json, Token, world};
+use apikeys_fuzz::{Json, Token, json_headers, world};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
@@ -79,13 +79,14 @@ fuzz_target!(|input: Input| {
         }
         Input::Other(j) => j.to_value().to_string().into_bytes(),
     };
-    let report = match parse_report(&body) {
+    let report = match parse_report(&json_headers(), &body) {
         Ok(report) => report,
         Err(e) => {
             let status = e.status().as_u16();
             assert!(matches!(status, 400 | 413 | 422), "status {status}: {e}");
             if status == 422 {
-                let field = e.field().expect("a 422 names its field");
+                let problem = e.problem("fuzz");
+                let field = problem.parameter.expect("a 422 names its field");
                 assert!(field == "body" || field.starts_with('['), "{field}");
             }
             return;
@@ -100,7 +101,7 @@ fuzz_target!(|input: Input| {
     let w = world();
     let now = chrono::Utc::now();
     let a =
-        w.rt.block_on(assess(&ByCredential(&w.app.store), &report, now))
+        w.rt.block_on(assess(&w.app.store, &report, now))
             .expect("the memory store does not fail");
     assert_eq!(a.feedback.len(), report.len());
     assert_eq!(a.verdicts.len(), report.len());

@@ -7,11 +7,12 @@
 
 use apikeys::key::{KeyStatus, OrgId, Permission};
 use apikeys::secret::Secret;
-use apikeys::store::KeyStore;
-use apikeys::verify::body::{MAX_VERIFY_BODY_BYTES, parse_verify_body};
+use apikeys::store::CredentialStore;
+use apikeys::request::MAX_BODY_BYTES as MAX_VERIFY_BODY_BYTES;
+use apikeys::verify::body::parse_verify_body;
 use apikeys::verify::cache::{Moment, VerifyCache};
 use apikeys::verify::{VerifyCode, verify};
-use apikeys_fuzz::{Json, Token, shows_a_secret, world};
+use apikeys_fuzz::{Json, Token, json_headers, shows_a_secret, world};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
@@ -88,18 +89,16 @@ fuzz_target!(|pair: (Input, bool)| {
             text.into_bytes()
         }
     };
-    let request = match parse_verify_body(&body) {
+    let request = match parse_verify_body(&json_headers(), &body) {
         Ok(r) => r,
         Err(e) => {
             let status = e.status().as_u16();
             assert!(matches!(status, 400 | 413 | 422), "status {status}: {e}");
             if status == 422 {
-                assert!(e.field().is_some(), "a 422 names its field");
+                assert!(e.problem("fuzz").parameter.is_some(), "a 422 names its field");
             }
-            assert!(
-                !shows_a_secret(&e.to_string()),
-                "a secret in a problem: {e}"
-            );
+            let detail = e.problem("fuzz").detail;
+            assert!(!shows_a_secret(&detail), "a secret in a problem: {detail}");
             return;
         }
     };
@@ -110,6 +109,7 @@ fuzz_target!(|pair: (Input, bool)| {
         w.rt.block_on(verify(
             &w.app.store,
             &VerifyCache::default(),
+            &w.app.usage,
             org,
             &request,
             now,
@@ -142,7 +142,7 @@ fuzz_target!(|pair: (Input, bool)| {
                 KeyStatus::Active => VerifyCode::InsufficientPermissions,
             };
             assert_eq!(v.code, expected);
-            assert_eq!(v.valid(), expected == VerifyCode::Valid);
+            assert_eq!(v.valid, expected == VerifyCode::Valid);
         }
     }
 });

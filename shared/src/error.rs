@@ -9,8 +9,10 @@ use lambda_http::http::StatusCode;
 use serde::Serialize;
 
 use crate::store::StoreError;
+use crate::write::{InvalidWrite, WriteError};
 
-/// A query or path parameter that failed validation: which one, and why.
+/// A request parameter (query, path, or a field of a JSON body) that failed validation:
+/// which one, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{param}: {reason}")]
 pub struct ParamError {
@@ -53,8 +55,8 @@ pub fn redact_secrets(text: String) -> String {
     out
 }
 
-/// Why a caller was not authenticated. The detail is safe to show: it only tells the holder
-/// of a token what is wrong with it.
+/// Why a caller was not authenticated. Its `Display` is the precise reason, for the log;
+/// [`AuthFailure::detail`] is what the client is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AuthFailure {
     #[error("no API key: send \"Authorization: Bearer <key>\" or \"X-API-KEY: <key>\"")]
@@ -63,12 +65,29 @@ pub enum AuthFailure {
     WrongScheme,
     #[error("the Authorization and X-API-KEY headers hold different keys")]
     Conflicting,
+    /// The header it names was sent more than once.
+    #[error("the {0} header is sent more than once; send one API key, once")]
+    Repeated(&'static str),
     #[error("the API key is not valid")]
     Invalid,
     #[error("the API key is disabled")]
     Disabled,
     #[error("the API key has expired")]
     Expired,
+}
+
+impl AuthFailure {
+    /// The `detail` of the 401. A key that is unknown, disabled or expired gets one answer:
+    /// the holder of a leaked key learns neither that it was real nor that it might be
+    /// enabled again (SECURITY.md, "What a 401 tells"). The log line keeps the reason.
+    pub fn detail(&self) -> String {
+        match self {
+            AuthFailure::Invalid | AuthFailure::Disabled | AuthFailure::Expired => {
+                "the API key is not valid: it is unknown, disabled or expired".into()
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,26 +104,47 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the Accept header excludes JSON")]
     NotAcceptable,
+    /// A field of a JSON request body: unknown, repeated, of the wrong type or out of range.
+    #[error("invalid body field {0}")]
+    InvalidField(ParamError),
+    /// The body is not JSON; the text says where it broke.
+    #[error("malformed body: {0}")]
+    MalformedBody(String),
+    /// The body is larger than the endpoint takes (measured after base64 decoding).
+    #[error("body of {size} bytes over the limit of {limit}")]
+    PayloadTooLarge { size: usize, limit: usize },
+    /// The body's Content-Type is not one the endpoint takes; `accepted` names those.
+    #[error("unsupported Content-Type {got:?}")]
+    UnsupportedMediaType {
+        accepted: &'static str,
+        got: Option<String>,
+    },
+    /// A write that would give a restricted caller more than it holds.
+    #[error("escalation refused: {0}")]
+    Escalation(crate::request::grant::Escalation),
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A JSON body that could not be read: 415, 413, 400 or 422.
-    #[error("bad body: {0}")]
-    Body(#[from] crate::json_body::BodyError),
-    /// A secret scanning report whose signature was refused.
+    /// A body holding more entries than the endpoint takes (a secret scanning report).
+    #[error("body of {count} entries over the limit of {limit}")]
+    TooManyEntries { count: usize, limit: usize },
+    /// A secret scanning report whose signature was refused (401).
     #[error("bad signature: {0}")]
     Signature(#[from] crate::leak::signature::SignatureError),
     /// GitHub's signing keys could not be fetched (503 + Retry-After).
     #[error("GitHub's public keys are unavailable")]
     KeysUnavailable,
+    /// A write that did not happen (see [`WriteError`]); a store failure inside it is
+    /// rendered as [`ApiError::Store`] is.
+    #[error(transparent)]
+    Write(WriteError),
 }
 
-impl From<crate::leak::LeakError> for ApiError {
-    fn from(e: crate::leak::LeakError) -> Self {
-        use crate::leak::LeakError;
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
         match e {
-            LeakError::Signature(s) => ApiError::Signature(s),
-            LeakError::KeysUnavailable => ApiError::KeysUnavailable,
-            LeakError::Body(b) => ApiError::Body(b),
+            WriteError::NotFound => ApiError::NotFound,
+            WriteError::Store(s) => ApiError::Store(s),
+            other => ApiError::Write(other),
         }
     }
 }
@@ -121,7 +161,7 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     pub request_id: String,
-    /// The parameter at fault, for 422s.
+    /// The parameter or body field at fault, for 422s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parameter: Option<String>,
 }
@@ -135,11 +175,31 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            ApiError::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Escalation(_) => StatusCode::FORBIDDEN,
             ApiError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(StoreError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Body(b) => b.status(),
+            ApiError::TooManyEntries { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Signature(_) => StatusCode::UNAUTHORIZED,
             ApiError::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Write(e) => match e {
+                WriteError::NotFound => StatusCode::NOT_FOUND,
+                // If-Match named another version.
+                WriteError::VersionMismatch => StatusCode::PRECONDITION_FAILED,
+                WriteError::Conflict => StatusCode::CONFLICT,
+                // The draft standard for Idempotency-Key (draft-ietf-httpapi-idempotency-key-
+                // header, section 2.7): a key reused with another payload is a 422.
+                WriteError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+                WriteError::Invalid(InvalidWrite::NoSecretKeys) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+                WriteError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                WriteError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+                WriteError::Store(StoreError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         }
     }
 
@@ -148,7 +208,7 @@ impl ApiError {
         let status = self.status();
         let detail = match self {
             ApiError::Invalid(p) => format!("query or path parameter {:?} {}", p.param, p.reason),
-            ApiError::Unauthenticated(why) => why.to_string(),
+            ApiError::Unauthenticated(why) => why.detail(),
             ApiError::Forbidden(p) => {
                 format!("this API key is restricted and lacks the {p} permission")
             }
@@ -157,17 +217,49 @@ impl ApiError {
             ApiError::NotAcceptable => {
                 "this resource only produces application/json; allow it in the Accept header".into()
             }
+            ApiError::InvalidField(p) => format!("body field {:?} {}", p.param, p.reason),
+            ApiError::MalformedBody(why) => redact_secrets(why.clone()),
+            ApiError::PayloadTooLarge { size, limit } => {
+                format!("the body is {size} bytes; this endpoint takes at most {limit}")
+            }
+            ApiError::UnsupportedMediaType { accepted, got } => match got {
+                Some(got) => format!("this endpoint takes a body of {accepted}, not {got:?}"),
+                None => format!("this endpoint takes a body of {accepted}: set Content-Type"),
+            },
+            ApiError::Escalation(e) => e.to_string(),
             ApiError::Store(StoreError::Unavailable(_)) => format!(
                 "the key store is temporarily unavailable; retry after {RETRY_AFTER_SECS} s"
             ),
-            ApiError::Store(StoreError::Internal(_)) => {
-                "an internal error occurred; quote the request_id when reporting it".into()
+            ApiError::Store(StoreError::Internal(_))
+            | ApiError::Write(
+                WriteError::Store(StoreError::Internal(_))
+                | WriteError::Invalid(InvalidWrite::NoSecretKeys),
+            ) => "an internal error occurred; quote the request_id when reporting it".into(),
+            ApiError::Write(WriteError::Store(StoreError::Unavailable(_))) => format!(
+                "the key store is temporarily unavailable; retry after {RETRY_AFTER_SECS} s"
+            ),
+            ApiError::Write(WriteError::NotFound) => {
+                "no API key with this id exists in your organization".into()
             }
-            ApiError::Body(b) => b.to_string(),
+            ApiError::Write(WriteError::VersionMismatch) => {
+                "the key has changed since the ETag in If-Match; read it again and retry".into()
+            }
+            ApiError::Write(WriteError::Conflict) => {
+                "the key was changed by another request at the same time; read it again and retry"
+                    .into()
+            }
+            ApiError::TooManyEntries { count, limit } => format!(
+                "the body holds {count} entries; this endpoint takes at most {limit}"
+            ),
             ApiError::Signature(s) => s.to_string(),
             ApiError::KeysUnavailable => format!(
                 "GitHub's public keys could not be fetched to check the signature; retry after {RETRY_AFTER_SECS} s"
             ),
+            ApiError::Write(WriteError::IdempotencyMismatch) => {
+                "this Idempotency-Key was used in the last 24 hours for another request (another body, operation or key); use a new key"
+                    .into()
+            }
+            ApiError::Write(WriteError::Invalid(why)) => why.to_string(),
         };
         Problem {
             kind: "about:blank",
@@ -176,8 +268,7 @@ impl ApiError {
             detail,
             request_id: request_id.to_owned(),
             parameter: match self {
-                ApiError::Invalid(p) => Some(p.param.clone()),
-                ApiError::Body(b) => b.field().map(str::to_owned),
+                ApiError::Invalid(p) | ApiError::InvalidField(p) => Some(p.param.clone()),
                 _ => None,
             },
         }
@@ -198,6 +289,35 @@ mod tests {
     }
 
     #[test]
+    fn body_errors_have_their_statuses_and_name_the_field() {
+        let p = ApiError::InvalidField(ParamError::new("name", "is required")).problem("r");
+        assert_eq!((p.status, p.parameter.as_deref()), (422, Some("name")));
+        assert_eq!(p.detail, "body field \"name\" is required");
+        let p = ApiError::MalformedBody("the body is not valid JSON".into()).problem("r");
+        assert_eq!((p.status, p.title, p.parameter), (400, "Bad Request", None));
+        let p = ApiError::PayloadTooLarge {
+            size: 20_000,
+            limit: 16_384,
+        }
+        .problem("r");
+        assert_eq!((p.status, p.title), (413, "Payload Too Large"));
+        assert_eq!(
+            p.detail,
+            "the body is 20000 bytes; this endpoint takes at most 16384"
+        );
+        let p = ApiError::UnsupportedMediaType {
+            accepted: "application/json",
+            got: None,
+        }
+        .problem("r");
+        assert_eq!(
+            (p.status, p.title, p.parameter),
+            (415, "Unsupported Media Type", None)
+        );
+        assert!(p.detail.contains("application/json"), "{}", p.detail);
+    }
+
+    #[test]
     fn a_secret_given_as_a_parameter_is_redacted_from_name_and_reason() {
         let secret = crate::secret::Secret::from_random(*b"a-secret-in-a-parameter!");
         let s = secret.expose();
@@ -213,29 +333,23 @@ mod tests {
     }
 
     #[test]
-    fn body_signature_and_key_failures_map_to_their_statuses() {
-        use crate::json_body::BodyError;
-        use crate::leak::LeakError;
+    fn report_entry_signature_and_github_key_failures_map_to_their_statuses() {
         use crate::leak::signature::SignatureError;
-        let p = ApiError::Body(BodyError::invalid(
-            "permissions[1]",
-            "is not a known permission",
-        ))
+        let p = ApiError::TooManyEntries {
+            count: 1001,
+            limit: 1000,
+        }
         .problem("r");
-        assert_eq!(
-            (p.status, p.parameter.as_deref()),
-            (422, Some("permissions[1]"))
+        assert_eq!(p.status, 413);
+        assert!(
+            p.detail.contains("1001") && p.detail.contains("1000"),
+            "{p:?}"
         );
-        assert_eq!(p.detail, "permissions[1]: is not a known permission");
-        let too_large = ApiError::from(BodyError::TooManyEntries { limit: 1000 });
-        assert_eq!(too_large.problem("r").status, 413);
-        let p = ApiError::from(LeakError::Signature(SignatureError::UnknownKey)).problem("r");
+        let p = ApiError::from(SignatureError::UnknownKey).problem("r");
         assert_eq!((p.status, p.title), (401, "Unauthorized"));
-        assert_eq!(ApiError::from(LeakError::KeysUnavailable).status(), 503);
-        assert_eq!(
-            ApiError::from(LeakError::Body(BodyError::UnsupportedMediaType)).status(),
-            415
-        );
+        let p = ApiError::KeysUnavailable.problem("r");
+        assert_eq!(p.status, 503);
+        assert!(p.detail.contains("retry after"), "{p:?}");
     }
 
     #[test]

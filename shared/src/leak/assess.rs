@@ -15,16 +15,14 @@
 //! twice, and the audit trail records one event.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 
 use super::report::ReportedToken;
 use crate::key::{KeyId, KeyStatus, OrgId};
-use crate::secret::{Secret, SecretHash, hex};
-use crate::store::{Credential, KeyStore, StoreError};
+use crate::secret::{Secret, SecretHash};
+use crate::store::{Candidate, Credential, LeakLookup, StoreError};
 
 /// GitHub's verdict labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -41,51 +39,6 @@ pub struct Feedback {
     pub token_hash: String,
     pub token_type: String,
     pub label: Label,
-}
-
-/// What the store knows about a secret's hash.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Candidate {
-    pub credential: Credential,
-    /// The key was disabled because a leak of it was reported.
-    pub disabled_for_leak: bool,
-}
-
-/// The read a report needs: every reported secret, in one call, so that DynamoDB can answer
-/// with `BatchGetItem` (100 keys a call) rather than one `GetItem` per token.
-pub trait LeakLookup: Send + Sync {
-    /// The hashes that a credential exists for, with what is known of it. Hashes of no
-    /// credential are simply absent.
-    fn find_candidates(
-        &self,
-        hashes: &[SecretHash],
-    ) -> impl Future<Output = Result<HashMap<SecretHash, Candidate>, StoreError>> + Send;
-}
-
-/// A [`LeakLookup`] over any [`KeyStore`]: one credential read per distinct hash. It knows
-/// no leak marker, so every disabled key reads as disabled by an administrator.
-#[derive(Debug)]
-pub struct ByCredential<'a, S>(pub &'a S);
-
-impl<S: KeyStore> LeakLookup for ByCredential<'_, S> {
-    async fn find_candidates(
-        &self,
-        hashes: &[SecretHash],
-    ) -> Result<HashMap<SecretHash, Candidate>, StoreError> {
-        let mut found = HashMap::new();
-        for hash in hashes {
-            if let Some(credential) = self.0.find_credential(hash).await? {
-                found.insert(
-                    hash.clone(),
-                    Candidate {
-                        credential,
-                        disabled_for_leak: false,
-                    },
-                );
-            }
-        }
-        Ok(found)
-    }
 }
 
 /// What one reported token turned out to be.
@@ -114,7 +67,7 @@ impl Verdict {
 
 /// A live key found in public: what its revocation records.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Leak {
+pub struct LeakedKey {
     pub org: OrgId,
     pub key_id: KeyId,
     /// The leaked secret's hash (the key's current or previous secret).
@@ -130,7 +83,7 @@ pub struct Leak {
 pub struct Assessment {
     pub verdicts: Vec<Verdict>,
     pub feedback: Vec<Feedback>,
-    pub to_revoke: Vec<Leak>,
+    pub to_revoke: Vec<LeakedKey>,
 }
 
 /// Decides every token of a report at `now`, with at most one lookup.
@@ -173,7 +126,7 @@ pub async fn assess<L: LeakLookup>(
         if let (Verdict::Live(credential), Some(hash)) = (&verdict, &hash)
             && revoked.insert((credential.org.clone(), credential.key_id))
         {
-            assessment.to_revoke.push(Leak {
+            assessment.to_revoke.push(LeakedKey {
                 org: credential.org.clone(),
                 key_id: credential.key_id,
                 hash: hash.clone(),
@@ -202,20 +155,23 @@ fn verdict_of(candidate: &Candidate, now: DateTime<Utc>) -> Verdict {
 
 /// The hex SHA-256 of a token as reported: for one of our secrets, the hash we store.
 pub fn token_hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
+    crate::digest::sha256_hex(token.as_bytes(), 32)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use chrono::Duration;
 
     use super::*;
+    use crate::audit::Leak;
     use crate::key::{Access, KeyState};
-    use crate::memory::MemoryStore;
-    use crate::store::{NewKey, create_key_with_secret};
+    use crate::store::memory::MemoryStore;
+    use crate::write::{
+        NewKey, WriteContext, WritePolicy, create_key_with_secret, delete_key, revoke_leaked,
+        set_state,
+    };
 
     fn reported(token: &str, url: &str) -> ReportedToken {
         ReportedToken {
@@ -223,6 +179,23 @@ mod tests {
             token_type: "apikeys_api_key".into(),
             url: url.into(),
             source: "content".into(),
+        }
+    }
+
+    /// A memory store that counts the lookups.
+    #[derive(Default)]
+    struct Counting {
+        store: MemoryStore,
+        calls: AtomicUsize,
+    }
+
+    impl LeakLookup for Counting {
+        async fn find_candidates(
+            &self,
+            hashes: &[SecretHash],
+        ) -> Result<HashMap<SecretHash, Candidate>, StoreError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.store.find_candidates(hashes).await
         }
     }
 
@@ -245,62 +218,42 @@ mod tests {
         (key.id, secret)
     }
 
-    /// A lookup that counts its calls and marks keys revoked for a leak, as the storage
-    /// layer's revocation will.
-    #[derive(Default)]
-    struct Marking {
-        store: MemoryStore,
-        leaked: Mutex<HashSet<KeyId>>,
-        calls: AtomicUsize,
-    }
-
-    impl LeakLookup for Marking {
-        async fn find_candidates(
-            &self,
-            hashes: &[SecretHash],
-        ) -> Result<HashMap<SecretHash, Candidate>, StoreError> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            let mut found = ByCredential(&self.store).find_candidates(hashes).await?;
-            let leaked = self.leaked.lock().unwrap();
-            for c in found.values_mut() {
-                c.disabled_for_leak = leaked.contains(&c.credential.key_id);
-            }
-            Ok(found)
-        }
-    }
-
-    impl Marking {
-        async fn revoke(&self, leak: &Leak) {
-            self.store
-                .set_state(&leak.org, leak.key_id, KeyState::Disabled, Utc::now())
-                .await
-                .unwrap();
-            self.leaked.lock().unwrap().insert(leak.key_id);
-        }
+    async fn revoke(store: &MemoryStore, leak: &LeakedKey) {
+        let ctx = WriteContext::github("r1");
+        let found = Leak {
+            url: leak.url.clone(),
+            source: leak.source.clone(),
+        };
+        revoke_leaked(
+            store,
+            &WritePolicy::default(),
+            &ctx,
+            &leak.org,
+            leak.key_id,
+            &leak.hash,
+            &found,
+        )
+        .await
+        .unwrap();
     }
 
     #[tokio::test]
     async fn a_mixed_batch_is_labelled_and_only_live_keys_are_revoked() {
-        let lookup = Marking::default();
+        let lookup = Counting::default();
         let store = &lookup.store;
         let now = Utc::now();
         let (live, live_secret) = key(store, "acme", 1, None).await;
-        let (_, disabled_secret) = key(store, "acme", 2, None).await;
-        let (_, expired_secret) = key(store, "acme", 3, Some(now - Duration::seconds(1))).await;
+        let (disabled, disabled_secret) = key(store, "acme", 2, None).await;
+        let (_, expired_secret) = key(store, "acme", 3, Some(now + Duration::seconds(1))).await;
         let (deleted, deleted_secret) = key(store, "acme", 4, None).await;
         let (other_live, other_secret) =
             key(store, "globex", 5, Some(now + Duration::days(1))).await;
-        let disabled = store
-            .find_credential(&disabled_secret.hash())
-            .await
-            .unwrap()
-            .unwrap();
-        store
-            .set_state(&disabled.org, disabled.key_id, KeyState::Disabled, now)
+        let acme = "acme".parse().unwrap();
+        let (policy, ctx) = (WritePolicy::default(), WriteContext::cli());
+        set_state(store, &policy, &ctx, &acme, disabled, KeyState::Disabled)
             .await
             .unwrap();
-        store
-            .delete_key(&"acme".parse().unwrap(), deleted)
+        delete_key(store, &policy, &ctx, &acme, deleted, None)
             .await
             .unwrap();
         let never_issued = Secret::from_random([9; 24]);
@@ -318,7 +271,8 @@ mod tests {
             reported(&tampered, ""),
             reported(live_secret.expose(), "https://github.com/a/b/blob/2/.env"),
         ];
-        let a = assess(&lookup, &report, now).await.unwrap();
+        let later = now + Duration::seconds(2);
+        let a = assess(&lookup, &report, later).await.unwrap();
         let labels: Vec<Label> = a.feedback.iter().map(|f| f.label).collect();
         use Label::{FalsePositive as F, TruePositive as T};
         assert_eq!(labels, [T, F, F, F, F, T, F, F, T]);
@@ -369,12 +323,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_replayed_report_gets_the_same_labels_and_revokes_nothing_more() {
-        let lookup = Marking::default();
+        let lookup = Counting::default();
         let (_, secret) = key(&lookup.store, "acme", 1, None).await;
         let report = vec![reported(secret.expose(), "u"), reported("nope", "")];
         let first = assess(&lookup, &report, Utc::now()).await.unwrap();
         assert_eq!(first.to_revoke.len(), 1);
-        lookup.revoke(&first.to_revoke[0]).await;
+        revoke(&lookup.store, &first.to_revoke[0]).await;
         let replay = assess(&lookup, &report, Utc::now()).await.unwrap();
         assert_eq!(replay.feedback, first.feedback);
         assert!(replay.to_revoke.is_empty());
@@ -382,18 +336,24 @@ mod tests {
 
         // Re-enabled by its owner and reported again: live, so revoked again.
         let c = &first.to_revoke[0];
-        lookup
-            .store
-            .set_state(&c.org, c.key_id, KeyState::Active, Utc::now())
-            .await
-            .unwrap();
+        let (policy, ctx) = (WritePolicy::default(), WriteContext::cli());
+        set_state(
+            &lookup.store,
+            &policy,
+            &ctx,
+            &c.org,
+            c.key_id,
+            KeyState::Active,
+        )
+        .await
+        .unwrap();
         let again = assess(&lookup, &report, Utc::now()).await.unwrap();
         assert_eq!(again.to_revoke.len(), 1);
     }
 
     #[tokio::test]
     async fn malformed_tokens_cost_no_read() {
-        let lookup = Marking::default();
+        let lookup = Counting::default();
         let report: Vec<ReportedToken> = ["", "apk_", "sk_live_x", &"apk_".repeat(10)]
             .iter()
             .map(|t| reported(t, ""))

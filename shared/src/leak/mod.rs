@@ -5,14 +5,15 @@
 //! 1. the signature ([`signature`], with GitHub's keys from [`keys`], fetched by [`fetch`]):
 //!    `401` when missing, malformed, by an unknown key or not matching; `503` when the
 //!    key is unknown and GitHub's list cannot be fetched. No token is looked at before this.
-//! 2. the body ([`report`]): `415`, `413`, `400`, `422`;
-//! 3. the verdicts ([`assess`]): one lookup for the whole report, then the keys to revoke
-//!    and GitHub's `[{token_hash, token_type, label}]` response.
+//! 2. the body ([`report`], read as every body is): `415`, `413`, `400`, `422`;
+//! 3. the verdicts ([`assess`]): one batched lookup ([`LeakLookup`]) for the whole report,
+//!    then the keys to revoke and GitHub's `[{token_hash, token_type, label}]` response;
+//! 4. the revocations ([`revoke`]): each live key disabled, with its `key.leaked` audit
+//!    event, in one transaction per key.
 //!
-//! [`receive_report`] runs steps 1 and 2; the handler then runs [`assess::assess`], revokes
-//! each [`assess::Leak`] (disable and audit event in one transaction), and answers `200`
-//! with the feedback. Should a revocation fail, it answers `503`: GitHub sends the report
-//! again, and a replay is idempotent.
+//! [`receive_report`] runs steps 1 and 2, [`handle_report`] steps 3 and 4; the handler
+//! answers `200` with the feedback. Should a revocation fail, it answers `503`: GitHub sends
+//! the report again, and a replay is idempotent.
 
 pub mod assess;
 pub mod fetch;
@@ -23,68 +24,90 @@ pub mod signature;
 
 use std::time::Instant;
 
-use lambda_http::http::{HeaderMap, StatusCode, header};
+use chrono::{DateTime, Utc};
+use lambda_http::http::HeaderMap;
 
-use crate::json_body::{BodyError, check_content_type};
+use crate::audit::Leak;
+use crate::error::ApiError;
+use crate::store::{KeyWriter, LeakLookup};
+use crate::write::{Revocation, WriteContext, WriteError, WritePolicy, revoke_leaked};
+pub use assess::{Assessment, Feedback, Label, LeakedKey, Verdict};
 use keys::{FetchKeys, KeySource, VerifyError};
 use report::{ReportedToken, parse_report};
-use signature::{SignatureError, SignatureHeaders};
+use signature::SignatureHeaders;
 
-/// Why a report was not taken.
-#[derive(Debug, thiserror::Error)]
-pub enum LeakError {
-    /// `401`.
-    #[error(transparent)]
-    Signature(#[from] SignatureError),
-    /// `503`: GitHub should retry.
-    #[error("GitHub's public keys are unavailable")]
-    KeysUnavailable,
-    /// `415`, `413`, `400` or `422`.
-    #[error(transparent)]
-    Body(#[from] BodyError),
-}
-
-impl From<VerifyError> for LeakError {
+impl From<VerifyError> for ApiError {
     fn from(e: VerifyError) -> Self {
         match e {
-            VerifyError::Signature(s) => LeakError::Signature(s),
-            VerifyError::KeysUnavailable => LeakError::KeysUnavailable,
+            VerifyError::Signature(s) => ApiError::Signature(s),
+            VerifyError::KeysUnavailable => ApiError::KeysUnavailable,
         }
     }
 }
 
-impl LeakError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            LeakError::Signature(_) => StatusCode::UNAUTHORIZED,
-            LeakError::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            LeakError::Body(b) => b.status(),
-        }
-    }
-}
-
-/// Authenticates a report by its signature at `now`, then parses its body.
+/// Authenticates a report by its signature at `now`, then reads its body.
 pub async fn receive_report<F: FetchKeys>(
     keys: &KeySource<F>,
     headers: &HeaderMap,
     body: &[u8],
     now: Instant,
-) -> Result<Vec<ReportedToken>, LeakError> {
+) -> Result<Vec<ReportedToken>, ApiError> {
     let signed = SignatureHeaders::from_headers(headers)?;
     keys.verify(&signed, body, now).await?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    check_content_type(content_type)?;
-    Ok(parse_report(body)?)
+    parse_report(headers, body)
+}
+
+/// What handling a report did: GitHub's response, in report order, and each live key's
+/// revocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handled {
+    pub feedback: Vec<Feedback>,
+    pub revocations: Vec<(LeakedKey, Revocation)>,
+}
+
+/// Decides every token of an authenticated report at `now` and revokes each live key, one
+/// transaction per key ([`revoke_leaked`], each event with the request id `request_id`). A
+/// failure leaves the keys revoked so far revoked; the same report sent again finishes the
+/// job and changes nothing more.
+pub async fn handle_report<S: LeakLookup + KeyWriter>(
+    store: &S,
+    policy: &WritePolicy,
+    request_id: &str,
+    report: &[ReportedToken],
+    now: DateTime<Utc>,
+) -> Result<Handled, WriteError> {
+    let assessment = assess::assess(store, report, now).await?;
+    let ctx = WriteContext::github(request_id).at(now);
+    let mut revocations = Vec::with_capacity(assessment.to_revoke.len());
+    for leaked in assessment.to_revoke {
+        let found = Leak {
+            url: leaked.url.clone(),
+            source: leaked.source.clone(),
+        };
+        let outcome = revoke_leaked(
+            store,
+            policy,
+            &ctx,
+            &leaked.org,
+            leaked.key_id,
+            &leaked.hash,
+            &found,
+        )
+        .await?;
+        revocations.push((leaked, outcome));
+    }
+    Ok(Handled {
+        feedback: assessment.feedback,
+        revocations,
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use lambda_http::http::HeaderValue;
+    use lambda_http::http::{HeaderValue, StatusCode, header};
 
-    use super::signature::PublicKeys;
     use super::signature::fixture::{Signer, key_list};
+    use super::signature::{PublicKeys, SignatureError};
     use super::*;
 
     fn signed_headers(signer: &Signer, body: &[u8]) -> HeaderMap {
@@ -135,7 +158,7 @@ mod tests {
             let mut h = signed_headers(&forger, body);
             let err = receive_report(&keys, &h, body, now).await.unwrap_err();
             assert!(
-                matches!(err, LeakError::Signature(SignatureError::BadSignature)),
+                matches!(err, ApiError::Signature(SignatureError::BadSignature)),
                 "{err:?}"
             );
             assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
@@ -143,7 +166,7 @@ mod tests {
             let err = receive_report(&keys, &h, body, now).await.unwrap_err();
             assert!(matches!(
                 err,
-                LeakError::Signature(SignatureError::MissingSignature)
+                ApiError::Signature(SignatureError::MissingSignature)
             ));
         }
         // The same bodies signed by GitHub get the body's own statuses.

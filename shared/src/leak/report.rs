@@ -1,6 +1,7 @@
 //! The body GitHub posts: a JSON array of `{token, type, url, source}`, one per match.
 //!
-//! At most [`MAX_REPORT_BYTES`] and [`MAX_REPORT_ENTRIES`], else `413`. `token` and `type`
+//! It is read as every body is ([`crate::request::body`]): `415` for another media type,
+//! `400` for broken JSON. At most [`MAX_REPORT_BYTES`] and [`MAX_REPORT_ENTRIES`], else `413`. `token` and `type`
 //! are required strings; `url` (GitHub says it may be empty) and `source` are optional
 //! strings. Other members are ignored rather than refused, so that a field GitHub adds one
 //! day does not stop revocations. `url` and `source` are cut to [`MAX_URL_BYTES`] and
@@ -8,9 +9,12 @@
 
 use std::fmt;
 
-use serde_json::Value;
+use lambda_http::http::HeaderMap;
+use serde_json::{Map, Value};
 
-use crate::json_body::{BodyError, kind, object, optional_string, parse_json, required_string};
+use crate::error::ApiError;
+use crate::request::body::{WHOLE_BODY, field_error, read_value};
+use crate::request::fields::kind;
 
 /// The largest report accepted: 1 MiB.
 pub const MAX_REPORT_BYTES: usize = 1024 * 1024;
@@ -46,17 +50,19 @@ impl fmt::Debug for ReportedToken {
     }
 }
 
-/// Parses a report body. Call it only after the signature was checked.
-pub fn parse_report(body: &[u8]) -> Result<Vec<ReportedToken>, BodyError> {
-    let value = parse_json(body, MAX_REPORT_BYTES)?;
+/// Reads a report body (the request's headers for its Content-Type, and its bytes). Call
+/// it only after the signature was checked.
+pub fn parse_report(headers: &HeaderMap, body: &[u8]) -> Result<Vec<ReportedToken>, ApiError> {
+    let value = read_value(headers, body, MAX_REPORT_BYTES)?;
     let Value::Array(entries) = &value else {
-        return Err(BodyError::invalid(
-            "body",
+        return Err(field_error(
+            WHOLE_BODY,
             format!("must be a JSON array of matches, not {}", kind(&value)),
         ));
     };
     if entries.len() > MAX_REPORT_ENTRIES {
-        return Err(BodyError::TooManyEntries {
+        return Err(ApiError::TooManyEntries {
+            count: entries.len(),
             limit: MAX_REPORT_ENTRIES,
         });
     }
@@ -64,22 +70,44 @@ pub fn parse_report(body: &[u8]) -> Result<Vec<ReportedToken>, BodyError> {
         .iter()
         .enumerate()
         .map(|(i, entry)| {
-            let path = format!("[{i}]");
-            let map = object(entry, &path)?;
+            let at = |name: &str| format!("[{i}].{name}");
+            let Value::Object(map) = entry else {
+                return Err(field_error(
+                    &format!("[{i}]"),
+                    format!("must be a JSON object, not {}", kind(entry)),
+                ));
+            };
+            let required = |name: &str| {
+                string(map, name, &at(name))?.ok_or_else(|| field_error(&at(name), "is required"))
+            };
             Ok(ReportedToken {
-                token: required_string(map, "token", &path)?.to_owned(),
-                token_type: cut(required_string(map, "type", &path)?, MAX_TYPE_BYTES),
-                url: cut(
-                    optional_string(map, "url", &path)?.unwrap_or(""),
-                    MAX_URL_BYTES,
-                ),
+                token: required("token")?.to_owned(),
+                token_type: cut(required("type")?, MAX_TYPE_BYTES),
+                url: cut(string(map, "url", &at("url"))?.unwrap_or(""), MAX_URL_BYTES),
                 source: cut(
-                    optional_string(map, "source", &path)?.unwrap_or(""),
+                    string(map, "source", &at("source"))?.unwrap_or(""),
                     MAX_SOURCE_BYTES,
                 ),
             })
         })
         .collect()
+}
+
+/// The string member `name`: `None` when absent or null, a `422` naming `field` when of
+/// another type.
+fn string<'a>(
+    map: &'a Map<String, Value>,
+    name: &str,
+    field: &str,
+) -> Result<Option<&'a str>, ApiError> {
+    match map.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(field_error(
+            field,
+            format!("must be a string, not {}", kind(other)),
+        )),
+    }
 }
 
 /// `text`, cut to at most `max` bytes on a character boundary.
@@ -94,12 +122,25 @@ fn cut(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lambda_http::http::StatusCode;
+    use lambda_http::http::{HeaderValue, header};
+
+    fn json() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h
+    }
+
+    fn parse(body: &[u8]) -> Result<Vec<ReportedToken>, ApiError> {
+        parse_report(&json(), body)
+    }
 
     #[test]
     fn githubs_documented_body_parses() {
         let body = br#"[{"token":"NMIfyYncKcRALEXAMPLE","type":"mycompany_api_token","url":"https://github.com/octocat/Hello-World/blob/12345600b9cbe38a219f39a9941c9319b600c002/foo/bar.txt","source":"content"}]"#;
-        let report = parse_report(body).unwrap();
+        let report = parse(body).unwrap();
         assert_eq!(report.len(), 1);
         assert_eq!(report[0].token, "NMIfyYncKcRALEXAMPLE");
         assert_eq!(report[0].token_type, "mycompany_api_token");
@@ -111,20 +152,20 @@ mod tests {
     #[test]
     fn url_and_source_are_optional_and_unknown_members_ignored() {
         let body = br#"[{"token":"t","type":"x"},{"token":"u","type":"x","url":null,"source":"npm","later":1}]"#;
-        let report = parse_report(body).unwrap();
+        let report = parse(body).unwrap();
         assert_eq!(
             (report[0].url.as_str(), report[0].source.as_str()),
             ("", "")
         );
         assert_eq!(report[1].source, "npm");
-        assert_eq!(parse_report(b"[]").unwrap(), vec![]);
+        assert_eq!(parse(b"[]").unwrap(), vec![]);
     }
 
     #[test]
     fn long_urls_are_cut_on_a_character_boundary() {
         let url = format!("https://github.com/{}", "é".repeat(MAX_URL_BYTES));
         let body = serde_json::json!([{"token": "t", "type": "x", "url": url}]).to_string();
-        let report = parse_report(body.as_bytes()).unwrap();
+        let report = parse(body.as_bytes()).unwrap();
         assert!(report[0].url.len() <= MAX_URL_BYTES);
         assert!(url.starts_with(&report[0].url));
     }
@@ -133,27 +174,30 @@ mod tests {
     fn more_than_1000_entries_or_1_mib_is_a_413() {
         let entry = serde_json::json!({"token": "t", "type": "x"});
         let ok = serde_json::Value::Array(vec![entry.clone(); MAX_REPORT_ENTRIES]).to_string();
-        assert_eq!(
-            parse_report(ok.as_bytes()).unwrap().len(),
-            MAX_REPORT_ENTRIES
-        );
+        assert_eq!(parse(ok.as_bytes()).unwrap().len(), MAX_REPORT_ENTRIES);
         let many = serde_json::Value::Array(vec![entry; MAX_REPORT_ENTRIES + 1]).to_string();
-        let err = parse_report(many.as_bytes()).unwrap_err();
-        assert_eq!(err, BodyError::TooManyEntries { limit: 1000 });
-        assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let err = parse(many.as_bytes()).unwrap_err();
+        assert!(matches!(
+            err,
+            ApiError::TooManyEntries {
+                count: 1001,
+                limit: 1000
+            }
+        ));
+        assert_eq!(err.status().as_u16(), 413);
 
         // Just over 1 MiB, in few entries: refused on size before parsing.
         let big = format!(
             r#"[{{"token":"{}","type":"x"}}]"#,
             "a".repeat(MAX_REPORT_BYTES)
         );
-        let err = parse_report(big.as_bytes()).unwrap_err();
-        assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let err = parse(big.as_bytes()).unwrap_err();
+        assert_eq!(err.status().as_u16(), 413);
         // Exactly 1 MiB is accepted.
         let pad = MAX_REPORT_BYTES - r#"[{"token":"","type":"x"}]"#.len();
         let exact = format!(r#"[{{"token":"{}","type":"x"}}]"#, "a".repeat(pad));
         assert_eq!(exact.len(), MAX_REPORT_BYTES);
-        assert!(parse_report(exact.as_bytes()).is_ok());
+        assert!(parse(exact.as_bytes()).is_ok());
     }
 
     #[test]
@@ -183,14 +227,14 @@ mod tests {
             ),
         ];
         for (body, status, field) in cases {
-            let err = parse_report(body).unwrap_err();
+            let err = parse(body).unwrap_err();
             assert_eq!(
                 err.status().as_u16(),
                 *status,
                 "{:?}",
                 String::from_utf8_lossy(body)
             );
-            assert_eq!(err.field(), *field, "{err}");
+            assert_eq!(err.problem("r").parameter.as_deref(), *field, "{err}");
         }
     }
 }

@@ -1,20 +1,21 @@
 //! The verify request body: `{"key": "<secret>", "permissions": ["calls.view", …]}`.
 //!
 //! `key` is a required string; `permissions` is optional (absent or null: none required),
-//! a list of the application's permission names. Bodies follow the write side's rules: over
-//! [`MAX_VERIFY_BODY_BYTES`] is `413`, broken JSON `400`, an unknown field, a wrong type or an
-//! unknown permission `422` naming the field. A `key` that is not one of our secrets is not
-//! an error here: the answer is `NOT_FOUND`, like any key that does not exist.
+//! a list of the application's permission names, each once. The body is read as the write
+//! side reads its bodies ([`crate::request::body`]): `415` for another media type, `413`
+//! over 16 KiB, `400` for broken JSON, `422` naming the field for an unknown field, a
+//! wrong type or an unknown permission. A `key` that is not one of our secrets is not an
+//! error here: the answer is `NOT_FOUND`, like any key that does not exist.
 
 use std::fmt;
 
+use lambda_http::http::HeaderMap;
 use serde_json::Value;
 
-use crate::json_body::{BodyError, kind, object, parse_json, reject_unknown, required_string};
+use crate::error::ApiError;
 use crate::key::Permission;
-
-/// The largest verify body accepted, as for every write body.
-pub const MAX_VERIFY_BODY_BYTES: usize = 16 * 1024;
+use crate::request::body::{Accepts, Presence, field_error, read};
+use crate::request::fields::{kind, permissions};
 
 /// A parsed verify request. Its `Debug` hides the key.
 #[derive(Clone, PartialEq, Eq)]
@@ -48,51 +49,52 @@ impl VerifyRequest {
     }
 }
 
-/// Parses a verify body.
-pub fn parse_verify_body(body: &[u8]) -> Result<VerifyRequest, BodyError> {
-    let value = parse_json(body, MAX_VERIFY_BODY_BYTES)?;
-    let map = object(&value, "body")?;
-    reject_unknown(map, &["key", "permissions"], "")?;
-    let key = required_string(map, "key", "")?;
-    let permissions = match map.get("permissions") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(list)) => list
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let field = format!("permissions[{i}]");
-                let name = p.as_str().ok_or_else(|| {
-                    BodyError::invalid(&field, format!("must be a string, not {}", kind(p)))
-                })?;
-                name.parse::<Permission>()
-                    .map_err(|_| BodyError::invalid(&field, "is not a known permission"))
-            })
-            .collect::<Result<_, _>>()?,
+/// Reads a verify body (the request's headers for its Content-Type, and its bytes).
+pub fn parse_verify_body(headers: &HeaderMap, body: &[u8]) -> Result<VerifyRequest, ApiError> {
+    let fields = read(headers, body, Accepts::Json, Presence::Required)?.unwrap_or_default();
+    fields.only(&["key", "permissions"], &[])?;
+    let key = match fields.get("key") {
+        Some(Value::String(s)) => s.clone(),
+        None => return Err(field_error("key", "is required")),
         Some(other) => {
-            return Err(BodyError::invalid(
-                "permissions",
-                format!("must be an array of permission names, not {}", kind(other)),
+            return Err(field_error(
+                "key",
+                format!("must be a string, not {}", kind(other)),
             ));
         }
     };
-    Ok(VerifyRequest::new(key, permissions))
+    let wanted = match fields.get("permissions") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(list) => permissions("permissions", list)?,
+    };
+    Ok(VerifyRequest::new(key, wanted))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lambda_http::http::StatusCode;
+    use lambda_http::http::{HeaderValue, header};
+
+    fn json() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h
+    }
+
+    fn parse(body: &[u8]) -> Result<VerifyRequest, ApiError> {
+        parse_verify_body(&json(), body)
+    }
 
     #[test]
     fn a_key_with_or_without_permissions_parses() {
-        let r = parse_verify_body(br#"{"key":"apk_x"}"#).unwrap();
+        let r = parse(br#"{"key":"apk_x"}"#).unwrap();
         assert_eq!((r.key(), r.permissions.len()), ("apk_x", 0));
-        let r = parse_verify_body(br#"{"key":"apk_x","permissions":null}"#).unwrap();
+        let r = parse(br#"{"key":"apk_x","permissions":null}"#).unwrap();
         assert!(r.permissions.is_empty());
-        let r = parse_verify_body(
-            br#"{"permissions":["calls.view","api_keys.view","calls.view"],"key":""}"#,
-        )
-        .unwrap();
+        let r = parse(br#"{"permissions":["calls.view","api_keys.view"],"key":""}"#).unwrap();
         assert_eq!(
             r.permissions,
             [Permission::CallsView, Permission::ApiKeysView]
@@ -108,7 +110,7 @@ mod tests {
     fn bad_bodies_get_the_write_sides_statuses_naming_the_field() {
         let secret = crate::secret::Secret::from_random([1; 24]);
         let echo = format!(
-            r#"{{"key":"{}","permissions":"{}"}}"#,
+            r#"{{"key":"{}","permissions":["{}"]}}"#,
             secret.expose(),
             secret.expose()
         );
@@ -119,6 +121,7 @@ mod tests {
             (b"{}".to_vec(), 422, Some("key")),
             (b"{\"key\":null}".to_vec(), 422, Some("key")),
             (b"{\"key\":42}".to_vec(), 422, Some("key")),
+            (b"{\"key\":\"k\",\"key\":\"j\"}".to_vec(), 422, Some("key")),
             (b"{\"key\":\"k\",\"scope\":1}".to_vec(), 422, Some("scope")),
             (
                 b"{\"key\":\"k\",\"permissions\":\"calls.view\"}".to_vec(),
@@ -128,29 +131,35 @@ mod tests {
             (
                 b"{\"key\":\"k\",\"permissions\":[\"calls.view\",1]}".to_vec(),
                 422,
-                Some("permissions[1]"),
+                Some("permissions"),
             ),
             (
                 b"{\"key\":\"k\",\"permissions\":[\"calls.read\"]}".to_vec(),
                 422,
-                Some("permissions[0]"),
+                Some("permissions"),
             ),
             (echo.into_bytes(), 422, Some("permissions")),
         ];
         for (body, status, field) in &cases {
-            let err = parse_verify_body(body).unwrap_err();
-            assert_eq!(
-                err.status().as_u16(),
-                *status,
-                "{}",
-                String::from_utf8_lossy(body)
+            let err = parse(body).unwrap_err();
+            let text = String::from_utf8_lossy(body);
+            assert_eq!(err.status().as_u16(), *status, "{text}");
+            let problem = err.problem("r");
+            assert_eq!(problem.parameter.as_deref(), *field, "{text}");
+            assert!(
+                !problem.detail.contains(&secret.expose()[4..]),
+                "{problem:?}"
             );
-            assert_eq!(err.field(), *field, "{err}");
-            assert!(!err.to_string().contains(&secret.expose()[4..]), "{err}");
         }
-        let big = format!(r#"{{"key":"{}"}}"#, "a".repeat(MAX_VERIFY_BODY_BYTES));
-        let err = parse_verify_body(big.as_bytes()).unwrap_err();
-        assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let big = format!(
+            r#"{{"key":"{}"}}"#,
+            "a".repeat(crate::request::MAX_BODY_BYTES)
+        );
+        assert_eq!(parse(big.as_bytes()).unwrap_err().status().as_u16(), 413);
+        let mut text = json();
+        text.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let err = parse_verify_body(&text, br#"{"key":"k"}"#).unwrap_err();
+        assert_eq!(err.status().as_u16(), 415);
     }
 
     #[test]

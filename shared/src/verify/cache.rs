@@ -187,6 +187,8 @@ mod tests {
                 access: Access::Unrestricted,
                 state: KeyState::Active,
                 last_four: "abcd".into(),
+                version: 0,
+                disabled_reason: None,
             },
         }
     }
