@@ -111,7 +111,7 @@ build: $(STAMP)
 CARGO_FUZZ_VERSION := 0.13.2
 CARGO_FUZZ_ROOT := $(APIKEYS_CACHE)/cargo-fuzz
 CARGO_FUZZ_BIN := $(CARGO_FUZZ_ROOT)/bin/cargo-fuzz
-FUZZ_TARGETS := cursor query event body
+FUZZ_TARGETS := cursor query event body report verify
 FUZZ_TARGET_DIR := $(APIKEYS_CACHE)/fuzz-target
 FUZZ_CORPUS := $(APIKEYS_CACHE)/fuzz-corpus
 FUZZ_LOGS := $(APIKEYS_CACHE)/fuzz-logs

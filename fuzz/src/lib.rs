@@ -313,3 +313,93 @@ pub fn lambda_http_accepts(event: &str) -> bool {
     }
     true
 }
+
+/// A JSON value built from fuzzed parts, for the body parsers.
+#[derive(arbitrary::Arbitrary, Debug, Clone)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Strings(Vec<String>),
+    Object(Vec<(String, String)>),
+}
+
+impl Json {
+    pub fn to_value(&self) -> Value {
+        match self {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(*b),
+            Json::Int(i) => Value::from(*i),
+            Json::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+            Json::Str(s) => Value::String(s.clone()),
+            Json::Strings(list) => list.iter().cloned().map(Value::String).collect(),
+            Json::Object(pairs) => Value::Object(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// A token to present: one of the world's secrets, one of them changed, or anything.
+#[derive(arbitrary::Arbitrary, Debug, Clone)]
+pub enum Token {
+    Secret(u8),
+    /// A secret with one character replaced and the length changed.
+    Mutated {
+        which: u8,
+        at: u8,
+        with: char,
+        cut: bool,
+    },
+    Raw(String),
+}
+
+impl Token {
+    pub fn text(&self) -> String {
+        let w = world();
+        match self {
+            Token::Secret(i) => w.secrets[*i as usize % w.secrets.len()].expose().to_owned(),
+            Token::Mutated {
+                which,
+                at,
+                with,
+                cut,
+            } => {
+                let mut chars: Vec<char> = w.secrets[*which as usize % w.secrets.len()]
+                    .expose()
+                    .chars()
+                    .collect();
+                let i = *at as usize % chars.len();
+                chars[i] = *with;
+                if *cut {
+                    chars.pop();
+                }
+                chars.into_iter().collect()
+            }
+            Token::Raw(s) => s.clone(),
+        }
+    }
+}
+
+/// Whether `text` shows any of the world's secrets or their hashes.
+pub fn shows_a_secret(text: &str) -> bool {
+    world()
+        .secrets
+        .iter()
+        .any(|s| text.contains(s.expose()) || text.contains(s.hash().as_str()))
+}
+
+/// Headers of a JSON request body.
+pub fn json_headers() -> lambda_http::http::HeaderMap {
+    let mut h = lambda_http::http::HeaderMap::new();
+    h.insert(
+        lambda_http::http::header::CONTENT_TYPE,
+        lambda_http::http::HeaderValue::from_static("application/json"),
+    );
+    h
+}

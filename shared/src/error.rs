@@ -127,6 +127,15 @@ pub enum ApiError {
     Escalation(crate::request::grant::Escalation),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A body holding more entries than the endpoint takes (a secret scanning report).
+    #[error("body of {count} entries over the limit of {limit}")]
+    TooManyEntries { count: usize, limit: usize },
+    /// A secret scanning report whose signature was refused (401).
+    #[error("bad signature: {0}")]
+    Signature(#[from] crate::leak::signature::SignatureError),
+    /// GitHub's signing keys could not be fetched (503 + Retry-After).
+    #[error("GitHub's public keys are unavailable")]
+    KeysUnavailable,
     /// A write that did not happen (see [`WriteError`]); a store failure inside it is
     /// rendered as [`ApiError::Store`] is.
     #[error(transparent)]
@@ -178,6 +187,9 @@ impl ApiError {
             ApiError::Escalation(_) => StatusCode::FORBIDDEN,
             ApiError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(StoreError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::TooManyEntries { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Signature(_) => StatusCode::UNAUTHORIZED,
+            ApiError::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Write(e) => match e {
                 WriteError::NotFound => StatusCode::NOT_FOUND,
                 // If-Match named another version.
@@ -242,6 +254,13 @@ impl ApiError {
                 "the key was changed by another request at the same time; read it again and retry"
                     .into()
             }
+            ApiError::TooManyEntries { count, limit } => format!(
+                "the body holds {count} entries; this endpoint takes at most {limit}"
+            ),
+            ApiError::Signature(s) => s.to_string(),
+            ApiError::KeysUnavailable => format!(
+                "GitHub's public keys could not be fetched to check the signature; retry after {RETRY_AFTER_SECS} s"
+            ),
             ApiError::Write(WriteError::IdempotencyMismatch) => {
                 "this Idempotency-Key was used in the last 24 hours for another request (another body, operation or key); use a new key"
                     .into()
@@ -328,6 +347,26 @@ mod tests {
         assert!(!ApiError::Invalid(e).to_string().contains(s));
         let plain = ParamError::new("limit", "must be an integer, got \"ten\"");
         assert_eq!(plain.reason, "must be an integer, got \"ten\"");
+    }
+
+    #[test]
+    fn report_entry_signature_and_github_key_failures_map_to_their_statuses() {
+        use crate::leak::signature::SignatureError;
+        let p = ApiError::TooManyEntries {
+            count: 1001,
+            limit: 1000,
+        }
+        .problem("r");
+        assert_eq!(p.status, 413);
+        assert!(
+            p.detail.contains("1001") && p.detail.contains("1000"),
+            "{p:?}"
+        );
+        let p = ApiError::from(SignatureError::UnknownKey).problem("r");
+        assert_eq!((p.status, p.title), (401, "Unauthorized"));
+        let p = ApiError::KeysUnavailable.problem("r");
+        assert_eq!(p.status, 503);
+        assert!(p.detail.contains("retry after"), "{p:?}");
     }
 
     #[test]

@@ -175,6 +175,7 @@ mod tests {
             state,
             last_four: "abcd".into(),
             version: 1,
+            disabled_reason: None,
         }
     }
 

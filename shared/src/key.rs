@@ -263,6 +263,16 @@ pub enum KeyState {
     Disabled,
 }
 
+/// Why a key is disabled, when the service disabled it on its own rather than someone
+/// through the API or the CLI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisabledReason {
+    /// Its secret was reported found in public code (GitHub secret scanning); the
+    /// `key.leaked` audit event says where.
+    Leaked,
+}
+
 /// The status the API reports: the stored state, with expiry applied at read time.
 /// A disabled key reads as `disabled` even after it expires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,6 +350,8 @@ pub struct ApiKey {
     /// can be made on condition that nobody changed the key since it was read. 0 for a key
     /// stored before versions were.
     pub version: u64,
+    /// Why the service disabled the key, while it stays disabled: enabling it clears this.
+    pub disabled_reason: Option<DisabledReason>,
 }
 
 impl ApiKey {
@@ -361,6 +373,9 @@ impl ApiKey {
             updated_date: Rfc3339(self.updated),
             last_used_date: self.last_used.map(Rfc3339),
             expires_date: self.expires.map(Rfc3339),
+            disabled_reason: self
+                .disabled_reason
+                .filter(|_| self.state == KeyState::Disabled),
         }
     }
 }
@@ -490,7 +505,7 @@ impl ApiKey {
 }
 
 /// The JSON object the API returns for a key. The first seven fields are the reference
-/// contract; the last four are additive.
+/// contract; the others are additive.
 #[derive(Debug, Serialize)]
 pub struct KeyView<'a> {
     pub id: KeyId,
@@ -504,6 +519,9 @@ pub struct KeyView<'a> {
     pub updated_date: Rfc3339,
     pub last_used_date: Option<Rfc3339>,
     pub expires_date: Option<Rfc3339>,
+    /// Only on a key the service disabled on its own (`leaked`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<DisabledReason>,
 }
 
 /// A UTC time rendered as RFC 3339 with whole seconds and a `Z`, as in `2023-11-07T05:31:56Z`.

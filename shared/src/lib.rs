@@ -6,6 +6,10 @@
 //! JSON body or a problem ([`error`]); alongside the read, [`usage`] stamps the caller's key
 //! as used. Writes go through [`write`], each one transaction with its event of the audit
 //! trail ([`audit`]).
+//!
+//! [`verify`] checks a key for an organization's other services; [`leak`] handles GitHub's
+//! secret scanning reports of keys found in public code, revoking each live key through
+//! [`write`]. Both read their JSON bodies through [`request::body`].
 
 pub mod audit;
 pub mod auth;
@@ -17,12 +21,14 @@ pub mod error;
 pub mod filter;
 pub mod http;
 pub mod key;
+pub mod leak;
 pub mod page;
 pub mod request;
 pub mod secret;
 pub mod store;
 pub mod telemetry;
 pub mod usage;
+pub mod verify;
 pub mod write;
 
 /// What a handler needs, built once per cold start.

@@ -1111,5 +1111,6 @@ fn restricted_key() -> apikeys::key::ApiKey {
         state: apikeys::key::KeyState::Active,
         last_four: "abcd".into(),
         version: 0,
+        disabled_reason: None,
     }
 }

@@ -104,8 +104,8 @@ pub enum Action {
     Rolled,
     #[serde(rename = "key.deleted")]
     Deleted,
-    /// The secret was found in public; the event carries a [`Leak`]. Reserved for
-    /// leak reports: no write of this crate records it yet.
+    /// The secret was found in public and the key disabled (`crate::write::revoke_leaked`);
+    /// the event carries a [`Leak`].
     #[serde(rename = "key.leaked")]
     Leaked,
 }
@@ -172,6 +172,8 @@ pub enum ActorKind {
     ApiKey,
     /// An operator of the admin CLI, by OS user.
     Cli,
+    /// GitHub's secret scanning, reporting a secret found in public (id `secret_scanning`).
+    Github,
 }
 
 impl Actor {
@@ -186,6 +188,14 @@ impl Actor {
         Actor {
             kind: ActorKind::Cli,
             id: name.into(),
+        }
+    }
+
+    /// GitHub's secret scanning partner program, which reports leaked secrets.
+    pub fn github() -> Self {
+        Actor {
+            kind: ActorKind::Github,
+            id: "secret_scanning".into(),
         }
     }
 

@@ -139,7 +139,7 @@ pub fn read(
     let top = de
         .deserialize_any(TopLevelVisitor)
         .and_then(|top| de.end().map(|()| top))
-        .map_err(|e| ApiError::MalformedBody(format!("the body is not valid JSON: {e}")))?;
+        .map_err(syntax_error)?;
     match top {
         TopLevel::Object(fields) => Ok(Some(Fields(fields))),
         TopLevel::Repeated(name) => Err(field_error(&name, "was given more than once")),
@@ -148,6 +148,37 @@ pub fn read(
             format!("must be a JSON object, not {kind}"),
         )),
     }
+}
+
+/// Like [`read`], for a body whose top level need not be an object (GitHub's secret scanning
+/// report is an array): checks the Content-Type (`application/json`), the size (at most
+/// `limit` bytes) and the syntax, in that order, and returns the JSON value. An empty body
+/// is a 400.
+pub fn read_value(headers: &HeaderMap, body: &[u8], limit: usize) -> Result<Value, ApiError> {
+    if content_type(headers, Accepts::Json)?.is_none() {
+        return Err(unsupported(Accepts::Json, None));
+    }
+    if body.len() > limit {
+        return Err(ApiError::PayloadTooLarge {
+            size: body.len(),
+            limit,
+        });
+    }
+    if body
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        return Err(ApiError::MalformedBody(
+            "the body is empty; this endpoint needs JSON".into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(syntax_error)
+}
+
+/// A 400 for JSON that does not parse. serde_json's syntax messages say what it expected
+/// and where, never the input itself.
+fn syntax_error(e: serde_json::Error) -> ApiError {
+    ApiError::MalformedBody(format!("the body is not valid JSON: {e}"))
 }
 
 /// `Ok(Some(()))` for a Content-Type the endpoint takes, `Ok(None)` for none at all.

@@ -217,6 +217,7 @@ mod tests {
             state: KeyState::Active,
             last_four: "Ab9_".into(),
             version: 0,
+            disabled_reason: None,
         }
     }
 

@@ -136,6 +136,7 @@ mod tests {
             state: crate::key::KeyState::Active,
             last_four: "abcd".into(),
             version: 0,
+            disabled_reason: None,
         };
         let holds = Access::new(true, vec![ApiKeysUpdate, CallsView, BillingView]);
         assert!(RollKey::authorize(&holds, &target).is_ok());

@@ -11,8 +11,8 @@ use crate::audit::Event;
 use crate::key::{ApiKey, KeyId, OrgId};
 use crate::secret::SecretHash;
 use crate::store::{
-    AuditReader, Credential, CredentialStore, EventRange, IdempotencyRecord, KeyReader, KeyWriter,
-    Position, StoreError, StoredKey, WriteFailure,
+    AuditReader, Candidate, Credential, CredentialStore, EventRange, IdempotencyRecord, KeyReader,
+    KeyWriter, LeakLookup, Position, StoreError, StoredKey, WriteFailure,
 };
 
 #[derive(Default)]
@@ -142,6 +142,35 @@ impl CredentialStore for MemoryStore {
             }
             _ => false,
         })
+    }
+}
+
+impl LeakLookup for MemoryStore {
+    async fn find_candidates(
+        &self,
+        hashes: &[SecretHash],
+    ) -> Result<HashMap<SecretHash, Candidate>, StoreError> {
+        let mut found = HashMap::new();
+        for hash in hashes {
+            if let Some(credential) = self.find_credential(hash).await? {
+                let leaked = self
+                    .lock()
+                    .keys
+                    .get(&(credential.org.clone(), credential.key_id))
+                    .is_some_and(|s| {
+                        s.key.state == crate::key::KeyState::Disabled
+                            && s.key.disabled_reason == Some(crate::key::DisabledReason::Leaked)
+                    });
+                found.insert(
+                    hash.clone(),
+                    Candidate {
+                        credential,
+                        disabled_for_leak: leaked,
+                    },
+                );
+            }
+        }
+        Ok(found)
     }
 }
 

@@ -4,7 +4,8 @@
 //! - [`CredentialStore`]: authenticating a secret and recording its use, the only part the
 //!   caller cache (`crate::cache`) caches;
 //! - [`KeyWriter`]: what the writes need, each write one transaction with its audit event;
-//! - [`AuditReader`]: what listing the audit trail needs.
+//! - [`AuditReader`]: what listing the audit trail needs;
+//! - [`LeakLookup`]: the batched credential lookup of a secret scanning report.
 //!
 //! [`dynamo::DynamoStore`] implements every role on one DynamoDB table;
 //! [`memory::MemoryStore`] (unit tests only) is the other implementation. Every operation
@@ -14,6 +15,7 @@
 mod audit;
 mod credential;
 pub mod dynamo;
+mod leak;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 mod read;
@@ -21,6 +23,7 @@ mod write;
 
 pub use audit::{AuditReader, EventRange};
 pub use credential::{Credential, CredentialStore};
+pub use leak::{Candidate, LeakLookup};
 pub use read::KeyReader;
 pub use write::{IdempotencyRecord, KeyWriter, PreviousSecret, StoredKey, WriteFailure};
 

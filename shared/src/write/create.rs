@@ -53,6 +53,7 @@ impl NewKey {
             state: KeyState::Active,
             last_four: secret.last_four(),
             version: 1,
+            disabled_reason: None,
         })
     }
 }

@@ -22,6 +22,7 @@ fn fields(key: &ApiKey) -> BTreeMap<&'static str, Value> {
         ("status", json!(state)),
         ("last_four_digits", json!(key.last_four)),
         ("creator_id", json!(key.creator_id)),
+        ("disabled_reason", json!(key.disabled_reason)),
     ])
 }
 
@@ -77,6 +78,7 @@ mod tests {
             state: KeyState::Active,
             last_four: "abcd".into(),
             version: 1,
+            disabled_reason: None,
         }
     }
 

@@ -14,11 +14,13 @@
 //! | change name, access, expiry, state | [`update_key`] | `key.updated`, `key.disabled`, `key.enabled` |
 //! | new secret, old one kept for a grace period | [`roll_key`] | `key.rolled` |
 //! | delete | [`delete_key`] | `key.deleted` |
+//! | disable a key whose secret was found in public | [`revoke_leaked`] | `key.leaked` |
 
 mod create;
 mod delete;
 mod diff;
 mod idempotency;
+mod leaked;
 mod roll;
 mod update;
 
@@ -30,6 +32,7 @@ pub use idempotency::{
     IDEMPOTENCY_WINDOW, Idempotency, InvalidIdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN, SecretKeys,
     WeakSecretKeys,
 };
+pub use leaked::{Revocation, revoke_leaked};
 pub use roll::{MAX_GRACE_SECS, Rolled, roll_key};
 pub use update::{current_key, set_state, update_key};
 
@@ -109,6 +112,16 @@ impl WriteContext {
         WriteContext {
             actor: Actor::cli_user(),
             request_id: format!("cli-{}", uuid::Uuid::now_v7()),
+            source_ip: None,
+            now: to_millis(Utc::now()),
+        }
+    }
+
+    /// A revocation reported by GitHub's secret scanning, in the request `request_id`.
+    pub fn github(request_id: impl Into<String>) -> Self {
+        WriteContext {
+            actor: Actor::github(),
+            request_id: request_id.into(),
             source_ip: None,
             now: to_millis(Utc::now()),
         }

@@ -59,6 +59,10 @@ pub async fn update_key<S: KeyWriter>(
     next.access = after.access;
     next.expires = after.expires.map(super::to_millis);
     next.state = after.state;
+    if next.state == KeyState::Active {
+        // Enabled again: whatever made the service disable it is settled.
+        next.disabled_reason = None;
+    }
     let changes = diff::between(&stored.key, &next);
     if changes.is_empty() {
         return Ok(stored.key);

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::items::{CredentialItem, access_of};
+use super::items::CredentialItem;
 use super::{
     CREDENTIAL_SK, DynamoStore, LAST_USED, PK, classify, corrupt, credential_pk, key_sk, millis,
     org_pk, primary_key,
@@ -33,17 +33,7 @@ impl CredentialStore for DynamoStore {
             .map(serde_dynamo::from_item)
             .transpose()
             .map_err(corrupt)?;
-        item.map(|c| {
-            Ok(Credential {
-                org: c.org,
-                key_id: c.key_id,
-                access: access_of(c.restricted, c.permissions)?,
-                state: c.state,
-                expires: c.expires_ms,
-                last_used: c.last_used_ms,
-            })
-        })
-        .transpose()
+        item.map(CredentialItem::into_credential).transpose()
     }
 
     #[tracing::instrument(skip(self, hash), err(Display))]

@@ -9,9 +9,11 @@ use super::{
     idempotency_pk, key_events_pk, key_sk, org_pk,
 };
 use crate::audit::{Action, Actor, ActorKind, Event, EventId};
-use crate::key::{Access, ApiKey, KeyId, KeyState, OrgId, permission_bits, permissions_from_bits};
+use crate::key::{
+    Access, ApiKey, DisabledReason, KeyId, KeyState, OrgId, permission_bits, permissions_from_bits,
+};
 use crate::secret::SecretHash;
-use crate::store::{IdempotencyRecord, PreviousSecret, StoreError, StoredKey};
+use crate::store::{Credential, IdempotencyRecord, PreviousSecret, StoreError, StoredKey};
 
 /// The key item as stored.
 #[derive(Serialize, Deserialize)]
@@ -62,6 +64,9 @@ pub(super) struct KeyItem {
         skip_serializing_if = "Option::is_none"
     )]
     pub(super) previous_until_ms: Option<DateTime<Utc>>,
+    /// Why the service disabled the key (`leaked`), while it is disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) disabled_reason: Option<DisabledReason>,
 }
 
 /// The credential item: what authenticating a secret needs, under the secret's hash.
@@ -126,6 +131,7 @@ impl KeyItem {
             version: key.version,
             previous_hash: None,
             previous_until_ms: None,
+            disabled_reason: key.disabled_reason,
         }
     }
 
@@ -167,6 +173,7 @@ impl KeyItem {
             state: self.state,
             last_four: self.last_four,
             version: self.version,
+            disabled_reason: self.disabled_reason,
         })
     }
 }
@@ -177,6 +184,17 @@ impl KeyItem {
 const PREVIOUS_PURGE_MARGIN: chrono::Duration = chrono::Duration::days(1);
 
 impl CredentialItem {
+    pub(super) fn into_credential(self) -> Result<Credential, StoreError> {
+        Ok(Credential {
+            org: self.org,
+            key_id: self.key_id,
+            access: access_of(self.restricted, self.permissions)?,
+            state: self.state,
+            expires: self.expires_ms,
+            last_used: self.last_used_ms,
+        })
+    }
+
     /// The credential item of `hash`, one of `stored`'s secrets.
     pub(super) fn of(stored: &StoredKey, hash: &SecretHash) -> Self {
         let key = &stored.key;

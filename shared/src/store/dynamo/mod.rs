@@ -1,6 +1,7 @@
 //! The DynamoDB implementation of every storage role: one table, items mapped with
 //! serde_dynamo (`items`); reads in `read`, the credential lookup in `credential`, writes in
-//! `write`, the audit trail in `audit`.
+//! `write`, the audit trail in `audit`, the batched lookup of secret scanning reports in
+//! `leak`.
 //!
 //! | item             | pk                        | sk              | index key                   |
 //! | ---------------- | ------------------------- | --------------- | --------------------------- |
@@ -28,6 +29,7 @@
 mod audit;
 mod credential;
 mod items;
+mod leak;
 mod read;
 mod write;
 

@@ -201,6 +201,7 @@ impl DynamoStore {
                             "permissions" => "#permissions = :permissions",
                             "expires_ms" => "expires_ms = :expires",
                             "previous_hash" => "previous_hash = :previous_hash",
+                            "disabled_reason" => "disabled_reason = :disabled_reason",
                             _ => "previous_until_ms = :previous_until",
                         });
                         values.push((placeholder, v));
@@ -227,6 +228,14 @@ impl DynamoStore {
             "previous_until_ms",
             ":previous_until",
             next.previous_until_ms.map(millis),
+        );
+        optional(
+            "disabled_reason",
+            ":disabled_reason",
+            next.disabled_reason
+                .map(serde_dynamo::to_attribute_value)
+                .transpose()
+                .map_err(corrupt)?,
         );
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {

@@ -1,0 +1,191 @@
+//! Keys leaked in public code: GitHub's secret scanning partner program.
+//!
+//! When GitHub finds text matching our secrets' pattern ([`pattern`]) in public code, it
+//! posts a signed report. A report is taken in this order, each step with its own status:
+//! 1. the signature ([`signature`], with GitHub's keys from [`keys`], fetched by [`fetch`]):
+//!    `401` when missing, malformed, by an unknown key or not matching; `503` when the
+//!    key is unknown and GitHub's list cannot be fetched. No token is looked at before this.
+//! 2. the body ([`report`], read as every body is): `415`, `413`, `400`, `422`;
+//! 3. the verdicts ([`assess`]): one batched lookup ([`LeakLookup`]) for the whole report,
+//!    then the keys to revoke and GitHub's `[{token_hash, token_type, label}]` response;
+//! 4. the revocations ([`revoke`]): each live key disabled, with its `key.leaked` audit
+//!    event, in one transaction per key.
+//!
+//! [`receive_report`] runs steps 1 and 2, [`handle_report`] steps 3 and 4; the handler
+//! answers `200` with the feedback. Should a revocation fail, it answers `503`: GitHub sends
+//! the report again, and a replay is idempotent.
+
+pub mod assess;
+pub mod fetch;
+pub mod keys;
+pub mod pattern;
+pub mod report;
+pub mod signature;
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use lambda_http::http::HeaderMap;
+
+use crate::audit::Leak;
+use crate::error::ApiError;
+use crate::store::{KeyWriter, LeakLookup};
+use crate::write::{Revocation, WriteContext, WriteError, WritePolicy, revoke_leaked};
+pub use assess::{Assessment, Feedback, Label, LeakedKey, Verdict};
+use keys::{FetchKeys, KeySource, VerifyError};
+use report::{ReportedToken, parse_report};
+use signature::SignatureHeaders;
+
+impl From<VerifyError> for ApiError {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::Signature(s) => ApiError::Signature(s),
+            VerifyError::KeysUnavailable => ApiError::KeysUnavailable,
+        }
+    }
+}
+
+/// Authenticates a report by its signature at `now`, then reads its body.
+pub async fn receive_report<F: FetchKeys>(
+    keys: &KeySource<F>,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: Instant,
+) -> Result<Vec<ReportedToken>, ApiError> {
+    let signed = SignatureHeaders::from_headers(headers)?;
+    keys.verify(&signed, body, now).await?;
+    parse_report(headers, body)
+}
+
+/// What handling a report did: GitHub's response, in report order, and each live key's
+/// revocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handled {
+    pub feedback: Vec<Feedback>,
+    pub revocations: Vec<(LeakedKey, Revocation)>,
+}
+
+/// Decides every token of an authenticated report at `now` and revokes each live key, one
+/// transaction per key ([`revoke_leaked`], each event with the request id `request_id`). A
+/// failure leaves the keys revoked so far revoked; the same report sent again finishes the
+/// job and changes nothing more.
+pub async fn handle_report<S: LeakLookup + KeyWriter>(
+    store: &S,
+    policy: &WritePolicy,
+    request_id: &str,
+    report: &[ReportedToken],
+    now: DateTime<Utc>,
+) -> Result<Handled, WriteError> {
+    let assessment = assess::assess(store, report, now).await?;
+    let ctx = WriteContext::github(request_id).at(now);
+    let mut revocations = Vec::with_capacity(assessment.to_revoke.len());
+    for leaked in assessment.to_revoke {
+        let found = Leak {
+            url: leaked.url.clone(),
+            source: leaked.source.clone(),
+        };
+        let outcome = revoke_leaked(
+            store,
+            policy,
+            &ctx,
+            &leaked.org,
+            leaked.key_id,
+            &leaked.hash,
+            &found,
+        )
+        .await?;
+        revocations.push((leaked, outcome));
+    }
+    Ok(Handled {
+        feedback: assessment.feedback,
+        revocations,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use lambda_http::http::{HeaderValue, StatusCode, header};
+
+    use super::signature::fixture::{Signer, key_list};
+    use super::signature::{PublicKeys, SignatureError};
+    use super::*;
+
+    fn signed_headers(signer: &Signer, body: &[u8]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            signature::KEY_ID_HEADER,
+            HeaderValue::from_str(&signer.key_id).unwrap(),
+        );
+        h.insert(
+            signature::SIGNATURE_HEADER,
+            HeaderValue::from_str(&signer.sign(body)).unwrap(),
+        );
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h
+    }
+
+    fn source(signer: &Signer) -> KeySource<keys::NoFetch> {
+        KeySource::fixed(PublicKeys::parse(key_list(&[signer]).as_bytes()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_signed_report_is_parsed() {
+        let github = Signer::generate("gh");
+        let body = br#"[{"token":"t","type":"apikeys_api_key","url":"u","source":"commit"}]"#;
+        let report = receive_report(
+            &source(&github),
+            &signed_headers(&github, body),
+            body,
+            Instant::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_signature_is_decided_before_the_body_is_read() {
+        let github = Signer::generate("gh");
+        let forger = Signer::generate("gh");
+        let keys = source(&github);
+        let now = Instant::now();
+        // Garbage and oversize bodies, unsigned or badly signed: 401, never 400 or 413.
+        let huge = vec![b'['; report::MAX_REPORT_BYTES + 1];
+        for body in [&b"not json"[..], &huge] {
+            let mut h = signed_headers(&forger, body);
+            let err = receive_report(&keys, &h, body, now).await.unwrap_err();
+            assert!(
+                matches!(err, ApiError::Signature(SignatureError::BadSignature)),
+                "{err:?}"
+            );
+            assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
+            h.remove(signature::SIGNATURE_HEADER);
+            let err = receive_report(&keys, &h, body, now).await.unwrap_err();
+            assert!(matches!(
+                err,
+                ApiError::Signature(SignatureError::MissingSignature)
+            ));
+        }
+        // The same bodies signed by GitHub get the body's own statuses.
+        let err = receive_report(&keys, &signed_headers(&github, &huge), &huge, now)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let err = receive_report(
+            &keys,
+            &signed_headers(&github, b"not json"),
+            b"not json",
+            now,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        let mut h = signed_headers(&github, b"[]");
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let err = receive_report(&keys, &h, b"[]", now).await.unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+}

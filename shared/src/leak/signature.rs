@@ -1,0 +1,409 @@
+//! GitHub's signature on a secret scanning report: the two headers, the published public keys,
+//! and the check itself (ECDSA P-256 with SHA-256 over the raw body bytes, DER signature).
+//!
+//! The check uses aws-lc-rs, which the AWS SDK's TLS stack already links into every function,
+//! and rustls' key types to read the PEM: no crate is compiled for it alone.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, ParsedPublicKey};
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use lambda_http::http::HeaderMap;
+use rustls_pki_types::SubjectPublicKeyInfoDer;
+use rustls_pki_types::pem::PemObject as _;
+use serde::Deserialize;
+
+/// Which of GitHub's keys signed the report (its `key_identifier`).
+pub const KEY_ID_HEADER: &str = "github-public-key-identifier";
+/// The base64 DER ECDSA signature of the raw body.
+pub const SIGNATURE_HEADER: &str = "github-public-key-signature";
+
+/// A DER ECDSA P-256 signature is at most 72 bytes, 96 characters of base64; a longer header
+/// is refused before it is decoded.
+const MAX_SIGNATURE_CHARS: usize = 128;
+/// Key identifiers are 64 hex characters today; anything much longer is not one.
+const MAX_KEY_ID_CHARS: usize = 256;
+
+/// Why a report's signature was not accepted: always a `401`, decided before any token in the
+/// body is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the Github-Public-Key-Identifier header is missing")]
+    MissingKeyId,
+    #[error("the Github-Public-Key-Signature header is missing")]
+    MissingSignature,
+    #[error("the Github-Public-Key-Signature header is not a base64 signature")]
+    MalformedSignature,
+    #[error("no GitHub secret scanning public key has this identifier")]
+    UnknownKey,
+    #[error("the signature does not match the body")]
+    BadSignature,
+}
+
+/// The signature headers of a report, read but not yet checked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SignatureHeaders {
+    pub key_id: String,
+    pub signature: Vec<u8>,
+}
+
+impl fmt::Debug for SignatureHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignatureHeaders")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Standard base64, with or without its padding.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+impl SignatureHeaders {
+    /// Reads both headers (names are case-insensitive).
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, SignatureError> {
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        let key_id = text(KEY_ID_HEADER).ok_or(SignatureError::MissingKeyId)?;
+        if key_id.len() > MAX_KEY_ID_CHARS {
+            return Err(SignatureError::UnknownKey);
+        }
+        let signature = text(SIGNATURE_HEADER).ok_or(SignatureError::MissingSignature)?;
+        if signature.len() > MAX_SIGNATURE_CHARS {
+            return Err(SignatureError::MalformedSignature);
+        }
+        let signature = BASE64
+            .decode(signature)
+            .map_err(|_| SignatureError::MalformedSignature)?;
+        Ok(SignatureHeaders {
+            key_id: key_id.to_owned(),
+            signature,
+        })
+    }
+}
+
+/// GitHub's secret scanning public keys, by identifier, parsed once.
+#[derive(Clone, Default)]
+pub struct PublicKeys {
+    keys: HashMap<String, ParsedPublicKey>,
+}
+
+impl fmt::Debug for PublicKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut ids: Vec<&String> = self.keys.keys().collect();
+        ids.sort();
+        f.debug_struct("PublicKeys").field("ids", &ids).finish()
+    }
+}
+
+/// Why a key list could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeysError {
+    #[error(
+        "the key list is not GitHub's format ({{\"public_keys\": [{{\"key_identifier\", \"key\", \"is_current\"}}]}}): {0}"
+    )]
+    Format(String),
+    #[error("the key list holds no ECDSA P-256 public key in PEM")]
+    NoUsableKey,
+}
+
+/// The document GitHub publishes at its secret scanning meta endpoint.
+#[derive(Deserialize)]
+struct KeyList {
+    public_keys: Vec<ListedKey>,
+}
+
+#[derive(Deserialize)]
+struct ListedKey {
+    key_identifier: String,
+    key: String,
+    /// Which key GitHub signs with now. Every listed key is trusted: a report signed just
+    /// before a rotation still arrives signed with the previous one.
+    #[serde(default)]
+    #[allow(dead_code)]
+    is_current: bool,
+}
+
+impl PublicKeys {
+    /// Parses GitHub's key list. An entry whose key is not an ECDSA P-256 public key in PEM
+    /// is skipped (GitHub may one day list another kind); a list with none usable is an error.
+    pub fn parse(json: &[u8]) -> Result<Self, KeysError> {
+        let list: KeyList =
+            serde_json::from_slice(json).map_err(|e| KeysError::Format(e.to_string()))?;
+        let mut keys = HashMap::new();
+        for listed in list.public_keys {
+            match parse_pem_key(&listed.key) {
+                Some(key) => {
+                    keys.insert(listed.key_identifier, key);
+                }
+                None => tracing::warn!(
+                    key_id = %listed.key_identifier,
+                    "skipping a GitHub public key that is not ECDSA P-256 in PEM"
+                ),
+            }
+        }
+        if keys.is_empty() {
+            return Err(KeysError::NoUsableKey);
+        }
+        Ok(PublicKeys { keys })
+    }
+
+    pub fn contains(&self, key_id: &str) -> bool {
+        self.keys.contains_key(key_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Checks that `headers.signature` is the signature of `body` by the key `headers.key_id`.
+    pub fn verify(&self, headers: &SignatureHeaders, body: &[u8]) -> Result<(), SignatureError> {
+        let key = self
+            .keys
+            .get(&headers.key_id)
+            .ok_or(SignatureError::UnknownKey)?;
+        key.verify_sig(body, &headers.signature)
+            .map_err(|_| SignatureError::BadSignature)
+    }
+}
+
+fn parse_pem_key(pem: &str) -> Option<ParsedPublicKey> {
+    let der = SubjectPublicKeyInfoDer::from_pem_slice(pem.as_bytes()).ok()?;
+    ParsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, der.as_ref()).ok()
+}
+
+/// Throwaway GitHub-like key pairs and signed reports, for tests here and in other crates.
+#[cfg(any(test, feature = "memory"))]
+pub mod fixture {
+    use aws_lc_rs::encoding::AsDer as _;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
+    /// A signing key pair standing in for GitHub's, with its identifier.
+    pub struct Signer {
+        pub key_id: String,
+        pair: EcdsaKeyPair,
+    }
+
+    impl Signer {
+        pub fn generate(key_id: &str) -> Self {
+            Signer {
+                key_id: key_id.to_owned(),
+                pair: EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING)
+                    .expect("a P-256 key pair"),
+            }
+        }
+
+        /// The public key in PEM, as GitHub publishes it.
+        pub fn public_pem(&self) -> String {
+            let der = self.pair.public_key().as_der().expect("a DER public key");
+            let b64 = STANDARD.encode(der.as_ref());
+            let lines: Vec<&str> = b64
+                .as_bytes()
+                .chunks(64)
+                .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+                .collect();
+            format!(
+                "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+                lines.join("\n")
+            )
+        }
+
+        /// The base64 DER signature of `body`: the `Github-Public-Key-Signature` value.
+        pub fn sign(&self, body: &[u8]) -> String {
+            let sig = self
+                .pair
+                .sign(&SystemRandom::new(), body)
+                .expect("a signature");
+            STANDARD.encode(sig.as_ref())
+        }
+    }
+
+    /// GitHub's key list document for these signers, the first one current.
+    pub fn key_list(signers: &[&Signer]) -> String {
+        let keys: Vec<serde_json::Value> = signers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                serde_json::json!({
+                    "key_identifier": s.key_id,
+                    "key": s.public_pem(),
+                    "is_current": i == 0,
+                })
+            })
+            .collect();
+        serde_json::json!({ "public_keys": keys }).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::{Signer, key_list};
+    use super::*;
+    use lambda_http::http::HeaderValue;
+
+    fn headers(key_id: Option<&str>, signature: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(k) = key_id {
+            h.insert(
+                "Github-Public-Key-Identifier",
+                HeaderValue::from_str(k).unwrap(),
+            );
+        }
+        if let Some(s) = signature {
+            h.insert(
+                "GITHUB-PUBLIC-KEY-SIGNATURE",
+                HeaderValue::from_str(s).unwrap(),
+            );
+        }
+        h
+    }
+
+    const BODY: &[u8] =
+        br#"[{"token":"apk_x","type":"apikeys_api_key","url":"","source":"content"}]"#;
+
+    #[test]
+    fn a_report_signed_by_a_listed_key_verifies_and_any_change_does_not() {
+        let current = Signer::generate("current");
+        let previous = Signer::generate("previous");
+        let keys = PublicKeys::parse(key_list(&[&current, &previous]).as_bytes()).unwrap();
+        assert_eq!(keys.len(), 2);
+        for signer in [&current, &previous] {
+            let h = SignatureHeaders::from_headers(&headers(
+                Some(&signer.key_id),
+                Some(&signer.sign(BODY)),
+            ))
+            .unwrap();
+            assert_eq!(keys.verify(&h, BODY), Ok(()), "{}", signer.key_id);
+            let mut changed = BODY.to_vec();
+            changed[3] ^= 1;
+            assert_eq!(keys.verify(&h, &changed), Err(SignatureError::BadSignature));
+            // Reformatting the JSON changes the bytes: the raw body is what is signed.
+            let reformatted = [BODY, b"\n"].concat();
+            assert_eq!(
+                keys.verify(&h, &reformatted),
+                Err(SignatureError::BadSignature)
+            );
+        }
+        // The right signature presented under the other key's identifier.
+        let h =
+            SignatureHeaders::from_headers(&headers(Some("previous"), Some(&current.sign(BODY))))
+                .unwrap();
+        assert_eq!(keys.verify(&h, BODY), Err(SignatureError::BadSignature));
+    }
+
+    #[test]
+    fn an_unknown_identifier_is_refused() {
+        let github = Signer::generate("github");
+        let keys = PublicKeys::parse(key_list(&[&github]).as_bytes()).unwrap();
+        let forger = Signer::generate("forger");
+        let h = SignatureHeaders::from_headers(&headers(Some("forger"), Some(&forger.sign(BODY))))
+            .unwrap();
+        assert_eq!(keys.verify(&h, BODY), Err(SignatureError::UnknownKey));
+    }
+
+    #[test]
+    fn missing_or_malformed_headers_are_typed_errors() {
+        let sig = Signer::generate("k").sign(BODY);
+        let unpadded = sig.trim_end_matches('=').to_owned();
+        assert_eq!(
+            SignatureHeaders::from_headers(&headers(None, Some(&sig))),
+            Err(SignatureError::MissingKeyId)
+        );
+        assert_eq!(
+            SignatureHeaders::from_headers(&headers(Some("k"), None)),
+            Err(SignatureError::MissingSignature)
+        );
+        assert_eq!(
+            SignatureHeaders::from_headers(&headers(Some("k"), Some("  "))),
+            Err(SignatureError::MissingSignature)
+        );
+        for bad in ["not base64!", &"A".repeat(200)] {
+            assert_eq!(
+                SignatureHeaders::from_headers(&headers(Some("k"), Some(bad))),
+                Err(SignatureError::MalformedSignature),
+                "{bad}"
+            );
+        }
+        let h = SignatureHeaders::from_headers(&headers(Some("k"), Some(&unpadded))).unwrap();
+        assert_eq!(h.signature, BASE64.decode(&sig).unwrap());
+        assert!(!format!("{h:?}").contains(&unpadded[..20]));
+    }
+
+    #[test]
+    fn garbage_signatures_are_bad_not_panics() {
+        let github = Signer::generate("github");
+        let keys = PublicKeys::parse(key_list(&[&github]).as_bytes()).unwrap();
+        for sig in [
+            vec![],
+            vec![0x30],
+            vec![0x30, 0x06, 2, 1, 1, 2, 1, 1],
+            vec![0xff; 72],
+        ] {
+            let h = SignatureHeaders {
+                key_id: "github".into(),
+                signature: sig,
+            };
+            assert_eq!(keys.verify(&h, BODY), Err(SignatureError::BadSignature));
+        }
+    }
+
+    #[test]
+    fn githubs_published_key_format_parses_and_unusable_entries_are_skipped() {
+        // The shape of https://api.github.com/meta/public_keys/secret_scanning, with a key
+        // GitHub's documentation shows (ECDSA P-256, SubjectPublicKeyInfo in PEM).
+        let published = r#"{"public_keys":[
+          {"key_identifier":"90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a",
+           "key":"-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE9MJJHnMfn2+H4xL4YaPDA4RpJqUq\nkCmRCBnYERxZanmcpzQSXs1X/AljlKkbJ8qpVIW4clayyef9gWhFbNHWAA==\n-----END PUBLIC KEY-----\n",
+           "is_current":false},
+          {"key_identifier":"not-a-key","key":"hello","is_current":true}]}"#;
+        let keys = PublicKeys::parse(published.as_bytes()).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert!(keys.contains("90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a"));
+        assert!(!keys.contains("not-a-key"));
+
+        // GitHub's documented sample: this payload, signed by that key.
+        let h = SignatureHeaders::from_headers(&headers(
+            Some("90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a"),
+            Some("MEUCIQDKZokqnCjrRtw0tni+2Ltvl/uiMJ1EGumEsp1BsNr32AIgQY1YXD2nlj+XNfGK4rBfkMJ1JDOQcYXxa2sY8FNkrKc="),
+        ))
+        .unwrap();
+        let payload = br#"[{"token":"some_token","type":"some_type","url":"some_url"}]"#;
+        assert_eq!(keys.verify(&h, payload), Ok(()));
+        assert_eq!(
+            keys.verify(&h, &payload[1..]),
+            Err(SignatureError::BadSignature)
+        );
+
+        assert_eq!(
+            PublicKeys::parse(br#"{"public_keys":[{"key_identifier":"x","key":"y"}]}"#)
+                .unwrap_err(),
+            KeysError::NoUsableKey
+        );
+        assert!(matches!(
+            PublicKeys::parse(br#"{"keys":[]}"#),
+            Err(KeysError::Format(_))
+        ));
+        assert!(matches!(
+            PublicKeys::parse(b"<html>"),
+            Err(KeysError::Format(_))
+        ));
+    }
+}

@@ -1,0 +1,126 @@
+//! The batched lookup of a secret scanning report: the credentials of every reported secret
+//! by BatchGetItem, then, for the few that are disabled, their key items (again batched) to
+//! learn whether a leak disabled them.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+
+use super::items::{CredentialItem, KeyItem};
+use super::{CREDENTIAL_SK, DynamoStore, built, classify, corrupt, credential_pk, key_sk, org_pk};
+use super::{PK, SK, primary_key};
+use crate::key::{DisabledReason, KeyState};
+use crate::secret::SecretHash;
+use crate::store::{Candidate, LeakLookup, StoreError};
+
+/// The most keys one BatchGetItem request may name.
+const BATCH: usize = 100;
+/// How many times keys DynamoDB left unprocessed (throttling) are asked for again.
+const UNPROCESSED_RETRIES: u32 = 5;
+
+type Item = HashMap<String, AttributeValue>;
+
+impl DynamoStore {
+    /// Every item of `keys` that exists, in any order, by BatchGetItem requests of at most
+    /// [`BATCH`] keys; unprocessed keys are asked for again with a short back-off.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH) {
+            let mut pending = chunk.to_vec();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                if attempt > UNPROCESSED_RETRIES {
+                    return Err(StoreError::Unavailable(
+                        "BatchGetItem left keys unprocessed after retries".into(),
+                    ));
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+                }
+                let request = built(KeysAndAttributes::builder().set_keys(Some(pending)).build())?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .set_return_consumed_capacity(self.capacity_mode())
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                for consumed in out.consumed_capacity() {
+                    self.charge(Some(consumed));
+                }
+                if let Some(mut responses) = out.responses {
+                    found.extend(responses.remove(&self.table).unwrap_or_default());
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                attempt += 1;
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn text(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+impl LeakLookup for DynamoStore {
+    #[tracing::instrument(skip_all, fields(hashes = hashes.len()), err(Display))]
+    async fn find_candidates(
+        &self,
+        hashes: &[SecretHash],
+    ) -> Result<HashMap<SecretHash, Candidate>, StoreError> {
+        let keys = hashes
+            .iter()
+            .map(|h| primary_key(credential_pk(h), CREDENTIAL_SK.to_owned()))
+            .collect();
+        let mut found = HashMap::new();
+        for item in self.batch_get(keys).await? {
+            let pk = text(&item, PK).unwrap_or_default();
+            let Some(hash) = hashes.iter().find(|h| credential_pk(h) == pk) else {
+                continue;
+            };
+            let credential = serde_dynamo::from_item::<_, CredentialItem>(item)
+                .map_err(corrupt)?
+                .into_credential()?;
+            let candidate = Candidate {
+                credential,
+                disabled_for_leak: false,
+            };
+            found.insert(hash.clone(), candidate);
+        }
+        // Whether a leak disabled them is on the key items, read only for disabled keys.
+        let disabled: Vec<Item> = found
+            .values()
+            .filter(|c| c.credential.state == KeyState::Disabled)
+            .map(|c| primary_key(org_pk(&c.credential.org), key_sk(c.credential.key_id)))
+            .collect();
+        if disabled.is_empty() {
+            return Ok(found);
+        }
+        let mut leaked = Vec::new();
+        for item in self.batch_get(disabled).await? {
+            let (pk, sk) = (text(&item, PK), text(&item, SK));
+            let key: KeyItem = serde_dynamo::from_item(item).map_err(corrupt)?;
+            if key.disabled_reason == Some(DisabledReason::Leaked) {
+                leaked.push((pk, sk));
+            }
+        }
+        for c in found.values_mut() {
+            let at = (
+                Some(org_pk(&c.credential.org)),
+                Some(key_sk(c.credential.key_id)),
+            );
+            c.disabled_for_leak = leaked.contains(&at);
+        }
+        Ok(found)
+    }
+}

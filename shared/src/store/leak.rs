@@ -1,0 +1,28 @@
+//! What handling a secret scanning report needs from storage: the credentials of many
+//! secrets at once, and for the disabled ones, whether they were disabled for a leak.
+//! Revoking a key is a write (see `crate::write::revoke_leaked`).
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use crate::secret::SecretHash;
+use crate::store::{Credential, StoreError};
+
+/// What the store knows about one reported secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    pub credential: Credential,
+    /// The key is disabled because a leak of it was reported (`disabled_reason: leaked`).
+    pub disabled_for_leak: bool,
+}
+
+/// Looking up every secret of a report in one call, so that DynamoDB answers with
+/// `BatchGetItem` (100 items a request) rather than one `GetItem` per token.
+pub trait LeakLookup: Send + Sync {
+    /// The hashes a credential exists for, with what is known of it. Hashes of no
+    /// credential are absent from the map.
+    fn find_candidates(
+        &self,
+        hashes: &[SecretHash],
+    ) -> impl Future<Output = Result<HashMap<SecretHash, Candidate>, StoreError>> + Send;
+}

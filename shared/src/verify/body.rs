@@ -1,0 +1,171 @@
+//! The verify request body: `{"key": "<secret>", "permissions": ["calls.view", …]}`.
+//!
+//! `key` is a required string; `permissions` is optional (absent or null: none required),
+//! a list of the application's permission names, each once. The body is read as the write
+//! side reads its bodies ([`crate::request::body`]): `415` for another media type, `413`
+//! over 16 KiB, `400` for broken JSON, `422` naming the field for an unknown field, a
+//! wrong type or an unknown permission. A `key` that is not one of our secrets is not an
+//! error here: the answer is `NOT_FOUND`, like any key that does not exist.
+
+use std::fmt;
+
+use lambda_http::http::HeaderMap;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::key::Permission;
+use crate::request::body::{Accepts, Presence, field_error, read};
+use crate::request::fields::{kind, permissions};
+
+/// A parsed verify request. Its `Debug` hides the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VerifyRequest {
+    key: String,
+    /// Every one must be granted; sorted, without duplicates.
+    pub permissions: Vec<Permission>,
+}
+
+impl fmt::Debug for VerifyRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyRequest")
+            .field("permissions", &self.permissions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifyRequest {
+    pub fn new(key: impl Into<String>, mut permissions: Vec<Permission>) -> Self {
+        permissions.sort();
+        permissions.dedup();
+        VerifyRequest {
+            key: key.into(),
+            permissions,
+        }
+    }
+
+    /// The key to verify, as presented.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// Reads a verify body (the request's headers for its Content-Type, and its bytes).
+pub fn parse_verify_body(headers: &HeaderMap, body: &[u8]) -> Result<VerifyRequest, ApiError> {
+    let fields = read(headers, body, Accepts::Json, Presence::Required)?.unwrap_or_default();
+    fields.only(&["key", "permissions"], &[])?;
+    let key = match fields.get("key") {
+        Some(Value::String(s)) => s.clone(),
+        None => return Err(field_error("key", "is required")),
+        Some(other) => {
+            return Err(field_error(
+                "key",
+                format!("must be a string, not {}", kind(other)),
+            ));
+        }
+    };
+    let wanted = match fields.get("permissions") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(list) => permissions("permissions", list)?,
+    };
+    Ok(VerifyRequest::new(key, wanted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::http::{HeaderValue, header};
+
+    fn json() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h
+    }
+
+    fn parse(body: &[u8]) -> Result<VerifyRequest, ApiError> {
+        parse_verify_body(&json(), body)
+    }
+
+    #[test]
+    fn a_key_with_or_without_permissions_parses() {
+        let r = parse(br#"{"key":"apk_x"}"#).unwrap();
+        assert_eq!((r.key(), r.permissions.len()), ("apk_x", 0));
+        let r = parse(br#"{"key":"apk_x","permissions":null}"#).unwrap();
+        assert!(r.permissions.is_empty());
+        let r = parse(br#"{"permissions":["calls.view","api_keys.view"],"key":""}"#).unwrap();
+        assert_eq!(
+            r.permissions,
+            [Permission::CallsView, Permission::ApiKeysView]
+        );
+        assert_eq!(
+            r.key(),
+            "",
+            "a malformed key is NOT_FOUND, not a body error"
+        );
+    }
+
+    #[test]
+    fn bad_bodies_get_the_write_sides_statuses_naming_the_field() {
+        let secret = crate::secret::Secret::from_random([1; 24]);
+        let echo = format!(
+            r#"{{"key":"{}","permissions":["{}"]}}"#,
+            secret.expose(),
+            secret.expose()
+        );
+        let cases: Vec<(Vec<u8>, u16, Option<&str>)> = vec![
+            (b"{\"key\": ".to_vec(), 400, None),
+            (b"".to_vec(), 400, None),
+            (b"[]".to_vec(), 422, Some("body")),
+            (b"{}".to_vec(), 422, Some("key")),
+            (b"{\"key\":null}".to_vec(), 422, Some("key")),
+            (b"{\"key\":42}".to_vec(), 422, Some("key")),
+            (b"{\"key\":\"k\",\"key\":\"j\"}".to_vec(), 422, Some("key")),
+            (b"{\"key\":\"k\",\"scope\":1}".to_vec(), 422, Some("scope")),
+            (
+                b"{\"key\":\"k\",\"permissions\":\"calls.view\"}".to_vec(),
+                422,
+                Some("permissions"),
+            ),
+            (
+                b"{\"key\":\"k\",\"permissions\":[\"calls.view\",1]}".to_vec(),
+                422,
+                Some("permissions"),
+            ),
+            (
+                b"{\"key\":\"k\",\"permissions\":[\"calls.read\"]}".to_vec(),
+                422,
+                Some("permissions"),
+            ),
+            (echo.into_bytes(), 422, Some("permissions")),
+        ];
+        for (body, status, field) in &cases {
+            let err = parse(body).unwrap_err();
+            let text = String::from_utf8_lossy(body);
+            assert_eq!(err.status().as_u16(), *status, "{text}");
+            let problem = err.problem("r");
+            assert_eq!(problem.parameter.as_deref(), *field, "{text}");
+            assert!(
+                !problem.detail.contains(&secret.expose()[4..]),
+                "{problem:?}"
+            );
+        }
+        let big = format!(
+            r#"{{"key":"{}"}}"#,
+            "a".repeat(crate::request::MAX_BODY_BYTES)
+        );
+        assert_eq!(parse(big.as_bytes()).unwrap_err().status().as_u16(), 413);
+        let mut text = json();
+        text.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let err = parse_verify_body(&text, br#"{"key":"k"}"#).unwrap_err();
+        assert_eq!(err.status().as_u16(), 415);
+    }
+
+    #[test]
+    fn debug_output_hides_the_key() {
+        let secret = crate::secret::Secret::from_random([2; 24]);
+        let r = VerifyRequest::new(secret.expose(), vec![]);
+        assert!(!format!("{r:?}").contains(&secret.expose()[4..]));
+    }
+}
