@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`, end to end, as a user meets it: start it on free ports with its data in a
 # temporary folder; real HTTP requests with the printed secret; a key made by the CLI and
-# then served by the API; every sample event through `cargo lambda invoke`; a second
+# then served by the API; a key's whole lifecycle over HTTP (create, get, update, roll,
+# events, delete); every sample event through `cargo lambda invoke`; a second
 # `make run` refused in one line; Ctrl-C; a restart that finds the data kept; a clean stop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,13 +74,15 @@ stop() {
   [ -z "$(function_pids)" ] || fail "a function process outlived make run: $(function_pids)"
 }
 
-# call URL [curl args]: sets STATUS and BODY.
+# call URL [curl args]: sets STATUS and BODY, and the response's headers in $WORK/headers.
 call() {
   local url=$1; shift
-  BODY=$(curl -sS --max-time 60 -o - -w '\n%{http_code}' "$@" "$url") || fail "curl $url"
+  BODY=$(curl -sS --max-time 60 -D "$WORK/headers" -o - -w '\n%{http_code}' "$@" "$url") || fail "curl $url"
   STATUS=${BODY##*$'\n'}
   BODY=${BODY%$'\n'*}
 }
+# header NAME: that header of the last call's response.
+header() { sed -n "s/^$1: *\(.*\)\r\$/\1/Ip" "$WORK/headers" | head -n 1; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" <<<"$BODY"; }
 cli() { timeout 120 make --no-print-directory -s cli ARGS="--json $*"; }
 
@@ -151,6 +154,65 @@ for _ in $(seq 1 16); do
 done
 [ "$STATUS" = 401 ] || fail "a key disabled by the CLI still works after 8 s: $STATUS"
 ok "a key disabled by the CLI is refused (within $(( $(date +%s) - disabled_at )) s; the cache TTL is 5 s)"
+
+# A key's lifecycle over HTTP, as README.md shows it: the write functions and list-events.
+admin=(-H "Authorization: Bearer $SECRET")
+call "$API/" -X POST "${admin[@]}" -H "Content-Type: application/json" \
+  -d '{"name": "lifecycle", "permissions": ["api_keys.view"]}'
+[ "$STATUS" = 201 ] || fail "create: $STATUS $BODY"
+lid=$(json 'd["id"]'); first=$(json 'd["secret"]'); location=$(header Location)
+[[ $location == */v1/api_key/$lid ]] || fail "create: Location '$location' for $lid"
+call "$API/$lid" "${admin[@]}"
+etag=$(header ETag)
+[ "$STATUS" = 200 ] && [ -n "$etag" ] && [ "$(json 'd["name"]')" = lifecycle ] || fail "get the new key: $STATUS $BODY"
+ok "create: 201 with Location and the secret; get: 200 with an ETag"
+
+call "$API/$lid" -X PATCH "${admin[@]}" -H "If-Match: $etag" -H "Content-Type: application/merge-patch+json" \
+  -d '{"name": "lifecycle (renamed)"}'
+[ "$STATUS" = 200 ] && [ "$(json 'd["name"]')" = "lifecycle (renamed)" ] || fail "update with If-Match: $STATUS $BODY"
+call "$API/$lid" -X PATCH "${admin[@]}" -H "If-Match: $etag" -H "Content-Type: application/json" \
+  -d '{"name": "lost update"}'
+[ "$STATUS" = 412 ] || fail "update with a stale If-Match: $STATUS $BODY"
+ok "update: 200 with the ETag of the GET, 412 with it once the key has changed"
+
+call "$API/$lid/roll" -X POST "${admin[@]}" -H "Content-Type: application/json" -d '{"grace_period_seconds": 600}'
+[ "$STATUS" = 200 ] || fail "roll: $STATUS $BODY"
+second=$(json 'd["secret"]')
+[ "$second" != "$first" ] && [ "$(json 'd["id"]')" = "$lid" ] && [ "$(json 'd["last_four_digits"]')" = "${second: -4}" ] \
+  || fail "roll: a new secret for the same key: $BODY"
+for s in "$second" "$first"; do
+  call "$API/$lid" -H "X-API-KEY: $s"
+  [ "$STATUS" = 200 ] || fail "after the roll, a secret in use should work: $STATUS $BODY"
+done
+ok "roll: 200 with a new secret; the new one and, in its grace period, the old one work"
+
+call "$API/$lid/events" "${admin[@]}"
+[ "$STATUS" = 200 ] && [ "$(json '",".join(e["action"] for e in d["data"])')" = key.rolled,key.updated,key.created ] \
+  || fail "the key's events, newest first: $STATUS $BODY"
+ok "the key's events: rolled, updated, created (newest first)"
+
+call "$API/$lid" -X DELETE "${admin[@]}"
+[ "$STATUS" = 204 ] && [ -z "$BODY" ] || fail "delete: $STATUS $BODY"
+deleted_at=$(date +%s)
+call "$API/$lid" "${admin[@]}"
+[ "$STATUS" = 404 ] || fail "get after delete: $STATUS $BODY"
+# The write and audit functions cache no caller: both secrets are refused at once there.
+for s in "$second" "$first"; do
+  call "http://127.0.0.1:$PORT/v1/api_key_events/" -H "X-API-KEY: $s"
+  [ "$STATUS" = 401 ] || fail "a deleted key's secret on list-events: $STATUS $BODY"
+done
+# The read functions may still know the caller for CALLER_CACHE_TTL_SECS (5 s).
+for s in "$second" "$first"; do
+  for _ in $(seq 1 16); do
+    call "$API/" -H "X-API-KEY: $s"
+    [ "$STATUS" = 401 ] && break
+    sleep 0.5
+  done
+  [ "$STATUS" = 401 ] || fail "a deleted key's secret still reads after 8 s: $STATUS"
+done
+call "$API/$lid/events" "${admin[@]}"
+[ "$STATUS" = 200 ] && [ "$(json 'd["data"][0]["action"]')" = key.deleted ] || fail "events after delete: $STATUS $BODY"
+ok "delete: 204; then 404, both secrets 401 (reads within $(( $(date +%s) - deleted_at )) s), the events kept"
 
 # The CLI's bad input: a precise message and a non-zero exit.
 expect_cli_error() {

@@ -3,8 +3,9 @@
 #
 #   DynamoDB Local on 127.0.0.1:$DDB_PORT (default 8000), its data kept in $APIKEYS_DATA
 #   (default $APIKEYS_CACHE/dynamodb-data; in memory with MEMORY=1); the table, created if absent;
-#   the demo organization, seeded once; both functions behind `cargo lambda watch` and the
-#   router in Cargo.toml at http://localhost:$PORT (default 3000). Ctrl-C stops all of it.
+#   the demo organization, seeded once; every function (get-key, list-keys, create-key,
+#   update-key, roll-key, delete-key, list-events) behind `cargo lambda watch` and the router
+#   in Cargo.toml at http://localhost:$PORT (default 3000). Ctrl-C stops all of it.
 #   The functions are not restarted when files change, unless WATCH=1 (see below).
 #
 #   tools/run.sh                 serve, as above
@@ -28,6 +29,10 @@ DATA=${APIKEYS_DATA:-$APIKEYS_CACHE/dynamodb-data}
 export TABLE_NAME=${TABLE_NAME:-apikeys-local}
 # Local only: deployed stacks get theirs from Secrets Manager (template.yaml).
 export CURSOR_SECRET=${CURSOR_SECRET:-local-cursor-secret-for-make-run-only-0001}
+# Derives the secrets of idempotent creates and rolls (Idempotency-Key); local only, like
+# CURSOR_SECRET. The write functions keep each audit event EVENT_RETENTION_DAYS days.
+export IDEMPOTENCY_SECRET=${IDEMPOTENCY_SECRET:-local-idempotency-secret-for-make-run-only-01}
+export EVENT_RETENTION_DAYS=${EVENT_RETENTION_DAYS:-365}
 export PATH="$APIKEYS_CACHE/venv/bin:$PATH"
 
 fail() { echo "make run: $*" >&2; exit 1; }
@@ -76,7 +81,8 @@ trap stop EXIT
 trap 'exit 130' INT TERM
 
 echo "make run: building the functions and the CLI" >&2
-cargo build --quiet --locked -p get-key -p list-keys -p apikeys-cli
+cargo build --quiet --locked -p get-key -p list-keys -p create-key -p update-key -p roll-key \
+  -p delete-key -p list-events -p apikeys-cli
 BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug
 
 if [ "$MEMORY" = 1 ]; then
@@ -134,6 +140,18 @@ Try:
   curl -H "Authorization: Bearer $secret" http://localhost:$PORT/v1/api_key/
   curl -H "X-API-KEY: $secret" "http://localhost:$PORT/v1/api_key/?limit=2&order=asc"
   curl -H "Authorization: Bearer $secret" http://localhost:$PORT/v1/api_key/01900000-0001-7000-8000-000000000002
+
+A key's lifecycle (README.md, "Manage keys"; <id> and <etag> come from the answers):
+  curl -i -X POST -H "Authorization: Bearer $secret" -H "Content-Type: application/json" \
+    -d '{"name": "my key", "permissions": ["api_keys.view"]}' http://localhost:$PORT/v1/api_key/
+  curl -i -H "Authorization: Bearer $secret" http://localhost:$PORT/v1/api_key/<id>
+  curl -X PATCH -H "Authorization: Bearer $secret" -H 'If-Match: <etag>' \
+    -H "Content-Type: application/merge-patch+json" -d '{"status": "disabled"}' http://localhost:$PORT/v1/api_key/<id>
+  curl -X POST -H "Authorization: Bearer $secret" -H "Content-Type: application/json" \
+    -d '{"grace_period_seconds": 3600}' http://localhost:$PORT/v1/api_key/<id>/roll
+  curl -H "Authorization: Bearer $secret" http://localhost:$PORT/v1/api_key/<id>/events
+  curl -X DELETE -H "Authorization: Bearer $secret" http://localhost:$PORT/v1/api_key/<id>
+  curl -H "Authorization: Bearer $secret" http://localhost:$PORT/v1/api_key_events/
 
 In another terminal:
   make cli ARGS='create-key --org demo --name "my key" --permission api_keys.view'

@@ -8,8 +8,17 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// The functions that template.yaml deploys.
-const FUNCTIONS: [&str; 2] = ["get-key", "list-keys"];
+/// The functions that template.yaml deploys (`template::every_function_is_a_crate_of_the_workspace_serving_its_handler`
+/// checks the list against it).
+pub(crate) const FUNCTIONS: [&str; 7] = [
+    "get-key",
+    "list-keys",
+    "create-key",
+    "update-key",
+    "roll-key",
+    "delete-key",
+    "list-events",
+];
 
 /// Text that only the demo's secrets contain: the bytes they are made of, and the admin's.
 fn demo_markers() -> [String; 2] {
@@ -19,8 +28,9 @@ fn demo_markers() -> [String; 2] {
     ]
 }
 
-/// `cargo metadata` of the workspace: every package and the resolved dependency graph.
-fn metadata() -> Value {
+/// `cargo metadata` of the workspace: every package, the resolved dependency graph and the
+/// workspace's metadata (the local router of `make run`).
+pub(crate) fn metadata() -> Value {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)

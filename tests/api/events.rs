@@ -19,6 +19,25 @@ const EXPECTED: &[(&str, u16)] = &[
     ("list-keys.rest.no-key.json", 401),
     ("list-keys.http.bad-limit.json", 422),
     ("list-keys.http.forbidden.json", 403),
+    // The writes change the demo organization: each event here runs once, in file name
+    // order, so none of them touches a key another event reads (the admin's, whose secret
+    // they all use, and the call center's, whose secret is refused the list).
+    ("create-key.rest.json", 201),
+    ("create-key.http.json", 201),
+    ("create-key.http.unknown-field.json", 422),
+    ("create-key.rest.forbidden.json", 403),
+    ("update-key.rest.json", 200),
+    ("update-key.http.json", 200),
+    ("update-key.http.stale.json", 412),
+    ("roll-key.rest.json", 200),
+    ("roll-key.http.json", 200),
+    ("roll-key.http.bad-grace.json", 422),
+    ("delete-key.rest.json", 204),
+    ("delete-key.http.json", 204),
+    ("delete-key.rest.not-found.json", 404),
+    ("list-events.rest.json", 200),
+    ("list-events.http.json", 200),
+    ("list-events.http.bad-action.json", 422),
 ];
 
 fn events_dir() -> PathBuf {
@@ -50,16 +69,22 @@ async fn every_sample_event_gives_its_documented_status() {
             .unwrap_or_else(|| panic!("{name} has no expected status"));
         let text = std::fs::read_to_string(events_dir().join(&name)).unwrap();
         let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let response = if name.starts_with("get-key.") {
-            apikeys::http::get_key(&app, req).await
-        } else if name.starts_with("list-keys.") {
-            apikeys::http::list_keys(&app, req).await
-        } else {
-            panic!("{name} names no function");
+        let policy = &policy();
+        let response = match name.split('.').next().unwrap_or_default() {
+            "get-key" => apikeys::http::get_key(&app, req).await,
+            "list-keys" => apikeys::http::list_keys(&app, req).await,
+            "create-key" => apikeys::http::create_key(&app, policy, req).await,
+            "update-key" => apikeys::http::update_key(&app, policy, req).await,
+            "roll-key" => apikeys::http::roll_key(&app, policy, req).await,
+            "delete-key" => apikeys::http::delete_key(&app, policy, req).await,
+            "list-events" => apikeys::http::list_events(&app, req).await,
+            _ => panic!("{name} names no function"),
         };
         let reply = Reply::from(response);
         assert_eq!(reply.status, status, "{name}: {}", reply.body);
-        if status == 200 {
+        if status == 204 {
+            assert!(reply.raw.is_empty(), "{name}: a 204 has no body");
+        } else if status < 300 {
             assert_eq!(
                 reply.header("content-type"),
                 Some("application/json"),
@@ -109,4 +134,91 @@ async fn the_sample_discue_events_return_the_viewer_key_in_the_discue_view() {
         let href = reply.body["_links"]["self"]["href"].as_str().unwrap();
         assert!(href.ends_with(&format!("/v1/api_keys/{}", apikeys_demo::VIEWER_ID)));
     }
+}
+
+/// Runs a sample event through its write or audit function.
+async fn sample(app: &apikeys::App<apikeys::store::dynamo::DynamoStore>, name: &str) -> Reply {
+    let text = std::fs::read_to_string(events_dir().join(name)).unwrap();
+    let req = lambda_http::request::from_str(&text).unwrap();
+    let policy = &policy();
+    Reply::from(match name.split('.').next().unwrap_or_default() {
+        "create-key" => apikeys::http::create_key(app, policy, req).await,
+        "update-key" => apikeys::http::update_key(app, policy, req).await,
+        "roll-key" => apikeys::http::roll_key(app, policy, req).await,
+        "delete-key" => apikeys::http::delete_key(app, policy, req).await,
+        "list-events" => apikeys::http::list_events(app, req).await,
+        _ => panic!("{name} is no write or audit event"),
+    })
+}
+
+#[tokio::test]
+async fn the_sample_write_events_do_what_their_names_say() {
+    let app = app().await;
+    apikeys_demo::seed(&app.store).await.unwrap();
+
+    // The create carries an Idempotency-Key: sent again, it answers the same key and secret.
+    let created = sample(&app, "create-key.rest.json").await;
+    let again = sample(&app, "create-key.rest.json").await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(again.body, created.body);
+    let id = created.body["id"].as_str().unwrap();
+    assert!(created.body["secret"].as_str().unwrap().starts_with("apk_"));
+    assert!(
+        created
+            .header("location")
+            .unwrap()
+            .ends_with(&format!("/v1/api_key/{id}"))
+    );
+
+    let unknown = sample(&app, "create-key.http.unknown-field.json").await;
+    assert!(unknown.problem(422).contains("id"), "{}", unknown.body);
+    let forbidden = sample(&app, "create-key.rest.forbidden.json").await;
+    assert!(
+        forbidden.problem(403).contains("api_keys.create"),
+        "{}",
+        forbidden.body
+    );
+
+    let updated = sample(&app, "update-key.rest.json").await;
+    assert_eq!(updated.body["name"], "Call center (EU)", "{}", updated.body);
+    sample(&app, "update-key.http.stale.json")
+        .await
+        .problem(412);
+
+    // The roll keeps the previous secret for its grace period.
+    let rolled = sample(&app, "roll-key.rest.json").await;
+    let secret = rolled.body["secret"].as_str().unwrap();
+    assert_eq!(rolled.body["id"], apikeys_demo::VIEWER_ID);
+    assert_eq!(
+        rolled.body["last_four_digits"].as_str(),
+        secret.get(secret.len() - 4..)
+    );
+    let old = apikeys_demo::secret_of(apikeys_demo::VIEWER_ID).unwrap();
+    let new = apikeys::secret::Secret::parse(secret).unwrap();
+    for (secret, what) in [
+        (&old, "the old secret, in its grace"),
+        (&new, "the new secret"),
+    ] {
+        let reply = Call::get(Payload::Rest, apikeys_demo::VIEWER_ID)
+            .bearer(secret)
+            .send(&app)
+            .await;
+        assert_eq!(reply.status, 200, "{what}: {}", reply.body);
+    }
+
+    assert_eq!(sample(&app, "delete-key.rest.json").await.status, 204);
+    let again = sample(&app, "delete-key.rest.json").await;
+    again.problem(404);
+
+    // The call center's events, oldest first: created by the seed, then updated.
+    let events = sample(&app, "list-events.http.json").await;
+    let actions: Vec<&str> = events.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["key.created", "key.updated"], "{}", events.body);
+    let bad = sample(&app, "list-events.http.bad-action.json").await;
+    assert!(bad.problem(422).contains("action"), "{}", bad.body);
 }

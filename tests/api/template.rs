@@ -1,8 +1,13 @@
-//! The table that the code creates (`apikeys create-table`, `make run`, these tests) and the
-//! one that template.yaml deploys must have the same keys and indexes: a query that works
-//! locally must work in AWS.
+//! template.yaml against the code:
+//! - the table that the code creates (`apikeys create-table`, `make run`, these tests) and
+//!   the one that template.yaml deploys must have the same keys and indexes: a query that
+//!   works locally must work in AWS;
+//! - each function it deploys is a crate of the workspace whose binary serves the handler of
+//!   its name, with a role, a log group and the configuration of its own;
+//! - its routes send each method and path to the function that the local router of `make
+//!   run` (Cargo.toml) sends it to.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use apikeys_tests::*;
@@ -21,10 +26,17 @@ struct Shape {
     indexes: BTreeSet<Index>,
 }
 
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(root().join("template.yaml")).expect("read template.yaml");
+    serde_yaml_ng::from_str(&text).expect("template.yaml is YAML")
+}
+
 fn template_table() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
-    let text = std::fs::read_to_string(path).expect("read template.yaml");
-    let template: Value = serde_yaml_ng::from_str(&text).expect("template.yaml is YAML");
+    let template = template();
     let tables: Vec<&Value> = template["Resources"]
         .as_mapping()
         .expect("Resources")
@@ -162,4 +174,206 @@ async fn the_table_the_code_creates_is_the_table_the_template_deploys() {
         ),
         "{ttl:?}"
     );
+}
+
+/// The template's functions, by binary name: their logical id and resource.
+fn functions(template: &Value) -> BTreeMap<String, (String, Value)> {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|(id, r)| {
+            let binary = text(&r["Metadata"]["BuildProperties"], "Binary");
+            (binary, (id.as_str().unwrap().to_owned(), r.clone()))
+        })
+        .collect()
+}
+
+/// The logical id a `!Ref X`, `!GetAtt X.Arn` or `!Sub "...${X}..."` names, as serde_yaml_ng
+/// reads those tags.
+fn reference(v: &Value) -> String {
+    let Value::Tagged(tagged) = v else {
+        panic!("not a reference: {v:?}")
+    };
+    let target = tagged.value.as_str().expect("a reference names a resource");
+    match tagged.tag.to_string().as_str() {
+        "!Ref" => target.to_owned(),
+        "!GetAtt" => target.trim_end_matches(".Arn").to_owned(),
+        "!Sub" => target
+            .split("${")
+            .nth(1)
+            .and_then(|s| s.split('}').next())
+            .expect("a ${...} in the !Sub")
+            .to_owned(),
+        tag => panic!("unexpected tag {tag}"),
+    }
+}
+
+#[test]
+fn every_function_is_a_crate_of_the_workspace_serving_its_handler() {
+    let template = template();
+    let resources = &template["Resources"];
+    let functions = functions(&template);
+    let names: BTreeSet<&str> = functions.keys().map(String::as_str).collect();
+    let crates: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
+        .expect("functions/")
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        crates.iter().map(String::as_str).collect(),
+        "template.yaml's functions and the crates under functions/"
+    );
+    assert_eq!(
+        names,
+        crate::builds::FUNCTIONS.into_iter().collect(),
+        "builds::FUNCTIONS"
+    );
+
+    let mut roles = BTreeSet::new();
+    for (binary, (id, function)) in &functions {
+        let props = &function["Properties"];
+        // The binary hands each request to the handler of its name.
+        let main = std::fs::read_to_string(root().join(format!("functions/{binary}/src/main.rs")))
+            .unwrap_or_else(|e| panic!("{binary}'s main.rs: {e}"));
+        let handler = format!("apikeys::http::{}(", binary.replace('-', "_"));
+        assert!(main.contains(&handler), "{binary} should call {handler}..)");
+        let Value::Tagged(name) = &props["FunctionName"] else {
+            panic!("{id}: FunctionName should be a !Sub")
+        };
+        assert_eq!(
+            name.value.as_str(),
+            Some(format!("${{AWS::StackName}}-{binary}").as_str()),
+            "{id}: FunctionName"
+        );
+
+        // A role of its own, whose log statement names the function's log group.
+        let role = reference(&props["Role"]);
+        assert!(roles.insert(role.clone()), "{id} shares the role {role}");
+        let policies = &resources[role.as_str()]["Properties"]["Policies"];
+        let policy = format!("{policies:?}");
+        assert!(
+            policy.contains(&format!("/aws/lambda/${{AWS::StackName}}-{binary}:*")),
+            "{role} should allow writing to {binary}'s log group"
+        );
+        let groups: Vec<&str> = resources
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Logs::LogGroup"))
+            .filter(|(_, r)| {
+                matches!(&r["Properties"]["LogGroupName"], Value::Tagged(t)
+                    if t.value.as_str() == Some(&format!("/aws/lambda/${{{id}}}")))
+            })
+            .map(|(k, _)| k.as_str().unwrap())
+            .collect();
+        assert_eq!(groups.len(), 1, "{id}: one log group");
+
+        // Configuration: the write policy where the binary reads it, and the idempotency
+        // secret only where an Idempotency-Key is honoured (create and roll).
+        let env = props["Environment"]["Variables"].as_mapping();
+        let has = |var: &str| env.is_some_and(|e| e.contains_key(var));
+        assert_eq!(
+            has("EVENT_RETENTION_DAYS"),
+            main.contains("WritePolicy::from_env"),
+            "{id}: EVENT_RETENTION_DAYS"
+        );
+        assert_eq!(
+            has("IDEMPOTENCY_SECRET"),
+            ["create-key", "roll-key"].contains(&binary.as_str()),
+            "{id}: IDEMPOTENCY_SECRET"
+        );
+        if has("IDEMPOTENCY_SECRET") {
+            assert_eq!(
+                reference(&env.unwrap()[&Value::from("IDEMPOTENCY_SECRET")]),
+                "IdempotencySecret"
+            );
+        }
+    }
+}
+
+/// A route: a method (or `ANY`) and a path without a trailing slash, to a function.
+type Routes = BTreeMap<(String, String), String>;
+
+fn template_routes(template: &Value) -> Routes {
+    let mut routes = Routes::new();
+    for (binary, (id, function)) in functions(template) {
+        let events = function["Properties"]["Events"].as_mapping();
+        for event in events.into_iter().flat_map(|e| e.values()) {
+            assert_eq!(event["Type"].as_str(), Some("HttpApi"), "{id}");
+            let props = &event["Properties"];
+            assert_eq!(reference(&props["ApiId"]), "Api", "{id}");
+            let route = (text(props, "Method"), text(props, "Path"));
+            assert!(!route.1.ends_with('/'), "{id}: {route:?}");
+            let before = routes.insert(route.clone(), binary.clone());
+            assert!(before.is_none(), "{route:?} is routed twice");
+        }
+    }
+    routes
+}
+
+/// Where API Gateway sends a request: the route of its exact method, else the path's ANY.
+fn deployed<'a>(routes: &'a Routes, method: &str, path: &str) -> Option<&'a str> {
+    let path = path.trim_end_matches('/').to_owned();
+    routes
+        .get(&(method.to_owned(), path.clone()))
+        .or_else(|| routes.get(&("ANY".to_owned(), path)))
+        .map(String::as_str)
+}
+
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+#[test]
+fn every_route_goes_to_the_function_the_local_router_sends_it_to() {
+    let template = template();
+    let routes = template_routes(&template);
+    let meta = crate::builds::metadata();
+    let router = meta["metadata"]["lambda"]["watch"]["router"]
+        .as_object()
+        .expect("[workspace.metadata.lambda.watch.router] in Cargo.toml");
+    let mut paths = BTreeSet::new();
+    for (path, target) in router {
+        paths.insert(path.trim_end_matches('/').to_owned());
+        // A function for every method, or a list of methods and their functions.
+        let local: Vec<(&str, &str)> = match target {
+            serde_json::Value::String(f) => METHODS.iter().map(|m| (*m, f.as_str())).collect(),
+            serde_json::Value::Array(list) => list
+                .iter()
+                .map(|r| {
+                    (
+                        r["method"].as_str().unwrap(),
+                        r["function"].as_str().unwrap(),
+                    )
+                })
+                .collect(),
+            other => panic!("{path}: {other}"),
+        };
+        for (method, function) in local {
+            assert_eq!(
+                deployed(&routes, method, path),
+                Some(function),
+                "{method} {path}: template.yaml and the local router disagree"
+            );
+        }
+    }
+    // And no route of the template is missing from the local router.
+    let routed: BTreeSet<String> = routes.keys().map(|(_, p)| p.clone()).collect();
+    assert_eq!(
+        routed, paths,
+        "the paths of template.yaml and of the local router"
+    );
+    for ((method, path), function) in &routes {
+        if method != "ANY" {
+            let local = &router[path.as_str()];
+            let serves = local.as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|r| r["method"] == method.as_str() && r["function"] == function.as_str())
+            });
+            assert!(
+                serves,
+                "{method} {path} -> {function} is not in the local router"
+            );
+        }
+    }
 }
