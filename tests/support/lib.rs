@@ -206,6 +206,8 @@ pub enum Function {
     RollKey,
     DeleteKey,
     ListEvents,
+    VerifyKey,
+    RevokeLeaked,
 }
 
 /// The routes of one function: its resource templates, and the methods it has a route of
@@ -215,6 +217,8 @@ impl Function {
     /// API Gateway names: a method route wins over the resource's `ANY`.
     pub fn route(resource: &str, method: &str) -> (Function, String) {
         let (function, own) = match (resource, method) {
+            ("/v1/api_key/verify", _) => (Function::VerifyKey, false),
+            ("/v1/secret_scanning/github", _) => (Function::RevokeLeaked, false),
             ("/v1/api_key/{id}", "PATCH") => (Function::UpdateKey, true),
             ("/v1/api_key/{id}", "DELETE") => (Function::DeleteKey, true),
             ("/v1/api_key/{id}", _) | ("/v1/api_keys/{api_key_id}", _) => (Function::GetKey, false),
@@ -328,6 +332,35 @@ impl Call {
             route: ("/v1/api_key/{id}/events", "id"),
             ..Call::get(payload, &id)
         }
+    }
+
+    /// `POST /v1/api_key/verify` with this body.
+    pub fn verify(payload: Payload, body: &Value) -> Self {
+        Call {
+            path: "/v1/api_key/verify".into(),
+            route: ("/v1/api_key/verify", ""),
+            ..Call::list(payload).method("POST")
+        }
+        .json(body)
+    }
+
+    /// `POST /v1/secret_scanning/github` with this body as `application/json`, unsigned
+    /// (see [`Call::signed`]).
+    pub fn report(payload: Payload, body: impl Into<String>) -> Self {
+        Call {
+            path: "/v1/secret_scanning/github".into(),
+            route: ("/v1/secret_scanning/github", ""),
+            ..Call::list(payload).method("POST")
+        }
+        .body("application/json", body)
+    }
+
+    /// GitHub's signature headers for the body as it is now, by `signer`.
+    pub fn signed(self, signer: &github::Signer) -> Self {
+        let signature = signer.sign(self.body.as_deref().unwrap_or_default().as_bytes());
+        let key_id = signer.key_id.clone();
+        self.header("Github-Public-Key-Identifier", key_id)
+            .header("Github-Public-Key-Signature", signature)
     }
 
     /// A JSON body, sent as `application/json`.
@@ -537,7 +570,8 @@ where
     S: apikeys::store::KeyReader
         + apikeys::store::CredentialStore
         + apikeys::store::KeyWriter
-        + apikeys::store::AuditReader,
+        + apikeys::store::AuditReader
+        + apikeys::store::LeakLookup,
 {
     let policy = policy();
     match function {
@@ -548,6 +582,14 @@ where
         Function::RollKey => apikeys::http::roll_key(app, &policy, req).await,
         Function::DeleteKey => apikeys::http::delete_key(app, &policy, req).await,
         Function::ListEvents => apikeys::http::list_events(app, req).await,
+        // No verification cache across requests: each one reads the table.
+        Function::VerifyKey => {
+            let cache = apikeys::verify::VerifyCache::new(std::time::Duration::ZERO);
+            apikeys::http::verify_key(app, &app.store, &cache, req).await
+        }
+        Function::RevokeLeaked => {
+            apikeys::http::revoke_leaked(app, &github::key_source(), &policy, req).await
+        }
     }
 }
 
@@ -642,6 +684,7 @@ impl Reply {
 
 pub mod capacity;
 pub mod fault;
+pub mod github;
 
 /// A log sink for tests: collects everything a tracing subscriber writes.
 #[derive(Clone, Default)]

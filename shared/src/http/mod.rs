@@ -13,13 +13,17 @@
 //! | `PATCH /v1/api_key/{id}`, `POST /v1/api_key/{id}/roll` | [`writes`] | `api_keys.update` |
 //! | `DELETE /v1/api_key/{id}` | [`writes`] | `api_keys.delete` |
 //! | `GET /v1/api_key/{id}/events`, `GET /v1/api_key_events/` | [`events`] | `api_keys.view` |
+//! | `POST /v1/api_key/verify` | [`verify`] | `api_keys.view` |
+//! | `POST /v1/secret_scanning/github` | [`leaks`] | none: GitHub's signature (401 before anything else but 405 and 406) |
 
 mod events;
 mod keys;
+mod leaks;
 mod negotiate;
 mod params;
 mod preconditions;
 mod respond;
+mod verify;
 mod writes;
 
 use std::time::Instant;
@@ -32,7 +36,9 @@ use tracing::{Instrument, field};
 
 pub use events::list_events;
 pub use keys::{get_key, list_keys};
+pub use leaks::revoke_leaked;
 pub use respond::MAX_AGE_SECS;
+pub use verify::verify_key;
 pub use writes::{create_key, delete_key, roll_key, update_key};
 
 use crate::App;
@@ -120,8 +126,16 @@ impl Answer {
     /// 200 with a body that holds a secret: never tagged, never cached.
     fn secret(body: Vec<u8>, replayed: bool) -> Self {
         Answer {
-            tag: None,
             replayed,
+            ..Answer::untagged(body)
+        }
+    }
+
+    /// 200 with the answer to one POST (a verification, a report's feedback): not a
+    /// representation a client could name in a condition, so not tagged.
+    fn untagged(body: Vec<u8>) -> Self {
+        Answer {
+            tag: None,
             ..Answer::ok(body)
         }
     }
@@ -195,7 +209,6 @@ async fn serve<S: CredentialStore>(
     op: impl AsyncFnOnce(&Authorized<'_>) -> Result<Answer, ApiError>,
 ) -> Response<Body> {
     let started = Instant::now();
-    let deadline = Deadline::of(req.lambda_context_ref());
     let request_id = request_id(req);
     // `pretty=true` also shapes error bodies, even those refused before the parameters
     // are validated; an invalid value is a 422 at the parameter stage.
@@ -230,32 +243,67 @@ async fn serve<S: CredentialStore>(
         let (outcome, ()) = tokio::join!(work, app.usage.record(&app.store, &caller, now));
         outcome
     };
-    // Boxed: the pipeline holds the endpoint's whole read or write, too large a future to move
-    // around the stack once more inside the deadline's timer.
-    let outcome = deadline
-        .bound(Box::pin(pipeline))
-        .instrument(span.clone())
-        .await;
-
-    let _enter = span.enter();
-    let elapsed_ms = started.elapsed().as_millis() as u64;
-    let response = match outcome {
-        Ok(answer) => answer.render(req, elapsed_ms),
-        Err(err) => {
-            let status = err.status();
-            if status.is_server_error() {
-                tracing::error!(status = status.as_u16(), elapsed_ms, error = %error_chain(&err), "failed");
-            } else {
-                tracing::info!(status = status.as_u16(), elapsed_ms, reason = %err, "refused");
-            }
-            problem_response(&err, &request_id, pretty_errors)
-        }
+    let served = Served {
+        req,
+        request_id: &request_id,
+        span,
+        started,
+        pretty_errors,
     };
-    if req.method() == Method::HEAD {
-        let (parts, _) = response.into_parts();
-        return Response::from_parts(parts, Body::Empty);
+    served.conclude(pipeline).await
+}
+
+/// A request on its way through an endpoint's pipeline: what [`Served::conclude`] needs to
+/// bound it by the request's [`Deadline`], render its outcome and log it. Every endpoint
+/// ends here, those authenticated by an API key ([`serve`]) and GitHub's signed reports
+/// alike.
+struct Served<'a> {
+    req: &'a Request,
+    request_id: &'a str,
+    /// The request's span: its log line and the pipeline's are recorded in it.
+    span: tracing::Span,
+    started: Instant,
+    /// Whether a problem body is indented (`pretty=true`).
+    pretty_errors: bool,
+}
+
+impl Served<'_> {
+    /// Runs `pipeline` before the request's deadline, inside the request's span, and renders
+    /// its answer or problem; logs one line with the status and duration (a 5xx with its
+    /// causes). A HEAD gets the headers only.
+    async fn conclude(
+        self,
+        pipeline: impl Future<Output = Result<Answer, ApiError>>,
+    ) -> Response<Body> {
+        let req = self.req;
+        let deadline = Deadline::of(req.lambda_context_ref());
+        // Boxed: the pipeline holds the endpoint's whole read or write, too large a future
+        // to move around the stack once more inside the deadline's timer.
+        let outcome = deadline
+            .bound(Box::pin(pipeline))
+            .instrument(self.span.clone())
+            .await;
+
+        let _enter = self.span.enter();
+        let elapsed_ms = self.started.elapsed().as_millis() as u64;
+        let response = match outcome {
+            Ok(answer) => answer.render(req, elapsed_ms),
+            Err(err) => {
+                let status = err.status();
+                if status.is_server_error() {
+                    tracing::error!(status = status.as_u16(), elapsed_ms, error = %error_chain(&err), "failed");
+                } else {
+                    tracing::info!(status = status.as_u16(), elapsed_ms, reason = %err, "refused");
+                }
+                problem_response(&err, self.request_id, self.pretty_errors)
+            }
+        };
+        if req.method() == Method::HEAD {
+            let (parts, _) = response.into_parts();
+            return Response::from_parts(parts, Body::Empty);
+        }
+        response
     }
-    response
 }
 
 /// The error and its causes, for the log line of a 5xx.

@@ -97,7 +97,7 @@ pub(super) fn problem_response(err: &ApiError, request_id: &str, pretty: bool) -
         ApiError::MethodNotAllowed { allow } => {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
-        ApiError::Store(crate::store::StoreError::Unavailable(_)) => {
+        ApiError::Store(crate::store::StoreError::Unavailable(_)) | ApiError::KeysUnavailable => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }
         _ => {}

@@ -1,0 +1,96 @@
+//! `POST /v1/secret_scanning/github`: GitHub's secret scanning reports of our secrets found
+//! in public code ([`crate::leak`]). No API key: GitHub's signature over the raw body
+//! authenticates the request, and it is checked before the body is read, so a missing or
+//! bad signature is a `401` before any token is looked at. Then the body (`415`, `413`,
+//! `400`, `422`), then every live key reported is disabled with its `key.leaked` event, and
+//! the answer is GitHub's `[{token_hash, token_type, label}]`.
+//!
+//! A revocation that could not be written is a `503` with `Retry-After`, whatever stopped
+//! it: GitHub sends the report again, the keys revoked so far stay revoked, and the replay
+//! finishes the job. Tokens are never logged; the log line counts what the report held and
+//! what it revoked, and each revocation logs its organization and key id.
+
+use chrono::Utc;
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, RequestExt, Response};
+use tracing::field;
+
+use super::negotiate::check_accept;
+use super::params::{ONLY_PRETTY, known_parameters, parse_pretty, single};
+use super::respond::to_json;
+use super::{Answer, Endpoint, Served, request_id};
+use crate::App;
+use crate::error::ApiError;
+use crate::key::Permission;
+use crate::leak::keys::{FetchKeys, KeySource};
+use crate::leak::{Label, handle_report, receive_report};
+use crate::store::{KeyWriter, LeakLookup, StoreError};
+use crate::write::{Revocation, WriteError, WritePolicy};
+
+/// `POST /v1/secret_scanning/github`: authenticates GitHub's report with `keys`, revokes
+/// each live key it names under `policy`, and answers GitHub's feedback.
+pub async fn revoke_leaked<S: LeakLookup + KeyWriter, F: FetchKeys>(
+    app: &App<S>,
+    keys: &KeySource<F>,
+    policy: &WritePolicy,
+    req: Request,
+) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let endpoint = Endpoint {
+        serves: &[Method::POST],
+        allow: "POST",
+        // Unused: no API key, so no permission. GitHub's signature stands for both.
+        permission: Permission::ApiKeysUpdate,
+    };
+    let request_id = request_id(&req);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        reporter = "github",
+        tokens = field::Empty,
+        revoked = field::Empty,
+    );
+    let pipeline = async {
+        endpoint.check_method(req.method())?;
+        check_accept(&req)?;
+        let report = receive_report(keys, req.headers(), req.body().as_ref(), started).await?;
+        let query = req.query_string_parameters_ref();
+        known_parameters(query, ONLY_PRETTY)?;
+        let pretty = parse_pretty(single(query, "pretty")?)?;
+        let handled = handle_report(&app.store, policy, &request_id, &report, Utc::now())
+            .await
+            .map_err(retry_later)?;
+        let span = tracing::Span::current();
+        span.record("tokens", report.len());
+        let revoked = handled
+            .revocations
+            .iter()
+            .filter(|(_, r)| matches!(r, Revocation::Revoked(_)))
+            .count();
+        span.record("revoked", revoked);
+        let true_positives = handled
+            .feedback
+            .iter()
+            .filter(|f| f.label == Label::TruePositive)
+            .count();
+        tracing::info!(true_positives, "report handled");
+        Ok(Answer::untagged(to_json(&handled.feedback, pretty)))
+    };
+    let served = Served {
+        req: &req,
+        request_id: &request_id,
+        span,
+        started,
+        pretty_errors: false,
+    };
+    served.conclude(pipeline).await
+}
+
+/// Any failure to revoke is worth GitHub's retry: a store fault as it is, a key changed by
+/// others again and again (after the write's own retries) as the store being busy.
+fn retry_later(e: WriteError) -> ApiError {
+    match e {
+        WriteError::Store(s) => ApiError::Store(s),
+        other => ApiError::Store(StoreError::Unavailable(Box::new(other))),
+    }
+}

@@ -1,0 +1,81 @@
+//! GitHub's side of secret scanning, for the tests: throwaway P-256 key pairs made in the
+//! test, GitHub's key list document for them (what `GITHUB_SECRET_SCANNING_KEYS` holds), and
+//! the signature headers of a report.
+
+use std::sync::OnceLock;
+
+use apikeys::leak::keys::{KeySource, NoFetch};
+use apikeys::leak::signature::PublicKeys;
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+/// A key pair standing in for GitHub's, with its identifier.
+pub struct Signer {
+    pub key_id: String,
+    pair: EcdsaKeyPair,
+}
+
+impl Signer {
+    /// A new key pair, made now.
+    pub fn generate(key_id: &str) -> Self {
+        Signer {
+            key_id: key_id.to_owned(),
+            pair: EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).expect("a P-256 pair"),
+        }
+    }
+
+    /// The public key in PEM, as GitHub publishes it.
+    pub fn public_pem(&self) -> String {
+        let der = self.pair.public_key().as_der().expect("a DER public key");
+        let b64 = STANDARD.encode(der.as_ref());
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+            .collect();
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            lines.join("\n")
+        )
+    }
+
+    /// The `Github-Public-Key-Signature` of `body`: base64 of the DER ECDSA signature.
+    pub fn sign(&self, body: &[u8]) -> String {
+        let sig = self
+            .pair
+            .sign(&SystemRandom::new(), body)
+            .expect("a signature");
+        STANDARD.encode(sig.as_ref())
+    }
+}
+
+/// GitHub's key list document for these signers, the first one current.
+pub fn key_list(signers: &[&Signer]) -> String {
+    let keys: Vec<serde_json::Value> = signers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            serde_json::json!({
+                "key_identifier": s.key_id,
+                "key": s.public_pem(),
+                "is_current": i == 0,
+            })
+        })
+        .collect();
+    serde_json::json!({ "public_keys": keys }).to_string()
+}
+
+/// The key GitHub signs the tests' reports with: made once per test binary.
+pub fn github() -> &'static Signer {
+    static SIGNER: OnceLock<Signer> = OnceLock::new();
+    SIGNER.get_or_init(|| Signer::generate("test-github-key"))
+}
+
+/// The keys the tests' revoke-leaked trusts, as the parameter supplies them: [`github`]'s.
+pub fn key_source() -> KeySource<NoFetch> {
+    let list = key_list(&[github()]);
+    KeySource::fixed(PublicKeys::parse(list.as_bytes()).expect("a valid key list"))
+}
