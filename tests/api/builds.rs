@@ -10,7 +10,7 @@ use serde_json::Value;
 
 /// The functions that template.yaml deploys (`template::every_function_is_a_crate_of_the_workspace_serving_its_handler`
 /// checks the list against it).
-pub(crate) const FUNCTIONS: [&str; 7] = [
+pub(crate) const FUNCTIONS: [&str; 9] = [
     "get-key",
     "list-keys",
     "create-key",
@@ -18,6 +18,8 @@ pub(crate) const FUNCTIONS: [&str; 7] = [
     "roll-key",
     "delete-key",
     "list-events",
+    "verify-key",
+    "revoke-leaked",
 ];
 
 /// Text that only the demo's secrets contain: the bytes they are made of, and the admin's.

@@ -38,6 +38,15 @@ const EXPECTED: &[(&str, u16)] = &[
     ("list-events.rest.json", 200),
     ("list-events.http.json", 200),
     ("list-events.http.bad-action.json", 422),
+    // Signed with the throwaway key of tools/github-test-signing-key.pem, whose public key
+    // make run and tools/sam-local-env.json supply; the report names the demo's disabled key
+    // and a token not ours, so it changes nothing.
+    ("revoke-leaked.rest.json", 200),
+    ("revoke-leaked.http.json", 200),
+    ("revoke-leaked.http.bad-signature.json", 401),
+    ("verify-key.rest.json", 200),
+    ("verify-key.http.json", 200),
+    ("verify-key.http.bad-body.json", 422),
 ];
 
 fn events_dir() -> PathBuf {
@@ -78,6 +87,7 @@ async fn every_sample_event_gives_its_documented_status() {
             "roll-key" => apikeys::http::roll_key(&app, policy, req).await,
             "delete-key" => apikeys::http::delete_key(&app, policy, req).await,
             "list-events" => apikeys::http::list_events(&app, req).await,
+            "verify-key" | "revoke-leaked" => sample_verify_or_report(&app, req).await,
             _ => panic!("{name} names no function"),
         };
         let reply = Reply::from(response);
@@ -134,6 +144,88 @@ async fn the_sample_discue_events_return_the_viewer_key_in_the_discue_view() {
         let href = reply.body["_links"]["self"]["href"].as_str().unwrap();
         assert!(href.ends_with(&format!("/v1/api_keys/{}", apikeys_demo::VIEWER_ID)));
     }
+}
+
+/// The GitHub keys revoke-leaked trusts locally: tools/sam-local-env.json's, which make run
+/// supplies too.
+fn local_github_keys() -> apikeys::leak::keys::KeySource<apikeys::leak::keys::NoFetch> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/sam-local-env.json");
+    let env: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let keys = env["RevokeLeakedFunction"]["GITHUB_SECRET_SCANNING_KEYS"]
+        .as_str()
+        .expect("the local GitHub keys");
+    let keys = apikeys::leak::signature::PublicKeys::parse(keys.as_bytes()).unwrap();
+    apikeys::leak::keys::KeySource::fixed(keys)
+}
+
+/// Runs a sample event through verify-key or revoke-leaked, by its route.
+async fn sample_verify_or_report(
+    app: &apikeys::App<apikeys::store::dynamo::DynamoStore>,
+    req: lambda_http::Request,
+) -> lambda_http::Response<lambda_http::Body> {
+    use lambda_http::RequestExt;
+    let verify = match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV1(c)) => {
+            c.resource_path.as_deref() == Some("/v1/api_key/verify")
+        }
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(c)) => {
+            c.route_key.as_deref() == Some("ANY /v1/api_key/verify")
+        }
+        _ => panic!("an API Gateway event"),
+    };
+    if verify {
+        let cache = apikeys::verify::VerifyCache::default();
+        apikeys::http::verify_key(app, &app.store, &cache, req).await
+    } else {
+        apikeys::http::revoke_leaked(app, &local_github_keys(), &policy(), req).await
+    }
+}
+
+#[tokio::test]
+async fn the_sample_verify_and_report_events_say_what_their_names_say() {
+    let app = app().await;
+    apikeys_demo::seed(&app.store).await.unwrap();
+    let run = |name: &'static str| {
+        let app = &app;
+        async move {
+            let text = std::fs::read_to_string(events_dir().join(name)).unwrap();
+            let req = lambda_http::request::from_str(&text).unwrap();
+            Reply::from(sample_verify_or_report(app, req).await)
+        }
+    };
+    // The viewer holds api_keys.view; the call center does not.
+    let valid = run("verify-key.rest.json").await;
+    assert_eq!(
+        (&valid.body["valid"], &valid.body["code"]),
+        (&serde_json::json!(true), &serde_json::json!("VALID")),
+        "{}",
+        valid.body
+    );
+    assert_eq!(valid.body["key"]["id"], apikeys_demo::VIEWER_ID);
+    let lacking = run("verify-key.http.json").await;
+    assert_eq!(lacking.body["code"], "INSUFFICIENT_PERMISSIONS");
+    assert!(
+        run("verify-key.http.bad-body.json")
+            .await
+            .problem(422)
+            .contains("secret")
+    );
+    // The reported keys are the demo's disabled one and a stranger's: nothing to revoke.
+    for name in ["revoke-leaked.rest.json", "revoke-leaked.http.json"] {
+        let report = run(name).await;
+        let labels: Vec<&str> = report
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["label"].as_str().unwrap())
+            .collect();
+        assert_eq!(labels, ["false_positive", "false_positive"], "{name}");
+    }
+    run("revoke-leaked.http.bad-signature.json")
+        .await
+        .problem(401);
 }
 
 /// Runs a sample event through its write or audit function.

@@ -25,6 +25,8 @@ const OTHER_METHODS: &str = "x-other-methods";
 const ROLL_PATH: &str = "/v1/api_key/{id}/roll";
 const KEY_EVENTS_PATH: &str = "/v1/api_key/{id}/events";
 const EVENTS_PATH: &str = "/v1/api_key_events/";
+const VERIFY_PATH: &str = "/v1/api_key/verify";
+const SCANNING_PATH: &str = "/v1/secret_scanning/github";
 
 static DOC: LazyLock<Value> = LazyLock::new(|| {
     serde_yaml_ng::from_str(include_str!("../../openapi.yaml")).expect("openapi.yaml is YAML")
@@ -666,7 +668,101 @@ async fn every_response_of_the_write_and_event_handlers_is_documented_and_matche
             sent(&app, EVENTS_PATH, call).await;
         }
     }
-    assert_provoked(|path, op| !READS.contains(&(path, op)));
+    assert_provoked(|path, op| {
+        !READS.contains(&(path, op)) && path != VERIFY_PATH && path != SCANNING_PATH
+    });
+}
+
+#[tokio::test]
+async fn every_response_of_verify_and_secret_scanning_is_documented_and_matches_its_schema() {
+    use Permission::*;
+    let app = app().await;
+    let org = org();
+    let (_, admin) = create(&app, new_key(&org, "admin")).await;
+    let mut outsider = new_key(&org, "no api_keys.view");
+    outsider.access = restricted(&[CallsView]);
+    let (_, outsider) = create(&app, outsider).await;
+    let (off, off_secret) = create(&app, new_key(&org, "off")).await;
+    assert!(set_state(&app, &org, off.id, apikeys::key::KeyState::Disabled).await);
+    let missing_table = App {
+        store: DynamoStore::new(app.store.client().clone(), "no-such-table"),
+        cursors: app.cursors.clone(),
+        usage: patient_recorder(),
+    };
+    let unreachable = unreachable_store().await;
+    let too_large = format!("{{\"key\": \"{}\"}}", "x".repeat(17_000));
+    let github = github::github();
+    let forger = github::Signer::generate(&github.key_id);
+
+    for p in PAYLOADS {
+        // Verify: 200 for VALID, NOT_FOUND, DISABLED and INSUFFICIENT_PERMISSIONS.
+        let verify = |body: Value| Call::verify(p, &body);
+        for body in [
+            json!({"key": outsider.expose()}),
+            json!({"key": "not a secret"}),
+            json!({"key": off_secret.expose()}),
+            json!({"key": outsider.expose(), "permissions": ["api_keys.view"]}),
+        ] {
+            let reply = sent(&app, VERIFY_PATH, verify(body).bearer(&admin)).await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+        }
+        // Refused: 400, 401, 403, 406, 413, 415, 422.
+        let any = || verify(json!({"key": "k"}));
+        for call in [
+            any().body("application/json", "{\"key\": "),
+            any().header("Accept", "text/html"),
+            any().body("application/json", too_large.clone()),
+            any().body("text/plain", "{}"),
+            verify(json!({"key": 42})),
+        ] {
+            sent(&app, VERIFY_PATH, call.bearer(&admin)).await;
+        }
+        sent(&app, VERIFY_PATH, any()).await;
+        sent(&app, VERIFY_PATH, any().bearer(&outsider)).await;
+
+        // GitHub's report: 200 with a live key (revoked) and a stranger's token.
+        let (_, leaked) = create(&app, new_key(&org, "leaked")).await;
+        let body = json!([
+            {"token": leaked.expose(), "type": "apikeys_api_key", "url": "https://github.com/o/r", "source": "content"},
+            {"token": "ghp_not_ours", "type": "apikeys_api_key", "url": "", "source": "commit"},
+        ])
+        .to_string();
+        let report = |body: &str| Call::report(p, body);
+        let reply = sent(&app, SCANNING_PATH, report(&body).signed(github)).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.body[0]["label"], "true_positive", "{}", reply.body);
+        // Refused: 401 (no signature, a forged one), 406, 400, 413 (bytes, entries), 415,
+        // 422.
+        sent(&app, SCANNING_PATH, report(&body)).await;
+        sent(&app, SCANNING_PATH, report(&body).signed(&forger)).await;
+        let html = report(&body).header("Accept", "text/html").signed(github);
+        sent(&app, SCANNING_PATH, html).await;
+        let huge = format!(
+            "[\"{}\"]",
+            "x".repeat(apikeys::leak::report::MAX_REPORT_BYTES)
+        );
+        let many = serde_json::to_string(&vec![json!({"token": "t", "type": "x"}); 1001]).unwrap();
+        for bad in ["[1,", huge.as_str(), many.as_str(), "{}"] {
+            sent(&app, SCANNING_PATH, report(bad).signed(github)).await;
+        }
+        let text = report("[]").body("text/plain", "[]").signed(github);
+        sent(&app, SCANNING_PATH, text).await;
+
+        // 500: the table is missing; 503: DynamoDB is unreachable.
+        for (store, expected) in [(&missing_table, 500), (&unreachable, 503)] {
+            let reply = sent(store, VERIFY_PATH, any().bearer(&admin)).await;
+            assert_eq!(reply.status, expected, "{}", reply.body);
+            let reply = sent(store, SCANNING_PATH, report(&body).signed(github)).await;
+            assert_eq!(reply.status, expected, "{}", reply.body);
+        }
+
+        // 405: every other method.
+        for method in ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+            sent(&app, VERIFY_PATH, any().method(method).bearer(&admin)).await;
+            sent(&app, SCANNING_PATH, report("[]").method(method)).await;
+        }
+    }
+    assert_provoked(|path, _| path == VERIFY_PATH || path == SCANNING_PATH);
 }
 
 /// The query parameters documented for an operation, by name.

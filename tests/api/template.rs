@@ -377,3 +377,117 @@ fn every_route_goes_to_the_function_the_local_router_sends_it_to() {
         }
     }
 }
+
+/// The DynamoDB statements of a function's role: for each, its actions, and whether IAM
+/// allows them only inside a TransactWriteItems.
+fn dynamodb_statements(template: &Value, binary: &str) -> Vec<(BTreeSet<String>, bool, Value)> {
+    let functions = functions(template);
+    let (_, function) = &functions[binary];
+    let role = reference(&function["Properties"]["Role"]);
+    let policies = &template["Resources"][role.as_str()]["Properties"]["Policies"];
+    let mut out = vec![];
+    for policy in policies.as_sequence().expect("a role's policies") {
+        let statements = policy["PolicyDocument"]["Statement"].as_sequence().unwrap();
+        for statement in statements {
+            let actions: BTreeSet<String> = match &statement["Action"] {
+                Value::String(a) => [a.clone()].into(),
+                Value::Sequence(list) => list.iter().map(|a| a.as_str().unwrap().into()).collect(),
+                _ => continue,
+            };
+            let actions: BTreeSet<String> = actions
+                .into_iter()
+                .filter_map(|a| a.strip_prefix("dynamodb:").map(str::to_owned))
+                .collect();
+            if actions.is_empty() {
+                continue;
+            }
+            let condition = &statement["Condition"];
+            let in_transaction =
+                condition["ForAnyValue:StringEquals"]["dynamodb:EnclosingOperation"].as_str()
+                    == Some("TransactWriteItems");
+            out.push((actions, in_transaction, condition.clone()));
+        }
+    }
+    out
+}
+
+fn set_of(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| (*n).to_owned()).collect()
+}
+
+#[test]
+fn revoke_leaked_may_only_read_credentials_and_disable_keys_with_their_event() {
+    let template = template();
+    let statements = dynamodb_statements(&template, "revoke-leaked");
+    let mut outside = BTreeSet::new();
+    let mut inside = BTreeSet::new();
+    for (actions, in_transaction, condition) in &statements {
+        if *in_transaction {
+            inside.extend(actions.iter().cloned());
+        } else {
+            outside.extend(actions.iter().cloned());
+        }
+        // A Put is only ever the audit event, a Delete only ever a credential.
+        let leading = &condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+        if actions.contains("PutItem") {
+            assert!(*in_transaction, "{actions:?}");
+            assert_eq!(leading, &Value::from(vec!["ORG#*#EVENTS"]), "{actions:?}");
+        }
+        if actions.contains("DeleteItem") {
+            assert_eq!(leading, &Value::from(vec!["SECRET#*"]), "{actions:?}");
+        }
+    }
+    assert_eq!(outside, set_of(&["BatchGetItem", "GetItem"]), "reads");
+    assert_eq!(
+        inside,
+        set_of(&["UpdateItem", "DeleteItem", "PutItem"]),
+        "inside the transaction"
+    );
+
+    // GitHub's keys: the parameter, else fetched from the URL parameter.
+    let (_, function) = &functions(&template)["revoke-leaked"];
+    let env = &function["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        reference(&env["GITHUB_SECRET_SCANNING_KEYS"]),
+        "GithubSecretScanningKeys"
+    );
+    assert_eq!(
+        reference(&env["GITHUB_SECRET_SCANNING_KEYS_URL"]),
+        "GithubSecretScanningKeysUrl"
+    );
+    assert_eq!(
+        text(
+            &template["Parameters"]["GithubSecretScanningKeysUrl"],
+            "Default"
+        ),
+        apikeys::leak::fetch::DEFAULT_KEYS_URL
+    );
+    // The URL to give GitHub is an output of the stack.
+    let output = &template["Outputs"]["SecretScanningUrl"]["Value"];
+    let Value::Tagged(url) = output else {
+        panic!("SecretScanningUrl should be a !Sub")
+    };
+    assert!(
+        url.value
+            .as_str()
+            .is_some_and(|u| u.ends_with("/v1/secret_scanning/github")),
+        "{url:?}"
+    );
+}
+
+#[test]
+fn verify_key_only_reads_and_records_last_use() {
+    let template = template();
+    for (actions, in_transaction, condition) in dynamodb_statements(&template, "verify-key") {
+        assert!(!in_transaction, "{actions:?}");
+        if actions == set_of(&["GetItem"]) {
+            continue;
+        }
+        assert_eq!(actions, set_of(&["UpdateItem"]));
+        assert_eq!(
+            condition["ForAllValues:StringEquals"]["dynamodb:Attributes"],
+            Value::from(vec!["pk", "sk", "last_used_ms"]),
+            "the UpdateItem may only stamp last_used_ms"
+        );
+    }
+}

@@ -35,6 +35,8 @@ pub const READ_ONLY: &[&str] = &[
     "last_four_digits",
     "status",
     "secret",
+    // Set by the service when it disables a key for a leak; enabling the key clears it.
+    "disabled_reason",
 ];
 
 /// A validated create body, before it is tied to a caller.

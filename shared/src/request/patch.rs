@@ -41,6 +41,8 @@ pub const READ_ONLY: &[&str] = &[
     "last_four_digits",
     "creator_id",
     "secret",
+    // Set by the service when it disables a key for a leak; enabling the key clears it.
+    "disabled_reason",
 ];
 
 /// A validated merge patch. `None`: the member was absent, so the value is kept;
