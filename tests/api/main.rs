@@ -15,6 +15,8 @@ mod faults;
 mod filters;
 mod get;
 mod headers;
+mod http_leaks;
+mod http_verify;
 mod isolation;
 mod last_used;
 mod leaks;

@@ -1,0 +1,269 @@
+//! `POST /v1/secret_scanning/github` over HTTP, on both API Gateway payloads against
+//! DynamoDB Local, with reports signed in the test by a throwaway key pair that the handler
+//! is given as the parameter would give it: the signature decided before any token is
+//! looked at, a mixed batch, a replay, oversize bodies, what the key's owner then sees, and
+//! no token in a response or a log line.
+
+use apikeys::key::{KeyState, OrgId};
+use apikeys::leak::assess::token_hash;
+use apikeys::secret::Secret;
+use apikeys_tests::github::{Signer, github};
+use apikeys_tests::*;
+use serde_json::{Value, json};
+
+fn entry(token: &str, url: &str, source: &str) -> Value {
+    json!({"token": token, "type": "apikeys_api_key", "url": url, "source": source})
+}
+
+fn report(p: Payload, entries: &[Value]) -> Call {
+    Call::report(p, Value::from(entries.to_vec()).to_string())
+}
+
+fn labels(reply: &Reply) -> Vec<String> {
+    reply
+        .body
+        .as_array()
+        .unwrap_or_else(|| panic!("an array: {}", reply.body))
+        .iter()
+        .map(|f| f["label"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The key's audit events, as its organization's admin reads them.
+async fn key_events(
+    app: &apikeys::App<apikeys::store::dynamo::DynamoStore>,
+    p: Payload,
+    admin: &Secret,
+    id: impl ToString,
+) -> Vec<Value> {
+    let reply = Call::key_events(p, id).bearer(admin).send(app).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body["data"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_missing_or_bad_signature_is_a_401_before_any_token_is_looked_at() {
+    // Every store call fails here: a 401 proves the report went no further.
+    let app = unreachable_store().await;
+    let stranger = Signer::generate("unknown-key-id");
+    let forger = Signer::generate(&github().key_id);
+    let secret = Secret::generate().unwrap();
+    for p in PAYLOADS {
+        let good = || report(p, &[entry(secret.expose(), "", "content")]);
+        let garbage = || Call::report(p, "not json at all");
+        let cases = [
+            (good(), "no signature"),
+            (good().signed(&forger), "a signature by another key"),
+            (good().signed(&stranger), "an unknown key identifier"),
+            (garbage(), "garbage, unsigned"),
+            (garbage().signed(&forger), "garbage, forged"),
+            (
+                good()
+                    .header("Github-Public-Key-Identifier", &github().key_id)
+                    .header("Github-Public-Key-Signature", "bm90IGEgc2lnbmF0dXJl"),
+                "a malformed signature",
+            ),
+        ];
+        for (call, what) in cases {
+            let reply = call.send(&app).await;
+            reply.problem(401);
+            assert!(reply.header("www-authenticate").is_none(), "{what}");
+        }
+        // Signed by GitHub, the same report reaches the store (here: unavailable).
+        let reply = good().signed(github()).send(&app).await;
+        reply.problem(503);
+        assert_eq!(reply.header("retry-after"), Some("1"));
+    }
+}
+
+#[tokio::test]
+async fn a_mixed_batch_revokes_only_live_keys_and_their_owners_see_why() {
+    let app = app().await;
+    let (acme, globex) = (org(), org());
+    let (acme_admin, globex_admin) = (admin(&app, &acme).await, admin(&app, &globex).await);
+    for p in PAYLOADS {
+        let (live, live_secret) = create(&app, new_key(&acme, "live")).await;
+        let (off, off_secret) = create(&app, new_key(&acme, "off")).await;
+        assert!(set_state(&app, &acme, off.id, KeyState::Disabled).await);
+        let (gone, gone_secret) = create(&app, new_key(&acme, "gone")).await;
+        assert!(delete(&app, &acme, gone.id).await);
+        let (theirs, their_secret) = create(&app, new_key(&globex, "theirs")).await;
+        let mut tampered = live_secret.expose().to_owned();
+        let last = if tampered.ends_with('A') { "B" } else { "A" };
+        tampered.replace_range(tampered.len() - 1.., last);
+        let url = "https://github.com/octo-org/octo-repo/blob/0123abc/.env";
+        let entries = [
+            entry(live_secret.expose(), url, "content"),
+            entry(off_secret.expose(), "", "commit"),
+            entry(gone_secret.expose(), "", "commit"),
+            entry(their_secret.expose(), "https://gist.github.com/x", "gist"),
+            entry(&tampered, "", "content"),
+            entry("ghp_16C7e42F292c6912E7710c838347Ae178B4a", "", "content"),
+        ];
+        let reply = report(p, &entries).signed(github()).send(&app).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(
+            labels(&reply),
+            [
+                "true_positive",
+                "false_positive",
+                "false_positive",
+                "true_positive",
+                "false_positive",
+                "false_positive"
+            ]
+        );
+        for (f, e) in reply.body.as_array().unwrap().iter().zip(&entries) {
+            assert_eq!(f["token_hash"], token_hash(e["token"].as_str().unwrap()));
+            assert_eq!(f["token_type"], "apikeys_api_key");
+        }
+
+        // Each live key is disabled, not deleted, and says why; the key.leaked event says
+        // where, by whom. The disabled key stays as it was, with no reason.
+        for (org_admin, key, found) in [
+            (&acme_admin, live.id, url),
+            (&globex_admin, theirs.id, "https://gist.github.com/x"),
+        ] {
+            let got = Call::get(p, key).bearer(org_admin).send(&app).await;
+            assert_eq!(got.status, 200, "{}", got.body);
+            assert_eq!(
+                (
+                    got.body["status"].as_str(),
+                    got.body["disabled_reason"].as_str()
+                ),
+                (Some("disabled"), Some("leaked"))
+            );
+            let listed = Call::list(p).bearer(org_admin).send(&app).await;
+            let entry = listed.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|k| k["id"] == key.to_string())
+                .cloned()
+                .unwrap();
+            assert_eq!(entry["disabled_reason"], "leaked");
+            let events = key_events(&app, p, org_admin, key).await;
+            let leaked: Vec<&Value> = events
+                .iter()
+                .filter(|e| e["action"] == "key.leaked")
+                .collect();
+            assert_eq!(leaked.len(), 1, "{events:?}");
+            assert_eq!(
+                leaked[0]["actor"],
+                json!({"type": "github", "id": "secret_scanning"})
+            );
+            assert_eq!(leaked[0]["leak"]["url"], found);
+        }
+        let got = Call::get(p, off.id).bearer(&acme_admin).send(&app).await;
+        assert_eq!(got.body["status"], "disabled");
+        assert!(got.body.get("disabled_reason").is_none(), "{}", got.body);
+        assert!(
+            key_events(&app, p, &acme_admin, off.id)
+                .await
+                .iter()
+                .all(|e| e["action"] != "key.leaked")
+        );
+        // The revoked secret no longer authenticates.
+        Call::list(p)
+            .bearer(&live_secret)
+            .send(&app)
+            .await
+            .problem(401);
+    }
+}
+
+#[tokio::test]
+async fn the_same_report_replayed_changes_nothing_more() {
+    let app = app().await;
+    let org: OrgId = org();
+    let owner = admin(&app, &org).await;
+    for p in PAYLOADS {
+        let (key, secret) = create(&app, new_key(&org, "leaky")).await;
+        let call = report(
+            p,
+            &[entry(secret.expose(), "https://github.com/o/r", "content")],
+        )
+        .signed(github());
+        let first = call.send(&app).await;
+        let events = key_events(&app, p, &owner, key.id).await;
+        let got = Call::get(p, key.id).bearer(&owner).send(&app).await;
+        for _ in 0..2 {
+            let again = call.send(&app).await;
+            assert_eq!((again.status, &again.body), (first.status, &first.body));
+        }
+        assert_eq!(labels(&first), ["true_positive"]);
+        assert_eq!(
+            key_events(&app, p, &owner, key.id).await,
+            events,
+            "no new event"
+        );
+        let after = Call::get(p, key.id).bearer(&owner).send(&app).await;
+        assert_eq!(
+            after.body, got.body,
+            "the key is as the first report left it"
+        );
+    }
+}
+
+#[tokio::test]
+async fn oversize_reports_are_a_413() {
+    let app = app().await;
+    for p in PAYLOADS {
+        let many =
+            vec![entry("ghp_x", "", "content"); apikeys::leak::report::MAX_REPORT_ENTRIES + 1];
+        let reply = report(p, &many).signed(github()).send(&app).await;
+        assert!(reply.problem(413).contains("1001"), "{}", reply.body);
+        let exactly =
+            vec![entry("ghp_x", "", "content"); apikeys::leak::report::MAX_REPORT_ENTRIES];
+        let reply = report(p, &exactly).signed(github()).send(&app).await;
+        assert_eq!(reply.status, 200, "1,000 entries are taken");
+        let url = "u".repeat(apikeys::leak::report::MAX_REPORT_BYTES);
+        let reply = report(p, &[entry("ghp_x", &url, "content")])
+            .signed(github())
+            .send(&app)
+            .await;
+        reply.problem(413);
+    }
+}
+
+#[tokio::test]
+async fn no_token_reaches_a_response_or_a_log_line() {
+    let app = app().await;
+    let org = org();
+    let (_, live) = create(&app, new_key(&org, "live")).await;
+    let (_, other) = create(&app, new_key(&org, "other")).await;
+    let logs = LogCapture::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber("trace"));
+    let mut replies = String::new();
+    for p in PAYLOADS {
+        for call in [
+            report(
+                p,
+                &[
+                    entry(live.expose(), "", "content"),
+                    entry(other.expose(), "", "commit"),
+                ],
+            )
+            .signed(github()),
+            report(p, &[entry(other.expose(), "", "content")]),
+            Call::report(
+                p,
+                format!("[{{\"token\": \"{}\", \"type\": 1}}]", other.expose()),
+            )
+            .signed(github()),
+        ] {
+            let reply = call.send(&app).await;
+            replies.push_str(&String::from_utf8_lossy(&reply.raw));
+            replies.push_str(&format!("{:?}", reply.headers));
+        }
+    }
+    drop(_guard);
+    for s in [&live, &other] {
+        assert!(!replies.contains(s.expose()), "a token in a response");
+    }
+    let text = logs.text();
+    assert!(text.contains("report handled"), "{text}");
+    // The log holds neither the tokens nor their hashes (GitHub's answer holds the hashes,
+    // as its protocol asks).
+    assert_no_leak("the logs", &text, &[live, other], false);
+}
