@@ -165,7 +165,7 @@ security: tools fuzz-build
 # bench/run under DynamoDB Local and writes bench/results/. `make bench-smoke` runs the same
 # harness on debug binaries with tiny counts.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
-BENCH_BINS := -p get-key -p list-keys -p apikeys-bench
+BENCH_BINS := -p get-key -p list-keys -p verify-key -p apikeys-bench
 BENCH_OUT ?= bench/results
 
 bench: tools bench-zips

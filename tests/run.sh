@@ -2,7 +2,7 @@
 # `make run`, end to end, as a user meets it: start it on free ports with its data in a
 # temporary folder; real HTTP requests with the printed secret; a key made by the CLI and
 # then served by the API; a key's whole lifecycle over HTTP (create, get, update, roll,
-# events, delete); every sample event through `cargo lambda invoke`; a second
+# events, delete); verify; a leaked key reported with GitHub's signature; every sample event through `cargo lambda invoke`; a second
 # `make run` refused in one line; Ctrl-C; a restart that finds the data kept; a clean stop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -213,6 +213,38 @@ done
 call "$API/$lid/events" "${admin[@]}"
 [ "$STATUS" = 200 ] && [ "$(json 'd["data"][0]["action"]')" = key.deleted ] || fail "events after delete: $STATUS $BODY"
 ok "delete: 204; then 404, both secrets 401 (reads within $(( $(date +%s) - deleted_at )) s), the events kept"
+
+# Verify, as README.md shows it: the admin's own secret, then one that is no key.
+verify() { call "$API/verify" -X POST "${admin[@]}" -H "Content-Type: application/json" -d "$1"; }
+verify "{\"key\": \"$SECRET\", \"permissions\": [\"api_keys.view\"]}"
+[ "$STATUS" = 200 ] && [ "$(json 'd["code"]')" = VALID ] && [ "$(json 'd["key"]["id"]')" = 01900000-0000-7000-8000-000000000001 ] \
+  || fail "verify the admin's secret: $STATUS $BODY"
+verify '{"key": "apk_not-a-real-key"}'
+[ "$STATUS" = 200 ] && [ "$(json 'd["code"]')" = NOT_FOUND ] && [ "$(json 'd["key"]')" = None ] || fail "verify no key: $STATUS $BODY"
+ok "verify: 200 VALID with the key, 200 NOT_FOUND without"
+
+# A leaked key reported as GitHub would, signed with the local test key (tools/run.sh).
+call "$API/" -X POST "${admin[@]}" -H "Content-Type: application/json" -d '{"name": "leaked"}'
+[ "$STATUS" = 201 ] || fail "create the key to leak: $STATUS $BODY"
+leak_id=$(json 'd["id"]'); leak_secret=$(json 'd["secret"]')
+body='[{"token": "'$leak_secret'", "type": "apikeys_api_key", "url": "https://github.com/octo-org/octo-repo/blob/main/.env", "source": "content"}]'
+sign() { printf %s "$1" | openssl dgst -sha256 -sign tools/github-test-signing-key.pem | base64 -w0; }
+report() {
+  call "http://127.0.0.1:$PORT/v1/secret_scanning/github" -X POST -H "Content-Type: application/json" \
+    -H "Github-Public-Key-Identifier: apikeys-local-test-key" -H "Github-Public-Key-Signature: $1" -d "$body"
+}
+report "$(sign "$body ")"
+[ "$STATUS" = 401 ] || fail "a report signed over another body: $STATUS $BODY"
+report "$(sign "$body")"
+[ "$STATUS" = 200 ] && [ "$(json 'd[0]["label"]')" = true_positive ] || fail "a signed report: $STATUS $BODY"
+call "$API/$leak_id" "${admin[@]}"
+[ "$(json 'd["status"]')" = disabled ] && [ "$(json 'd["disabled_reason"]')" = leaked ] || fail "the leaked key: $BODY"
+call "$API/$leak_id/events" "${admin[@]}"
+[ "$(json 'd["data"][0]["action"]')" = key.leaked ] && [ "$(json 'd["data"][0]["actor"]["type"]')" = github ] \
+  || fail "the leaked key's events: $BODY"
+verify "{\"key\": \"$leak_secret\"}"
+[ "$(json 'd["code"]')" = DISABLED ] || fail "verify the leaked key: $BODY"
+ok "a signed report disables the leaked key (disabled_reason leaked, key.leaked by github); a bad signature is 401"
 
 # The CLI's bad input: a precise message and a non-zero exit.
 expect_cli_error() {

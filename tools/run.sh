@@ -4,7 +4,7 @@
 #   DynamoDB Local on 127.0.0.1:$DDB_PORT (default 8000), its data kept in $APIKEYS_DATA
 #   (default $APIKEYS_CACHE/dynamodb-data; in memory with MEMORY=1); the table, created if absent;
 #   the demo organization, seeded once; every function (get-key, list-keys, create-key,
-#   update-key, roll-key, delete-key, list-events) behind `cargo lambda watch` and the router
+#   update-key, roll-key, delete-key, list-events, verify-key, revoke-leaked) behind `cargo lambda watch` and the router
 #   in Cargo.toml at http://localhost:$PORT (default 3000). Ctrl-C stops all of it.
 #   The functions are not restarted when files change, unless WATCH=1 (see below).
 #
@@ -33,6 +33,15 @@ export CURSOR_SECRET=${CURSOR_SECRET:-local-cursor-secret-for-make-run-only-0001
 # CURSOR_SECRET. The write functions keep each audit event EVENT_RETENTION_DAYS days.
 export IDEMPOTENCY_SECRET=${IDEMPOTENCY_SECRET:-local-idempotency-secret-for-make-run-only-01}
 export EVENT_RETENTION_DAYS=${EVENT_RETENTION_DAYS:-365}
+# revoke-leaked trusts this GitHub key list instead of fetching GitHub's: the public half of
+# the throwaway pair in tools/github-test-signing-key.pem (local only; the same list as
+# tools/sam-local-env.json), so that a report signed with that file is GitHub's here.
+GITHUB_TEST_KEY_ID=apikeys-local-test-key
+GITHUB_TEST_SIGNING_KEY=$ROOT/tools/github-test-signing-key.pem
+if [ -z "${GITHUB_SECRET_SCANNING_KEYS:-}" ]; then
+  GITHUB_SECRET_SCANNING_KEYS=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["RevokeLeakedFunction"]["GITHUB_SECRET_SCANNING_KEYS"])' "$ROOT/tools/sam-local-env.json")
+fi
+export GITHUB_SECRET_SCANNING_KEYS
 export PATH="$APIKEYS_CACHE/venv/bin:$PATH"
 
 fail() { echo "make run: $*" >&2; exit 1; }
@@ -82,7 +91,7 @@ trap 'exit 130' INT TERM
 
 echo "make run: building the functions and the CLI" >&2
 cargo build --quiet --locked -p get-key -p list-keys -p create-key -p update-key -p roll-key \
-  -p delete-key -p list-events -p apikeys-cli
+  -p delete-key -p list-events -p verify-key -p revoke-leaked -p apikeys-cli
 BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug
 
 if [ "$MEMORY" = 1 ]; then
@@ -152,6 +161,16 @@ A key's lifecycle (README.md, "Manage keys"; <id> and <etag> come from the answe
   curl -H "Authorization: Bearer $secret" http://localhost:$PORT/v1/api_key/<id>/events
   curl -X DELETE -H "Authorization: Bearer $secret" http://localhost:$PORT/v1/api_key/<id>
   curl -H "Authorization: Bearer $secret" http://localhost:$PORT/v1/api_key_events/
+
+Verify a key for another service (README.md, "Verify a key"):
+  curl -X POST -H "Authorization: Bearer $secret" -H "Content-Type: application/json" \
+    -d '{"key": "<a secret>", "permissions": ["api_keys.view"]}' http://localhost:$PORT/v1/api_key/verify
+
+Report a leaked secret as GitHub would, signed with the local test key (README.md):
+  body='[{"token": "<a secret>", "type": "apikeys_api_key", "url": "https://github.com/o/r", "source": "content"}]'
+  curl -X POST -H "Content-Type: application/json" -H "Github-Public-Key-Identifier: $GITHUB_TEST_KEY_ID" \
+    -H "Github-Public-Key-Signature: \$(printf %s "\$body" | openssl dgst -sha256 -sign $GITHUB_TEST_SIGNING_KEY | base64 -w0)" \
+    -d "\$body" http://localhost:$PORT/v1/secret_scanning/github
 
 In another terminal:
   make cli ARGS='create-key --org demo --name "my key" --permission api_keys.view'

@@ -427,6 +427,14 @@ async fn bench() -> Result<(), BoxError> {
     let list_http = event(&events, "list-keys.http.json")?;
     let get_ev = bytes(&get_http);
     let list_ev = bytes(&list_http);
+    // verify-key's sample event, verifying the demo viewer's secret for a permission it
+    // holds: the VALID path, the one that records a use.
+    let mut verify_http = event(&events, "verify-key.http.json")?;
+    let viewer = apikeys_demo::secret_of(apikeys_demo::VIEWER_ID).ok_or("the demo viewer")?;
+    verify_http["body"] = Value::String(
+        serde_json::json!({"key": viewer.expose(), "permissions": ["api_keys.view"]}).to_string(),
+    );
+    let verify_ev = bytes(&verify_http);
     let key_id = get_http["pathParameters"]["id"]
         .as_str()
         .ok_or("get-key.http.json has no pathParameters.id")?
@@ -663,20 +671,51 @@ async fn bench() -> Result<(), BoxError> {
         &work.join("list-keys.stderr"),
     )
     .await?;
+    let mut verify = Function::start(
+        "verify-key",
+        &bin_dir.join("verify-key"),
+        &direct,
+        &work.join("verify-key.stderr"),
+    )
+    .await?;
     let mut hello =
         Function::start("hello", &bins[0].1, &direct, &work.join("hello.stderr")).await?;
     get.init_time().await?;
     list.init_time().await?;
+    // One cold start of verify-key (get-key's and list-keys' are measured above, several
+    // times each): its init and first request.
+    let verify_init = verify.init_time().await?;
+    report
+        .init
+        .entry("verify-key")
+        .or_default()
+        .push(verify_init);
+    let answer = verify.invoke(verify_ev.clone()).await?;
+    check_ok("verify-key", &answer)?;
+    report
+        .first
+        .entry("verify-key")
+        .or_default()
+        .push(answer.duration);
+    let answer: Value = serde_json::from_slice(&answer.body)?;
+    if !answer["body"]
+        .as_str()
+        .is_some_and(|b| b.contains("\"VALID\""))
+    {
+        return Err(format!("verify-key did not answer VALID: {answer}").into());
+    }
     hello.init_time().await?;
     let hello_ev = Bytes::from_static(b"{}");
     // Warm everything up once, unmeasured.
     let warmup = (plan.warm / 20).max(2);
     run(&mut get, &get_ev, warmup).await?;
     run(&mut list, &list_ev, warmup).await?;
+    run(&mut verify, &verify_ev, warmup).await?;
     floors.get_loop(warmup).await?;
     floors.query_loop(warmup).await?;
     let block = (plan.warm / plan.rounds).max(1);
     let (mut g, mut gf, mut l, mut lf) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut v, mut vf) = (Vec::new(), Vec::new());
     let mut h = Vec::new();
     for r in 0..plan.rounds {
         for _ in 0..block {
@@ -687,6 +726,8 @@ async fn bench() -> Result<(), BoxError> {
         gf.extend(floors.get_loop(block).await?);
         l.extend(run(&mut list, &list_ev, block).await?);
         lf.extend(floors.query_loop(block).await?);
+        v.extend(run(&mut verify, &verify_ev, block).await?);
+        vf.extend(floors.get_loop(block).await?);
         say(&format!("warm latency: round {} of {}", r + 1, plan.rounds));
     }
     report
@@ -695,6 +736,11 @@ async fn bench() -> Result<(), BoxError> {
     report
         .warm
         .push(("list-keys", Stats::of(&l), list.peak_rss()?));
+    report
+        .warm
+        .push(("verify-key", Stats::of(&v), verify.peak_rss()?));
+    report.floor_verify = Stats::of(&vf);
+    verify.stop().await;
     report.hello_warm = Stats::of(&h);
     hello.stop().await;
     report.floor_get = Stats::of(&gf);

@@ -50,6 +50,8 @@ pub struct Report {
     pub warm: Vec<(&'static str, Stats, u64)>,
     pub floor_get: Stats,
     pub floor_query: Stats,
+    /// The bare GetItem measured right after each round of verify-key.
+    pub floor_verify: Stats,
     pub depth_units: Vec<(usize, f64)>,
     /// The bare Query at each depth, per phase.
     pub depth_floor: Vec<Vec<Stats>>,
@@ -152,6 +154,26 @@ impl Report {
                 verdict(r <= 1.2)
             );
         }
+        let (verify, _) = self.warm_of("verify-key");
+        for (what, f, floor) in [
+            (
+                "warm verify p50, caches warm",
+                verify.p50,
+                self.floor_verify.p50,
+            ),
+            (
+                "warm verify p99, caches warm",
+                verify.p99,
+                self.floor_verify.p99,
+            ),
+        ] {
+            let r = f / floor;
+            let _ = writeln!(
+                s,
+                "| {what} | {f:.3} ms | {floor:.3} ms (GetItem) | {r:.2}× | ≤ 1.3× | {} |",
+                verdict(r <= 1.3)
+            );
+        }
         if let Some((_, _, depths)) = self.scaling.iter().find(|(noisy, _, _)| !noisy) {
             let (d1, d1000) = (depths[0], depths[2]);
             let r = d1000.p50 / d1.p50;
@@ -221,7 +243,7 @@ impl Report {
             "| | init p50 | init min | first request p50 | warm p50 | warm p99 | warm n | peak RSS | binary |"
         );
         let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-        for name in ["hello", "get-key", "list-keys"] {
+        for name in ["hello", "get-key", "list-keys", "verify-key"] {
             let init = self.init_stats(name);
             let first = Stats::of(self.first.get(name).map(Vec::as_slice).unwrap_or(&[]));
             let (w, rss) = match name {
@@ -256,6 +278,7 @@ impl Report {
         for (what, st) in [
             ("GetItem floor", self.floor_get),
             ("Query floor (Limit 51)", self.floor_query),
+            ("GetItem floor, beside verify-key", self.floor_verify),
         ] {
             let _ = writeln!(
                 s,
