@@ -224,7 +224,7 @@ verify '{"key": "apk_not-a-real-key"}'
 ok "verify: 200 VALID with the key, 200 NOT_FOUND without"
 
 # A leaked key reported as GitHub would, signed with the local test key (tools/run.sh).
-call "$API/" -X POST "${admin[@]}" -H "Content-Type: application/json" -d '{"name": "leaked"}'
+call "$API/" -X POST "${admin[@]}" -H "Content-Type: application/json" -d '{"name": "leaked", "permissions": ["api_keys.view"]}'
 [ "$STATUS" = 201 ] || fail "create the key to leak: $STATUS $BODY"
 leak_id=$(json 'd["id"]'); leak_secret=$(json 'd["secret"]')
 body='[{"token": "'$leak_secret'", "type": "apikeys_api_key", "url": "https://github.com/octo-org/octo-repo/blob/main/.env", "source": "content"}]'
