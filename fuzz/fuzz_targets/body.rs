@@ -268,6 +268,7 @@ fn current_key(access: Access, now: DateTime<Utc>) -> ApiKey {
         access,
         state: KeyState::Active,
         last_four: "abcd".into(),
+        version: 0,
     }
 }
 
@@ -333,7 +334,7 @@ fuzz_target!(|input: Input| {
                             "sorted, without repeats"
                         );
                     }
-                    new.into_record(secret()).expect("a validated key stores");
+                    new.into_record(secret(), now).expect("a validated key stores");
                 }
                 Err(e) => check_refusal(&e, &body),
             }
