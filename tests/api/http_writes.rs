@@ -72,6 +72,25 @@ pub(crate) async fn all_events(
     }
 }
 
+/// The events of writes made over HTTP (an API key as actor): not those of the fixtures,
+/// which write as the CLI does.
+pub(crate) fn by_api(events: &[Value]) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| e["actor"]["type"] == "api_key")
+        .cloned()
+        .collect()
+}
+
+/// A key list without the callers' `last_used_date`, which their requests change.
+fn unused(list: &Value) -> Value {
+    let mut list = list.clone();
+    for key in list["data"].as_array_mut().unwrap() {
+        key.as_object_mut().unwrap().remove("last_used_date");
+    }
+    list
+}
+
 /// The key as GET shows it to `secret`.
 pub(crate) async fn get(
     app: &App<DynamoStore>,
@@ -141,7 +160,8 @@ async fn create_answers_201_with_the_key_as_get_shows_it_its_location_and_its_se
         );
         assert_eq!(key["name"], "deploy");
         assert_eq!(key["restricted"], true);
-        assert_eq!(key["permissions"], json!(["api_keys.view", "calls.view"]));
+        // In the reference's order.
+        assert_eq!(key["permissions"], json!(["calls.view", "api_keys.view"]));
         assert_eq!(key["expires_date"], expires);
         assert_eq!(key["creator_id"], "3c90c3cc-0d44-4b50-8888-8dd25736052a");
         assert_eq!(key["status"], "active");
@@ -335,7 +355,7 @@ async fn a_bad_create_body_is_a_problem_that_says_what_is_wrong_and_creates_noth
         // Nothing was created, nothing recorded.
         let listed = Call::list(payload).bearer(&admin).send(&app).await;
         assert_eq!(listed.ids().len(), 1, "only the caller");
-        assert!(all_events(&app, payload, &admin, None).await.is_empty());
+        assert!(by_api(&all_events(&app, payload, &admin, None).await).is_empty());
     }
 }
 
@@ -385,7 +405,7 @@ async fn a_patch_changes_each_field_it_names_and_answers_the_key_with_its_etag()
             (json!({"name": "ci deploy"}), json!({"name": "ci deploy"})),
             (
                 json!({"permissions": ["api_keys.view", "calls.view"]}),
-                json!({"permissions": ["api_keys.view", "calls.view"], "restricted": true}),
+                json!({"permissions": ["calls.view", "api_keys.view"], "restricted": true}),
             ),
             (
                 json!({"expires_date": later}),
@@ -799,7 +819,7 @@ async fn a_restricted_caller_cannot_grant_what_it_lacks_nor_make_a_key_unrestric
         let (rich, _) = create(&app, rich).await;
         let (root, _) = create(&app, new_key(&org, "root")).await;
         let events_before = all_events(&app, payload, &admin, None).await.len();
-        let state_before = Call::list(payload).bearer(&admin).send(&app).await.body;
+        let state_before = unused(&Call::list(payload).bearer(&admin).send(&app).await.body);
 
         let refusals = [
             (
@@ -834,7 +854,7 @@ async fn a_restricted_caller_cannot_grant_what_it_lacks_nor_make_a_key_unrestric
             assert!(detail.contains(names), "{payload:?}: {detail}");
         }
         assert_eq!(
-            Call::list(payload).bearer(&admin).send(&app).await.body,
+            unused(&Call::list(payload).bearer(&admin).send(&app).await.body),
             state_before
         );
         assert_eq!(
@@ -913,7 +933,7 @@ async fn a_caller_without_the_write_permission_is_403_naming_it() {
             .problem(401);
         let got = get(&app, payload, &admin, &key.id.to_string()).await;
         assert_eq!(got.body["name"], "target");
-        assert!(all_events(&app, payload, &admin, None).await.is_empty());
+        assert!(by_api(&all_events(&app, payload, &admin, None).await).is_empty());
     }
 }
 
@@ -970,7 +990,7 @@ async fn another_organizations_key_is_404_exactly_like_a_missing_one_for_every_w
         );
         assert_eq!(status_with(&app, payload, &their_secret).await, 200);
         assert_eq!(all_events(&app, payload, &them, None).await, their_events);
-        assert!(all_events(&app, payload, &me, None).await.is_empty());
+        assert!(by_api(&all_events(&app, payload, &me, None).await).is_empty());
     }
 }
 
@@ -1035,8 +1055,7 @@ async fn an_idempotent_retry_gets_the_same_answer_and_another_body_is_refused() 
             .send(&app)
             .await;
         other.problem(422);
-        let actions: Vec<Value> = all_events(&app, payload, &admin, None)
-            .await
+        let actions: Vec<Value> = by_api(&all_events(&app, payload, &admin, None).await)
             .iter()
             .map(|e| e["action"].clone())
             .collect();
@@ -1087,8 +1106,7 @@ async fn concurrent_idempotent_retries_create_one_key_and_roll_once() {
         assert!(replies.iter().all(|r| r.status == 200));
         let bodies: HashSet<String> = replies.iter().map(|r| r.body.to_string()).collect();
         assert_eq!(bodies.len(), 1, "one new secret");
-        let actions: Vec<Value> = all_events(&app, payload, &admin, None)
-            .await
+        let actions: Vec<Value> = by_api(&all_events(&app, payload, &admin, None).await)
             .iter()
             .map(|e| e["action"].clone())
             .collect();
