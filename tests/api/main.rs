@@ -15,6 +15,8 @@ mod faults;
 mod filters;
 mod get;
 mod headers;
+mod http_events;
+mod http_writes;
 mod isolation;
 mod last_used;
 mod list;
