@@ -10,7 +10,7 @@
 #   tools/run.sh cli ARG...      the admin CLI against that DynamoDB Local (make cli ARGS=...)
 #   tools/run.sh invoke EVENT    `cargo lambda invoke` of the event's function (make invoke)
 #
-# It expects the tools that `make tools` installs (DynamoDB Local, the venv with cargo-lambda).
+# It expects the tools that `make run-tools` installs (DynamoDB Local, the venv with cargo-lambda).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,7 +26,7 @@ DATA=${APIKEYS_DATA:-$APIKEYS_CACHE/dynamodb-data}
 export TABLE_NAME=${TABLE_NAME:-apikeys-local}
 # Local only: deployed stacks get theirs from Secrets Manager (template.yaml).
 export CURSOR_SECRET=${CURSOR_SECRET:-local-cursor-secret-for-make-run-only-0001}
-export PATH="$APIKEYS_CACHE/venv/bin:$PATH"
+export PATH="$APIKEYS_CACHE/venv-run/bin:$PATH"
 
 fail() { echo "make run: $*" >&2; exit 1; }
 
@@ -47,7 +47,7 @@ for p in PORT DDB_PORT; do
   [[ ${!p} =~ ^[0-9]+$ ]] && (( ${!p} > 0 && ${!p} < 65536 )) || fail "$p must be a port number, not '${!p}'"
 done
 [ "$PORT" != "$DDB_PORT" ] || fail "PORT and DDB_PORT must differ"
-command -v cargo-lambda >/dev/null || fail "cargo-lambda is missing; run: make tools"
+command -v cargo-lambda >/dev/null || fail "cargo-lambda is missing; run: make run-tools"
 
 # One `make run` per data folder; the lock goes when this script and its children end.
 if [ "$MEMORY" != 1 ]; then
