@@ -349,3 +349,24 @@ impl Results {
         md
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_function_binary_of_the_template_is_found() {
+        let dir = std::env::temp_dir().join(format!("coldstart-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let t = dir.join("template.yaml");
+        std::fs::write(
+            &t,
+            "Resources:\n  A:\n    Metadata:\n      BuildProperties:\n        Binary: get-key\n  B:\n    Metadata:\n      BuildProperties:\n        Binary: create-key\n",
+        )
+        .unwrap();
+        assert_eq!(template_binaries(&t).unwrap(), ["get-key", "create-key"]);
+        std::fs::write(&t, "Resources: {}\n").unwrap();
+        assert!(template_binaries(&t).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

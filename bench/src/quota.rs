@@ -75,3 +75,16 @@ impl Drop for Quota {
         let _ = std::fs::remove_dir(&self.dir);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_memory_size_buys_its_share_of_a_vcpu() {
+        // 128 MB: 7.2% of a vCPU, above the kernel's 1 ms minimum quota.
+        assert_eq!(Quota::quota_us(128), Some(1447));
+        assert_eq!(Quota::quota_us(1769), Some(PERIOD_US));
+        assert_eq!(Quota::quota_us(0), None);
+    }
+}
