@@ -127,7 +127,7 @@ def main():
         needed = glibc_needed(boot)
         if needed and needed > GLIBC_MAX:
             failures.append(f"{logical_id}: needs GLIBC_{'.'.join(map(str, needed))}, above Amazon Linux 2023's 2.34")
-        print(f"check-artifacts: {logical_id}: glibc {'.'.join(map(str, needed or ()))} or older needed")
+        print(f"check-artifacts: {logical_id}: highest glibc symbol version {'.'.join(map(str, needed or ())) or 'none'} (limit 2.34)")
         arm64 = int.from_bytes(boot.read_bytes()[18:20], "little") == AARCH64
         command = [QEMU, "-L", QEMU_SYSROOT, str(boot.resolve())] if arm64 else [str(boot.resolve())]
         port = free_port()
