@@ -33,7 +33,7 @@ export SAM_CLI_TELEMETRY := 0
 .PHONY: schemathesis schemathesis-ci schemathesis-tools
 
 help:
-	@echo "make run            serve the API at http://localhost:3000 (PORT, DDB_PORT, MEMORY=1)"
+	@echo "make run            serve the API at http://localhost:3000 (PORT, DDB_PORT, MEMORY=1, WATCH=1)"
 	@echo "make cli ARGS=...   the admin CLI against the local DynamoDB of make run"
 	@echo "make invoke EVENT=events/<file>.json   invoke a function of make run with a sample event"
 	@echo "make build          sam build: the arm64 bootstrap of each function in template.yaml"
@@ -147,7 +147,7 @@ check-artifacts: $(STAMP) artifact-tools
 CARGO_FUZZ_VERSION := 0.13.2
 CARGO_FUZZ_ROOT := $(APIKEYS_CACHE)/cargo-fuzz
 CARGO_FUZZ_BIN := $(CARGO_FUZZ_ROOT)/bin/cargo-fuzz
-FUZZ_TARGETS := cursor query event
+FUZZ_TARGETS := cursor query event body
 FUZZ_TARGET_DIR := $(APIKEYS_CACHE)/fuzz-target
 FUZZ_CORPUS := $(APIKEYS_CACHE)/fuzz-corpus
 FUZZ_LOGS := $(APIKEYS_CACHE)/fuzz-logs

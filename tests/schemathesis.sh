@@ -40,9 +40,9 @@ set -m # `make run` gets its own process group, which a SIGINT stops as Ctrl-C d
 
 [ -x "$ST" ] || { echo "schemathesis: $ST is missing; run: make schemathesis-tools" >&2; exit 1; }
 
-# Everything this run writes (make run's log, schemathesis's reports) goes outside the clone:
-# `cargo lambda watch` restarts the functions when a file in the clone changes, and requests
-# in flight would then go unanswered.
+# Everything this run writes (make run's log, schemathesis's reports) goes outside the clone,
+# to leave the clone as it was. (make run no longer restarts the functions when a file in the
+# clone changes, unless WATCH=1; tests/run.sh checks it.)
 WORK=$(mktemp -d)
 RUN_PID=
 cleanup() {

@@ -5,6 +5,7 @@
 #   (default $APIKEYS_CACHE/dynamodb-data; in memory with MEMORY=1); the table, created if absent;
 #   the demo organization, seeded once; both functions behind `cargo lambda watch` and the
 #   router in Cargo.toml at http://localhost:$PORT (default 3000). Ctrl-C stops all of it.
+#   The functions are not restarted when files change, unless WATCH=1 (see below).
 #
 #   tools/run.sh                 serve, as above
 #   tools/run.sh cli ARG...      the admin CLI against that DynamoDB Local (make cli ARGS=...)
@@ -22,6 +23,7 @@ source tools/dynamodb-local.sh
 PORT=${PORT:-3000}
 DDB_PORT=${DDB_PORT:-8000}
 MEMORY=${MEMORY:-0}
+WATCH=${WATCH:-0}
 DATA=${APIKEYS_DATA:-$APIKEYS_CACHE/dynamodb-data}
 export TABLE_NAME=${TABLE_NAME:-apikeys-local}
 # Local only: deployed stacks get theirs from Secrets Manager (template.yaml).
@@ -60,13 +62,14 @@ taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 taken "$PORT" && fail "port $PORT is in use (another 'make run'?); free it or choose another: make run PORT=3001"
 taken "$DDB_PORT" && fail "port $DDB_PORT for DynamoDB Local is in use (another 'make run'?); free it or choose another: make run DDB_PORT=8001"
 
-DDB_PID= WATCH_PID=
+DDB_PID= WATCH_PID= WATCH_DIR=
 stop() {
   trap - EXIT INT TERM
   # The router's process group holds the functions it started.
   [ -z "$WATCH_PID" ] || kill -TERM -- "-$WATCH_PID" 2>/dev/null || true
   [ -z "$DDB_PID" ] || kill "$DDB_PID" 2>/dev/null || true
   wait 2>/dev/null || true
+  [ -z "$WATCH_DIR" ] || rm -rf "$WATCH_DIR"
   echo "make run: stopped" >&2
 }
 trap stop EXIT
@@ -90,8 +93,26 @@ seeded=$("$BIN/apikeys" --json seed-demo)
 read -r created secret < <(python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["created"]), d["admin_secret"])' <<<"$seeded")
 echo "make run: demo organization: $created keys created (it is seeded once)" >&2
 
+# `cargo lambda watch` (1.9.2) watches the folder it runs in and, on any change there that its
+# ignore files do not exclude, kills the function's process group (SIGKILL, no SIGTERM first:
+# cargo-lambda/cargo-lambda#850) and starts it again. The router keeps no deadline for an
+# invocation a dead function had taken, so a request in flight at that moment is lost: the
+# client waits until its own timeout, or, when the kill lands while the function hands its
+# response over, gets the router's own 500 (its ServerError: `{"type":
+# "https://httpstatuses.com/500",...}`, not our problem format) although the function logged
+# it as served. A build, an editor or git in the clone is enough. So by default the router
+# runs in an empty folder of its own, with the project given by --manifest-path: nothing it
+# watches ever changes (tests/run.sh checks it). WATCH=1 runs it in the clone instead, to
+# rebuild and restart a function when its code changes, at that price.
+if [ "$WATCH" = 1 ]; then
+  watch_in=$ROOT
+else
+  WATCH_DIR=$(mktemp -d "${TMPDIR:-/tmp}/apikeys-run.XXXXXX")
+  watch_in=$WATCH_DIR
+fi
 # Its own process group, so that stopping it stops the function processes too.
-setsid cargo lambda watch --quiet --invoke-address 127.0.0.1 --invoke-port "$PORT" &
+(cd "$watch_in" && exec setsid cargo lambda watch --quiet --manifest-path "$ROOT/Cargo.toml" \
+  --invoke-address 127.0.0.1 --invoke-port "$PORT") &
 WATCH_PID=$!
 
 for _ in $(seq 1 600); do

@@ -14,7 +14,6 @@
 
 mod coldstart;
 mod emulator;
-mod proxy;
 mod quota;
 mod report;
 mod tls;
@@ -23,10 +22,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use apikeys::dynamo::DynamoStore;
 use apikeys::key::{Access, KeyId, OrgId};
 use apikeys::secret::Secret;
-use apikeys::store::NewKey;
+use apikeys::store::dynamo::DynamoStore;
+use apikeys::write::NewKey;
+use apikeys_tests::capacity as proxy;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnConsumedCapacity, WriteRequest};
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
@@ -239,8 +239,8 @@ async fn seed_org(
             expires: None,
             id: Some(id),
         }
-        .into_record(&secret)?;
-        items.push(apikeys::dynamo::key_item(&key, &secret.hash())?);
+        .into_record(&secret, start)?;
+        items.push(apikeys::store::dynamo::key_item(&key, &secret.hash())?);
         ids.push(id);
     }
     let batches: Vec<Vec<_>> = items.chunks(25).map(|c| c.to_vec()).collect();
@@ -307,7 +307,7 @@ impl Floors {
             .table_name(&self.table)
             .key(
                 "pk",
-                AttributeValue::S(format!("ORG#{}", apikeys::demo::ORG)),
+                AttributeValue::S(format!("ORG#{}", apikeys_demo::ORG)),
             )
             .key("sk", AttributeValue::S(self.key_sk.clone()))
     }
@@ -321,7 +321,7 @@ impl Floors {
             .expression_attribute_names("#sk", "sk")
             .expression_attribute_values(
                 ":pk",
-                AttributeValue::S(format!("ORG#{}", apikeys::demo::ORG)),
+                AttributeValue::S(format!("ORG#{}", apikeys_demo::ORG)),
             )
             .expression_attribute_values(":prefix", AttributeValue::S("KEY#".into()))
             .scan_index_forward(false)
@@ -340,7 +340,7 @@ impl Floors {
             std::collections::HashMap::from([
                 (
                     "pk".to_owned(),
-                    AttributeValue::S(format!("ORG#{}", apikeys::demo::ORG)),
+                    AttributeValue::S(format!("ORG#{}", apikeys_demo::ORG)),
                 ),
                 ("sk".to_owned(), AttributeValue::S(format!("KEY#{id}"))),
             ])
@@ -608,7 +608,7 @@ async fn bench() -> Result<(), BoxError> {
         let store = DynamoStore::new(setup_client.clone(), table.clone());
         let ready = async {
             store.create_table().await?;
-            apikeys::demo::seed(&store).await?;
+            apikeys_demo::seed(&store).await?;
             Ok::<(), BoxError>(())
         };
         match ready.await {
@@ -620,7 +620,7 @@ async fn bench() -> Result<(), BoxError> {
             Err(e) => return Err(e),
         }
     };
-    let demo: OrgId = apikeys::demo::ORG.parse()?;
+    let demo: OrgId = apikeys_demo::ORG.parse()?;
     let t = Instant::now();
     let mut org_ids = seed_org(&store, &demo, plan.org_keys, 1).await?;
     let seed_org_secs = t.elapsed().as_secs_f64();

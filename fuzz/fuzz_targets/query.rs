@@ -139,7 +139,7 @@ fuzz_target!(|input: Input| {
     } else {
         Payload::Rest
     };
-    let admin = apikeys::demo::secret_of(apikeys::demo::ADMIN_ID).expect("the demo admin");
+    let admin = apikeys_demo::secret_of(apikeys_demo::ADMIN_ID).expect("the demo admin");
     let mut call = Call::list(payload).bearer(&admin);
     for (k, v) in &pairs {
         call = call.query(k, v);

@@ -6,10 +6,10 @@ use std::sync::OnceLock;
 
 use apikeys::App;
 use apikeys::key::{Access, ApiKey, KeyId, OrgId};
-use apikeys::memory::MemoryStore;
 use apikeys::page::{CursorKeys, ListRequest, Order, RawListParams};
 use apikeys::secret::Secret;
-use apikeys::store::{NewKey, create_key_with_secret};
+use apikeys::store::memory::MemoryStore;
+use apikeys::write::{NewKey, create_key_with_secret};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
@@ -46,13 +46,12 @@ fn build() -> World {
     let app = App {
         store: MemoryStore::default(),
         cursors: CursorKeys::parse(CURSOR_SECRET).expect("a strong cursor secret"),
+        usage: apikeys::usage::Recorder::default(),
     };
-    let demo: OrgId = apikeys::demo::ORG.parse().expect("the demo org id");
+    let demo: OrgId = apikeys_demo::ORG.parse().expect("the demo org id");
     let other: OrgId = OTHER_ORG.parse().expect("an org id");
     let (demo_keys, other_keys, other_secret) = rt.block_on(async {
-        let demo_keys = apikeys::demo::seed(&app.store)
-            .await
-            .expect("seed the demo");
+        let demo_keys = apikeys_demo::seed(&app.store).await.expect("seed the demo");
         let other_secret = Secret::from_random(*b"fuzzing-other-org-admin!");
         let mut other_keys = Vec::new();
         for i in 0..4 {
@@ -78,14 +77,14 @@ fn build() -> World {
         (demo_keys, other_keys, other_secret)
     });
     let mut secrets: Vec<Secret> = [
-        apikeys::demo::ADMIN_ID,
-        apikeys::demo::VIEWER_ID,
-        apikeys::demo::CALLS_ID,
-        apikeys::demo::DISABLED_ID,
-        apikeys::demo::EXPIRED_ID,
+        apikeys_demo::ADMIN_ID,
+        apikeys_demo::VIEWER_ID,
+        apikeys_demo::CALLS_ID,
+        apikeys_demo::DISABLED_ID,
+        apikeys_demo::EXPIRED_ID,
     ]
     .iter()
-    .filter_map(|id| apikeys::demo::secret_of(id))
+    .filter_map(|id| apikeys_demo::secret_of(id))
     .collect();
     secrets.push(other_secret.clone());
     for i in 1..4u8 {

@@ -5,15 +5,14 @@
 //! its hash finds the organization, the permissions and the state. The caller's organization
 //! is the only one any later read may touch.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use chrono::{DateTime, Utc};
-use lambda_http::http::HeaderMap;
+use lambda_http::http::header::{AUTHORIZATION, AsHeaderName};
+use lambda_http::http::{HeaderMap, HeaderValue};
 
 use crate::error::{ApiError, AuthFailure};
 use crate::key::{Access, KeyId, KeyStatus, OrgId, Permission};
 use crate::secret::{Secret, SecretHash};
-use crate::store::KeyStore;
+use crate::store::{Credential, CredentialStore};
 
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,35 +38,88 @@ impl Caller {
 }
 
 /// The API key the request presents, checked for shape but not yet looked up.
+///
+/// Which header counts:
+/// - `Authorization: Bearer <key>` and `X-API-KEY: <key>` count alike; when both hold a key,
+///   it must be the same key.
+/// - An `Authorization` header of another scheme (`Basic`, say, from a proxy) is not ours: it
+///   is ignored when `X-API-KEY` holds a key, and refused when nothing else does.
+/// - A header that holds no key (`X-API-KEY:` empty, `Authorization: Bearer` alone) counts as
+///   absent.
+/// - A credential header sent more than once is refused, whatever its values. The function
+///   sees repeats as several values, or, from an HTTP API, as one value joined with commas:
+///   no key contains a comma. (A REST API hands the function only the last value; see
+///   SECURITY.md.)
 pub fn presented_secret(headers: &HeaderMap) -> Result<Secret, AuthFailure> {
-    let bearer = match headers.get(lambda_http::http::header::AUTHORIZATION) {
-        None => None,
-        Some(value) => {
-            let value = value.to_str().map_err(|_| AuthFailure::Invalid)?.trim();
-            let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-            if !scheme.eq_ignore_ascii_case("bearer") {
-                return Err(AuthFailure::WrongScheme);
-            }
-            Some(token.trim())
-        }
+    let token = match (authorization(headers)?, api_key_header(headers)?) {
+        (Authorization::Bearer(a), Some(b)) if a != b => return Err(AuthFailure::Conflicting),
+        (Authorization::Bearer(t), _) | (_, Some(t)) => t,
+        (Authorization::OtherScheme, None) => return Err(AuthFailure::WrongScheme),
+        (Authorization::Absent, None) => return Err(AuthFailure::Missing),
     };
-    let api_key = match headers.get("x-api-key") {
-        None => None,
-        Some(value) => Some(value.to_str().map_err(|_| AuthFailure::Invalid)?.trim()),
-    };
-    let token = match (bearer, api_key) {
-        (None, None) => return Err(AuthFailure::Missing),
-        (Some(a), Some(b)) if a != b => return Err(AuthFailure::Conflicting),
-        (Some(t), _) | (None, Some(t)) => t,
-    };
-    if token.is_empty() {
-        return Err(AuthFailure::Missing);
-    }
     Secret::parse(token).map_err(|_| AuthFailure::Invalid)
 }
 
+/// What the `Authorization` header holds.
+enum Authorization<'a> {
+    Absent,
+    Bearer(&'a str),
+    OtherScheme,
+}
+
+fn authorization(headers: &HeaderMap) -> Result<Authorization<'_>, AuthFailure> {
+    let Some(value) = only_value(headers, AUTHORIZATION, "Authorization")? else {
+        return Ok(Authorization::Absent);
+    };
+    // Another scheme's credentials may hold any bytes: only the scheme is read from them.
+    let value = value.as_bytes().trim_ascii();
+    let (scheme, rest) = match value.iter().position(|b| *b == b' ') {
+        Some(at) => (&value[..at], &value[at + 1..]),
+        None => (value, &[][..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Ok(Authorization::OtherScheme);
+    }
+    let token = std::str::from_utf8(rest)
+        .map_err(|_| AuthFailure::Invalid)?
+        .trim();
+    if token.contains(',') {
+        return Err(AuthFailure::Repeated("Authorization"));
+    }
+    Ok(if token.is_empty() {
+        Authorization::Absent
+    } else {
+        Authorization::Bearer(token)
+    })
+}
+
+fn api_key_header(headers: &HeaderMap) -> Result<Option<&str>, AuthFailure> {
+    let Some(value) = only_value(headers, "x-api-key", "X-API-KEY")? else {
+        return Ok(None);
+    };
+    let token = value.to_str().map_err(|_| AuthFailure::Invalid)?.trim();
+    if token.contains(',') {
+        return Err(AuthFailure::Repeated("X-API-KEY"));
+    }
+    Ok((!token.is_empty()).then_some(token))
+}
+
+/// The header's value, if it is sent once; `label` names it in the refusal otherwise.
+fn only_value<'h>(
+    headers: &'h HeaderMap,
+    name: impl AsHeaderName,
+    label: &'static str,
+) -> Result<Option<&'h HeaderValue>, AuthFailure> {
+    let mut values = headers.get_all(name).into_iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(AuthFailure::Repeated(label));
+    }
+    Ok(first)
+}
+
 /// Authenticates the request's API key at `now`.
-pub async fn authenticate<S: KeyStore>(
+pub async fn authenticate<S: CredentialStore>(
     store: &S,
     headers: &HeaderMap,
     now: DateTime<Utc>,
@@ -86,38 +138,19 @@ pub async fn authenticate<S: KeyStore>(
             hash,
             last_used: credential.last_used,
         }),
-        KeyStatus::Disabled => Err(ApiError::Unauthenticated(AuthFailure::Disabled)),
-        KeyStatus::Expired => Err(ApiError::Unauthenticated(AuthFailure::Expired)),
+        KeyStatus::Disabled => Err(refused(&credential, AuthFailure::Disabled)),
+        KeyStatus::Expired => Err(refused(&credential, AuthFailure::Expired)),
     }
 }
 
-/// How precisely `last_used_date` is kept: a key used again within this many seconds of its
-/// recorded last use is not written again.
-pub const LAST_USED_RESOLUTION_SECS: i64 = 60;
-
-static LAST_USED_FAILURES: AtomicU64 = AtomicU64::new(0);
-
-/// How many times recording a key's use has failed in this process.
-pub fn last_used_failures() -> u64 {
-    LAST_USED_FAILURES.load(Ordering::Relaxed)
-}
-
-/// Records that the caller's key was used at `now`, at most once per
-/// [`LAST_USED_RESOLUTION_SECS`]: nothing is written when the credential says the key was
-/// used more recently than that. Never fails: a failure is counted and logged, and the
-/// request goes on.
-pub async fn record_use<S: KeyStore>(store: &S, caller: &Caller, now: DateTime<Utc>) {
-    let stale_before = now - chrono::Duration::seconds(LAST_USED_RESOLUTION_SECS);
-    if caller.last_used.is_some_and(|t| t >= stale_before) {
-        return;
-    }
-    if let Err(err) = store
-        .record_use(&caller.org, caller.key_id, &caller.hash, now, stale_before)
-        .await
-    {
-        let failures = LAST_USED_FAILURES.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::warn!(error = %err, failures, "could not record the key's last use");
-    }
+/// The refusal of a real key that may not be used now. The client is told only that the key
+/// is not valid; the request's log line names the key, its organization and the reason (the
+/// `org` and `caller` fields of the request span that `http` opens).
+fn refused(credential: &Credential, why: AuthFailure) -> ApiError {
+    let span = tracing::Span::current();
+    span.record("org", tracing::field::display(&credential.org));
+    span.record("caller", tracing::field::display(&credential.key_id));
+    ApiError::Unauthenticated(why)
 }
 
 #[cfg(test)]
@@ -148,6 +181,77 @@ mod tests {
     }
 
     #[test]
+    fn x_api_key_wins_over_an_authorization_header_of_another_scheme() {
+        let s = Secret::from_random([3; 24]);
+        let t = s.expose();
+        for other in [
+            "Basic dXNlcjpwYXNz",
+            "Digest username=\"u\", realm=\"r\", nonce=\"n\"",
+            "AWS4-HMAC-SHA256 Credential=x/y, SignedHeaders=host, Signature=z",
+            "Bearer",
+        ] {
+            let h = headers(&[("authorization", other), ("x-api-key", t)]);
+            assert_eq!(presented_secret(&h), Ok(s.clone()), "{other}");
+        }
+        let mut latin1 = headers(&[("x-api-key", t)]);
+        latin1.insert(
+            AUTHORIZATION,
+            HeaderValue::from_bytes(b"Basic caf\xe9").unwrap(),
+        );
+        assert_eq!(presented_secret(&latin1), Ok(s.clone()));
+    }
+
+    #[test]
+    fn a_credential_header_sent_twice_is_refused_whatever_its_values() {
+        let t = Secret::from_random([3; 24]).expose().to_owned();
+        let u = Secret::from_random([4; 24]).expose().to_owned();
+        let bearer = |k: &str| format!("Bearer {k}");
+        let cases = [
+            // Two values, as a REST event's multiValueHeaders or a plain HTTP server has them.
+            (
+                headers(&[("x-api-key", &t), ("x-api-key", &t)]),
+                "X-API-KEY",
+            ),
+            (
+                headers(&[("x-api-key", &u), ("x-api-key", &t)]),
+                "X-API-KEY",
+            ),
+            (
+                headers(&[
+                    ("authorization", &bearer(&t)),
+                    ("authorization", &bearer(&t)),
+                ]),
+                "Authorization",
+            ),
+            (
+                headers(&[("authorization", "Basic x"), ("authorization", &bearer(&t))]),
+                "Authorization",
+            ),
+            // One value joined with commas, as an HTTP API event has them.
+            (headers(&[("x-api-key", &format!("{u},{t}"))]), "X-API-KEY"),
+            (
+                headers(&[("authorization", &format!("{},{}", bearer(&t), bearer(&t)))]),
+                "Authorization",
+            ),
+            // Refused even beside a good key in the other header.
+            (
+                headers(&[
+                    ("authorization", &bearer(&t)),
+                    ("x-api-key", &format!("{t},{t}")),
+                ]),
+                "X-API-KEY",
+            ),
+        ];
+        for (h, name) in cases {
+            assert_eq!(
+                presented_secret(&h),
+                Err(AuthFailure::Repeated(name)),
+                "{h:?}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_credentials_are_told_apart() {
         let t = Secret::from_random([3; 24]).expose().to_owned();
         let u = Secret::from_random([4; 24]).expose().to_owned();
@@ -174,79 +278,5 @@ mod tests {
         for (h, want) in cases {
             assert_eq!(presented_secret(&h), Err(want), "{h:?}");
         }
-    }
-
-    async fn store_with_key() -> (crate::memory::MemoryStore, crate::key::ApiKey, Secret) {
-        let store = crate::memory::MemoryStore::default();
-        let new = crate::store::NewKey {
-            org: "o".parse().unwrap(),
-            name: "k".into(),
-            creator_id: uuid::Uuid::nil(),
-            access: Access::Unrestricted,
-            expires: None,
-            id: None,
-        };
-        let (key, secret) = crate::store::create_key(&store, new).await.unwrap();
-        (store, key, secret)
-    }
-
-    fn caller(
-        key: &crate::key::ApiKey,
-        secret: &Secret,
-        last_used: Option<DateTime<Utc>>,
-    ) -> Caller {
-        Caller {
-            org: key.org.clone(),
-            key_id: key.id,
-            access: key.access.clone(),
-            hash: secret.hash(),
-            last_used,
-        }
-    }
-
-    async fn last_used(
-        store: &crate::memory::MemoryStore,
-        key: &crate::key::ApiKey,
-    ) -> Option<DateTime<Utc>> {
-        store
-            .get_key(&key.org, key.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .last_used
-    }
-
-    #[tokio::test]
-    async fn a_use_is_recorded_at_most_once_a_minute() {
-        let (store, key, secret) = store_with_key().await;
-        let now = Utc::now();
-        record_use(&store, &caller(&key, &secret, None), now).await;
-        assert_eq!(last_used(&store, &key).await, Some(now));
-
-        // The credential says it was used 59 s ago: no write, even though the store could.
-        let later = now + chrono::Duration::seconds(30);
-        let recent = caller(&key, &secret, Some(later - chrono::Duration::seconds(59)));
-        record_use(&store, &recent, later).await;
-        assert_eq!(last_used(&store, &key).await, Some(now));
-
-        // A stale credential (a cache, say) still cannot make the store write twice a minute.
-        record_use(&store, &caller(&key, &secret, None), later).await;
-        assert_eq!(last_used(&store, &key).await, Some(now));
-
-        let much_later = now + chrono::Duration::seconds(61);
-        record_use(&store, &caller(&key, &secret, Some(now)), much_later).await;
-        assert_eq!(last_used(&store, &key).await, Some(much_later));
-    }
-
-    #[tokio::test]
-    async fn a_failed_record_is_counted_and_does_not_propagate() {
-        let (store, key, secret) = store_with_key().await;
-        store
-            .fail_record_use
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        let before = last_used_failures();
-        record_use(&store, &caller(&key, &secret, None), Utc::now()).await;
-        assert!(last_used_failures() > before);
-        assert_eq!(last_used(&store, &key).await, None);
     }
 }

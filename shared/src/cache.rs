@@ -1,29 +1,36 @@
-//! A short-lived cache of authenticated callers, as a decorator over a [`KeyStore`].
+//! A short-lived cache of authenticated callers, as a decorator over a [`CredentialStore`].
 //!
-//! [`CachedStore`] answers [`KeyStore::find_credential`] from memory for up to its TTL after
-//! it last read the credential from the store, so a warm function serving the same caller
-//! again makes no credential read at all. Every other operation goes straight through.
+//! [`CachedStore`] answers [`CredentialStore::find_credential`] from memory for up to its
+//! TTL after it last read the credential from the store, so a warm function serving the
+//! same caller again makes no credential read at all. It caches nothing else: the reads of
+//! [`KeyReader`] go straight through, and it is no writer (writes take `inner()`).
 //!
-//! What this trades: a key that is disabled or deleted keeps authenticating in a warm
-//! function for at most the TTL ([`DEFAULT_TTL`], 5 s unless `CALLER_CACHE_TTL_SECS` says
-//! otherwise, never more than [`MAX_TTL`]). An expiry date is not affected: the cached
-//! credential carries it, and the status is computed at every request. Only credentials that
-//! exist are cached; an unknown secret is read every time, so a key created a moment ago
-//! works at once. Writes through this store (disable, enable, delete) drop the entry, so a
-//! process that changes a key sees the change at once.
+//! What this trades: a key that is disabled, rolled out of its grace period or deleted
+//! keeps authenticating in a warm function for at most the TTL ([`DEFAULT_TTL`], 5 s unless
+//! `CALLER_CACHE_TTL_SECS` says otherwise, never more than [`MAX_TTL`]), in the function
+//! that made the change too. An expiry date is not affected, nor the end of a grace period
+//! (the credential carries it as its expiry): the status is computed at every request. Only
+//! credentials that exist are cached; an unknown secret is read every time, so a key created
+//! a moment ago works at once.
+//!
+//! An entry's age is read on two clocks, and it expires when either says the TTL has passed:
+//! the monotonic clock, which no one can set back, and the wall clock, which keeps counting
+//! while Lambda freezes the execution environment between invocations (the monotonic clock
+//! may not). A wall clock set back counts for nothing; the monotonic one still expires the
+//! entry.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::App;
-use crate::key::{ApiKey, KeyId, KeyState, OrgId};
+use crate::key::{ApiKey, KeyId, OrgId};
 use crate::secret::SecretHash;
-use crate::store::{Credential, KeyStore, Position, StoreError};
+use crate::store::{Credential, CredentialStore, KeyReader, Position, StoreError};
 
 /// How long a caller stays cached unless configured otherwise: the longest time a disabled
 /// or deleted key may still work.
@@ -34,12 +41,38 @@ pub const MAX_TTL: Duration = Duration::from_secs(60);
 /// and this bounds the memory an attacker with many valid keys could make it hold.
 pub const MAX_ENTRIES: usize = 4096;
 
-/// A [`KeyStore`] whose credential lookups are cached for `ttl`. A zero TTL caches nothing.
-#[derive(Debug)]
+/// A store whose credential lookups are cached for `ttl`. A zero TTL caches nothing.
 pub struct CachedStore<S> {
     inner: S,
     ttl: Duration,
-    entries: Mutex<HashMap<SecretHash, (Instant, Credential)>>,
+    entries: Mutex<HashMap<SecretHash, Entry>>,
+    wall_clock: WallClock,
+}
+
+/// Reads the wall clock: the system's, or a test's.
+type WallClock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// When a credential was read, on both clocks.
+#[derive(Clone, Copy, Debug)]
+struct ReadAt {
+    monotonic: Instant,
+    wall: SystemTime,
+}
+
+#[derive(Debug)]
+struct Entry {
+    read_at: ReadAt,
+    credential: Credential,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for CachedStore<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedStore")
+            .field("inner", &self.inner)
+            .field("ttl", &self.ttl)
+            .field("entries", &self.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S> CachedStore<S> {
@@ -48,7 +81,28 @@ impl<S> CachedStore<S> {
             inner,
             ttl,
             entries: Mutex::new(HashMap::new()),
+            wall_clock: Arc::new(SystemTime::now),
         }
+    }
+
+    /// The same cache, reading the wall clock from `clock`.
+    #[cfg(test)]
+    fn with_wall_clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.wall_clock = Arc::new(clock);
+        self
+    }
+
+    fn now(&self) -> ReadAt {
+        ReadAt {
+            monotonic: Instant::now(),
+            wall: (self.wall_clock)(),
+        }
+    }
+
+    /// Whether something read at `then` is younger than the TTL at `now`, on both clocks.
+    fn fresh(&self, then: ReadAt, now: ReadAt) -> bool {
+        let wall_age = now.wall.duration_since(then.wall).unwrap_or(Duration::ZERO);
+        now.monotonic.duration_since(then.monotonic) < self.ttl && wall_age < self.ttl
     }
 
     /// The wrapped store.
@@ -69,16 +123,14 @@ impl<S> CachedStore<S> {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SecretHash, (Instant, Credential)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SecretHash, Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn cached(&self, hash: &SecretHash, now: Instant) -> Option<Credential> {
+    fn cached(&self, hash: &SecretHash, now: ReadAt) -> Option<Credential> {
         let mut entries = self.lock();
         match entries.get(hash) {
-            Some((read_at, credential)) if now.duration_since(*read_at) < self.ttl => {
-                Some(credential.clone())
-            }
+            Some(entry) if self.fresh(entry.read_at, now) => Some(entry.credential.clone()),
             Some(_) => {
                 entries.remove(hash);
                 None
@@ -87,51 +139,36 @@ impl<S> CachedStore<S> {
         }
     }
 
-    fn remember(&self, hash: &SecretHash, credential: &Credential, read_at: Instant) {
+    fn remember(&self, hash: &SecretHash, credential: &Credential, read_at: ReadAt) {
         if self.ttl.is_zero() {
             return;
         }
         let mut entries = self.lock();
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(hash) {
-            entries.retain(|_, (at, _)| read_at.duration_since(*at) < self.ttl);
+            entries.retain(|_, entry| self.fresh(entry.read_at, read_at));
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
         }
-        entries.insert(hash.clone(), (read_at, credential.clone()));
+        let entry = Entry {
+            read_at,
+            credential: credential.clone(),
+        };
+        entries.insert(hash.clone(), entry);
     }
 
     /// A use was recorded at `at`: the cached caller says so, so that the next requests
     /// within the minute do not try to record it again.
     fn note_use(&self, hash: &SecretHash, at: DateTime<Utc>) {
-        if let Some((_, credential)) = self.lock().get_mut(hash) {
-            credential.last_used = Some(at);
+        if let Some(entry) = self.lock().get_mut(hash) {
+            entry.credential.last_used = Some(at);
         }
-    }
-
-    /// Drops every cached caller of this key.
-    fn forget_key(&self, org: &OrgId, id: KeyId) {
-        self.lock()
-            .retain(|_, (_, c)| !(c.key_id == id && &c.org == org));
     }
 }
 
-impl<S: KeyStore> KeyStore for CachedStore<S> {
+impl<S: KeyReader> KeyReader for CachedStore<S> {
     async fn get_key(&self, org: &OrgId, id: KeyId) -> Result<Option<ApiKey>, StoreError> {
         self.inner.get_key(org, id).await
-    }
-
-    async fn find_credential(&self, hash: &SecretHash) -> Result<Option<Credential>, StoreError> {
-        if let Some(hit) = self.cached(hash, Instant::now()) {
-            return Ok(Some(hit));
-        }
-        // The entry's age counts from before the read, so it never outlives the TTL.
-        let read_at = Instant::now();
-        let found = self.inner.find_credential(hash).await?;
-        if let Some(credential) = &found {
-            self.remember(hash, credential, read_at);
-        }
-        Ok(found)
     }
 
     async fn read_run(
@@ -146,6 +183,34 @@ impl<S: KeyStore> KeyStore for CachedStore<S> {
 
     async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {
         self.inner.key_count(org).await
+    }
+
+    async fn read_run_by_creator(
+        &self,
+        org: &OrgId,
+        creator: Uuid,
+        from: Option<Position>,
+        ascending: bool,
+        max: usize,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        self.inner
+            .read_run_by_creator(org, creator, from, ascending, max)
+            .await
+    }
+}
+
+impl<S: CredentialStore> CredentialStore for CachedStore<S> {
+    async fn find_credential(&self, hash: &SecretHash) -> Result<Option<Credential>, StoreError> {
+        if let Some(hit) = self.cached(hash, self.now()) {
+            return Ok(Some(hit));
+        }
+        // The entry's age counts from before the read, so it never outlives the TTL.
+        let read_at = self.now();
+        let found = self.inner.find_credential(hash).await?;
+        if let Some(credential) = &found {
+            self.remember(hash, credential, read_at);
+        }
+        Ok(found)
     }
 
     async fn record_use(
@@ -165,41 +230,6 @@ impl<S: KeyStore> KeyStore for CachedStore<S> {
         self.note_use(hash, at);
         Ok(wrote)
     }
-
-    async fn read_run_by_creator(
-        &self,
-        org: &OrgId,
-        creator: Uuid,
-        from: Option<Position>,
-        ascending: bool,
-        max: usize,
-    ) -> Result<Vec<ApiKey>, StoreError> {
-        self.inner
-            .read_run_by_creator(org, creator, from, ascending, max)
-            .await
-    }
-
-    async fn insert_key(&self, key: &ApiKey, hash: &SecretHash) -> Result<(), StoreError> {
-        self.inner.insert_key(key, hash).await
-    }
-
-    async fn set_state(
-        &self,
-        org: &OrgId,
-        id: KeyId,
-        state: KeyState,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let changed = self.inner.set_state(org, id, state, now).await;
-        self.forget_key(org, id);
-        changed
-    }
-
-    async fn delete_key(&self, org: &OrgId, id: KeyId) -> Result<bool, StoreError> {
-        let deleted = self.inner.delete_key(org, id).await;
-        self.forget_key(org, id);
-        deleted
-    }
 }
 
 impl<S> App<S> {
@@ -208,6 +238,7 @@ impl<S> App<S> {
         App {
             store: CachedStore::new(self.store, ttl),
             cursors: self.cursors,
+            usage: self.usage,
         }
     }
 }
@@ -217,10 +248,10 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::key::Access;
-    use crate::memory::MemoryStore;
+    use crate::key::{Access, KeyState};
     use crate::secret::Secret;
-    use crate::store::{NewKey, create_key_with_secret};
+    use crate::store::memory::MemoryStore;
+    use crate::write::{NewKey, create_key_with_secret};
 
     /// Counts the credential reads that reach the store.
     #[derive(Default)]
@@ -229,14 +260,11 @@ mod tests {
         reads: AtomicUsize,
     }
 
-    impl KeyStore for Counting {
+    impl KeyReader for Counting {
         async fn get_key(&self, org: &OrgId, id: KeyId) -> Result<Option<ApiKey>, StoreError> {
             self.store.get_key(org, id).await
         }
-        async fn find_credential(&self, h: &SecretHash) -> Result<Option<Credential>, StoreError> {
-            self.reads.fetch_add(1, Ordering::SeqCst);
-            self.store.find_credential(h).await
-        }
+
         async fn read_run(
             &self,
             org: &OrgId,
@@ -246,19 +274,11 @@ mod tests {
         ) -> Result<Vec<ApiKey>, StoreError> {
             self.store.read_run(org, from, asc, max).await
         }
+
         async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {
             self.store.key_count(org).await
         }
-        async fn record_use(
-            &self,
-            org: &OrgId,
-            id: KeyId,
-            hash: &SecretHash,
-            at: DateTime<Utc>,
-            stale_before: DateTime<Utc>,
-        ) -> Result<bool, StoreError> {
-            self.store.record_use(org, id, hash, at, stale_before).await
-        }
+
         async fn read_run_by_creator(
             &self,
             org: &OrgId,
@@ -271,20 +291,23 @@ mod tests {
                 .read_run_by_creator(org, creator, from, asc, max)
                 .await
         }
-        async fn insert_key(&self, key: &ApiKey, hash: &SecretHash) -> Result<(), StoreError> {
-            self.store.insert_key(key, hash).await
+    }
+
+    impl CredentialStore for Counting {
+        async fn find_credential(&self, h: &SecretHash) -> Result<Option<Credential>, StoreError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.store.find_credential(h).await
         }
-        async fn set_state(
+
+        async fn record_use(
             &self,
             org: &OrgId,
             id: KeyId,
-            state: KeyState,
-            now: DateTime<Utc>,
+            hash: &SecretHash,
+            at: DateTime<Utc>,
+            stale_before: DateTime<Utc>,
         ) -> Result<bool, StoreError> {
-            self.store.set_state(org, id, state, now).await
-        }
-        async fn delete_key(&self, org: &OrgId, id: KeyId) -> Result<bool, StoreError> {
-            self.store.delete_key(org, id).await
+            self.store.record_use(org, id, hash, at, stale_before).await
         }
     }
 
@@ -305,8 +328,24 @@ mod tests {
             expires: None,
             id: None,
         };
-        let key = create_key_with_secret(&store, new, &secret).await.unwrap();
+        let key = create_key_with_secret(&store.inner.store, new, &secret)
+            .await
+            .unwrap();
         (store, key, secret)
+    }
+
+    /// Disables `key` straight in the wrapped store, past the cache, as another process would.
+    async fn disable(store: &CachedStore<Counting>, key: &ApiKey) {
+        crate::write::set_state(
+            &store.inner.store,
+            &Default::default(),
+            &crate::write::WriteContext::cli(),
+            &key.org,
+            key.id,
+            KeyState::Disabled,
+        )
+        .await
+        .unwrap();
     }
 
     #[tokio::test(start_paused = true)]
@@ -358,11 +397,7 @@ mod tests {
         let hash = secret.hash();
         store.find_credential(&hash).await.unwrap().unwrap();
         // Another process disables the key: straight in the store, past this cache.
-        store
-            .inner
-            .set_state(&key.org, key.id, KeyState::Disabled, Utc::now())
-            .await
-            .unwrap();
+        disable(&store, &key).await;
         let stale = store.find_credential(&hash).await.unwrap().unwrap();
         assert_eq!(stale.state, KeyState::Active, "the documented window");
         tokio::time::advance(DEFAULT_TTL).await;
@@ -371,18 +406,51 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn writes_through_the_cache_take_effect_at_once() {
-        let (store, key, secret) = store_with_key(Duration::from_secs(5), 3).await;
+    async fn on_a_frozen_instance_the_wall_clock_still_expires_an_entry() {
+        // The monotonic clock is paused and never advanced: it stands still, as it may while
+        // Lambda freezes the environment. Only the wall clock moves.
+        let wall = Arc::new(Mutex::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30),
+        ));
+        let read_wall = wall.clone();
+        let (store, key, secret) = store_with_key(Duration::from_secs(5), 6).await;
+        let store = store.with_wall_clock(move || *read_wall.lock().unwrap());
+        let advance = |by: Duration| *wall.lock().unwrap() += by;
         let hash = secret.hash();
         store.find_credential(&hash).await.unwrap().unwrap();
-        store
-            .set_state(&key.org, key.id, KeyState::Disabled, Utc::now())
-            .await
-            .unwrap();
-        let now = store.find_credential(&hash).await.unwrap().unwrap();
-        assert_eq!(now.state, KeyState::Disabled);
-        store.delete_key(&key.org, key.id).await.unwrap();
-        assert_eq!(store.find_credential(&hash).await.unwrap(), None);
+        disable(&store, &key).await;
+        advance(Duration::from_millis(4_999));
+        let stale = store.find_credential(&hash).await.unwrap().unwrap();
+        assert_eq!(
+            stale.state,
+            KeyState::Active,
+            "inside the TTL on both clocks"
+        );
+        assert_eq!(store.reads(), 1);
+        advance(Duration::from_millis(1));
+        let fresh = store.find_credential(&hash).await.unwrap().unwrap();
+        assert_eq!(
+            fresh.state,
+            KeyState::Disabled,
+            "the TTL passed on the wall clock"
+        );
+        assert_eq!(store.reads(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wall_clock_set_back_does_not_keep_an_entry_past_the_ttl() {
+        let wall = Arc::new(Mutex::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30),
+        ));
+        let read_wall = wall.clone();
+        let (store, _, secret) = store_with_key(Duration::from_secs(5), 8).await;
+        let store = store.with_wall_clock(move || *read_wall.lock().unwrap());
+        let hash = secret.hash();
+        store.find_credential(&hash).await.unwrap().unwrap();
+        *wall.lock().unwrap() -= Duration::from_secs(3600);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        store.find_credential(&hash).await.unwrap().unwrap();
+        assert_eq!(store.reads(), 2, "the TTL passed on the monotonic clock");
     }
 
     #[tokio::test(start_paused = true)]
@@ -416,7 +484,9 @@ mod tests {
                 expires: None,
                 id: None,
             };
-            let key = create_key_with_secret(&store, new, &secret).await.unwrap();
+            let key = create_key_with_secret(&store.inner.store, new, &secret)
+                .await
+                .unwrap();
             secrets.push((key, secret));
         }
         for (key, secret) in &secrets {
@@ -446,11 +516,7 @@ mod tests {
         for i in 0..MAX_ENTRIES as u32 + 10 {
             let mut bytes = [0u8; 24];
             bytes[..4].copy_from_slice(&i.to_be_bytes());
-            store.remember(
-                &Secret::from_random(bytes).hash(),
-                &credential,
-                Instant::now(),
-            );
+            store.remember(&Secret::from_random(bytes).hash(), &credential, store.now());
         }
         assert!(store.len() <= MAX_ENTRIES);
     }

@@ -1,7 +1,7 @@
 //! Configuration read once per cold start: the table, the cursor secret, the caller cache's
-//! TTL, and an SDK client whose timeouts keep every request well inside the function's own
-//! timeout. The client's connection is opened during init, so the first request does not pay
-//! for the handshake.
+//! TTL, and an SDK client whose timeouts bound each DynamoDB call. The request as a whole is
+//! bounded by its deadline (see `deadline`), inside the function's own timeout. The client's
+//! connection is opened during init, so the first request does not pay for the handshake.
 
 use std::time::Duration;
 
@@ -11,16 +11,18 @@ use aws_config::timeout::TimeoutConfig;
 
 use crate::App;
 use crate::cache::{DEFAULT_TTL, MAX_TTL};
-use crate::dynamo::DynamoStore;
 use crate::page::{CursorKeys, WeakCursorSecret};
+use crate::store::dynamo::DynamoStore;
 
 /// Connecting to DynamoDB may take this long.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 /// One attempt at an operation may take this long.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1000);
-/// One operation, retries included, may take this long. A request makes at most two
-/// operations (authenticate, then read), so it answers within 2 × 2 s; the functions'
-/// timeout in template.yaml (6 s) leaves room beyond that.
+/// One operation, retries included, may take this long. A request makes up to five
+/// operations one after another (authenticate, then up to four Queries for a filtered page;
+/// see `page::MAX_QUERIES`), which could add up past the functions' timeout in
+/// template.yaml (6 s): the request's deadline (`deadline::Deadline`, the invocation's
+/// deadline less 0.5 s) cuts them off and answers 503 first.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_millis(2000);
 /// Attempts per operation, the first included.
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -65,8 +67,8 @@ pub async fn warm_up(client: &aws_sdk_dynamodb::Client, table: &str) {
     let read = client
         .get_item()
         .table_name(table)
-        .key(crate::dynamo::PK, AttributeValue::S("WARMUP".into()))
-        .key(crate::dynamo::SK, AttributeValue::S("WARMUP".into()))
+        .key(crate::store::dynamo::PK, AttributeValue::S("WARMUP".into()))
+        .key(crate::store::dynamo::SK, AttributeValue::S("WARMUP".into()))
         .send();
     match tokio::time::timeout(WARM_UP_TIMEOUT, read).await {
         Ok(Ok(_)) => tracing::debug!("connection warmed"),
@@ -118,6 +120,7 @@ impl App<DynamoStore> {
         Ok(App {
             store: DynamoStore::new(client, table),
             cursors,
+            usage: crate::usage::Recorder::default(),
         })
     }
 }

@@ -9,8 +9,10 @@ use lambda_http::http::StatusCode;
 use serde::Serialize;
 
 use crate::store::StoreError;
+use crate::write::{InvalidWrite, WriteError};
 
-/// A query or path parameter that failed validation: which one, and why.
+/// A request parameter (query, path, or a field of a JSON body) that failed validation:
+/// which one, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{param}: {reason}")]
 pub struct ParamError {
@@ -53,8 +55,8 @@ pub fn redact_secrets(text: String) -> String {
     out
 }
 
-/// Why a caller was not authenticated. The detail is safe to show: it only tells the holder
-/// of a token what is wrong with it.
+/// Why a caller was not authenticated. Its `Display` is the precise reason, for the log;
+/// [`AuthFailure::detail`] is what the client is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AuthFailure {
     #[error("no API key: send \"Authorization: Bearer <key>\" or \"X-API-KEY: <key>\"")]
@@ -63,12 +65,29 @@ pub enum AuthFailure {
     WrongScheme,
     #[error("the Authorization and X-API-KEY headers hold different keys")]
     Conflicting,
+    /// The header it names was sent more than once.
+    #[error("the {0} header is sent more than once; send one API key, once")]
+    Repeated(&'static str),
     #[error("the API key is not valid")]
     Invalid,
     #[error("the API key is disabled")]
     Disabled,
     #[error("the API key has expired")]
     Expired,
+}
+
+impl AuthFailure {
+    /// The `detail` of the 401. A key that is unknown, disabled or expired gets one answer:
+    /// the holder of a leaked key learns neither that it was real nor that it might be
+    /// enabled again (SECURITY.md, "What a 401 tells"). The log line keeps the reason.
+    pub fn detail(&self) -> String {
+        match self {
+            AuthFailure::Invalid | AuthFailure::Disabled | AuthFailure::Expired => {
+                "the API key is not valid: it is unknown, disabled or expired".into()
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,8 +104,40 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the Accept header excludes JSON")]
     NotAcceptable,
+    /// A field of a JSON request body: unknown, repeated, of the wrong type or out of range.
+    #[error("invalid body field {0}")]
+    InvalidField(ParamError),
+    /// The body is not JSON; the text says where it broke.
+    #[error("malformed body: {0}")]
+    MalformedBody(String),
+    /// The body is larger than the endpoint takes (measured after base64 decoding).
+    #[error("body of {size} bytes over the limit of {limit}")]
+    PayloadTooLarge { size: usize, limit: usize },
+    /// The body's Content-Type is not one the endpoint takes; `accepted` names those.
+    #[error("unsupported Content-Type {got:?}")]
+    UnsupportedMediaType {
+        accepted: &'static str,
+        got: Option<String>,
+    },
+    /// A write that would give a restricted caller more than it holds.
+    #[error("escalation refused: {0}")]
+    Escalation(crate::request::grant::Escalation),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A write that did not happen (see [`WriteError`]); a store failure inside it is
+    /// rendered as [`ApiError::Store`] is.
+    #[error(transparent)]
+    Write(WriteError),
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::NotFound => ApiError::NotFound,
+            WriteError::Store(s) => ApiError::Store(s),
+            other => ApiError::Write(other),
+        }
+    }
 }
 
 /// Seconds a client should wait before retrying a 503.
@@ -101,7 +152,7 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     pub request_id: String,
-    /// The parameter at fault, for 422s.
+    /// The parameter or body field at fault, for 422s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parameter: Option<String>,
 }
@@ -115,8 +166,28 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            ApiError::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Escalation(_) => StatusCode::FORBIDDEN,
             ApiError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(StoreError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Write(e) => match e {
+                WriteError::NotFound => StatusCode::NOT_FOUND,
+                // If-Match named another version.
+                WriteError::VersionMismatch => StatusCode::PRECONDITION_FAILED,
+                WriteError::Conflict => StatusCode::CONFLICT,
+                // The draft standard for Idempotency-Key (draft-ietf-httpapi-idempotency-key-
+                // header, section 2.7): a key reused with another payload is a 422.
+                WriteError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+                WriteError::Invalid(InvalidWrite::NoSecretKeys) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+                WriteError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                WriteError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+                WriteError::Store(StoreError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         }
     }
 
@@ -125,7 +196,7 @@ impl ApiError {
         let status = self.status();
         let detail = match self {
             ApiError::Invalid(p) => format!("query or path parameter {:?} {}", p.param, p.reason),
-            ApiError::Unauthenticated(why) => why.to_string(),
+            ApiError::Unauthenticated(why) => why.detail(),
             ApiError::Forbidden(p) => {
                 format!("this API key is restricted and lacks the {p} permission")
             }
@@ -134,12 +205,42 @@ impl ApiError {
             ApiError::NotAcceptable => {
                 "this resource only produces application/json; allow it in the Accept header".into()
             }
+            ApiError::InvalidField(p) => format!("body field {:?} {}", p.param, p.reason),
+            ApiError::MalformedBody(why) => redact_secrets(why.clone()),
+            ApiError::PayloadTooLarge { size, limit } => {
+                format!("the body is {size} bytes; this endpoint takes at most {limit}")
+            }
+            ApiError::UnsupportedMediaType { accepted, got } => match got {
+                Some(got) => format!("this endpoint takes a body of {accepted}, not {got:?}"),
+                None => format!("this endpoint takes a body of {accepted}: set Content-Type"),
+            },
+            ApiError::Escalation(e) => e.to_string(),
             ApiError::Store(StoreError::Unavailable(_)) => format!(
                 "the key store is temporarily unavailable; retry after {RETRY_AFTER_SECS} s"
             ),
-            ApiError::Store(StoreError::Internal(_)) => {
-                "an internal error occurred; quote the request_id when reporting it".into()
+            ApiError::Store(StoreError::Internal(_))
+            | ApiError::Write(
+                WriteError::Store(StoreError::Internal(_))
+                | WriteError::Invalid(InvalidWrite::NoSecretKeys),
+            ) => "an internal error occurred; quote the request_id when reporting it".into(),
+            ApiError::Write(WriteError::Store(StoreError::Unavailable(_))) => format!(
+                "the key store is temporarily unavailable; retry after {RETRY_AFTER_SECS} s"
+            ),
+            ApiError::Write(WriteError::NotFound) => {
+                "no API key with this id exists in your organization".into()
             }
+            ApiError::Write(WriteError::VersionMismatch) => {
+                "the key has changed since the ETag in If-Match; read it again and retry".into()
+            }
+            ApiError::Write(WriteError::Conflict) => {
+                "the key was changed by another request at the same time; read it again and retry"
+                    .into()
+            }
+            ApiError::Write(WriteError::IdempotencyMismatch) => {
+                "this Idempotency-Key was used in the last 24 hours for another request (another body, operation or key); use a new key"
+                    .into()
+            }
+            ApiError::Write(WriteError::Invalid(why)) => why.to_string(),
         };
         Problem {
             kind: "about:blank",
@@ -148,7 +249,7 @@ impl ApiError {
             detail,
             request_id: request_id.to_owned(),
             parameter: match self {
-                ApiError::Invalid(p) => Some(p.param.clone()),
+                ApiError::Invalid(p) | ApiError::InvalidField(p) => Some(p.param.clone()),
                 _ => None,
             },
         }
@@ -166,6 +267,35 @@ mod tests {
         assert_eq!(p.parameter.as_deref(), Some("limit"));
         assert_eq!(ApiError::NotFound.problem("r").title, "Not Found");
         assert_eq!(ApiError::NotAcceptable.problem("r").title, "Not Acceptable");
+    }
+
+    #[test]
+    fn body_errors_have_their_statuses_and_name_the_field() {
+        let p = ApiError::InvalidField(ParamError::new("name", "is required")).problem("r");
+        assert_eq!((p.status, p.parameter.as_deref()), (422, Some("name")));
+        assert_eq!(p.detail, "body field \"name\" is required");
+        let p = ApiError::MalformedBody("the body is not valid JSON".into()).problem("r");
+        assert_eq!((p.status, p.title, p.parameter), (400, "Bad Request", None));
+        let p = ApiError::PayloadTooLarge {
+            size: 20_000,
+            limit: 16_384,
+        }
+        .problem("r");
+        assert_eq!((p.status, p.title), (413, "Payload Too Large"));
+        assert_eq!(
+            p.detail,
+            "the body is 20000 bytes; this endpoint takes at most 16384"
+        );
+        let p = ApiError::UnsupportedMediaType {
+            accepted: "application/json",
+            got: None,
+        }
+        .problem("r");
+        assert_eq!(
+            (p.status, p.title, p.parameter),
+            (415, "Unsupported Media Type", None)
+        );
+        assert!(p.detail.contains("application/json"), "{}", p.detail);
     }
 
     #[test]

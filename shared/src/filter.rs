@@ -1,23 +1,14 @@
 //! List filters: `status`, `creator_id`, `restricted`, `permission` and `name` (a
 //! case-insensitive prefix). They are applied to the keys as they are read, so they combine
 //! with each other and with every order and position; a page reads at most
-//! [`READ_BUDGET`] keys while looking for matches.
+//! [`crate::page::MAX_ITEMS_READ`] keys while looking for matches.
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::ParamError;
 use crate::key::{ApiKey, KeyStatus, Permission};
 use crate::store::MAX_NAME_BYTES;
-
-/// The most keys one filtered list request reads: about 100 read units for 400-byte keys,
-/// at most 250 (keys stay under 1 KB). A page that reaches it before filling up returns
-/// what it found, says so, and gives a cursor that continues from the last key read.
-pub const READ_BUDGET: usize = 2_000;
-
-/// The least a filtered request reads per Query, so sparse matches take few round trips.
-pub const MIN_CHUNK: usize = 200;
 
 /// The filter parameters as they arrived.
 #[derive(Clone, Copy, Debug, Default)]
@@ -125,21 +116,42 @@ impl Filters {
     }
 
     /// A digest of the filter set, carried by cursors so that a cursor is only followed
-    /// under the filters it was made with. `None` for no filters.
+    /// under the filters it was made with: the first 8 bytes of the SHA-256 of
+    /// [`Filters::canonical`], in hex. `None` for no filters.
     pub fn digest(&self) -> Option<String> {
         if self.is_empty() {
             return None;
         }
-        let canonical = format!(
-            "s={:?}\0c={:?}\0r={:?}\0p={:?}\0n={:?}",
-            self.status,
-            self.creator_id,
-            self.restricted,
-            self.permission.map(Permission::as_str),
-            self.name_prefix
-        );
-        let digest = Sha256::digest(canonical.as_bytes());
-        Some(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+        Some(crate::digest::sha256_hex(self.canonical().as_bytes(), 8))
+    }
+
+    /// The filter set as text that only this code defines, so that no dependency's
+    /// formatting can change it (and with it, every cursor in flight): `v1`, then each
+    /// given filter in a fixed order as `;<letter>=<value>`, with the parameter's own
+    /// spelling of the value; the name prefix, free text, is preceded by its length in bytes.
+    fn canonical(&self) -> String {
+        let mut text = String::from("v1");
+        if let Some(status) = self.status {
+            let word = match status {
+                KeyStatus::Active => "active",
+                KeyStatus::Disabled => "disabled",
+                KeyStatus::Expired => "expired",
+            };
+            text.push_str(&format!(";s={word}"));
+        }
+        if let Some(creator) = self.creator_id {
+            text.push_str(&format!(";c={}", creator.hyphenated()));
+        }
+        if let Some(restricted) = self.restricted {
+            text.push_str(&format!(";r={restricted}"));
+        }
+        if let Some(permission) = self.permission {
+            text.push_str(&format!(";p={}", permission.as_str()));
+        }
+        if let Some(prefix) = &self.name_prefix {
+            text.push_str(&format!(";n={}:{prefix}", prefix.len()));
+        }
+        text
     }
 }
 
@@ -162,6 +174,7 @@ mod tests {
             access,
             state,
             last_four: "abcd".into(),
+            version: 1,
         }
     }
 
@@ -232,6 +245,25 @@ mod tests {
         ] {
             assert_eq!(parse(pairs).unwrap_err().param, param, "{pairs:?}");
         }
+    }
+
+    #[test]
+    fn the_digest_of_a_known_filter_set_is_pinned() {
+        // Changing either value invalidates every filtered cursor in flight: only ever on
+        // purpose, with a new version tag in `canonical`.
+        let f = parse(&[
+            ("name", "CI;n=x"),
+            ("permission", "calls.view"),
+            ("restricted", "true"),
+            ("creator_id", "3C90C3CC-0D44-4B50-8888-8DD25736052A"),
+            ("status", "active"),
+        ])
+        .unwrap();
+        assert_eq!(
+            f.canonical(),
+            "v1;s=active;c=3c90c3cc-0d44-4b50-8888-8dd25736052a;r=true;p=calls.view;n=6:ci;n=x"
+        );
+        assert_eq!(f.digest().as_deref(), Some("1f8730f0206d3e22"));
     }
 
     #[test]

@@ -15,12 +15,13 @@ use serde::Serialize;
 use tracing::{Instrument, field};
 
 use crate::App;
-use crate::auth::{Caller, authenticate, record_use};
+use crate::auth::{Caller, authenticate};
+use crate::deadline::Deadline;
 use crate::error::{ApiError, ParamError, RETRY_AFTER_SECS};
 use crate::filter::RawFilters;
 use crate::key::{InvalidUuid, KeyId, KeyView, Permission};
 use crate::page::{ListRequest, RawListParams, list_keys as read_page};
-use crate::store::KeyStore;
+use crate::store::{CredentialStore, KeyReader};
 
 const JSON: &str = "application/json";
 const PROBLEM_JSON: &str = "application/problem+json";
@@ -28,7 +29,7 @@ const PROBLEM_JSON: &str = "application/problem+json";
 /// `GET /v1/api_key/{id}` (the diga view) and `GET /v1/api_keys/{api_key_id}` (the discue
 /// view): one key of the caller's organization. The route is told apart by the path
 /// parameter's name or the route template, never by the raw path, which may carry a stage.
-pub async fn get_key<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body> {
+pub async fn get_key<S: KeyReader + CredentialStore>(app: &App<S>, req: Request) -> Response<Body> {
     let route = GetRoute::of(&req);
     serve(app, &req, async |caller: &Caller, pretty: bool| {
         known_parameters(req.query_string_parameters_ref(), GET_PARAMETERS)?;
@@ -101,7 +102,10 @@ fn self_href(req: &Request) -> String {
 }
 
 /// `GET /v1/api_key/`: a page of the caller's organization's keys.
-pub async fn list_keys<S: KeyStore>(app: &App<S>, req: Request) -> Response<Body> {
+pub async fn list_keys<S: KeyReader + CredentialStore>(
+    app: &App<S>,
+    req: Request,
+) -> Response<Body> {
     serve(app, &req, async |caller: &Caller, pretty: bool| {
         let q = req.query_string_parameters_ref();
         known_parameters(q, LIST_PARAMETERS)?;
@@ -160,14 +164,16 @@ struct PageBody<'a> {
     read_budget_exhausted: Option<bool>,
 }
 
-/// Runs the checks every endpoint shares, then `op`, and renders the outcome; logs one line
-/// per request with its id, organization, status and duration.
-async fn serve<S: KeyStore>(
+/// Runs the checks every endpoint shares, then `op`, all before the request's [`Deadline`],
+/// and renders the outcome; logs one line per request with its id, organization, status and
+/// duration.
+async fn serve<S: CredentialStore>(
     app: &App<S>,
     req: &Request,
     op: impl AsyncFnOnce(&Caller, bool) -> Result<Vec<u8>, ApiError>,
 ) -> Response<Body> {
     let started = Instant::now();
+    let deadline = Deadline::of(req.lambda_context_ref());
     let request_id = request_id(req);
     // `pretty=true` also shapes error bodies, even those refused before the parameters
     // are validated; an invalid value is a 422 at the parameter stage.
@@ -179,7 +185,7 @@ async fn serve<S: KeyStore>(
         org = field::Empty,
         caller = field::Empty,
     );
-    let outcome = async {
+    let pipeline = async {
         check_method(req.method())?;
         check_accept(req)?;
         let now = Utc::now();
@@ -192,13 +198,17 @@ async fn serve<S: KeyStore>(
             let pretty = parse_pretty(pretty_query.clone()?)?;
             op(&caller, pretty).await
         };
-        // Recording the use runs alongside the request's own read, so it adds no latency;
-        // it never fails the request.
-        let (outcome, ()) = tokio::join!(work, record_use(&app.store, &caller, now));
+        // Recording the use runs alongside the request's own read and waits at most
+        // `usage::WAIT` beyond it; it never fails the request.
+        let (outcome, ()) = tokio::join!(work, app.usage.record(&app.store, &caller, now));
         outcome
-    }
-    .instrument(span.clone())
-    .await;
+    };
+    // Boxed: the pipeline holds the endpoint's whole read, too large a future to move
+    // around the stack once more inside the deadline's timer.
+    let outcome = deadline
+        .bound(Box::pin(pipeline))
+        .instrument(span.clone())
+        .await;
 
     let _enter = span.enter();
     let elapsed_ms = started.elapsed().as_millis() as u64;
@@ -251,10 +261,7 @@ pub const MAX_AGE_SECS: u32 = 5;
 
 /// The entity tag of a body: a strong validator, the first 128 bits of its SHA-256.
 fn etag(body: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(body);
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
+    format!("\"{}\"", crate::digest::sha256_hex(body, 16))
 }
 
 /// Whether `If-None-Match` names this tag, or is `*` (RFC 9110, section 13.1.2: weak
@@ -350,7 +357,7 @@ fn parse_pretty(value: Option<&str>) -> Result<bool, ParamError> {
 }
 
 /// The error and its causes, for the log line of a 5xx.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -503,10 +510,11 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_failure_to_record_the_use_does_not_fail_the_request() {
-        use crate::memory::MemoryStore;
+    async fn a_failure_to_record_the_use_is_counted_once_and_does_not_fail_the_request() {
+        use crate::store::memory::MemoryStore;
+        use std::sync::atomic::Ordering;
         let store = MemoryStore::default();
-        let new = crate::store::NewKey {
+        let new = crate::write::NewKey {
             org: "o".parse().unwrap(),
             name: "k".into(),
             creator_id: uuid::Uuid::nil(),
@@ -514,13 +522,13 @@ mod tests {
             expires: None,
             id: None,
         };
-        let (key, secret) = crate::store::create_key(&store, new).await.unwrap();
-        store
-            .fail_record_use
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let (key, secret) = crate::write::create_key(&store, new).await.unwrap();
+        store.fail_record_use.store(true, Ordering::SeqCst);
+        let metrics = crate::telemetry::MetricSink::memory();
         let app = App {
             store,
             cursors: crate::page::CursorKeys::parse("0123456789abcdef0123456789abcdef").unwrap(),
+            usage: crate::usage::Recorder::new(crate::usage::WAIT, metrics.clone()),
         };
         let event = serde_json::json!({
             "version": "2.0",
@@ -537,11 +545,19 @@ mod tests {
             },
             "isBase64Encoded": false
         });
-        let before = crate::auth::last_used_failures();
-        let req = lambda_http::request::from_str(&event.to_string()).unwrap();
-        let response = get_key(&app, req).await;
-        assert_eq!(response.status(), StatusCode::OK);
-        assert!(crate::auth::last_used_failures() > before);
+        for _ in 0..2 {
+            let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+            let response = get_key(&app, req).await;
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        // The first request tried and failed: one metric line. The second, within the
+        // back-off, did not try again.
+        assert_eq!(app.store.record_use_calls.load(Ordering::SeqCst), 1);
+        let lines = metrics.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(line[crate::usage::FAILURE_METRIC], 1);
+        assert_eq!(line["caller"], key.id.to_string());
     }
 
     #[test]

@@ -336,6 +336,10 @@ pub struct ApiKey {
     pub state: KeyState,
     /// The last four characters of the secret, shown to help people tell keys apart.
     pub last_four: String,
+    /// Goes up by one with every change of the key (not with its use), so that a write
+    /// can be made on condition that nobody changed the key since it was read. 0 for a key
+    /// stored before versions were.
+    pub version: u64,
 }
 
 impl ApiKey {

@@ -1,30 +1,36 @@
-//! apikeys: read API-key metadata for the caller's organization, from DynamoDB.
+//! apikeys: API-key metadata for the caller's organization, in DynamoDB.
 //!
 //! Data flows one way: a handler binary passes the request to [`http`], which authenticates
 //! the caller ([`auth`]), validates parameters ([`page`], [`key`]), reads through the
-//! [`store::KeyStore`] trait (implemented on DynamoDB by [`dynamo`]), and renders a JSON body
-//! or a problem ([`error`]).
+//! storage roles of [`store`] (implemented on DynamoDB by [`store::dynamo`]), and renders a
+//! JSON body or a problem ([`error`]); alongside the read, [`usage`] stamps the caller's key
+//! as used. Writes go through [`write`], each one transaction with its event of the audit
+//! trail ([`audit`]).
 
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod client;
 pub mod config;
-pub mod demo;
-pub mod dynamo;
+pub mod deadline;
+pub mod digest;
 pub mod error;
 pub mod filter;
 pub mod http;
 pub mod key;
-#[cfg(any(test, feature = "memory"))]
-pub mod memory;
 pub mod page;
+pub mod request;
 pub mod secret;
 pub mod store;
 pub mod telemetry;
+pub mod usage;
+pub mod write;
 
 /// What a handler needs, built once per cold start.
 #[derive(Debug)]
 pub struct App<S> {
     pub store: S,
     pub cursors: page::CursorKeys,
+    /// Records callers' last uses; its back-off state lives as long as the process.
+    pub usage: usage::Recorder,
 }

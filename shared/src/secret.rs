@@ -61,7 +61,7 @@ impl Secret {
 
     /// The stored form: SHA-256 of the secret, hex.
     pub fn hash(&self) -> SecretHash {
-        SecretHash(hex(&Sha256::digest(self.0.as_bytes())))
+        SecretHash(crate::digest::sha256_hex(self.0.as_bytes(), 32))
     }
 
     /// The last four characters, shown in key metadata as `last_four_digits`.
@@ -106,16 +106,6 @@ impl fmt::Debug for SecretHash {
 fn checksum(random: &[u8]) -> [u8; CHECK_LEN] {
     let digest = Sha256::digest(random);
     [digest[0], digest[1], digest[2], digest[3]]
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 #[cfg(test)]

@@ -4,7 +4,15 @@
 //! the SDK and the HTTP stack would log whole events and request bodies (headers with
 //! secrets, keys with hashes) at trace level, so those crates are capped at debug whatever
 //! level is asked for; a cap never raises a level (at `info`, the SDK's debug lines stay off).
+//!
+//! Metrics are log lines too: a [`MetricSink`] writes one line in CloudWatch's embedded metric
+//! format per event, and CloudWatch Logs turns it into a data point (no API call, no agent).
 
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
@@ -70,11 +78,77 @@ pub fn init() {
         tracing::subscriber::set_global_default(subscriber(filter(&directives), std::io::stdout));
 }
 
+/// The CloudWatch namespace of the service's own metrics.
+pub const METRICS_NAMESPACE: &str = "apikeys";
+
+/// Where metric lines go: stdout, which Lambda sends to CloudWatch Logs; or memory, for tests.
+#[derive(Clone, Debug, Default)]
+pub enum MetricSink {
+    #[default]
+    Stdout,
+    Memory(Arc<Mutex<Vec<String>>>),
+}
+
+impl MetricSink {
+    /// A sink that keeps its lines, for [`MetricSink::lines`].
+    pub fn memory() -> Self {
+        MetricSink::Memory(Arc::default())
+    }
+
+    /// The lines written so far (none for stdout).
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            MetricSink::Stdout => Vec::new(),
+            MetricSink::Memory(lines) => lines.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
+    }
+
+    /// Counts one `metric` at `at`, in one log line that also carries `context` (searchable
+    /// in CloudWatch Logs, not a dimension).
+    pub fn count(&self, metric: &str, at: DateTime<Utc>, context: Map<String, Value>) {
+        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into());
+        let line = emf_count(metric, &function, at, context);
+        match self {
+            MetricSink::Stdout => {
+                // One write of a whole line, so that it never interleaves with another line.
+                let _ = std::io::stdout()
+                    .lock()
+                    .write_all(format!("{line}\n").as_bytes());
+            }
+            MetricSink::Memory(lines) => lines.lock().unwrap_or_else(|e| e.into_inner()).push(line),
+        }
+    }
+}
+
+/// One line of CloudWatch embedded metric format: `metric` = 1 (unit Count) in
+/// [`METRICS_NAMESPACE`], with the dimension `FunctionName`. It carries `"level": "WARN"`, so
+/// that Lambda's log-level filtering keeps it at every application log level up to WARN.
+fn emf_count(
+    metric: &str,
+    function: &str,
+    at: DateTime<Utc>,
+    context: Map<String, Value>,
+) -> String {
+    let mut line = context;
+    line.insert("level".into(), json!("WARN"));
+    line.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": at.timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [["FunctionName"]],
+                "Metrics": [{ "Name": metric, "Unit": "Count" }],
+            }],
+        }),
+    );
+    line.insert("FunctionName".into(), json!(function));
+    line.insert(metric.into(), json!(1));
+    Value::Object(line).to_string()
+}
+
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
     use super::*;
 
     #[derive(Clone, Default)]
@@ -114,5 +188,31 @@ mod tests {
         let trace = lines_at("trace");
         assert!(trace.contains("app trace") && trace.contains("sdk debug"));
         assert!(!trace.contains("sdk trace"), "the SDK is capped at debug");
+    }
+
+    #[test]
+    fn a_metric_line_follows_the_embedded_metric_format() {
+        let sink = MetricSink::memory();
+        let at = DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
+        let mut context = Map::new();
+        context.insert("reason".into(), json!("timeout"));
+        sink.count("SomethingFailed", at, context);
+        let lines = sink.lines();
+        assert_eq!(lines.len(), 1);
+        let line: Value = serde_json::from_str(&lines[0]).expect("one JSON object");
+        let meta = &line["_aws"];
+        assert_eq!(meta["Timestamp"], 1_700_000_000_123i64);
+        let directive = &meta["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], METRICS_NAMESPACE);
+        assert_eq!(directive["Metrics"][0]["Name"], "SomethingFailed");
+        assert_eq!(directive["Metrics"][0]["Unit"], "Count");
+        // Every metric and dimension the directive names is a member of the root, with a
+        // value of the right type: a number for a metric, a string for a dimension.
+        assert_eq!(line["SomethingFailed"], 1);
+        for dimension in directive["Dimensions"][0].as_array().unwrap() {
+            assert!(line[dimension.as_str().unwrap()].is_string(), "{line}");
+        }
+        assert_eq!(line["reason"], "timeout");
+        assert_eq!(line["level"], "WARN");
     }
 }

@@ -4,9 +4,9 @@
 //! in flight valid until the old secret is retired.
 
 use apikeys::App;
-use apikeys::dynamo::DynamoStore;
 use apikeys::page::CursorKeys;
 use apikeys::secret::Secret;
+use apikeys::store::dynamo::DynamoStore;
 use apikeys_tests::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -193,6 +193,7 @@ async fn rotation_keeps_cursors_in_flight_until_the_old_secret_is_retired() {
     let with = |config: &str| App {
         store: app.store.clone(),
         cursors: CursorKeys::parse(config).unwrap(),
+        usage: patient_recorder(),
     };
     let new_secret = "rotated-cursor-secret-0000000000000000000";
     // Step 1: the new secret first (it signs), the old one second (it still verifies).

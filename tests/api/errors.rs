@@ -1,7 +1,7 @@
 //! The error statuses that are not about keys: method, content negotiation, and the store.
 
 use apikeys::App;
-use apikeys::dynamo::DynamoStore;
+use apikeys::store::dynamo::DynamoStore;
 use apikeys_tests::*;
 
 #[tokio::test]
@@ -90,6 +90,7 @@ async fn a_missing_table_is_500_without_internals() {
     let app = App {
         store,
         cursors: real.cursors.clone(),
+        usage: patient_recorder(),
     };
     let reply = Call::list(Payload::Http).bearer(&secret).send(&app).await;
     let detail = reply.problem(500);

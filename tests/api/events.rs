@@ -28,10 +28,10 @@ fn events_dir() -> PathBuf {
 #[tokio::test]
 async fn every_sample_event_gives_its_documented_status() {
     let app = app().await;
-    let seeded = apikeys::demo::seed(&app.store).await.unwrap();
+    let seeded = apikeys_demo::seed(&app.store).await.unwrap();
     assert_eq!(seeded.len(), 5);
     assert!(
-        apikeys::demo::seed(&app.store).await.unwrap().is_empty(),
+        apikeys_demo::seed(&app.store).await.unwrap().is_empty(),
         "seeding is idempotent"
     );
 
@@ -74,14 +74,14 @@ async fn every_sample_event_gives_its_documented_status() {
 #[tokio::test]
 async fn the_sample_list_event_returns_the_demo_keys_oldest_first() {
     let app = app().await;
-    apikeys::demo::seed(&app.store).await.unwrap();
+    apikeys_demo::seed(&app.store).await.unwrap();
     let text = std::fs::read_to_string(events_dir().join("list-keys.rest.json")).unwrap();
     let reply = Reply::from(
         apikeys::http::list_keys(&app, lambda_http::request::from_str(&text).unwrap()).await,
     );
     assert_eq!(
         reply.ids(),
-        [apikeys::demo::ADMIN_ID, apikeys::demo::VIEWER_ID]
+        [apikeys_demo::ADMIN_ID, apikeys_demo::VIEWER_ID]
     );
     assert_eq!(reply.body["has_more"], true);
 }
@@ -89,7 +89,7 @@ async fn the_sample_list_event_returns_the_demo_keys_oldest_first() {
 #[tokio::test]
 async fn the_sample_discue_events_return_the_viewer_key_in_the_discue_view() {
     let app = app().await;
-    apikeys::demo::seed(&app.store).await.unwrap();
+    apikeys_demo::seed(&app.store).await.unwrap();
     for name in ["get-key.discue.rest.json", "get-key.discue.http.json"] {
         let text = std::fs::read_to_string(events_dir().join(name)).unwrap();
         let reply = Reply::from(
@@ -98,7 +98,7 @@ async fn the_sample_discue_events_return_the_viewer_key_in_the_discue_view() {
         assert_eq!(reply.status, 200, "{name}");
         assert_eq!(
             reply.body["api_key"]["id"],
-            apikeys::demo::VIEWER_ID,
+            apikeys_demo::VIEWER_ID,
             "{name}"
         );
         assert_eq!(
@@ -107,6 +107,6 @@ async fn the_sample_discue_events_return_the_viewer_key_in_the_discue_view() {
             "{name}"
         );
         let href = reply.body["_links"]["self"]["href"].as_str().unwrap();
-        assert!(href.ends_with(&format!("/v1/api_keys/{}", apikeys::demo::VIEWER_ID)));
+        assert!(href.ends_with(&format!("/v1/api_keys/{}", apikeys_demo::VIEWER_ID)));
     }
 }

@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 
 use apikeys::App;
 use apikeys::config::OPERATION_TIMEOUT;
-use apikeys::dynamo::DynamoStore;
 use apikeys::key::ApiKey;
 use apikeys::secret::Secret;
+use apikeys::store::dynamo::DynamoStore;
 use apikeys_tests::fault::{Fault, FaultProxy};
 use apikeys_tests::*;
 
-/// A request makes at most two operations (authenticate, read), each bounded by
-/// `OPERATION_TIMEOUT`; the rest is scheduling slack on a busy machine.
+/// These requests (a get, a page of 5) make two operations one after the other
+/// (authenticate, read), each bounded by `OPERATION_TIMEOUT`; the rest is scheduling slack on
+/// a busy machine. Requests of more operations are held by their deadline (`deadline.rs`).
 const DEADLINE: Duration = Duration::from_millis(2 * OPERATION_TIMEOUT.as_millis() as u64 + 1500);
 
 struct Setup {

@@ -2,10 +2,10 @@
 //! prefix), combined with each other, with both orders and with every kind of position.
 
 use apikeys::App;
-use apikeys::dynamo::DynamoStore;
-use apikeys::filter::READ_BUDGET;
 use apikeys::key::{KeyId, KeyState, Permission};
+use apikeys::page::MAX_ITEMS_READ;
 use apikeys::secret::Secret;
+use apikeys::store::dynamo::DynamoStore;
 use apikeys_tests::*;
 use chrono::{TimeZone, Utc};
 
@@ -313,12 +313,13 @@ async fn a_sparse_filter_stops_at_the_read_budget_and_its_cursor_continues() {
     let org = org();
     let secret = admin(&app, &org).await; // created now: after every fixture key
     let start = Utc.with_ymd_and_hms(2024, 2, 1, 0, 0, 0).unwrap();
-    let n = READ_BUDGET + 50;
+    let n = MAX_ITEMS_READ + 50;
     create_many(&app, &org, n, start).await;
-    // "key 02040" .. "key 02049" lie beyond the budget in ascending order.
+    // "key 01040" .. "key 01049" lie beyond the budget in ascending order.
+    assert!(MAX_ITEMS_READ < 1040 && 1049 < n);
     let first = Call::list(Payload::Http)
         .query("order", "asc")
-        .query("name", "key 0204")
+        .query("name", "key 0104")
         .query("limit", 5)
         .bearer(&secret)
         .send(&app)
@@ -331,7 +332,7 @@ async fn a_sparse_filter_stops_at_the_read_budget_and_its_cursor_continues() {
     let mut found = Vec::new();
     loop {
         let reply = Call::list(Payload::Http)
-            .query("name", "key 0204")
+            .query("name", "key 0104")
             .query("limit", 5)
             .query("cursor", &cursor)
             .bearer(&secret)
@@ -369,6 +370,7 @@ async fn the_creator_filter_reads_only_that_creators_keys_from_the_index() {
     let metered = App {
         store: app.store.clone().metered(),
         cursors: apikeys::page::CursorKeys::parse(CURSOR_SECRET).unwrap(),
+        usage: patient_recorder(),
     };
     let cost = |filter: (&'static str, &'static str)| {
         let metered = &metered;

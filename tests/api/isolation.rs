@@ -10,7 +10,7 @@ struct Tenant {
 }
 
 /// Two organizations whose keys interleave in time, so positions of one fall among the other's.
-async fn two_tenants(app: &apikeys::App<apikeys::dynamo::DynamoStore>) -> (Tenant, Tenant) {
+async fn two_tenants(app: &apikeys::App<apikeys::store::dynamo::DynamoStore>) -> (Tenant, Tenant) {
     let (a, b) = (org(), org());
     let start = Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap();
     let a_keys = create_many(app, &a, 30, start).await;

@@ -1,9 +1,9 @@
 //! Last-used tracking: each successful authentication stamps the caller's key (and its
 //! credential) with the time, at most once a minute, without ever failing the request.
 
-use apikeys::dynamo::{DynamoStore, LAST_USED};
 use apikeys::key::{ApiKey, KeyState, Permission};
 use apikeys::secret::Secret;
+use apikeys::store::dynamo::{DynamoStore, LAST_USED};
 use apikeys_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
@@ -142,11 +142,11 @@ async fn a_refused_authentication_records_nothing_and_a_403_still_counts_as_a_us
 
 #[tokio::test]
 async fn recording_a_use_never_recreates_a_deleted_key() {
-    use apikeys::store::KeyStore;
+    use apikeys::store::CredentialStore;
     let app = app().await;
     let org = org();
     let (key, secret) = create(&app, new_key(&org, "gone")).await;
-    assert!(app.store.delete_key(&org, key.id).await.unwrap());
+    assert!(delete(&app, &org, key.id).await);
     let now = Utc::now();
     let wrote = app
         .store
@@ -160,6 +160,105 @@ async fn recording_a_use_never_recreates_a_deleted_key() {
         .await
         .unwrap();
     assert!(!wrote);
-    let left = scan(&app).await;
+    // The audit events of the key stay, by design.
+    let left: Vec<_> = scan(&app)
+        .await
+        .into_iter()
+        .filter(|item| !item.contains_key("action"))
+        .collect();
     assert_eq!(left.len(), 1, "only the key count: {left:?}");
+}
+
+/// Recording the use never slows a request. With DynamoDB throttling the last-use writes, or
+/// holding their answers for seconds, while reads are healthy, a get answers as fast as with
+/// healthy writes, give or take the last-use wait. The floor is measured in the same run, and
+/// the three modes take turns, each request from a key due for a stamp, so each one writes.
+#[tokio::test]
+async fn throttled_or_stalled_last_use_writes_do_not_slow_reads() {
+    use apikeys::usage::{FAILURE_METRIC, WAIT};
+    use apikeys_tests::fault::{Fault, FaultProxy};
+    use std::time::{Duration, Instant};
+
+    const SAMPLES: usize = 9;
+    let real = app().await;
+    let org = org();
+    let proxy = FaultProxy::in_front_of_dynamodb_local().await;
+    // The functions' own SDK timeouts and last-use wait.
+    let app = app_via(&real, &proxy.url()).await;
+    // The healthy mode takes the same path through the proxy, with nothing held.
+    let modes = [
+        ("healthy", Fault::DelayOnly("UpdateItem", Duration::ZERO)),
+        ("throttled", Fault::ThrottleOnly("UpdateItem")),
+        (
+            "stalled",
+            Fault::DelayOnly("UpdateItem", Duration::from_secs(3)),
+        ),
+    ];
+    let mut took = vec![Vec::new(); modes.len()];
+    let mut faulted = Vec::new();
+    for i in 0..SAMPLES {
+        for (m, (name, fault)) in modes.iter().enumerate() {
+            let (key, secret) = create(&real, new_key(&org, &format!("{name} {i}"))).await;
+            proxy.set(*fault);
+            let started = Instant::now();
+            let reply = Call::get(Payload::Http, key.id)
+                .bearer(&secret)
+                .send(&app)
+                .await;
+            took[m].push(started.elapsed());
+            assert_eq!(reply.status, 200, "{name}: {}", reply.body);
+            if m > 0 {
+                faulted.push((key, secret));
+            }
+        }
+    }
+    let median = |samples: &mut Vec<Duration>| {
+        samples.sort();
+        samples[samples.len() / 2]
+    };
+    let healthy = median(&mut took[0]);
+    let throttled = median(&mut took[1]);
+    let stalled = median(&mut took[2]);
+    // At most the wait, above the floor and its noise: on a loaded machine a get through the
+    // proxy takes from milliseconds to most of a second, and medians of one mode differ by up
+    // to twice from run to run. Without the bound, a throttled write's retries (SDK back-off)
+    // add about two seconds to the median, and a stalled write (SDK timeouts) more.
+    let bound = healthy * 2 + WAIT + Duration::from_millis(100);
+    eprintln!(
+        "median get: healthy {healthy:?}, throttled {throttled:?}, stalled {stalled:?}; \
+         bound {bound:?}"
+    );
+    assert!(
+        throttled <= bound,
+        "throttled writes slowed reads: {throttled:?} against {healthy:?}"
+    );
+    assert!(
+        stalled <= bound,
+        "stalled writes slowed reads: {stalled:?} against {healthy:?}"
+    );
+
+    // Each failed write is one metric line naming its caller; a second request within the
+    // back-off makes no attempt, so no second line.
+    proxy.set(Fault::ThrottleOnly("UpdateItem"));
+    let (key, secret) = &faulted[0];
+    let reply = Call::get(Payload::Rest, key.id)
+        .api_key(secret)
+        .send(&app)
+        .await;
+    assert_eq!(reply.status, 200);
+    let lines: Vec<serde_json::Value> = app
+        .usage
+        .metrics()
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    for (key, _) in &faulted {
+        let mine: Vec<_> = lines
+            .iter()
+            .filter(|l| l["caller"] == key.id.to_string())
+            .collect();
+        assert_eq!(mine.len(), 1, "{key:?}: {lines:?}");
+        assert_eq!(mine[0][FAILURE_METRIC], 1);
+    }
 }

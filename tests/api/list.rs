@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 
 use apikeys::key::ApiKey;
-use apikeys::store::KeyStore;
 use apikeys_tests::*;
 use chrono::{TimeZone, Utc};
 
@@ -13,7 +12,7 @@ fn ids(keys: &[ApiKey]) -> Vec<String> {
 
 /// An organization whose admin key is older than the `n` keys created after it.
 async fn org_with(
-    app: &apikeys::App<apikeys::dynamo::DynamoStore>,
+    app: &apikeys::App<apikeys::store::dynamo::DynamoStore>,
     n: usize,
 ) -> (apikeys::secret::Secret, Vec<ApiKey>) {
     let org = org();
@@ -131,7 +130,7 @@ async fn after_and_before_are_strict_and_survive_the_deletion_of_their_key() {
     ];
     for deleted in [false, true] {
         if deleted {
-            assert!(app.store.delete_key(&all[4].org, pivot).await.unwrap());
+            assert!(delete(&app, &all[4].org, pivot).await);
         }
         for (order, param, want) in &cases {
             let reply = Call::list(Payload::Rest)
@@ -153,7 +152,7 @@ async fn after_and_before_are_strict_and_survive_the_deletion_of_their_key() {
 /// Walks every page of a listing, following `step` from each reply, and returns the ids
 /// in the order the pages arrived (each page's own order kept).
 async fn walk(
-    app: &apikeys::App<apikeys::dynamo::DynamoStore>,
+    app: &apikeys::App<apikeys::store::dynamo::DynamoStore>,
     first: Call,
     step: impl Fn(&Reply) -> Call,
 ) -> Vec<String> {

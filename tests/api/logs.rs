@@ -93,3 +93,40 @@ async fn log_lines_are_json_with_the_request_id_and_no_secret() {
         assert!(!text.contains(needle), "a secret or hash reached the log");
     }
 }
+
+/// A disabled or expired key gets the 401 of an unknown one; the log line, found by the
+/// request id, tells the operator which key it was and why.
+#[tokio::test]
+async fn a_refused_real_key_is_named_in_the_log_with_the_reason() {
+    let app = app().await;
+    let org = org();
+    let (key, secret) = create(&app, new_key(&org, "off")).await;
+    assert!(set_state(&app, &org, key.id, apikeys::key::KeyState::Disabled).await);
+
+    let capture = Capture::default();
+    let subscriber =
+        apikeys::telemetry::subscriber(apikeys::telemetry::filter("info"), capture.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let reply = Call::list(Payload::Http).bearer(&secret).send(&app).await;
+    drop(_guard);
+    // The client learns only what an unknown key would get (tests/api/auth.rs).
+    assert_eq!(
+        reply.problem(401),
+        "the API key is not valid: it is unknown, disabled or expired"
+    );
+
+    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let line: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| l["fields"]["status"] == 401)
+        .unwrap_or_else(|| panic!("no 401 line:\n{text}"));
+    assert_eq!(line["span"]["org"], org.as_str(), "{line}");
+    assert_eq!(line["span"]["caller"], key.id.to_string(), "{line}");
+    assert!(
+        line["fields"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("disabled")),
+        "{line}"
+    );
+}

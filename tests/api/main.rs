@@ -1,9 +1,13 @@
 //! The API, end to end: handlers on real API Gateway payloads, against DynamoDB Local.
 
+mod audit;
 mod auth;
+mod builds;
 mod cache;
+mod capacity;
 mod conditional;
 mod cursors;
+mod deadline;
 mod discue;
 mod errors;
 mod events;
@@ -22,3 +26,4 @@ mod secrets;
 mod store;
 mod template;
 mod tenancy;
+mod writes;

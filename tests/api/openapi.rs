@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use apikeys::App;
-use apikeys::dynamo::DynamoStore;
 use apikeys::key::{KeyId, Permission};
-use apikeys::page::{DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE_OFFSET};
+use apikeys::page::{DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE_END};
+use apikeys::store::dynamo::DynamoStore;
 use apikeys_tests::*;
 use serde_json::{Value, json};
 
@@ -22,6 +22,41 @@ const DISCUE_PATH: &str = "/v1/api_keys/{api_key_id}";
 const LIST_PATH: &str = "/v1/api_key/";
 /// Where openapi.yaml documents the 405 answered to every other method of a path.
 const OTHER_METHODS: &str = "x-other-methods";
+const ROLL_PATH: &str = "/v1/api_key/{id}/roll";
+const KEY_EVENTS_PATH: &str = "/v1/api_key/{id}/events";
+const EVENTS_PATH: &str = "/v1/api_key_events/";
+
+/// Operations openapi.yaml documents ahead of their functions: the writes and the audit
+/// reads. Until a function serves one, a request with its method is still answered by the
+/// path's existing function (405, checked against `x-other-methods`), its statuses need not
+/// be provoked, and a path with nothing else is not yet a route of template.yaml. Take an
+/// entry out when its function lands.
+const PENDING: &[(&str, &str)] = &[
+    (LIST_PATH, "post"),
+    (GET_PATH, "patch"),
+    (GET_PATH, "delete"),
+    (ROLL_PATH, "post"),
+    (ROLL_PATH, OTHER_METHODS),
+    (KEY_EVENTS_PATH, "get"),
+    (KEY_EVENTS_PATH, "head"),
+    (KEY_EVENTS_PATH, OTHER_METHODS),
+    (EVENTS_PATH, "get"),
+    (EVENTS_PATH, "head"),
+    (EVENTS_PATH, OTHER_METHODS),
+];
+
+fn pending(path: &str, op_key: &str) -> bool {
+    PENDING.contains(&(path, op_key))
+}
+
+/// Whether every operation of a documented path is pending.
+fn pending_path(path: &str) -> bool {
+    DOC["paths"][path].as_object().is_some_and(|item| {
+        item.keys()
+            .filter(|k| *k != "parameters")
+            .all(|k| pending(path, k))
+    })
+}
 
 static DOC: LazyLock<Value> = LazyLock::new(|| {
     serde_yaml_ng::from_str(include_str!("../../openapi.yaml")).expect("openapi.yaml is YAML")
@@ -74,8 +109,8 @@ thread_local! {
 fn check(path: &str, method: &str, reply: &Reply) {
     let item = &DOC["paths"][path];
     assert!(item.is_object(), "openapi.yaml has no path {path}");
-    let op_key = match method {
-        "GET" | "HEAD" => method.to_ascii_lowercase(),
+    let op_key = match method.to_ascii_lowercase() {
+        op if item[&op].is_object() && !pending(path, &op) => op,
         _ => OTHER_METHODS.to_owned(),
     };
     let status = reply.status.to_string();
@@ -158,6 +193,7 @@ async fn every_response_of_the_handlers_is_documented_and_matches_its_schema() {
     let missing_table = App {
         store: DynamoStore::new(app.store.client().clone(), "no-such-table"),
         cursors: app.cursors.clone(),
+        usage: patient_recorder(),
     };
     let unreachable = unreachable_store().await;
     let absent = KeyId::generate();
@@ -208,14 +244,14 @@ async fn every_response_of_the_handlers_is_documented_and_matches_its_schema() {
             // 200: numbered pages, the first and one past the end.
             let numbered = list().query("page", 1).query("limit", 2).bearer(&admin);
             let numbered = sent(&app, LIST_PATH, numbered).await;
-            let past_end = list().query("page", 1001).query("limit", 10).bearer(&admin);
+            let past_end = list().query("page", 100).query("limit", 10).bearer(&admin);
             let past_end = sent(&app, LIST_PATH, past_end).await;
             if method == "GET" {
                 assert_eq!(numbered.body["current_page"], 1, "{}", numbered.body);
                 assert_eq!(numbered.body["total_pages"], 2, "{}", numbered.body);
                 assert_eq!(past_end.body["data"], json!([]), "{}", past_end.body);
                 assert_eq!(past_end.body["has_more"], false);
-                assert_eq!(past_end.body["current_page"], 1001);
+                assert_eq!(past_end.body["current_page"], 100);
             }
             // 200: each filter, alone and all together, and a filtered page's cursor.
             let filters = [
@@ -327,7 +363,7 @@ async fn every_response_of_the_handlers_is_documented_and_matches_its_schema() {
                 (list().query("limt", 5), "limt"),
                 (list().query("limit", 5).query("limit", 6), "limit"),
                 (list().query("page", 0), "page"),
-                (list().query("page", 202), "page"),
+                (list().query("page", 21), "page"),
                 (list().query("page", 1).query("after", absent), "page"),
                 (list().query("page", 1).query("status", "active"), "page"),
                 (list().query("pretty", "yes"), "pretty"),
@@ -388,6 +424,9 @@ async fn every_response_of_the_handlers_is_documented_and_matches_its_schema() {
             let Some(responses) = op.get("responses").and_then(Value::as_object) else {
                 continue;
             };
+            if pending(path, op_key) {
+                continue;
+            }
             for (status, response) in responses {
                 let by_gateway = resolve(response).get("x-answered-by").is_some();
                 let key = (path.clone(), op_key.clone(), status.clone());
@@ -436,11 +475,11 @@ async fn the_documented_query_parameters_and_bounds_are_the_handlers() {
     let limit = &list["limit"]["schema"];
     assert_eq!(limit["default"], json!(DEFAULT_LIMIT));
     assert_eq!(limit["maximum"], json!(MAX_LIMIT));
-    // `page` is bounded by the keys before it: `(page - 1) * limit` at most x-max-offset.
-    let max_offset = &list["page"]["x-max-offset"];
-    assert_eq!(max_offset, &json!(MAX_PAGE_OFFSET));
-    let max_offset = max_offset.as_u64().unwrap();
-    assert_eq!(list["page"]["schema"]["maximum"], json!(max_offset + 1));
+    // `page` is bounded by the keys it reads: `page * limit` at most x-max-page-end.
+    let max_end = &list["page"]["x-max-page-end"];
+    assert_eq!(max_end, &json!(MAX_PAGE_END));
+    let max_end = max_end.as_u64().unwrap();
+    assert_eq!(list["page"]["schema"]["maximum"], json!(max_end));
 
     for p in PAYLOADS {
         for path in [LIST_PATH, GET_PATH, DISCUE_PATH] {
@@ -545,10 +584,10 @@ async fn the_documented_query_parameters_and_bounds_are_the_handlers() {
         let reply = sent(&app, GET_PATH, call).await;
         assert_eq!(reply.body["parameter"], "limit");
 
-        // `page` at the default and the largest limit: the last page x-max-offset allows,
+        // `page` at the default and the largest limit: the last page x-max-page-end allows,
         // and the one after it.
         for limit in [DEFAULT_LIMIT as u64, MAX_LIMIT as u64] {
-            let last = max_offset / limit + 1;
+            let last = max_end / limit;
             let page = |n: u64| {
                 let call = Call::list(p).query("page", n).bearer(&admin);
                 match limit {
@@ -618,10 +657,213 @@ fn every_documented_path_is_deployed_and_every_route_documented() {
         .as_object()
         .unwrap()
         .keys()
+        .filter(|p| !pending_path(p))
         .map(|p| p.trim_end_matches('/').to_owned())
         .collect();
     assert_eq!(
         documented, routes,
         "the paths of openapi.yaml and the routes of template.yaml differ"
     );
+}
+
+/// The fields of a write body's schema, by name.
+fn body_fields(schema: &str) -> BTreeSet<String> {
+    DOC["components"]["schemas"][schema]["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("openapi.yaml: {schema} has no properties"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| (*n).to_owned()).collect()
+}
+
+#[test]
+fn the_documented_write_bodies_are_the_services() {
+    use apikeys::request::{MAX_GRACE_SECS, create, patch, roll};
+    assert_eq!(body_fields("CreateKeyRequest"), set(create::FIELDS));
+    assert_eq!(body_fields("KeyPatch"), set(patch::FIELDS));
+    assert_eq!(body_fields("RollRequest"), set(roll::FIELDS));
+    let schemas = &DOC["components"]["schemas"];
+    let grace = &schemas["RollRequest"]["properties"]["grace_period_seconds"];
+    assert_eq!(grace["maximum"], json!(MAX_GRACE_SECS));
+    assert_eq!(grace["default"], json!(0));
+    assert_eq!(
+        schemas["KeyName"]["maxLength"],
+        json!(apikeys::store::MAX_NAME_BYTES)
+    );
+    // Every field of the key object is either writable or refused as read-only, by name.
+    for (fields, read_only) in [
+        (create::FIELDS, create::READ_ONLY),
+        (patch::FIELDS, patch::READ_ONLY),
+    ] {
+        let known: BTreeSet<String> = set(fields).union(&set(read_only)).cloned().collect();
+        let key = body_fields("ApiKeyFields");
+        assert!(key.is_subset(&known), "{:?}", key.difference(&known));
+    }
+}
+
+#[test]
+fn the_write_body_schemas_and_the_parsers_agree() {
+    use apikeys::request::body::Fields;
+    use apikeys::request::{CreateKey, KeyPatch, RollKey};
+    use chrono::TimeZone;
+    // Dates in the bodies below are after this, so that "in the future" holds.
+    let now = chrono::Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap();
+    let fields = |v: &Value| Fields(v.as_object().unwrap().clone().into_iter().collect());
+    let schema = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    let cases: Vec<(&str, Value, bool)> = vec![
+        (
+            "CreateKeyRequest",
+            json!({"name": "k", "permissions": []}),
+            true,
+        ),
+        (
+            "CreateKeyRequest",
+            json!({"name": "k", "restricted": false}),
+            true,
+        ),
+        (
+            "CreateKeyRequest",
+            json!({"name": "k", "restricted": false, "permissions": null}),
+            true,
+        ),
+        (
+            "CreateKeyRequest",
+            json!({"name": "k", "permissions": ["calls.view"],
+            "expires_date": "2030-01-01T00:00:00Z", "restricted": true,
+            "creator_id": "3c90c3cc-0d44-4b50-8888-8dd25736052a"}),
+            true,
+        ),
+        ("CreateKeyRequest", json!({"name": "k"}), false),
+        (
+            "CreateKeyRequest",
+            json!({"name": "k", "permissions": null}),
+            false,
+        ),
+        (
+            "CreateKeyRequest",
+            json!({"name": "k", "restricted": false, "permissions": []}),
+            false,
+        ),
+        (
+            "CreateKeyRequest",
+            json!({"name": "", "permissions": []}),
+            false,
+        ),
+        (
+            "CreateKeyRequest",
+            json!({"name": "  ", "permissions": []}),
+            false,
+        ),
+        (
+            "CreateKeyRequest",
+            json!({"name": "a\u{7}b", "permissions": []}),
+            false,
+        ),
+        (
+            "CreateKeyRequest",
+            json!({"name": "k", "permissions": ["calls.view", "calls.view"]}),
+            false,
+        ),
+        (
+            "CreateKeyRequest",
+            json!({"name": "k", "permissions": ["calls.read"]}),
+            false,
+        ),
+        (
+            "CreateKeyRequest",
+            json!({"name": "k", "permissions": [], "id": "x"}),
+            false,
+        ),
+        (
+            "CreateKeyRequest",
+            json!({"name": "k", "permissions": [], "creator_id": "me"}),
+            false,
+        ),
+        ("KeyPatch", json!({}), true),
+        (
+            "KeyPatch",
+            json!({"name": "n", "status": "disabled", "expires_date": null}),
+            true,
+        ),
+        (
+            "KeyPatch",
+            json!({"restricted": false, "permissions": null}),
+            true,
+        ),
+        (
+            "KeyPatch",
+            json!({"restricted": true, "permissions": ["calls.view"]}),
+            true,
+        ),
+        (
+            "KeyPatch",
+            json!({"restricted": false, "permissions": ["calls.view"]}),
+            false,
+        ),
+        ("KeyPatch", json!({"status": "expired"}), false),
+        ("KeyPatch", json!({"name": null}), false),
+        (
+            "KeyPatch",
+            json!({"created_date": "2025-01-01T00:00:00Z"}),
+            false,
+        ),
+        ("RollRequest", json!({}), true),
+        ("RollRequest", json!({"grace_period_seconds": 604800}), true),
+        (
+            "RollRequest",
+            json!({"grace_period_seconds": 604801}),
+            false,
+        ),
+        ("RollRequest", json!({"grace_period_seconds": -1}), false),
+        ("RollRequest", json!({"grace_period_seconds": "60"}), false),
+    ];
+    // The examples the document gives are accepted too.
+    let examples = ["CreateKeyRequest", "KeyPatch"]
+        .into_iter()
+        .flat_map(|name| {
+            DOC["components"]["schemas"][name]["examples"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |e| (name, e.clone(), true))
+        });
+    for (name, body, valid) in cases.into_iter().chain(examples) {
+        let by_schema = validator(&schema(name)).is_valid(&body);
+        assert_eq!(by_schema, valid, "{name}: the schema on {body}");
+        let f = fields(&body);
+        let by_parser = match name {
+            "CreateKeyRequest" => CreateKey::from_fields(&f, now).is_ok(),
+            "KeyPatch" => {
+                // Applied to a restricted key, so that the access rules are exercised too.
+                let key = restricted_key();
+                KeyPatch::from_fields(&f, now)
+                    .and_then(|p| p.apply(&key, now))
+                    .is_ok()
+            }
+            _ => RollKey::from_fields(&f).is_ok(),
+        };
+        assert_eq!(by_parser, valid, "{name}: the parser on {body}");
+    }
+}
+
+fn restricted_key() -> apikeys::key::ApiKey {
+    let created = chrono::Utc::now();
+    apikeys::key::ApiKey {
+        id: KeyId::new_at(created),
+        org: org(),
+        name: "k".into(),
+        created,
+        updated: created,
+        last_used: None,
+        expires: None,
+        creator_id: uuid::Uuid::nil(),
+        access: restricted(&[Permission::CallsView]),
+        state: apikeys::key::KeyState::Active,
+        last_four: "abcd".into(),
+        version: 0,
+    }
 }

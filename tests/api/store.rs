@@ -1,8 +1,9 @@
-//! The domain's writes on DynamoDB: create, disable, enable, delete.
+//! The domain's writes on DynamoDB, as the fixtures and the CLI make them: create, disable,
+//! enable, delete.
 
 use apikeys::key::{KeyId, KeyState};
 use apikeys::secret::Secret;
-use apikeys::store::KeyStore;
+use apikeys::store::{CredentialStore, KeyReader};
 use apikeys_tests::*;
 
 #[tokio::test]
@@ -21,8 +22,8 @@ async fn a_created_key_is_stored_with_its_secrets_hash_only() {
     assert!(dump.contains(secret.hash().as_str()));
     assert_eq!(
         items.len(),
-        3,
-        "the key item, its credential and the organization's key count"
+        4,
+        "the key item, its credential, the organization's key count and the event"
     );
 
     let found = app
@@ -48,7 +49,7 @@ async fn disabling_reaches_the_credential_and_deleting_removes_both_items() {
         .unwrap()
         .unwrap();
     assert_eq!(found.state, KeyState::Disabled);
-    assert!(app.store.delete_key(&org, key.id).await.unwrap());
+    assert!(delete(&app, &org, key.id).await);
     assert!(
         app.store
             .find_credential(&secret.hash())
@@ -57,9 +58,9 @@ async fn disabling_reaches_the_credential_and_deleting_removes_both_items() {
             .is_none()
     );
     assert!(app.store.get_key(&org, key.id).await.unwrap().is_none());
-    // Only the organization's key count is left, at zero.
+    // Only the organization's key count, at zero, and the three events are left.
     let left = scan(&app).await;
-    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left.len(), 4, "{left:?}");
     assert_eq!(app.store.key_count(&org).await.unwrap(), 0);
 }
 
@@ -69,8 +70,8 @@ async fn writes_to_a_missing_key_or_another_organizations_key_report_false() {
     let (a, b) = (org(), org());
     let (key, _) = create(&app, new_key(&a, "k")).await;
     assert!(!set_state(&app, &b, key.id, KeyState::Disabled).await);
-    assert!(!app.store.delete_key(&b, key.id).await.unwrap());
-    assert!(!app.store.delete_key(&a, KeyId::generate()).await.unwrap());
+    assert!(!delete(&app, &b, key.id).await);
+    assert!(!delete(&app, &a, KeyId::generate()).await);
     assert_eq!(
         app.store.get_key(&a, key.id).await.unwrap().unwrap().state,
         KeyState::Active
@@ -79,21 +80,20 @@ async fn writes_to_a_missing_key_or_another_organizations_key_report_false() {
 
 #[tokio::test]
 async fn a_full_page_of_the_largest_keys_fits_in_one_query_response() {
-    use apikeys::key::Permission;
-    use apikeys::store::MAX_NAME_BYTES;
     use aws_sdk_dynamodb::types::AttributeValue;
 
     let app = app().await;
-    let org = org();
+    // The longest organization id (64 characters) lengthens every key item's partition key,
+    // its creator index key and its organization attribute.
+    let org = longest_org();
+    assert_eq!(org.as_str().len(), 64);
     // 1,001 keys (a page of 1,000 plus the one that tells has_more), each as large as a key
     // can be: the longest name and every permission.
     let mut set = tokio::task::JoinSet::new();
     for i in 0..1001 {
         let store = app.store.clone();
-        let mut new = new_key(&org, &format!("{i:04}{}", "n".repeat(MAX_NAME_BYTES - 4)));
-        new.access = restricted(Permission::ALL);
-        new.expires = Some(chrono::Utc::now() + chrono::Duration::days(365));
-        set.spawn(async move { apikeys::store::create_key(&store, new).await.unwrap() });
+        let new = largest_key(&org, i);
+        set.spawn(async move { apikeys::write::create_key(&store, new).await.unwrap() });
         if set.len() >= 32 {
             set.join_next().await;
         }

@@ -138,4 +138,28 @@ async fn the_table_the_code_creates_is_the_table_the_template_deploys() {
             .unwrap_or_default(),
         "billing mode"
     );
+
+    let ttl = app
+        .store
+        .client()
+        .describe_time_to_live()
+        .table_name(app.store.table())
+        .send()
+        .await
+        .expect("describe the test table's TTL");
+    let ttl = ttl.time_to_live_description().expect("a TTL description");
+    let spec = &props["TimeToLiveSpecification"];
+    assert_eq!(
+        ttl.attribute_name(),
+        Some(text(spec, "AttributeName").as_str()),
+        "the TTL attribute"
+    );
+    assert_eq!(spec["Enabled"], Value::Bool(true));
+    assert!(
+        matches!(
+            ttl.time_to_live_status().map(|s| s.as_str()),
+            Some("ENABLED" | "ENABLING")
+        ),
+        "{ttl:?}"
+    );
 }

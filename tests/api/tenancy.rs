@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use apikeys::App;
-use apikeys::dynamo::DynamoStore;
 use apikeys::key::{ApiKey, KeyId, OrgId, Permission};
 use apikeys::secret::Secret;
+use apikeys::store::dynamo::DynamoStore;
 use apikeys_tests::*;
 use base64::Engine as _;
 use proptest::prelude::*;
@@ -169,7 +169,7 @@ async fn world(app: &App<DynamoStore>, rng: &mut TestRng) -> Vec<Tenant> {
             }
             let store = app.store.clone();
             created.spawn(async move {
-                apikeys::store::create_key(&store, new)
+                apikeys::write::create_key(&store, new)
                     .await
                     .expect("create a key")
                     .0

@@ -1,8 +1,9 @@
 //! A fault-injecting TCP proxy on loopback, between the service and DynamoDB Local.
 //!
-//! It passes traffic through, delays every response chunk, answers every request with a
-//! fabricated DynamoDB `ThrottlingException`, or stops listening altogether (connections
-//! are refused, as when DynamoDB is down) and starts again on the same port. A change of
+//! It passes traffic through, delays every response chunk or every response, answers every
+//! request (or only one operation's) with a fabricated DynamoDB `ThrottlingException`, holds
+//! one operation's answers, or stops listening altogether (connections are refused, as when
+//! DynamoDB is down) and starts again on the same port. A change of
 //! mode closes the connections opened under the old one, so the next request meets the
 //! new mode whatever connection pool the SDK keeps.
 
@@ -22,11 +23,17 @@ pub enum Fault {
     None,
     /// Holds every chunk of every response this long before passing it on.
     Delay(Duration),
+    /// Holds every response this long, whatever its size, before passing it on: each
+    /// DynamoDB call takes this much longer, and succeeds.
+    Latency(Duration),
     /// Answers every request with HTTP 400 and a DynamoDB `ThrottlingException`.
     Throttle,
     /// Throttles only this operation (`Query`, `GetItem`…), passing the others: the
     /// request authenticates, then its read fails.
     ThrottleOnly(&'static str),
+    /// Holds the answers to this operation (`UpdateItem`…) this long, passing the others at
+    /// once.
+    DelayOnly(&'static str, Duration),
 }
 
 /// The fabricated answer DynamoDB gives a throttled request.
@@ -186,17 +193,30 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, fault: Fault) -> st
             }
             client.write_all(THROTTLING_RESPONSE.as_bytes()).await?;
         },
-        Fault::ThrottleOnly(operation) => {
+        Fault::Latency(latency) => {
+            let mut server = TcpStream::connect(upstream).await?;
+            while let Some((head, body)) = read_request(&mut client).await? {
+                server.write_all(&head).await?;
+                server.write_all(&body).await?;
+                let Some((head, body)) = read_request(&mut server).await? else {
+                    return Ok(());
+                };
+                tokio::time::sleep(latency).await;
+                client.write_all(&head).await?;
+                client.write_all(&body).await?;
+            }
+        }
+        Fault::ThrottleOnly(operation) | Fault::DelayOnly(operation, _) => {
             let target = format!(
                 "x-amz-target: dynamodb_20120810.{}",
                 operation.to_ascii_lowercase()
             );
             let mut server = TcpStream::connect(upstream).await?;
             while let Some((head, body)) = read_request(&mut client).await? {
-                if String::from_utf8_lossy(&head)
+                let targeted = String::from_utf8_lossy(&head)
                     .to_ascii_lowercase()
-                    .contains(&target)
-                {
+                    .contains(&target);
+                if targeted && matches!(fault, Fault::ThrottleOnly(_)) {
                     client.write_all(THROTTLING_RESPONSE.as_bytes()).await?;
                     continue;
                 }
@@ -205,6 +225,9 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, fault: Fault) -> st
                 let Some((head, body)) = read_request(&mut server).await? else {
                     return Ok(());
                 };
+                if let (true, Fault::DelayOnly(_, delay)) = (targeted, fault) {
+                    tokio::time::sleep(delay).await;
+                }
                 client.write_all(&head).await?;
                 client.write_all(&body).await?;
             }

@@ -3,11 +3,14 @@
 //! `lambda_http` requests the way the runtime builds them.
 
 use apikeys::App;
-use apikeys::dynamo::DynamoStore;
 use apikeys::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
 use apikeys::page::CursorKeys;
 use apikeys::secret::Secret;
-use apikeys::store::{KeyStore, NewKey, create_key};
+use apikeys::store::KeyReader;
+use apikeys::store::dynamo::DynamoStore;
+use apikeys::telemetry::MetricSink;
+use apikeys::usage::Recorder;
+use apikeys::write::{NewKey, SecretKeys, WriteContext, WriteError, WritePolicy, create_key};
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
@@ -29,7 +32,8 @@ pub async fn client() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&config)
 }
 
-/// An application on a new, empty table of its own.
+/// An application on a new, empty table of its own. Like its client, it waits for last-use
+/// writes as long as DynamoDB Local takes, so that a test can read the stamp a request wrote.
 pub async fn app() -> App<DynamoStore> {
     wait_for_dynamodb().await;
     let table = format!("apikeys-test-{}", uuid::Uuid::now_v7().simple());
@@ -45,7 +49,14 @@ pub async fn app() -> App<DynamoStore> {
     App {
         store,
         cursors: CursorKeys::parse(CURSOR_SECRET).unwrap(),
+        usage: patient_recorder(),
     }
+}
+
+/// A last-use recorder that waits for a write as long as DynamoDB Local takes, and keeps its
+/// failure metric lines in memory.
+pub fn patient_recorder() -> Recorder {
+    Recorder::new(std::time::Duration::from_secs(60), MetricSink::memory())
 }
 
 /// A new organization id, unique to the test.
@@ -76,12 +87,39 @@ pub async fn create(app: &App<DynamoStore>, new: NewKey) -> (ApiKey, Secret) {
     create_key(&app.store, new).await.expect("create a key")
 }
 
-/// Sets a key's state now; `false` if there is no such key.
+pub const IDEMPOTENCY_SECRET: &str = "integration-tests-idempotency-secret-0123456789";
+
+/// The write policy of the tests: the default retention, and idempotency.
+pub fn policy() -> WritePolicy {
+    WritePolicy::default().with_secret_keys(SecretKeys::parse(IDEMPOTENCY_SECRET).unwrap())
+}
+
+/// A write by the tests' operator, now.
+pub fn ctx() -> WriteContext {
+    WriteContext::cli()
+}
+
+/// Sets a key's state now, through the domain's write; `false` if there is no such key.
 pub async fn set_state(app: &App<DynamoStore>, org: &OrgId, id: KeyId, state: KeyState) -> bool {
-    app.store
-        .set_state(org, id, state, Utc::now())
-        .await
-        .expect("set a key's state")
+    match apikeys::write::set_state(&app.store, &policy(), &ctx(), org, id, state).await {
+        Ok(_) => true,
+        Err(WriteError::NotFound) => false,
+        Err(e) => panic!("set a key's state: {e:?}"),
+    }
+}
+
+/// Deletes a key now, through the domain's write; `false` if there is no such key.
+pub async fn delete(app: &App<DynamoStore>, org: &OrgId, id: KeyId) -> bool {
+    delete_in(&app.store, org, id).await
+}
+
+/// Like [`delete`], on any DynamoDB store (a clone moved into a task, say).
+pub async fn delete_in(store: &DynamoStore, org: &OrgId, id: KeyId) -> bool {
+    match apikeys::write::delete_key(store, &policy(), &ctx(), org, id, None).await {
+        Ok(_) => true,
+        Err(WriteError::NotFound) => false,
+        Err(e) => panic!("delete a key: {e:?}"),
+    }
 }
 
 /// Every item in the app's table, as DynamoDB returns them.
@@ -346,7 +384,28 @@ impl Call {
 
     /// Runs the request through the handler of its path.
     pub async fn send(&self, app: &App<DynamoStore>) -> Reply {
-        let req = self.request();
+        self.send_request(app, self.request()).await
+    }
+
+    /// Runs the request as an invocation with `left` until its deadline, as the Lambda
+    /// runtime passes it in the context.
+    pub async fn send_with_time_left(
+        &self,
+        app: &App<DynamoStore>,
+        left: std::time::Duration,
+    ) -> Reply {
+        use lambda_http::RequestExt;
+        let deadline = std::time::SystemTime::now() + left;
+        let mut context = lambda_http::Context::default();
+        context.deadline = deadline
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        self.send_request(app, self.request().with_lambda_context(context))
+            .await
+    }
+
+    async fn send_request(&self, app: &App<DynamoStore>, req: lambda_http::Request) -> Reply {
         let response = if self.id.is_some() {
             apikeys::http::get_key(app, req).await
         } else {
@@ -445,6 +504,7 @@ impl Reply {
     }
 }
 
+pub mod capacity;
 pub mod fault;
 
 /// A log sink for tests: collects everything a tracing subscriber writes.
@@ -520,18 +580,38 @@ pub fn assert_no_leak(what: &str, text: &str, secrets: &[Secret], response: bool
     }
 }
 
-/// An application whose store reaches the table of `app` through `endpoint` (a proxy).
+/// An application whose store reaches the table of `app` through `endpoint` (a proxy), with
+/// the functions' own timeouts and last-use wait; its failed last-use writes are counted in
+/// `usage.metrics()`.
 pub async fn app_via(app: &App<DynamoStore>, endpoint: &str) -> App<DynamoStore> {
     let config = apikeys::config::sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::config::Builder::from(&config)
-        .endpoint_url(endpoint)
-        .build();
+    app_via_with(app, endpoint, (&config).into())
+}
+
+/// Like [`app_via`], with every DynamoDB operation allowed `patience`: only the request's
+/// deadline can cut it short.
+pub async fn patient_app_via(
+    app: &App<DynamoStore>,
+    endpoint: &str,
+    patience: std::time::Duration,
+) -> App<DynamoStore> {
+    let config = apikeys::config::patient(apikeys::config::sdk_config().await, patience);
+    app_via_with(app, endpoint, (&config).into())
+}
+
+fn app_via_with(
+    app: &App<DynamoStore>,
+    endpoint: &str,
+    dynamo: aws_sdk_dynamodb::config::Builder,
+) -> App<DynamoStore> {
+    let dynamo = dynamo.endpoint_url(endpoint).build();
     App {
         store: DynamoStore::new(
             aws_sdk_dynamodb::Client::from_conf(dynamo),
             app.store.table(),
         ),
         cursors: app.cursors.clone(),
+        usage: Recorder::new(apikeys::usage::WAIT, MetricSink::memory()),
     }
 }
 
@@ -583,5 +663,90 @@ pub async fn unreachable_store() -> App<DynamoStore> {
     App {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(dynamo), "t"),
         cursors: CursorKeys::parse(CURSOR_SECRET).unwrap(),
+        usage: Recorder::new(apikeys::usage::WAIT, MetricSink::memory()),
     }
+}
+
+/// A new organization id of 64 characters, the longest there is: its keys are the largest.
+pub fn longest_org() -> OrgId {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    format!("org-{id}-{}", "x".repeat(64 - 5 - id.len()))
+        .parse()
+        .unwrap()
+}
+
+/// A key as large as a key can be, in `org`: the longest name, every permission, an expiry.
+pub fn largest_key(org: &OrgId, i: usize) -> NewKey {
+    let mut new = new_key(
+        org,
+        &format!("{i:05}{}", "n".repeat(apikeys::store::MAX_NAME_BYTES - 5)),
+    );
+    new.access = restricted(Permission::ALL);
+    new.expires = Some(Utc::now() + chrono::Duration::days(365));
+    new
+}
+
+/// Writes `n` of the largest keys into `org` (key items only, no credentials, with
+/// BatchWriteItem: much faster than `n` creates) one millisecond apart, and sets the
+/// organization's key count to match. Returns their ids in order.
+pub async fn seed_largest(app: &App<DynamoStore>, org: &OrgId, n: usize) -> Vec<KeyId> {
+    use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+    let start = Utc::now() - chrono::Duration::days(1);
+    let mut ids = Vec::with_capacity(n);
+    let mut items = Vec::with_capacity(n);
+    for i in 0..n {
+        let secret = Secret::generate().unwrap();
+        let mut new = largest_key(org, i);
+        new.id = Some(KeyId::new_at(
+            start + chrono::Duration::milliseconds(i as i64),
+        ));
+        let key = new.into_record(&secret, start).unwrap();
+        ids.push(key.id);
+        items.push(apikeys::store::dynamo::key_item(&key, &secret.hash()).unwrap());
+    }
+    let client = app.store.client();
+    for batch in items.chunks(25) {
+        let mut writes: Vec<WriteRequest> = batch
+            .iter()
+            .map(|item| {
+                let put = PutRequest::builder().set_item(Some(item.clone())).build();
+                WriteRequest::builder().put_request(put.unwrap()).build()
+            })
+            .collect();
+        for _ in 0..20 {
+            if writes.is_empty() {
+                break;
+            }
+            let out = client
+                .batch_write_item()
+                .request_items(app.store.table(), writes)
+                .send()
+                .await
+                .expect("BatchWriteItem");
+            writes = out
+                .unprocessed_items
+                .and_then(|mut u| u.remove(app.store.table()))
+                .unwrap_or_default();
+        }
+        assert!(writes.is_empty(), "BatchWriteItem left items unprocessed");
+    }
+    client
+        .put_item()
+        .table_name(app.store.table())
+        .item(
+            apikeys::store::dynamo::PK,
+            AttributeValue::S(format!("ORG#{org}")),
+        )
+        .item(
+            apikeys::store::dynamo::SK,
+            AttributeValue::S(apikeys::store::dynamo::COUNT_SK.into()),
+        )
+        .item(
+            apikeys::store::dynamo::KEY_COUNT,
+            AttributeValue::N(n.to_string()),
+        )
+        .send()
+        .await
+        .expect("set the key count");
+    ids
 }

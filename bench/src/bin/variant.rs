@@ -69,8 +69,9 @@ async fn main() -> Result<(), Error> {
     let cursors = apikeys::page::CursorKeys::parse(&std::env::var("CURSOR_SECRET")?)?;
     apikeys::config::warm_up(&client, &table).await;
     let app = apikeys::App {
-        store: apikeys::dynamo::DynamoStore::new(client, table),
+        store: apikeys::store::dynamo::DynamoStore::new(client, table),
         cursors,
+        usage: apikeys::usage::Recorder::default(),
     }
     .with_caller_cache(ttl);
     let app = &app;

@@ -8,9 +8,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use apikeys::dynamo::DynamoStore;
+use apikeys::audit::EventId;
 use apikeys::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
-use apikeys::store::{self, KeyStore, NewKey, StoreError};
+use apikeys::store::dynamo::DynamoStore;
+use apikeys::store::{AuditReader, EventRange, KeyReader, StoreError};
+use apikeys::write::{self, NewKey, WriteContext, WriteError, WritePolicy};
 use chrono::{DateTime, Utc};
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -56,11 +58,14 @@ enum Command {
         #[arg(long)]
         after: Option<KeyId>,
     },
-    /// Disable a key: its secret stops working at once.
+    /// Disable a key. Its secret stops working within the functions' caller cache TTL
+    /// (CALLER_CACHE_TTL_SECS, 5 s by default): a function that served it just before may
+    /// still accept it until then.
     DisableKey(KeyRef),
     /// Enable a disabled key.
     EnableKey(KeyRef),
-    /// Delete a key and its secret for good.
+    /// Delete a key and its secret for good. Like disabling, it takes up to the functions'
+    /// caller cache TTL (5 s by default) to reach every function.
     DeleteKey(KeyRef),
     /// Create COUNT keys with assorted permissions in ORG, for load and paging tests. Their
     /// secrets are not kept.
@@ -75,6 +80,20 @@ enum Command {
     },
     /// Create the local demo organization (`demo`) once, and print its admin secret.
     SeedDemo,
+    /// List an organization's audit events (or one key's, deleted or not), newest first.
+    Events {
+        #[arg(long)]
+        org: OrgId,
+        /// Only this key's events.
+        #[arg(long)]
+        key: Option<KeyId>,
+        /// Events per page, 1 to 1000.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
+        /// Start strictly before this event id (the last id of the previous page).
+        #[arg(long)]
+        before: Option<EventId>,
+    },
 }
 
 #[derive(Args)]
@@ -134,7 +153,18 @@ enum CliError {
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
-    Create(#[from] store::CreateKeyError),
+    Write(WriteError),
+    #[error("{0}")]
+    Policy(#[from] write::PolicyError),
+}
+
+impl From<WriteError> for CliError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Store(s) => CliError::Store(s),
+            other => CliError::Write(other),
+        }
+    }
 }
 
 #[tokio::main]
@@ -176,6 +206,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
     ensure_table(&store).await?;
     let now = Utc::now();
+    // Every change is recorded as made by the OS user running this command.
+    let policy = WritePolicy::from_env()?;
+    let ctx = WriteContext::cli().at(now);
     match cli.command {
         Command::CreateTable { .. } => unreachable!("handled above"),
         Command::CreateKey(args) => {
@@ -200,7 +233,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 expires: args.expires,
                 id: None,
             };
-            let (key, secret) = store::create_key(&store, new).await?;
+            let created = write::create(&store, &policy, &ctx, new, None).await?;
+            let (key, secret) = (created.key, created.secret);
             let mut object = view(&key, now);
             object["secret"] = json!(secret.expose());
             out.print(object, || {
@@ -243,14 +277,20 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 },
             );
         }
-        Command::DisableKey(k) => set_state(&store, k, KeyState::Disabled, out, now).await?,
-        Command::EnableKey(k) => set_state(&store, k, KeyState::Active, out, now).await?,
+        Command::DisableKey(k) => {
+            set_state(&store, &policy, &ctx, k, KeyState::Disabled, out).await?
+        }
+        Command::EnableKey(k) => set_state(&store, &policy, &ctx, k, KeyState::Active, out).await?,
         Command::DeleteKey(k) => {
-            if !store.delete_key(&k.org, k.id).await? {
-                return Err(CliError::NoKey {
-                    org: k.org,
-                    id: k.id,
-                });
+            match write::delete_key(&store, &policy, &ctx, &k.org, k.id, None).await {
+                Ok(_) => {}
+                Err(WriteError::NotFound) => {
+                    return Err(CliError::NoKey {
+                        org: k.org,
+                        id: k.id,
+                    });
+                }
+                Err(e) => return Err(e.into()),
             }
             out.print(json!({"id": k.id, "deleted": true}), || {
                 format!("deleted key {}", k.id)
@@ -261,13 +301,63 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             count,
             concurrency,
         } => seed(store, org, count, concurrency, out).await?,
+        Command::Events {
+            org,
+            key,
+            limit,
+            before,
+        } => {
+            let mut range = EventRange::ALL;
+            if let Some(b) = before {
+                range.last = b.prev().unwrap_or(EventId::MIN);
+            }
+            let limit = usize::from(limit);
+            let mut events = store
+                .read_events(&org, key, range, false, limit + 1)
+                .await?;
+            let has_more = events.len() > limit;
+            events.truncate(limit);
+            let data: Vec<Value> = events
+                .iter()
+                .map(|e| serde_json::to_value(e.view()).unwrap_or_default())
+                .collect();
+            let last = events.last().map(|e| e.id.to_string());
+            out.print(
+                json!({"data": data, "has_more": has_more, "last_id": last}),
+                || {
+                    let mut lines: Vec<String> = events
+                        .iter()
+                        .map(|e| {
+                            let changes = serde_json::to_string(&e.changes).unwrap_or_default();
+                            format!(
+                                "{}  {}  {:<12}  {}  {}:{}  {}",
+                                e.id,
+                                e.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                                e.action,
+                                e.key_id,
+                                serde_json::to_value(e.actor.kind)
+                                    .ok()
+                                    .and_then(|v| v.as_str().map(str::to_owned))
+                                    .unwrap_or_default(),
+                                e.actor.id,
+                                changes
+                            )
+                        })
+                        .collect();
+                    if let (true, Some(last)) = (has_more, &last) {
+                        lines.push(format!("more: --before {last}"));
+                    }
+                    lines.join("\n")
+                },
+            );
+        }
         Command::SeedDemo => {
-            let created = apikeys::demo::seed(&store).await?;
+            let created = apikeys_demo::seed(&store).await?;
             let ids: Vec<String> = created.iter().map(|k| k.id.to_string()).collect();
             out.print(
-                json!({"org": apikeys::demo::ORG, "created": ids,
-                       "admin_id": apikeys::demo::ADMIN_ID,
-                       "admin_secret": apikeys::demo::ADMIN_SECRET}),
+                json!({"org": apikeys_demo::ORG, "created": ids,
+                       "admin_id": apikeys_demo::ADMIN_ID,
+                       "admin_secret": apikeys_demo::ADMIN_SECRET}),
                 || match created.len() {
                     0 => "demo organization: present already".to_owned(),
                     n => format!("demo organization: created {n} keys"),
@@ -341,19 +431,18 @@ async fn missing(store: &DynamoStore, k: &KeyRef) -> CliError {
 
 async fn set_state(
     store: &DynamoStore,
+    policy: &WritePolicy,
+    ctx: &WriteContext,
     k: KeyRef,
     state: KeyState,
     out: Output,
-    now: DateTime<Utc>,
 ) -> Result<(), CliError> {
-    if !store.set_state(&k.org, k.id, state, now).await? {
-        return Err(CliError::NoKey {
-            org: k.org,
-            id: k.id,
-        });
-    }
-    let key = existing(store, &k).await?;
-    out.print(view(&key, now), || describe(&key, now));
+    let key = match write::set_state(store, policy, ctx, &k.org, k.id, state).await {
+        Ok(key) => key,
+        Err(WriteError::NotFound) => return Err(missing(store, &k).await),
+        Err(e) => return Err(e.into()),
+    };
+    out.print(view(&key, ctx.now), || describe(&key, ctx.now));
     Ok(())
 }
 
@@ -432,7 +521,7 @@ async fn seed(
                 if i >= count as usize {
                     return Ok::<(), CliError>(());
                 }
-                store::create_key(&*store, seed_key(&org, i)).await?;
+                write::create_key(&*store, seed_key(&org, i)).await?;
                 bar.inc(1);
             }
         });

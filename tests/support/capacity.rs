@@ -1,7 +1,8 @@
 //! A recording proxy in front of DynamoDB Local, for measuring capacity: it adds
 //! `"ReturnConsumedCapacity": "TOTAL"` to every request a function makes, forwards it, and
-//! records the operation and the capacity units DynamoDB reports. Timings are never taken
-//! through it.
+//! records the operation, the items it read and the capacity units DynamoDB reports. The
+//! tests hold the per-request bounds with it, and the benchmark reports its figures; timings
+//! are never taken through it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,12 +16,14 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::BoxError;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// One DynamoDB call: the operation (`GetItem`, `Query`, ...) and its capacity units.
+/// One DynamoDB call: the operation (`GetItem`, `Query`, ...), the items it read (a
+/// Query's `ScannedCount`, 1 for an item a GetItem found) and its capacity units.
 #[derive(Clone, Debug)]
 pub struct Call {
     pub op: String,
+    pub items: u64,
     pub units: f64,
 }
 
@@ -80,10 +83,13 @@ async fn forward(
         .await?;
     let (mut parts, body) = response.into_parts();
     let body = body.collect().await?.to_bytes();
-    let units = serde_json::from_slice::<Value>(&body)
-        .map(|v| consumed_units(&v))
-        .unwrap_or(0.0);
-    lock(&calls).push(Call { op, units });
+    let answer = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+    let units = consumed_units(&answer);
+    let items = answer
+        .get("ScannedCount")
+        .and_then(Value::as_u64)
+        .unwrap_or(u64::from(answer.get("Item").is_some()));
+    lock(&calls).push(Call { op, items, units });
     parts.headers.remove("transfer-encoding");
     parts
         .headers
@@ -108,7 +114,7 @@ impl Proxy {
                             Ok::<_, Infallible>(match forward(upstream, calls, req).await {
                                 Ok(r) => r,
                                 Err(e) => {
-                                    eprintln!("bench: proxy: {e}");
+                                    eprintln!("capacity proxy: {e}");
                                     let mut r = Response::new(Full::new(Bytes::new()));
                                     *r.status_mut() = StatusCode::BAD_GATEWAY;
                                     r

@@ -1,13 +1,21 @@
 //! The demo organization: keys with secrets known in advance, for local runs, the sample
-//! events in `events/`, and tests. Its secrets are public; they exist only where someone
-//! seeds them, which production never does.
+//! events in `events/`, tests and the benchmark. Its secrets are public; they exist only where
+//! someone seeds them, which production never does.
+//!
+//! This is a crate of its own so that no build of a function can contain it: the functions do
+//! not depend on it, and a cargo feature of `apikeys` would not do, since cargo unifies
+//! features across the workspace members it builds together (`cargo build --bin get-key` from
+//! the workspace root, as `sam build` runs it, builds with every member's features).
 
 use chrono::{TimeZone, Utc};
 use uuid::Uuid;
 
-use crate::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
-use crate::secret::Secret;
-use crate::store::{CreateKeyError, KeyStore, NewKey, create_key_with_secret};
+use apikeys::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
+use apikeys::secret::Secret;
+use apikeys::store::{KeyReader, KeyWriter};
+use apikeys::write::{
+    CreateKeyError, NewKey, WriteContext, WritePolicy, create_key_with_secret, set_state,
+};
 
 pub const ORG: &str = "demo";
 /// The demo organization's unrestricted key.
@@ -94,7 +102,7 @@ where
 
 /// Creates the demo organization's keys, unless they exist already. Returns the keys it
 /// created.
-pub async fn seed<S: KeyStore>(store: &S) -> Result<Vec<ApiKey>, CreateKeyError> {
+pub async fn seed<S: KeyReader + KeyWriter>(store: &S) -> Result<Vec<ApiKey>, CreateKeyError> {
     let org: OrgId = parse(ORG);
     if store.get_key(&org, parse(ADMIN_ID)).await?.is_some() {
         return Ok(Vec::new());
@@ -115,10 +123,17 @@ pub async fn seed<S: KeyStore>(store: &S) -> Result<Vec<ApiKey>, CreateKeyError>
         };
         let mut key = create_key_with_secret(store, new, &Secret::from_random(*k.secret)).await?;
         if k.disabled {
-            store
-                .set_state(&org, id, KeyState::Disabled, key.created)
-                .await?;
-            key.state = KeyState::Disabled;
+            // Disabled at its creation time, so the demo's documents never change.
+            let ctx = WriteContext::cli().at(key.created);
+            key = set_state(
+                store,
+                &WritePolicy::default(),
+                &ctx,
+                &org,
+                id,
+                KeyState::Disabled,
+            )
+            .await?;
         }
         created.push(key);
     }

@@ -1,0 +1,387 @@
+//! Write bodies: any bytes, or a JSON object of likely and unlikely fields, under any
+//! Content-Type, for create, update and roll, by an unrestricted or a restricted caller,
+//! delivered as it is or base64-encoded in an HTTP API event. The answer is a value every
+//! rule holds for, or a refusal with a documented status (400, 403, 413, 415, 422) whose
+//! problem names a field when it is a 422 and never shows the secret put in the input.
+#![no_main]
+
+use apikeys::auth::Caller;
+use apikeys::error::ApiError;
+use apikeys::key::{Access, ApiKey, KeyId, KeyState, Permission};
+use apikeys::secret::Secret;
+use apikeys::request::fields::name_problem;
+use apikeys::request::{CreateKey, KeyPatch, MAX_BODY_BYTES, MAX_GRACE_SECS, RollKey};
+use arbitrary::Arbitrary;
+use chrono::{DateTime, Utc};
+use libfuzzer_sys::fuzz_target;
+use serde_json::{Map, Value, json};
+
+#[derive(Arbitrary, Debug)]
+enum Endpoint {
+    Create,
+    Patch,
+    Roll,
+}
+
+#[derive(Arbitrary, Debug)]
+enum ContentType {
+    None,
+    Json,
+    JsonUtf8,
+    MergePatch,
+    WithSecret,
+    Raw(String),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Name {
+    Name,
+    Restricted,
+    Permissions,
+    ExpiresDate,
+    CreatorId,
+    Status,
+    Grace,
+    Id,
+    Secret,
+    Other(String),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Scalar {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Permission(u8),
+    /// Seconds from now, as RFC 3339.
+    Time(i32),
+    Uuid(u128),
+    Status(u8),
+    Secret,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Json {
+    Scalar(Scalar),
+    Array(Vec<Scalar>),
+    Object(Vec<(String, Scalar)>),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Payload {
+    Bytes(Vec<u8>),
+    Object(Vec<(Name, Json)>),
+    /// An object, then this many spaces: around the size limit.
+    Padded(Vec<(Name, Json)>, u16),
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    endpoint: Endpoint,
+    content_type: ContentType,
+    payload: Payload,
+    /// The caller's permissions, as bits; `None` for an unrestricted caller.
+    caller: Option<u64>,
+    /// The patched key's permissions, as bits; `None` for an unrestricted key.
+    current: Option<u64>,
+    /// Through an HTTP API event, base64-encoded when true.
+    event: Option<bool>,
+}
+
+fn secret() -> &'static Secret {
+    static SECRET: std::sync::OnceLock<Secret> = std::sync::OnceLock::new();
+    SECRET.get_or_init(|| Secret::from_random(*b"fuzzing-a-write-body-key"))
+}
+
+fn access(bits: Option<u64>) -> Access {
+    match bits {
+        None => Access::Unrestricted,
+        Some(bits) => Access::new(
+            true,
+            Permission::ALL
+                .iter()
+                .copied()
+                .filter(|p| bits & p.bit() != 0)
+                .collect(),
+        ),
+    }
+}
+
+fn scalar(s: &Scalar, now: DateTime<Utc>) -> Value {
+    match s {
+        Scalar::Null => Value::Null,
+        Scalar::Bool(b) => json!(b),
+        Scalar::Int(n) => json!(n),
+        Scalar::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        Scalar::Str(s) => json!(s),
+        Scalar::Permission(i) => {
+            json!(Permission::ALL[*i as usize % Permission::ALL.len()].as_str())
+        }
+        Scalar::Time(secs) => {
+            json!((now + chrono::Duration::seconds(i64::from(*secs))).to_rfc3339())
+        }
+        Scalar::Uuid(n) => json!(format!("{n:032x}")),
+        Scalar::Status(i) => json!(["active", "disabled", "expired"][*i as usize % 3]),
+        Scalar::Secret => json!(secret().expose()),
+    }
+}
+
+fn value(j: &Json, now: DateTime<Utc>) -> Value {
+    match j {
+        Json::Scalar(s) => scalar(s, now),
+        Json::Array(items) => Value::Array(items.iter().take(64).map(|s| scalar(s, now)).collect()),
+        Json::Object(members) => Value::Object(
+            members
+                .iter()
+                .take(8)
+                .map(|(k, s)| (k.clone(), scalar(s, now)))
+                .collect::<Map<_, _>>(),
+        ),
+    }
+}
+
+fn name(n: &Name) -> String {
+    match n {
+        Name::Name => "name".into(),
+        Name::Restricted => "restricted".into(),
+        Name::Permissions => "permissions".into(),
+        Name::ExpiresDate => "expires_date".into(),
+        Name::CreatorId => "creator_id".into(),
+        Name::Status => "status".into(),
+        Name::Grace => "grace_period_seconds".into(),
+        Name::Id => "id".into(),
+        Name::Secret => secret().expose().to_owned(),
+        Name::Other(s) => s.clone(),
+    }
+}
+
+/// The members as JSON text, in order, repeats kept (a map would drop them).
+fn object(members: &[(Name, Json)], now: DateTime<Utc>) -> Vec<u8> {
+    let parts: Vec<String> = members
+        .iter()
+        .take(16)
+        .map(|(n, j)| format!("{}:{}", json!(name(n)), value(j, now)))
+        .collect();
+    format!("{{{}}}", parts.join(",")).into_bytes()
+}
+
+fn request(
+    content_type: Option<&str>,
+    body: &[u8],
+    event: Option<bool>,
+) -> Option<lambda_http::Request> {
+    use base64::Engine as _;
+    match event {
+        None => {
+            let mut b = lambda_http::http::Request::builder()
+                .method("POST")
+                .uri("/v1/api_key/");
+            if let Some(ct) = content_type {
+                b = b.header("content-type", ct);
+            }
+            b.body(lambda_http::Body::from(body.to_vec())).ok()
+        }
+        Some(encode) => {
+            // Only values a gateway could deliver as a header.
+            if content_type.is_some_and(|ct| lambda_http::http::HeaderValue::from_str(ct).is_err())
+            {
+                return None;
+            }
+            let text = std::str::from_utf8(body).ok().filter(|_| !encode);
+            let mut headers = Map::new();
+            headers.insert("host".into(), json!("localhost"));
+            if let Some(ct) = content_type {
+                headers.insert("content-type".into(), json!(ct));
+            }
+            let event = json!({
+                "version": "2.0",
+                "routeKey": "POST /v1/api_key",
+                "rawPath": "/v1/api_key",
+                "rawQueryString": "",
+                "headers": headers,
+                "requestContext": {
+                    "http": {"method": "POST", "path": "/v1/api_key"},
+                    "routeKey": "POST /v1/api_key",
+                    "stage": "$default",
+                    "requestId": "fuzz"
+                },
+                "body": match text {
+                    Some(t) => t.to_owned(),
+                    None => base64::engine::general_purpose::STANDARD.encode(body),
+                },
+                "isBase64Encoded": text.is_none(),
+            });
+            lambda_http::request::from_str(&event.to_string()).ok()
+        }
+    }
+}
+
+/// What every refusal must be.
+fn check_refusal(e: &ApiError, body: &[u8]) {
+    let body_len = body.len();
+    let status = e.status().as_u16();
+    assert!(
+        matches!(status, 400 | 403 | 413 | 415 | 422),
+        "status {status}: {e}"
+    );
+    if body_len > MAX_BODY_BYTES {
+        assert!(
+            matches!(status, 413 | 415),
+            "an oversized body got {status}"
+        );
+    }
+    let problem = e.problem("fuzz");
+    let text = serde_json::to_string(&problem).expect("a problem serializes");
+    assert!(
+        !text.contains(secret().expose()),
+        "a secret in a problem: {text}"
+    );
+    assert!(
+        !e.to_string().contains(secret().expose()),
+        "a secret in a log line"
+    );
+    assert!(!problem.detail.is_empty());
+    match status {
+        // A member named "" is named as it is.
+        422 => assert!(
+            problem
+                .parameter
+                .is_some_and(|p| !p.is_empty() || body.windows(2).any(|w| w == b"\"\"")),
+            "a 422 names its field"
+        ),
+        _ => assert_eq!(problem.parameter, None),
+    }
+}
+
+fn current_key(access: Access, now: DateTime<Utc>) -> ApiKey {
+    ApiKey {
+        id: KeyId::new_at(now - chrono::Duration::days(1)),
+        org: "fuzz".parse().expect("an org id"),
+        name: "current".into(),
+        created: now - chrono::Duration::days(1),
+        updated: now - chrono::Duration::days(1),
+        last_used: None,
+        expires: None,
+        creator_id: KeyId::new_at(now).as_uuid(),
+        access,
+        state: KeyState::Active,
+        last_four: "abcd".into(),
+    }
+}
+
+fuzz_target!(|input: Input| {
+    let now = Utc::now();
+    let body = match &input.payload {
+        Payload::Bytes(b) => b.clone(),
+        Payload::Object(m) => object(m, now),
+        Payload::Padded(m, pad) => {
+            let mut b = object(m, now);
+            b.resize(
+                b.len() + MAX_BODY_BYTES - 64 + usize::from(*pad % 128),
+                b' ',
+            );
+            b
+        }
+    };
+    let with_secret = format!("application/json; x={}", secret().expose());
+    let ct = match &input.content_type {
+        ContentType::None => None,
+        ContentType::Json => Some("application/json"),
+        ContentType::JsonUtf8 => Some("application/json; charset=UTF-8"),
+        ContentType::MergePatch => Some("application/merge-patch+json"),
+        ContentType::WithSecret => Some(with_secret.as_str()),
+        ContentType::Raw(s) => Some(s.as_str()),
+    };
+    let Some(req) = request(ct, &body, input.event) else {
+        return;
+    };
+    assert_eq!(
+        req.body().as_ref(),
+        &body[..],
+        "lambda_http hands over the bytes sent"
+    );
+    let caller_access = access(input.caller);
+    let caller = Caller {
+        org: "fuzz".parse().expect("an org id"),
+        key_id: KeyId::new_at(now),
+        access: caller_access.clone(),
+        hash: secret().hash(),
+        last_used: None,
+    };
+    let held = |p: &Permission| caller_access.grants(*p);
+    match input.endpoint {
+        Endpoint::Create => {
+            match CreateKey::from_request(&req, now).and_then(|c| c.new_key(&caller)) {
+                Ok(new) => {
+                    assert!(name_problem(&new.name).is_none(), "{:?}", new.name);
+                    assert!(new.expires.is_none_or(|t| t > now));
+                    if caller_access.is_restricted() {
+                        let list = new
+                            .access
+                            .permissions()
+                            .expect("a restricted caller made an unrestricted key");
+                        assert!(
+                            list.iter().all(held),
+                            "a permission the caller lacks was granted"
+                        );
+                    }
+                    if let Some(list) = new.access.permissions() {
+                        assert!(
+                            list.windows(2).all(|w| w[0] < w[1]),
+                            "sorted, without repeats"
+                        );
+                    }
+                    new.into_record(secret()).expect("a validated key stores");
+                }
+                Err(e) => check_refusal(&e, &body),
+            }
+        }
+        Endpoint::Patch => {
+            let current = current_key(access(input.current), now);
+            match KeyPatch::from_request(&req, now)
+                .and_then(|p| p.apply_by(&caller_access, &current, now))
+            {
+                Ok(next) => {
+                    assert_eq!(
+                        (
+                            next.id,
+                            &next.org,
+                            next.created,
+                            next.creator_id,
+                            &next.last_four
+                        ),
+                        (
+                            current.id,
+                            &current.org,
+                            current.created,
+                            current.creator_id,
+                            &current.last_four
+                        )
+                    );
+                    assert!(name_problem(&next.name).is_none());
+                    if next == current {
+                        assert_eq!(next.updated, current.updated);
+                    } else {
+                        assert_eq!(next.updated, now);
+                    }
+                    if caller_access.is_restricted() {
+                        match (&current.access, &next.access) {
+                            (_, Access::Restricted(list)) => {
+                                assert!(list.iter().all(|p| held(p) || current.access.grants(*p)))
+                            }
+                            (Access::Unrestricted, Access::Unrestricted) => {}
+                            _ => panic!("a restricted caller made a key unrestricted"),
+                        }
+                    }
+                }
+                Err(e) => check_refusal(&e, &body),
+            }
+        }
+        Endpoint::Roll => match RollKey::from_request(&req) {
+            Ok(r) => assert!(r.grace_period_seconds <= MAX_GRACE_SECS),
+            Err(e) => check_refusal(&e, &body),
+        },
+    }
+});

@@ -1,0 +1,66 @@
+//! Cursors of event lists, sealed for the caller's organization with HMAC-SHA256 like the key
+//! list's: one that is forged, altered, or issued to another organization does not open.
+//!
+//! They are keyed with the same `CURSOR_SECRET` (comma-separated; the first seals, all
+//! open), under a context of their own, so an event cursor never opens as a key cursor or
+//! the other way round.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::key::OrgId;
+use crate::page::{CursorKeys, Purpose, WeakCursorSecret};
+
+/// The context event cursors are sealed under.
+const EVENTS: Purpose = Purpose::new(b"apikeys/event-cursor/v1\0");
+
+/// The keys that seal and open event cursors: the key lists' [`CursorKeys`], used for
+/// [`EVENTS`].
+#[derive(Clone, Debug)]
+pub struct EventCursors(CursorKeys);
+
+impl EventCursors {
+    /// Parses `CURSOR_SECRET` as [`CursorKeys::parse`] does.
+    pub fn parse(config: &str) -> Result<Self, WeakCursorSecret> {
+        CursorKeys::parse(config).map(EventCursors)
+    }
+
+    pub(crate) fn seal<T: Serialize>(&self, org: &OrgId, state: &T) -> String {
+        self.0.seal_for(EVENTS, org, state)
+    }
+
+    /// The state, if the token was sealed by one of the keys for this organization.
+    pub(crate) fn open<T: DeserializeOwned>(&self, org: &OrgId, token: &str) -> Option<T> {
+        self.0.open_for(EVENTS, org, token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn keys() -> EventCursors {
+        EventCursors::parse("0123456789abcdef0123456789abcdef").unwrap()
+    }
+
+    #[test]
+    fn a_cursor_opens_only_for_its_organization_and_unaltered() {
+        let (a, b): (OrgId, OrgId) = ("a".parse().unwrap(), "b".parse().unwrap());
+        let token = keys().seal(&a, &("x", 1));
+        assert_eq!(
+            keys().open::<(String, u32)>(&a, &token),
+            Some(("x".into(), 1))
+        );
+        assert_eq!(keys().open::<(String, u32)>(&b, &token), None);
+        let bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        for i in 0..bytes.len() * 8 {
+            let mut t = bytes.clone();
+            t[i / 8] ^= 1 << (i % 8);
+            let t = URL_SAFE_NO_PAD.encode(t);
+            assert_eq!(keys().open::<(String, u32)>(&a, &t), None, "bit {i}");
+        }
+        assert!(EventCursors::parse("short").is_err());
+    }
+}

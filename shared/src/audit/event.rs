@@ -1,0 +1,338 @@
+//! What an audit event records: who changed which key, how, when, and from where.
+//!
+//! An event is written in the same transaction as the change it describes (see
+//! `crate::write`), so no change goes unrecorded and no event describes a change that did
+//! not happen. `changes` never holds a secret or a hash: a roll records the new last four
+//! characters and when the previous secret stops working.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::key::{InvalidUuid, KeyId, OrgId};
+
+/// An event's id: a UUIDv7 whose timestamp is the event's time, so id order is time order
+/// and a time range is a range of ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(Uuid);
+
+impl EventId {
+    /// A new id for an event at `at` (millisecond precision).
+    pub fn new_at(at: DateTime<Utc>) -> Self {
+        EventId(KeyId::new_at(at).as_uuid())
+    }
+
+    /// The smallest id an event at or after `at` can have.
+    pub fn floor(at: DateTime<Utc>) -> Self {
+        let ms = at.timestamp_millis()
+            + i64::from(!at.timestamp_subsec_nanos().is_multiple_of(1_000_000));
+        EventId(Uuid::from_u128(u128::from(ms.max(0) as u64) << 80))
+    }
+
+    /// The largest id an event before `at` can have.
+    pub fn ceiling_before(at: DateTime<Utc>) -> Self {
+        let ms = at.timestamp_millis()
+            - i64::from(at.timestamp_subsec_nanos().is_multiple_of(1_000_000));
+        if ms < 0 {
+            return EventId(Uuid::nil());
+        }
+        EventId(Uuid::from_u128(((ms as u128) << 80) | ((1u128 << 80) - 1)))
+    }
+
+    pub const MIN: EventId = EventId(Uuid::nil());
+    pub const MAX: EventId = EventId(Uuid::max());
+
+    /// The next id after this one, if any: an exclusive bound made inclusive.
+    pub fn next(self) -> Option<Self> {
+        self.0
+            .as_u128()
+            .checked_add(1)
+            .map(|n| EventId(Uuid::from_u128(n)))
+    }
+
+    /// The id before this one, if any.
+    pub fn prev(self) -> Option<Self> {
+        self.0
+            .as_u128()
+            .checked_sub(1)
+            .map(|n| EventId(Uuid::from_u128(n)))
+    }
+
+    /// The time the id carries.
+    pub fn time(&self) -> Option<DateTime<Utc>> {
+        KeyId::from(self.0).created_at()
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+impl FromStr for EventId {
+    type Err = InvalidUuid;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::try_parse(s).map(EventId).map_err(|_| InvalidUuid)
+    }
+}
+
+/// What happened to the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Action {
+    #[serde(rename = "key.created")]
+    Created,
+    /// Name, access or expiry changed, and the state did not.
+    #[serde(rename = "key.updated")]
+    Updated,
+    /// The state became `disabled` (other fields may have changed with it).
+    #[serde(rename = "key.disabled")]
+    Disabled,
+    #[serde(rename = "key.enabled")]
+    Enabled,
+    #[serde(rename = "key.rolled")]
+    Rolled,
+    #[serde(rename = "key.deleted")]
+    Deleted,
+    /// The secret was found in public; the event carries a [`Leak`]. Reserved for
+    /// leak reports: no write of this crate records it yet.
+    #[serde(rename = "key.leaked")]
+    Leaked,
+}
+
+impl Action {
+    pub const ALL: &'static [Action] = &[
+        Action::Created,
+        Action::Updated,
+        Action::Disabled,
+        Action::Enabled,
+        Action::Rolled,
+        Action::Deleted,
+        Action::Leaked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Created => "key.created",
+            Action::Updated => "key.updated",
+            Action::Disabled => "key.disabled",
+            Action::Enabled => "key.enabled",
+            Action::Rolled => "key.rolled",
+            Action::Deleted => "key.deleted",
+            Action::Leaked => "key.leaked",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that names no action.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown action {0:?}")]
+pub struct UnknownAction(pub String);
+
+impl FromStr for Action {
+    type Err = UnknownAction;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Action::ALL
+            .iter()
+            .copied()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| UnknownAction(s.to_owned()))
+    }
+}
+
+/// Who made the change.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Actor {
+    #[serde(rename = "type")]
+    pub kind: ActorKind,
+    /// The caller's key id, or the operator's name.
+    pub id: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    /// A caller of the HTTP API, by its key's id.
+    ApiKey,
+    /// An operator of the admin CLI, by OS user.
+    Cli,
+}
+
+impl Actor {
+    pub fn api_key(id: KeyId) -> Self {
+        Actor {
+            kind: ActorKind::ApiKey,
+            id: id.to_string(),
+        }
+    }
+
+    pub fn cli(name: impl Into<String>) -> Self {
+        Actor {
+            kind: ActorKind::Cli,
+            id: name.into(),
+        }
+    }
+
+    /// The operator running this process: `$USER`, else `$LOGNAME`, else the uid that owns
+    /// the process, else `unknown`.
+    pub fn cli_user() -> Self {
+        let from_env = ["USER", "LOGNAME"]
+            .iter()
+            .filter_map(|v| std::env::var(v).ok())
+            .find(|v| !v.trim().is_empty());
+        let name = from_env.or_else(uid).unwrap_or_else(|| "unknown".into());
+        Actor::cli(name)
+    }
+}
+
+#[cfg(unix)]
+fn uid() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .ok()
+        .map(|m| format!("uid:{}", m.uid()))
+}
+
+#[cfg(not(unix))]
+fn uid() -> Option<String> {
+    None
+}
+
+/// One field's change. Values are as the API shows them (RFC 3339 times, permission
+/// strings, `null` for absent).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub from: Value,
+    pub to: Value,
+}
+
+/// Changed fields by name, in name order.
+pub type Changes = BTreeMap<String, Change>;
+
+/// Where a leaked secret was found (for `key.leaked`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leak {
+    pub url: String,
+    pub source: String,
+}
+
+/// An audit event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub id: EventId,
+    /// The id's time.
+    pub time: DateTime<Utc>,
+    pub org: OrgId,
+    pub action: Action,
+    pub key_id: KeyId,
+    pub actor: Actor,
+    pub changes: Changes,
+    pub request_id: String,
+    pub source_ip: Option<String>,
+    pub leak: Option<Leak>,
+    /// When DynamoDB's TTL may delete it: its time plus the configured retention.
+    pub retain_until: DateTime<Utc>,
+}
+
+impl Event {
+    /// The API's representation (the organization is the caller's, so it is not shown).
+    pub fn view(&self) -> EventView<'_> {
+        EventView {
+            id: self.id,
+            time: MillisTime(self.time),
+            action: self.action,
+            key_id: self.key_id,
+            actor: &self.actor,
+            changes: &self.changes,
+            request_id: &self.request_id,
+            source_ip: self.source_ip.as_deref(),
+            leak: self.leak.as_ref(),
+        }
+    }
+}
+
+/// An event as the API and the CLI show it.
+#[derive(Debug, Serialize)]
+pub struct EventView<'a> {
+    pub id: EventId,
+    pub time: MillisTime,
+    pub action: Action,
+    pub key_id: KeyId,
+    pub actor: &'a Actor,
+    pub changes: &'a Changes,
+    pub request_id: &'a str,
+    pub source_ip: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leak: Option<&'a Leak>,
+}
+
+/// A time as `changes` shows it: as the key's own view does, in whole seconds.
+pub fn time_value(at: DateTime<Utc>) -> Value {
+    Value::String(at.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// An event's time: RFC 3339, UTC, to the millisecond (the precision of its id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MillisTime(pub DateTime<Utc>);
+
+impl Serialize for MillisTime {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn actions_round_trip_through_their_names() {
+        for a in Action::ALL {
+            assert_eq!(a.as_str().parse::<Action>(), Ok(*a));
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
+        assert!("key.read".parse::<Action>().is_err());
+    }
+
+    #[test]
+    fn time_bounds_enclose_exactly_the_ids_of_their_milliseconds() {
+        let t = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+        let id = EventId::new_at(t);
+        assert!(EventId::floor(t) <= id);
+        assert!(id <= EventId::ceiling_before(t + chrono::Duration::milliseconds(1)));
+        assert!(id > EventId::ceiling_before(t));
+        assert!(id < EventId::floor(t + chrono::Duration::milliseconds(1)));
+        // A bound inside a millisecond rounds inward.
+        let mid = t + chrono::Duration::microseconds(500);
+        assert!(EventId::floor(mid) > id);
+        assert!(EventId::ceiling_before(mid) >= id);
+        assert_eq!(id.time(), Some(t));
+    }
+
+    #[test]
+    fn an_actor_shows_its_type_and_id() {
+        let a = Actor::cli("ops");
+        assert_eq!(
+            serde_json::to_value(&a).unwrap(),
+            serde_json::json!({"type": "cli", "id": "ops"})
+        );
+        assert!(!Actor::cli_user().id.is_empty());
+    }
+}

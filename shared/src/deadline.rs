@@ -1,0 +1,127 @@
+//! One deadline per request: the invocation's own deadline, from the Lambda context, less
+//! [`MARGIN`] to render the answer and hand it back; [`DEFAULT_BUDGET`] from now when the
+//! invocation has none (a bare local invocation, a test) or one that had already passed when
+//! it arrived. Lambda sets the deadline when it hands the event over, so it is never in the
+//! past there; `cargo lambda watch` (`make run`) sends a relative `600000` in the header that
+//! should hold epoch milliseconds, a date in 1970, which would otherwise refuse every request. A request pipeline runs all of its
+//! work under it: when it passes, the work is dropped, DynamoDB calls in flight included, and
+//! the request answers 503 with `Retry-After` instead of running into the function's timeout.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use lambda_http::Context;
+use tokio::time::Instant;
+
+use crate::error::ApiError;
+use crate::store::StoreError;
+
+/// Kept back from the invocation's deadline to render the answer and return it.
+pub const MARGIN: Duration = Duration::from_millis(500);
+
+/// A request's time when its invocation has no deadline: the functions' timeout in
+/// template.yaml (6 s) less [`MARGIN`].
+pub const DEFAULT_BUDGET: Duration = Duration::from_millis(5500);
+
+/// When a request must have its answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadline(Instant);
+
+/// The request's deadline passed before its work was done.
+#[derive(Debug, thiserror::Error)]
+#[error("the request's deadline passed before the key store answered")]
+pub struct DeadlinePassed;
+
+impl Deadline {
+    /// The deadline of a request that arrived in `context` (`None` outside Lambda).
+    pub fn of(context: Option<&Context>) -> Self {
+        let invocation = context.filter(|c| c.deadline > 0).map(|c| c.deadline());
+        Self::within(invocation, SystemTime::now())
+    }
+
+    fn within(invocation: Option<SystemTime>, now: SystemTime) -> Self {
+        let budget = match invocation {
+            // Already past on arrival: not a real invocation deadline (see the module's note).
+            Some(deadline) => match deadline.duration_since(now) {
+                Ok(left) => left.saturating_sub(MARGIN),
+                Err(_) => DEFAULT_BUDGET,
+            },
+            None => DEFAULT_BUDGET,
+        };
+        Deadline(Instant::now() + budget)
+    }
+
+    /// The time left until the deadline.
+    pub fn remaining(&self) -> Duration {
+        self.0.saturating_duration_since(Instant::now())
+    }
+
+    /// Runs `work` until the deadline: its outcome, or a store that did not answer in time.
+    pub async fn bound<T>(
+        self,
+        work: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        tokio::time::timeout_at(self.0, work)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable(Box::new(DeadlinePassed)).into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(left: Duration) -> Context {
+        let mut c = Context::default();
+        let at = SystemTime::now() + left;
+        c.deadline = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        c
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_is_the_invocations_less_the_margin_or_the_default() {
+        let left = Deadline::of(Some(&context(Duration::from_secs(3)))).remaining();
+        assert!(
+            left <= Duration::from_millis(2500) && left > Duration::from_millis(2400),
+            "{left:?}"
+        );
+        assert_eq!(Deadline::of(None).remaining(), DEFAULT_BUDGET);
+        // A context without a deadline (0, its default) is no deadline.
+        assert_eq!(
+            Deadline::of(Some(&Context::default())).remaining(),
+            DEFAULT_BUDGET
+        );
+        // An invocation with less than the margin left has no time at all.
+        let late = Deadline::of(Some(&context(Duration::from_millis(200))));
+        assert_eq!(late.remaining(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_already_past_on_arrival_is_no_deadline() {
+        // What `cargo lambda watch` sends: 600000 "epoch milliseconds", in 1970.
+        let mut local = Context::default();
+        local.deadline = 600_000;
+        assert_eq!(Deadline::of(Some(&local)).remaining(), DEFAULT_BUDGET);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn work_past_the_deadline_is_dropped_and_the_store_reported_unavailable() {
+        let deadline = Deadline::of(Some(&context(Duration::from_secs(2))));
+        let started = Instant::now();
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok(())
+        };
+        let outcome = deadline.bound(slow).await;
+        assert!(matches!(
+            outcome,
+            Err(ApiError::Store(StoreError::Unavailable(_)))
+        ));
+        assert!(started.elapsed() <= Duration::from_millis(1500));
+        let fresh = Deadline::of(None).bound(async { Ok(7) }).await;
+        assert_eq!(fresh.ok(), Some(7));
+    }
+}

@@ -1,0 +1,340 @@
+//! The body of `POST /v1/api_key/`: what key to create.
+//!
+//! `name` is required; `restricted` defaults to true; `permissions` is required (and may be
+//! empty) when the key is restricted, and absent or null when it is not; `expires_date` is
+//! an optional future time; `creator_id` is an optional UUID that defaults to the id of the
+//! key making the request, so that `creator_id=<that id>` lists the keys it made.
+
+use chrono::{DateTime, Utc};
+use lambda_http::Request;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::body::{self, Accepts, Fields, Presence, field_error};
+use super::{fields, grant};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::key::{Access, KeyId};
+use crate::write::NewKey;
+
+/// The fields a create body may hold.
+pub const FIELDS: &[&str] = &[
+    "name",
+    "restricted",
+    "permissions",
+    "expires_date",
+    "creator_id",
+];
+
+/// Fields of the key object that the service sets itself.
+pub const READ_ONLY: &[&str] = &[
+    "id",
+    "created_date",
+    "updated_date",
+    "last_used_date",
+    "last_four_digits",
+    "status",
+    "secret",
+];
+
+/// A validated create body, before it is tied to a caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateKey {
+    pub name: String,
+    pub access: Access,
+    pub expires: Option<DateTime<Utc>>,
+    /// `None`: the caller's key id (see [`CreateKey::new_key`]).
+    pub creator_id: Option<Uuid>,
+}
+
+impl CreateKey {
+    /// Reads the create body of a request at `now`: 415, 413, 400 or 422 as [`body::read`]
+    /// and the field rules say.
+    pub fn from_request(req: &Request, now: DateTime<Utc>) -> Result<Self, ApiError> {
+        let fields = body::read_request(req, Accepts::Json, Presence::Required)?;
+        Self::from_fields(&fields.unwrap_or_default(), now)
+    }
+
+    /// The rules of each field, on a body already read.
+    pub fn from_fields(f: &Fields, now: DateTime<Utc>) -> Result<Self, ApiError> {
+        f.only(FIELDS, READ_ONLY)?;
+        let name = match f.get("name") {
+            Some(v) => fields::name("name", v)?,
+            None => return Err(field_error("name", "is required")),
+        };
+        let restricted = match f.get("restricted") {
+            Some(v) => fields::boolean("restricted", v)?,
+            None => true,
+        };
+        let permissions = match (restricted, f.get("permissions")) {
+            (true, None | Some(Value::Null)) => {
+                return Err(field_error(
+                    "permissions",
+                    "is required when restricted is true (it may be an empty list)",
+                ));
+            }
+            (true, Some(v)) => fields::permissions("permissions", v)?,
+            (false, None | Some(Value::Null)) => Vec::new(),
+            (false, Some(_)) => {
+                return Err(field_error(
+                    "permissions",
+                    "must be absent or null when restricted is false: an unrestricted key \
+                     holds every permission",
+                ));
+            }
+        };
+        let expires = match f.get("expires_date") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(fields::future_time("expires_date", v, now)?),
+        };
+        let creator_id = match f.get("creator_id") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(fields::uuid("creator_id", v)?),
+        };
+        Ok(CreateKey {
+            name,
+            access: Access::new(restricted, permissions),
+            expires,
+            creator_id,
+        })
+    }
+
+    /// The key to store for this caller: in the caller's organization, created by
+    /// `creator_id` or else by the caller's key id. A 403 if it would give the caller more
+    /// than it holds ([`grant::check_create`]).
+    pub fn new_key(self, caller: &Caller) -> Result<NewKey, ApiError> {
+        grant::check_create(&caller.access, &self.access).map_err(ApiError::Escalation)?;
+        Ok(NewKey {
+            org: caller.org.clone(),
+            name: self.name,
+            creator_id: self.creator_id.unwrap_or_else(|| caller.key_id.as_uuid()),
+            access: self.access,
+            expires: self.expires,
+            id: None::<KeyId>,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::Permission::*;
+    use crate::request::grant::Escalation;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap()
+    }
+
+    fn parse(v: Value) -> Result<CreateKey, ApiError> {
+        let Value::Object(map) = v else { panic!() };
+        CreateKey::from_fields(&Fields(map.into_iter().collect()), now())
+    }
+
+    fn refused(v: Value) -> (String, String) {
+        match parse(v.clone()) {
+            Err(ApiError::InvalidField(p)) => (p.param, p.reason),
+            other => panic!("{v}: not a field error: {other:?}"),
+        }
+    }
+
+    fn caller(access: Access) -> Caller {
+        Caller {
+            org: "acme".parse().unwrap(),
+            key_id: "01900000-0001-7000-8000-000000000002".parse().unwrap(),
+            access,
+            hash: crate::secret::Secret::from_random([9; 24]).hash(),
+            last_used: None,
+        }
+    }
+
+    #[test]
+    fn a_minimal_body_is_a_restricted_key_without_permissions() {
+        let k = parse(json!({"name": "ci", "permissions": []})).unwrap();
+        assert_eq!(k.name, "ci");
+        assert_eq!(k.access, Access::Restricted(vec![]));
+        assert_eq!((k.expires, k.creator_id), (None, None));
+    }
+
+    #[test]
+    fn every_field_is_read() {
+        let k = parse(json!({
+            "name": "deploy",
+            "restricted": true,
+            "permissions": ["calls.view", "api_keys.view"],
+            "expires_date": "2025-07-01T00:00:00Z",
+            "creator_id": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
+        }))
+        .unwrap();
+        assert_eq!(k.access, Access::new(true, vec![CallsView, ApiKeysView]));
+        assert_eq!(
+            k.expires,
+            Some(Utc.with_ymd_and_hms(2025, 7, 1, 0, 0, 0).unwrap())
+        );
+        assert_eq!(
+            k.creator_id.unwrap().to_string(),
+            "3c90c3cc-0d44-4b50-8888-8dd25736052a"
+        );
+        let u = parse(json!({"name": "admin", "restricted": false})).unwrap();
+        assert_eq!(u.access, Access::Unrestricted);
+        let u = parse(
+            json!({"name": "a", "restricted": false, "permissions": null,
+                             "expires_date": null, "creator_id": null}),
+        )
+        .unwrap();
+        assert_eq!(
+            (u.access, u.expires, u.creator_id),
+            (Access::Unrestricted, None, None)
+        );
+    }
+
+    #[test]
+    fn each_rule_is_a_422_naming_its_field() {
+        for (body, field, says) in [
+            (json!({"permissions": []}), "name", "is required"),
+            (json!({"name": "", "permissions": []}), "name", "empty"),
+            (
+                json!({"name": "a\tb", "permissions": []}),
+                "name",
+                "control",
+            ),
+            (
+                json!({"name": "x".repeat(257), "permissions": []}),
+                "name",
+                "at most 256 bytes",
+            ),
+            (
+                json!({"name": ["x"], "permissions": []}),
+                "name",
+                "must be a string",
+            ),
+            (
+                json!({"name": "k"}),
+                "permissions",
+                "required when restricted is true",
+            ),
+            (
+                json!({"name": "k", "permissions": null}),
+                "permissions",
+                "required",
+            ),
+            (
+                json!({"name": "k", "restricted": true}),
+                "permissions",
+                "may be an empty list",
+            ),
+            (
+                json!({"name": "k", "restricted": false, "permissions": []}),
+                "permissions",
+                "absent or null",
+            ),
+            (
+                json!({"name": "k", "restricted": "no", "permissions": []}),
+                "restricted",
+                "true or false",
+            ),
+            (
+                json!({"name": "k", "restricted": null, "permissions": []}),
+                "restricted",
+                "not null",
+            ),
+            (
+                json!({"name": "k", "permissions": ["x.y"]}),
+                "permissions",
+                "not a known permission",
+            ),
+            (
+                json!({"name": "k", "permissions": [], "expires_date": "2025-06-01T11:59:59Z"}),
+                "expires_date",
+                "future",
+            ),
+            (
+                json!({"name": "k", "permissions": [], "expires_date": "tomorrow"}),
+                "expires_date",
+                "RFC 3339",
+            ),
+            (
+                json!({"name": "k", "permissions": [], "creator_id": "me"}),
+                "creator_id",
+                "UUID",
+            ),
+            (
+                json!({"name": "k", "permissions": [], "id": "01900000-0001-7000-8000-000000000002"}),
+                "id",
+                "cannot be written",
+            ),
+            (
+                json!({"name": "k", "permissions": [], "secret": "apk_x"}),
+                "secret",
+                "cannot be written",
+            ),
+            (
+                json!({"name": "k", "permissions": [], "nmae": "k"}),
+                "nmae",
+                "not a known field",
+            ),
+        ] {
+            let (got_field, why) = refused(body.clone());
+            assert_eq!(got_field, field, "{body}");
+            assert!(why.contains(says), "{body}: {why}");
+        }
+    }
+
+    #[test]
+    fn the_creator_defaults_to_the_callers_key() {
+        let c = caller(Access::Unrestricted);
+        let new = parse(json!({"name": "k", "permissions": []}))
+            .unwrap()
+            .new_key(&c)
+            .unwrap();
+        assert_eq!(new.creator_id, c.key_id.as_uuid());
+        assert_eq!(new.org, c.org);
+        assert_eq!(new.id, None);
+        let given = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+        let new = parse(json!({"name": "k", "permissions": [], "creator_id": given}))
+            .unwrap()
+            .new_key(&c)
+            .unwrap();
+        assert_eq!(new.creator_id.to_string(), given);
+    }
+
+    #[test]
+    fn a_restricted_caller_creates_within_what_it_holds() {
+        let c = caller(Access::new(true, vec![ApiKeysCreate, CallsView]));
+        let ok = parse(json!({"name": "k", "permissions": ["calls.view"]})).unwrap();
+        assert!(ok.new_key(&c).is_ok());
+        let more = parse(json!({"name": "k", "permissions": ["calls.view", "billing.view"]}));
+        assert!(matches!(
+            more.unwrap().new_key(&c),
+            Err(ApiError::Escalation(Escalation::Grant(BillingView)))
+        ));
+        let all = parse(json!({"name": "k", "restricted": false})).unwrap();
+        assert!(matches!(
+            all.new_key(&c),
+            Err(ApiError::Escalation(Escalation::Unrestricted))
+        ));
+    }
+
+    #[test]
+    fn what_is_created_is_what_into_record_stores() {
+        let c = caller(Access::Unrestricted);
+        let new = parse(json!({"name": "名前", "permissions": ["calls.view"],
+                               "expires_date": "2026-01-01T00:00:00Z"}))
+        .unwrap()
+        .new_key(&c)
+        .unwrap();
+        let record = new
+            .into_record(
+                &crate::secret::Secret::from_random([2; 24]),
+                chrono::Utc::now(),
+            )
+            .unwrap();
+        assert_eq!(record.name, "名前");
+        assert_eq!(record.access, Access::Restricted(vec![CallsView]));
+        assert_eq!(
+            record.expires,
+            Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap())
+        );
+    }
+}

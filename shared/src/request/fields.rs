@@ -1,0 +1,266 @@
+//! The values a write's fields take, each read from JSON with a 422 naming the field: a key
+//! name (the same rule as the CLI's), a permission list, a future time, a UUID, a bool.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::body::field_error;
+use crate::error::ApiError;
+use crate::key::Permission;
+use crate::store::MAX_NAME_BYTES;
+
+/// Why a key name is refused, if it is; `None` for a good name. The rule of
+/// `store::NewKey::into_record`: 1 to [`MAX_NAME_BYTES`] bytes, not only whitespace, no
+/// control characters.
+pub fn name_problem(name: &str) -> Option<String> {
+    if name.trim().is_empty() {
+        Some("must not be empty or only whitespace".into())
+    } else if name.len() > MAX_NAME_BYTES {
+        Some(format!(
+            "must be at most {MAX_NAME_BYTES} bytes of UTF-8, got {}",
+            name.len()
+        ))
+    } else if name.chars().any(char::is_control) {
+        Some("must not contain control characters (such as a newline or a tab)".into())
+    } else {
+        None
+    }
+}
+
+/// A JSON type, for "must be X, not Y" messages.
+pub fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong_type(field: &str, want: &str, got: &Value) -> ApiError {
+    field_error(field, format!("must be {want}, not {}", kind(got)))
+}
+
+/// A key name.
+pub fn name(field: &str, value: &Value) -> Result<String, ApiError> {
+    let Value::String(s) = value else {
+        return Err(wrong_type(field, "a string", value));
+    };
+    match name_problem(s) {
+        Some(why) => Err(field_error(field, why)),
+        None => Ok(s.clone()),
+    }
+}
+
+/// `true` or `false`.
+pub fn boolean(field: &str, value: &Value) -> Result<bool, ApiError> {
+    value
+        .as_bool()
+        .ok_or_else(|| wrong_type(field, "true or false", value))
+}
+
+/// A list of permissions from the reference list, each at most once (in any order).
+pub fn permissions(field: &str, value: &Value) -> Result<Vec<Permission>, ApiError> {
+    let Value::Array(items) = value else {
+        return Err(wrong_type(field, "an array of permission names", value));
+    };
+    let mut list: Vec<Permission> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Value::String(s) = item else {
+            return Err(field_error(
+                field,
+                format!("entry {i} must be a permission name, not {}", kind(item)),
+            ));
+        };
+        let p: Permission = s.parse().map_err(|_| {
+            let shown: String = s.chars().take(64).collect();
+            field_error(
+                field,
+                format!("entry {i}: {shown:?} is not a known permission (see the Permission enum)"),
+            )
+        })?;
+        if list.contains(&p) {
+            return Err(field_error(
+                field,
+                format!("entry {i}: {p} is listed twice"),
+            ));
+        }
+        list.push(p);
+    }
+    Ok(list)
+}
+
+/// An RFC 3339 time with an offset, strictly after `now`, kept to the whole second (as the
+/// API shows it). The second must still be after `now`.
+pub fn future_time(
+    field: &str,
+    value: &Value,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, ApiError> {
+    let Value::String(s) = value else {
+        return Err(wrong_type(
+            field,
+            "an RFC 3339 time such as 2030-01-31T12:00:00Z",
+            value,
+        ));
+    };
+    let at = DateTime::parse_from_rfc3339(s)
+        .map_err(|_| {
+            field_error(
+                field,
+                "must be an RFC 3339 time with an offset, such as 2030-01-31T12:00:00Z",
+            )
+        })?
+        .with_timezone(&Utc)
+        .trunc_subsecs(0);
+    if at <= now {
+        return Err(field_error(
+            field,
+            format!(
+                "must be in the future (now is {}); to stop a key now, set status to disabled",
+                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        ));
+    }
+    Ok(at)
+}
+
+/// A UUID in any spelling that parses.
+pub fn uuid(field: &str, value: &Value) -> Result<Uuid, ApiError> {
+    let Value::String(s) = value else {
+        return Err(wrong_type(field, "a UUID string", value));
+    };
+    Uuid::try_parse(s).map_err(|_| {
+        field_error(
+            field,
+            "must be a UUID such as 0190f2d4-8c6e-7b1a-9a37-5f0c2b7d4e11",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use crate::write::{InvalidWrite, NewKey};
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    fn reason(r: Result<impl std::fmt::Debug, ApiError>) -> (String, String) {
+        match r {
+            Err(ApiError::InvalidField(p)) => (p.param, p.reason),
+            other => panic!("not a field error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_name_rule_is_the_clis() {
+        let secret = Secret::from_random([1; 24]);
+        let samples = [
+            "ci deploy".to_owned(),
+            String::new(),
+            " \t ".to_owned(),
+            "a\nb".to_owned(),
+            "a\u{7f}b".to_owned(),
+            "a\u{85}b".to_owned(),
+            "é".repeat(128),
+            "é".repeat(129),
+            "x".repeat(MAX_NAME_BYTES),
+            "x".repeat(MAX_NAME_BYTES + 1),
+            "\u{3000}".to_owned(),
+            "名前".to_owned(),
+        ];
+        for s in samples {
+            let cli = NewKey {
+                org: "o".parse().unwrap(),
+                name: s.clone(),
+                creator_id: Uuid::nil(),
+                access: crate::key::Access::Unrestricted,
+                expires: None,
+                id: None,
+            }
+            .into_record(&secret, chrono::Utc::now());
+            let cli_ok = !matches!(cli, Err(InvalidWrite::Name));
+            assert_eq!(name_problem(&s).is_none(), cli_ok, "{s:?}");
+            assert_eq!(name("name", &json!(s)).is_ok(), cli_ok, "{s:?}");
+        }
+        assert_eq!(
+            reason(name("name", &json!(5))).1,
+            "must be a string, not a number"
+        );
+        assert_eq!(
+            reason(name("name", &json!(null))).1,
+            "must be a string, not null"
+        );
+    }
+
+    #[test]
+    fn permissions_are_known_names_each_once() {
+        let ok = permissions("permissions", &json!(["calls.view", "api_keys.view"])).unwrap();
+        assert_eq!(ok, [Permission::CallsView, Permission::ApiKeysView]);
+        assert_eq!(permissions("permissions", &json!([])).unwrap(), []);
+        for (bad, says) in [
+            (
+                json!("calls.view"),
+                "must be an array of permission names, not a string",
+            ),
+            (
+                json!(["calls.view", 3]),
+                "entry 1 must be a permission name, not a number",
+            ),
+            (
+                json!(["calls.read"]),
+                "entry 0: \"calls.read\" is not a known permission",
+            ),
+            (
+                json!(["calls.view", "calls.view"]),
+                "entry 1: calls.view is listed twice",
+            ),
+            (json!({"calls.view": true}), "not an object"),
+        ] {
+            let (field, why) = reason(permissions("permissions", &bad));
+            assert_eq!(field, "permissions");
+            assert!(why.contains(says), "{why}");
+        }
+    }
+
+    #[test]
+    fn times_are_rfc3339_in_the_future_to_the_second() {
+        let now = Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap();
+        let at = future_time("expires_date", &json!("2025-06-01T14:00:01.900+02:00"), now);
+        assert_eq!(at.unwrap(), now + chrono::Duration::seconds(1));
+        for (bad, says) in [
+            (json!("2025-06-01T12:00:00Z"), "must be in the future"),
+            (json!("2025-06-01T12:00:00.999Z"), "must be in the future"),
+            (json!("2020-01-01T00:00:00Z"), "set status to disabled"),
+            (json!("2030-01-01"), "RFC 3339"),
+            (json!("2030-01-01T00:00:00"), "with an offset"),
+            (json!(1_900_000_000), "not a number"),
+        ] {
+            let (field, why) = reason(future_time("expires_date", &bad, now));
+            assert_eq!(field, "expires_date");
+            assert!(why.contains(says), "{bad}: {why}");
+        }
+    }
+
+    #[test]
+    fn uuids_and_booleans_name_their_field() {
+        let id = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+        assert_eq!(uuid("creator_id", &json!(id)).unwrap().to_string(), id);
+        assert!(uuid("creator_id", &json!(id.to_uppercase())).is_ok());
+        assert_eq!(reason(uuid("creator_id", &json!("x"))).0, "creator_id");
+        assert_eq!(
+            reason(uuid("creator_id", &json!(7))).1,
+            "must be a UUID string, not a number"
+        );
+        assert!(matches!(boolean("restricted", &json!(false)), Ok(false)));
+        let (field, why) = reason(boolean("restricted", &json!("true")));
+        assert_eq!(
+            (field.as_str(), why.as_str()),
+            ("restricted", "must be true or false, not a string")
+        );
+    }
+}

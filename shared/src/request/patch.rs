@@ -1,0 +1,450 @@
+//! The body of `PATCH /v1/api_key/{id}`: a JSON merge patch (RFC 7396) of a key, and how it
+//! applies.
+//!
+//! It may change `name`, `restricted`, `permissions`, `expires_date` (null removes it; a new
+//! one must be in the future) and `status` (`active` or `disabled`). The interplay:
+//! - `{"restricted": false}` makes the key unrestricted, and its `permissions` null; a
+//!   non-null `permissions` beside it is refused.
+//! - Making an unrestricted key restricted needs `permissions` in the same patch (it may be
+//!   empty), as on create; `permissions` alone on an unrestricted key is refused, naming
+//!   `permissions`, rather than silently restricting the key.
+//! - On a restricted key, `permissions` replaces the whole list; `null` is refused (send
+//!   `[]`, or `"restricted": false`).
+//! - A patch that changes nothing (`{}`, or values equal to the current ones) gives back
+//!   the key unchanged, `updated_date` included, so the store can tell there is nothing
+//!   to write or record.
+
+use chrono::{DateTime, Utc};
+use lambda_http::Request;
+use serde_json::Value;
+
+use super::body::{self, Accepts, Fields, Presence, field_error};
+use super::{fields, grant};
+use crate::error::ApiError;
+use crate::key::{Access, ApiKey, KeyState, Permission};
+
+/// The fields a patch may hold.
+pub const FIELDS: &[&str] = &[
+    "name",
+    "restricted",
+    "permissions",
+    "expires_date",
+    "status",
+];
+
+/// Fields of the key object that no patch may change.
+pub const READ_ONLY: &[&str] = &[
+    "id",
+    "created_date",
+    "updated_date",
+    "last_used_date",
+    "last_four_digits",
+    "creator_id",
+    "secret",
+];
+
+/// A validated merge patch. `None`: the member was absent, so the value is kept;
+/// `Some(None)`: it was null.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyPatch {
+    pub name: Option<String>,
+    pub restricted: Option<bool>,
+    pub permissions: Option<Option<Vec<Permission>>>,
+    pub expires: Option<Option<DateTime<Utc>>>,
+    pub status: Option<KeyState>,
+}
+
+impl KeyPatch {
+    /// Reads the patch of a request at `now`: `application/merge-patch+json` or
+    /// `application/json`, with the 415, 413, 400 and 422 of [`body::read`] and the field
+    /// rules.
+    pub fn from_request(req: &Request, now: DateTime<Utc>) -> Result<Self, ApiError> {
+        let fields = body::read_request(req, Accepts::MergePatch, Presence::Required)?;
+        Self::from_fields(&fields.unwrap_or_default(), now)
+    }
+
+    /// The rules of each field that need no key: types, values, a future `expires_date`.
+    pub fn from_fields(f: &Fields, now: DateTime<Utc>) -> Result<Self, ApiError> {
+        f.only(FIELDS, READ_ONLY)?;
+        let not_null = |field: &str, what: &str| {
+            field_error(
+                field,
+                format!("cannot be removed (null); it must be {what}"),
+            )
+        };
+        let name = match f.get("name") {
+            None => None,
+            Some(Value::Null) => return Err(not_null("name", "a string")),
+            Some(v) => Some(fields::name("name", v)?),
+        };
+        let restricted = match f.get("restricted") {
+            None => None,
+            Some(Value::Null) => return Err(not_null("restricted", "true or false")),
+            Some(v) => Some(fields::boolean("restricted", v)?),
+        };
+        let permissions = match f.get("permissions") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(v) => Some(Some(fields::permissions("permissions", v)?)),
+        };
+        let expires = match f.get("expires_date") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(v) => Some(Some(fields::future_time("expires_date", v, now)?)),
+        };
+        let status = match f.get("status") {
+            None => None,
+            Some(Value::String(s)) if s == "active" => Some(KeyState::Active),
+            Some(Value::String(s)) if s == "disabled" => Some(KeyState::Disabled),
+            Some(Value::String(s)) if s == "expired" => {
+                return Err(field_error(
+                    "status",
+                    "cannot be set to expired: a key expires by its expires_date; send \
+                     active or disabled",
+                ));
+            }
+            Some(Value::Null) => return Err(not_null("status", "active or disabled")),
+            Some(_) => return Err(field_error("status", "must be \"active\" or \"disabled\"")),
+        };
+        Ok(KeyPatch {
+            name,
+            restricted,
+            permissions,
+            expires,
+            status,
+        })
+    }
+
+    /// Whether the patch names no field at all.
+    pub fn is_empty(&self) -> bool {
+        *self == KeyPatch::default()
+    }
+
+    /// The key after this patch, at `now`; 422 naming `permissions` when the patch leaves
+    /// the key's access undefined (see the module's rules). `updated` becomes `now` only if
+    /// something changed; otherwise the key comes back as it was.
+    pub fn apply(&self, current: &ApiKey, now: DateTime<Utc>) -> Result<ApiKey, ApiError> {
+        let mut next = current.clone();
+        next.access = self.access(&current.access)?;
+        if let Some(name) = &self.name {
+            next.name.clone_from(name);
+        }
+        if let Some(expires) = self.expires {
+            next.expires = expires;
+        }
+        if let Some(state) = self.status {
+            next.state = state;
+        }
+        if next != *current {
+            next.updated = now;
+        }
+        Ok(next)
+    }
+
+    /// [`KeyPatch::apply`], by a caller with `caller` access: also a 403 if the change
+    /// grants anything the caller lacks ([`grant::check_update`]).
+    pub fn apply_by(
+        &self,
+        caller: &Access,
+        current: &ApiKey,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKey, ApiError> {
+        let next = self.apply(current, now)?;
+        grant::check_update(caller, &current.access, &next.access).map_err(ApiError::Escalation)?;
+        Ok(next)
+    }
+
+    fn access(&self, current: &Access) -> Result<Access, ApiError> {
+        let restricted = self.restricted.unwrap_or(current.is_restricted());
+        match (restricted, &self.permissions) {
+            (false, None | Some(None)) => Ok(Access::Unrestricted),
+            (false, Some(Some(_))) if self.restricted.is_none() => Err(field_error(
+                "permissions",
+                "cannot be set on an unrestricted key; send \"restricted\": true with the \
+                 permissions to restrict it",
+            )),
+            (false, Some(Some(_))) => Err(field_error(
+                "permissions",
+                "must be absent or null when restricted is false: an unrestricted key holds \
+                 every permission",
+            )),
+            (true, Some(Some(list))) => Ok(Access::new(true, list.clone())),
+            (true, Some(None)) => Err(field_error(
+                "permissions",
+                "cannot be null while the key is restricted; send [] to remove every \
+                 permission, or \"restricted\": false",
+            )),
+            (true, None) => match current {
+                Access::Restricted(_) => Ok(current.clone()),
+                Access::Unrestricted => Err(field_error(
+                    "permissions",
+                    "is required when the key becomes restricted (it may be an empty list)",
+                )),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::Permission::*;
+    use crate::request::grant::Escalation;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap()
+    }
+
+    fn patch(v: Value) -> Result<KeyPatch, ApiError> {
+        let Value::Object(map) = v else { panic!() };
+        KeyPatch::from_fields(&Fields(map.into_iter().collect()), now())
+    }
+
+    fn key(access: Access) -> ApiKey {
+        let created = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        ApiKey {
+            id: crate::key::KeyId::new_at(created),
+            org: "acme".parse().unwrap(),
+            name: "ci".into(),
+            created,
+            updated: created,
+            last_used: None,
+            expires: None,
+            creator_id: uuid::Uuid::nil(),
+            access,
+            state: KeyState::Active,
+            last_four: "Ab9_".into(),
+            version: 0,
+        }
+    }
+
+    fn field_of(r: Result<impl std::fmt::Debug, ApiError>) -> (String, String) {
+        match r {
+            Err(ApiError::InvalidField(p)) => (p.param, p.reason),
+            other => panic!("not a field error: {other:?}"),
+        }
+    }
+
+    fn applied(p: Value, current: &ApiKey) -> Result<ApiKey, ApiError> {
+        patch(p)?.apply(current, now())
+    }
+
+    #[test]
+    fn each_field_changes_only_itself_and_moves_updated() {
+        let k = key(Access::new(true, vec![CallsView]));
+        let with = |change: fn(&mut ApiKey)| {
+            let mut want = k.clone();
+            change(&mut want);
+            want.updated = now();
+            want
+        };
+        let cases = [
+            (
+                json!({"name": "renamed"}),
+                with(|k| k.name = "renamed".into()),
+            ),
+            (
+                json!({"status": "disabled"}),
+                with(|k| k.state = KeyState::Disabled),
+            ),
+            (
+                json!({"expires_date": "2025-07-01T00:00:00Z"}),
+                with(|k| k.expires = Some(Utc.with_ymd_and_hms(2025, 7, 1, 0, 0, 0).unwrap())),
+            ),
+            (
+                json!({"permissions": ["billing.view", "calls.view"]}),
+                with(|k| k.access = Access::new(true, vec![CallsView, BillingView])),
+            ),
+            (
+                json!({"restricted": false}),
+                with(|k| k.access = Access::Unrestricted),
+            ),
+        ];
+        for (p, want) in cases {
+            assert_eq!(applied(p.clone(), &k).unwrap(), want, "{p}");
+        }
+    }
+
+    #[test]
+    fn an_empty_or_equal_patch_changes_nothing_not_even_updated() {
+        let k = key(Access::new(true, vec![CallsView]));
+        assert!(patch(json!({})).unwrap().is_empty());
+        assert_eq!(applied(json!({}), &k).unwrap(), k);
+        let same = json!({"name": "ci", "status": "active", "restricted": true,
+                          "permissions": ["calls.view"], "expires_date": null});
+        assert!(!patch(same.clone()).unwrap().is_empty());
+        assert_eq!(applied(same, &k).unwrap(), k);
+    }
+
+    #[test]
+    fn null_removes_the_expiry_and_a_disabled_key_can_be_enabled() {
+        let mut k = key(Access::Unrestricted);
+        k.expires = Some(now() + chrono::Duration::days(1));
+        k.state = KeyState::Disabled;
+        let next = applied(json!({"expires_date": null, "status": "active"}), &k).unwrap();
+        assert_eq!((next.expires, next.state), (None, KeyState::Active));
+    }
+
+    #[test]
+    fn making_a_key_unrestricted_nulls_its_permissions() {
+        let k = key(Access::new(true, vec![CallsView]));
+        for p in [
+            json!({"restricted": false}),
+            json!({"restricted": false, "permissions": null}),
+        ] {
+            let next = applied(p, &k).unwrap();
+            assert_eq!(next.access, Access::Unrestricted);
+            assert_eq!(next.view(now()).permissions, None);
+        }
+        let (field, why) = field_of(applied(json!({"restricted": false, "permissions": []}), &k));
+        assert_eq!(field, "permissions");
+        assert!(
+            why.contains("absent or null when restricted is false"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn permissions_on_an_unrestricted_key_need_restricted_true() {
+        let k = key(Access::Unrestricted);
+        let (field, why) = field_of(applied(json!({"permissions": ["calls.view"]}), &k));
+        assert_eq!(field, "permissions");
+        assert!(why.contains("send \"restricted\": true"), "{why}");
+        let (field, why) = field_of(applied(json!({"restricted": true}), &k));
+        assert_eq!(field, "permissions");
+        assert!(
+            why.contains("required when the key becomes restricted"),
+            "{why}"
+        );
+        let next = applied(json!({"restricted": true, "permissions": []}), &k).unwrap();
+        assert_eq!(next.access, Access::Restricted(vec![]));
+        // null on an unrestricted key is what it already is.
+        assert_eq!(applied(json!({"permissions": null}), &k).unwrap(), k);
+    }
+
+    #[test]
+    fn a_restricted_key_keeps_or_replaces_its_list_never_nulls_it() {
+        let k = key(Access::new(true, vec![CallsView, BillingView]));
+        assert_eq!(applied(json!({"restricted": true}), &k).unwrap(), k);
+        let next = applied(json!({"permissions": []}), &k).unwrap();
+        assert_eq!(next.access, Access::Restricted(vec![]));
+        let (field, why) = field_of(applied(json!({"permissions": null}), &k));
+        assert_eq!(field, "permissions");
+        assert!(why.contains("send []"), "{why}");
+    }
+
+    #[test]
+    fn read_only_unknown_and_mistyped_fields_are_422s_naming_them() {
+        for (p, field, says) in [
+            (
+                json!({"id": "01900000-0001-7000-8000-000000000002"}),
+                "id",
+                "cannot be written",
+            ),
+            (
+                json!({"created_date": "2025-01-01T00:00:00Z"}),
+                "created_date",
+                "cannot be written",
+            ),
+            (
+                json!({"last_four_digits": "abcd"}),
+                "last_four_digits",
+                "cannot be written",
+            ),
+            (
+                json!({"creator_id": null}),
+                "creator_id",
+                "cannot be written",
+            ),
+            (json!({"colour": "red"}), "colour", "not a known field"),
+            (json!({"name": null}), "name", "cannot be removed"),
+            (json!({"name": 3}), "name", "must be a string"),
+            (
+                json!({"restricted": null}),
+                "restricted",
+                "cannot be removed",
+            ),
+            (json!({"restricted": 1}), "restricted", "true or false"),
+            (json!({"status": "expired"}), "status", "expires_date"),
+            (
+                json!({"status": "on"}),
+                "status",
+                "\"active\" or \"disabled\"",
+            ),
+            (json!({"status": null}), "status", "cannot be removed"),
+            (
+                json!({"expires_date": "2025-05-01T00:00:00Z"}),
+                "expires_date",
+                "future",
+            ),
+            (json!({"expires_date": 5}), "expires_date", "not a number"),
+            (
+                json!({"permissions": ["calls.view", "calls.view"]}),
+                "permissions",
+                "twice",
+            ),
+        ] {
+            let (got, why) = field_of(patch(p.clone()));
+            assert_eq!(got, field, "{p}");
+            assert!(why.contains(says), "{p}: {why}");
+        }
+    }
+
+    #[test]
+    fn apply_by_refuses_what_the_caller_could_not_grant() {
+        let caller = Access::new(true, vec![ApiKeysUpdate, CallsView]);
+        let k = key(Access::new(true, vec![CallsView, BillingUpdate]));
+        // Keeping billing.update, which the caller lacks, is allowed.
+        let p = patch(json!({"name": "n", "permissions": ["billing.update"]})).unwrap();
+        assert!(p.apply_by(&caller, &k, now()).is_ok());
+        let p = patch(json!({"permissions": ["calls.view", "members.view"]})).unwrap();
+        assert!(matches!(
+            p.apply_by(&caller, &k, now()),
+            Err(ApiError::Escalation(Escalation::Grant(MembersView)))
+        ));
+        let p = patch(json!({"restricted": false})).unwrap();
+        assert!(matches!(
+            p.apply_by(&caller, &k, now()),
+            Err(ApiError::Escalation(Escalation::Unrestricted))
+        ));
+        // Disabling or renaming an unrestricted key grants nothing.
+        let admin = key(Access::Unrestricted);
+        let p = patch(json!({"status": "disabled", "name": "old admin"})).unwrap();
+        assert!(p.apply_by(&caller, &admin, now()).is_ok());
+        // An unrestricted caller may do all of it.
+        let p = patch(json!({"restricted": false})).unwrap();
+        assert!(p.apply_by(&Access::Unrestricted, &k, now()).is_ok());
+    }
+
+    #[test]
+    fn the_rest_of_the_key_is_untouched() {
+        let mut k = key(Access::new(true, vec![CallsView]));
+        k.last_used = Some(now());
+        let next = applied(
+            json!({"name": "n", "restricted": false, "status": "disabled",
+                   "expires_date": "2030-01-01T00:00:00Z"}),
+            &k,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                next.id,
+                &next.org,
+                next.created,
+                next.last_used,
+                next.creator_id,
+                &next.last_four
+            ),
+            (
+                k.id,
+                &k.org,
+                k.created,
+                k.last_used,
+                k.creator_id,
+                &k.last_four
+            )
+        );
+    }
+}

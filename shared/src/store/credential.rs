@@ -1,0 +1,49 @@
+//! The credential lookup: what authentication needs from storage, and the record of a
+//! key's last use. The caller cache (`crate::cache`) wraps this role and only this one.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::key::{Access, KeyId, KeyState, OrgId, status_at};
+use crate::secret::SecretHash;
+use crate::store::StoreError;
+
+/// What authentication learns from a secret's hash, in one read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credential {
+    pub org: OrgId,
+    pub key_id: KeyId,
+    pub access: Access,
+    pub state: KeyState,
+    pub expires: Option<DateTime<Utc>>,
+    /// When the key was last used, as far as its credential knows (to the minute).
+    pub last_used: Option<DateTime<Utc>>,
+}
+
+impl Credential {
+    pub fn status_at(&self, now: DateTime<Utc>) -> crate::key::KeyStatus {
+        status_at(self.state, self.expires, now)
+    }
+}
+
+/// Authenticating a secret, and recording that its key was used.
+pub trait CredentialStore: Send + Sync {
+    /// Who holds the secret with this hash, if anyone.
+    fn find_credential(
+        &self,
+        hash: &SecretHash,
+    ) -> impl Future<Output = Result<Option<Credential>, StoreError>> + Send;
+
+    /// Records that the key was used `at`, unless the record is already at or after
+    /// `stale_before` (a conditional write, so concurrent requests write it once). Returns
+    /// whether it wrote. The credential and the key item are both stamped.
+    fn record_use(
+        &self,
+        org: &OrgId,
+        id: KeyId,
+        hash: &SecretHash,
+        at: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}

@@ -1,0 +1,331 @@
+//! The items as stored, mapped with serde_dynamo.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    CREDENTIAL_SK, EVENT_PREFIX, IDEMPOTENCY_SK, corrupt, creator_pk, credential_pk, event_pk,
+    idempotency_pk, key_events_pk, key_sk, org_pk,
+};
+use crate::audit::{Action, Actor, ActorKind, Event, EventId};
+use crate::key::{Access, ApiKey, KeyId, KeyState, OrgId, permission_bits, permissions_from_bits};
+use crate::secret::SecretHash;
+use crate::store::{IdempotencyRecord, PreviousSecret, StoreError, StoredKey};
+
+/// The key item as stored.
+#[derive(Serialize, Deserialize)]
+pub(super) struct KeyItem {
+    pub(super) pk: String,
+    pub(super) sk: String,
+    pub(super) id: KeyId,
+    pub(super) org: OrgId,
+    pub(super) name: String,
+    /// The `by-creator` index's partition key.
+    #[serde(default)]
+    pub(super) creator_pk: String,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub(super) created_ms: DateTime<Utc>,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub(super) updated_ms: DateTime<Utc>,
+    #[serde(
+        with = "chrono::serde::ts_milliseconds_option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(super) last_used_ms: Option<DateTime<Utc>>,
+    #[serde(
+        with = "chrono::serde::ts_milliseconds_option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(super) expires_ms: Option<DateTime<Utc>>,
+    pub(super) creator_id: Uuid,
+    pub(super) restricted: bool,
+    /// The permission set, one bit per permission (see `Permission::bit`): a fixed 8 bytes
+    /// however many a key has, so 1,001 keys always fit in one 1 MB Query response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) permissions: Option<u64>,
+    pub(super) state: KeyState,
+    pub(super) last_four: String,
+    /// Lets writes find the credential item. Never rendered.
+    pub(super) secret_hash: String,
+    /// One more with every change; absent (0) on items written before versions were.
+    #[serde(default)]
+    pub(super) version: u64,
+    /// The secret a roll replaced, while its grace period lasts: its hash and the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) previous_hash: Option<String>,
+    #[serde(
+        with = "chrono::serde::ts_milliseconds_option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(super) previous_until_ms: Option<DateTime<Utc>>,
+}
+
+/// The credential item: what authenticating a secret needs, under the secret's hash.
+#[derive(Serialize, Deserialize)]
+pub(super) struct CredentialItem {
+    pub(super) pk: String,
+    pub(super) sk: String,
+    pub(super) org: OrgId,
+    pub(super) key_id: KeyId,
+    pub(super) restricted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) permissions: Option<u64>,
+    pub(super) state: KeyState,
+    #[serde(
+        with = "chrono::serde::ts_milliseconds_option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(super) expires_ms: Option<DateTime<Utc>>,
+    #[serde(
+        with = "chrono::serde::ts_milliseconds_option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(super) last_used_ms: Option<DateTime<Utc>>,
+    /// When DynamoDB's TTL may delete the item (epoch seconds): only a previous secret's
+    /// credential has one, a day after its grace period ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) purge_at: Option<i64>,
+}
+
+pub(super) fn bits_of(access: &Access) -> Option<u64> {
+    access.permissions().map(permission_bits)
+}
+
+pub(super) fn access_of(restricted: bool, bits: Option<u64>) -> Result<Access, StoreError> {
+    let list = permissions_from_bits(bits.unwrap_or(0)).ok_or_else(|| {
+        StoreError::Internal("a stored permission set names unknown permissions".into())
+    })?;
+    Ok(Access::new(restricted, list))
+}
+
+impl KeyItem {
+    pub(super) fn new(key: &ApiKey, hash: &SecretHash) -> Self {
+        KeyItem {
+            pk: org_pk(&key.org),
+            sk: key_sk(key.id),
+            id: key.id,
+            org: key.org.clone(),
+            name: key.name.clone(),
+            creator_pk: creator_pk(&key.org, key.creator_id),
+            created_ms: key.created,
+            updated_ms: key.updated,
+            last_used_ms: key.last_used,
+            expires_ms: key.expires,
+            creator_id: key.creator_id,
+            restricted: key.access.is_restricted(),
+            permissions: bits_of(&key.access),
+            state: key.state,
+            last_four: key.last_four.clone(),
+            secret_hash: hash.as_str().to_owned(),
+            version: key.version,
+            previous_hash: None,
+            previous_until_ms: None,
+        }
+    }
+
+    pub(super) fn stored(stored: &StoredKey) -> Self {
+        KeyItem {
+            previous_hash: stored.previous.as_ref().map(|p| p.hash.as_str().to_owned()),
+            previous_until_ms: stored.previous.as_ref().map(|p| p.until),
+            ..KeyItem::new(&stored.key, &stored.hash)
+        }
+    }
+
+    pub(super) fn into_stored(self) -> Result<StoredKey, StoreError> {
+        let hash = SecretHash::from_stored(self.secret_hash.clone());
+        let previous = match (self.previous_hash.clone(), self.previous_until_ms) {
+            (Some(h), Some(until)) => Some(PreviousSecret {
+                hash: SecretHash::from_stored(h),
+                until,
+            }),
+            _ => None,
+        };
+        Ok(StoredKey {
+            key: self.into_key()?,
+            hash,
+            previous,
+        })
+    }
+
+    pub(super) fn into_key(self) -> Result<ApiKey, StoreError> {
+        Ok(ApiKey {
+            id: self.id,
+            org: self.org,
+            name: self.name,
+            created: self.created_ms,
+            updated: self.updated_ms,
+            last_used: self.last_used_ms,
+            expires: self.expires_ms,
+            creator_id: self.creator_id,
+            access: access_of(self.restricted, self.permissions)?,
+            state: self.state,
+            last_four: self.last_four,
+            version: self.version,
+        })
+    }
+}
+
+/// Purge a previous secret's credential this long after its grace period ends: DynamoDB's
+/// TTL deletes items late and the expiry check refuses it from the end on, so the margin
+/// only keeps a write from finding it gone while it still counts.
+const PREVIOUS_PURGE_MARGIN: chrono::Duration = chrono::Duration::days(1);
+
+impl CredentialItem {
+    /// The credential item of `hash`, one of `stored`'s secrets.
+    pub(super) fn of(stored: &StoredKey, hash: &SecretHash) -> Self {
+        let key = &stored.key;
+        let previous = stored.previous.as_ref().filter(|p| &p.hash == hash);
+        CredentialItem {
+            pk: credential_pk(hash),
+            sk: CREDENTIAL_SK.to_owned(),
+            org: key.org.clone(),
+            key_id: key.id,
+            restricted: key.access.is_restricted(),
+            permissions: bits_of(&key.access),
+            state: key.state,
+            expires_ms: stored.credential_expiry(hash),
+            last_used_ms: None,
+            purge_at: previous.map(|p| (p.until + PREVIOUS_PURGE_MARGIN).timestamp()),
+        }
+    }
+}
+
+/// An audit event: in its organization's event partition (`ORG#<org>#EVENTS`, sorted by
+/// id), and in its key's event partition of the `by-key` index (`key_pk`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct EventItem {
+    pub(super) pk: String,
+    pub(super) sk: String,
+    pub(super) key_pk: String,
+    pub(super) id: EventId,
+    pub(super) org: OrgId,
+    pub(super) key_id: KeyId,
+    pub(super) action: Action,
+    pub(super) actor_type: ActorKind,
+    pub(super) actor_id: String,
+    /// The changes as JSON: what the API shows, kept as one string.
+    pub(super) changes: String,
+    pub(super) request_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) source_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) leak: Option<String>,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub(super) time_ms: DateTime<Utc>,
+    /// DynamoDB's TTL attribute: the end of the retention, in epoch seconds.
+    pub(super) purge_at: i64,
+}
+
+impl EventItem {
+    pub(super) fn new(event: &Event) -> Result<Self, StoreError> {
+        let json = |e: serde_json::Error| StoreError::Internal(Box::new(e));
+        Ok(EventItem {
+            pk: event_pk(&event.org),
+            sk: format!("{EVENT_PREFIX}{}", event.id),
+            key_pk: key_events_pk(&event.org, event.key_id),
+            id: event.id,
+            org: event.org.clone(),
+            key_id: event.key_id,
+            action: event.action,
+            actor_type: event.actor.kind,
+            actor_id: event.actor.id.clone(),
+            changes: serde_json::to_string(&event.changes).map_err(json)?,
+            request_id: event.request_id.clone(),
+            source_ip: event.source_ip.clone(),
+            leak: event
+                .leak
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(json)?,
+            time_ms: event.time,
+            purge_at: event.retain_until.timestamp(),
+        })
+    }
+
+    pub(super) fn into_event(self) -> Result<Event, StoreError> {
+        let json = |e: serde_json::Error| StoreError::Internal(Box::new(e));
+        Ok(Event {
+            id: self.id,
+            time: self.time_ms,
+            org: self.org,
+            action: self.action,
+            key_id: self.key_id,
+            actor: Actor {
+                kind: self.actor_type,
+                id: self.actor_id,
+            },
+            changes: serde_json::from_str(&self.changes).map_err(json)?,
+            request_id: self.request_id,
+            source_ip: self.source_ip,
+            leak: self
+                .leak
+                .map(|l| serde_json::from_str(&l))
+                .transpose()
+                .map_err(json)?,
+            retain_until: DateTime::from_timestamp(self.purge_at, 0).unwrap_or(self.time_ms),
+        })
+    }
+}
+
+/// An idempotency record, under `IDEM#<id>`.
+#[derive(Serialize, Deserialize)]
+pub(super) struct IdempotencyItem {
+    pub(super) pk: String,
+    pub(super) sk: String,
+    pub(super) org: OrgId,
+    pub(super) request: String,
+    pub(super) nonce: String,
+    pub(super) secret_hash: String,
+    /// The key the response showed, as a key item.
+    pub(super) key: KeyItem,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub(super) created_ms: DateTime<Utc>,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub(super) expires_ms: DateTime<Utc>,
+    pub(super) purge_at: i64,
+}
+
+impl IdempotencyItem {
+    pub(super) fn new(r: &IdempotencyRecord) -> Self {
+        IdempotencyItem {
+            pk: idempotency_pk(&r.id),
+            sk: IDEMPOTENCY_SK.to_owned(),
+            org: r.org.clone(),
+            request: r.request.clone(),
+            nonce: r.nonce.clone(),
+            secret_hash: r.secret_hash.as_str().to_owned(),
+            key: KeyItem::new(&r.key, &r.secret_hash),
+            created_ms: r.created,
+            expires_ms: r.expires,
+            purge_at: r.expires.timestamp(),
+        }
+    }
+
+    pub(super) fn into_record(self, id: &str) -> Result<IdempotencyRecord, StoreError> {
+        Ok(IdempotencyRecord {
+            id: id.to_owned(),
+            org: self.org,
+            request: self.request,
+            nonce: self.nonce,
+            secret_hash: SecretHash::from_stored(self.secret_hash),
+            key: self.key.into_key()?,
+            created: self.created_ms,
+            expires: self.expires_ms,
+        })
+    }
+}
+
+/// The item of any of these, for a write.
+pub(super) fn item<T: Serialize>(
+    value: T,
+) -> Result<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, StoreError>
+{
+    serde_dynamo::to_item(value).map_err(corrupt)
+}

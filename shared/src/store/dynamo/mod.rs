@@ -1,0 +1,419 @@
+//! The DynamoDB implementation of every storage role: one table, items mapped with
+//! serde_dynamo (`items`); reads in `read`, the credential lookup in `credential`, writes in
+//! `write`, the audit trail in `audit`.
+//!
+//! | item             | pk                        | sk              | index key                   |
+//! | ---------------- | ------------------------- | --------------- | --------------------------- |
+//! | key              | `ORG#<org>`               | `KEY#<id>`      | by-creator: `creator_pk`    |
+//! | credential       | `SECRET#<sha256>`         | `SECRET`        |                             |
+//! | key count        | `ORG#<org>`               | `COUNT`         |                             |
+//! | audit event      | `ORG#<org>#EVENTS`        | `EVENT#<id>`    | by-key: `key_pk` (`ORG#<org>#KEY#<key id>`) |
+//! | idempotency      | `IDEM#<sha256>`           | `IDEM`          |                             |
+//!
+//! A key lives in its organization's partition, so a get is one GetItem on a primary key
+//! that names the organization, and a run of keys for a list page is one Query on that
+//! partition (or on the `by-creator` index), with no Scan and no filter expression; a
+//! filtered page reads up to four runs (see `page::budget`). The credential item copies what authentication needs (organization, key
+//! id, access, state, expiry), so authenticating is one GetItem by hash; every write keeps
+//! the items in step in one transaction. Creating and deleting a key also adjust the
+//! organization's key count in that transaction; its sort key lies outside `KEY#`, so lists
+//! never see it.
+//!
+//! Events live in a partition of their own per organization, sorted by their UUIDv7 id, so
+//! a page of them is one Query and a time range a range of sort keys; the `by-key` index
+//! lists one key's events the same way, after the key is gone too. Events, idempotency
+//! records and the credentials of rolled-out secrets carry `purge_at` (epoch seconds), the
+//! table's TTL attribute.
+
+mod audit;
+mod credential;
+mod items;
+mod read;
+mod write;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, ReturnConsumedCapacity,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::audit::EventId;
+use crate::key::{ApiKey, KeyId, OrgId};
+use crate::secret::SecretHash;
+use crate::store::StoreError;
+use items::KeyItem;
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+const KEY_PREFIX: &str = "KEY#";
+const CREDENTIAL_SK: &str = "SECRET";
+/// The attribute last-use tracking writes, on key and credential items; the only one the
+/// functions may update (see template.yaml).
+pub const LAST_USED: &str = "last_used_ms";
+/// The organization's key count item: sort key and attribute.
+pub const COUNT_SK: &str = "COUNT";
+pub const KEY_COUNT: &str = "key_count";
+/// The global secondary index of keys by organization and creator, and its partition key
+/// attribute `ORG#<org>#CREATOR#<uuid>`; its sort key is the table's `sk`, so it lists a
+/// creator's keys in the same order as the partition.
+pub const BY_CREATOR: &str = "by-creator";
+pub const CREATOR_PK: &str = "creator_pk";
+/// The global secondary index of audit events by key, and its partition key attribute
+/// `ORG#<org>#KEY#<id>`; its sort key is the table's `sk` (`EVENT#<event id>`).
+pub const BY_KEY: &str = "by-key";
+pub const KEY_PK: &str = "key_pk";
+/// The table's TTL attribute: when DynamoDB may delete the item, in epoch seconds.
+pub const PURGE_AT: &str = "purge_at";
+const EVENT_PREFIX: &str = "EVENT#";
+const IDEMPOTENCY_SK: &str = "IDEM";
+/// How many times a transaction that lost a race with another (for the key count, say) is
+/// tried again, after a random backoff that doubles each time.
+const CONFLICT_RETRIES: u32 = 12;
+const CONFLICT_BACKOFF_MS: u64 = 10;
+const CONFLICT_BACKOFF_MAX_MS: u64 = 500;
+
+fn millis(at: DateTime<Utc>) -> AttributeValue {
+    AttributeValue::N(at.timestamp_millis().to_string())
+}
+
+/// The key store on a DynamoDB table.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    /// When set, reads ask for their consumed capacity and add it here, in thousandths of a
+    /// read unit: for measuring what an operation costs.
+    meter: Option<Arc<AtomicU64>>,
+}
+
+fn org_pk(org: &OrgId) -> String {
+    format!("ORG#{org}")
+}
+
+fn key_sk(id: KeyId) -> String {
+    format!("{KEY_PREFIX}{id}")
+}
+
+fn creator_pk(org: &OrgId, creator: Uuid) -> String {
+    format!("ORG#{org}#CREATOR#{creator}")
+}
+
+fn event_pk(org: &OrgId) -> String {
+    format!("ORG#{org}#EVENTS")
+}
+
+fn event_sk(id: EventId) -> String {
+    format!("{EVENT_PREFIX}{id}")
+}
+
+fn key_events_pk(org: &OrgId, key: KeyId) -> String {
+    format!("ORG#{org}#KEY#{key}")
+}
+
+fn idempotency_pk(id: &str) -> String {
+    format!("IDEM#{id}")
+}
+
+fn credential_pk(hash: &SecretHash) -> String {
+    format!("SECRET#{}", hash.as_str())
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn primary_key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
+    HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
+}
+
+/// The key item for `key` as this store writes it, for bulk loaders (the benchmark seeds
+/// organizations of 100,000 keys with BatchWriteItem). It carries no credential item.
+pub fn key_item(
+    key: &ApiKey,
+    hash: &SecretHash,
+) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    serde_dynamo::to_item(KeyItem::new(key, hash)).map_err(corrupt)
+}
+
+/// Sorts an SDK failure into "retry shortly" and "a bug or misconfiguration".
+fn classify<E>(err: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    const TRANSIENT_CODES: &[&str] = &[
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionInProgressException",
+    ];
+    let transient = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(e) => {
+            e.raw().status().is_server_error()
+                || e.err().code().is_some_and(|c| TRANSIENT_CODES.contains(&c))
+        }
+        _ => false,
+    };
+    if transient {
+        StoreError::Unavailable(Box::new(err))
+    } else {
+        StoreError::Internal(Box::new(err))
+    }
+}
+
+fn corrupt(err: serde_dynamo::Error) -> StoreError {
+    StoreError::Internal(Box::new(err))
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+            meter: None,
+        }
+    }
+
+    /// This store, counting the read capacity its reads consume (see [`Self::read_units`]).
+    pub fn metered(mut self) -> Self {
+        self.meter = Some(Arc::new(AtomicU64::new(0)));
+        self
+    }
+
+    /// The read units consumed since the last call, as DynamoDB reports them
+    /// (ReturnConsumedCapacity=TOTAL); 0 unless [`Self::metered`].
+    pub fn read_units(&self) -> f64 {
+        self.meter
+            .as_ref()
+            .map_or(0.0, |m| m.swap(0, Ordering::Relaxed) as f64 / 1000.0)
+    }
+
+    fn capacity_mode(&self) -> Option<ReturnConsumedCapacity> {
+        self.meter.as_ref().map(|_| ReturnConsumedCapacity::Total)
+    }
+
+    fn charge(&self, consumed: Option<&ConsumedCapacity>) {
+        if let (Some(meter), Some(units)) = (&self.meter, consumed.and_then(|c| c.capacity_units()))
+        {
+            meter.fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table with this store's key schema, on-demand.
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("name and type are set")
+        };
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .expect("name and type are set")
+        };
+        let by_creator = GlobalSecondaryIndex::builder()
+            .index_name(BY_CREATOR)
+            .key_schema(key(CREATOR_PK, KeyType::Hash))
+            .key_schema(key(SK, KeyType::Range))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .expect("name, keys and projection are set");
+        let by_key = GlobalSecondaryIndex::builder()
+            .index_name(BY_KEY)
+            .key_schema(key(KEY_PK, KeyType::Hash))
+            .key_schema(key(SK, KeyType::Range))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .expect("name, keys and projection are set");
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr(PK))
+            .attribute_definitions(attr(SK))
+            .attribute_definitions(attr(CREATOR_PK))
+            .attribute_definitions(attr(KEY_PK))
+            .key_schema(key(PK, KeyType::Hash))
+            .key_schema(key(SK, KeyType::Range))
+            .global_secondary_indexes(by_creator)
+            .global_secondary_indexes(by_key)
+            .send()
+            .await
+            .map_err(classify)?;
+        self.enable_ttl().await
+    }
+
+    /// Turns on the TTL of [`PURGE_AT`], as template.yaml's TimeToLiveSpecification does.
+    pub async fn enable_ttl(&self) -> Result<(), StoreError> {
+        let spec = built(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(PURGE_AT)
+                .build(),
+        )?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(spec)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// Runs a transaction; one that lost a race with another for the same items (the
+    /// organization's key count) is retried with a short random backoff.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactFailure> {
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(()),
+                Err(err) => err,
+            };
+            let reasons: Vec<String> = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
+                    .cancellation_reasons()
+                    .iter()
+                    .filter_map(|r| r.code().map(str::to_owned))
+                    .collect(),
+                _ => vec![],
+            };
+            let failed: Vec<usize> = reasons
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| *c == "ConditionalCheckFailed")
+                .map(|(i, _)| i)
+                .collect();
+            if !failed.is_empty() {
+                return Err(TransactFailure::Condition(failed));
+            }
+            let conflict = reasons.iter().any(|c| c == "TransactionConflict")
+                || matches!(
+                    err.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionInProgressException(_))
+                );
+            if conflict && attempt < CONFLICT_RETRIES {
+                attempt += 1;
+                // Full jitter: the racers spread out instead of meeting again.
+                let ceiling = (CONFLICT_BACKOFF_MS << attempt.min(10)).min(CONFLICT_BACKOFF_MAX_MS);
+                let backoff = u64::from(getrandom::u32().unwrap_or(0)) % ceiling + 1;
+                tokio::time::sleep(std::time::Duration::from_millis(backoff)).await;
+                continue;
+            }
+            return Err(TransactFailure::Store(classify(err)));
+        }
+    }
+
+    /// The update of the organization's key count by `delta`, for a transaction.
+    fn count_update(&self, org: &OrgId, delta: i64) -> Result<TransactWriteItem, StoreError> {
+        let update = built(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(primary_key(org_pk(org), COUNT_SK.to_owned())))
+                .update_expression("ADD #count :delta")
+                .expression_attribute_names("#count", KEY_COUNT)
+                .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+}
+
+/// Why a transaction did not apply.
+enum TransactFailure {
+    /// The conditions of these items (by their index in the transaction) failed.
+    Condition(Vec<usize>),
+    Store(StoreError),
+}
+
+fn built<T, E: std::error::Error + Send + Sync + 'static>(
+    r: Result<T, E>,
+) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Internal(Box::new(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+    use aws_smithy_types::body::SdkBody;
+
+    fn service_error(code: &str, status: u16) -> StoreError {
+        let err = GetItemError::generic(ErrorMetadata::builder().code(code).message("m").build());
+        let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        classify(SdkError::service_error(err, raw))
+    }
+
+    #[test]
+    fn throttling_timeouts_and_server_errors_are_worth_a_retry() {
+        for (code, status) in [
+            ("ProvisionedThroughputExceededException", 400),
+            ("ThrottlingException", 400),
+            ("RequestLimitExceeded", 400),
+            ("InternalServerError", 500),
+            ("Anything", 503),
+        ] {
+            assert!(
+                matches!(service_error(code, status), StoreError::Unavailable(_)),
+                "{code}"
+            );
+        }
+        let timeout: SdkError<GetItemError, HttpResponse> = SdkError::timeout_error("slow");
+        assert!(matches!(classify(timeout), StoreError::Unavailable(_)));
+    }
+
+    #[test]
+    fn other_failures_are_internal() {
+        for code in [
+            "ResourceNotFoundException",
+            "ValidationException",
+            "AccessDeniedException",
+        ] {
+            assert!(
+                matches!(service_error(code, 400), StoreError::Internal(_)),
+                "{code}"
+            );
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Reads of keys: a GetItem on the key's primary key, a Query on the organization's
+//! partition (or the `by-creator` index), and the organization's key count.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use uuid::Uuid;
+
+use super::items::KeyItem;
+use super::{
+    BY_CREATOR, COUNT_SK, CREATOR_PK, DynamoStore, KEY_COUNT, KEY_PREFIX, PK, SK, classify,
+    corrupt, creator_pk, key_sk, org_pk, primary_key, s,
+};
+use crate::key::{ApiKey, KeyId, OrgId};
+use crate::store::{KeyReader, Position, StoreError};
+
+impl DynamoStore {
+    /// Up to `max` keys of the organization past `from`, from its partition or, for one
+    /// creator, from the `by-creator` index (same sort key, so the same order).
+    async fn query_run(
+        &self,
+        org: &OrgId,
+        creator: Option<Uuid>,
+        from: Option<Position>,
+        ascending: bool,
+        max: usize,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        let pk = org_pk(org);
+        let index_pk = creator.map(|c| creator_pk(org, c));
+        let mut start = from.map(|id| {
+            let mut key = primary_key(pk.clone(), key_sk(id));
+            if let Some(ipk) = &index_pk {
+                key.insert(CREATOR_PK.to_owned(), s(ipk.clone()));
+            }
+            key
+        });
+        let (partition_attr, partition) = match &index_pk {
+            Some(ipk) => (CREATOR_PK, ipk.clone()),
+            None => (PK, pk.clone()),
+        };
+        let mut keys = Vec::with_capacity(max);
+        // One Query returns all `max` items: the list pages ask for at most 1,001, and
+        // validated keys are small enough that 1,001 fit in DynamoDB's 1 MB response. The
+        // loop only guards against items written by other tools, which could make DynamoDB
+        // cut a response short; the request's deadline bounds it.
+        loop {
+            let want = i32::try_from(max - keys.len()).unwrap_or(i32::MAX);
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index_pk.as_ref().map(|_| BY_CREATOR.to_owned()))
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", partition_attr)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(partition.clone()))
+                .expression_attribute_values(":prefix", s(KEY_PREFIX))
+                .scan_index_forward(ascending)
+                .limit(want)
+                .set_exclusive_start_key(start.take())
+                .set_return_consumed_capacity(self.capacity_mode())
+                .send()
+                .await
+                .map_err(classify)?;
+            self.charge(out.consumed_capacity());
+            for item in out.items.unwrap_or_default() {
+                let item: KeyItem = serde_dynamo::from_item(item).map_err(corrupt)?;
+                keys.push(item.into_key()?);
+            }
+            match out.last_evaluated_key {
+                Some(lek) if keys.len() < max => start = Some(lek),
+                _ => break,
+            }
+        }
+        Ok(keys)
+    }
+}
+
+impl KeyReader for DynamoStore {
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn get_key(&self, org: &OrgId, id: KeyId) -> Result<Option<ApiKey>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(primary_key(org_pk(org), key_sk(id))))
+            .set_return_consumed_capacity(self.capacity_mode())
+            .send()
+            .await
+            .map_err(classify)?;
+        self.charge(out.consumed_capacity());
+        let item: Option<KeyItem> = out
+            .item
+            .map(serde_dynamo::from_item)
+            .transpose()
+            .map_err(corrupt)?;
+        item.map(KeyItem::into_key).transpose()
+    }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn read_run(
+        &self,
+        org: &OrgId,
+        from: Option<Position>,
+        ascending: bool,
+        max: usize,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        self.query_run(org, None, from, ascending, max).await
+    }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn read_run_by_creator(
+        &self,
+        org: &OrgId,
+        creator: Uuid,
+        from: Option<Position>,
+        ascending: bool,
+        max: usize,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        self.query_run(org, Some(creator), from, ascending, max)
+            .await
+    }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(primary_key(org_pk(org), COUNT_SK.to_owned())))
+            .projection_expression("#count")
+            .expression_attribute_names("#count", KEY_COUNT)
+            .set_return_consumed_capacity(self.capacity_mode())
+            .send()
+            .await
+            .map_err(classify)?;
+        self.charge(out.consumed_capacity());
+        match out.item.as_ref().and_then(|i| i.get(KEY_COUNT)) {
+            None => Ok(0),
+            Some(AttributeValue::N(n)) => n
+                .parse::<i64>()
+                .map(|n| u64::try_from(n).unwrap_or(0))
+                .map_err(|e| StoreError::Internal(Box::new(e))),
+            Some(_) => Err(StoreError::Internal("the key count is not a number".into())),
+        }
+    }
+}

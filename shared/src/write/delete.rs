@@ -1,0 +1,52 @@
+//! Deleting a key: the key item and every credential of it go, the organization's key
+//! count goes down by one, and a `key.deleted` event stays (events outlive their key).
+
+use super::update::changed_error;
+use super::{CHANGED_RETRIES, WriteContext, WriteError, WritePolicy, diff};
+use crate::audit::Action;
+use crate::key::{ApiKey, KeyId, OrgId};
+use crate::store::{KeyWriter, WriteFailure};
+
+/// Deletes the key and returns it as it was. With `expected_version`, the key must be at
+/// that version ([`WriteError::VersionMismatch`]); without, a delete racing another change
+/// is tried again on the fresh key. The event's `changes` hold every field, to `null`.
+#[tracing::instrument(skip_all, fields(%org, key = %id), err(Display))]
+pub async fn delete_key<S: KeyWriter>(
+    store: &S,
+    policy: &WritePolicy,
+    ctx: &WriteContext,
+    org: &OrgId,
+    id: KeyId,
+    expected_version: Option<u64>,
+) -> Result<ApiKey, WriteError> {
+    let mut attempts = 0;
+    loop {
+        let stored = store
+            .key_for_write(org, id)
+            .await?
+            .ok_or(WriteError::NotFound)?;
+        if expected_version.is_some_and(|v| v != stored.key.version) {
+            return Err(WriteError::VersionMismatch);
+        }
+        let event = ctx.event(
+            policy,
+            org,
+            id,
+            Action::Deleted,
+            diff::all(&stored.key, false),
+        );
+        match store.remove(&stored, &event).await {
+            Ok(()) => return Ok(stored.key),
+            Err(WriteFailure::Key) if expected_version.is_none() && attempts < CHANGED_RETRIES => {
+                attempts += 1;
+            }
+            Err(WriteFailure::Key | WriteFailure::Credential | WriteFailure::Idempotency) => {
+                return Err(match store.key_for_write(org, id).await? {
+                    None => WriteError::NotFound,
+                    Some(_) => changed_error(expected_version),
+                });
+            }
+            Err(WriteFailure::Store(e)) => return Err(e.into()),
+        }
+    }
+}

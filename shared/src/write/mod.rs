@@ -1,0 +1,237 @@
+//! The write side: create, update, roll and delete a key.
+//!
+//! Each write is one DynamoDB transaction (see [`crate::store::KeyWriter`]) that changes the
+//! key, its credentials and the organization's key count, and writes exactly one audit
+//! event ([`crate::audit`]). A write that fails writes nothing, its event included; no write
+//! is ever half done. Another organization's key id behaves exactly like a missing one.
+//!
+//! The HTTP handlers and the admin CLI call the same functions; they differ only in the
+//! [`WriteContext`] (who acts, from where) they pass.
+//!
+//! | write | function | event |
+//! | --- | --- | --- |
+//! | create | [`create`] | `key.created` |
+//! | change name, access, expiry, state | [`update_key`] | `key.updated`, `key.disabled`, `key.enabled` |
+//! | new secret, old one kept for a grace period | [`roll_key`] | `key.rolled` |
+//! | delete | [`delete_key`] | `key.deleted` |
+
+mod create;
+mod delete;
+mod diff;
+mod idempotency;
+mod roll;
+mod update;
+
+use chrono::{DateTime, Utc};
+
+pub use create::{Created, NewKey, create, create_key, create_key_with_secret};
+pub use delete::delete_key;
+pub use idempotency::{
+    IDEMPOTENCY_WINDOW, Idempotency, InvalidIdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN, SecretKeys,
+    WeakSecretKeys,
+};
+pub use roll::{MAX_GRACE_SECS, Rolled, roll_key};
+pub use update::{current_key, set_state, update_key};
+
+use crate::audit::{Action, Actor, Changes, Event, EventId};
+use crate::key::{KeyId, OrgId};
+use crate::store::{MAX_NAME_BYTES, StoreError};
+
+/// Why a write did not happen. Nothing was written in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The organization has no key with this id (another organization's key included).
+    #[error("API key not found")]
+    NotFound,
+    /// The caller named the version it expected (`If-Match`), and the key is at another.
+    #[error("the key has changed since the version the request names")]
+    VersionMismatch,
+    /// The key changed between the caller's read and this write, and the caller named no
+    /// version: retrying with a fresh read is safe.
+    #[error("the key was changed by another request at the same time")]
+    Conflict,
+    /// The Idempotency-Key was used before, within the idempotency window, by this caller,
+    /// for another request (another body, operation or key).
+    #[error("the Idempotency-Key was used for another request")]
+    IdempotencyMismatch,
+    #[error(transparent)]
+    Invalid(#[from] InvalidWrite),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The error creating a key reports (the name it had before the other writes existed).
+pub type CreateKeyError = WriteError;
+
+/// A value a write refuses whatever the stored state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidWrite {
+    #[error("a key name must be 1 to {MAX_NAME_BYTES} bytes of text without control characters")]
+    Name,
+    #[error("a key id must be a UUIDv7: its timestamp is the key's creation time")]
+    IdNotV7,
+    #[error("a grace period must be 0 to {MAX_GRACE_SECS} seconds, got {0}")]
+    Grace(u64),
+    #[error("an idempotent request needs IDEMPOTENCY_SECRET, which is not configured")]
+    NoSecretKeys,
+}
+
+/// Who makes a write, and when: what its audit event records.
+#[derive(Clone, Debug)]
+pub struct WriteContext {
+    pub actor: Actor,
+    pub request_id: String,
+    /// The client's address, where the gateway gives one.
+    pub source_ip: Option<String>,
+    /// The time of the write, to the millisecond: the event's time, the key's
+    /// `updated_date`, the start of a grace period. Tests pass their own.
+    pub now: DateTime<Utc>,
+}
+
+impl WriteContext {
+    /// A write by a caller of the HTTP API, identified by its key.
+    pub fn api_key(
+        caller: KeyId,
+        request_id: impl Into<String>,
+        source_ip: Option<String>,
+    ) -> Self {
+        WriteContext {
+            actor: Actor::api_key(caller),
+            request_id: request_id.into(),
+            source_ip,
+            now: to_millis(Utc::now()),
+        }
+    }
+
+    /// A write by the operator running this process (the admin CLI, seeding, fixtures): the
+    /// OS user, a request id of its own, now.
+    pub fn cli() -> Self {
+        WriteContext {
+            actor: Actor::cli_user(),
+            request_id: format!("cli-{}", uuid::Uuid::now_v7()),
+            source_ip: None,
+            now: to_millis(Utc::now()),
+        }
+    }
+
+    /// This context at another time (to the millisecond, as times are stored).
+    pub fn at(mut self, now: DateTime<Utc>) -> Self {
+        self.now = to_millis(now);
+        self
+    }
+
+    fn event(
+        &self,
+        policy: &WritePolicy,
+        org: &OrgId,
+        key_id: KeyId,
+        action: Action,
+        changes: Changes,
+    ) -> Event {
+        let id = EventId::new_at(self.now);
+        let time = id.time().unwrap_or(self.now);
+        Event {
+            id,
+            time,
+            org: org.clone(),
+            action,
+            key_id,
+            actor: self.actor.clone(),
+            changes,
+            request_id: self.request_id.clone(),
+            source_ip: self.source_ip.clone(),
+            leak: None,
+            retain_until: time + policy.event_retention,
+        }
+    }
+}
+
+/// How long events are kept when not configured: a year.
+pub const DEFAULT_EVENT_RETENTION_DAYS: u32 = 365;
+/// The longest retention `EVENT_RETENTION_DAYS` may set: ten years.
+pub const MAX_EVENT_RETENTION_DAYS: u32 = 3650;
+
+/// What every write is configured with, once per process.
+#[derive(Clone, Debug)]
+pub struct WritePolicy {
+    /// How long after its time an event may be deleted by DynamoDB's TTL.
+    pub event_retention: chrono::Duration,
+    /// The keys idempotent creates and rolls derive their secrets with; `None` refuses
+    /// idempotent requests.
+    pub secret_keys: Option<SecretKeys>,
+}
+
+impl Default for WritePolicy {
+    fn default() -> Self {
+        WritePolicy {
+            event_retention: chrono::Duration::days(i64::from(DEFAULT_EVENT_RETENTION_DAYS)),
+            secret_keys: None,
+        }
+    }
+}
+
+/// Why the write configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error(
+        "EVENT_RETENTION_DAYS must be a whole number of days from 1 to {MAX_EVENT_RETENTION_DAYS}"
+    )]
+    Retention,
+    #[error(transparent)]
+    SecretKeys(#[from] WeakSecretKeys),
+}
+
+impl WritePolicy {
+    /// `EVENT_RETENTION_DAYS` (default [`DEFAULT_EVENT_RETENTION_DAYS`]) and
+    /// `IDEMPOTENCY_SECRET` (comma-separated secrets of 32 characters or more, the one that
+    /// derives new secrets first; unset refuses idempotent requests).
+    pub fn from_env() -> Result<Self, PolicyError> {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        let days = match var("EVENT_RETENTION_DAYS") {
+            None => DEFAULT_EVENT_RETENTION_DAYS,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|d| (1..=MAX_EVENT_RETENTION_DAYS).contains(d))
+                .ok_or(PolicyError::Retention)?,
+        };
+        let secret_keys = var("IDEMPOTENCY_SECRET")
+            .map(|v| SecretKeys::parse(&v))
+            .transpose()?;
+        Ok(WritePolicy {
+            event_retention: chrono::Duration::days(i64::from(days)),
+            secret_keys,
+        })
+    }
+
+    /// This policy with these secret keys.
+    pub fn with_secret_keys(mut self, keys: SecretKeys) -> Self {
+        self.secret_keys = Some(keys);
+        self
+    }
+
+    fn secret_keys(&self) -> Result<&SecretKeys, WriteError> {
+        self.secret_keys
+            .as_ref()
+            .ok_or(WriteError::Invalid(InvalidWrite::NoSecretKeys))
+    }
+}
+
+/// Checks a key name: 1 to [`MAX_NAME_BYTES`] bytes of text, not blank, no control
+/// characters.
+pub fn check_name(name: &str) -> Result<(), InvalidWrite> {
+    let ok = !name.trim().is_empty()
+        && name.len() <= MAX_NAME_BYTES
+        && !name.chars().any(char::is_control);
+    if ok { Ok(()) } else { Err(InvalidWrite::Name) }
+}
+
+/// A time as the store keeps it: to the millisecond. A write returns the key as a read
+/// would show it.
+pub(crate) fn to_millis(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
+}
+
+/// How many times a roll or delete that named no version starts again after the key
+/// changed under it.
+const CHANGED_RETRIES: usize = 5;

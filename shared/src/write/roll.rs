@@ -1,0 +1,179 @@
+//! Rolling a key: a new secret (and credential) under the same key id, while the secret it
+//! replaces keeps working for a grace period. At most one previous secret lives: a roll
+//! ends the grace of the one before at once.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::create::{RecordOf, replay};
+use super::idempotency::nonce;
+use super::update::changed_error;
+use super::{CHANGED_RETRIES, Idempotency, InvalidWrite, WriteContext, WriteError, WritePolicy};
+use crate::audit::{Action, Change, Changes, time_value};
+use crate::key::{ApiKey, KeyId, OrgId};
+use crate::secret::Secret;
+use crate::store::{KeyWriter, PreviousSecret, StoreError, StoredKey, WriteFailure};
+
+/// The longest grace period: a week.
+pub const MAX_GRACE_SECS: u64 = 604_800;
+
+/// A rolled key and its new secret, shown this once (and to the retries of an idempotent
+/// request).
+#[derive(Clone, Debug)]
+pub struct Rolled {
+    pub key: ApiKey,
+    pub secret: Secret,
+    /// Whether this is the answer of an earlier request with the same Idempotency-Key.
+    pub replayed: bool,
+}
+
+/// Gives the key a new secret. The previous secret keeps working until `ctx.now` plus
+/// `grace_secs` (0 to [`MAX_GRACE_SECS`]; 0 ends it at once), then is refused; a previous
+/// secret of an earlier roll stops at once. `last_four_digits` becomes the new secret's;
+/// the key id stays. With `expected_version`, the key must be at that version
+/// ([`WriteError::VersionMismatch`]); without, a roll racing another change is tried again
+/// on the fresh key. With `idempotency`, a retry gets the same answer and rolls nothing.
+///
+/// The event's `changes` hold `last_four_digits` and `previous_secret_expires_date`: when
+/// the secret this roll replaced stops working (`from`: when the earlier one would have,
+/// if it still worked).
+#[tracing::instrument(skip_all, fields(%org, key = %id, grace_secs), err(Display))]
+#[allow(clippy::too_many_arguments)]
+pub async fn roll_key<S: KeyWriter>(
+    store: &S,
+    policy: &WritePolicy,
+    ctx: &WriteContext,
+    org: &OrgId,
+    id: KeyId,
+    grace_secs: u64,
+    expected_version: Option<u64>,
+    idempotency: Option<&Idempotency>,
+) -> Result<Rolled, WriteError> {
+    if grace_secs > MAX_GRACE_SECS {
+        return Err(InvalidWrite::Grace(grace_secs).into());
+    }
+    let grace_end = ctx.now + chrono::Duration::seconds(grace_secs as i64);
+    let idem = match idempotency {
+        None => None,
+        Some(idem) => {
+            let keys = policy.secret_keys()?;
+            let record_id = idem.record_id(org, &ctx.actor);
+            let request = idem.request(&format!("roll {id}"));
+            if let Some(done) = replay(store, policy, ctx, &record_id, &request).await? {
+                return Ok(Rolled {
+                    key: done.key,
+                    secret: done.secret,
+                    replayed: true,
+                });
+            }
+            Some((keys, record_id, request))
+        }
+    };
+    let mut attempts = 0;
+    loop {
+        let stored = store
+            .key_for_write(org, id)
+            .await?
+            .ok_or(WriteError::NotFound)?;
+        if expected_version.is_some_and(|v| v != stored.key.version) {
+            return Err(WriteError::VersionMismatch);
+        }
+        let (secret, record) = match &idem {
+            None => (
+                Secret::generate().map_err(|e| StoreError::Internal(Box::new(e)))?,
+                None,
+            ),
+            Some((keys, record_id, request)) => {
+                let nonce = nonce().map_err(|e| StoreError::Internal(Box::new(e)))?;
+                let secret = keys.derive(record_id, request, &nonce);
+                let record = RecordOf {
+                    id: record_id.clone(),
+                    request: request.clone(),
+                    nonce,
+                };
+                (secret, Some(record))
+            }
+        };
+        let (after, changes) = rolled(&stored, &secret, ctx.now, grace_end);
+        let event = ctx.event(policy, org, id, Action::Rolled, changes);
+        let record = record.map(|r| r.with(ctx, &after.key, &secret));
+        match store
+            .replace(&stored, &after, &event, record.as_ref())
+            .await
+        {
+            Ok(()) => {
+                return Ok(Rolled {
+                    key: after.key,
+                    secret,
+                    replayed: false,
+                });
+            }
+            Err(WriteFailure::Idempotency) => {
+                let (_, record_id, request) = idem.as_ref().ok_or(WriteError::Conflict)?;
+                return replay(store, policy, ctx, record_id, request)
+                    .await?
+                    .map(|done| Rolled {
+                        key: done.key,
+                        secret: done.secret,
+                        replayed: true,
+                    })
+                    .ok_or(WriteError::Conflict);
+            }
+            Err(WriteFailure::Key) if expected_version.is_none() && attempts < CHANGED_RETRIES => {
+                attempts += 1;
+            }
+            Err(WriteFailure::Key) => {
+                return Err(match store.key_for_write(org, id).await? {
+                    None => WriteError::NotFound,
+                    Some(_) => changed_error(expected_version),
+                });
+            }
+            Err(WriteFailure::Credential) => return Err(WriteError::Conflict),
+            Err(WriteFailure::Store(e)) => return Err(e.into()),
+        }
+    }
+}
+
+/// The key after the roll, and what changed.
+fn rolled(
+    stored: &StoredKey,
+    secret: &Secret,
+    now: DateTime<Utc>,
+    grace_end: DateTime<Utc>,
+) -> (StoredKey, Changes) {
+    let mut key = stored.key.clone();
+    key.last_four = secret.last_four();
+    key.updated = now;
+    key.version = stored.key.version + 1;
+    let earlier_end = stored
+        .previous
+        .as_ref()
+        .map(|p| p.until)
+        .filter(|until| *until > now);
+    let changes = Changes::from([
+        (
+            "last_four_digits".to_owned(),
+            Change {
+                from: Value::String(stored.key.last_four.clone()),
+                to: Value::String(key.last_four.clone()),
+            },
+        ),
+        (
+            "previous_secret_expires_date".to_owned(),
+            Change {
+                from: earlier_end.map_or(Value::Null, time_value),
+                to: time_value(grace_end),
+            },
+        ),
+    ]);
+    let previous = (grace_end > now).then(|| PreviousSecret {
+        hash: stored.hash.clone(),
+        until: grace_end,
+    });
+    let after = StoredKey {
+        key,
+        hash: secret.hash(),
+        previous,
+    };
+    (after, changes)
+}
