@@ -201,7 +201,9 @@ security: tools fuzz-build
 # bench/run under DynamoDB Local and writes bench/results/. `make bench-smoke` runs the same
 # harness on debug binaries with tiny counts.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
-# Every function of template.yaml (its cargo-lambda Binary), and the harness.
+# Every function of template.yaml (its cargo-lambda Binary), and the harness with its floors.
+# The client variants (bench/variant) link aws-lc: they build in a cargo run of their own, so
+# that feature unification does not link aws-lc into the functions measured beside them.
 FUNCTIONS := $(shell sed -n 's/^ *Binary: *//p' template.yaml)
 BENCH_BINS := $(addprefix -p ,$(FUNCTIONS)) -p apikeys-bench
 BENCH_OUT ?= bench/results
@@ -222,8 +224,9 @@ bench-peer: $(PEER_STAMP)
 
 bench: tools bench-zips bench-peer
 	cargo build --release --locked $(BENCH_BINS)
+	cargo build --release --locked -p apikeys-bench-variant
 	AWS_LC_SYS_NO_JITTER_ENTROPY=1 CARGO_TARGET_DIR=$(NOJITTER_DIR) \
-	  cargo build --release --locked -p apikeys-bench --bin bench-variant
+	  cargo build --release --locked -p apikeys-bench-variant
 	timeout 1500 tools/dynamodb-local.sh run $(TARGET_DIR)/release/apikeys-bench \
 	  --out $(BENCH_OUT) --zips $(TARGET_DIR)/bench-zips --python-peer $(PEER_VENV)/bin/python \
 	  --nojitter-bin $(NOJITTER_DIR)/release/bench-variant
@@ -231,8 +234,9 @@ bench: tools bench-zips bench-peer
 # The cold-start part alone (bench/results/coldstart.md), without the zips and the seeding.
 bench-coldstart: tools bench-peer
 	cargo build --release --locked $(BENCH_BINS)
+	cargo build --release --locked -p apikeys-bench-variant
 	AWS_LC_SYS_NO_JITTER_ENTROPY=1 CARGO_TARGET_DIR=$(NOJITTER_DIR) \
-	  cargo build --release --locked -p apikeys-bench --bin bench-variant
+	  cargo build --release --locked -p apikeys-bench-variant
 	timeout 900 tools/dynamodb-local.sh run $(TARGET_DIR)/release/apikeys-bench --coldstart-only \
 	  --out $(BENCH_OUT) --python-peer $(PEER_VENV)/bin/python \
 	  --nojitter-bin $(NOJITTER_DIR)/release/bench-variant
@@ -240,8 +244,10 @@ bench-coldstart: tools bench-peer
 bench-zips: $(STAMP)
 	PATH="$(VENV)/bin:$$PATH" bench/zips.sh $(TARGET_DIR)/bench-zips
 
+# bench-smoke builds everything in one cargo run: it judges no timings, and so shares the
+# features (and the compiled crates) of the test build.
 bench-smoke: tools bench-peer
-	cargo build --locked $(BENCH_BINS)
+	cargo build --locked $(BENCH_BINS) -p apikeys-bench-variant
 	timeout 300 tools/dynamodb-local.sh run $(TARGET_DIR)/debug/apikeys-bench --smoke \
 	  --out $(APIKEYS_CACHE)/bench-smoke --python-peer $(PEER_VENV)/bin/python
 

@@ -7,7 +7,8 @@ qemu-aarch64-static when it is an arm64 binary, against the DynamoDB Local of
 AWS_ENDPOINT_URL_DYNAMODB, seeded as `make run` seeds it (`apikeys create-table --if-absent`,
 `apikeys seed-demo`). Every events/ file of that function is invoked, and the answer must carry
 the status that tests/api/events.rs documents for it. It also checks that no bootstrap needs a
-glibc newer than Amazon Linux 2023's (2.34).
+glibc newer than Amazon Linux 2023's (2.34), and that none links aws-lc (the functions' TLS is
+rustls on ring: bench/README.md says why).
 
     tools/check-artifacts.py TEMPLATE BUILD_DIR EVENTS_DIR RIE CLI
 """
@@ -27,6 +28,7 @@ QEMU = "qemu-aarch64-static"
 QEMU_SYSROOT = "/usr/aarch64-linux-gnu"
 INIT_SECONDS = 120  # a first invocation under qemu, on a busy machine
 INVOKE_SECONDS = 60
+AWS_LC_MARK = b"/aws-lc/crypto/"
 
 
 def die(msg):
@@ -59,6 +61,25 @@ def glibc_needed(binary):
         tuple(int(p) for p in m.split(b".")) for m in re.findall(rb"GLIBC_(\d+\.\d+(?:\.\d+)?)", binary.read_bytes())
     ]
     return max(versions) if versions else None
+
+
+def links_aws_lc(binary):
+    """Whether aws-lc is linked in: its C sources name their files in error reports, and those
+    names stay in a stripped binary. The functions use rustls on ring (shared/src/client.rs)."""
+    return AWS_LC_MARK in binary.read_bytes()
+
+
+def static_checks(logical_id, boot):
+    """The glibc and aws-lc checks of one bootstrap: a list of failures."""
+    failures = []
+    needed = glibc_needed(boot)
+    if needed and needed > GLIBC_MAX:
+        failures.append(f"{logical_id}: needs GLIBC_{'.'.join(map(str, needed))}, above Amazon Linux 2023's 2.34")
+    shown = ".".join(map(str, needed or ())) or "none"
+    print(f"check-artifacts: {logical_id}: highest glibc symbol version {shown} (limit 2.34)")
+    if links_aws_lc(boot):
+        failures.append(f"{logical_id}: links aws-lc; the functions' TLS is rustls on ring alone")
+    return failures
 
 
 def free_port():
@@ -116,51 +137,59 @@ def main():
         subprocess.run([str(cli), *args], env=env, check=True, stdout=subprocess.DEVNULL, timeout=300)
 
     failures, checked = [], 0
-    by_binary = {}
-    for name in sorted(os.listdir(events)):
-        if name.endswith(".json"):
-            by_binary.setdefault(name.split(".", 1)[0], []).append(name)
-    for logical_id, binary in functions(template):
-        boot = build / logical_id / "bootstrap"
-        if not boot.is_file():
-            die(f"{boot} is missing: run make build first")
-        needed = glibc_needed(boot)
-        if needed and needed > GLIBC_MAX:
-            failures.append(f"{logical_id}: needs GLIBC_{'.'.join(map(str, needed))}, above Amazon Linux 2023's 2.34")
-        print(f"check-artifacts: {logical_id}: highest glibc symbol version {'.'.join(map(str, needed or ())) or 'none'} (limit 2.34)")
-        arm64 = int.from_bytes(boot.read_bytes()[18:20], "little") == AARCH64
-        command = [QEMU, "-L", QEMU_SYSROOT, str(boot.resolve())] if arm64 else [str(boot.resolve())]
-        port = free_port()
-        log = open(build / f"{logical_id}.rie.log", "wb")
-        proc = subprocess.Popen(
-            [str(rie), "--runtime-interface-emulator-address", f"127.0.0.1:{port}", *command],
-            env={**env, "AWS_LAMBDA_FUNCTION_NAME": logical_id},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
+    # One emulator per function, all up at once: the events then run in the order
+    # tests/api/events.rs runs them (sorted by name, against one seeded table), so a write
+    # event changes what a later event sees exactly as it does there.
+    running = {}  # binary -> (logical id, port, process, log, invoked)
+    try:
+        for logical_id, binary in functions(template):
+            boot = build / logical_id / "bootstrap"
+            if not boot.is_file():
+                die(f"{boot} is missing: run make build first")
+            failures += static_checks(logical_id, boot)
+            arm64 = int.from_bytes(boot.read_bytes()[18:20], "little") == AARCH64
+            command = [QEMU, "-L", QEMU_SYSROOT, str(boot.resolve())] if arm64 else [str(boot.resolve())]
+            port = free_port()
+            log = open(build / f"{logical_id}.rie.log", "wb")
+            proc = subprocess.Popen(
+                [str(rie), "--runtime-interface-emulator-address", f"127.0.0.1:{port}", *command],
+                env={**env, "AWS_LAMBDA_FUNCTION_NAME": logical_id},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            running[binary] = [logical_id, port, proc, log, False]
             if not wait_listening(port, proc):
                 die(f"{logical_id}: the emulator did not start (see {log.name})")
-            names = by_binary.get(binary, [])
-            if not names:
+        names = sorted(n for n in os.listdir(events) if n.endswith(".json"))
+        for binary, (logical_id, *_rest) in running.items():
+            if not any(n.split(".", 1)[0] == binary for n in names):
                 failures.append(f"{logical_id}: no events/{binary}.*.json to invoke it with")
-            for i, name in enumerate(names):
-                if name not in expected:
-                    failures.append(f"{name}: no status documented in tests/api/events.rs")
-                    continue
-                try:
-                    answer = invoke(port, (events / name).read_bytes(), INIT_SECONDS if i == 0 else INVOKE_SECONDS)
-                except Exception as e:  # noqa: BLE001 - reported, with the log's name
-                    failures.append(f"{logical_id} {name}: no answer ({e}; see {log.name})")
-                    continue
-                status = answer.get("statusCode") if isinstance(answer, dict) else None
-                checked += 1
-                verdict = "ok" if status == expected[name] else "FAILED"
-                print(f"check-artifacts: {logical_id} {name}: {status} (documented {expected[name]}) {verdict}")
-                if status != expected[name]:
-                    failures.append(f"{logical_id} {name}: {status}, documented {expected[name]}: {json.dumps(answer)[:300]}")
-        finally:
+        for name in names:
+            binary = name.split(".", 1)[0]
+            if binary not in running:
+                failures.append(f"{name}: names no function of {template.name}")
+                continue
+            if name not in expected:
+                failures.append(f"{name}: no status documented in tests/api/events.rs")
+                continue
+            fn = running[binary]
+            logical_id, port, _, log, invoked = fn
+            try:
+                answer = invoke(port, (events / name).read_bytes(), INVOKE_SECONDS if invoked else INIT_SECONDS)
+            except Exception as e:  # noqa: BLE001 - reported, with the log's name
+                failures.append(f"{logical_id} {name}: no answer ({e}; see {log.name})")
+                continue
+            fn[4] = True
+            status = answer.get("statusCode") if isinstance(answer, dict) else None
+            checked += 1
+            verdict = "ok" if status == expected[name] else "FAILED"
+            print(f"check-artifacts: {logical_id} {name}: {status} (documented {expected[name]}) {verdict}")
+            if status != expected[name]:
+                failures.append(f"{logical_id} {name}: {status}, documented {expected[name]}: {json.dumps(answer)[:300]}")
+    finally:
+        for _, _, proc, log, _ in running.values():
             proc.terminate()
+        for _, _, proc, log, _ in running.values():
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
