@@ -136,8 +136,8 @@ artifact-tools:
 	else echo "artifact-tools: no apt-get here: install $(APT_PACKAGES) (tools/apt-packages.txt) by hand"; fi
 
 check-artifacts: $(STAMP) artifact-tools
-	@if ! command -v qemu-aarch64-static >/dev/null; then \
-	  echo "check-artifacts: SKIPPED: qemu-aarch64-static is missing and apt-get is unavailable (tools/apt-packages.txt)"; exit 0; fi; \
+	@if ! command -v qemu-aarch64-static >/dev/null || [ ! -d /usr/aarch64-linux-gnu/lib ]; then \
+	  echo "check-artifacts: SKIPPED: qemu-aarch64-static or the arm64 glibc is missing and apt-get is unavailable (tools/apt-packages.txt)"; exit 0; fi; \
 	cargo build --quiet --locked -p apikeys-cli && \
 	timeout 900 tools/dynamodb-local.sh run python3 tools/check-artifacts.py template.yaml .aws-sam/build events \
 	  "$(RIE)" $(TARGET_DIR)/debug/apikeys

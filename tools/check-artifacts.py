@@ -149,10 +149,18 @@ def main():
             failures += static_checks(logical_id, boot)
             arm64 = int.from_bytes(boot.read_bytes()[18:20], "little") == AARCH64
             command = [QEMU, "-L", QEMU_SYSROOT, str(boot.resolve())] if arm64 else [str(boot.resolve())]
-            port = free_port()
+            # Both of the emulator's ports chosen free: its Runtime API defaults to 9001.
+            port, api_port = free_port(), free_port()
             log = open(build / f"{logical_id}.rie.log", "wb")
             proc = subprocess.Popen(
-                [str(rie), "--runtime-interface-emulator-address", f"127.0.0.1:{port}", *command],
+                [
+                    str(rie),
+                    "--runtime-interface-emulator-address",
+                    f"127.0.0.1:{port}",
+                    "--runtime-api-address",
+                    f"127.0.0.1:{api_port}",
+                    *command,
+                ],
                 env={**env, "AWS_LAMBDA_FUNCTION_NAME": logical_id},
                 stdout=log,
                 stderr=subprocess.STDOUT,
