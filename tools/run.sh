@@ -76,7 +76,11 @@ trap stop EXIT
 trap 'exit 130' INT TERM
 
 echo "make run: building the functions and the CLI" >&2
-cargo build --quiet --locked -p get-key -p list-keys -p apikeys-cli
+# By binary name, not by package: `cargo lambda watch` builds each function with
+# `cargo build --bin <function>` at the workspace root, that is with the default members'
+# features, and so does this; with `-p` the dependencies' features differ and the router
+# rebuilds the SDK and everything under it on the first request (minutes on a fresh clone).
+cargo build --quiet --locked $(sed -n 's/^ *Binary: *//p' "$ROOT/template.yaml" | sed 's/^/--bin /') --bin apikeys
 BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug
 
 if [ "$MEMORY" = 1 ]; then
