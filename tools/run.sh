@@ -12,7 +12,7 @@
 #   tools/run.sh cli ARG...      the admin CLI against that DynamoDB Local (make cli ARGS=...)
 #   tools/run.sh invoke EVENT    `cargo lambda invoke` of the event's function (make invoke)
 #
-# It expects the tools that `make tools` installs (DynamoDB Local, the venv with cargo-lambda).
+# It expects the tools that `make run-tools` installs (DynamoDB Local, the venv with cargo-lambda).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,7 +33,7 @@ export CURSOR_SECRET=${CURSOR_SECRET:-local-cursor-secret-for-make-run-only-0001
 # CURSOR_SECRET. The write functions keep each audit event EVENT_RETENTION_DAYS days.
 export IDEMPOTENCY_SECRET=${IDEMPOTENCY_SECRET:-local-idempotency-secret-for-make-run-only-01}
 export EVENT_RETENTION_DAYS=${EVENT_RETENTION_DAYS:-365}
-export PATH="$APIKEYS_CACHE/venv/bin:$PATH"
+export PATH="$APIKEYS_CACHE/venv-run/bin:$PATH"
 
 fail() { echo "make run: $*" >&2; exit 1; }
 
@@ -54,7 +54,7 @@ for p in PORT DDB_PORT; do
   [[ ${!p} =~ ^[0-9]+$ ]] && (( ${!p} > 0 && ${!p} < 65536 )) || fail "$p must be a port number, not '${!p}'"
 done
 [ "$PORT" != "$DDB_PORT" ] || fail "PORT and DDB_PORT must differ"
-command -v cargo-lambda >/dev/null || fail "cargo-lambda is missing; run: make tools"
+command -v cargo-lambda >/dev/null || fail "cargo-lambda is missing; run: make run-tools"
 
 # One `make run` per data folder; the lock goes when this script and its children end.
 if [ "$MEMORY" != 1 ]; then
@@ -81,8 +81,11 @@ trap stop EXIT
 trap 'exit 130' INT TERM
 
 echo "make run: building the functions and the CLI" >&2
-cargo build --quiet --locked -p get-key -p list-keys -p create-key -p update-key -p roll-key \
-  -p delete-key -p list-events -p apikeys-cli
+# By binary name, not by package: `cargo lambda watch` builds each function with
+# `cargo build --bin <function>` at the workspace root, that is with the default members'
+# features, and so does this; with `-p` the dependencies' features differ and the router
+# rebuilds the SDK and everything under it on the first request (minutes on a fresh clone).
+cargo build --quiet --locked $(sed -n 's/^ *Binary: *//p' "$ROOT/template.yaml" | sed 's/^/--bin /') --bin apikeys
 BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug
 
 if [ "$MEMORY" = 1 ]; then
