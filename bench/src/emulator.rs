@@ -49,6 +49,26 @@ struct State {
     seq: Mutex<u64>,
 }
 
+/// How to start a function process: the program, its arguments, its working directory, and
+/// the CPU quota it runs under.
+pub struct Spawn<'a> {
+    pub program: &'a Path,
+    pub args: &'a [String],
+    pub cwd: Option<&'a Path>,
+    pub quota: Option<&'a crate::quota::Quota>,
+}
+
+impl<'a> Spawn<'a> {
+    pub fn program(program: &'a Path) -> Spawn<'a> {
+        Spawn {
+            program,
+            args: &[],
+            cwd: None,
+            quota: None,
+        }
+    }
+}
+
 /// A function process under its own runtime API.
 pub struct Function {
     pub name: String,
@@ -160,6 +180,17 @@ impl Function {
         env: &[(String, String)],
         stderr_to: &Path,
     ) -> Result<Function, BoxError> {
+        Self::spawn(name, &Spawn::program(bin), env, stderr_to).await
+    }
+
+    /// As [`Function::start`], with arguments, a working directory and a CPU quota.
+    pub async fn spawn(
+        name: &str,
+        how: &Spawn<'_>,
+        env: &[(String, String)],
+        stderr_to: &Path,
+    ) -> Result<Function, BoxError> {
+        let bin = how.program;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;
         let (jobs_tx, jobs_rx) = mpsc::channel(1);
@@ -188,13 +219,38 @@ impl Function {
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                how.quota
+                    .map(|q| q.memory_mb)
+                    .filter(|mb| *mb > 0)
+                    .unwrap_or(128)
+                    .to_string(),
+            )
             .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(stderr_to)?)
             .kill_on_drop(true);
+        cmd.args(how.args);
+        if let Some(dir) = how.cwd {
+            cmd.current_dir(dir);
+        }
+        if let Some(quota) = how.quota {
+            // The child joins the cgroup between fork and exec, so its whole life is under
+            // the quota; the file is opened here, and the child only writes to it.
+            let mut join = std::fs::OpenOptions::new()
+                .write(true)
+                .open(quota.join_file())?;
+            // SAFETY: the closure only makes one write system call on an open file.
+            unsafe {
+                cmd.pre_exec(move || {
+                    use std::io::Write;
+                    join.write_all(b"0")
+                });
+            }
+        }
         let spawned = Instant::now();
         let child = cmd
             .spawn()

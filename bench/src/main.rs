@@ -12,8 +12,11 @@
 //!
 //! `--smoke` runs the same steps with tiny counts (CI), and asserts nothing about timings.
 
+mod coldstart;
 mod emulator;
+mod quota;
 mod report;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -113,6 +116,12 @@ struct Args {
     events: PathBuf,
     out: PathBuf,
     zips: Option<PathBuf>,
+    template: PathBuf,
+    /// The Python peer's interpreter (a venv with its requirements).
+    python_peer: Option<PathBuf>,
+    /// bench-variant built with `AWS_LC_SYS_NO_JITTER_ENTROPY=1`.
+    nojitter: Option<PathBuf>,
+    coldstart_only: bool,
 }
 
 fn args() -> Result<Args, BoxError> {
@@ -122,6 +131,10 @@ fn args() -> Result<Args, BoxError> {
     let mut events = PathBuf::from("events");
     let mut out = PathBuf::from("bench/results");
     let mut zips = None;
+    let mut template = PathBuf::from("template.yaml");
+    let mut python_peer = None;
+    let mut nojitter = None;
+    let mut coldstart_only = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or(format!("{a} needs a value"));
@@ -132,6 +145,10 @@ fn args() -> Result<Args, BoxError> {
             "--events" => events = value()?.into(),
             "--out" => out = value()?.into(),
             "--zips" => zips = Some(value()?.into()),
+            "--template" => template = value()?.into(),
+            "--python-peer" => python_peer = Some(value()?.into()),
+            "--nojitter-bin" => nojitter = Some(value()?.into()),
+            "--coldstart-only" => coldstart_only = true,
             _ => return Err(format!("unknown argument {a}").into()),
         }
     }
@@ -141,6 +158,10 @@ fn args() -> Result<Args, BoxError> {
         events,
         out,
         zips,
+        template,
+        python_peer,
+        nojitter,
+        coldstart_only,
     })
 }
 
@@ -383,6 +404,132 @@ fn describe(calls: &[proxy::Call]) -> String {
         .join(" + ")
 }
 
+/// Checks the TLS front through the functions' own HTTP client (`apikeys::client`): the
+/// run's CA reaches DynamoDB Local; another CA, and Amazon's roots alone, fail the handshake.
+async fn check_trust(front: &tls::TlsFront, ca: &tls::RunCa, table: &str) -> Result<(), BoxError> {
+    use aws_smithy_http_client::tls::TrustStore;
+    let wrong = tls::RunCa::new("wrong")?;
+    let amazon = || TrustStore::empty().with_pem_certificate(apikeys::client::AMAZON_ROOTS);
+    let get = |store: TrustStore| {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            // DynamoDB Local keeps the tables of each access key and region apart: the
+            // functions' ones.
+            .region(aws_sdk_dynamodb::config::Region::new(
+                std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+            ))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "local", "local", None, None, "bench",
+            ))
+            .endpoint_url(front.url())
+            .http_client(apikeys::client::https_client(store))
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        let table = table.to_owned();
+        async move {
+            client
+                .get_item()
+                .table_name(table)
+                .key("pk", AttributeValue::S("TLS".into()))
+                .key("sk", AttributeValue::S("TLS".into()))
+                .send()
+                .await
+        }
+    };
+    get(amazon().with_pem_certificate(ca.ca_pem.clone()))
+        .await
+        .map_err(|e| format!("the TLS front is not reachable with the run's CA: {e:?}"))?;
+    if get(amazon().with_pem_certificate(wrong.ca_pem.clone()))
+        .await
+        .is_ok()
+    {
+        return Err("a client trusting another CA reached the TLS front".into());
+    }
+    if get(amazon()).await.is_ok() {
+        return Err("a client trusting only Amazon's roots reached the TLS front".into());
+    }
+    Ok(())
+}
+
+/// The cold-start subjects: the floors, every function, the client variants, the peer.
+fn coldstart_subjects(
+    bin_dir: &Path,
+    events: &Path,
+    functions: &[String],
+    python_peer: Option<&Path>,
+    nojitter: Option<&Path>,
+    bundle: &Path,
+) -> Result<Vec<coldstart::Subject>, BoxError> {
+    let subject = |name: &str, program: PathBuf, event: Bytes| coldstart::Subject {
+        name: name.to_owned(),
+        program,
+        args: Vec::new(),
+        cwd: None,
+        env: Vec::new(),
+        event,
+        sized: false,
+    };
+    let empty = Bytes::from_static(b"{}");
+    let get_ev = bytes(&event(events, "get-key.http.json")?);
+    let mut all = vec![
+        subject("hello", bin_dir.join("bench-hello"), empty.clone()),
+        subject("floor", bin_dir.join("bench-floor"), empty),
+    ];
+    for f in functions {
+        let mut s = subject(
+            f,
+            bin_dir.join(f),
+            bytes(&event(events, &format!("{f}.http.json"))?),
+        );
+        s.sized = f == "get-key";
+        all.push(s);
+    }
+    let variant = |name: &str, program: PathBuf, which: &str| {
+        let mut s = subject(name, program, get_ev.clone());
+        s.env.push(("BENCH_VARIANT".into(), which.into()));
+        s
+    };
+    all.push(variant("before", bin_dir.join("bench-variant"), "before"));
+    if let Some(bin) = nojitter {
+        all.push(variant(
+            "before, no jitter entropy",
+            bin.to_path_buf(),
+            "before",
+        ));
+    }
+    for which in ["ring", "trust", "lambda-env"] {
+        all.push(variant(
+            &format!("before + {which}"),
+            bin_dir.join("bench-variant"),
+            which,
+        ));
+    }
+    if let Some(python) = python_peer {
+        let mut s = subject("python peer", python.to_path_buf(), get_ev.clone());
+        s.args = vec!["-m".into(), "awslambdaric".into(), "get_key.handler".into()];
+        s.cwd = Some(PathBuf::from("bench/peers/python"));
+        // boto3 loads a whole bundle of roots by default (certifi's); it gets the system's
+        // plus the run's CA.
+        s.env
+            .push(("AWS_CA_BUNDLE".into(), bundle.display().to_string()));
+        // Lambda's task directory is read-only: no bytecode is written there.
+        s.env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
+        s.sized = true;
+        all.push(s);
+    }
+    for s in &all {
+        if !s.program.exists() {
+            return Err(format!(
+                "{} is missing: build it first (make bench)",
+                s.program.display()
+            )
+            .into());
+        }
+    }
+    Ok(all)
+}
+
 #[tokio::main]
 async fn main() {
     if let Err(e) = bench().await {
@@ -405,6 +552,10 @@ async fn bench() -> Result<(), BoxError> {
         events,
         out,
         zips,
+        template,
+        python_peer,
+        nojitter,
+        coldstart_only,
     } = args()?;
     let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").map_err(
         |_| "run under tools/dynamodb-local.sh run (AWS_ENDPOINT_URL_DYNAMODB is not set)",
@@ -496,6 +647,11 @@ async fn bench() -> Result<(), BoxError> {
                 "AWS_REGION",
                 std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
             ),
+            // Lambda sets both; boto3 reads only this one.
+            (
+                "AWS_DEFAULT_REGION",
+                std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+            ),
             ("AWS_ACCESS_KEY_ID", "local".into()),
             ("AWS_SECRET_ACCESS_KEY", "local".into()),
             ("TABLE_NAME", table.clone()),
@@ -514,6 +670,62 @@ async fn bench() -> Result<(), BoxError> {
         env
     };
     let direct = env_with(&endpoint, &[]);
+
+    // 1b. Cold start with TLS on the path (`coldstart`), written to coldstart.md.
+    {
+        let ca = tls::RunCa::new("trusted")?;
+        let front = tls::TlsFront::start(&ca, upstream).await?;
+        check_trust(&front, &ca, &table).await?;
+        say("TLS front: the run's CA is trusted, a wrong CA and Amazon's roots alone are not");
+        let ca_file = work.join("run-ca.pem");
+        std::fs::write(&ca_file, &ca.ca_pem)?;
+        // The system's roots plus the run's CA: what the clients that load the system's
+        // roots (the `before` variants, boto3) read instead of the system bundle.
+        let system = [
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/pki/tls/certs/ca-bundle.crt",
+        ]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+        let bundle = work.join("system-and-run-ca.pem");
+        std::fs::write(&bundle, format!("{system}\n{}", ca.ca_pem))?;
+        let tls_env = env_with(
+            &front.url(),
+            &[
+                ("AWS_CA_BUNDLE", &ca_file.display().to_string()),
+                ("SSL_CERT_FILE", &bundle.display().to_string()),
+            ],
+        );
+        let functions = coldstart::template_binaries(&template)?;
+        let subjects = coldstart_subjects(
+            &bin_dir,
+            &events,
+            &functions,
+            python_peer.as_deref(),
+            nojitter.as_deref(),
+            &bundle,
+        )?;
+        let cold_plan = if plan.smoke {
+            coldstart::Plan { inits: 1, warm: 3 }
+        } else {
+            coldstart::Plan {
+                inits: 7,
+                warm: 300,
+            }
+        };
+        let results =
+            coldstart::run(&subjects, &functions, &tls_env, &work, cold_plan, &say).await?;
+        front.stop();
+        let md = results.markdown();
+        std::fs::write(out.join("coldstart.md"), &md)?;
+        println!("{md}");
+        if coldstart_only {
+            let _ = std::fs::remove_dir_all(&work);
+            say(&format!("wrote {}", out.join("coldstart.md").display()));
+            return Ok(());
+        }
+    }
     let bins = [
         ("hello", bin_dir.join("bench-hello")),
         ("get-key", bin_dir.join("get-key")),

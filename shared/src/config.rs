@@ -33,6 +33,8 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error(transparent)]
     CursorSecret(#[from] WeakCursorSecret),
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
     #[error("CALLER_CACHE_TTL_SECS must be a whole number of seconds from 0 to {}", MAX_TTL.as_secs())]
     CacheTtl,
 }
@@ -86,25 +88,34 @@ fn var(name: &'static str) -> Result<String, ConfigError> {
 /// `AWS_ENDPOINT_URL_DYNAMODB`), with this service's timeouts and retries.
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .operation_timeout(OPERATION_TIMEOUT)
-                .build(),
-        )
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .http_client(crate::client::standard_http_client())
+        .timeout_config(timeouts())
+        .retry_config(retries())
         .load()
         .await
 }
 
+/// This service's timeouts, for every client.
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+/// This service's retries, for every client.
+pub fn retries() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
+}
+
 impl App<DynamoStore> {
-    /// Builds the application from `TABLE_NAME`, `CURSOR_SECRET` and the AWS environment,
-    /// and warms the DynamoDB connection.
+    /// Builds the application from `TABLE_NAME`, `CURSOR_SECRET` and the Lambda environment
+    /// (`client::from_lambda_env`), and warms the DynamoDB connection.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let table = var("TABLE_NAME")?;
         let cursors = CursorKeys::parse(&var("CURSOR_SECRET")?)?;
-        let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+        let client = crate::client::from_lambda_env(timeouts(), retries())?;
         warm_up(&client, &table).await;
         Ok(App {
             store: DynamoStore::new(client, table),

@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod client;
 pub mod config;
 pub mod deadline;
 pub mod digest;

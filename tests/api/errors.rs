@@ -9,20 +9,37 @@ async fn other_methods_are_405_with_allow() {
     let app = app().await;
     let org = org();
     let secret = admin(&app, &org).await;
-    for method in ["POST", "PUT", "PATCH", "DELETE"] {
-        for payload in PAYLOADS {
+    for payload in PAYLOADS {
+        // Each path's Allow names every method of the path, whichever function answers.
+        for method in ["PUT", "PATCH", "DELETE", "OPTIONS"] {
             let reply = Call::list(payload)
                 .method(method)
                 .bearer(&secret)
                 .send(&app)
                 .await;
-            assert!(reply.problem(405).contains("GET and HEAD"));
-            assert_eq!(reply.header("allow"), Some("GET, HEAD"));
+            assert!(reply.problem(405).contains("GET, HEAD, POST"));
+            assert_eq!(reply.header("allow"), Some("GET, HEAD, POST"));
+        }
+        for method in ["POST", "PUT", "OPTIONS"] {
             let reply = Call::get(payload, uuid::Uuid::nil())
                 .method(method)
                 .send(&app)
                 .await;
             reply.problem(405);
+            assert_eq!(reply.header("allow"), Some("GET, HEAD, PATCH, DELETE"));
+            let reply = Call::discue(payload, uuid::Uuid::nil())
+                .method(method)
+                .send(&app)
+                .await;
+            assert_eq!(reply.header("allow"), Some("GET, HEAD"), "{}", reply.body);
+        }
+        for method in ["GET", "PUT", "DELETE"] {
+            let reply = Call::roll(payload, uuid::Uuid::nil(), None)
+                .method(method)
+                .send(&app)
+                .await;
+            reply.problem(405);
+            assert_eq!(reply.header("allow"), Some("POST"));
         }
     }
 }

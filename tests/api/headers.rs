@@ -72,9 +72,9 @@ async fn every_kind_of_response_has_nosniff_and_a_fitting_cache_control() {
                 "missing",
             ),
             (
-                Call::list(payload).method("POST").bearer(&secret),
+                Call::list(payload).method("PUT").bearer(&secret),
                 405,
-                "post",
+                "put",
             ),
             (
                 Call::list(payload)

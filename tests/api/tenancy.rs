@@ -468,3 +468,462 @@ fn no_request_ever_sees_another_organizations_data() {
         assert_no_leak("a log line", line, &all_secrets, false);
     }
 }
+
+// Writes: random creates, updates, rolls, deletes and event reads over HTTP, by random
+// callers of random organizations. No write may change another organization's keys or
+// events, and no answer may reveal them.
+//
+// `APIKEYS_ISOLATION_WRITE_CASES` sets the number of requests (default 200; writes cost
+// more than reads). The run prints one `isolation (writes):` line with its figures.
+
+const DEFAULT_WRITE_CASES: u32 = 200;
+
+#[derive(Clone, Debug)]
+enum WriteOp {
+    Create { unrestricted: bool, billing: bool },
+    Rename(Target),
+    SetStatus(Target, bool),
+    Roll(Target, u32),
+    Delete(Target),
+    Events { key: Option<Target>, limit: usize },
+}
+
+#[derive(Clone, Debug)]
+struct WriteReq {
+    caller_org: usize,
+    /// The restricted caller (key management and `calls.view`), else the unrestricted one.
+    limited: bool,
+    http_api: bool,
+    op: WriteOp,
+}
+
+/// An organization of the write run, and what its own writes did to it.
+struct Writable {
+    org: OrgId,
+    /// The unrestricted caller, then the limited one.
+    callers: [(ApiKey, Secret); 2],
+    /// The keys its writes may target (not its callers'), and whether each holds more than
+    /// the limited caller (so that it may not roll it).
+    keys: Vec<(KeyId, bool)>,
+    deleted: HashSet<KeyId>,
+    disabled: HashSet<KeyId>,
+    /// Keys its own writes changed or made.
+    touched: HashSet<KeyId>,
+    /// Its keys as listed before the run, without `last_used_date`.
+    snapshot: BTreeMap<String, serde_json::Value>,
+    /// Its writes that succeeded.
+    writes: usize,
+}
+
+const LIMITED: &[Permission] = &[
+    Permission::ApiKeysView,
+    Permission::ApiKeysCreate,
+    Permission::ApiKeysUpdate,
+    Permission::ApiKeysDelete,
+    Permission::CallsView,
+];
+
+fn write_request(orgs: usize) -> impl Strategy<Value = WriteReq> {
+    let target = move || {
+        prop_oneof![
+            3 => any::<usize>().prop_map(Target::Own),
+            3 => (0..orgs, any::<usize>()).prop_map(|(org, key)| Target::Foreign { org, key }),
+            1 => any::<u128>().prop_map(Target::Unknown),
+        ]
+    };
+    let op = prop_oneof![
+        2 => (any::<bool>(), any::<bool>())
+            .prop_map(|(unrestricted, billing)| WriteOp::Create { unrestricted, billing }),
+        2 => target().prop_map(WriteOp::Rename),
+        1 => (target(), any::<bool>()).prop_map(|(t, on)| WriteOp::SetStatus(t, on)),
+        2 => (target(), 0u32..=60).prop_map(|(t, g)| WriteOp::Roll(t, g)),
+        1 => target().prop_map(WriteOp::Delete),
+        2 => (proptest::option::of(target()), 1usize..=50)
+            .prop_map(|(key, limit)| WriteOp::Events { key, limit }),
+    ];
+    (0..orgs, any::<bool>(), any::<bool>(), op).prop_map(|(caller_org, limited, http_api, op)| {
+        WriteReq {
+            caller_org,
+            limited,
+            http_api,
+            op,
+        }
+    })
+}
+
+/// Random organizations (3 or 4) with 3 to 8 keys each, some restricted.
+async fn writable_world(app: &App<DynamoStore>, rng: &mut TestRng) -> Vec<Writable> {
+    let n = rng.random_range(3..=4);
+    let mut world = Vec::new();
+    for _ in 0..n {
+        let org = org();
+        let mut keys = Vec::new();
+        for i in 0..rng.random_range(3..=8usize) {
+            let mut new = new_key(&org, &format!("{org} key {i}"));
+            let unrestricted = rng.random_bool(0.5);
+            if !unrestricted {
+                new.access = restricted(&[Permission::CallsView]);
+            }
+            keys.push((create(app, new).await.0.id, unrestricted));
+        }
+        let admin = create(app, new_key(&org, &format!("{org} admin"))).await;
+        let mut limited = new_key(&org, &format!("{org} limited"));
+        limited.access = restricted(LIMITED);
+        let limited = create(app, limited).await;
+        let listed = Call::list(Payload::Rest)
+            .query("limit", 1000)
+            .bearer(&admin.1)
+            .send(app)
+            .await;
+        let snapshot = listed.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| (k["id"].as_str().unwrap().to_owned(), unused(k)))
+            .collect();
+        world.push(Writable {
+            org,
+            callers: [admin, limited],
+            keys,
+            deleted: HashSet::new(),
+            disabled: HashSet::new(),
+            touched: HashSet::new(),
+            snapshot,
+            writes: 0,
+        });
+    }
+    world
+}
+
+/// A key view without `last_used_date`, which its caller's own requests change.
+fn unused(key: &serde_json::Value) -> serde_json::Value {
+    let mut key = key.clone();
+    key.as_object_mut().unwrap().remove("last_used_date");
+    key
+}
+
+/// Where a write's target lands.
+enum Aim {
+    Mine(KeyId, bool),
+    Theirs(KeyId),
+    Unknown(uuid::Uuid),
+}
+
+fn aim(world: &[Writable], caller_org: usize, target: &Target) -> Aim {
+    let pick = |org: usize, i: usize| world[org].keys[i % world[org].keys.len()];
+    match *target {
+        Target::Own(i) => {
+            let (id, u) = pick(caller_org, i);
+            Aim::Mine(id, u)
+        }
+        Target::Foreign { org, key } if org == caller_org => {
+            let (id, u) = pick(org, key);
+            Aim::Mine(id, u)
+        }
+        Target::Foreign { org, key } => Aim::Theirs(pick(org, key).0),
+        Target::Unknown(n) => Aim::Unknown(uuid::Uuid::from_u128(n)),
+    }
+}
+
+/// The call for `req`, what it must get, and the key it writes when it succeeds.
+fn build_write(world: &[Writable], req: &WriteReq, n: usize) -> (Call, Expect, Option<KeyId>) {
+    let me = &world[req.caller_org];
+    let payload = if req.http_api {
+        Payload::Http
+    } else {
+        Payload::Rest
+    };
+    let id_of = |a: &Aim| match a {
+        Aim::Mine(id, _) | Aim::Theirs(id) => id.to_string(),
+        Aim::Unknown(u) => u.to_string(),
+    };
+    // A write's status when its target is not the caller's live key.
+    let elsewhere = |a: &Aim, ok: u16| match a {
+        Aim::Mine(id, _) if me.deleted.contains(id) => (Expect::Status(404), None),
+        Aim::Mine(id, _) => (Expect::Status(ok), Some(*id)),
+        Aim::Theirs(_) => (Expect::Status(404), None),
+        // Not every u128 is a valid UUIDv7 id.
+        Aim::Unknown(_) => (Expect::OneOf(&[404, 422]), None),
+    };
+    let (call, (expect, writes)) = match &req.op {
+        WriteOp::Create {
+            unrestricted,
+            billing,
+        } => {
+            let name = format!("{} made {n}", me.org);
+            let body = if *unrestricted {
+                serde_json::json!({"name": name, "restricted": false})
+            } else if *billing {
+                serde_json::json!({"name": name, "permissions": ["calls.view", "billing.update"]})
+            } else {
+                serde_json::json!({"name": name, "permissions": ["calls.view"]})
+            };
+            let refused = req.limited && (*unrestricted || *billing);
+            let status = if refused { 403 } else { 201 };
+            (Call::create(payload, body), (Expect::Status(status), None))
+        }
+        WriteOp::Rename(t) => {
+            let a = aim(world, req.caller_org, t);
+            let body = serde_json::json!({"name": format!("{} renamed {n}", me.org)});
+            (Call::update(payload, id_of(&a), body), elsewhere(&a, 200))
+        }
+        WriteOp::SetStatus(t, on) => {
+            let a = aim(world, req.caller_org, t);
+            let status = if *on { "active" } else { "disabled" };
+            let body = serde_json::json!({ "status": status });
+            (Call::update(payload, id_of(&a), body), elsewhere(&a, 200))
+        }
+        WriteOp::Roll(t, grace) => {
+            let a = aim(world, req.caller_org, t);
+            let body = serde_json::json!({ "grace_period_seconds": grace });
+            let outcome = match a {
+                Aim::Mine(id, true) if req.limited && !me.deleted.contains(&id) => {
+                    (Expect::Status(403), None)
+                }
+                _ => elsewhere(&a, 200),
+            };
+            (Call::roll(payload, id_of(&a), Some(body)), outcome)
+        }
+        WriteOp::Delete(t) => {
+            let a = aim(world, req.caller_org, t);
+            (Call::delete(payload, id_of(&a)), elsewhere(&a, 204))
+        }
+        WriteOp::Events { key, limit } => {
+            let call = match key.as_ref().map(|t| aim(world, req.caller_org, t)) {
+                None => (Call::events(payload), (Expect::Status(200), None)),
+                Some(Aim::Unknown(u)) => (
+                    Call::key_events(payload, u),
+                    (Expect::OneOf(&[200, 422]), None),
+                ),
+                Some(a) => (
+                    Call::key_events(payload, id_of(&a)),
+                    (Expect::Status(200), None),
+                ),
+            };
+            (call.0.query("limit", limit), call.1)
+        }
+    };
+    let secret = &me.callers[usize::from(req.limited)].1;
+    (call.bearer(secret), expect, writes)
+}
+
+#[test]
+fn no_write_ever_changes_or_reveals_another_organizations_keys_or_events() {
+    let cases = std::env::var("APIKEYS_ISOLATION_WRITE_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_WRITE_CASES);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let logs = LogCapture::default();
+    let _logging = tracing::subscriber::set_default(logs.subscriber("info"));
+    let seed_n: u64 = std::env::var("APIKEYS_ISOLATION_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| uuid::Uuid::now_v7().as_u128() as u64);
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&seed_n.to_le_bytes());
+    let mut world_rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed);
+    rt.block_on(wait_for_dynamodb());
+    let app = rt.block_on(app());
+    let world = std::cell::RefCell::new(rt.block_on(writable_world(&app, &mut world_rng)));
+    let orgs = world.borrow().len();
+    let secrets = std::cell::RefCell::new(
+        world
+            .borrow()
+            .iter()
+            .flat_map(|t| t.callers.iter().map(|c| c.1.clone()))
+            .collect::<Vec<Secret>>(),
+    );
+    // What belongs to whom: ids, names, organization ids; created keys join as they come.
+    let owner = std::cell::RefCell::new(
+        world
+            .borrow()
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| {
+                t.snapshot
+                    .values()
+                    .flat_map(move |k| {
+                        [
+                            (k["id"].as_str().unwrap().to_owned(), i),
+                            (k["name"].as_str().unwrap().to_owned(), i),
+                        ]
+                    })
+                    .chain(std::iter::once((t.org.to_string(), i)))
+            })
+            .collect::<BTreeMap<String, usize>>(),
+    );
+
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        max_shrink_iters: 16,
+        rng_algorithm: RngAlgorithm::ChaCha,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new_with_rng(config, world_rng);
+    let statuses = std::cell::RefCell::new(BTreeMap::<u16, u32>::new());
+    let sent = std::cell::Cell::new(0usize);
+    let started = Instant::now();
+    let result = runner.run(&write_request(orgs), |req| {
+        let (call, expect, writes) = build_write(&world.borrow(), &req, sent.get());
+        // Outcomes, not speed: a loaded machine may take longer than a function's timeout.
+        let reply = rt.block_on(call.send_with_time_left(&app, std::time::Duration::from_secs(60)));
+        sent.set(sent.get() + 1);
+        *statuses.borrow_mut().entry(reply.status).or_default() += 1;
+        match expect {
+            Expect::Status(s) => prop_assert_eq!(reply.status, s, "{:?}: {}", req, reply.body),
+            Expect::OneOf(list) => {
+                prop_assert!(list.contains(&reply.status), "{:?}: {}", req, reply.body)
+            }
+        }
+        // The secret a create or roll hands out is the only one a body may hold.
+        let mut body = reply.body.clone();
+        if let Some(s) = body.as_object_mut().and_then(|b| b.remove("secret")) {
+            let hands_out = matches!(req.op, WriteOp::Create { .. } | WriteOp::Roll(..));
+            prop_assert!(hands_out, "a secret in the answer of {:?}", req);
+            let s = Secret::parse(s.as_str().unwrap()).expect("a well-formed secret");
+            secrets.borrow_mut().push(s);
+        }
+        let events = matches!(req.op, WriteOp::Events { .. });
+        // An event shows the client's address: not internal text there.
+        assert_no_leak("a response", &body.to_string(), &secrets.borrow(), !events);
+        let mut w = world.borrow_mut();
+        let mine = req.caller_org;
+        if let WriteOp::Create {
+            unrestricted,
+            billing,
+        } = req.op
+            && reply.status == 201
+        {
+            let id: KeyId = reply.body["id"].as_str().unwrap().parse().unwrap();
+            let mut o = owner.borrow_mut();
+            o.insert(id.to_string(), mine);
+            o.insert(reply.body["name"].as_str().unwrap().to_owned(), mine);
+            w[mine].keys.push((id, unrestricted || billing));
+            w[mine].touched.insert(id);
+            w[mine].writes += 1;
+        }
+        if let (Some(id), true) = (writes, reply.status < 300) {
+            if matches!(req.op, WriteOp::Rename(_)) {
+                owner
+                    .borrow_mut()
+                    .insert(reply.body["name"].as_str().unwrap().to_owned(), mine);
+            }
+            if matches!(req.op, WriteOp::Delete(_)) {
+                w[mine].deleted.insert(id);
+            }
+            w[mine].touched.insert(id);
+            let changed = match req.op {
+                // A status set to what it was is no change, and records nothing.
+                WriteOp::SetStatus(_, on) => {
+                    prop_assert_eq!(
+                        &reply.body["status"],
+                        if on { "active" } else { "disabled" }
+                    );
+                    if on {
+                        w[mine].disabled.remove(&id)
+                    } else {
+                        w[mine].disabled.insert(id)
+                    }
+                }
+                _ => true,
+            };
+            if changed {
+                w[mine].writes += 1;
+            }
+        }
+        // Nothing of another organization in the answer.
+        let mut found = Vec::new();
+        strings(&reply.body, &mut found);
+        for s in &found {
+            if let Some(&o) = owner.borrow().get(s) {
+                prop_assert_eq!(o, mine, "{:?} showed {:?} of another organization", req, s);
+            }
+        }
+        let raw = String::from_utf8_lossy(&reply.raw);
+        for (i, t) in w.iter().enumerate() {
+            if i != mine {
+                prop_assert!(!raw.contains(t.org.as_str()), "another org id in {}", raw);
+            }
+        }
+        if events && reply.status == 200 {
+            for e in reply.body["data"].as_array().unwrap() {
+                let key = e["key_id"].as_str().unwrap();
+                prop_assert_eq!(owner_of(&owner.borrow(), key), Some(mine), "{}", e);
+            }
+        }
+        Ok(())
+    });
+    let elapsed = started.elapsed();
+    drop(_logging);
+    eprintln!(
+        "isolation (writes): {} requests in {} organizations, {:.1} s, statuses {:?}, seed {}",
+        sent.get(),
+        orgs,
+        elapsed.as_secs_f64(),
+        statuses.borrow(),
+        seed_n,
+    );
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+
+    // Each organization's keys and events are its own writes' doing, and nobody else's.
+    let world = world.into_inner();
+    for (i, t) in world.iter().enumerate() {
+        let admin = &t.callers[0].1;
+        let listed = rt.block_on(
+            Call::list(Payload::Http)
+                .query("limit", 1000)
+                .bearer(admin)
+                .send(&app),
+        );
+        let mut seen = HashSet::new();
+        for k in listed.body["data"].as_array().unwrap() {
+            let id = k["id"].as_str().unwrap().to_owned();
+            assert_eq!(owner_of(&owner.borrow(), &id), Some(i), "{k}");
+            let key: KeyId = id.parse().unwrap();
+            if !t.touched.contains(&key) {
+                assert_eq!(
+                    Some(&unused(k)),
+                    t.snapshot.get(&id),
+                    "changed from outside"
+                );
+            }
+            seen.insert(key);
+        }
+        for (id, _) in &t.keys {
+            assert_eq!(seen.contains(id), !t.deleted.contains(id), "{id}");
+        }
+        let events = rt.block_on(crate::http_writes::all_events(
+            &app,
+            Payload::Rest,
+            admin,
+            None,
+        ));
+        let callers: Vec<String> = t.callers.iter().map(|c| c.0.id.to_string()).collect();
+        for e in &events {
+            let key = e["key_id"].as_str().unwrap();
+            assert_eq!(owner_of(&owner.borrow(), key), Some(i), "{e}");
+            let actor = &e["actor"];
+            assert!(
+                actor["type"] == "cli" || callers.iter().any(|c| actor["id"] == c.as_str()),
+                "{e}"
+            );
+        }
+        let by_callers = crate::http_writes::by_api(&events).len();
+        assert_eq!(by_callers, t.writes, "{}: one event per write", t.org);
+    }
+    let text = logs.text();
+    for line in text.lines() {
+        assert_no_leak("a log line", line, &secrets.borrow(), false);
+    }
+}
+
+fn owner_of(owner: &BTreeMap<String, usize>, s: &str) -> Option<usize> {
+    owner.get(s).copied()
+}

@@ -5,12 +5,12 @@
 use std::sync::OnceLock;
 
 use apikeys::leak::keys::{KeySource, NoFetch};
+use apikeys::leak::signature::P256_SPKI_PREFIX;
 use apikeys::leak::signature::PublicKeys;
-use aws_lc_rs::encoding::AsDer as _;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
 
 /// A key pair standing in for GitHub's, with its identifier.
 pub struct Signer {
@@ -23,14 +23,20 @@ impl Signer {
     pub fn generate(key_id: &str) -> Self {
         Signer {
             key_id: key_id.to_owned(),
-            pair: EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).expect("a P-256 pair"),
+            pair: {
+                let rng = SystemRandom::new();
+                let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+                    .expect("a P-256 pair");
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+                    .expect("the pair just made")
+            },
         }
     }
 
     /// The public key in PEM, as GitHub publishes it.
     pub fn public_pem(&self) -> String {
-        let der = self.pair.public_key().as_der().expect("a DER public key");
-        let b64 = STANDARD.encode(der.as_ref());
+        let der = [&P256_SPKI_PREFIX[..], self.pair.public_key().as_ref()].concat();
+        let b64 = STANDARD.encode(der);
         let lines: Vec<&str> = b64
             .as_bytes()
             .chunks(64)

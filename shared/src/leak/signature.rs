@@ -1,18 +1,19 @@
 //! GitHub's signature on a secret scanning report: the two headers, the published public keys,
 //! and the check itself (ECDSA P-256 with SHA-256 over the raw body bytes, DER signature).
 //!
-//! The check uses aws-lc-rs, which the AWS SDK's TLS stack already links into every function,
-//! and rustls' key types to read the PEM: no crate is compiled for it alone.
+//! The check uses ring, the crypto library the AWS SDK's TLS stack (rustls on ring) already
+//! links into every function, and rustls' key types to read the PEM: no crate is compiled for
+//! it alone, and no function links a second crypto library.
 
 use std::collections::HashMap;
 use std::fmt;
 
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, ParsedPublicKey};
 use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use lambda_http::http::HeaderMap;
+use ring::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
 use rustls_pki_types::SubjectPublicKeyInfoDer;
 use rustls_pki_types::pem::PemObject as _;
 use serde::Deserialize;
@@ -96,7 +97,7 @@ impl SignatureHeaders {
 /// GitHub's secret scanning public keys, by identifier, parsed once.
 #[derive(Clone, Default)]
 pub struct PublicKeys {
-    keys: HashMap<String, ParsedPublicKey>,
+    keys: HashMap<String, UnparsedPublicKey<Vec<u8>>>,
 }
 
 impl fmt::Debug for PublicKeys {
@@ -177,24 +178,46 @@ impl PublicKeys {
             .keys
             .get(&headers.key_id)
             .ok_or(SignatureError::UnknownKey)?;
-        key.verify_sig(body, &headers.signature)
+        key.verify(body, &headers.signature)
             .map_err(|_| SignatureError::BadSignature)
     }
 }
 
-fn parse_pem_key(pem: &str) -> Option<ParsedPublicKey> {
+/// The DER of a SubjectPublicKeyInfo of an ECDSA P-256 key, up to its point: the sequence,
+/// the algorithm (id-ecPublicKey, prime256v1) and the bit string's header. What follows is
+/// the uncompressed point (`04`, x, y: 65 bytes), the form ring verifies with.
+pub const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+/// An ECDSA P-256 public key in PEM (SubjectPublicKeyInfo), as GitHub publishes it; `None`
+/// for anything else. The point itself is checked when a signature is verified with it.
+fn parse_pem_key(pem: &str) -> Option<UnparsedPublicKey<Vec<u8>>> {
     let der = SubjectPublicKeyInfoDer::from_pem_slice(pem.as_bytes()).ok()?;
-    ParsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, der.as_ref()).ok()
+    let point = der.as_ref().strip_prefix(&P256_SPKI_PREFIX[..])?;
+    (point.len() == 65 && point[0] == 0x04)
+        .then(|| UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point.to_vec()))
+}
+
+/// A new ECDSA P-256 key pair, for a test's stand-in for GitHub.
+#[cfg(any(test, feature = "memory"))]
+fn p256_pair() -> ring::signature::EcdsaKeyPair {
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+        .expect("a P-256 key pair");
+    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+        .expect("the pair just made")
 }
 
 /// Throwaway GitHub-like key pairs and signed reports, for tests here and in other crates.
 #[cfg(any(test, feature = "memory"))]
 pub mod fixture {
-    use aws_lc_rs::encoding::AsDer as _;
-    use aws_lc_rs::rand::SystemRandom;
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD;
+    use ring::rand::SystemRandom;
+    use ring::signature::{EcdsaKeyPair, KeyPair as _};
 
     /// A signing key pair standing in for GitHub's, with its identifier.
     pub struct Signer {
@@ -206,15 +229,18 @@ pub mod fixture {
         pub fn generate(key_id: &str) -> Self {
             Signer {
                 key_id: key_id.to_owned(),
-                pair: EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING)
-                    .expect("a P-256 key pair"),
+                pair: super::p256_pair(),
             }
         }
 
         /// The public key in PEM, as GitHub publishes it.
         pub fn public_pem(&self) -> String {
-            let der = self.pair.public_key().as_der().expect("a DER public key");
-            let b64 = STANDARD.encode(der.as_ref());
+            let der = [
+                &super::P256_SPKI_PREFIX[..],
+                self.pair.public_key().as_ref(),
+            ]
+            .concat();
+            let b64 = STANDARD.encode(der);
             let lines: Vec<&str> = b64
                 .as_bytes()
                 .chunks(64)

@@ -1,0 +1,372 @@
+//! Cold start with TLS on the path, at full CPU and under the CPU quotas of Lambda memory
+//! sizes (`quota`), beside two floors and the Python peer, all in one run:
+//!
+//! - **hello**: the smallest `lambda_runtime` function (the init floor);
+//! - **floor**: an SDK client and one GetItem over TLS (`bin/floor.rs`; the first-response
+//!   floor: the least any function that reads DynamoDB must do);
+//! - **every function of template.yaml** (its `Binary`), with its `events/<binary>.http.json`;
+//! - **the client variants** (`bin/variant.rs`), each one change from the client as it was;
+//! - **the Python peer** (`bench/peers/python`: boto3 and awslambdaric), when given.
+//!
+//! Every process reaches DynamoDB Local through the TLS front (`tls`). Cold starts are
+//! interleaved, so that the machine's noise falls on all alike; medians are reported.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::BoxError;
+use crate::emulator::{Function, Spawn};
+use crate::quota::Quota;
+use crate::report::Stats;
+
+/// Memory sizes measured (MB); `None` is the whole machine.
+pub const MEMORY_SIZES: [u32; 4] = [128, 256, 512, 1024];
+/// Lambda's price for arm64 (us-east-1, first tier): per GB-second and per request.
+pub const PRICE_GB_SECOND: f64 = 0.000_013_333_4;
+pub const PRICE_REQUEST: f64 = 0.20 / 1_000_000.0;
+
+/// What to start, and the event of its first invocation.
+pub struct Subject {
+    pub name: String,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+    pub event: Bytes,
+    /// Measured at every memory size, with warm invocations (get-key and its peer).
+    pub sized: bool,
+}
+
+/// The functions of template.yaml: the `Binary` of each `rust-cargolambda` build.
+pub fn template_binaries(template: &Path) -> Result<Vec<String>, BoxError> {
+    let text =
+        std::fs::read_to_string(template).map_err(|e| format!("{}: {e}", template.display()))?;
+    let bins: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Binary:"))
+        .map(|b| b.trim().to_owned())
+        .collect();
+    if bins.is_empty() {
+        return Err(format!("no function Binary in {}", template.display()).into());
+    }
+    Ok(bins)
+}
+
+#[derive(Default)]
+struct Figures {
+    init: Vec<Duration>,
+    first: Vec<Duration>,
+    warm: Vec<Duration>,
+    rss: u64,
+}
+
+pub struct Plan {
+    pub inits: usize,
+    pub warm: usize,
+}
+
+/// A 2xx answer, or an error naming the subject.
+fn check(name: &str, a: &crate::emulator::Answer) -> Result<(), BoxError> {
+    let v: Value = serde_json::from_slice(&a.body).unwrap_or(Value::Null);
+    let ok = !a.error
+        && v["statusCode"]
+            .as_u64()
+            .is_some_and(|s| (200..300).contains(&s));
+    if !ok {
+        return Err(format!("{name} answered: {}", String::from_utf8_lossy(&a.body)).into());
+    }
+    Ok(())
+}
+
+async fn once(
+    s: &Subject,
+    quota: Option<&Quota>,
+    env: &[(String, String)],
+    work: &Path,
+    warm: usize,
+    f: &mut Figures,
+) -> Result<(), BoxError> {
+    let mut all = env.to_vec();
+    all.extend(s.env.iter().cloned());
+    let how = Spawn {
+        program: &s.program,
+        args: &s.args,
+        cwd: s.cwd.as_deref(),
+        quota,
+    };
+    let stderr = work.join(format!("{}.coldstart.stderr", s.name));
+    let mut p = Function::spawn(&s.name, &how, &all, &stderr).await?;
+    let init = p.init_time().await?;
+    let a = p.invoke(s.event.clone()).await?;
+    check(&s.name, &a)?;
+    f.init.push(init);
+    f.first.push(init + a.duration);
+    for _ in 0..warm {
+        let a = p.invoke(s.event.clone()).await?;
+        check(&s.name, &a)?;
+        f.warm.push(a.duration);
+    }
+    f.rss = f.rss.max(p.peak_rss()?);
+    p.stop().await;
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// `level`: the memory size whose CPU share the subject ran under (`0`: the whole machine).
+type Key = (u32, String);
+
+pub struct Results {
+    figures: BTreeMap<Key, Figures>,
+    subjects: Vec<(String, bool)>,
+    functions: Vec<String>,
+    plan: Plan,
+    quota_note: Option<String>,
+    pub secs: f64,
+}
+
+/// Runs every subject `plan.inits` times at full CPU and at the 128 MB share (interleaved),
+/// then the sized subjects at every memory size.
+pub async fn run(
+    subjects: &[Subject],
+    functions: &[String],
+    env: &[(String, String)],
+    work: &Path,
+    plan: Plan,
+    say: &dyn Fn(&str),
+) -> Result<Results, BoxError> {
+    let started = std::time::Instant::now();
+    let mut figures: BTreeMap<Key, Figures> = BTreeMap::new();
+    let mut quotas = Vec::new();
+    let mut quota_note = None;
+    for mb in std::iter::once(0).chain(MEMORY_SIZES) {
+        match Quota::new(mb) {
+            Ok(q) => quotas.push(q),
+            Err(e) => {
+                quotas.clear();
+                quota_note = Some(format!("no CPU quota measured: {e}"));
+                say(&format!("cold start: {e}; full CPU only"));
+                break;
+            }
+        }
+    }
+    // Full CPU, then the 128 MB share (if the cgroups could be made), interleaved.
+    let levels: Vec<Option<&Quota>> = if quotas.len() > 1 {
+        quotas.iter().take(2).map(Some).collect()
+    } else {
+        vec![None]
+    };
+    for i in 0..plan.inits {
+        for level in &levels {
+            for s in subjects {
+                let mb = level.map_or(0, |q| q.memory_mb);
+                let f = figures.entry((mb, s.name.clone())).or_default();
+                let warm = if s.sized && i == 0 { plan.warm } else { 0 };
+                once(s, *level, env, work, warm, f).await?;
+            }
+        }
+        say(&format!(
+            "cold start with TLS: round {} of {}",
+            i + 1,
+            plan.inits
+        ));
+    }
+    // The other memory sizes: the sized subjects only.
+    for q in quotas.iter().skip(2) {
+        for i in 0..plan.inits {
+            for s in subjects.iter().filter(|s| s.sized) {
+                let f = figures.entry((q.memory_mb, s.name.clone())).or_default();
+                let warm = if i == 0 { plan.warm } else { 0 };
+                once(s, Some(q), env, work, warm, f).await?;
+            }
+        }
+        say(&format!("cold start with TLS: {} MB", q.memory_mb));
+    }
+    Ok(Results {
+        figures,
+        subjects: subjects.iter().map(|s| (s.name.clone(), s.sized)).collect(),
+        functions: functions.to_vec(),
+        plan,
+        quota_note,
+        secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+impl Results {
+    fn get(&self, level: u32, name: &str) -> Option<&Figures> {
+        self.figures
+            .get(&(level, name.to_owned()))
+            .filter(|f| !f.init.is_empty())
+    }
+
+    fn levels(&self) -> Vec<u32> {
+        let mut l: Vec<u32> = self.figures.keys().map(|(l, _)| *l).collect();
+        l.dedup();
+        l
+    }
+
+    fn level_name(level: u32) -> String {
+        if level == 0 {
+            "full CPU".into()
+        } else {
+            format!(
+                "{level} MB share ({:.1}% of a vCPU)",
+                f64::from(level) / 17.69
+            )
+        }
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(
+            md,
+            "# Cold start with TLS\n\nEvery process reaches DynamoDB Local through a TLS front with a \
+             certificate made for the run. {} cold starts per subject and level, interleaved; \
+             medians. First response: from spawning the process to its first answer. {} warm \
+             invocations per sized subject and level.\n",
+            self.plan.inits, self.plan.warm
+        );
+        if let Some(n) = &self.quota_note {
+            let _ = writeln!(md, "**{n}**\n");
+        }
+        // Targets, per function and level.
+        let _ = writeln!(
+            md,
+            "## Targets\n\n| function | level | first response | floor | ratio (≤ 1.2×) | init | hello | ratio (≤ 2×) |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+        );
+        for level in self.levels() {
+            let (Some(hello), Some(floor)) = (self.get(level, "hello"), self.get(level, "floor"))
+            else {
+                continue;
+            };
+            let (h, fl) = (median(&hello.init), median(&floor.first));
+            for f in &self.functions {
+                let Some(x) = self.get(level, f) else {
+                    continue;
+                };
+                let (i, first) = (median(&x.init), median(&x.first));
+                let r1 = ms(first) / ms(fl);
+                let r2 = ms(i) / ms(h);
+                let _ = writeln!(
+                    md,
+                    "| {f} | {} | {:.2} ms | {:.2} ms | {r1:.2}× {} | {:.2} ms | {:.2} ms | {r2:.2}× {} |",
+                    Self::level_name(level),
+                    ms(first),
+                    ms(fl),
+                    if r1 <= 1.2 { "met" } else { "**not met**" },
+                    ms(i),
+                    ms(h),
+                    if r2 <= 2.0 { "met" } else { "**not met**" },
+                );
+            }
+        }
+        // Every subject, per level.
+        for level in self.levels() {
+            let _ = writeln!(
+                md,
+                "\n## {}\n\n| subject | init p50 | init min | first response p50 | init / hello | first response / floor | warm p50 | warm p99 | peak RSS |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+                Self::level_name(level)
+            );
+            let h = self.get(level, "hello").map(|f| median(&f.init));
+            let fl = self.get(level, "floor").map(|f| median(&f.first));
+            for (name, _) in &self.subjects {
+                let Some(x) = self.get(level, name) else {
+                    continue;
+                };
+                let i = median(&x.init);
+                let first = median(&x.first);
+                let min = x.init.iter().min().copied().unwrap_or_default();
+                let (wp50, wp99) = if x.warm.is_empty() {
+                    (String::new(), String::new())
+                } else {
+                    let s = Stats::of(&x.warm);
+                    (format!("{:.3} ms", s.p50), format!("{:.3} ms", s.p99))
+                };
+                let _ = writeln!(
+                    md,
+                    "| {name} | {:.2} ms | {:.2} ms | {:.2} ms | {} | {} | {wp50} | {wp99} | {:.1} MB |",
+                    ms(i),
+                    ms(min),
+                    ms(first),
+                    h.map(|h| format!("{:.2}×", ms(i) / ms(h)))
+                        .unwrap_or_default(),
+                    fl.map(|fl| format!("{:.2}×", ms(first) / ms(fl)))
+                        .unwrap_or_default(),
+                    x.rss as f64 / 1e6,
+                );
+            }
+        }
+        // Memory sizes and cost, per sized subject.
+        let _ = writeln!(
+            md,
+            "\n## Memory size and cost (arm64: ${PRICE_GB_SECOND} per GB-s, $0.20 per million requests)\n\n\
+             Cost per million warm requests: the warm p50 rounded up to the billed millisecond, \
+             times the memory, plus the request charge. A cold start adds its init (billed) to \
+             the request that meets it.\n\n\
+             | subject | memory | init p50 | first response p50 | warm p50 | warm p99 | $ per million warm requests | $ per cold start ×10⁶ |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- |"
+        );
+        for (name, sized) in &self.subjects {
+            if !sized {
+                continue;
+            }
+            for mb in MEMORY_SIZES {
+                let Some(x) = self.get(mb, name) else {
+                    continue;
+                };
+                if x.warm.is_empty() {
+                    continue;
+                }
+                let s = Stats::of(&x.warm);
+                let gb = f64::from(mb) / 1024.0;
+                let billed = s.p50.ceil() / 1000.0;
+                let cost = 1e6 * (billed * gb * PRICE_GB_SECOND + PRICE_REQUEST);
+                let cold = 1e6 * (ms(median(&x.first)).ceil() / 1000.0) * gb * PRICE_GB_SECOND;
+                let _ = writeln!(
+                    md,
+                    "| {name} | {mb} MB | {:.1} ms | {:.1} ms | {:.3} ms | {:.3} ms | ${cost:.4} | ${cold:.2} |",
+                    ms(median(&x.init)),
+                    ms(median(&x.first)),
+                    s.p50,
+                    s.p99,
+                );
+            }
+        }
+        let _ = writeln!(md, "\nThis part of the run took {:.0} s.", self.secs);
+        md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_function_binary_of_the_template_is_found() {
+        let dir = std::env::temp_dir().join(format!("coldstart-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let t = dir.join("template.yaml");
+        std::fs::write(
+            &t,
+            "Resources:\n  A:\n    Metadata:\n      BuildProperties:\n        Binary: get-key\n  B:\n    Metadata:\n      BuildProperties:\n        Binary: create-key\n",
+        )
+        .unwrap();
+        assert_eq!(template_binaries(&t).unwrap(), ["get-key", "create-key"]);
+        std::fs::write(&t, "Resources: {}\n").unwrap();
+        assert!(template_binaries(&t).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
