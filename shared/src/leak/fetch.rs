@@ -81,7 +81,7 @@ impl HttpsFetcher {
             })
             .transpose()?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
+            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
             .map_err(KeysConfigError::Roots)?
             .https_or_http()
             .enable_http1()
