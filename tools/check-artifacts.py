@@ -132,6 +132,10 @@ def main():
         "CURSOR_SECRET": "local-cursor-secret-for-make-run-only-0001",
         "AWS_LAMBDA_LOG_LEVEL": "WARN",
     }
+    # Each function's own variables (IDEMPOTENCY_SECRET, GITHUB_SECRET_SCANNING_KEYS, ...), as
+    # `sam local invoke --env-vars tools/sam-local-env.json` gives them; the table and the
+    # endpoint stay this check's.
+    local_env = json.loads((root / "tools/sam-local-env.json").read_text())
     # Seeded as `make run` seeds it.
     for args in (["create-table", "--if-absent"], ["--json", "seed-demo"]):
         subprocess.run([str(cli), *args], env=env, check=True, stdout=subprocess.DEVNULL, timeout=300)
@@ -161,7 +165,7 @@ def main():
                     f"127.0.0.1:{api_port}",
                     *command,
                 ],
-                env={**env, "AWS_LAMBDA_FUNCTION_NAME": logical_id},
+                env={**local_env.get(logical_id, {}), **env, "AWS_LAMBDA_FUNCTION_NAME": logical_id},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
