@@ -640,6 +640,7 @@ async fn bench() -> Result<(), BoxError> {
 
     let home = work.join("home");
     std::fs::create_dir_all(&home)?;
+    let functions_env = local_functions_env()?;
     let env_with = |endpoint: &str, extra: &[(&str, &str)]| -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = [
             ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.to_owned()),
@@ -667,6 +668,7 @@ async fn bench() -> Result<(), BoxError> {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
+        env.extend(functions_env.iter().cloned());
         env
     };
     let direct = env_with(&endpoint, &[]);
@@ -1067,4 +1069,25 @@ async fn bench() -> Result<(), BoxError> {
     let _ = std::fs::remove_dir_all(&work);
     say(&format!("wrote {}", out.display()));
     Ok(())
+}
+
+/// The functions' own variables of `tools/sam-local-env.json` (`IDEMPOTENCY_SECRET`,
+/// `GITHUB_SECRET_SCANNING_KEYS`, ...), as `sam local invoke` and `make run` give them: the
+/// sample events of the write and secret scanning functions need them. Every function gets
+/// all of them; a variable a function does not read changes nothing.
+fn local_functions_env() -> Result<Vec<(String, String)>, BoxError> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/sam-local-env.json");
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    let mut vars = std::collections::BTreeMap::new();
+    for (section, values) in doc.as_object().into_iter().flatten() {
+        if section == "Parameters" {
+            continue;
+        }
+        for (k, v) in values.as_object().into_iter().flatten() {
+            if let Some(v) = v.as_str() {
+                vars.insert(k.clone(), v.to_owned());
+            }
+        }
+    }
+    Ok(vars.into_iter().collect())
 }
