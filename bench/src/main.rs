@@ -578,12 +578,13 @@ async fn bench() -> Result<(), BoxError> {
     let list_http = event(&events, "list-keys.http.json")?;
     let get_ev = bytes(&get_http);
     let list_ev = bytes(&list_http);
-    // verify-key's sample event, verifying the demo viewer's secret for a permission it
-    // holds: the VALID path, the one that records a use.
+    // verify-key's sample event, verifying the demo admin's secret for a permission it
+    // holds: the VALID path, the one that records a use. Not the viewer's: the cold starts
+    // above ran roll-key's sample, which rolls the viewer's key.
     let mut verify_http = event(&events, "verify-key.http.json")?;
-    let viewer = apikeys_demo::secret_of(apikeys_demo::VIEWER_ID).ok_or("the demo viewer")?;
+    let admin = apikeys_demo::secret_of(apikeys_demo::ADMIN_ID).ok_or("the demo admin")?;
     verify_http["body"] = Value::String(
-        serde_json::json!({"key": viewer.expose(), "permissions": ["api_keys.view"]}).to_string(),
+        serde_json::json!({"key": admin.expose(), "permissions": ["api_keys.view"]}).to_string(),
     );
     let verify_ev = bytes(&verify_http);
     let key_id = get_http["pathParameters"]["id"]
