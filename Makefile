@@ -73,8 +73,10 @@ tools: $(STAMP) $(CHECKOV_STAMP) $(RUN_STAMP)
 
 test: tools test-rust lint-template test-run build
 
+# The integration tests mostly wait on DynamoDB Local, so more run at once than there are cores.
+TEST_THREADS ?= 8
 test-rust:
-	tools/dynamodb-local.sh run cargo test --workspace --locked
+	tools/dynamodb-local.sh run cargo test --workspace --locked -- --test-threads=$(TEST_THREADS)
 
 lint: lint-rust lint-template
 
@@ -117,8 +119,14 @@ test-run: tools
 # What template.yaml names, built the way SAM deploys it (cargo-lambda, zig for arm64).
 # The arm64 standard library comes from rustup first: cargo-lambda would fetch it for each
 # function at once, and those fetches race.
+# Every function is built first in one cargo-lambda call, exactly as sam build calls it
+# (`--release --arm64`, at the workspace root, so the same features and the same bytes): cargo
+# then links two at a time, where sam build's one call per function would wait on cargo's lock
+# and link them one by one. sam build then finds them built, and copies them.
+TEMPLATE_BINS := $(shell sed -n 's/^ *Binary: *//p' template.yaml)
 build: $(STAMP)
 	rustup target add aarch64-unknown-linux-gnu 2>&1 | grep -v "is up to date" || true
+	PATH="$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked $(addprefix --bin ,$(TEMPLATE_BINS))
 	PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/sam build --template template.yaml
 	@python3 tools/check-build.py template.yaml .aws-sam/build
 

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Give a fresh clone's unchanged files the times they had in the previous CI run.
+
+cargo decides what to rebuild by file times: a source file newer than the last build of its
+crate makes the crate (and every crate, test and binary above it) build again. A fresh clone
+gives every file the time of the clone, so CI would rebuild the whole workspace each run,
+although the build cache outside the clone (`CARGO_TARGET_DIR`) already holds it.
+
+    tools/ci-mtimes.py MANIFEST
+
+MANIFEST (in the CI cache) records each tracked file's SHA-256 and time. A file whose content
+is the one recorded gets the recorded time back; any other file keeps the clone's time, so
+cargo rebuilds what it touches. The manifest is then rewritten for this run, before anything
+is built: whatever this run builds, it builds from the content the manifest now records.
+
+Sound only if one CI run at a time uses the cache (.ci/run holds a lock on it), and only for
+the files git tracks (generated files are not compared).
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__.strip().splitlines()[0] + "\nusage: tools/ci-mtimes.py MANIFEST")
+    manifest = sys.argv[1]
+    try:
+        with open(manifest) as f:
+            before = json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        before = {}
+
+    files = subprocess.run(["git", "ls-files", "-z"], check=True, capture_output=True).stdout
+    after, restored = {}, 0
+    for path in filter(None, files.decode().split("\0")):
+        if not os.path.isfile(path) or os.path.islink(path):
+            continue
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        known = before.get(path)
+        if known and known[0] == digest:
+            os.utime(path, ns=(known[1], known[1]))
+            restored += 1
+        after[path] = [digest, os.stat(path).st_mtime_ns]
+
+    tmp = manifest + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(after, f)
+    os.replace(tmp, manifest)
+    print(f"ci-mtimes: {restored} of {len(after)} files unchanged since the last run keep its times")
+
+
+if __name__ == "__main__":
+    main()
