@@ -51,7 +51,7 @@ def main():
     with open(tmp, "w") as f:
         json.dump(after, f)
     os.replace(tmp, manifest)
-    print(f"ci-mtimes: {restored} of {len(after)} files unchanged since the last run keep its times")
+    print(f"ci-mtimes: {restored} of {len(after)} tracked files are unchanged since the last run and keep their times")
 
 
 if __name__ == "__main__":
