@@ -13,15 +13,21 @@ is the one recorded gets the recorded time back; any other file keeps the clone'
 cargo rebuilds what it touches. The manifest is then rewritten for this run, before anything
 is built: whatever this run builds, it builds from the content the manifest now records.
 
-Sound only if one CI run at a time uses the cache (.ci/run holds a lock on it), and only for
-the files git tracks (generated files are not compared).
+Sound only if one CI run at a time uses the cache (.ci/run holds a lock on it), only for the
+files git tracks (generated files are not compared), and only if no binary keeps its clone's
+path: a crate that is not rebuilt keeps the path of the clone that built it, which may be
+gone or hold other files. So `env!("CARGO_MANIFEST_DIR")` is refused here; the tests read
+it at run time (cargo sets it), the bench reads from the working directory.
 """
 
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
+
+BAKED_PATH = re.compile(rb'env!\(\s*"CARGO_MANIFEST_DIR"')
 
 
 def main():
@@ -35,17 +41,27 @@ def main():
         before = {}
 
     files = subprocess.run(["git", "ls-files", "-z"], check=True, capture_output=True).stdout
-    after, restored = {}, 0
+    after, restored, baked = {}, 0, []
     for path in filter(None, files.decode().split("\0")):
         if not os.path.isfile(path) or os.path.islink(path):
             continue
         with open(path, "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()
+            content = f.read()
+        digest = hashlib.sha256(content).hexdigest()
+        if path.endswith(".rs") and BAKED_PATH.search(content):
+            baked.append(path)
         known = before.get(path)
         if known and known[0] == digest:
             os.utime(path, ns=(known[1], known[1]))
             restored += 1
         after[path] = [digest, os.stat(path).st_mtime_ns]
+
+    if baked:
+        sys.exit(
+            "ci-mtimes: these sources compile their clone's path into a binary, which a reused "
+            "build would keep (use std::env::var_os(\"CARGO_MANIFEST_DIR\") at run time): "
+            + ", ".join(baked)
+        )
 
     tmp = manifest + ".tmp"
     with open(tmp, "w") as f:

@@ -1075,10 +1075,11 @@ async fn bench() -> Result<(), BoxError> {
 /// The functions' own variables of `tools/sam-local-env.json` (`IDEMPOTENCY_SECRET`,
 /// `GITHUB_SECRET_SCANNING_KEYS`, ...), as `sam local invoke` and `make run` give them: the
 /// sample events of the write and secret scanning functions need them. Every function gets
-/// all of them; a variable a function does not read changes nothing.
+/// all of them; a variable a function does not read changes nothing. Read from the working
+/// directory, the repository's root, as `events/` is (make runs the bench there).
 fn local_functions_env() -> Result<Vec<(String, String)>, BoxError> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/sam-local-env.json");
-    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    let path = Path::new("tools/sam-local-env.json");
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
     let mut vars = std::collections::BTreeMap::new();
     for (section, values) in doc.as_object().into_iter().flatten() {
         if section == "Parameters" {

@@ -33,7 +33,7 @@ fn demo_markers() -> [String; 2] {
 /// `cargo metadata` of the workspace: every package, the resolved dependency graph and the
 /// workspace's metadata (the local router of `make run`).
 pub(crate) fn metadata() -> Value {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = crate::repo_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--locked", "--offline"])

@@ -50,7 +50,7 @@ const EXPECTED: &[(&str, u16)] = &[
 ];
 
 fn events_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
+    crate::repo_root().join("events")
 }
 
 #[tokio::test]
@@ -149,7 +149,7 @@ async fn the_sample_discue_events_return_the_viewer_key_in_the_discue_view() {
 /// The GitHub keys revoke-leaked trusts locally: tools/sam-local-env.json's, which make run
 /// supplies too.
 fn local_github_keys() -> apikeys::leak::keys::KeySource<apikeys::leak::keys::NoFetch> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/sam-local-env.json");
+    let path = crate::repo_root().join("tools/sam-local-env.json");
     let env: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let keys = env["RevokeLeakedFunction"]["GITHUB_SECRET_SCANNING_KEYS"]

@@ -33,3 +33,12 @@ mod template;
 mod tenancy;
 mod verify;
 mod writes;
+
+/// The repository's root, as the tests run rather than as they were compiled: cargo sets
+/// `CARGO_MANIFEST_DIR` for a test run, while `env!` would keep the path of the clone that
+/// built them, which a build cache shared between clones (CI's) may reuse at another path.
+fn repo_root() -> std::path::PathBuf {
+    let tests = std::env::var_os("CARGO_MANIFEST_DIR")
+        .expect("run through cargo test, which sets CARGO_MANIFEST_DIR");
+    std::path::PathBuf::from(tests).join("..")
+}

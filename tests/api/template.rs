@@ -27,7 +27,7 @@ struct Shape {
 }
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    crate::repo_root()
 }
 
 fn template() -> Value {
