@@ -17,7 +17,10 @@ Sound only if one CI run at a time uses the cache (.ci/run holds a lock on it), 
 files git tracks (generated files are not compared), and only if no binary keeps its clone's
 path: a crate that is not rebuilt keeps the path of the clone that built it, which may be
 gone or hold other files. So `env!("CARGO_MANIFEST_DIR")` is refused here; the tests read
-it at run time (cargo sets it), the bench reads from the working directory.
+it at run time (cargo sets it), the bench reads from the working directory. For the same
+reason `include_str!`/`include_bytes!` of a file outside the including package is refused:
+cargo records such a file by its absolute path, so a build from another clone would keep
+checking (and embedding) that clone's copy.
 """
 
 import hashlib
@@ -28,6 +31,23 @@ import subprocess
 import sys
 
 BAKED_PATH = re.compile(rb'env!\(\s*"CARGO_MANIFEST_DIR"')
+INCLUDE = re.compile(rb'include_(?:str|bytes)!\(\s*"([^"]+)"')
+
+
+def package_root(path):
+    d = os.path.dirname(os.path.abspath(path))
+    while not os.path.isfile(os.path.join(d, "Cargo.toml")) and d != os.path.dirname(d):
+        d = os.path.dirname(d)
+    return d
+
+
+def includes_outside(path, content):
+    root = package_root(path) + os.sep
+    for m in INCLUDE.finditer(content):
+        target = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), m.group(1).decode()))
+        if not target.startswith(root):
+            return True
+    return False
 
 
 def main():
@@ -48,7 +68,7 @@ def main():
         with open(path, "rb") as f:
             content = f.read()
         digest = hashlib.sha256(content).hexdigest()
-        if path.endswith(".rs") and BAKED_PATH.search(content):
+        if path.endswith(".rs") and (BAKED_PATH.search(content) or includes_outside(path, content)):
             baked.append(path)
         known = before.get(path)
         if known and known[0] == digest:
@@ -58,8 +78,9 @@ def main():
 
     if baked:
         sys.exit(
-            "ci-mtimes: these sources compile their clone's path into a binary, which a reused "
-            "build would keep (use std::env::var_os(\"CARGO_MANIFEST_DIR\") at run time): "
+            "ci-mtimes: these sources compile their clone's path into a binary, or include a "
+            "file outside their package, which a reused build would keep (read it at run time, "
+            "from std::env::var_os(\"CARGO_MANIFEST_DIR\")): "
             + ", ".join(baked)
         )
 
