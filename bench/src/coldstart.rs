@@ -1,5 +1,6 @@
 //! Cold start with TLS on the path, at full CPU and under the CPU quotas of Lambda memory
-//! sizes (`quota`), beside two floors and the Python peer, all in one run:
+//! sizes (`quota`: from the first instruction, and on demand, where init has a full vCPU),
+//! beside two floors and the Python peer, all in one run:
 //!
 //! - **hello**: the smallest `lambda_runtime` function (the init floor);
 //! - **floor**: an SDK client and one GetItem over TLS (`bin/floor.rs`; the first-response
@@ -21,7 +22,7 @@ use serde_json::Value;
 
 use crate::BoxError;
 use crate::emulator::{Function, Spawn};
-use crate::quota::Quota;
+use crate::quota::{MB_PER_VCPU, Quota};
 use crate::report::Stats;
 
 /// Memory sizes measured (MB); `None` is the whole machine.
@@ -87,7 +88,7 @@ fn check(name: &str, a: &crate::emulator::Answer) -> Result<(), BoxError> {
 
 async fn once(
     s: &Subject,
-    quota: Option<&Quota>,
+    (quota, after_init): (Option<&Quota>, Option<&Quota>),
     env: &[(String, String)],
     work: &Path,
     warm: usize,
@@ -100,6 +101,7 @@ async fn once(
         args: &s.args,
         cwd: s.cwd.as_deref(),
         quota,
+        after_init,
     };
     let stderr = work.join(format!("{}.coldstart.stderr", s.name));
     let mut p = Function::spawn(&s.name, &how, &all, &stderr).await?;
@@ -128,8 +130,20 @@ fn median(v: &[Duration]) -> Duration {
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
-/// `level`: the memory size whose CPU share the subject ran under (`0`: the whole machine).
-type Key = (u32, String);
+/// The CPU a subject had during its init and during its invocations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// The whole machine throughout.
+    Full,
+    /// A memory size's share of a vCPU from the first instruction: what provisioned
+    /// concurrency gets (its init runs at the share too), and the cautious reading.
+    Share(u32),
+    /// Lambda's on-demand cold start at a memory size: init on a full vCPU, then the share
+    /// (the process moves into the quota at its first `next`, before it gets an event).
+    OnDemand(u32),
+}
+
+type Key = (Level, String);
 
 pub struct Results {
     figures: BTreeMap<Key, Figures>,
@@ -165,19 +179,25 @@ pub async fn run(
             }
         }
     }
-    // Full CPU, then the 128 MB share (if the cgroups could be made), interleaved.
-    let levels: Vec<Option<&Quota>> = if quotas.len() > 1 {
-        quotas.iter().take(2).map(Some).collect()
-    } else {
-        vec![None]
+    // Full CPU, the 128 MB share, and 128 MB on demand (if the cgroups could be made),
+    // interleaved.
+    type Cpu<'q> = (Option<&'q Quota>, Option<&'q Quota>);
+    let levels: Vec<(Level, Cpu<'_>)> = match &quotas[..] {
+        [full, small, ..] => vec![
+            (Level::Full, (Some(full), None)),
+            (Level::Share(small.memory_mb), (Some(small), None)),
+            (Level::OnDemand(small.memory_mb), (Some(full), Some(small))),
+        ],
+        _ => vec![(Level::Full, (None, None))],
     };
     for i in 0..plan.inits {
-        for level in &levels {
+        for (level, cpu) in &levels {
             for s in subjects {
-                let mb = level.map_or(0, |q| q.memory_mb);
-                let f = figures.entry((mb, s.name.clone())).or_default();
-                let warm = if s.sized && i == 0 { plan.warm } else { 0 };
-                once(s, *level, env, work, warm, f).await?;
+                let f = figures.entry((*level, s.name.clone())).or_default();
+                // Warm invocations at a memory size's share are the same on demand.
+                let sized = s.sized && !matches!(level, Level::OnDemand(_));
+                let warm = if sized && i == 0 { plan.warm } else { 0 };
+                once(s, *cpu, env, work, warm, f).await?;
             }
         }
         say(&format!(
@@ -190,9 +210,11 @@ pub async fn run(
     for q in quotas.iter().skip(2) {
         for i in 0..plan.inits {
             for s in subjects.iter().filter(|s| s.sized) {
-                let f = figures.entry((q.memory_mb, s.name.clone())).or_default();
+                let f = figures
+                    .entry((Level::Share(q.memory_mb), s.name.clone()))
+                    .or_default();
                 let warm = if i == 0 { plan.warm } else { 0 };
-                once(s, Some(q), env, work, warm, f).await?;
+                once(s, (Some(q), None), env, work, warm, f).await?;
             }
         }
         say(&format!("cold start with TLS: {} MB", q.memory_mb));
@@ -208,26 +230,27 @@ pub async fn run(
 }
 
 impl Results {
-    fn get(&self, level: u32, name: &str) -> Option<&Figures> {
+    fn get(&self, level: Level, name: &str) -> Option<&Figures> {
         self.figures
             .get(&(level, name.to_owned()))
             .filter(|f| !f.init.is_empty())
     }
 
-    fn levels(&self) -> Vec<u32> {
-        let mut l: Vec<u32> = self.figures.keys().map(|(l, _)| *l).collect();
+    fn levels(&self) -> Vec<Level> {
+        let mut l: Vec<Level> = self.figures.keys().map(|(l, _)| *l).collect();
         l.dedup();
         l
     }
 
-    fn level_name(level: u32) -> String {
-        if level == 0 {
-            "full CPU".into()
-        } else {
-            format!(
-                "{level} MB share ({:.1}% of a vCPU)",
-                f64::from(level) / 17.69
-            )
+    fn level_name(level: Level) -> String {
+        let pct = |mb: u32| f64::from(mb) / MB_PER_VCPU * 100.0;
+        match level {
+            Level::Full => "full CPU".into(),
+            Level::Share(mb) => format!("{mb} MB share ({:.1}% of a vCPU)", pct(mb)),
+            Level::OnDemand(mb) => format!(
+                "{mb} MB on demand (init on a full vCPU, then {:.1}% of one)",
+                pct(mb)
+            ),
         }
     }
 
@@ -238,7 +261,11 @@ impl Results {
             "# Cold start with TLS\n\nEvery process reaches DynamoDB Local through a TLS front with a \
              certificate made for the run. {} cold starts per subject and level, interleaved; \
              medians. First response: from spawning the process to its first answer. {} warm \
-             invocations per sized subject and level.\n",
+             invocations per sized subject and level.\n\n\
+             Levels: *full CPU*, the whole machine; *a memory size's share*, that share of a vCPU \
+             from the process's first instruction (what provisioned concurrency gets: its init \
+             runs at the share too); *on demand*, Lambda's ordinary cold start, whose init runs \
+             on a full vCPU whatever the memory size, then the share from the first event on.\n",
             self.plan.inits, self.plan.warm
         );
         if let Some(n) = &self.quota_note {
@@ -326,7 +353,7 @@ impl Results {
                 continue;
             }
             for mb in MEMORY_SIZES {
-                let Some(x) = self.get(mb, name) else {
+                let Some(x) = self.get(Level::Share(mb), name) else {
                     continue;
                 };
                 if x.warm.is_empty() {

@@ -56,6 +56,9 @@ pub struct Spawn<'a> {
     pub args: &'a [String],
     pub cwd: Option<&'a Path>,
     pub quota: Option<&'a crate::quota::Quota>,
+    /// The quota the process moves to when its init ends (its first `next`), before it gets
+    /// an event: Lambda's on-demand init, which runs on a full vCPU whatever the memory size.
+    pub after_init: Option<&'a crate::quota::Quota>,
 }
 
 impl<'a> Spawn<'a> {
@@ -65,6 +68,7 @@ impl<'a> Spawn<'a> {
             args: &[],
             cwd: None,
             quota: None,
+            after_init: None,
         }
     }
 }
@@ -75,6 +79,8 @@ pub struct Function {
     child: Child,
     jobs: Option<mpsc::Sender<Job>>,
     first_next: Option<oneshot::Receiver<Instant>>,
+    /// The cgroup file that moves the process when its init ends (`Spawn::after_init`).
+    after_init: Option<std::path::PathBuf>,
     spawned: Instant,
     server: tokio::task::JoinHandle<()>,
 }
@@ -221,7 +227,8 @@ impl Function {
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env(
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                how.quota
+                how.after_init
+                    .or(how.quota)
                     .map(|q| q.memory_mb)
                     .filter(|mb| *mb > 0)
                     .unwrap_or(128)
@@ -260,6 +267,7 @@ impl Function {
             child,
             jobs: Some(jobs_tx),
             first_next: Some(first_rx),
+            after_init: how.after_init.map(|q| q.procs_file()),
             spawned,
             server,
         })
@@ -271,6 +279,12 @@ impl Function {
         tokio::select! {
             at = tokio::time::timeout(INIT_LIMIT, first) => {
                 let at = at.map_err(|_| format!("{} did not call next within {INIT_LIMIT:?}", self.name))??;
+                if let Some(procs) = self.after_init.take() {
+                    // All of its threads move; it waits in `next`, so no event is served yet.
+                    let pid = self.child.id().ok_or("the process has exited")?;
+                    std::fs::write(&procs, pid.to_string())
+                        .map_err(|e| format!("cannot move {} to {}: {e}", self.name, procs.display()))?;
+                }
                 Ok(at - self.spawned)
             }
             status = self.child.wait() => Err(format!("{} exited during init: {:?}", self.name, status?).into()),

@@ -1,7 +1,8 @@
 //! CPU quotas of Lambda memory sizes. Lambda gives a function CPU in proportion to its memory
 //! (1,769 MB buys one vCPU), so a 128 MB function gets about 7% of one. A cgroup with that
 //! CFS quota (cgroup v1 `cpu.cfs_quota_us`, or v2 `cpu.max`) holds the function process from
-//! its first instruction: the child joins it between fork and exec.
+//! its first instruction: the child joins it between fork and exec. For Lambda's on-demand
+//! init, which runs on a full vCPU, a process can instead move into it when its init ends.
 
 use std::path::PathBuf;
 
@@ -62,6 +63,11 @@ impl Quota {
             });
         }
         Err("no cgroup cpu controller at /sys/fs/cgroup/cpu (v1) or /sys/fs/cgroup (v2)".into())
+    }
+
+    /// The file that moves a whole process (all its threads) into the cgroup.
+    pub fn procs_file(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
     }
 
     /// The file the child writes `0` to (itself) before exec.
