@@ -505,6 +505,13 @@ fn coldstart_subjects(
             which,
         ));
     }
+    // The warm-up on its own: get-key's client with and without it, from one binary.
+    for (name, which) in [
+        ("get-key, variant build", "shipped"),
+        ("get-key, no warm-up", "no-warm-up"),
+    ] {
+        all.push(variant(name, bin_dir.join("bench-variant"), which));
+    }
     if let Some(python) = python_peer {
         let mut s = subject("python peer", python.to_path_buf(), get_ev.clone());
         s.args = vec!["-m".into(), "awslambdaric".into(), "get_key.handler".into()];

@@ -9,7 +9,13 @@
 //! - `trust`: the compiled-in trust store (`apikeys::client::trust_store`).
 //! - `lambda-env`: the client built from the Lambda environment, not the default chain.
 //!
-//! The real get-key binary has all three.
+//! The real get-key binary has all three. Two more modes measure its connection warm-up
+//! (`config::warm_up`), both with get-key's own client (`client::from_lambda_env`), so that
+//! they differ from each other in the warm-up only:
+//!
+//! - `shipped`: get-key as it is, built in this package;
+//! - `no-warm-up`: the same without the warm-up GetItem in init (the first request then pays
+//!   the handshake).
 
 use aws_config::BehaviorVersion;
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
@@ -30,6 +36,10 @@ fn https(mode: CryptoMode, store: TrustStore) -> SharedHttpClient {
 }
 
 async fn client(variant: &str) -> Result<aws_sdk_dynamodb::Client, Error> {
+    if matches!(variant, "shipped" | "no-warm-up") {
+        let (timeouts, retries) = (apikeys::config::timeouts(), apikeys::config::retries());
+        return Ok(apikeys::client::from_lambda_env(timeouts, retries)?);
+    }
     let (mode, store) = match variant {
         "before" | "lambda-env" => (CryptoMode::AwsLc, TrustStore::default()),
         "ring" => (CryptoMode::Ring, TrustStore::default()),
@@ -67,7 +77,9 @@ async fn main() -> Result<(), Error> {
     let client = client(&variant).await?;
     let table = std::env::var("TABLE_NAME")?;
     let cursors = apikeys::page::CursorKeys::parse(&std::env::var("CURSOR_SECRET")?)?;
-    apikeys::config::warm_up(&client, &table).await;
+    if variant != "no-warm-up" {
+        apikeys::config::warm_up(&client, &table).await;
+    }
     let app = apikeys::App {
         store: apikeys::store::dynamo::DynamoStore::new(client, table),
         cursors,
