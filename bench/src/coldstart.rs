@@ -88,7 +88,7 @@ fn check(name: &str, a: &crate::emulator::Answer) -> Result<(), BoxError> {
 
 async fn once(
     s: &Subject,
-    (quota, after_init): (Option<&Quota>, Option<&Quota>),
+    (quota, on_demand): (Option<&Quota>, bool),
     env: &[(String, String)],
     work: &Path,
     warm: usize,
@@ -101,11 +101,17 @@ async fn once(
         args: &s.args,
         cwd: s.cwd.as_deref(),
         quota,
-        after_init,
     };
+    if let (Some(q), true) = (quota, on_demand) {
+        q.limit(0)?;
+    }
     let stderr = work.join(format!("{}.coldstart.stderr", s.name));
     let mut p = Function::spawn(&s.name, &how, &all, &stderr).await?;
     let init = p.init_time().await?;
+    if let (Some(q), true) = (quota, on_demand) {
+        // Init is over and the process waits in `next`: the share applies from the event on.
+        q.limit(q.memory_mb)?;
+    }
     let a = p.invoke(s.event.clone()).await?;
     check(&s.name, &a)?;
     f.init.push(init);
@@ -181,14 +187,18 @@ pub async fn run(
     }
     // Full CPU, the 128 MB share, and 128 MB on demand (if the cgroups could be made),
     // interleaved.
-    type Cpu<'q> = (Option<&'q Quota>, Option<&'q Quota>);
-    let levels: Vec<(Level, Cpu<'_>)> = match &quotas[..] {
-        [full, small, ..] => vec![
-            (Level::Full, (Some(full), None)),
-            (Level::Share(small.memory_mb), (Some(small), None)),
-            (Level::OnDemand(small.memory_mb), (Some(full), Some(small))),
+    let on_demand = match &quotas[..] {
+        [_, small, ..] => Some(Quota::on_demand(small.memory_mb)?),
+        _ => None,
+    };
+    type Cpu<'q> = (Option<&'q Quota>, bool);
+    let levels: Vec<(Level, Cpu<'_>)> = match (&quotas[..], &on_demand) {
+        ([full, small, ..], Some(od)) => vec![
+            (Level::Full, (Some(full), false)),
+            (Level::Share(small.memory_mb), (Some(small), false)),
+            (Level::OnDemand(od.memory_mb), (Some(od), true)),
         ],
-        _ => vec![(Level::Full, (None, None))],
+        _ => vec![(Level::Full, (None, false))],
     };
     for i in 0..plan.inits {
         for (level, cpu) in &levels {
@@ -214,7 +224,7 @@ pub async fn run(
                     .entry((Level::Share(q.memory_mb), s.name.clone()))
                     .or_default();
                 let warm = if i == 0 { plan.warm } else { 0 };
-                once(s, (Some(q), None), env, work, warm, f).await?;
+                once(s, (Some(q), false), env, work, warm, f).await?;
             }
         }
         say(&format!("cold start with TLS: {} MB", q.memory_mb));

@@ -56,9 +56,6 @@ pub struct Spawn<'a> {
     pub args: &'a [String],
     pub cwd: Option<&'a Path>,
     pub quota: Option<&'a crate::quota::Quota>,
-    /// The quota the process moves to when its init ends (its first `next`), before it gets
-    /// an event: Lambda's on-demand init, which runs on a full vCPU whatever the memory size.
-    pub after_init: Option<&'a crate::quota::Quota>,
 }
 
 impl<'a> Spawn<'a> {
@@ -68,7 +65,6 @@ impl<'a> Spawn<'a> {
             args: &[],
             cwd: None,
             quota: None,
-            after_init: None,
         }
     }
 }
@@ -79,9 +75,9 @@ pub struct Function {
     child: Child,
     jobs: Option<mpsc::Sender<Job>>,
     first_next: Option<oneshot::Receiver<Instant>>,
-    /// The cgroup file that moves the process when its init ends (`Spawn::after_init`).
-    after_init: Option<std::path::PathBuf>,
     spawned: Instant,
+    /// Through a launcher: its stamp file, and the wall clock at `spawned`.
+    launched: Option<(std::path::PathBuf, std::time::SystemTime)>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -219,7 +215,18 @@ impl Function {
                 });
             }
         });
-        let mut cmd = Command::new(bin);
+        // Under a quota, a launcher joins the cgroup and execs the function (`quota::launch`);
+        // init counts from its stamp.
+        let stamp = stderr_to.with_extension("stamp");
+        let (program, args) = match how.quota {
+            Some(q) => {
+                let _ = std::fs::remove_file(&stamp);
+                let (me, args) = crate::quota::launch(q, &stamp, bin, how.args)?;
+                (me, args)
+            }
+            None => (bin.to_path_buf(), how.args.to_vec()),
+        };
+        let mut cmd = Command::new(&program);
         cmd.env_clear()
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
@@ -227,8 +234,7 @@ impl Function {
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env(
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                how.after_init
-                    .or(how.quota)
+                how.quota
                     .map(|q| q.memory_mb)
                     .filter(|mb| *mb > 0)
                     .unwrap_or(128)
@@ -240,25 +246,12 @@ impl Function {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(stderr_to)?)
             .kill_on_drop(true);
-        cmd.args(how.args);
+        cmd.args(&args);
         if let Some(dir) = how.cwd {
             cmd.current_dir(dir);
         }
-        if let Some(quota) = how.quota {
-            // The child joins the cgroup between fork and exec, so its whole life is under
-            // the quota; the file is opened here, and the child only writes to it.
-            let mut join = std::fs::OpenOptions::new()
-                .write(true)
-                .open(quota.join_file())?;
-            // SAFETY: the closure only makes one write system call on an open file.
-            unsafe {
-                cmd.pre_exec(move || {
-                    use std::io::Write;
-                    join.write_all(b"0")
-                });
-            }
-        }
         let spawned = Instant::now();
+        let spawned_wall = std::time::SystemTime::now();
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
@@ -267,8 +260,8 @@ impl Function {
             child,
             jobs: Some(jobs_tx),
             first_next: Some(first_rx),
-            after_init: how.after_init.map(|q| q.procs_file()),
             spawned,
+            launched: how.quota.map(|_| (stamp, spawned_wall)),
             server,
         })
     }
@@ -279,13 +272,14 @@ impl Function {
         tokio::select! {
             at = tokio::time::timeout(INIT_LIMIT, first) => {
                 let at = at.map_err(|_| format!("{} did not call next within {INIT_LIMIT:?}", self.name))??;
-                if let Some(procs) = self.after_init.take() {
-                    // All of its threads move; it waits in `next`, so no event is served yet.
-                    let pid = self.child.id().ok_or("the process has exited")?;
-                    std::fs::write(&procs, pid.to_string())
-                        .map_err(|e| format!("cannot move {} to {}: {e}", self.name, procs.display()))?;
-                }
-                Ok(at - self.spawned)
+                let start = match &self.launched {
+                    Some((stamp, wall)) => {
+                        let joined = crate::quota::joined_at(stamp)?;
+                        self.spawned + joined.duration_since(*wall).unwrap_or_default()
+                    }
+                    None => self.spawned,
+                };
+                Ok(at.saturating_duration_since(start))
             }
             status = self.child.wait() => Err(format!("{} exited during init: {:?}", self.name, status?).into()),
         }

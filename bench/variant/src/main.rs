@@ -9,7 +9,9 @@
 //! - `trust`: the compiled-in trust store (`apikeys::client::trust_store`).
 //! - `lambda-env`: the client built from the Lambda environment, not the default chain.
 //!
-//! The real get-key binary has all three. Two more modes measure its connection warm-up
+//! The real get-key binary has all three. `no-trust` and `no-lambda-env` are get-key's
+//! client less one of them (the system's roots; aws-config's default chain), which shows what
+//! each is worth once the others are in place. Two more modes measure its connection warm-up
 //! (`config::warm_up`), both with get-key's own client (`client::from_lambda_env`), so that
 //! they differ from each other in the warm-up only:
 //!
@@ -40,14 +42,28 @@ async fn client(variant: &str) -> Result<aws_sdk_dynamodb::Client, Error> {
         let (timeouts, retries) = (apikeys::config::timeouts(), apikeys::config::retries());
         return Ok(apikeys::client::from_lambda_env(timeouts, retries)?);
     }
-    let (mode, store) = match variant {
-        "before" | "lambda-env" => (CryptoMode::AwsLc, TrustStore::default()),
-        "ring" => (CryptoMode::Ring, TrustStore::default()),
-        "trust" => (CryptoMode::AwsLc, apikeys::client::trust_store()?),
+    // (ring, the compiled-in trust store, the client from the Lambda environment)
+    let (ring, trust, lambda_env) = match variant {
+        "before" => (false, false, false),
+        "ring" => (true, false, false),
+        "trust" => (false, true, false),
+        "lambda-env" => (false, false, true),
+        "no-trust" => (true, false, true),
+        "no-lambda-env" => (true, true, false),
         other => return Err(format!("unknown BENCH_VARIANT {other}").into()),
     };
+    let mode = if ring {
+        CryptoMode::Ring
+    } else {
+        CryptoMode::AwsLc
+    };
+    let store = if trust {
+        apikeys::client::trust_store()?
+    } else {
+        TrustStore::default()
+    };
     let http = https(mode, store);
-    if variant == "lambda-env" {
+    if lambda_env {
         let mut config = aws_sdk_dynamodb::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(std::env::var("AWS_REGION")?))
