@@ -23,6 +23,14 @@ use serde_json::Value;
 use crate::BoxError;
 use crate::emulator::{Function, Spawn};
 use crate::quota::{MB_PER_VCPU, Quota};
+
+/// The first-response floor that connects in init (`bin/floor.rs`), beside `floor`.
+pub const FLOOR_CONNECTED: &str = "floor, connected in init";
+/// The first-response floors; the faster of the two at a level is that level's floor.
+const FLOORS: [&str; 2] = ["floor", FLOOR_CONNECTED];
+
+/// The memory size whose share is one whole vCPU: an on-demand init's CPU.
+const ONE_VCPU_MB: u32 = MB_PER_VCPU as u32;
 use crate::report::Stats;
 
 /// Memory sizes measured (MB); `None` is the whole machine.
@@ -102,27 +110,47 @@ async fn once(
         cwd: s.cwd.as_deref(),
         quota,
     };
-    if let (Some(q), true) = (quota, on_demand) {
-        q.limit(0)?;
+    if let Some(q) = quota {
+        // Written before every start: it also refills the cgroup's runtime, so no process
+        // starts in a period the one before it used up. On demand, init has one vCPU.
+        q.limit(if on_demand { ONE_VCPU_MB } else { q.memory_mb })?;
     }
     let stderr = work.join(format!("{}.coldstart.stderr", s.name));
     let mut p = Function::spawn(&s.name, &how, &all, &stderr).await?;
+    let measured = measure(s, &mut p, quota.filter(|_| on_demand), warm, f).await;
+    // Stopped (and waited for) before anything else, so that no process outlives its cgroup.
+    p.stop().await;
+    measured
+}
+
+/// One cold start of a started process; `on_demand` is its cgroup when its share applies
+/// only once init is over.
+async fn measure(
+    s: &Subject,
+    p: &mut Function,
+    on_demand: Option<&Quota>,
+    warm: usize,
+    f: &mut Figures,
+) -> Result<(), BoxError> {
     let init = p.init_time().await?;
-    if let (Some(q), true) = (quota, on_demand) {
+    if let Some(q) = on_demand {
         // Init is over and the process waits in `next`: the share applies from the event on.
         q.limit(q.memory_mb)?;
     }
     let a = p.invoke(s.event.clone()).await?;
     check(&s.name, &a)?;
-    f.init.push(init);
-    f.first.push(init + a.duration);
+    let first = init + a.duration;
+    let mut durations = Vec::with_capacity(warm);
     for _ in 0..warm {
         let a = p.invoke(s.event.clone()).await?;
         check(&s.name, &a)?;
-        f.warm.push(a.duration);
+        durations.push(a.duration);
     }
-    f.rss = f.rss.max(p.peak_rss()?);
-    p.stop().await;
+    let rss = p.peak_rss()?;
+    f.init.push(init);
+    f.first.push(first);
+    f.warm.extend(durations);
+    f.rss = f.rss.max(rss);
     Ok(())
 }
 
@@ -179,7 +207,9 @@ pub async fn run(
             Ok(q) => quotas.push(q),
             Err(e) => {
                 quotas.clear();
-                quota_note = Some(format!("no CPU quota measured: {e}"));
+                quota_note = Some(format!(
+                    "no CPU quota measured: {e}; init counts from the spawn, without a launcher"
+                ));
                 say(&format!("cold start: {e}; full CPU only"));
                 break;
             }
@@ -188,18 +218,26 @@ pub async fn run(
     // Full CPU, the 128 MB share, and 128 MB on demand (if the cgroups could be made),
     // interleaved.
     let on_demand = match &quotas[..] {
-        [_, small, ..] => Some(Quota::on_demand(small.memory_mb)?),
+        [_, small, ..] => match Quota::on_demand(small.memory_mb) {
+            Ok(q) => Some(q),
+            Err(e) => {
+                say(&format!("cold start: {e}; no on-demand level"));
+                None
+            }
+        },
         _ => None,
     };
     type Cpu<'q> = (Option<&'q Quota>, bool);
-    let levels: Vec<(Level, Cpu<'_>)> = match (&quotas[..], &on_demand) {
-        ([full, small, ..], Some(od)) => vec![
+    let mut levels: Vec<(Level, Cpu<'_>)> = match &quotas[..] {
+        [full, small, ..] => vec![
             (Level::Full, (Some(full), false)),
             (Level::Share(small.memory_mb), (Some(small), false)),
-            (Level::OnDemand(od.memory_mb), (Some(od), true)),
         ],
         _ => vec![(Level::Full, (None, false))],
     };
+    if let Some(od) = &on_demand {
+        levels.push((Level::OnDemand(od.memory_mb), (Some(od), true)));
+    }
     for i in 0..plan.inits {
         for (level, cpu) in &levels {
             for s in subjects {
@@ -246,6 +284,14 @@ impl Results {
             .filter(|f| !f.init.is_empty())
     }
 
+    /// A level's first-response floor: the faster of the two floors, and its name.
+    fn floor(&self, level: Level) -> Option<(Duration, &'static str)> {
+        FLOORS
+            .iter()
+            .filter_map(|name| Some((median(&self.get(level, name)?.first), *name)))
+            .min()
+    }
+
     fn levels(&self) -> Vec<Level> {
         let mut l: Vec<Level> = self.figures.keys().map(|(l, _)| *l).collect();
         l.dedup();
@@ -270,7 +316,9 @@ impl Results {
             md,
             "# Cold start with TLS\n\nEvery process reaches DynamoDB Local through a TLS front with a \
              certificate made for the run. {} cold starts per subject and level, interleaved; \
-             medians. First response: from spawning the process to its first answer. {} warm \
+             medians. Init: from the function's exec to its first `next`; first response: from \
+             the same start to its first answer. The first-response floor of a level is the \
+             faster of *floor* and *floor, connected in init* there. {} warm \
              invocations per sized subject and level.\n\n\
              Levels: *full CPU*, the whole machine; *a memory size's share*, that share of a vCPU \
              from the process's first instruction (what provisioned concurrency gets: its init \
@@ -287,11 +335,11 @@ impl Results {
             "## Targets\n\n| function | level | first response | floor | ratio (≤ 1.2×) | init | hello | ratio (≤ 2×) |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
         );
         for level in self.levels() {
-            let (Some(hello), Some(floor)) = (self.get(level, "hello"), self.get(level, "floor"))
+            let (Some(hello), Some((fl, fl_name))) = (self.get(level, "hello"), self.floor(level))
             else {
                 continue;
             };
-            let (h, fl) = (median(&hello.init), median(&floor.first));
+            let h = median(&hello.init);
             for f in &self.functions {
                 let Some(x) = self.get(level, f) else {
                     continue;
@@ -301,7 +349,7 @@ impl Results {
                 let r2 = ms(i) / ms(h);
                 let _ = writeln!(
                     md,
-                    "| {f} | {} | {:.2} ms | {:.2} ms | {r1:.2}× {} | {:.2} ms | {:.2} ms | {r2:.2}× {} |",
+                    "| {f} | {} | {:.2} ms | {:.2} ms ({fl_name}) | {r1:.2}× {} | {:.2} ms | {:.2} ms | {r2:.2}× {} |",
                     Self::level_name(level),
                     ms(first),
                     ms(fl),
@@ -320,7 +368,7 @@ impl Results {
                 Self::level_name(level)
             );
             let h = self.get(level, "hello").map(|f| median(&f.init));
-            let fl = self.get(level, "floor").map(|f| median(&f.first));
+            let fl = self.floor(level).map(|(fl, _)| fl);
             for (name, _) in &self.subjects {
                 let Some(x) = self.get(level, name) else {
                     continue;

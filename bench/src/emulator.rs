@@ -215,16 +215,18 @@ impl Function {
                 });
             }
         });
-        // Under a quota, a launcher joins the cgroup and execs the function (`quota::launch`);
-        // init counts from its stamp.
+        // Under a quota, a launcher joins the cgroup and execs the function (`launch`); init
+        // counts from its stamp.
         let stamp = stderr_to.with_extension("stamp");
         let (program, args) = match how.quota {
             Some(q) => {
-                let _ = std::fs::remove_file(&stamp);
-                let (me, args) = crate::quota::launch(q, &stamp, bin, how.args)?;
-                (me, args)
+                match std::fs::remove_file(&stamp) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+                crate::launch::command(q.join_file(), &stamp, bin, how.args)
             }
-            None => (bin.to_path_buf(), how.args.to_vec()),
+            None => (bin.to_path_buf(), how.args.iter().map(Into::into).collect()),
         };
         let mut cmd = Command::new(&program);
         cmd.env_clear()
@@ -266,20 +268,17 @@ impl Function {
         })
     }
 
-    /// From process start to its first `next`.
+    /// From process start (through a launcher: its stamp) to its first `next`.
     pub async fn init_time(&mut self) -> Result<Duration, BoxError> {
         let first = self.first_next.take().ok_or("init time already taken")?;
         tokio::select! {
             at = tokio::time::timeout(INIT_LIMIT, first) => {
                 let at = at.map_err(|_| format!("{} did not call next within {INIT_LIMIT:?}", self.name))??;
                 let start = match &self.launched {
-                    Some((stamp, wall)) => {
-                        let joined = crate::quota::joined_at(stamp)?;
-                        self.spawned + joined.duration_since(*wall).unwrap_or_default()
-                    }
+                    Some((stamp, wall)) => crate::launch::init_start(stamp, self.spawned, *wall, at)?,
                     None => self.spawned,
                 };
-                Ok(at.saturating_duration_since(start))
+                Ok(at - start)
             }
             status = self.child.wait() => Err(format!("{} exited during init: {:?}", self.name, status?).into()),
         }

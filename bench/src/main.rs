@@ -14,6 +14,7 @@
 
 mod coldstart;
 mod emulator;
+mod launch;
 mod quota;
 mod report;
 mod tls;
@@ -474,8 +475,17 @@ fn coldstart_subjects(
     let get_ev = bytes(&event(events, "get-key.http.json")?);
     let mut all = vec![
         subject("hello", bin_dir.join("bench-hello"), empty.clone()),
-        subject("floor", bin_dir.join("bench-floor"), empty),
+        subject("floor", bin_dir.join("bench-floor"), empty.clone()),
     ];
+    let mut connected = subject(
+        coldstart::FLOOR_CONNECTED,
+        bin_dir.join("bench-floor"),
+        empty,
+    );
+    connected
+        .env
+        .push(("FLOOR_CONNECT_IN_INIT".into(), "1".into()));
+    all.push(connected);
     for f in functions {
         let mut s = subject(
             f,
@@ -541,9 +551,9 @@ fn coldstart_subjects(
 }
 
 fn main() {
-    // A function process under a CPU quota is started through this binary (`quota::launch`),
-    // before any runtime is built.
-    if let Some(e) = quota::launch_if_asked() {
+    // A function process under a CPU quota is started through this binary (`launch`), before
+    // any runtime is built.
+    if let Some(e) = launch::launch_if_asked() {
         eprintln!("bench: {e}");
         std::process::exit(127);
     }

@@ -1,77 +1,13 @@
 //! CPU quotas of Lambda memory sizes. Lambda gives a function CPU in proportion to its memory
 //! (1,769 MB buys one vCPU), so a 128 MB function gets about 7% of one. A cgroup with that
 //! CFS quota (cgroup v1 `cpu.cfs_quota_us`, or v2 `cpu.max`) holds the function process from
-//! its first instruction: a small launcher joins it, then execs the function (`launch`).
-//! For Lambda's on-demand
-//! init, which runs on a full vCPU, a cgroup of its own starts without a limit and gets the
-//! memory size's share when the process's init ends ([`Quota::limit`]).
+//! its first instruction: a small launcher joins it, then execs the function (`launch`). For
+//! Lambda's on-demand init, which runs on a full vCPU, a cgroup of its own gives one vCPU
+//! until the process's init ends, then the memory size's share ([`Quota::limit`]).
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
 
 use crate::BoxError;
-
-/// The argument that makes this binary a launcher: `LAUNCH <join file> <stamp file> <program>
-/// [<argument>...]`.
-const LAUNCH: &str = "--launch-in-cgroup";
-
-/// The program and arguments that start `program` in `quota`'s cgroup, writing to `stamp`
-/// the wall-clock time at which it joined (read back by [`joined_at`]).
-///
-/// Why a launcher, and why the clock starts there: joining a cgroup can take tens of ms
-/// (cgroup v1 waits for an RCU grace period), and joining between fork and exec of this
-/// process (`pre_exec`) makes std fork it instead of spawning it: copying, then tearing
-/// down, the page tables of a process of hundreds of MB added 10 to 15 ms to every init. The
-/// launcher is spawned without a fork of this process, joins, reads the clock, and execs the
-/// function; init counts from that stamp, so the exec, the loader and everything after it are
-/// the function's, and nothing before it is.
-pub fn launch(
-    quota: &Quota,
-    stamp: &Path,
-    program: &Path,
-    args: &[String],
-) -> Result<(PathBuf, Vec<String>), BoxError> {
-    let me = std::env::current_exe()?;
-    let mut all = vec![
-        LAUNCH.to_owned(),
-        quota.join_file().display().to_string(),
-        stamp.display().to_string(),
-        program.display().to_string(),
-    ];
-    all.extend(args.iter().cloned());
-    Ok((me, all))
-}
-
-/// When the launched process joined its cgroup, from its stamp file.
-pub fn joined_at(stamp: &Path) -> Result<SystemTime, BoxError> {
-    let text = std::fs::read_to_string(stamp)
-        .map_err(|e| format!("no launch stamp at {}: {e}", stamp.display()))?;
-    let nanos: u64 = text.trim().parse()?;
-    Ok(UNIX_EPOCH + Duration::from_nanos(nanos))
-}
-
-/// In a launcher (see [`launch`]): joins the cgroup, writes the stamp and execs the program,
-/// returning only on an error. `None` when this process is not a launcher.
-pub fn launch_if_asked() -> Option<BoxError> {
-    use std::os::unix::process::CommandExt;
-    let mut args = std::env::args_os().skip(1);
-    if args.next()? != LAUNCH {
-        return None;
-    }
-    let (Some(join), Some(stamp), Some(program)) = (args.next(), args.next(), args.next()) else {
-        return Some(format!("{LAUNCH} <join file> <stamp file> <program> [args]").into());
-    };
-    if let Err(e) = std::fs::write(&join, "0") {
-        return Some(format!("cannot join {}: {e}", join.display()).into());
-    }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    if let Err(e) = std::fs::write(&stamp, now.as_nanos().to_string()) {
-        return Some(format!("cannot write {}: {e}", stamp.display()).into());
-    }
-    Some(std::process::Command::new(program).args(args).exec().into())
-}
 
 /// Memory that buys one vCPU.
 pub const MB_PER_VCPU: f64 = 1769.0;
@@ -108,7 +44,8 @@ impl Quota {
         Ok(q)
     }
 
-    /// A cgroup for on-demand cold starts at `memory_mb`: no limit until [`Quota::limit`].
+    /// A cgroup for on-demand cold starts at `memory_mb`: its limit is set per process
+    /// ([`Quota::limit`]: one vCPU during init, then `memory_mb`'s share).
     pub fn on_demand(memory_mb: u32) -> Result<Quota, BoxError> {
         let q = Self::make(format!("{memory_mb}-on-demand"), memory_mb)?;
         q.limit(0)?;
@@ -121,14 +58,16 @@ impl Quota {
         if v1.join("cpu.cfs_quota_us").exists() {
             let dir = v1.join(name);
             std::fs::create_dir_all(&dir)?;
-            std::fs::write(dir.join("cpu.cfs_period_us"), PERIOD_US.to_string())?;
-            return Ok(Quota {
+            // Made first, so that the directory goes on drop whatever fails next.
+            let q = Quota {
                 memory_mb,
                 join: dir.join("tasks"),
                 limit: dir.join("cpu.cfs_quota_us"),
                 v2: false,
                 dir,
-            });
+            };
+            std::fs::write(q.dir.join("cpu.cfs_period_us"), PERIOD_US.to_string())?;
+            return Ok(q);
         }
         let v2 = PathBuf::from("/sys/fs/cgroup");
         if v2.join("cgroup.controllers").exists() {

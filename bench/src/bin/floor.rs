@@ -2,6 +2,10 @@
 //! an SDK client the way the functions do (`apikeys::client::from_lambda_env`: the same TLS
 //! stack and trust store) and, on its first invocation, makes one GetItem over TLS (the
 //! connection and handshake included). Same profile as the real functions.
+//!
+//! With `FLOOR_CONNECT_IN_INIT=1` it connects during init instead, as the functions do
+//! (`apikeys::config::warm_up`), and its first invocation's GetItem finds the connection
+//! open: the least a function must do when init has more CPU than its invocations.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -12,6 +16,9 @@ async fn main() -> Result<(), Error> {
     let table = std::env::var("TABLE_NAME")?;
     let client =
         apikeys::client::from_lambda_env(apikeys::config::timeouts(), apikeys::config::retries())?;
+    if std::env::var("FLOOR_CONNECT_IN_INIT").is_ok_and(|v| v == "1") {
+        apikeys::config::warm_up(&client, &table).await;
+    }
     let (client, table) = (&client, &table);
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
         let item = client
