@@ -743,7 +743,7 @@ async fn bench() -> Result<(), BoxError> {
             coldstart::Plan { inits: 1, warm: 3 }
         } else {
             coldstart::Plan {
-                inits: 7,
+                inits: 15,
                 warm: 300,
             }
         };
