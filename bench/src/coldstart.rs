@@ -1,12 +1,13 @@
 //! Cold start with TLS on the path, at full CPU and under the CPU quotas of Lambda memory
 //! sizes (`quota`: from the first instruction, and on demand, where init has a full vCPU),
-//! beside two floors and the Python peer, all in one run:
+//! beside the floors and the Python peer, all in one run:
 //!
 //! - **hello**: the smallest `lambda_runtime` function (the init floor);
 //! - **floor**: an SDK client and one GetItem over TLS (`bin/floor.rs`; the first-response
-//!   floor: the least any function that reads DynamoDB must do);
+//!   floor: the least any function that reads DynamoDB must do), and the same connected in
+//!   init; a level's first-response floor is the faster of the two;
 //! - **every function of template.yaml** (its `Binary`), with its `events/<binary>.http.json`;
-//! - **the client variants** (`bin/variant.rs`), each one change from the client as it was;
+//! - **the client variants** (`bench/variant`), each one change from the client as it was;
 //! - **the Python peer** (`bench/peers/python`: boto3 and awslambdaric), when given.
 //!
 //! Every process reaches DynamoDB Local through the TLS front (`tls`). Cold starts are
@@ -24,6 +25,8 @@ use crate::BoxError;
 use crate::emulator::{Function, Spawn};
 use crate::quota::{MB_PER_VCPU, Quota};
 
+use crate::report::Stats;
+
 /// The first-response floor that connects in init (`bin/floor.rs`), beside `floor`.
 pub const FLOOR_CONNECTED: &str = "floor, connected in init";
 /// The first-response floors; the faster of the two at a level is that level's floor.
@@ -31,7 +34,6 @@ const FLOORS: [&str; 2] = ["floor", FLOOR_CONNECTED];
 
 /// The memory size whose share is one whole vCPU: an on-demand init's CPU.
 const ONE_VCPU_MB: u32 = MB_PER_VCPU as u32;
-use crate::report::Stats;
 
 /// Memory sizes measured (MB); `None` is the whole machine.
 pub const MEMORY_SIZES: [u32; 4] = [128, 256, 512, 1024];
@@ -172,8 +174,8 @@ pub enum Level {
     /// A memory size's share of a vCPU from the first instruction: what provisioned
     /// concurrency gets (its init runs at the share too), and the cautious reading.
     Share(u32),
-    /// Lambda's on-demand cold start at a memory size: init on a full vCPU, then the share
-    /// (the process moves into the quota at its first `next`, before it gets an event).
+    /// Lambda's on-demand cold start at a memory size: init on one vCPU, then the share (its
+    /// cgroup's limit changes at its first `next`, before it gets an event).
     OnDemand(u32),
 }
 
