@@ -33,8 +33,43 @@ impl ParamError {
 }
 
 /// Replaces every `apk_…` token (the secret prefix and the base64url run after it) with
-/// `apk_[redacted]`.
+/// `apk_[redacted]`, and every run of [`HASH_HEX_LEN`] hex digits or more (a secret's hash
+/// may sit in one) with `[redacted]`.
 pub fn redact_secrets(text: String) -> String {
+    redact_hex_runs(redact_keys(text))
+}
+
+/// The length of a secret's hash in hex (SHA-256).
+pub const HASH_HEX_LEN: usize = 64;
+
+fn redact_hex_runs(text: String) -> String {
+    let b = text.as_bytes();
+    let mut out = String::new();
+    let (mut copied, mut i) = (0, 0);
+    while i < b.len() {
+        if !b[i].is_ascii_hexdigit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_hexdigit() {
+            i += 1;
+        }
+        if i - start >= HASH_HEX_LEN {
+            // Hex digits are ASCII, so both ends are char boundaries.
+            out.push_str(&text[copied..start]);
+            out.push_str("[redacted]");
+            copied = i;
+        }
+    }
+    if copied == 0 {
+        return text;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+fn redact_keys(text: String) -> String {
     const PREFIX: &str = crate::secret::PREFIX;
     if !text.contains(PREFIX) {
         return text;
@@ -347,6 +382,25 @@ mod tests {
         assert!(!ApiError::Invalid(e).to_string().contains(s));
         let plain = ParamError::new("limit", "must be an integer, got \"ten\"");
         assert_eq!(plain.reason, "must be an integer, got \"ten\"");
+    }
+
+    #[test]
+    fn a_secrets_hash_given_as_a_field_name_is_redacted_even_inside_a_longer_hex_run() {
+        let secret = crate::secret::Secret::from_random(*b"a-hash-in-a-field-name!!");
+        let hash = secret.hash();
+        let h = hash.as_str();
+        assert_eq!(h.len(), HASH_HEX_LEN);
+        let e = ParamError::new(format!("WLw9\0{h}"), format!("is 0000{h}00, not {h}"));
+        assert_eq!(e.param, "WLw9\0[redacted]");
+        assert_eq!(e.reason, "is [redacted], not [redacted]");
+        // Shorter hex runs, such as key ids and digests in a detail, are kept.
+        let id = "0c0f5a6e-3f5c-4c8e-9d0b-7a9e1c2b3d4e";
+        let short = &h[..HASH_HEX_LEN - 1];
+        let kept = ParamError::new(id, format!("{short} é"));
+        assert_eq!(
+            (kept.param.as_str(), kept.reason.as_str()),
+            (id, &*format!("{short} é"))
+        );
     }
 
     #[test]
