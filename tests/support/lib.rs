@@ -35,6 +35,7 @@ pub async fn client() -> aws_sdk_dynamodb::Client {
 /// An application on a new, empty table of its own. Like its client, it waits for last-use
 /// writes as long as DynamoDB Local takes, so that a test can read the stamp a request wrote.
 pub async fn app() -> App<DynamoStore> {
+    keep_callsites_open();
     wait_for_dynamodb().await;
     let table = format!("apikeys-test-{}", uuid::Uuid::now_v7().simple());
     let store = DynamoStore::new(client().await, table);
@@ -686,6 +687,43 @@ pub mod capacity;
 pub mod fault;
 pub mod github;
 
+/// A global subscriber that records nothing but keeps every callsite open (interest
+/// "sometimes"), so that a test capturing logs with a scoped subscriber ([`LogCapture`]) sees
+/// every event. Without it, tracing may cache a callsite as "never": when a test thread with
+/// no subscriber of its own first reaches it while another test installs its capture, the
+/// stale answer can outlive the capture's rebuild of the cache. That race once lost the
+/// leak report's "report handled" line from a capture.
+struct KeepCallsitesOpen;
+
+impl tracing::Subscriber for KeepCallsitesOpen {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        false
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Installs [`KeepCallsitesOpen`] as the global subscriber, once per test binary.
+pub fn keep_callsites_open() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // A binary that set its own global subscriber keeps it.
+        let _ = tracing::subscriber::set_global_default(KeepCallsitesOpen);
+    });
+}
+
 /// A log sink for tests: collects everything a tracing subscriber writes.
 #[derive(Clone, Default)]
 pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
@@ -693,6 +731,7 @@ pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 impl LogCapture {
     /// The service's own subscriber (JSON lines, production caps) at `level`, writing here.
     pub fn subscriber(&self, level: &str) -> impl tracing::Subscriber + Send + Sync + use<> {
+        keep_callsites_open();
         apikeys::telemetry::subscriber(apikeys::telemetry::filter(level), self.clone())
     }
 
