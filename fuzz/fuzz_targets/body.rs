@@ -6,6 +6,7 @@
 #![no_main]
 
 use apikeys::auth::Caller;
+use apikeys::authority::Authority;
 use apikeys::error::ApiError;
 use apikeys::key::{Access, ApiKey, KeyId, KeyState, Permission};
 use apikeys::secret::Secret;
@@ -311,11 +312,22 @@ fuzz_target!(|input: Input| {
         access: caller_access.clone(),
         hash: secret().hash(),
         last_used: None,
+        expires: None,
     };
+    let authority = Authority::of(&caller);
+    let refused = |r| ApiError::from(apikeys::write::WriteError::Refused(r));
     let held = |p: &Permission| caller_access.grants(*p);
     match input.endpoint {
         Endpoint::Create => {
-            match CreateKey::from_request(&req, now).and_then(|c| c.new_key(&caller)) {
+            let made = CreateKey::from_request(&req, now)
+                .and_then(|c| c.new_key(&caller))
+                .and_then(|new| {
+                    authority
+                        .may_create(&new.access, new.expires)
+                        .map(|()| new)
+                        .map_err(refused)
+                });
+            match made {
                 Ok(new) => {
                     assert!(name_problem(&new.name).is_none(), "{:?}", new.name);
                     assert!(new.expires.is_none_or(|t| t > now));
@@ -343,7 +355,13 @@ fuzz_target!(|input: Input| {
         Endpoint::Patch => {
             let current = current_key(access(input.current), now);
             match KeyPatch::from_request(&req, now)
-                .and_then(|p| p.apply_by(&caller_access, &current, now))
+                .and_then(|p| p.apply(&current, now))
+                .and_then(|next| {
+                    authority
+                        .may_update(&current, &next)
+                        .map(|()| next)
+                        .map_err(refused)
+                })
             {
                 Ok(next) => {
                     assert_eq!(
@@ -370,11 +388,11 @@ fuzz_target!(|input: Input| {
                     }
                     if caller_access.is_restricted() {
                         match (&current.access, &next.access) {
-                            (_, Access::Restricted(list)) => {
-                                assert!(list.iter().all(|p| held(p) || current.access.grants(*p)))
+                            // It held the key, and the key holds nothing it lacks.
+                            (Access::Restricted(before), Access::Restricted(list)) => {
+                                assert!(before.iter().all(held) && list.iter().all(held))
                             }
-                            (Access::Unrestricted, Access::Unrestricted) => {}
-                            _ => panic!("a restricted caller made a key unrestricted"),
+                            _ => panic!("a restricted caller changed or made an unrestricted key"),
                         }
                     }
                 }

@@ -25,6 +25,10 @@ pub struct Caller {
     pub hash: SecretHash,
     /// When the key was last used, as its credential says.
     pub last_used: Option<DateTime<Utc>>,
+    /// When the presented secret stops working: its key's expiry, or for a rolled-out
+    /// secret the end of its grace period if that is sooner. What a write's authority is
+    /// bounded by (`crate::authority`).
+    pub expires: Option<DateTime<Utc>>,
 }
 
 impl Caller {
@@ -137,6 +141,7 @@ pub async fn authenticate<S: CredentialStore>(
             access: credential.access,
             hash,
             last_used: credential.last_used,
+            expires: credential.expires,
         }),
         KeyStatus::Disabled => Err(refused(&credential, AuthFailure::Disabled)),
         KeyStatus::Expired => Err(refused(&credential, AuthFailure::Expired)),

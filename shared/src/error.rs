@@ -157,9 +157,6 @@ pub enum ApiError {
         accepted: &'static str,
         got: Option<String>,
     },
-    /// A write that would give a restricted caller more than it holds.
-    #[error("escalation refused: {0}")]
-    Escalation(crate::request::grant::Escalation),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A body holding more entries than the endpoint takes (a secret scanning report).
@@ -219,7 +216,6 @@ impl ApiError {
             ApiError::MalformedBody(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Escalation(_) => StatusCode::FORBIDDEN,
             ApiError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(StoreError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::TooManyEntries { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -233,6 +229,10 @@ impl ApiError {
                 // The draft standard for Idempotency-Key (draft-ietf-httpapi-idempotency-key-
                 // header, section 2.7): a key reused with another payload is a 422.
                 WriteError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+                // The authority rule (crate::authority).
+                WriteError::Refused(_) => StatusCode::FORBIDDEN,
+                // The key's state forbids it until it is rolled.
+                WriteError::LeakedSecret => StatusCode::CONFLICT,
                 WriteError::Invalid(InvalidWrite::NoSecretKeys) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
@@ -267,7 +267,6 @@ impl ApiError {
                 Some(got) => format!("this endpoint takes a body of {accepted}, not {got:?}"),
                 None => format!("this endpoint takes a body of {accepted}: set Content-Type"),
             },
-            ApiError::Escalation(e) => e.to_string(),
             ApiError::Store(StoreError::Unavailable(_)) => format!(
                 "the key store is temporarily unavailable; retry after {RETRY_AFTER_SECS} s"
             ),
@@ -301,6 +300,13 @@ impl ApiError {
                     .into()
             }
             ApiError::Write(WriteError::Invalid(why)) => why.to_string(),
+            ApiError::Write(WriteError::Refused(why)) => why.to_string(),
+            ApiError::Write(WriteError::LeakedSecret) => {
+                "a secret of this key was reported leaked and still authenticates as one of its \
+                 secrets; roll the key (POST /v1/api_key/{id}/roll), which drops the leaked \
+                 secret, then enable it"
+                    .into()
+            }
         };
         Problem {
             kind: "about:blank",
@@ -318,9 +324,13 @@ impl ApiError {
                 ApiError::Write(WriteError::Invalid(invalid)) => match invalid {
                     InvalidWrite::Name => Some("name".to_owned()),
                     InvalidWrite::IdNotV7 => Some("id".to_owned()),
-                    InvalidWrite::Grace(_) => Some("grace_period_seconds".to_owned()),
+                    InvalidWrite::Grace(_) | InvalidWrite::SelfRollWithoutGrace => {
+                        Some("grace_period_seconds".to_owned())
+                    }
                     InvalidWrite::NoSecretKeys => None,
                 },
+                ApiError::Write(WriteError::Refused(why)) => why.parameter().map(str::to_owned),
+                ApiError::Write(WriteError::LeakedSecret) => Some("status".to_owned()),
                 _ => None,
             },
         }

@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod authority;
 pub mod cache;
 pub mod client;
 pub mod config;

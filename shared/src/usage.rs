@@ -174,6 +174,7 @@ mod tests {
             access: key.access.clone(),
             hash: secret.hash(),
             last_used,
+            expires: key.expires,
         }
     }
 
@@ -324,6 +325,7 @@ mod tests {
             access: Access::Unrestricted,
             hash: Secret::from_random([1; 24]).hash(),
             last_used: None,
+            expires: None,
         };
         for i in 0..MAX_BACKING_OFF as u128 + 10 {
             someone.key_id = KeyId::from(uuid::Uuid::from_u128(i));

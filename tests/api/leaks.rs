@@ -1,7 +1,8 @@
 //! Revoking keys leaked in public code, at the domain level on DynamoDB Local: the batched
-//! lookup, the labels GitHub gets, one transaction per live key that disables it and
-//! writes `key.leaked` with the reported url and source, idempotent replays, and the key
-//! view's `disabled_reason`.
+//! lookup, the labels GitHub gets, one transaction per reported secret of ours that
+//! disables its key, marks the secret and writes `key.leaked` with the reported url and
+//! source, whatever the key's status; idempotent replays; a marked key that cannot be
+//! enabled until a roll drops the secret; and the key view's `disabled_reason`.
 
 use apikeys::App;
 use apikeys::audit::{Action, ActorKind, Event, Leak};
@@ -46,7 +47,7 @@ fn labels(h: &Handled) -> Vec<Label> {
 }
 
 #[tokio::test]
-async fn a_mixed_batch_disables_only_live_keys_each_with_one_leak_event() {
+async fn a_mixed_batch_disables_every_key_of_ours_each_with_one_leak_event() {
     let app = app().await;
     let (acme, globex) = (org(), org());
     let (live, live_secret) = create(&app, new_key(&acme, "live")).await;
@@ -79,7 +80,7 @@ async fn a_mixed_batch_disables_only_live_keys_each_with_one_leak_event() {
     ];
     let handled = handle(&app, &report).await;
     use Label::{FalsePositive as F, TruePositive as T};
-    assert_eq!(labels(&handled), [T, F, F, T, F, F, T]);
+    assert_eq!(labels(&handled), [T, T, F, T, F, F, T]);
     for (f, r) in handled.feedback.iter().zip(&report) {
         assert_eq!(
             f.token_hash,
@@ -88,30 +89,44 @@ async fn a_mixed_batch_disables_only_live_keys_each_with_one_leak_event() {
         assert_eq!(f.token_type, "apikeys_api_key");
     }
 
-    // The live keys, of either organization, are disabled for the leak; once each.
-    for (org, id) in [(&acme, live.id), (&globex, theirs.id)] {
+    // The keys of ours, of either organization, are disabled for the leak, once each: the
+    // one its owner had disabled too, so that enabling it cannot revive the secret.
+    for (org, id) in [(&acme, live.id), (&acme, disabled.id), (&globex, theirs.id)] {
         let key = stored(&app, org, id).await.expect("disabled, not deleted");
         assert_eq!(key.state, KeyState::Disabled);
         let view = serde_json::to_value(key.view(Utc::now())).unwrap();
         assert_eq!(view["status"], "disabled");
         assert_eq!(view["disabled_reason"], "leaked");
     }
-    assert_eq!(handled.revocations.len(), 2);
+    assert_eq!(handled.revocations.len(), 3);
     assert!(
         handled
             .revocations
             .iter()
             .all(|(_, r)| matches!(r, Revocation::Revoked(_)))
     );
-    // The others are as they were: the disabled key says nothing of a leak.
+    // Disabled by its owner (one version), then marked (one more).
     let admin_disabled = stored(&app, &acme, disabled.id).await.unwrap();
-    assert_eq!(admin_disabled.version, disabled.version + 1);
-    let view = serde_json::to_value(admin_disabled.view(Utc::now())).unwrap();
-    assert!(view.get("disabled_reason").is_none(), "{view}");
+    assert_eq!(admin_disabled.version, disabled.version + 2);
     assert!(stored(&app, &acme, deleted.id).await.is_none());
 
     // One key.leaked event per revoked key, in its own organization's trail, with where
     // the secret was first reported found, by GitHub.
+    let acme_trail = events(&app, &acme).await;
+    assert_eq!(acme_trail.len(), before.0 + 2, "one event per key of ours");
+    let marked = acme_trail.last().unwrap();
+    assert_eq!(
+        (marked.action, marked.key_id),
+        (Action::Leaked, disabled.id)
+    );
+    assert_eq!(
+        marked.changes["disabled_reason"].to.as_str(),
+        Some("leaked")
+    );
+    assert!(
+        !marked.changes.contains_key("status"),
+        "it was disabled already"
+    );
     for (org, id, had, where_) in [
         (&acme, live.id, before.0, (url, "content")),
         (
@@ -122,8 +137,7 @@ async fn a_mixed_batch_disables_only_live_keys_each_with_one_leak_event() {
         ),
     ] {
         let trail = events(&app, org).await;
-        assert_eq!(trail.len(), had + 1, "one new event");
-        let e = trail.last().unwrap();
+        let e = &trail[had];
         assert_eq!((e.action, e.key_id), (Action::Leaked, id));
         assert_eq!(e.actor.kind, ActorKind::Github);
         assert_eq!(e.request_id, "gh-req-1");
@@ -159,28 +173,56 @@ async fn a_replayed_report_gets_the_same_answer_and_changes_nothing_more() {
     assert_eq!(stored(&app, &org, key.id).await.unwrap(), after_first);
     assert_eq!(events(&app, &org).await, trail, "no second event");
 
-    // Enabled again by its owner: the reason goes, and a new report revokes it again.
+    // Not even the operator may enable it while the leaked secret is its secret.
+    let enable = apikeys::write::set_state(
+        &app.store,
+        &policy(),
+        &ctx(),
+        &org,
+        key.id,
+        KeyState::Active,
+    )
+    .await;
+    assert!(
+        matches!(enable, Err(apikeys::write::WriteError::LeakedSecret)),
+        "{enable:?}"
+    );
+    // A roll drops the leaked secret at once, though it asks for an hour of grace; then
+    // the key may be enabled, the reason goes, and the leaked secret is nobody's.
+    apikeys::write::roll_key(
+        &app.store,
+        &policy(),
+        &ctx(),
+        &org,
+        key.id,
+        3600,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     assert!(set_state(&app, &org, key.id, KeyState::Active).await);
     let enabled = stored(&app, &org, key.id).await.unwrap();
     assert_eq!(enabled.disabled_reason, None);
     let view = serde_json::to_value(enabled.view(Utc::now())).unwrap();
     assert!(view.get("disabled_reason").is_none(), "{view}");
     let again = handle(&app, &report).await;
-    assert_eq!(again.revocations.len(), 1);
+    assert_eq!(labels(&again), [Label::FalsePositive, Label::FalsePositive]);
+    assert!(again.revocations.is_empty());
     let actions: Vec<Action> = events(&app, &org).await.iter().map(|e| e.action).collect();
     assert_eq!(
         actions,
         [
             Action::Created,
             Action::Leaked,
-            Action::Enabled,
-            Action::Leaked
+            Action::Rolled,
+            Action::Enabled
         ]
     );
 }
 
 #[tokio::test]
-async fn a_key_no_longer_live_when_its_revocation_is_written_is_left_alone() {
+async fn a_secret_dropped_before_its_revocation_is_left_alone_and_a_disabled_key_is_marked() {
     let app = app().await;
     let org = org();
     let (key, secret) = create(&app, new_key(&org, "k")).await;
@@ -189,9 +231,8 @@ async fn a_key_no_longer_live_when_its_revocation_is_written_is_left_alone() {
         source: "content".into(),
     };
     let github = WriteContext::github("gh-req-2");
-    // Disabled by its owner between the lookup and the revocation.
+    // Disabled by its owner between the lookup and the revocation: marked all the same.
     assert!(set_state(&app, &org, key.id, KeyState::Disabled).await);
-    let trail = events(&app, &org).await;
     let r = revoke_leaked(
         &app.store,
         &policy(),
@@ -203,8 +244,9 @@ async fn a_key_no_longer_live_when_its_revocation_is_written_is_left_alone() {
     )
     .await
     .unwrap();
-    assert_eq!(r, Revocation::NotLive);
-    // Rolled with no grace: the leaked secret no longer works.
+    assert!(matches!(r, Revocation::Revoked(_)), "{r:?}");
+    let trail = events(&app, &org).await;
+    // Rolled with no grace: the leaked secret is no longer the key's.
     let (other, old) = create(&app, new_key(&org, "rolled")).await;
     apikeys::write::roll_key(&app.store, &policy(), &ctx(), &org, other.id, 0, None, None)
         .await
@@ -230,7 +272,7 @@ async fn a_key_no_longer_live_when_its_revocation_is_written_is_left_alone() {
         .iter()
         .filter(|e| e.action == Action::Leaked)
         .count();
-    assert_eq!(leaked, 0);
+    assert_eq!(leaked, 1, "the disabled key's only");
     assert_eq!(
         events(&app, &org).await.len(),
         trail.len() + 2,

@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod authority;
 mod builds;
 mod cache;
 mod capacity;

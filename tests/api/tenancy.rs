@@ -15,6 +15,7 @@ use apikeys::secret::Secret;
 use apikeys::store::dynamo::DynamoStore;
 use apikeys_tests::*;
 use base64::Engine as _;
+use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
@@ -469,42 +470,95 @@ fn no_request_ever_sees_another_organizations_data() {
     }
 }
 
-// Writes: random creates, updates, rolls, deletes and event reads over HTTP, by random
-// callers of random organizations. No write may change another organization's keys or
-// events, and no answer may reveal them.
+// Writes: random creates, updates (rename, enable, disable, expiry), rolls, deletes and
+// event reads over HTTP, by random callers of random organizations: unrestricted or
+// restricted, permanent or expiring. No write may change another organization's keys or
+// events, no answer may reveal them, and each answer is the one the authority rule gives
+// (crate::authority): a restricted caller changes only keys it holds, and no caller grants
+// a key more access, or a longer life, than its own.
 //
 // `APIKEYS_ISOLATION_WRITE_CASES` sets the number of requests (default 200; writes cost
 // more than reads). The run prints one `isolation (writes):` line with its figures.
 
 const DEFAULT_WRITE_CASES: u32 = 200;
 
+/// An expiry a write may ask for, relative to the run's start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Life {
+    Never,
+    /// An hour: within every caller's life.
+    Hour,
+    /// A month: past the expiring callers' day.
+    Month,
+}
+
+impl Life {
+    fn at(self, t0: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Life::Never => None,
+            Life::Hour => Some(t0 + chrono::Duration::hours(1)),
+            Life::Month => Some(t0 + chrono::Duration::days(30)),
+        }
+    }
+
+    fn json(self, t0: DateTime<Utc>) -> serde_json::Value {
+        self.at(t0).map_or(serde_json::Value::Null, |t| {
+            serde_json::json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        })
+    }
+}
+
+fn life() -> impl Strategy<Value = Life> {
+    prop_oneof![Just(Life::Never), Just(Life::Hour), Just(Life::Month)]
+}
+
 #[derive(Clone, Debug)]
 enum WriteOp {
-    Create { unrestricted: bool, billing: bool },
+    Create {
+        unrestricted: bool,
+        billing: bool,
+        life: Life,
+    },
     Rename(Target),
     SetStatus(Target, bool),
+    SetExpiry(Target, Life),
     Roll(Target, u32),
     Delete(Target),
-    Events { key: Option<Target>, limit: usize },
+    Events {
+        key: Option<Target>,
+        limit: usize,
+    },
 }
 
 #[derive(Clone, Debug)]
 struct WriteReq {
     caller_org: usize,
-    /// The restricted caller (key management and `calls.view`), else the unrestricted one.
-    limited: bool,
+    /// Which of the organization's callers (see [`CALLERS`]).
+    who: usize,
     http_api: bool,
     op: WriteOp,
+}
+
+/// The callers every organization has: (restricted to [`LIMITED`], expires a day after the
+/// run's start).
+const CALLERS: [(bool, bool); 4] = [(false, false), (true, false), (true, true), (false, true)];
+
+/// A key the writes may target, as the model knows it.
+#[derive(Clone, Copy, Debug)]
+struct Modelled {
+    id: KeyId,
+    /// Holds more than [`LIMITED`] (so a restricted caller does not hold it).
+    more: bool,
+    expires: Option<DateTime<Utc>>,
 }
 
 /// An organization of the write run, and what its own writes did to it.
 struct Writable {
     org: OrgId,
-    /// The unrestricted caller, then the limited one.
-    callers: [(ApiKey, Secret); 2],
-    /// The keys its writes may target (not its callers'), and whether each holds more than
-    /// the limited caller (so that it may not roll it).
-    keys: Vec<(KeyId, bool)>,
+    /// One per [`CALLERS`] entry.
+    callers: Vec<(ApiKey, Secret)>,
+    /// The keys its writes may target (not its callers').
+    keys: Vec<Modelled>,
     deleted: HashSet<KeyId>,
     disabled: HashSet<KeyId>,
     /// Keys its own writes changed or made.
@@ -532,27 +586,33 @@ fn write_request(orgs: usize) -> impl Strategy<Value = WriteReq> {
         ]
     };
     let op = prop_oneof![
-        2 => (any::<bool>(), any::<bool>())
-            .prop_map(|(unrestricted, billing)| WriteOp::Create { unrestricted, billing }),
+        2 => (any::<bool>(), any::<bool>(), life())
+            .prop_map(|(unrestricted, billing, life)| WriteOp::Create { unrestricted, billing, life }),
         2 => target().prop_map(WriteOp::Rename),
-        1 => (target(), any::<bool>()).prop_map(|(t, on)| WriteOp::SetStatus(t, on)),
+        2 => (target(), any::<bool>()).prop_map(|(t, on)| WriteOp::SetStatus(t, on)),
+        2 => (target(), life()).prop_map(|(t, l)| WriteOp::SetExpiry(t, l)),
         2 => (target(), 0u32..=60).prop_map(|(t, g)| WriteOp::Roll(t, g)),
         1 => target().prop_map(WriteOp::Delete),
-        2 => (proptest::option::of(target()), 1usize..=50)
+        1 => (proptest::option::of(target()), 1usize..=50)
             .prop_map(|(key, limit)| WriteOp::Events { key, limit }),
     ];
-    (0..orgs, any::<bool>(), any::<bool>(), op).prop_map(|(caller_org, limited, http_api, op)| {
+    (0..orgs, 0..CALLERS.len(), any::<bool>(), op).prop_map(|(caller_org, who, http_api, op)| {
         WriteReq {
             caller_org,
-            limited,
+            who,
             http_api,
             op,
         }
     })
 }
 
-/// Random organizations (3 or 4) with 3 to 8 keys each, some restricted.
-async fn writable_world(app: &App<DynamoStore>, rng: &mut TestRng) -> Vec<Writable> {
+/// Random organizations (3 or 4) with 3 to 8 keys each, some restricted, some expiring,
+/// and one caller of each kind in [`CALLERS`].
+async fn writable_world(
+    app: &App<DynamoStore>,
+    rng: &mut TestRng,
+    t0: DateTime<Utc>,
+) -> Vec<Writable> {
     let n = rng.random_range(3..=4);
     let mut world = Vec::new();
     for _ in 0..n {
@@ -564,15 +624,29 @@ async fn writable_world(app: &App<DynamoStore>, rng: &mut TestRng) -> Vec<Writab
             if !unrestricted {
                 new.access = restricted(&[Permission::CallsView]);
             }
-            keys.push((create(app, new).await.0.id, unrestricted));
+            new.expires =
+                [Life::Never, Life::Hour, Life::Month][rng.random_range(0..3usize)].at(t0);
+            let made = create(app, new).await.0;
+            keys.push(Modelled {
+                id: made.id,
+                more: unrestricted,
+                expires: made.expires,
+            });
         }
-        let admin = create(app, new_key(&org, &format!("{org} admin"))).await;
-        let mut limited = new_key(&org, &format!("{org} limited"));
-        limited.access = restricted(LIMITED);
-        let limited = create(app, limited).await;
+        let mut callers = Vec::new();
+        for (i, (limited, expiring)) in CALLERS.iter().enumerate() {
+            let mut new = new_key(&org, &format!("{org} caller {i}"));
+            if *limited {
+                new.access = restricted(LIMITED);
+            }
+            if *expiring {
+                new.expires = Some(t0 + chrono::Duration::days(1));
+            }
+            callers.push(create(app, new).await);
+        }
         let listed = Call::list(Payload::Rest)
             .query("limit", 1000)
-            .bearer(&admin.1)
+            .bearer(&callers[0].1)
             .send(app)
             .await;
         let snapshot = listed.body["data"]
@@ -583,7 +657,7 @@ async fn writable_world(app: &App<DynamoStore>, rng: &mut TestRng) -> Vec<Writab
             .collect();
         world.push(Writable {
             org,
-            callers: [admin, limited],
+            callers,
             keys,
             deleted: HashSet::new(),
             disabled: HashSet::new(),
@@ -604,29 +678,57 @@ fn unused(key: &serde_json::Value) -> serde_json::Value {
 
 /// Where a write's target lands.
 enum Aim {
-    Mine(KeyId, bool),
+    Mine(usize),
     Theirs(KeyId),
     Unknown(uuid::Uuid),
 }
 
 fn aim(world: &[Writable], caller_org: usize, target: &Target) -> Aim {
-    let pick = |org: usize, i: usize| world[org].keys[i % world[org].keys.len()];
+    let pick = |org: usize, i: usize| i % world[org].keys.len();
     match *target {
-        Target::Own(i) => {
-            let (id, u) = pick(caller_org, i);
-            Aim::Mine(id, u)
-        }
-        Target::Foreign { org, key } if org == caller_org => {
-            let (id, u) = pick(org, key);
-            Aim::Mine(id, u)
-        }
-        Target::Foreign { org, key } => Aim::Theirs(pick(org, key).0),
+        Target::Own(i) => Aim::Mine(pick(caller_org, i)),
+        Target::Foreign { org, key } if org == caller_org => Aim::Mine(pick(org, key)),
+        Target::Foreign { org, key } => Aim::Theirs(world[org].keys[pick(org, key)].id),
         Target::Unknown(n) => Aim::Unknown(uuid::Uuid::from_u128(n)),
     }
 }
 
+/// Whether expiry `a` is later than `b` (`None`: never, the latest).
+fn later(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> bool {
+    match (a, b) {
+        (None, b) => b.is_some(),
+        (Some(_), None) => false,
+        (Some(a), Some(b)) => a > b,
+    }
+}
+
+/// The status the authority rule gives `req` on a live key of the caller's organization.
+fn ruled(me: &Writable, req: &WriteReq, key: &Modelled, t0: DateTime<Utc>) -> u16 {
+    let (limited, expiring) = CALLERS[req.who];
+    let caller_end = expiring.then(|| t0 + chrono::Duration::days(1));
+    let holds = !limited || !key.more;
+    let outlives = |e: Option<DateTime<Utc>>| later(e, caller_end);
+    let allowed = holds
+        && match req.op {
+            WriteOp::SetStatus(_, true) => !me.disabled.contains(&key.id) || !outlives(key.expires),
+            WriteOp::SetExpiry(_, l) => !later(l.at(t0), key.expires) || !outlives(l.at(t0)),
+            WriteOp::Roll(..) => !outlives(key.expires),
+            _ => true,
+        };
+    match (allowed, &req.op) {
+        (false, _) => 403,
+        (true, WriteOp::Delete(_)) => 204,
+        (true, _) => 200,
+    }
+}
+
 /// The call for `req`, what it must get, and the key it writes when it succeeds.
-fn build_write(world: &[Writable], req: &WriteReq, n: usize) -> (Call, Expect, Option<KeyId>) {
+fn build_write(
+    world: &[Writable],
+    req: &WriteReq,
+    n: usize,
+    t0: DateTime<Utc>,
+) -> (Call, Expect, Option<KeyId>) {
     let me = &world[req.caller_org];
     let payload = if req.http_api {
         Payload::Http
@@ -634,59 +736,70 @@ fn build_write(world: &[Writable], req: &WriteReq, n: usize) -> (Call, Expect, O
         Payload::Rest
     };
     let id_of = |a: &Aim| match a {
-        Aim::Mine(id, _) | Aim::Theirs(id) => id.to_string(),
+        Aim::Mine(i) => me.keys[*i].id.to_string(),
+        Aim::Theirs(id) => id.to_string(),
         Aim::Unknown(u) => u.to_string(),
     };
-    // A write's status when its target is not the caller's live key.
-    let elsewhere = |a: &Aim, ok: u16| match a {
-        Aim::Mine(id, _) if me.deleted.contains(id) => (Expect::Status(404), None),
-        Aim::Mine(id, _) => (Expect::Status(ok), Some(*id)),
+    // A write's status: the rule's on the caller's live key, else 404 (or 422 for an id that
+    // is not a UUIDv7).
+    let outcome = |a: &Aim| match a {
+        Aim::Mine(i) if me.deleted.contains(&me.keys[*i].id) => (Expect::Status(404), None),
+        Aim::Mine(i) => {
+            let key = &me.keys[*i];
+            let status = ruled(me, req, key, t0);
+            (Expect::Status(status), (status < 300).then_some(key.id))
+        }
         Aim::Theirs(_) => (Expect::Status(404), None),
-        // Not every u128 is a valid UUIDv7 id.
         Aim::Unknown(_) => (Expect::OneOf(&[404, 422]), None),
     };
     let (call, (expect, writes)) = match &req.op {
         WriteOp::Create {
             unrestricted,
             billing,
+            life,
         } => {
             let name = format!("{} made {n}", me.org);
+            let expires = life.json(t0);
             let body = if *unrestricted {
-                serde_json::json!({"name": name, "restricted": false})
+                serde_json::json!({"name": name, "restricted": false, "expires_date": expires})
             } else if *billing {
-                serde_json::json!({"name": name, "permissions": ["calls.view", "billing.update"]})
+                serde_json::json!({"name": name, "permissions": ["calls.view", "billing.update"],
+                                   "expires_date": expires})
             } else {
-                serde_json::json!({"name": name, "permissions": ["calls.view"]})
+                serde_json::json!({"name": name, "permissions": ["calls.view"],
+                                   "expires_date": expires})
             };
-            let refused = req.limited && (*unrestricted || *billing);
+            let (limited, expiring) = CALLERS[req.who];
+            let caller_end = expiring.then(|| t0 + chrono::Duration::days(1));
+            let refused =
+                (limited && (*unrestricted || *billing)) || later(life.at(t0), caller_end);
             let status = if refused { 403 } else { 201 };
             (Call::create(payload, body), (Expect::Status(status), None))
         }
         WriteOp::Rename(t) => {
             let a = aim(world, req.caller_org, t);
             let body = serde_json::json!({"name": format!("{} renamed {n}", me.org)});
-            (Call::update(payload, id_of(&a), body), elsewhere(&a, 200))
+            (Call::update(payload, id_of(&a), body), outcome(&a))
         }
         WriteOp::SetStatus(t, on) => {
             let a = aim(world, req.caller_org, t);
             let status = if *on { "active" } else { "disabled" };
             let body = serde_json::json!({ "status": status });
-            (Call::update(payload, id_of(&a), body), elsewhere(&a, 200))
+            (Call::update(payload, id_of(&a), body), outcome(&a))
+        }
+        WriteOp::SetExpiry(t, l) => {
+            let a = aim(world, req.caller_org, t);
+            let body = serde_json::json!({ "expires_date": l.json(t0) });
+            (Call::update(payload, id_of(&a), body), outcome(&a))
         }
         WriteOp::Roll(t, grace) => {
             let a = aim(world, req.caller_org, t);
             let body = serde_json::json!({ "grace_period_seconds": grace });
-            let outcome = match a {
-                Aim::Mine(id, true) if req.limited && !me.deleted.contains(&id) => {
-                    (Expect::Status(403), None)
-                }
-                _ => elsewhere(&a, 200),
-            };
-            (Call::roll(payload, id_of(&a), Some(body)), outcome)
+            (Call::roll(payload, id_of(&a), Some(body)), outcome(&a))
         }
         WriteOp::Delete(t) => {
             let a = aim(world, req.caller_org, t);
-            (Call::delete(payload, id_of(&a)), elsewhere(&a, 204))
+            (Call::delete(payload, id_of(&a)), outcome(&a))
         }
         WriteOp::Events { key, limit } => {
             let call = match key.as_ref().map(|t| aim(world, req.caller_org, t)) {
@@ -703,8 +816,58 @@ fn build_write(world: &[Writable], req: &WriteReq, n: usize) -> (Call, Expect, O
             (call.0.query("limit", limit), call.1)
         }
     };
-    let secret = &me.callers[usize::from(req.limited)].1;
+    let secret = &me.callers[req.who].1;
     (call.bearer(secret), expect, writes)
+}
+
+/// Whether `req`, if it succeeds, grants its key life: a create, a roll, enabling a
+/// disabled key, or moving an expiry later.
+fn grants_life(world: &[Writable], req: &WriteReq, t0: DateTime<Utc>) -> bool {
+    let me = &world[req.caller_org];
+    let key = |t: &Target| match aim(world, req.caller_org, t) {
+        Aim::Mine(i) => Some(me.keys[i]),
+        _ => None,
+    };
+    match &req.op {
+        WriteOp::Create { .. } | WriteOp::Roll(..) => true,
+        WriteOp::SetStatus(t, true) => key(t).is_some_and(|k| me.disabled.contains(&k.id)),
+        WriteOp::SetExpiry(t, l) => key(t).is_some_and(|k| later(l.at(t0), k.expires)),
+        _ => false,
+    }
+}
+
+/// The property, on the key a write by `req`'s caller left: it holds nothing the caller
+/// lacks, and a write that granted it life ([`grants_life`]) left it expiring no later
+/// than the caller.
+fn within_its_caller(
+    req: &WriteReq,
+    key: &serde_json::Value,
+    t0: DateTime<Utc>,
+    granted: bool,
+) -> Result<(), String> {
+    let (limited, expiring) = CALLERS[req.who];
+    if limited {
+        let list = key["permissions"]
+            .as_array()
+            .ok_or("a restricted caller left an unrestricted key")?;
+        for p in list {
+            if !LIMITED.iter().any(|l| l.as_str() == p) {
+                return Err(format!("a restricted caller left a key holding {p}"));
+            }
+        }
+    }
+    if expiring && granted {
+        let end = t0 + chrono::Duration::days(1);
+        let expires = key["expires_date"]
+            .as_str()
+            .map(|t| t.parse::<DateTime<Utc>>().unwrap());
+        if later(expires, Some(end)) {
+            return Err(format!(
+                "a caller expiring at {end} left a key expiring at {expires:?}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[test]
@@ -728,7 +891,9 @@ fn no_write_ever_changes_or_reveals_another_organizations_keys_or_events() {
     let mut world_rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed);
     rt.block_on(wait_for_dynamodb());
     let app = rt.block_on(app());
-    let world = std::cell::RefCell::new(rt.block_on(writable_world(&app, &mut world_rng)));
+    // Times to the millisecond, as the store keeps them.
+    let t0 = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+    let world = std::cell::RefCell::new(rt.block_on(writable_world(&app, &mut world_rng, t0)));
     let orgs = world.borrow().len();
     let secrets = std::cell::RefCell::new(
         world
@@ -769,7 +934,7 @@ fn no_write_ever_changes_or_reveals_another_organizations_keys_or_events() {
     let sent = std::cell::Cell::new(0usize);
     let started = Instant::now();
     let result = runner.run(&write_request(orgs), |req| {
-        let (call, expect, writes) = build_write(&world.borrow(), &req, sent.get());
+        let (call, expect, writes) = build_write(&world.borrow(), &req, sent.get(), t0);
         // Outcomes, not speed: a loaded machine may take longer than a function's timeout.
         let reply = rt.block_on(call.send_with_time_left(&app, std::time::Duration::from_secs(60)));
         sent.set(sent.get() + 1);
@@ -791,11 +956,13 @@ fn no_write_ever_changes_or_reveals_another_organizations_keys_or_events() {
         let events = matches!(req.op, WriteOp::Events { .. });
         // An event shows the client's address: not internal text there.
         assert_no_leak("a response", &body.to_string(), &secrets.borrow(), !events);
+        let granted = grants_life(&world.borrow(), &req, t0);
         let mut w = world.borrow_mut();
         let mine = req.caller_org;
         if let WriteOp::Create {
             unrestricted,
             billing,
+            life,
         } = req.op
             && reply.status == 201
         {
@@ -803,9 +970,16 @@ fn no_write_ever_changes_or_reveals_another_organizations_keys_or_events() {
             let mut o = owner.borrow_mut();
             o.insert(id.to_string(), mine);
             o.insert(reply.body["name"].as_str().unwrap().to_owned(), mine);
-            w[mine].keys.push((id, unrestricted || billing));
+            w[mine].keys.push(Modelled {
+                id,
+                more: unrestricted || billing,
+                expires: life.at(t0),
+            });
             w[mine].touched.insert(id);
             w[mine].writes += 1;
+            if let Err(e) = within_its_caller(&req, &reply.body, t0, granted) {
+                return Err(TestCaseError::fail(format!("{req:?}: {e}")));
+            }
         }
         if let (Some(id), true) = (writes, reply.status < 300) {
             if matches!(req.op, WriteOp::Rename(_)) {
@@ -830,10 +1004,25 @@ fn no_write_ever_changes_or_reveals_another_organizations_keys_or_events() {
                         w[mine].disabled.insert(id)
                     }
                 }
+                WriteOp::SetExpiry(_, l) => {
+                    let key = w[mine].keys.iter_mut().find(|k| k.id == id).unwrap();
+                    let changed = key.expires != l.at(t0);
+                    key.expires = l.at(t0);
+                    changed
+                }
                 _ => true,
             };
             if changed {
                 w[mine].writes += 1;
+            }
+            // The property: what the write left is within its caller.
+            if !matches!(req.op, WriteOp::Delete(_)) {
+                let admin = &w[mine].callers[0].1;
+                let got = rt.block_on(Call::get(Payload::Rest, id).bearer(admin).send(&app));
+                prop_assert_eq!(got.status, 200, "{}", got.body);
+                if let Err(e) = within_its_caller(&req, &got.body, t0, granted) {
+                    return Err(TestCaseError::fail(format!("{req:?}: {e}")));
+                }
             }
         }
         // Nothing of another organization in the answer.
@@ -896,8 +1085,8 @@ fn no_write_ever_changes_or_reveals_another_organizations_keys_or_events() {
             }
             seen.insert(key);
         }
-        for (id, _) in &t.keys {
-            assert_eq!(seen.contains(id), !t.deleted.contains(id), "{id}");
+        for k in &t.keys {
+            assert_eq!(seen.contains(&k.id), !t.deleted.contains(&k.id), "{}", k.id);
         }
         let events = rt.block_on(crate::http_writes::all_events(
             &app,

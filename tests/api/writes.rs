@@ -30,9 +30,16 @@ fn actions(events: &[Event]) -> Vec<Action> {
     events.iter().map(|e| e.action).collect()
 }
 
-/// A write by an HTTP caller at `now`.
+/// A write by an unrestricted, never-expiring HTTP caller at `now`.
 fn caller_ctx(caller: KeyId, now: DateTime<Utc>) -> WriteContext {
-    WriteContext::api_key(caller, "req-1", Some("203.0.113.9".into())).at(now)
+    WriteContext {
+        actor: apikeys::audit::Actor::api_key(caller),
+        authority: apikeys::authority::Authority::operator(),
+        request_id: "req-1".into(),
+        source_ip: Some("203.0.113.9".into()),
+        now,
+    }
+    .at(now)
 }
 
 /// How authentication answers this secret at `now` (straight from the table).
@@ -71,7 +78,7 @@ async fn every_write_records_exactly_one_event_and_a_failed_write_none() {
     let v1 = key.clone();
     let mut after = renamed(&key, "ci deploy");
     after.access = restricted(&[Permission::CallsView]);
-    let key = write::update_key(&app.store, &policy, &ctx(1), &key, after, Some(1))
+    let key = write::update_key(&app.store, &policy, &ctx(1), &key, after, Some(&[1]))
         .await
         .unwrap();
     assert_eq!((key.version, key.name.as_str()), (2, "ci deploy"));
@@ -97,7 +104,7 @@ async fn every_write_records_exactly_one_event_and_a_failed_write_none() {
         &ctx(5),
         &v1,
         renamed(&v1, "x"),
-        Some(1),
+        Some(&[1]),
     )
     .await;
     assert!(
@@ -140,7 +147,7 @@ async fn every_write_records_exactly_one_event_and_a_failed_write_none() {
     let foreign = write::delete_key(&app.store, &policy, &ctx(5), &other, key.id, None).await;
     assert!(matches!(foreign, Err(WriteError::NotFound)));
     let wrong_version =
-        write::delete_key(&app.store, &policy, &ctx(5), &org, key.id, Some(1)).await;
+        write::delete_key(&app.store, &policy, &ctx(5), &org, key.id, Some(&[1])).await;
     assert!(matches!(wrong_version, Err(WriteError::VersionMismatch)));
     let bad_create = write::create(&app.store, &policy, &ctx(5), new_key(&org, ""), None).await;
     assert!(matches!(
@@ -166,7 +173,7 @@ async fn every_write_records_exactly_one_event_and_a_failed_write_none() {
         &ctx(6),
         &org,
         key.id,
-        Some(rolled.key.version),
+        Some(&[rolled.key.version]),
     )
     .await
     .unwrap();
@@ -290,11 +297,19 @@ async fn of_two_concurrent_updates_one_wins_and_the_other_gets_the_typed_conflic
     for round in 0..3 {
         let before = write::current_key(&app.store, &org, key.id).await.unwrap();
         let mut set = tokio::task::JoinSet::new();
-        for (i, expected) in [(0, None), (1, Some(before.version))] {
+        for (i, expected) in [(0, None), (1, Some(vec![before.version]))] {
             let (store, before) = (app.store.clone(), before.clone());
             set.spawn(async move {
                 let after = renamed(&before, &format!("round {round} writer {i}"));
-                write::update_key(&store, &policy(), &ctx(), &before, after, expected).await
+                write::update_key(
+                    &store,
+                    &policy(),
+                    &ctx(),
+                    &before,
+                    after,
+                    expected.as_deref(),
+                )
+                .await
             });
         }
         let outcomes = set.join_all().await;

@@ -5,7 +5,7 @@ use lambda_http::Request;
 use lambda_http::http::header;
 
 use crate::error::{ApiError, ParamError};
-use crate::write::{Idempotency, WriteError};
+use crate::write::{Expected, Idempotency};
 
 /// The header that makes a create or roll idempotent.
 pub(super) const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -58,13 +58,12 @@ impl IfMatch {
         IfMatch::Versions(versions)
     }
 
-    /// The version the write must find the key at, for a key now at `current`: `None` when
-    /// any will do; a 412 when the tags name another.
-    pub(super) fn expect(&self, current: u64) -> Result<Option<u64>, ApiError> {
+    /// The versions the write must find the key at, as the write domain takes them: `None`
+    /// when any will do (the domain answers 412 when the key is at none of them).
+    pub(super) fn expected(&self) -> Expected<'_> {
         match self {
-            IfMatch::Absent | IfMatch::Any => Ok(None),
-            IfMatch::Versions(v) if v.contains(&current) => Ok(Some(current)),
-            IfMatch::Versions(_) => Err(WriteError::VersionMismatch.into()),
+            IfMatch::Absent | IfMatch::Any => None,
+            IfMatch::Versions(v) => Some(v),
         }
     }
 }
@@ -102,32 +101,24 @@ mod tests {
     }
 
     #[test]
-    fn if_match_compares_the_version_a_key_tag_names() {
+    fn if_match_names_the_versions_a_key_tag_names() {
         let tag = key_etag(3, b"{}");
         assert!(tag.starts_with("\"3-") && tag.ends_with('"'), "{tag}");
         let m = IfMatch::of(&request(&[&tag]));
-        assert_eq!(m.expect(3).unwrap(), Some(3));
-        assert!(matches!(
-            m.expect(4),
-            Err(ApiError::Write(WriteError::VersionMismatch))
-        ));
+        assert_eq!(m.expected(), Some(&[3][..]));
         // Any of several tags, in one header or several.
         let several = IfMatch::of(&request(&["\"1-aa\", \"5-bb\"", "\"7-cc\""]));
-        assert_eq!(several.expect(5).unwrap(), Some(5));
-        assert_eq!(several.expect(7).unwrap(), Some(7));
-        assert!(several.expect(2).is_err());
+        assert_eq!(several.expected(), Some(&[1, 5, 7][..]));
     }
 
     #[test]
-    fn a_weak_or_foreign_tag_never_matches_and_star_or_no_header_always_does() {
+    fn a_weak_or_foreign_tag_names_no_version_and_star_or_no_header_take_any() {
         for foreign in ["W/\"3-aa\"", "\"abcdef\"", "3-aa", "\"x-3\"", ""] {
-            assert!(
-                IfMatch::of(&request(&[foreign])).expect(3).is_err(),
-                "{foreign:?}"
-            );
+            let m = IfMatch::of(&request(&[foreign]));
+            assert_eq!(m.expected(), Some(&[][..]), "{foreign:?}");
         }
-        assert_eq!(IfMatch::of(&request(&["*"])).expect(9).unwrap(), None);
+        assert_eq!(IfMatch::of(&request(&["*"])).expected(), None);
         assert_eq!(IfMatch::of(&request(&[])), IfMatch::Absent);
-        assert_eq!(IfMatch::of(&request(&[])).expect(9).unwrap(), None);
+        assert_eq!(IfMatch::of(&request(&[])).expected(), None);
     }
 }

@@ -1,7 +1,8 @@
 //! The write endpoints: create, update, roll and delete a key. Each reads its request (body,
 //! `If-Match`, `Idempotency-Key`), calls the write domain ([`crate::write`]) with who makes
-//! it, and renders the key. The domain makes each write one transaction with its audit
-//! event; this module adds nothing to that but the HTTP.
+//! it, and renders the key. The domain applies the authority rule ([`crate::authority`]) to
+//! the key as it reads it, and makes each write one transaction with its audit event; this
+//! module adds nothing to that but the HTTP.
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -13,8 +14,7 @@ use super::preconditions::{IfMatch, idempotency};
 use super::respond::to_json;
 use super::{Answer, Authorized, COLLECTION_RESOURCE, Endpoint, KEY_RESOURCE, serve, source_ip};
 use crate::App;
-use crate::error::ApiError;
-use crate::key::{KeyId, KeyView, OrgId, Permission};
+use crate::key::{KeyView, Permission};
 use crate::request::{CreateKey, KeyPatch, RollKey};
 use crate::store::{CredentialStore, KeyWriter};
 use crate::write::{self, WriteContext, WritePolicy};
@@ -28,9 +28,10 @@ struct WithSecret<'a> {
     secret: &'a str,
 }
 
-/// Who makes the write, from where: what its audit event records.
+/// Who makes the write, from where, with what authority: what its audit event records and
+/// what the domain checks it against.
 fn context(req: &Request, call: &Authorized<'_>) -> WriteContext {
-    WriteContext::api_key(call.caller.key_id, call.request_id, source_ip(req))
+    WriteContext::api_key(call.caller, call.request_id, source_ip(req))
 }
 
 /// `POST /v1/api_key/`: a new key of the caller's organization. 201 with the key and its
@@ -87,9 +88,17 @@ pub async fn update_key<S: CredentialStore + KeyWriter>(
         let ctx = context(&req, call);
         let patch = KeyPatch::from_request(&req, ctx.now)?;
         let before = write::current_key(&app.store, &call.caller.org, id).await?;
-        let expected = IfMatch::of(&req).expect(before.version)?;
-        let after = patch.apply_by(&call.caller.access, &before, ctx.now)?;
-        let key = write::update_key(&app.store, policy, &ctx, &before, after, expected).await?;
+        let if_match = IfMatch::of(&req);
+        let after = patch.apply(&before, ctx.now)?;
+        let key = write::update_key(
+            &app.store,
+            policy,
+            &ctx,
+            &before,
+            after,
+            if_match.expected(),
+        )
+        .await?;
         Ok(Answer::key(
             to_json(&key.view(ctx.now), call.pretty),
             key.version,
@@ -117,19 +126,16 @@ pub async fn roll_key<S: CredentialStore + KeyWriter>(
         let ctx = context(&req, call);
         let roll = RollKey::from_request(&req)?;
         let idem = idempotency(&req)?;
-        let org = &call.caller.org;
-        let current = write::current_key(&app.store, org, id).await?;
-        RollKey::authorize(&call.caller.access, &current)?;
-        let expected = IfMatch::of(&req).expect(current.version)?;
+        let if_match = IfMatch::of(&req);
         let grace = u64::from(roll.grace_period_seconds);
         let rolled = write::roll_key(
             &app.store,
             policy,
             &ctx,
-            org,
+            &call.caller.org,
             id,
             grace,
-            expected,
+            if_match.expected(),
             idem.as_ref(),
         )
         .await?;
@@ -158,26 +164,10 @@ pub async fn delete_key<S: CredentialStore + KeyWriter>(
         known_parameters(req.query_string_parameters_ref(), ONLY_PRETTY)?;
         let id = path_id(&req, "id")?;
         let ctx = context(&req, call);
+        let if_match = IfMatch::of(&req);
         let org = &call.caller.org;
-        let expected = expected_version(app, &req, org, id).await?;
-        write::delete_key(&app.store, policy, &ctx, org, id, expected).await?;
+        write::delete_key(&app.store, policy, &ctx, org, id, if_match.expected()).await?;
         Ok(Answer::no_content())
     })
     .await
-}
-
-/// The version `If-Match` asks the key to be at, read only when the header is there.
-async fn expected_version<S: KeyWriter>(
-    app: &App<S>,
-    req: &Request,
-    org: &OrgId,
-    id: KeyId,
-) -> Result<Option<u64>, ApiError> {
-    match IfMatch::of(req) {
-        IfMatch::Absent => Ok(None),
-        if_match => {
-            let current = write::current_key(&app.store, org, id).await?;
-            if_match.expect(current.version)
-        }
-    }
 }

@@ -1,26 +1,26 @@
 //! What each reported token is, what GitHub is told about it, and which keys to revoke.
 //!
-//! A token is **live** when it is a secret of a key of this service that authenticates now:
-//! its key is active and not expired. That includes a previous secret still in its grace
-//! period after a roll, whose credential authenticates until the grace ends. Live tokens get
-//! `true_positive` and their keys are revoked (disabled, with a `key.leaked` audit event).
+//! A token is **ours** when a key of this service holds it as a secret: its current one, or
+//! a previous one a roll has not yet dropped. Every such token gets `true_positive`, whatever
+//! its key's status, and its key is revoked: disabled, the secret marked leaked on it, and a
+//! `key.leaked` audit event. A key disabled or expired before the report is marked too, so
+//! that enabling it or extending it later cannot revive a secret known to be public; so is
+//! a second secret of a key already revoked.
 //!
 //! Everything else gets `false_positive`, with no change: a token not shaped like our
-//! secrets (prefix and checksum, checked without a read), a secret no key holds (never
-//! issued, deleted, from another deployment, or rolled out past its grace), and a key
-//! disabled or expired before the report (it cannot be used as it stands).
+//! secrets (prefix and checksum, checked without a read), and a secret no key holds (never
+//! issued, deleted, from another deployment, or dropped after its grace).
 //!
-//! One exception keeps a replayed report idempotent: a key already disabled *because of a
-//! leak* is still `true_positive`, and is not revoked again. GitHub is told the same thing
-//! twice, and the audit trail records one event.
+//! A replayed report stays idempotent: a secret already marked on its (disabled) key is
+//! `true_positive` again and is not revoked again. GitHub is told the same thing twice, and
+//! the audit trail records one event.
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::report::ReportedToken;
-use crate::key::{KeyId, KeyStatus, OrgId};
+use crate::key::{KeyId, OrgId};
 use crate::secret::{Secret, SecretHash};
 use crate::store::{Candidate, Credential, LeakLookup, StoreError};
 
@@ -48,24 +48,23 @@ pub enum Verdict {
     NotOurs,
     /// Shaped like ours, but no key holds it.
     Unknown,
-    /// A secret that authenticates now: its key is to be revoked.
-    Live(Credential),
-    /// A key already disabled for a leak (a replayed or repeated report).
+    /// A secret of ours, not yet marked: its key is to be revoked and the secret marked,
+    /// whatever the key's status.
+    Ours(Credential),
+    /// A secret marked leaked on its disabled key before (a replayed or repeated report).
     AlreadyRevoked(Credential),
-    /// A key disabled or expired before the report.
-    Inactive(Credential, KeyStatus),
 }
 
 impl Verdict {
     pub fn label(&self) -> Label {
         match self {
-            Verdict::Live(_) | Verdict::AlreadyRevoked(_) => Label::TruePositive,
-            Verdict::NotOurs | Verdict::Unknown | Verdict::Inactive(..) => Label::FalsePositive,
+            Verdict::Ours(_) | Verdict::AlreadyRevoked(_) => Label::TruePositive,
+            Verdict::NotOurs | Verdict::Unknown => Label::FalsePositive,
         }
     }
 }
 
-/// A live key found in public: what its revocation records.
+/// A key whose secret was found in public: what its revocation records.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeakedKey {
     pub org: OrgId,
@@ -77,8 +76,9 @@ pub struct LeakedKey {
     pub source: String,
 }
 
-/// The outcome of a report: GitHub's response, in report order, and the keys to revoke,
-/// one per key even when several of its matches were reported.
+/// The outcome of a report: GitHub's response, in report order, and the secrets to revoke,
+/// one per secret even when it was reported several times (two secrets of one key are two
+/// revocations, each marking its own).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Assessment {
     pub verdicts: Vec<Verdict>,
@@ -86,11 +86,10 @@ pub struct Assessment {
     pub to_revoke: Vec<LeakedKey>,
 }
 
-/// Decides every token of a report at `now`, with at most one lookup.
+/// Decides every token of a report, with at most one lookup.
 pub async fn assess<L: LeakLookup>(
     lookup: &L,
     report: &[ReportedToken],
-    now: DateTime<Utc>,
 ) -> Result<Assessment, StoreError> {
     let hashes: Vec<Option<SecretHash>> = report
         .iter()
@@ -114,17 +113,17 @@ pub async fn assess<L: LeakLookup>(
         feedback: Vec::with_capacity(report.len()),
         to_revoke: Vec::new(),
     };
-    let mut revoked: HashSet<(OrgId, KeyId)> = HashSet::new();
+    let mut revoked: HashSet<SecretHash> = HashSet::new();
     for (reported, hash) in report.iter().zip(hashes) {
         let verdict = match &hash {
             None => Verdict::NotOurs,
             Some(hash) => match found.get(hash) {
                 None => Verdict::Unknown,
-                Some(candidate) => verdict_of(candidate, now),
+                Some(candidate) => verdict_of(candidate),
             },
         };
-        if let (Verdict::Live(credential), Some(hash)) = (&verdict, &hash)
-            && revoked.insert((credential.org.clone(), credential.key_id))
+        if let (Verdict::Ours(credential), Some(hash)) = (&verdict, &hash)
+            && revoked.insert(hash.clone())
         {
             assessment.to_revoke.push(LeakedKey {
                 org: credential.org.clone(),
@@ -144,12 +143,12 @@ pub async fn assess<L: LeakLookup>(
     Ok(assessment)
 }
 
-fn verdict_of(candidate: &Candidate, now: DateTime<Utc>) -> Verdict {
+fn verdict_of(candidate: &Candidate) -> Verdict {
     let credential = candidate.credential.clone();
-    match credential.status_at(now) {
-        KeyStatus::Active => Verdict::Live(credential),
-        KeyStatus::Disabled if candidate.disabled_for_leak => Verdict::AlreadyRevoked(credential),
-        status => Verdict::Inactive(credential, status),
+    if candidate.marked {
+        Verdict::AlreadyRevoked(credential)
+    } else {
+        Verdict::Ours(credential)
     }
 }
 
@@ -162,15 +161,16 @@ pub fn token_hash(token: &str) -> String {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use chrono::Duration;
+    use chrono::{DateTime, Duration, Utc};
 
     use super::*;
     use crate::audit::Leak;
     use crate::key::{Access, KeyState};
+    use crate::store::KeyWriter;
     use crate::store::memory::MemoryStore;
     use crate::write::{
-        NewKey, WriteContext, WritePolicy, create_key_with_secret, delete_key, revoke_leaked,
-        set_state,
+        NewKey, WriteContext, WriteError, WritePolicy, create_key_with_secret, delete_key,
+        revoke_leaked, roll_key, set_state,
     };
 
     fn reported(token: &str, url: &str) -> ReportedToken {
@@ -238,13 +238,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_mixed_batch_is_labelled_and_only_live_keys_are_revoked() {
+    async fn every_secret_of_ours_is_a_true_positive_whatever_its_keys_status() {
         let lookup = Counting::default();
         let store = &lookup.store;
         let now = Utc::now();
         let (live, live_secret) = key(store, "acme", 1, None).await;
         let (disabled, disabled_secret) = key(store, "acme", 2, None).await;
-        let (_, expired_secret) = key(store, "acme", 3, Some(now + Duration::seconds(1))).await;
+        let (expired, expired_secret) =
+            key(store, "acme", 3, Some(now + Duration::seconds(1))).await;
         let (deleted, deleted_secret) = key(store, "acme", 4, None).await;
         let (other_live, other_secret) =
             key(store, "globex", 5, Some(now + Duration::days(1))).await;
@@ -271,24 +272,19 @@ mod tests {
             reported(&tampered, ""),
             reported(live_secret.expose(), "https://github.com/a/b/blob/2/.env"),
         ];
-        let later = now + Duration::seconds(2);
-        let a = assess(&lookup, &report, later).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let a = assess(&lookup, &report).await.unwrap();
         let labels: Vec<Label> = a.feedback.iter().map(|f| f.label).collect();
         use Label::{FalsePositive as F, TruePositive as T};
-        assert_eq!(labels, [T, F, F, F, F, T, F, F, T]);
-        assert!(matches!(
-            a.verdicts[1],
-            Verdict::Inactive(_, KeyStatus::Disabled)
-        ));
-        assert!(matches!(
-            a.verdicts[2],
-            Verdict::Inactive(_, KeyStatus::Expired)
-        ));
+        assert_eq!(labels, [T, T, T, F, F, T, F, F, T]);
+        assert!(matches!(a.verdicts[1], Verdict::Ours(_)));
+        assert!(matches!(a.verdicts[2], Verdict::Ours(_)));
         assert_eq!(a.verdicts[3], Verdict::Unknown);
         assert_eq!(a.verdicts[4], Verdict::Unknown);
         assert_eq!(a.verdicts[6], Verdict::NotOurs);
         assert_eq!(a.verdicts[7], Verdict::NotOurs);
-        // One revocation per key, with where it was first found.
+        // One revocation per secret, with where it was first found: the disabled and the
+        // expired key's too, so that neither can be revived.
         let revoked: Vec<(KeyId, &str)> = a
             .to_revoke
             .iter()
@@ -298,10 +294,12 @@ mod tests {
             revoked,
             [
                 (live, "https://github.com/a/b/blob/1/.env"),
+                (disabled, ""),
+                (expired, ""),
                 (other_live, "https://gist.github.com/x")
             ]
         );
-        assert_eq!(a.to_revoke[1].org.as_str(), "globex");
+        assert_eq!(a.to_revoke[3].org.as_str(), "globex");
         assert_eq!(a.to_revoke[0].hash, live_secret.hash());
         assert_eq!(
             lookup.calls.load(Ordering::SeqCst),
@@ -326,29 +324,44 @@ mod tests {
         let lookup = Counting::default();
         let (_, secret) = key(&lookup.store, "acme", 1, None).await;
         let report = vec![reported(secret.expose(), "u"), reported("nope", "")];
-        let first = assess(&lookup, &report, Utc::now()).await.unwrap();
+        let first = assess(&lookup, &report).await.unwrap();
         assert_eq!(first.to_revoke.len(), 1);
         revoke(&lookup.store, &first.to_revoke[0]).await;
-        let replay = assess(&lookup, &report, Utc::now()).await.unwrap();
+        let replay = assess(&lookup, &report).await.unwrap();
         assert_eq!(replay.feedback, first.feedback);
         assert!(replay.to_revoke.is_empty());
         assert!(matches!(replay.verdicts[0], Verdict::AlreadyRevoked(_)));
 
-        // Re-enabled by its owner and reported again: live, so revoked again.
+        // Its owner, even the operator, cannot enable it while the leaked secret is its own.
         let c = &first.to_revoke[0];
         let (policy, ctx) = (WritePolicy::default(), WriteContext::cli());
-        set_state(
-            &lookup.store,
-            &policy,
-            &ctx,
-            &c.org,
-            c.key_id,
-            KeyState::Active,
-        )
-        .await
-        .unwrap();
-        let again = assess(&lookup, &report, Utc::now()).await.unwrap();
-        assert_eq!(again.to_revoke.len(), 1);
+        let store = &lookup.store;
+        let enable = set_state(store, &policy, &ctx, &c.org, c.key_id, KeyState::Active).await;
+        assert!(
+            matches!(enable, Err(WriteError::LeakedSecret)),
+            "{enable:?}"
+        );
+        // A roll drops the leaked secret at once, whatever grace it asks for; then the key
+        // may be enabled, and the leaked secret is no longer ours.
+        let rolled = roll_key(store, &policy, &ctx, &c.org, c.key_id, 3600, None, None)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .key_for_write(&c.org, c.key_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .previous
+                .is_none()
+        );
+        assert_eq!(rolled.key.state, KeyState::Disabled);
+        set_state(store, &policy, &ctx, &c.org, c.key_id, KeyState::Active)
+            .await
+            .unwrap();
+        let again = assess(&lookup, &report).await.unwrap();
+        assert_eq!(again.verdicts[0], Verdict::Unknown);
+        assert!(again.to_revoke.is_empty());
     }
 
     #[tokio::test]
@@ -358,10 +371,10 @@ mod tests {
             .iter()
             .map(|t| reported(t, ""))
             .collect();
-        let a = assess(&lookup, &report, Utc::now()).await.unwrap();
+        let a = assess(&lookup, &report).await.unwrap();
         assert!(a.feedback.iter().all(|f| f.label == Label::FalsePositive));
         assert_eq!(lookup.calls.load(Ordering::SeqCst), 0);
-        let empty = assess(&lookup, &[], Utc::now()).await.unwrap();
+        let empty = assess(&lookup, &[]).await.unwrap();
         assert!(empty.feedback.is_empty());
     }
 

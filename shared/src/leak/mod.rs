@@ -76,7 +76,7 @@ pub async fn handle_report<S: LeakLookup + KeyWriter>(
     report: &[ReportedToken],
     now: DateTime<Utc>,
 ) -> Result<Handled, WriteError> {
-    let assessment = assess::assess(store, report, now).await?;
+    let assessment = assess::assess(store, report).await?;
     let ctx = WriteContext::github(request_id).at(now);
     let mut revocations = Vec::with_capacity(assessment.to_revoke.len());
     for leaked in assessment.to_revoke {

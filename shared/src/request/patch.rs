@@ -19,7 +19,7 @@ use lambda_http::Request;
 use serde_json::Value;
 
 use super::body::{self, Accepts, Fields, Presence, field_error};
-use super::{fields, grant};
+use super::fields;
 use crate::error::ApiError;
 use crate::key::{Access, ApiKey, KeyState, Permission};
 
@@ -143,19 +143,6 @@ impl KeyPatch {
         Ok(next)
     }
 
-    /// [`KeyPatch::apply`], by a caller with `caller` access: also a 403 if the change
-    /// grants anything the caller lacks ([`grant::check_update`]).
-    pub fn apply_by(
-        &self,
-        caller: &Access,
-        current: &ApiKey,
-        now: DateTime<Utc>,
-    ) -> Result<ApiKey, ApiError> {
-        let next = self.apply(current, now)?;
-        grant::check_update(caller, &current.access, &next.access).map_err(ApiError::Escalation)?;
-        Ok(next)
-    }
-
     fn access(&self, current: &Access) -> Result<Access, ApiError> {
         let restricted = self.restricted.unwrap_or(current.is_restricted());
         match (restricted, &self.permissions) {
@@ -191,7 +178,6 @@ impl KeyPatch {
 mod tests {
     use super::*;
     use crate::key::Permission::*;
-    use crate::request::grant::Escalation;
     use chrono::TimeZone;
     use serde_json::json;
 
@@ -393,32 +379,6 @@ mod tests {
             assert_eq!(got, field, "{p}");
             assert!(why.contains(says), "{p}: {why}");
         }
-    }
-
-    #[test]
-    fn apply_by_refuses_what_the_caller_could_not_grant() {
-        let caller = Access::new(true, vec![ApiKeysUpdate, CallsView]);
-        let k = key(Access::new(true, vec![CallsView, BillingUpdate]));
-        // Keeping billing.update, which the caller lacks, is allowed.
-        let p = patch(json!({"name": "n", "permissions": ["billing.update"]})).unwrap();
-        assert!(p.apply_by(&caller, &k, now()).is_ok());
-        let p = patch(json!({"permissions": ["calls.view", "members.view"]})).unwrap();
-        assert!(matches!(
-            p.apply_by(&caller, &k, now()),
-            Err(ApiError::Escalation(Escalation::Grant(MembersView)))
-        ));
-        let p = patch(json!({"restricted": false})).unwrap();
-        assert!(matches!(
-            p.apply_by(&caller, &k, now()),
-            Err(ApiError::Escalation(Escalation::Unrestricted))
-        ));
-        // Disabling or renaming an unrestricted key grants nothing.
-        let admin = key(Access::Unrestricted);
-        let p = patch(json!({"status": "disabled", "name": "old admin"})).unwrap();
-        assert!(p.apply_by(&caller, &admin, now()).is_ok());
-        // An unrestricted caller may do all of it.
-        let p = patch(json!({"restricted": false})).unwrap();
-        assert!(p.apply_by(&Access::Unrestricted, &k, now()).is_ok());
     }
 
     #[test]

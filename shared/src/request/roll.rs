@@ -11,9 +11,7 @@ use serde_json::Value;
 
 use super::body::{self, Accepts, Fields, Presence, field_error};
 use super::fields::kind;
-use super::grant;
 use crate::error::ApiError;
-use crate::key::{Access, ApiKey};
 
 /// The longest grace period: 7 days, in seconds.
 pub const MAX_GRACE_SECS: u32 = 604_800;
@@ -46,13 +44,6 @@ impl RollKey {
         Ok(RollKey {
             grace_period_seconds,
         })
-    }
-
-    /// Whether a caller with `caller` access may roll `target`: the roll hands it the new
-    /// secret, so a restricted caller must hold every permission of the key (403 naming the
-    /// first it lacks), and only an unrestricted caller may roll an unrestricted key.
-    pub fn authorize(caller: &Access, target: &ApiKey) -> Result<(), ApiError> {
-        grant::check_roll(caller, &target.access).map_err(ApiError::Escalation)
     }
 
     /// How long the previous secret keeps working after the roll.
@@ -118,33 +109,6 @@ mod tests {
             Err(ApiError::InvalidField(p)) => assert_eq!(p.param, "grace"),
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn only_a_caller_holding_the_keys_permissions_may_roll_it() {
-        use crate::key::Permission::*;
-        let target = crate::key::ApiKey {
-            id: crate::key::KeyId::generate(),
-            org: "acme".parse().unwrap(),
-            name: "k".into(),
-            created: chrono::Utc::now(),
-            updated: chrono::Utc::now(),
-            last_used: None,
-            expires: None,
-            creator_id: uuid::Uuid::nil(),
-            access: Access::new(true, vec![CallsView, BillingView]),
-            state: crate::key::KeyState::Active,
-            last_four: "abcd".into(),
-            version: 0,
-            disabled_reason: None,
-        };
-        let holds = Access::new(true, vec![ApiKeysUpdate, CallsView, BillingView]);
-        assert!(RollKey::authorize(&holds, &target).is_ok());
-        assert!(RollKey::authorize(&Access::Unrestricted, &target).is_ok());
-        let lacks = Access::new(true, vec![ApiKeysUpdate, CallsView]);
-        let err = RollKey::authorize(&lacks, &target).unwrap_err();
-        assert_eq!(err.status().as_u16(), 403);
-        assert!(err.problem("r").detail.contains("billing.view"));
     }
 
     fn request(content_type: Option<&str>, body: &str) -> Request {

@@ -1,5 +1,5 @@
 //! What handling a secret scanning report needs from storage: the credentials of many
-//! secrets at once, and for the disabled ones, whether they were disabled for a leak.
+//! secrets at once, and for the disabled ones, whether a report marked that secret before.
 //! Revoking a key is a write (see `crate::write::revoke_leaked`).
 
 use std::collections::HashMap;
@@ -12,8 +12,9 @@ use crate::store::{Credential, StoreError};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Candidate {
     pub credential: Credential,
-    /// The key is disabled because a leak of it was reported (`disabled_reason: leaked`).
-    pub disabled_for_leak: bool,
+    /// The key is disabled, and this secret is among those a report marked leaked on it
+    /// (see `crate::write::revoke_leaked`).
+    pub marked: bool,
 }
 
 /// Looking up every secret of a report in one call, so that DynamoDB answers with

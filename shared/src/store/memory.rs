@@ -158,14 +158,13 @@ impl LeakLookup for MemoryStore {
                     .keys
                     .get(&(credential.org.clone(), credential.key_id))
                     .is_some_and(|s| {
-                        s.key.state == crate::key::KeyState::Disabled
-                            && s.key.disabled_reason == Some(crate::key::DisabledReason::Leaked)
+                        s.key.state == crate::key::KeyState::Disabled && s.leaked.contains(hash)
                     });
                 found.insert(
                     hash.clone(),
                     Candidate {
                         credential,
-                        disabled_for_leak: leaked,
+                        marked: leaked,
                     },
                 );
             }

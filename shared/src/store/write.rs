@@ -24,6 +24,9 @@ pub struct StoredKey {
     pub hash: SecretHash,
     /// The secret a roll replaced, while its grace period lasts.
     pub previous: Option<PreviousSecret>,
+    /// The hashes of this key's secrets (current or previous) that a secret scanning report
+    /// named: while one is among them, the key cannot be enabled.
+    pub leaked: Vec<SecretHash>,
 }
 
 /// A rolled-out secret that keeps working until `until`.
@@ -37,6 +40,18 @@ impl StoredKey {
     /// Every credential of the key: the current one, then the previous one if any.
     pub fn hashes(&self) -> impl Iterator<Item = &SecretHash> {
         std::iter::once(&self.hash).chain(self.previous.as_ref().map(|p| &p.hash))
+    }
+
+    /// Whether a secret of this key that was reported leaked is still one of its secrets.
+    pub fn holds_leaked(&self) -> bool {
+        self.hashes().any(|h| self.leaked.contains(h))
+    }
+
+    /// This key with the leak marks of secrets it no longer has dropped.
+    pub fn without_dropped_leaks(mut self) -> Self {
+        let held: Vec<SecretHash> = self.hashes().cloned().collect();
+        self.leaked.retain(|h| held.contains(h));
+        self
     }
 
     /// The expiry a credential of this key carries: the key's, and for the previous secret

@@ -167,6 +167,7 @@ async fn record_use<S: CredentialStore>(
         access: credential.access.clone(),
         hash: hash.clone(),
         last_used: credential.last_used,
+        expires: credential.expires,
     };
     usage.record(store, &verified, now).await;
 }

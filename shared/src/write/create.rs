@@ -80,6 +80,7 @@ pub async fn create<S: KeyWriter>(
     idempotency: Option<&Idempotency>,
 ) -> Result<Created, WriteError> {
     check_name(&new.name)?;
+    ctx.authority.may_create(&new.access, new.expires)?;
     let Some(idem) = idempotency else {
         let secret = Secret::generate().map_err(|e| StoreError::Internal(Box::new(e)))?;
         return Ok(create_with_secret(store, policy, ctx, new, secret, None).await?);
@@ -225,6 +226,7 @@ async fn create_with_secret<S: KeyWriter>(
         key,
         hash: secret.hash(),
         previous: None,
+        leaked: Vec::new(),
     };
     match store.insert(&stored, &event, record.as_ref()).await {
         Ok(()) => Ok(Created {

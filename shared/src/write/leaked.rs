@@ -1,15 +1,19 @@
-//! Revoking a key whose secret was found in public: the key is disabled, not deleted, and
-//! marked `disabled_reason: leaked`; the `key.leaked` event records where the secret was
-//! found. Both in one transaction, on condition that the key is still at the version read,
-//! and only if the key is live then: active, not expired, and the leaked secret still one
-//! of its credentials (a roll's previous secret within its grace period counts).
+//! Revoking a key whose secret was found in public: the key is disabled, not deleted,
+//! marked `disabled_reason: leaked`, and the leaked secret's hash is recorded on it; the
+//! `key.leaked` event records where the secret was found. All in one transaction, on
+//! condition that the key is still at the version read.
 //!
-//! Idempotent: a key already disabled for a leak, or no longer live, is left as it is and
-//! no event is written, so a report GitHub sends again changes nothing more.
+//! Whatever the key's status (active, disabled by someone, expired), a secret it still
+//! holds (current, or a previous one not yet dropped) is marked: while a marked secret is
+//! among its secrets, the key cannot be enabled (`update_key` refuses), and a roll drops it
+//! at once. So a secret known to be public never authenticates again.
+//!
+//! Idempotent: a secret already marked on its key is left as it is and no event is written,
+//! so a report GitHub sends again changes nothing more.
 
 use super::{CHANGED_RETRIES, WriteContext, WriteError, WritePolicy, diff};
 use crate::audit::{Action, Leak};
-use crate::key::{ApiKey, DisabledReason, KeyId, KeyState, KeyStatus, OrgId};
+use crate::key::{ApiKey, DisabledReason, KeyId, KeyState, OrgId};
 use crate::secret::SecretHash;
 use crate::store::{KeyWriter, StoredKey, WriteFailure};
 
@@ -18,10 +22,10 @@ use crate::store::{KeyWriter, StoredKey, WriteFailure};
 pub enum Revocation {
     /// Disabled now, with its `key.leaked` event: the key as it is after.
     Revoked(ApiKey),
-    /// Disabled for a leak before (a replayed or repeated report): nothing written.
+    /// This secret was marked before (a replayed or repeated report): nothing written.
     AlreadyRevoked(ApiKey),
-    /// Deleted, disabled by someone, expired, or the leaked secret rolled out of it since
-    /// it was looked up: the secret no longer works, so nothing is written.
+    /// Deleted, or the leaked secret dropped from it since it was looked up: the secret no
+    /// longer works, so nothing is written.
     NotLive,
 }
 
@@ -42,15 +46,13 @@ pub async fn revoke_leaked<S: KeyWriter>(
         let Some(stored) = store.key_for_write(org, id).await? else {
             return Ok(Revocation::NotLive);
         };
-        if stored.key.disabled_reason == Some(DisabledReason::Leaked)
-            && stored.key.state == KeyState::Disabled
-        {
-            return Ok(Revocation::AlreadyRevoked(stored.key));
-        }
-        if !live(&stored, hash, ctx) {
+        if !stored.hashes().any(|h| h == hash) {
             return Ok(Revocation::NotLive);
         }
-        let after = disabled(&stored, ctx);
+        if stored.leaked.contains(hash) && stored.key.state == KeyState::Disabled {
+            return Ok(Revocation::AlreadyRevoked(stored.key));
+        }
+        let after = disabled(&stored, hash, ctx);
         let mut event = ctx.event(
             policy,
             org,
@@ -75,27 +77,23 @@ pub async fn revoke_leaked<S: KeyWriter>(
     }
 }
 
-/// Whether the leaked secret authenticates at `ctx.now`.
-fn live(stored: &StoredKey, hash: &SecretHash, ctx: &WriteContext) -> bool {
-    let holds = &stored.hash == hash
-        || stored
-            .previous
-            .as_ref()
-            .is_some_and(|p| &p.hash == hash && p.until > ctx.now);
-    holds && stored.key.status_at(ctx.now) == KeyStatus::Active
-}
-
-/// The key disabled for a leak, one version on.
-fn disabled(stored: &StoredKey, ctx: &WriteContext) -> StoredKey {
+/// The key disabled for a leak of the secret `hash`, marked, one version on. The previous
+/// secret is kept (even past its grace) when it is the one leaked, so that its mark stays
+/// with it until a write drops both.
+fn disabled(stored: &StoredKey, hash: &SecretHash, ctx: &WriteContext) -> StoredKey {
     let mut key = stored.key.clone();
     key.state = KeyState::Disabled;
     key.disabled_reason = Some(DisabledReason::Leaked);
     key.updated = ctx.now;
     key.version = stored.key.version + 1;
+    let mut leaked = stored.leaked.clone();
+    if !leaked.contains(hash) {
+        leaked.push(hash.clone());
+    }
     StoredKey {
         key,
         hash: stored.hash.clone(),
-        // As every write does: a previous secret whose grace period is over goes now.
-        previous: stored.previous.clone().filter(|p| p.until > ctx.now),
+        previous: stored.previous.clone(),
+        leaked,
     }
 }

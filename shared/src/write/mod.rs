@@ -37,6 +37,8 @@ pub use roll::{MAX_GRACE_SECS, Rolled, roll_key};
 pub use update::{current_key, set_state, update_key};
 
 use crate::audit::{Action, Actor, Changes, Event, EventId};
+use crate::auth::Caller;
+use crate::authority::{Authority, Refusal};
 use crate::key::{KeyId, OrgId};
 use crate::store::{MAX_NAME_BYTES, StoreError};
 
@@ -59,6 +61,12 @@ pub enum WriteError {
     IdempotencyMismatch,
     #[error(transparent)]
     Invalid(#[from] InvalidWrite),
+    /// The authority rule refuses it (`crate::authority`).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// Enabling a key while a secret of it reported leaked still works: roll it first.
+    #[error("the key holds a secret that was reported leaked; roll it before enabling it")]
+    LeakedSecret,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -77,12 +85,22 @@ pub enum InvalidWrite {
     Grace(u64),
     #[error("an idempotent request needs IDEMPOTENCY_SECRET, which is not configured")]
     NoSecretKeys,
+    /// An idempotent roll of the caller's own key with no grace period: its retry could
+    /// not authenticate, since the secret it sends is the one the roll ends.
+    #[error(
+        "a key rolling itself with an Idempotency-Key needs a grace period of at least 1 \
+         second: a retry authenticates with the secret the roll replaces"
+    )]
+    SelfRollWithoutGrace,
 }
 
-/// Who makes a write, and when: what its audit event records.
+/// Who makes a write, and when: what its audit event records, and the authority the write
+/// is checked against.
 #[derive(Clone, Debug)]
 pub struct WriteContext {
     pub actor: Actor,
+    /// What the actor may do ([`crate::authority`]).
+    pub authority: Authority,
     pub request_id: String,
     /// The client's address, where the gateway gives one.
     pub source_ip: Option<String>,
@@ -92,14 +110,15 @@ pub struct WriteContext {
 }
 
 impl WriteContext {
-    /// A write by a caller of the HTTP API, identified by its key.
+    /// A write by a caller of the HTTP API, identified by its key, with its authority.
     pub fn api_key(
-        caller: KeyId,
+        caller: &Caller,
         request_id: impl Into<String>,
         source_ip: Option<String>,
     ) -> Self {
         WriteContext {
-            actor: Actor::api_key(caller),
+            actor: Actor::api_key(caller.key_id),
+            authority: Authority::of(caller),
             request_id: request_id.into(),
             source_ip,
             now: to_millis(Utc::now()),
@@ -111,6 +130,7 @@ impl WriteContext {
     pub fn cli() -> Self {
         WriteContext {
             actor: Actor::cli_user(),
+            authority: Authority::operator(),
             request_id: format!("cli-{}", uuid::Uuid::now_v7()),
             source_ip: None,
             now: to_millis(Utc::now()),
@@ -121,6 +141,7 @@ impl WriteContext {
     pub fn github(request_id: impl Into<String>) -> Self {
         WriteContext {
             actor: Actor::github(),
+            authority: Authority::operator(),
             request_id: request_id.into(),
             source_ip: None,
             now: to_millis(Utc::now()),
@@ -246,5 +267,14 @@ pub(crate) fn to_millis(at: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// How many times a roll or delete that named no version starts again after the key
-/// changed under it.
+/// changed under it, each time deciding again on the fresh key.
 const CHANGED_RETRIES: usize = 5;
+
+/// The versions a write may find the key at: those `If-Match` names, or `None` for any.
+/// An empty list (a weak tag, say) matches none.
+pub type Expected<'a> = Option<&'a [u64]>;
+
+/// Whether a key at `version` meets `expected`.
+fn meets(expected: Expected<'_>, version: u64) -> bool {
+    expected.is_none_or(|v| v.contains(&version))
+}

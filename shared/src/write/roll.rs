@@ -8,8 +8,11 @@ use serde_json::Value;
 use super::create::{RecordOf, replay};
 use super::idempotency::nonce;
 use super::update::changed_error;
-use super::{CHANGED_RETRIES, Idempotency, InvalidWrite, WriteContext, WriteError, WritePolicy};
-use crate::audit::{Action, Change, Changes, time_value};
+use super::{
+    CHANGED_RETRIES, Expected, Idempotency, InvalidWrite, WriteContext, WriteError, WritePolicy,
+    meets,
+};
+use crate::audit::{Action, Actor, Change, Changes, time_value};
 use crate::key::{ApiKey, KeyId, OrgId};
 use crate::secret::Secret;
 use crate::store::{KeyWriter, PreviousSecret, StoreError, StoredKey, WriteFailure};
@@ -29,10 +32,19 @@ pub struct Rolled {
 
 /// Gives the key a new secret. The previous secret keeps working until `ctx.now` plus
 /// `grace_secs` (0 to [`MAX_GRACE_SECS`]; 0 ends it at once), then is refused; a previous
-/// secret of an earlier roll stops at once. `last_four_digits` becomes the new secret's;
-/// the key id stays. With `expected_version`, the key must be at that version
-/// ([`WriteError::VersionMismatch`]); without, a roll racing another change is tried again
-/// on the fresh key. With `idempotency`, a retry gets the same answer and rolls nothing.
+/// secret of an earlier roll stops at once, and so does a secret reported leaked, whatever
+/// the grace asked. `last_four_digits` becomes the new secret's; the key id stays.
+///
+/// In this order:
+/// 1. With `idempotency`, a retry gets the recorded answer and rolls nothing, before any
+///    precondition is looked at. An idempotent roll of the caller's own key needs a grace
+///    period ([`InvalidWrite::SelfRollWithoutGrace`]).
+/// 2. The key is read; with `expected`, it must be at one of those versions
+///    ([`WriteError::VersionMismatch`]).
+/// 3. The authority rule decides on the key as read ([`WriteError::Refused`]), and the
+///    roll commits only on condition that the key is still at that version.
+/// 4. Should it have changed in between: with `expected`, a 412; without, the roll starts
+///    again at 2, deciding again on the fresh key, never rolling what it did not authorize.
 ///
 /// The event's `changes` hold `last_four_digits` and `previous_secret_expires_date`: when
 /// the secret this roll replaced stops working (`from`: when the earlier one would have,
@@ -46,13 +58,16 @@ pub async fn roll_key<S: KeyWriter>(
     org: &OrgId,
     id: KeyId,
     grace_secs: u64,
-    expected_version: Option<u64>,
+    expected: Expected<'_>,
     idempotency: Option<&Idempotency>,
 ) -> Result<Rolled, WriteError> {
     if grace_secs > MAX_GRACE_SECS {
         return Err(InvalidWrite::Grace(grace_secs).into());
     }
-    let grace_end = ctx.now + chrono::Duration::seconds(grace_secs as i64);
+    if grace_secs == 0 && idempotency.is_some() && ctx.actor == Actor::api_key(id) {
+        return Err(InvalidWrite::SelfRollWithoutGrace.into());
+    }
+    let asked_end = ctx.now + chrono::Duration::seconds(grace_secs as i64);
     let idem = match idempotency {
         None => None,
         Some(idem) => {
@@ -75,9 +90,16 @@ pub async fn roll_key<S: KeyWriter>(
             .key_for_write(org, id)
             .await?
             .ok_or(WriteError::NotFound)?;
-        if expected_version.is_some_and(|v| v != stored.key.version) {
+        if !meets(expected, stored.key.version) {
             return Err(WriteError::VersionMismatch);
         }
+        ctx.authority.may_roll(&stored.key)?;
+        // A leaked secret stops now, whatever the grace asked.
+        let grace_end = if stored.leaked.contains(&stored.hash) {
+            ctx.now
+        } else {
+            asked_end
+        };
         let (secret, record) = match &idem {
             None => (
                 Secret::generate().map_err(|e| StoreError::Internal(Box::new(e)))?,
@@ -119,13 +141,14 @@ pub async fn roll_key<S: KeyWriter>(
                     })
                     .ok_or(WriteError::Conflict);
             }
-            Err(WriteFailure::Key) if expected_version.is_none() && attempts < CHANGED_RETRIES => {
+            // Changed since read: read and authorize again.
+            Err(WriteFailure::Key) if expected.is_none() && attempts < CHANGED_RETRIES => {
                 attempts += 1;
             }
             Err(WriteFailure::Key) => {
                 return Err(match store.key_for_write(org, id).await? {
                     None => WriteError::NotFound,
-                    Some(_) => changed_error(expected_version),
+                    Some(_) => changed_error(expected),
                 });
             }
             Err(WriteFailure::Credential) => return Err(WriteError::Conflict),
@@ -174,6 +197,8 @@ fn rolled(
         key,
         hash: secret.hash(),
         previous,
-    };
+        leaked: stored.leaked.clone(),
+    }
+    .without_dropped_leaks();
     (after, changes)
 }

@@ -2,7 +2,7 @@
 //! (they copy access, state and expiry) in one transaction with the event, on condition that
 //! the key is still at the version the caller read.
 
-use super::{WriteContext, WriteError, WritePolicy, check_name, diff};
+use super::{Expected, WriteContext, WriteError, WritePolicy, check_name, diff, meets};
 use crate::audit::Action;
 use crate::key::{ApiKey, KeyId, KeyState, OrgId};
 use crate::store::{KeyWriter, StoredKey, WriteFailure};
@@ -22,13 +22,16 @@ pub async fn current_key<S: KeyWriter>(
 }
 
 /// Changes `before` (the key as the caller read it) into `after`: of `after`, only the name,
-/// access, expiry and state are taken; the other fields stay as stored. `expected_version`
-/// is the version the caller's `If-Match` names, if any.
+/// access, expiry and state are taken; the other fields stay as stored. `expected` holds
+/// the versions the caller's `If-Match` names, if any.
 ///
 /// - The write is made on condition that the key is still at `before.version`. If it is not
 ///   (or no longer exists), nothing is written: [`WriteError::VersionMismatch`] when
-///   `expected_version` was given, else [`WriteError::Conflict`] (or
-///   [`WriteError::NotFound`]).
+///   `expected` was given, else [`WriteError::Conflict`] (or [`WriteError::NotFound`]).
+/// - The authority rule decides on the key as stored at that version
+///   ([`crate::authority::Authority::may_update`]): [`WriteError::Refused`].
+/// - Enabling a key while it holds a secret reported leaked is refused
+///   ([`WriteError::LeakedSecret`]): it must be rolled first.
 /// - The event is `key.disabled` or `key.enabled` when the state changes, else
 ///   `key.updated`; its `changes` hold every changed field.
 /// - When nothing changes, nothing is written and no event recorded: the key is returned
@@ -40,10 +43,10 @@ pub async fn update_key<S: KeyWriter>(
     ctx: &WriteContext,
     before: &ApiKey,
     after: ApiKey,
-    expected_version: Option<u64>,
+    expected: Expected<'_>,
 ) -> Result<ApiKey, WriteError> {
-    let changed = || changed_error(expected_version);
-    if expected_version.is_some_and(|v| v != before.version) {
+    let changed = || changed_error(expected);
+    if !meets(expected, before.version) {
         return Err(WriteError::VersionMismatch);
     }
     check_name(&after.name)?;
@@ -63,6 +66,7 @@ pub async fn update_key<S: KeyWriter>(
         // Enabled again: whatever made the service disable it is settled.
         next.disabled_reason = None;
     }
+    ctx.authority.may_update(&stored.key, &next)?;
     let changes = diff::between(&stored.key, &next);
     if changes.is_empty() {
         return Ok(stored.key);
@@ -79,7 +83,12 @@ pub async fn update_key<S: KeyWriter>(
         hash: stored.hash.clone(),
         // A previous secret whose grace period is over goes now.
         previous: stored.previous.clone().filter(|p| p.until > ctx.now),
-    };
+        leaked: stored.leaked.clone(),
+    }
+    .without_dropped_leaks();
+    if action == Action::Enabled && after.holds_leaked() {
+        return Err(WriteError::LeakedSecret);
+    }
     let event = ctx.event(policy, &before.org, before.id, action, changes);
     match store.replace(&stored, &after, &event, None).await {
         Ok(()) => Ok(after.key),
@@ -94,8 +103,8 @@ pub async fn update_key<S: KeyWriter>(
 
 /// What a write that found the key at another version reports: a precondition failure if
 /// the caller named a version, else a conflict.
-pub(super) fn changed_error(expected_version: Option<u64>) -> WriteError {
-    if expected_version.is_some() {
+pub(super) fn changed_error(expected: Expected<'_>) -> WriteError {
+    if expected.is_some() {
         WriteError::VersionMismatch
     } else {
         WriteError::Conflict

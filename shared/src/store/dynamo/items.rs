@@ -58,6 +58,9 @@ pub(super) struct KeyItem {
     /// The secret a roll replaced, while its grace period lasts: its hash and the end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) previous_hash: Option<String>,
+    /// The hashes of its secrets a secret scanning report named (see `StoredKey::leaked`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) leaked_hashes: Vec<String>,
     #[serde(
         with = "chrono::serde::ts_milliseconds_option",
         default,
@@ -131,6 +134,7 @@ impl KeyItem {
             version: key.version,
             previous_hash: None,
             previous_until_ms: None,
+            leaked_hashes: Vec::new(),
             disabled_reason: key.disabled_reason,
         }
     }
@@ -139,6 +143,11 @@ impl KeyItem {
         KeyItem {
             previous_hash: stored.previous.as_ref().map(|p| p.hash.as_str().to_owned()),
             previous_until_ms: stored.previous.as_ref().map(|p| p.until),
+            leaked_hashes: stored
+                .leaked
+                .iter()
+                .map(|h| h.as_str().to_owned())
+                .collect(),
             ..KeyItem::new(&stored.key, &stored.hash)
         }
     }
@@ -152,10 +161,16 @@ impl KeyItem {
             }),
             _ => None,
         };
+        let leaked = self
+            .leaked_hashes
+            .iter()
+            .map(|h| SecretHash::from_stored(h.clone()))
+            .collect();
         Ok(StoredKey {
             key: self.into_key()?,
             hash,
             previous,
+            leaked,
         })
     }
 

@@ -1,6 +1,6 @@
 //! The batched lookup of a secret scanning report: the credentials of every reported secret
 //! by BatchGetItem, then, for the few that are disabled, their key items (again batched) to
-//! learn whether a leak disabled them.
+//! learn whether a report marked that secret leaked before.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use super::items::{CredentialItem, KeyItem};
 use super::{CREDENTIAL_SK, DynamoStore, built, classify, corrupt, credential_pk, key_sk, org_pk};
 use super::{PK, SK, primary_key};
-use crate::key::{DisabledReason, KeyState};
+use crate::key::KeyState;
 use crate::secret::SecretHash;
 use crate::store::{Candidate, LeakLookup, StoreError};
 
@@ -93,33 +93,37 @@ impl LeakLookup for DynamoStore {
                 .into_credential()?;
             let candidate = Candidate {
                 credential,
-                disabled_for_leak: false,
+                marked: false,
             };
             found.insert(hash.clone(), candidate);
         }
-        // Whether a leak disabled them is on the key items, read only for disabled keys.
-        let disabled: Vec<Item> = found
-            .values()
-            .filter(|c| c.credential.state == KeyState::Disabled)
-            .map(|c| primary_key(org_pk(&c.credential.org), key_sk(c.credential.key_id)))
-            .collect();
+        // Which secrets a report marked is on the key items, read only for disabled keys.
+        // Once per key: two reported secrets of one key (its current and previous) are one
+        // key item, and BatchGetItem refuses a request that names an item twice.
+        let mut disabled: Vec<Item> = Vec::new();
+        for c in found.values().filter(|c| c.credential.state == KeyState::Disabled) {
+            let at = primary_key(org_pk(&c.credential.org), key_sk(c.credential.key_id));
+            if !disabled.contains(&at) {
+                disabled.push(at);
+            }
+        }
         if disabled.is_empty() {
             return Ok(found);
         }
-        let mut leaked = Vec::new();
+        let mut marks = Vec::new();
         for item in self.batch_get(disabled).await? {
             let (pk, sk) = (text(&item, PK), text(&item, SK));
             let key: KeyItem = serde_dynamo::from_item(item).map_err(corrupt)?;
-            if key.disabled_reason == Some(DisabledReason::Leaked) {
-                leaked.push((pk, sk));
-            }
+            marks.push(((pk, sk), key.leaked_hashes));
         }
-        for c in found.values_mut() {
+        for (hash, c) in found.iter_mut() {
             let at = (
                 Some(org_pk(&c.credential.org)),
                 Some(key_sk(c.credential.key_id)),
             );
-            c.disabled_for_leak = leaked.contains(&at);
+            c.marked = marks
+                .iter()
+                .any(|(k, leaked)| *k == at && leaked.iter().any(|h| h == hash.as_str()));
         }
         Ok(found)
     }

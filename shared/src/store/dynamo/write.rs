@@ -202,6 +202,7 @@ impl DynamoStore {
                             "expires_ms" => "expires_ms = :expires",
                             "previous_hash" => "previous_hash = :previous_hash",
                             "disabled_reason" => "disabled_reason = :disabled_reason",
+                            "leaked_hashes" => "leaked_hashes = :leaked_hashes",
                             _ => "previous_until_ms = :previous_until",
                         });
                         values.push((placeholder, v));
@@ -236,6 +237,19 @@ impl DynamoStore {
                 .map(serde_dynamo::to_attribute_value)
                 .transpose()
                 .map_err(corrupt)?,
+        );
+        optional(
+            "leaked_hashes",
+            ":leaked_hashes",
+            (!next.leaked_hashes.is_empty()).then(|| {
+                AttributeValue::L(
+                    next.leaked_hashes
+                        .iter()
+                        .cloned()
+                        .map(AttributeValue::S)
+                        .collect(),
+                )
+            }),
         );
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {

@@ -1,0 +1,413 @@
+//! The one authority rule every write obeys (SECURITY.md, "The authority rule"):
+//!
+//! **A restricted caller may change a key only if it holds everything the key holds, and no
+//! caller may leave a key able to do more, or live longer, than itself.**
+//!
+//! - *Holds* means the caller's permissions are a superset of the key's; an unrestricted key
+//!   is held only by an unrestricted caller. Update (rename, restrict, disable, enable,
+//!   expiry), roll and delete all need it.
+//! - *Do more*: a key created or changed by a restricted caller holds nothing the caller
+//!   lacks, and is never unrestricted.
+//! - *Live longer*: a caller whose own secret expires cannot create a key that expires
+//!   later (or never), remove or extend a key's expiry past its own, or roll or enable a key
+//!   that outlives it. This binds an unrestricted caller too: a temporary admin key cannot
+//!   mint a permanent one. Renaming, restricting, disabling and shortening grant nothing
+//!   and stay open to any caller that holds the key.
+//!
+//! The operator (the admin CLI, the fixtures) and GitHub's revocations act with
+//! [`Authority::operator`]: unrestricted, never expiring.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::auth::Caller;
+use crate::key::{Access, ApiKey, KeyState, Permission};
+
+/// What a write's caller may do: its access, and when its secret stops working.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authority {
+    pub access: Access,
+    /// When the caller's secret expires: its key's expiry, or for a rolled-out secret in its
+    /// grace period, the earlier of that and the grace's end. `None`: never.
+    pub expires: Option<DateTime<Utc>>,
+}
+
+/// The grant a lifetime check is about: what the refusal names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grant {
+    Create,
+    Extend,
+    Enable,
+    Roll,
+}
+
+/// Why the rule refuses a write; its text is the 403's `detail`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The key holds a permission the caller lacks.
+    #[error(
+        "this API key is restricted and does not hold the {0} permission, which the key holds; \
+         a key may be changed, rolled or deleted only by a caller that holds all it holds"
+    )]
+    NotHeld(Permission),
+    /// The key is unrestricted and the caller is not.
+    #[error(
+        "this API key is restricted and the key is unrestricted; only an unrestricted key may \
+         change, roll or delete an unrestricted key"
+    )]
+    NotHeldUnrestricted,
+    /// The write would give the key a permission the caller lacks.
+    #[error(
+        "this API key is restricted and does not hold the {0} permission, so it cannot grant it"
+    )]
+    Grant(Permission),
+    /// The write would make a restricted caller's key unrestricted.
+    #[error(
+        "this API key is restricted, so it cannot create an unrestricted key (every permission) \
+         nor make a key unrestricted"
+    )]
+    Unrestricted,
+    /// The key would outlive the caller.
+    #[error("{}", outlives(*.grant, *.caller_expires))]
+    Outlives {
+        grant: Grant,
+        caller_expires: DateTime<Utc>,
+    },
+}
+
+fn outlives(grant: Grant, at: DateTime<Utc>) -> String {
+    let at = at.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let what = match grant {
+        Grant::Create => "create a key that never expires or expires later",
+        Grant::Extend => "remove a key's expiry or move it past its own",
+        Grant::Enable => "enable a key that never expires or expires later",
+        Grant::Roll => "roll a key that never expires or expires later",
+    };
+    format!(
+        "this API key expires at {at}, so it cannot {what}: a key may not outlive the caller \
+         that grants it"
+    )
+}
+
+impl Refusal {
+    /// The body field at fault, where one is.
+    pub fn parameter(&self) -> Option<&'static str> {
+        match self {
+            Refusal::Grant(_) => Some("permissions"),
+            Refusal::Unrestricted => Some("restricted"),
+            Refusal::Outlives { grant, .. } => match grant {
+                Grant::Create | Grant::Extend => Some("expires_date"),
+                Grant::Enable => Some("status"),
+                Grant::Roll => None,
+            },
+            Refusal::NotHeld(_) | Refusal::NotHeldUnrestricted => None,
+        }
+    }
+}
+
+impl Authority {
+    /// The operator: the admin CLI, fixtures, GitHub's revocations. Unrestricted, never
+    /// expiring.
+    pub fn operator() -> Self {
+        Authority {
+            access: Access::Unrestricted,
+            expires: None,
+        }
+    }
+
+    /// An authenticated caller's authority.
+    pub fn of(caller: &Caller) -> Self {
+        Authority {
+            access: caller.access.clone(),
+            expires: caller.expires,
+        }
+    }
+
+    /// Creating a key with `access` that expires at `expires`.
+    pub fn may_create(
+        &self,
+        access: &Access,
+        expires: Option<DateTime<Utc>>,
+    ) -> Result<(), Refusal> {
+        self.grants_within(access)?;
+        self.lives_within(expires, Grant::Create)
+    }
+
+    /// Changing `before` into `after` (name, access, expiry, state).
+    pub fn may_update(&self, before: &ApiKey, after: &ApiKey) -> Result<(), Refusal> {
+        self.holds(&before.access)?;
+        self.grants_within(&after.access)?;
+        if later(after.expires, before.expires) {
+            self.lives_within(after.expires, Grant::Extend)?;
+        }
+        if before.state == KeyState::Disabled && after.state == KeyState::Active {
+            self.lives_within(after.expires, Grant::Enable)?;
+        }
+        Ok(())
+    }
+
+    /// Rolling `key`: the caller receives a secret with the key's whole access.
+    pub fn may_roll(&self, key: &ApiKey) -> Result<(), Refusal> {
+        self.holds(&key.access)?;
+        self.lives_within(key.expires, Grant::Roll)
+    }
+
+    /// Deleting `key` (a weak key that deletes every admin key is a denial of service).
+    pub fn may_delete(&self, key: &ApiKey) -> Result<(), Refusal> {
+        self.holds(&key.access)
+    }
+
+    /// Whether the caller holds every permission of `access`.
+    fn holds(&self, access: &Access) -> Result<(), Refusal> {
+        let Access::Restricted(held) = &self.access else {
+            return Ok(());
+        };
+        match access {
+            Access::Unrestricted => Err(Refusal::NotHeldUnrestricted),
+            Access::Restricted(list) => {
+                first_lacking(held, list).map_or(Ok(()), |p| Err(Refusal::NotHeld(p)))
+            }
+        }
+    }
+
+    /// Whether a key with `access` would hold nothing the caller lacks.
+    fn grants_within(&self, access: &Access) -> Result<(), Refusal> {
+        let Access::Restricted(held) = &self.access else {
+            return Ok(());
+        };
+        match access {
+            Access::Unrestricted => Err(Refusal::Unrestricted),
+            Access::Restricted(list) => {
+                first_lacking(held, list).map_or(Ok(()), |p| Err(Refusal::Grant(p)))
+            }
+        }
+    }
+
+    /// Whether a key expiring at `expires` would die no later than the caller.
+    fn lives_within(&self, expires: Option<DateTime<Utc>>, grant: Grant) -> Result<(), Refusal> {
+        match self.expires {
+            Some(caller_expires) if later(expires, Some(caller_expires)) => {
+                Err(Refusal::Outlives {
+                    grant,
+                    caller_expires,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The first permission of `list`, in reference order, that `held` lacks.
+fn first_lacking(held: &[Permission], list: &[Permission]) -> Option<Permission> {
+    list.iter().copied().filter(|p| !held.contains(p)).min()
+}
+
+/// Whether expiry `a` is later than `b` (`None` is never, the latest of all).
+fn later(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> bool {
+    match (a, b) {
+        (None, None) => false,
+        (None, Some(_)) => true,
+        (Some(_), None) => false,
+        (Some(a), Some(b)) => a > b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Permission::*;
+    use chrono::{Duration, TimeZone};
+
+    fn r(list: &[Permission]) -> Access {
+        Access::new(true, list.to_vec())
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()
+    }
+
+    fn caller(access: Access, expires: Option<DateTime<Utc>>) -> Authority {
+        Authority { access, expires }
+    }
+
+    fn key(access: Access, state: KeyState, expires: Option<DateTime<Utc>>) -> ApiKey {
+        ApiKey {
+            id: "01900000-0001-7000-8000-000000000001".parse().unwrap(),
+            org: "acme".parse().unwrap(),
+            name: "k".into(),
+            created: now(),
+            updated: now(),
+            last_used: None,
+            expires,
+            creator_id: uuid::Uuid::nil(),
+            access,
+            state,
+            last_four: "abcd".into(),
+            version: 1,
+            disabled_reason: None,
+        }
+    }
+
+    const U: Access = Access::Unrestricted;
+
+    #[test]
+    fn the_operator_and_a_permanent_admin_may_do_anything() {
+        for a in [Authority::operator(), caller(U, None)] {
+            let k = key(U, KeyState::Disabled, None);
+            let enabled = ApiKey {
+                state: KeyState::Active,
+                ..k.clone()
+            };
+            assert_eq!(a.may_create(&U, None), Ok(()));
+            assert_eq!(a.may_update(&k, &enabled), Ok(()));
+            assert_eq!(a.may_roll(&k), Ok(()));
+            assert_eq!(a.may_delete(&k), Ok(()));
+        }
+    }
+
+    #[test]
+    fn a_restricted_caller_changes_only_keys_it_holds() {
+        let me = caller(r(&[ApiKeysUpdate, CallsView]), None);
+        let admin = key(U, KeyState::Disabled, None);
+        let wider = key(r(&[CallsView, BillingUpdate]), KeyState::Active, None);
+        let within = key(r(&[CallsView]), KeyState::Active, None);
+        // Enabling, renaming, disabling an unrestricted key: all refused.
+        let enabled = ApiKey {
+            state: KeyState::Active,
+            ..admin.clone()
+        };
+        assert_eq!(
+            me.may_update(&admin, &enabled),
+            Err(Refusal::NotHeldUnrestricted)
+        );
+        let renamed = ApiKey {
+            name: "x".into(),
+            ..wider.clone()
+        };
+        assert_eq!(
+            me.may_update(&wider, &renamed),
+            Err(Refusal::NotHeld(BillingUpdate))
+        );
+        assert_eq!(me.may_roll(&wider), Err(Refusal::NotHeld(BillingUpdate)));
+        assert_eq!(me.may_delete(&admin), Err(Refusal::NotHeldUnrestricted));
+        assert_eq!(me.may_roll(&admin), Err(Refusal::NotHeldUnrestricted));
+        // A key within its access: every change that stays within is open.
+        let disabled = ApiKey {
+            state: KeyState::Disabled,
+            ..within.clone()
+        };
+        assert_eq!(me.may_update(&within, &disabled), Ok(()));
+        assert_eq!(me.may_roll(&within), Ok(()));
+        assert_eq!(me.may_delete(&within), Ok(()));
+        // Widening it past the caller, or making it unrestricted, is not.
+        let widened = ApiKey {
+            access: r(&[CallsView, MembersView]),
+            ..within.clone()
+        };
+        assert_eq!(
+            me.may_update(&within, &widened),
+            Err(Refusal::Grant(MembersView))
+        );
+        let unrestricted = ApiKey {
+            access: U,
+            ..within.clone()
+        };
+        assert_eq!(
+            me.may_update(&within, &unrestricted),
+            Err(Refusal::Unrestricted)
+        );
+        // Even every permission does not hold an unrestricted key.
+        let all = caller(r(Permission::ALL), None);
+        assert_eq!(all.may_delete(&admin), Err(Refusal::NotHeldUnrestricted));
+        assert_eq!(all.may_create(&U, None), Err(Refusal::Unrestricted));
+    }
+
+    #[test]
+    fn the_first_lacking_permission_in_reference_order_is_named() {
+        let me = caller(r(&[ApiKeysCreate, CallsView]), None);
+        assert_eq!(
+            me.may_create(&r(&[CallsView, BillingUpdate, AgentsView]), None),
+            Err(Refusal::Grant(AgentsView))
+        );
+    }
+
+    #[test]
+    fn an_expiring_caller_grants_no_longer_life_than_its_own() {
+        let end = now() + Duration::hours(1);
+        for access in [U, r(&[ApiKeysCreate, ApiKeysUpdate, CallsView])] {
+            let me = caller(access.clone(), Some(end));
+            let outlives = |grant| {
+                Err(Refusal::Outlives {
+                    grant,
+                    caller_expires: end,
+                })
+            };
+            let calls = r(&[CallsView]);
+            // Create: never, or later, is refused; no later is allowed.
+            assert_eq!(me.may_create(&calls, None), outlives(Grant::Create));
+            assert_eq!(
+                me.may_create(&calls, Some(end + Duration::seconds(1))),
+                outlives(Grant::Create)
+            );
+            assert_eq!(me.may_create(&calls, Some(end)), Ok(()));
+            // Its own key, one hour ahead: removing the expiry or extending it is refused.
+            let own = key(access.clone(), KeyState::Active, Some(end));
+            let forever = ApiKey {
+                expires: None,
+                ..own.clone()
+            };
+            assert_eq!(me.may_update(&own, &forever), outlives(Grant::Extend));
+            let sooner = ApiKey {
+                expires: Some(end - Duration::minutes(5)),
+                ..own.clone()
+            };
+            assert_eq!(me.may_update(&own, &sooner), Ok(()));
+            // A permanent key: renaming, disabling and shortening are open; enabling and
+            // rolling it are not.
+            let permanent = key(calls.clone(), KeyState::Active, None);
+            let renamed = ApiKey {
+                name: "n".into(),
+                ..permanent.clone()
+            };
+            assert_eq!(me.may_update(&permanent, &renamed), Ok(()));
+            let off = ApiKey {
+                state: KeyState::Disabled,
+                ..permanent.clone()
+            };
+            assert_eq!(me.may_update(&permanent, &off), Ok(()));
+            assert_eq!(me.may_update(&off, &permanent), outlives(Grant::Enable));
+            assert_eq!(me.may_roll(&permanent), outlives(Grant::Roll));
+            let capped = ApiKey {
+                expires: Some(end),
+                ..permanent.clone()
+            };
+            assert_eq!(me.may_update(&permanent, &capped), Ok(()));
+            assert_eq!(me.may_roll(&capped), Ok(()));
+        }
+    }
+
+    #[test]
+    fn every_refusal_names_what_it_would_give_and_where() {
+        let end = Utc.with_ymd_and_hms(2026, 6, 1, 13, 0, 0).unwrap();
+        let o = Refusal::Outlives {
+            grant: Grant::Enable,
+            caller_expires: end,
+        };
+        assert!(o.to_string().contains("2026-06-01T13:00:00Z"), "{o}");
+        assert_eq!(o.parameter(), Some("status"));
+        assert!(
+            Refusal::Grant(BillingUpdate)
+                .to_string()
+                .contains("billing.update")
+        );
+        assert!(
+            Refusal::NotHeld(MembersDelete)
+                .to_string()
+                .contains("members.delete")
+        );
+        assert_eq!(
+            Refusal::Grant(BillingUpdate).parameter(),
+            Some("permissions")
+        );
+        assert_eq!(Refusal::NotHeldUnrestricted.parameter(), None);
+    }
+}
