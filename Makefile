@@ -26,7 +26,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell sha256sum $(CHECKOV_REQS) | 
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help tools test test-rust lint lint-rust lint-template fmt
+.PHONY: help tools test test-rust test-tools lint lint-rust lint-template fmt
 .PHONY: run run-tools cli invoke test-run build check-artifacts artifact-tools
 .PHONY: security security-ci fuzz-tools fuzz-build
 .PHONY: bench bench-smoke bench-zips bench-peer bench-coldstart
@@ -71,7 +71,11 @@ $(CHECKOV_STAMP): $(CHECKOV_REQS)
 tools: $(STAMP) $(CHECKOV_STAMP) $(RUN_STAMP)
 	tools/dynamodb-local.sh install
 
-test: tools test-rust lint-template test-run build
+test: tools test-tools test-rust lint-template test-run build
+
+# The CI scripts' own tests: tools/ci-mtimes.py against a throwaway crate (a few seconds).
+test-tools:
+	python3 tools/test_ci_mtimes.py
 
 # The integration tests mostly wait on DynamoDB Local, so more run at once than there are cores.
 TEST_THREADS ?= 8
