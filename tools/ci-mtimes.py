@@ -9,9 +9,14 @@ although the build cache outside the clone (`CARGO_TARGET_DIR`) already holds it
     tools/ci-mtimes.py MANIFEST
 
 MANIFEST (in the CI cache) records each tracked file's SHA-256 and time. A file whose content
-is the one recorded gets the recorded time back; any other file keeps the clone's time, so
-cargo rebuilds what it touches. The manifest is then rewritten for this run, before anything
-is built: whatever this run builds, it builds from the content the manifest now records.
+is the one recorded gets the recorded time back; any other file gets the current time, so
+cargo rebuilds what it touches. Not the clone's time: cargo rebuilds a crate only for a source
+newer than the start of that crate's last build, and a clone made while another run was
+building (before .ci/run could take the lock) is older than that build, which then stays.
+This script runs under the lock, after every earlier run's build has ended, so the current
+time is newer than all of them. The manifest is then rewritten for this run, with those
+times, before anything is built: whatever this run builds, it builds from the content the
+manifest now records.
 
 Sound only if one CI run at a time uses the cache (.ci/run holds a lock on it), only for the
 files git tracks (generated files are not compared), and only if no binary keeps its clone's
@@ -29,6 +34,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 BAKED_PATH = re.compile(rb'env!\(\s*"CARGO_MANIFEST_DIR"')
 INCLUDE = re.compile(rb'include_(?:str|bytes)!\(\s*"([^"]+)"')
@@ -61,6 +67,7 @@ def main():
         before = {}
 
     files = subprocess.run(["git", "ls-files", "-z"], check=True, capture_output=True).stdout
+    now = time.time_ns()
     after, restored, baked = {}, 0, []
     for path in filter(None, files.decode().split("\0")):
         if not os.path.isfile(path) or os.path.islink(path):
@@ -74,6 +81,8 @@ def main():
         if known and known[0] == digest:
             os.utime(path, ns=(known[1], known[1]))
             restored += 1
+        else:
+            os.utime(path, ns=(now, now))
         after[path] = [digest, os.stat(path).st_mtime_ns]
 
     if baked:

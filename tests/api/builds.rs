@@ -2,7 +2,6 @@
 //! organization's public secrets. `tools/check-build.py` checks the same on the bootstraps
 //! that `sam build` makes.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -30,13 +29,21 @@ fn demo_markers() -> [String; 2] {
     ]
 }
 
-/// `cargo metadata` of the workspace: every package, the resolved dependency graph and the
-/// workspace's metadata (the local router of `make run`).
+/// `cargo metadata --no-deps` of the workspace: its own packages with the dependencies they
+/// declare, and the workspace's metadata (the local router of `make run`). Without `--no-deps`,
+/// cargo resolves for every platform and wants crates no Linux build downloads (chrono's
+/// `android_system_properties`), so the tests failed on a fresh machine's registry.
 pub(crate) fn metadata() -> Value {
     let root = crate::repo_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(&root)
         .output()
         .expect("run cargo metadata");
@@ -48,40 +55,32 @@ pub(crate) fn metadata() -> Value {
     serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON")
 }
 
-/// The packages a package links: its normal (not dev, not build) dependencies, transitively.
-fn linked(meta: &Value, root: &str) -> BTreeSet<String> {
-    let nodes: BTreeMap<&str, Vec<&str>> = meta["resolve"]["nodes"]
-        .as_array()
-        .expect("resolve.nodes")
-        .iter()
-        .map(|node| {
-            let deps = node["deps"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|d| {
-                    d["dep_kinds"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .any(|k| k["kind"].is_null())
-                })
-                .filter_map(|d| d["pkg"].as_str())
-                .collect();
-            (node["id"].as_str().unwrap_or_default(), deps)
+/// The workspace packages a package links: the local (path) crates among its normal
+/// dependencies, transitively. Declared rather than resolved, so optional and
+/// platform-specific ones count too: a stricter list than any one build's. A crate from a
+/// registry cannot depend on a local one (the workspace patches none), so none is missed.
+fn linked<'a>(packages: &'a [Value], root: &'a Value) -> Vec<&'a Value> {
+    let by_dir = |dir: &str| {
+        packages.iter().find(|p| {
+            Path::new(p["manifest_path"].as_str().unwrap_or_default()).parent()
+                == Some(Path::new(dir))
         })
-        .collect();
-    let mut seen = BTreeSet::new();
-    let mut todo = vec![root.to_owned()];
-    while let Some(id) = todo.pop() {
-        if seen.insert(id.clone()) {
-            todo.extend(
-                nodes
-                    .get(id.as_str())
-                    .into_iter()
-                    .flatten()
-                    .map(|d| d.to_string()),
-            );
+    };
+    let mut seen: Vec<&Value> = Vec::new();
+    let mut todo = vec![root];
+    while let Some(package) = todo.pop() {
+        if seen.iter().any(|p| p["id"] == package["id"]) {
+            continue;
+        }
+        seen.push(package);
+        for dep in package["dependencies"].as_array().into_iter().flatten() {
+            if !dep["kind"].is_null() {
+                continue;
+            }
+            if let Some(dir) = dep["path"].as_str() {
+                let name = package["name"].as_str().unwrap_or_default();
+                todo.push(by_dir(dir).unwrap_or_else(|| panic!("{name}: no package at {dir}")));
+            }
         }
     }
     seen
@@ -102,21 +101,20 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn no_crate_a_function_links_holds_the_demo_secrets() {
     let meta = metadata();
     let packages = meta["packages"].as_array().expect("packages");
-    let id_of = |name: &str| {
-        packages
-            .iter()
-            .find(|p| p["name"] == name)
-            .and_then(|p| p["id"].as_str())
-            .unwrap_or_else(|| panic!("no package {name}"))
-            .to_owned()
-    };
+    // `linked` follows declared path dependencies: a [patch] could slip a local crate in
+    // behind a registry one's name.
+    let manifest = std::fs::read_to_string(crate::repo_root().join("Cargo.toml"))
+        .expect("read the workspace's Cargo.toml");
+    assert!(
+        !manifest.contains("[patch"),
+        "Cargo.toml patches a crate: follow the resolved graph in `linked`"
+    );
     for function in FUNCTIONS {
-        let linked = linked(&meta, &id_of(function));
-        // Crates from a registry are not ours; the workspace's own ones have no source.
-        let local = packages
+        let root = packages
             .iter()
-            .filter(|p| p["source"].is_null())
-            .filter(|p| p["id"].as_str().is_some_and(|id| linked.contains(id)));
+            .find(|p| p["name"] == function)
+            .unwrap_or_else(|| panic!("no package {function}"));
+        let local = linked(packages, root);
         let mut names = Vec::new();
         for package in local {
             let name = package["name"].as_str().unwrap_or_default();
