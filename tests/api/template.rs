@@ -5,13 +5,16 @@
 //! - each function it deploys is a crate of the workspace whose binary serves the handler of
 //!   its name, with a role, a log group and the configuration of its own;
 //! - its routes send each method and path to the function that the local router of `make
-//!   run` (Cargo.toml) sends it to.
+//!   run` (Cargo.toml) sends it to;
+//! - no role may update or delete an audit event, and the code never Puts one over another.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
+use apikeys::audit::Change;
+use apikeys::store::{AuditReader, EventRange, KeyReader, KeyWriter, WriteFailure};
 use apikeys_tests::*;
-use aws_sdk_dynamodb::types::TableDescription;
+use aws_sdk_dynamodb::types::{AttributeValue, TableDescription};
 use serde_yaml_ng::Value;
 
 /// An index: its name, its key, and its projection type.
@@ -490,4 +493,152 @@ fn verify_key_only_reads_and_records_last_use() {
             "the UpdateItem may only stamp last_used_ms"
         );
     }
+}
+
+/// The strings of a condition's value: one, or a list.
+fn strings(v: &Value) -> BTreeSet<String> {
+    match v {
+        Value::String(s) => [s.clone()].into(),
+        Value::Sequence(list) => list
+            .iter()
+            .map(|s| s.as_str().expect("a string").to_owned())
+            .collect(),
+        other => panic!("not a string or a list: {other:?}"),
+    }
+}
+
+/// Whether `value` matches an IAM StringLike `pattern` (`*`: any run of characters).
+fn like(pattern: &str, value: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = value.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+fn matches_any(patterns: &BTreeSet<String>, value: &str) -> bool {
+    patterns.iter().any(|p| like(p, value))
+}
+
+fn pk(key: &HashMap<String, AttributeValue>) -> String {
+    match key.get("pk") {
+        Some(AttributeValue::S(s)) => s.clone(),
+        other => panic!("no string pk: {other:?}"),
+    }
+}
+
+#[test]
+fn no_role_may_update_or_delete_an_audit_event() {
+    let template = template();
+    let resources = &template["Resources"];
+    for (binary, (id, function)) in functions(&template) {
+        let role = reference(&function["Properties"]["Role"]);
+        let attached = resources[role.as_str()]["Properties"]["ManagedPolicyArns"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{role} ({binary}) has no managed policies"));
+        let denies = attached.iter().map(reference).any(|policy| {
+            let statements = &resources[policy.as_str()]["Properties"]["PolicyDocument"];
+            let statements = statements["Statement"].as_sequence().cloned();
+            statements.unwrap_or_default().iter().any(|s| {
+                let actions = strings(&s["Action"]);
+                s["Effect"].as_str() == Some("Deny")
+                    && reference(&s["Resource"]) == "KeysTable"
+                    && [
+                        "dynamodb:UpdateItem",
+                        "dynamodb:DeleteItem",
+                        "dynamodb:BatchWriteItem",
+                        "dynamodb:PartiQLUpdate",
+                        "dynamodb:PartiQLDelete",
+                    ]
+                    .iter()
+                    .all(|a| actions.contains(*a))
+                    // ForAnyValue: a Deny that applies when the request's partition is one.
+                    && s["Condition"]["ForAnyValue:StringLike"]["dynamodb:LeadingKeys"]
+                        == Value::from(vec!["ORG#*#EVENTS"])
+            })
+        });
+        assert!(
+            denies,
+            "{id}: its role should deny updating and deleting events"
+        );
+    }
+}
+
+#[tokio::test]
+async fn events_live_where_the_deny_looks_and_no_write_puts_one_over_another() {
+    let app = app().await;
+    let org = org();
+    let (key, _) = create(&app, new_key(&org, "audited")).await;
+    let trail = app
+        .store
+        .read_events(&org, None, EventRange::ALL, true, 10)
+        .await
+        .expect("read the events");
+    let [created] = trail.as_slice() else {
+        panic!("one event: {trail:?}")
+    };
+
+    // A later write whose event has the id of the first one.
+    let before = app
+        .store
+        .key_for_write(&org, key.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut after = before.clone();
+    after.key.name = "renamed".into();
+    after.key.version += 1;
+    let mut forged = created.clone();
+    forged.request_id = "forged".into();
+    let change = Change {
+        from: "audited".into(),
+        to: "renamed".into(),
+    };
+    forged.changes = [("name".to_owned(), change)].into();
+    let result = app.store.replace(&before, &after, &forged, None).await;
+    assert!(
+        matches!(result, Err(WriteFailure::Store(_))),
+        "a store failure, not a conflict on the key: {result:?}"
+    );
+    let trail = app
+        .store
+        .read_events(&org, None, EventRange::ALL, true, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        trail.as_slice(),
+        std::slice::from_ref(created),
+        "the event as written"
+    );
+    let now = app.store.get_key(&org, key.id).await.unwrap().unwrap();
+    assert_eq!(now.name, "audited", "nothing of the transaction applied");
+
+    // The Deny's pattern matches every event's partition, and no other item's.
+    let template = template();
+    let policy = &template["Resources"]["AuditEventsAppendOnlyPolicy"]["Properties"];
+    let statement = &policy["PolicyDocument"]["Statement"][0];
+    let events = strings(&statement["Condition"]["ForAnyValue:StringLike"]["dynamodb:LeadingKeys"]);
+    let mut kinds = BTreeSet::new();
+    for item in scan(&app).await {
+        let is_event =
+            matches!(item.get("sk"), Some(AttributeValue::S(sk)) if sk.starts_with("EVENT#"));
+        kinds.insert(is_event);
+        assert_eq!(matches_any(&events, &pk(&item)), is_event, "{item:?}");
+    }
+    assert_eq!(
+        kinds,
+        BTreeSet::from([false, true]),
+        "events and other items"
+    );
 }
