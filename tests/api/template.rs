@@ -6,15 +6,26 @@
 //!   its name, with a role, a log group and the configuration of its own;
 //! - its routes send each method and path to the function that the local router of `make
 //!   run` (Cargo.toml) sends it to;
-//! - no role may update or delete an audit event, and the code never Puts one over another.
+//! - its roles allow each write the items the code's transactions name, and no more: the
+//!   tests record those transactions on DynamoDB Local (which enforces no IAM) and match
+//!   them against the roles' conditions; no role may update or delete an audit event, and
+//!   the code never Puts one over another.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
+use apikeys::App;
 use apikeys::audit::Change;
+use apikeys::store::dynamo::DynamoStore;
 use apikeys::store::{AuditReader, EventRange, KeyReader, KeyWriter, WriteFailure};
+use apikeys::write::Idempotency;
 use apikeys_tests::*;
-use aws_sdk_dynamodb::types::{AttributeValue, TableDescription};
+use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+use aws_sdk_dynamodb::types::{AttributeValue, TableDescription, TransactWriteItem};
 use serde_yaml_ng::Value;
 
 /// An index: its name, its key, and its projection type.
@@ -507,6 +518,24 @@ fn strings(v: &Value) -> BTreeSet<String> {
     }
 }
 
+/// The partition key patterns (`dynamodb:LeadingKeys`, StringLike) a role allows `action`
+/// on inside a transaction; `None` when one of its statements allows it on any partition.
+fn leading_keys(template: &Value, binary: &str, action: &str) -> Option<BTreeSet<String>> {
+    let mut patterns = BTreeSet::new();
+    for (actions, in_transaction, condition) in dynamodb_statements(template, binary) {
+        if !actions.contains(action) {
+            continue;
+        }
+        assert!(in_transaction, "{binary}: {action} outside a transaction");
+        let leading = &condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+        if leading.is_null() {
+            return None;
+        }
+        patterns.extend(strings(leading));
+    }
+    Some(patterns)
+}
+
 /// Whether `value` matches an IAM StringLike `pattern` (`*`: any run of characters).
 fn like(pattern: &str, value: &str) -> bool {
     let mut parts = pattern.split('*');
@@ -531,11 +560,64 @@ fn matches_any(patterns: &BTreeSet<String>, value: &str) -> bool {
     patterns.iter().any(|p| like(p, value))
 }
 
+/// Records the items of every TransactWriteItems a client sends, as the code built them.
+#[derive(Clone, Debug, Default)]
+struct Transactions(Arc<Mutex<Vec<Vec<TransactWriteItem>>>>);
+
+impl Intercept for Transactions {
+    fn name(&self) -> &'static str {
+        "Transactions"
+    }
+
+    fn read_before_serialization(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(input) = context.input().downcast_ref::<TransactWriteItemsInput>() {
+            let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            all.push(input.transact_items().to_vec());
+        }
+        Ok(())
+    }
+}
+
+impl Transactions {
+    /// The items sent since the last call.
+    fn take(&self) -> Vec<TransactWriteItem> {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *all).into_iter().flatten().collect()
+    }
+}
+
+/// The app's table through a client that records its transactions.
+fn recording(app: &App<DynamoStore>) -> (DynamoStore, Transactions) {
+    let transactions = Transactions::default();
+    let config = app
+        .store
+        .client()
+        .config()
+        .to_builder()
+        .interceptor(transactions.clone())
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    (DynamoStore::new(client, app.store.table()), transactions)
+}
+
 fn pk(key: &HashMap<String, AttributeValue>) -> String {
     match key.get("pk") {
         Some(AttributeValue::S(s)) => s.clone(),
         other => panic!("no string pk: {other:?}"),
     }
+}
+
+/// The partition keys of a transaction's Puts, Deletes and Updates.
+fn partitions(items: &[TransactWriteItem]) -> [Vec<String>; 3] {
+    let puts = items.iter().filter_map(|i| i.put()).map(|p| pk(p.item()));
+    let deletes = items.iter().filter_map(|i| i.delete()).map(|d| pk(d.key()));
+    let updates = items.iter().filter_map(|i| i.update()).map(|u| pk(u.key()));
+    [puts.collect(), deletes.collect(), updates.collect()]
 }
 
 #[test]
@@ -641,4 +723,77 @@ async fn events_live_where_the_deny_looks_and_no_write_puts_one_over_another() {
         BTreeSet::from([false, true]),
         "events and other items"
     );
+}
+
+#[tokio::test]
+async fn update_key_may_delete_only_credentials() {
+    let template = template();
+    let deletes = leading_keys(&template, "update-key", "DeleteItem").expect("by partition");
+    assert_eq!(deletes, set_of(&["SECRET#*"]), "update-key's DeleteItem");
+    let puts = leading_keys(&template, "update-key", "PutItem").expect("by partition");
+    assert_eq!(puts, set_of(&["ORG#*#EVENTS"]), "update-key's PutItem");
+
+    // An update after a roll's grace period deletes the rolled-out secret's credential.
+    let app = app().await;
+    let org = org();
+    let (key, _) = create(&app, new_key(&org, "rolled")).await;
+    apikeys::write::roll_key(&app.store, &policy(), &ctx(), &org, key.id, 1, None, None)
+        .await
+        .expect("roll");
+    let (store, transactions) = recording(&app);
+    let before = app.store.get_key(&org, key.id).await.unwrap().unwrap();
+    let mut after = before.clone();
+    after.name = "renamed".into();
+    let later = ctx().at(chrono::Utc::now() + chrono::Duration::minutes(1));
+    apikeys::write::update_key(&store, &policy(), &later, &before, after, None)
+        .await
+        .expect("update");
+    let [put, deleted, _] = partitions(&transactions.take());
+    assert!(!deleted.is_empty(), "the update deletes a credential");
+    for pk in &deleted {
+        assert!(matches_any(&deletes, pk), "DeleteItem on {pk}");
+    }
+    for pk in &put {
+        assert!(matches_any(&puts, pk), "PutItem on {pk}");
+    }
+}
+
+#[tokio::test]
+async fn roll_key_may_put_only_secrets_events_and_idempotency_records() {
+    let template = template();
+    let puts = leading_keys(&template, "roll-key", "PutItem").expect("by partition");
+    let expected = set_of(&["SECRET#*", "ORG#*#EVENTS", "IDEM#*"]);
+    assert_eq!(puts, expected, "roll-key's PutItem");
+    let deletes = leading_keys(&template, "roll-key", "DeleteItem").expect("by partition");
+    assert_eq!(deletes, set_of(&["SECRET#*"]), "roll-key's DeleteItem");
+
+    // An idempotent roll of a key rolled before: it puts the new secret's credential, its
+    // event and the idempotency record, and deletes the secret the first roll replaced.
+    let app = app().await;
+    let org = org();
+    let (key, _) = create(&app, new_key(&org, "rolled twice")).await;
+    apikeys::write::roll_key(&app.store, &policy(), &ctx(), &org, key.id, 600, None, None)
+        .await
+        .expect("roll");
+    let (store, transactions) = recording(&app);
+    let idempotency = Idempotency::new("roll-twice", b"{}").unwrap();
+    let (policy, ctx) = (policy(), ctx());
+    let idem = Some(&idempotency);
+    apikeys::write::roll_key(&store, &policy, &ctx, &org, key.id, 600, None, idem)
+        .await
+        .expect("roll again");
+    let [put, deleted, _] = partitions(&transactions.take());
+    for pk in &put {
+        assert!(matches_any(&puts, pk), "PutItem on {pk}");
+    }
+    for pattern in &puts {
+        assert!(
+            put.iter().any(|pk| like(pattern, pk)),
+            "no Put in {pattern}"
+        );
+    }
+    assert!(!deleted.is_empty(), "the roll deletes a credential");
+    for pk in &deleted {
+        assert!(matches_any(&deletes, pk), "DeleteItem on {pk}");
+    }
 }
