@@ -6,26 +6,26 @@
 //!   its name, with a role, a log group and the configuration of its own;
 //! - its routes send each method and path to the function that the local router of `make
 //!   run` (Cargo.toml) sends it to;
-//! - its roles allow each write the items the code's transactions name, and no more: the
-//!   tests record those transactions on DynamoDB Local (which enforces no IAM) and match
-//!   them against the roles' conditions; no role may update or delete an audit event, and
-//!   the code never Puts one over another.
+//! - its roles allow each write the items and attributes the code's transactions name, and
+//!   no more: the tests record those transactions on DynamoDB Local (which enforces no IAM)
+//!   and match them against the roles' conditions; no role may update or delete an audit
+//!   event, and the code never Puts one over another.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use apikeys::App;
-use apikeys::audit::Change;
+use apikeys::audit::{Change, Leak};
 use apikeys::store::dynamo::DynamoStore;
 use apikeys::store::{AuditReader, EventRange, KeyReader, KeyWriter, WriteFailure};
-use apikeys::write::Idempotency;
+use apikeys::write::{Idempotency, Revocation, WriteContext};
 use apikeys_tests::*;
 use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
-use aws_sdk_dynamodb::types::{AttributeValue, TableDescription, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, TableDescription, TransactWriteItem, Update};
 use serde_yaml_ng::Value;
 
 /// An index: its name, its key, and its projection type.
@@ -620,6 +620,47 @@ fn partitions(items: &[TransactWriteItem]) -> [Vec<String>; 3] {
     [puts.collect(), deletes.collect(), updates.collect()]
 }
 
+/// The attributes an UpdateItem names, as `dynamodb:Attributes` sees them: its key and every
+/// attribute of its update and condition expressions.
+fn attributes_named(update: &Update) -> BTreeSet<String> {
+    const WORDS: &[&str] = &[
+        "SET", "REMOVE", "ADD", "DELETE", "AND", "OR", "NOT", "BETWEEN", "IN",
+    ];
+    const FUNCTIONS: &[&str] = &[
+        "attribute_exists",
+        "attribute_not_exists",
+        "attribute_type",
+        "begins_with",
+        "contains",
+        "size",
+        "if_not_exists",
+        "list_append",
+    ];
+    let aliases = update.expression_attribute_names();
+    let mut names: BTreeSet<String> = update.key().keys().cloned().collect();
+    let expressions = [
+        Some(update.update_expression()),
+        update.condition_expression(),
+    ];
+    for expression in expressions.into_iter().flatten() {
+        let tokens = expression
+            .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '#' | ':')));
+        for token in tokens {
+            if token.is_empty() || token.starts_with(':') || token.starts_with(char::is_numeric) {
+                continue;
+            }
+            if token.starts_with('#') {
+                let name = aliases.and_then(|a| a.get(token));
+                names.insert(name.unwrap_or_else(|| panic!("{token} unnamed")).clone());
+            } else if !WORDS.contains(&token.to_uppercase().as_str()) && !FUNCTIONS.contains(&token)
+            {
+                names.insert(token.to_owned());
+            }
+        }
+    }
+    names
+}
+
 #[test]
 fn no_role_may_update_or_delete_an_audit_event() {
     let template = template();
@@ -796,4 +837,82 @@ async fn roll_key_may_put_only_secrets_events_and_idempotency_records() {
     for pk in &deleted {
         assert!(matches_any(&deletes, pk), "DeleteItem on {pk}");
     }
+}
+
+/// The key item's attribute for the hashes of its leaked secrets: revoke-leaked may update
+/// it, whether or not the code of this revision names it.
+const LEAKED_HASHES: &str = "leaked_hashes";
+
+#[tokio::test]
+async fn revoke_leaked_may_update_only_the_attributes_a_revocation_names() {
+    let template = template();
+    let mut allowed = None;
+    for (actions, in_transaction, condition) in dynamodb_statements(&template, "revoke-leaked") {
+        if actions.contains("UpdateItem") {
+            assert!(in_transaction, "{actions:?}");
+            assert!(allowed.is_none(), "one UpdateItem statement");
+            let attributes = &condition["ForAllValues:StringEquals"]["dynamodb:Attributes"];
+            allowed = Some(strings(attributes));
+        }
+    }
+    let allowed = allowed.expect("revoke-leaked's UpdateItem");
+
+    // Revocations of a key in a roll's grace period (both credentials updated) and of one
+    // whose previous secret's grace is over (that credential deleted, the key's previous
+    // secret removed).
+    let app = app().await;
+    let org = org();
+    let (in_grace, _) = create(&app, new_key(&org, "in grace")).await;
+    let (over, _) = create(&app, new_key(&org, "grace over")).await;
+    for (key, grace) in [(&in_grace, 3600), (&over, 1)] {
+        apikeys::write::roll_key(
+            &app.store,
+            &policy(),
+            &ctx(),
+            &org,
+            key.id,
+            grace,
+            None,
+            None,
+        )
+        .await
+        .expect("roll");
+    }
+    let (store, transactions) = recording(&app);
+    let policy = policy();
+    let later =
+        WriteContext::github("gh-req").at(chrono::Utc::now() + chrono::Duration::minutes(1));
+    let leak = Leak {
+        url: "https://github.com/octo/repo".into(),
+        source: "content".into(),
+    };
+    for key in [&in_grace, &over] {
+        let stored = app
+            .store
+            .key_for_write(&org, key.id)
+            .await
+            .unwrap()
+            .unwrap();
+        let (id, hash) = (key.id, &stored.hash);
+        let revoked = apikeys::write::revoke_leaked(&store, &policy, &later, &org, id, hash, &leak)
+            .await
+            .expect("revoke");
+        assert!(matches!(revoked, Revocation::Revoked(_)), "{revoked:?}");
+    }
+    let items = transactions.take();
+    let updates: Vec<&Update> = items.iter().filter_map(|i| i.update()).collect();
+    assert_eq!(updates.len(), 5, "two key items, three credentials");
+    let named: BTreeSet<String> = updates.iter().flat_map(|u| attributes_named(u)).collect();
+    let refused: Vec<&String> = named.difference(&allowed).collect();
+    assert!(
+        refused.is_empty(),
+        "IAM would refuse the revocation: {refused:?}"
+    );
+    let mut needed = named;
+    needed.insert(LEAKED_HASHES.to_owned());
+    let extra: Vec<&String> = allowed.difference(&needed).collect();
+    assert!(
+        extra.is_empty(),
+        "allowed, never named by a revocation: {extra:?}"
+    );
 }
