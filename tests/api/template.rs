@@ -5,13 +5,27 @@
 //! - each function it deploys is a crate of the workspace whose binary serves the handler of
 //!   its name, with a role, a log group and the configuration of its own;
 //! - its routes send each method and path to the function that the local router of `make
-//!   run` (Cargo.toml) sends it to.
+//!   run` (Cargo.toml) sends it to;
+//! - its roles allow each write the items and attributes the code's transactions name, and
+//!   no more: the tests record those transactions on DynamoDB Local (which enforces no IAM)
+//!   and match them against the roles' conditions; no role may update or delete an audit
+//!   event, and the code never Puts one over another.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
+use apikeys::App;
+use apikeys::audit::{Change, Leak};
+use apikeys::store::dynamo::DynamoStore;
+use apikeys::store::{AuditReader, EventRange, KeyReader, KeyWriter, WriteFailure};
+use apikeys::write::{Idempotency, Revocation, WriteContext};
 use apikeys_tests::*;
-use aws_sdk_dynamodb::types::TableDescription;
+use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+use aws_sdk_dynamodb::types::{AttributeValue, TableDescription, TransactWriteItem, Update};
 use serde_yaml_ng::Value;
 
 /// An index: its name, its key, and its projection type.
@@ -490,4 +504,415 @@ fn verify_key_only_reads_and_records_last_use() {
             "the UpdateItem may only stamp last_used_ms"
         );
     }
+}
+
+/// The strings of a condition's value: one, or a list.
+fn strings(v: &Value) -> BTreeSet<String> {
+    match v {
+        Value::String(s) => [s.clone()].into(),
+        Value::Sequence(list) => list
+            .iter()
+            .map(|s| s.as_str().expect("a string").to_owned())
+            .collect(),
+        other => panic!("not a string or a list: {other:?}"),
+    }
+}
+
+/// The partition key patterns (`dynamodb:LeadingKeys`, StringLike) a role allows `action`
+/// on inside a transaction; `None` when one of its statements allows it on any partition.
+fn leading_keys(template: &Value, binary: &str, action: &str) -> Option<BTreeSet<String>> {
+    let mut patterns = BTreeSet::new();
+    for (actions, in_transaction, condition) in dynamodb_statements(template, binary) {
+        if !actions.contains(action) {
+            continue;
+        }
+        assert!(in_transaction, "{binary}: {action} outside a transaction");
+        let leading = &condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+        if leading.is_null() {
+            return None;
+        }
+        patterns.extend(strings(leading));
+    }
+    Some(patterns)
+}
+
+/// Whether `value` matches an IAM StringLike `pattern` (`*`: any run of characters).
+fn like(pattern: &str, value: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = value.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+fn matches_any(patterns: &BTreeSet<String>, value: &str) -> bool {
+    patterns.iter().any(|p| like(p, value))
+}
+
+/// Records the items of every TransactWriteItems a client sends, as the code built them.
+#[derive(Clone, Debug, Default)]
+struct Transactions(Arc<Mutex<Vec<Vec<TransactWriteItem>>>>);
+
+impl Intercept for Transactions {
+    fn name(&self) -> &'static str {
+        "Transactions"
+    }
+
+    fn read_before_serialization(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(input) = context.input().downcast_ref::<TransactWriteItemsInput>() {
+            let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            all.push(input.transact_items().to_vec());
+        }
+        Ok(())
+    }
+}
+
+impl Transactions {
+    /// The items sent since the last call.
+    fn take(&self) -> Vec<TransactWriteItem> {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *all).into_iter().flatten().collect()
+    }
+}
+
+/// The app's table through a client that records its transactions.
+fn recording(app: &App<DynamoStore>) -> (DynamoStore, Transactions) {
+    let transactions = Transactions::default();
+    let config = app
+        .store
+        .client()
+        .config()
+        .to_builder()
+        .interceptor(transactions.clone())
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    (DynamoStore::new(client, app.store.table()), transactions)
+}
+
+fn pk(key: &HashMap<String, AttributeValue>) -> String {
+    match key.get("pk") {
+        Some(AttributeValue::S(s)) => s.clone(),
+        other => panic!("no string pk: {other:?}"),
+    }
+}
+
+/// The partition keys of a transaction's Puts, Deletes and Updates.
+fn partitions(items: &[TransactWriteItem]) -> [Vec<String>; 3] {
+    let puts = items.iter().filter_map(|i| i.put()).map(|p| pk(p.item()));
+    let deletes = items.iter().filter_map(|i| i.delete()).map(|d| pk(d.key()));
+    let updates = items.iter().filter_map(|i| i.update()).map(|u| pk(u.key()));
+    [puts.collect(), deletes.collect(), updates.collect()]
+}
+
+/// The attributes an UpdateItem names, as `dynamodb:Attributes` sees them: its key and every
+/// attribute of its update and condition expressions.
+fn attributes_named(update: &Update) -> BTreeSet<String> {
+    const WORDS: &[&str] = &[
+        "SET", "REMOVE", "ADD", "DELETE", "AND", "OR", "NOT", "BETWEEN", "IN",
+    ];
+    const FUNCTIONS: &[&str] = &[
+        "attribute_exists",
+        "attribute_not_exists",
+        "attribute_type",
+        "begins_with",
+        "contains",
+        "size",
+        "if_not_exists",
+        "list_append",
+    ];
+    let aliases = update.expression_attribute_names();
+    let mut names: BTreeSet<String> = update.key().keys().cloned().collect();
+    let expressions = [
+        Some(update.update_expression()),
+        update.condition_expression(),
+    ];
+    for expression in expressions.into_iter().flatten() {
+        let tokens = expression
+            .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '#' | ':')));
+        for token in tokens {
+            if token.is_empty() || token.starts_with(':') || token.starts_with(char::is_numeric) {
+                continue;
+            }
+            if token.starts_with('#') {
+                let name = aliases.and_then(|a| a.get(token));
+                names.insert(name.unwrap_or_else(|| panic!("{token} unnamed")).clone());
+            } else if !WORDS.contains(&token.to_uppercase().as_str()) && !FUNCTIONS.contains(&token)
+            {
+                names.insert(token.to_owned());
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn no_role_may_update_or_delete_an_audit_event() {
+    let template = template();
+    let resources = &template["Resources"];
+    for (binary, (id, function)) in functions(&template) {
+        let role = reference(&function["Properties"]["Role"]);
+        let attached = resources[role.as_str()]["Properties"]["ManagedPolicyArns"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{role} ({binary}) has no managed policies"));
+        let denies = attached.iter().map(reference).any(|policy| {
+            let statements = &resources[policy.as_str()]["Properties"]["PolicyDocument"];
+            let statements = statements["Statement"].as_sequence().cloned();
+            statements.unwrap_or_default().iter().any(|s| {
+                let actions = strings(&s["Action"]);
+                s["Effect"].as_str() == Some("Deny")
+                    && reference(&s["Resource"]) == "KeysTable"
+                    && [
+                        "dynamodb:UpdateItem",
+                        "dynamodb:DeleteItem",
+                        "dynamodb:BatchWriteItem",
+                        "dynamodb:PartiQLUpdate",
+                        "dynamodb:PartiQLDelete",
+                    ]
+                    .iter()
+                    .all(|a| actions.contains(*a))
+                    // ForAnyValue: a Deny that applies when the request's partition is one.
+                    && s["Condition"]["ForAnyValue:StringLike"]["dynamodb:LeadingKeys"]
+                        == Value::from(vec!["ORG#*#EVENTS"])
+            })
+        });
+        assert!(
+            denies,
+            "{id}: its role should deny updating and deleting events"
+        );
+    }
+}
+
+#[tokio::test]
+async fn events_live_where_the_deny_looks_and_no_write_puts_one_over_another() {
+    let app = app().await;
+    let org = org();
+    let (key, _) = create(&app, new_key(&org, "audited")).await;
+    let trail = app
+        .store
+        .read_events(&org, None, EventRange::ALL, true, 10)
+        .await
+        .expect("read the events");
+    let [created] = trail.as_slice() else {
+        panic!("one event: {trail:?}")
+    };
+
+    // A later write whose event has the id of the first one.
+    let before = app
+        .store
+        .key_for_write(&org, key.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut after = before.clone();
+    after.key.name = "renamed".into();
+    after.key.version += 1;
+    let mut forged = created.clone();
+    forged.request_id = "forged".into();
+    let change = Change {
+        from: "audited".into(),
+        to: "renamed".into(),
+    };
+    forged.changes = [("name".to_owned(), change)].into();
+    let result = app.store.replace(&before, &after, &forged, None).await;
+    assert!(
+        matches!(result, Err(WriteFailure::Store(_))),
+        "a store failure, not a conflict on the key: {result:?}"
+    );
+    let trail = app
+        .store
+        .read_events(&org, None, EventRange::ALL, true, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        trail.as_slice(),
+        std::slice::from_ref(created),
+        "the event as written"
+    );
+    let now = app.store.get_key(&org, key.id).await.unwrap().unwrap();
+    assert_eq!(now.name, "audited", "nothing of the transaction applied");
+
+    // The Deny's pattern matches every event's partition, and no other item's.
+    let template = template();
+    let policy = &template["Resources"]["AuditEventsAppendOnlyPolicy"]["Properties"];
+    let statement = &policy["PolicyDocument"]["Statement"][0];
+    let events = strings(&statement["Condition"]["ForAnyValue:StringLike"]["dynamodb:LeadingKeys"]);
+    let mut kinds = BTreeSet::new();
+    for item in scan(&app).await {
+        let is_event =
+            matches!(item.get("sk"), Some(AttributeValue::S(sk)) if sk.starts_with("EVENT#"));
+        kinds.insert(is_event);
+        assert_eq!(matches_any(&events, &pk(&item)), is_event, "{item:?}");
+    }
+    assert_eq!(
+        kinds,
+        BTreeSet::from([false, true]),
+        "events and other items"
+    );
+}
+
+#[tokio::test]
+async fn update_key_may_delete_only_credentials() {
+    let template = template();
+    let deletes = leading_keys(&template, "update-key", "DeleteItem").expect("by partition");
+    assert_eq!(deletes, set_of(&["SECRET#*"]), "update-key's DeleteItem");
+    let puts = leading_keys(&template, "update-key", "PutItem").expect("by partition");
+    assert_eq!(puts, set_of(&["ORG#*#EVENTS"]), "update-key's PutItem");
+
+    // An update after a roll's grace period deletes the rolled-out secret's credential.
+    let app = app().await;
+    let org = org();
+    let (key, _) = create(&app, new_key(&org, "rolled")).await;
+    apikeys::write::roll_key(&app.store, &policy(), &ctx(), &org, key.id, 1, None, None)
+        .await
+        .expect("roll");
+    let (store, transactions) = recording(&app);
+    let before = app.store.get_key(&org, key.id).await.unwrap().unwrap();
+    let mut after = before.clone();
+    after.name = "renamed".into();
+    let later = ctx().at(chrono::Utc::now() + chrono::Duration::minutes(1));
+    apikeys::write::update_key(&store, &policy(), &later, &before, after, None)
+        .await
+        .expect("update");
+    let [put, deleted, _] = partitions(&transactions.take());
+    assert!(!deleted.is_empty(), "the update deletes a credential");
+    for pk in &deleted {
+        assert!(matches_any(&deletes, pk), "DeleteItem on {pk}");
+    }
+    for pk in &put {
+        assert!(matches_any(&puts, pk), "PutItem on {pk}");
+    }
+}
+
+#[tokio::test]
+async fn roll_key_may_put_only_secrets_events_and_idempotency_records() {
+    let template = template();
+    let puts = leading_keys(&template, "roll-key", "PutItem").expect("by partition");
+    let expected = set_of(&["SECRET#*", "ORG#*#EVENTS", "IDEM#*"]);
+    assert_eq!(puts, expected, "roll-key's PutItem");
+    let deletes = leading_keys(&template, "roll-key", "DeleteItem").expect("by partition");
+    assert_eq!(deletes, set_of(&["SECRET#*"]), "roll-key's DeleteItem");
+
+    // An idempotent roll of a key rolled before: it puts the new secret's credential, its
+    // event and the idempotency record, and deletes the secret the first roll replaced.
+    let app = app().await;
+    let org = org();
+    let (key, _) = create(&app, new_key(&org, "rolled twice")).await;
+    apikeys::write::roll_key(&app.store, &policy(), &ctx(), &org, key.id, 600, None, None)
+        .await
+        .expect("roll");
+    let (store, transactions) = recording(&app);
+    let idempotency = Idempotency::new("roll-twice", b"{}").unwrap();
+    let (policy, ctx) = (policy(), ctx());
+    let idem = Some(&idempotency);
+    apikeys::write::roll_key(&store, &policy, &ctx, &org, key.id, 600, None, idem)
+        .await
+        .expect("roll again");
+    let [put, deleted, _] = partitions(&transactions.take());
+    for pk in &put {
+        assert!(matches_any(&puts, pk), "PutItem on {pk}");
+    }
+    for pattern in &puts {
+        assert!(
+            put.iter().any(|pk| like(pattern, pk)),
+            "no Put in {pattern}"
+        );
+    }
+    assert!(!deleted.is_empty(), "the roll deletes a credential");
+    for pk in &deleted {
+        assert!(matches_any(&deletes, pk), "DeleteItem on {pk}");
+    }
+}
+
+/// The key item's attribute for the hashes of its leaked secrets: revoke-leaked may update
+/// it, whether or not the code of this revision names it.
+const LEAKED_HASHES: &str = "leaked_hashes";
+
+#[tokio::test]
+async fn revoke_leaked_may_update_only_the_attributes_a_revocation_names() {
+    let template = template();
+    let mut allowed = None;
+    for (actions, in_transaction, condition) in dynamodb_statements(&template, "revoke-leaked") {
+        if actions.contains("UpdateItem") {
+            assert!(in_transaction, "{actions:?}");
+            assert!(allowed.is_none(), "one UpdateItem statement");
+            let attributes = &condition["ForAllValues:StringEquals"]["dynamodb:Attributes"];
+            allowed = Some(strings(attributes));
+        }
+    }
+    let allowed = allowed.expect("revoke-leaked's UpdateItem");
+
+    // Revocations of a key in a roll's grace period (both credentials updated) and of one
+    // whose previous secret's grace is over (that credential deleted, the key's previous
+    // secret removed).
+    let app = app().await;
+    let org = org();
+    let (in_grace, _) = create(&app, new_key(&org, "in grace")).await;
+    let (over, _) = create(&app, new_key(&org, "grace over")).await;
+    for (key, grace) in [(&in_grace, 3600), (&over, 1)] {
+        apikeys::write::roll_key(
+            &app.store,
+            &policy(),
+            &ctx(),
+            &org,
+            key.id,
+            grace,
+            None,
+            None,
+        )
+        .await
+        .expect("roll");
+    }
+    let (store, transactions) = recording(&app);
+    let policy = policy();
+    let later =
+        WriteContext::github("gh-req").at(chrono::Utc::now() + chrono::Duration::minutes(1));
+    let leak = Leak {
+        url: "https://github.com/octo/repo".into(),
+        source: "content".into(),
+    };
+    for key in [&in_grace, &over] {
+        let stored = app
+            .store
+            .key_for_write(&org, key.id)
+            .await
+            .unwrap()
+            .unwrap();
+        let (id, hash) = (key.id, &stored.hash);
+        let revoked = apikeys::write::revoke_leaked(&store, &policy, &later, &org, id, hash, &leak)
+            .await
+            .expect("revoke");
+        assert!(matches!(revoked, Revocation::Revoked(_)), "{revoked:?}");
+    }
+    let items = transactions.take();
+    let updates: Vec<&Update> = items.iter().filter_map(|i| i.update()).collect();
+    assert_eq!(updates.len(), 5, "two key items, three credentials");
+    let named: BTreeSet<String> = updates.iter().flat_map(|u| attributes_named(u)).collect();
+    let refused: Vec<&String> = named.difference(&allowed).collect();
+    assert!(
+        refused.is_empty(),
+        "IAM would refuse the revocation: {refused:?}"
+    );
+    let mut needed = named;
+    needed.insert(LEAKED_HASHES.to_owned());
+    let extra: Vec<&String> = allowed.difference(&needed).collect();
+    assert!(
+        extra.is_empty(),
+        "allowed, never named by a revocation: {extra:?}"
+    );
 }

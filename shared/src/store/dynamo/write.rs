@@ -107,20 +107,6 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(p).build())
     }
 
-    /// A Put with no condition (events: their ids are new).
-    fn put_any(
-        &self,
-        item: std::collections::HashMap<String, AttributeValue>,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let p = built(
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .build(),
-        )?;
-        Ok(TransactWriteItem::builder().put(p).build())
-    }
-
     /// The idempotency record's Put: where none is, or where the one there has expired.
     fn put_record(&self, record: &IdempotencyRecord) -> Result<TransactWriteItem, StoreError> {
         let p = built(
@@ -342,7 +328,8 @@ impl DynamoStore {
         event: &Event,
         record: Option<&IdempotencyRecord>,
     ) -> Result<(), StoreError> {
-        plan.push(Role::Other, self.put_any(item(EventItem::new(event)?)?)?);
+        // Never over an existing event: IAM cannot refuse an overwriting Put (template.yaml).
+        plan.push(Role::Other, self.put_new(item(EventItem::new(event)?)?)?);
         if let Some(r) = record {
             plan.push(Role::Idempotency, self.put_record(r)?);
         }
