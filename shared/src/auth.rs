@@ -25,6 +25,8 @@ pub struct Caller {
     pub hash: SecretHash,
     /// When the key was last used, as its credential says.
     pub last_used: Option<DateTime<Utc>>,
+    /// Which of the key's secrets was presented (what a write's event records).
+    pub secret: crate::audit::ActingSecret,
     /// When the presented secret stops working: its key's expiry, or for a rolled-out
     /// secret the end of its grace period if that is sooner. What a write's authority is
     /// bounded by (`crate::authority`).
@@ -136,6 +138,7 @@ pub async fn authenticate<S: CredentialStore>(
         .ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
     match credential.status_at(now) {
         KeyStatus::Active => Ok(Caller {
+            secret: acting(&secret, &credential),
             org: credential.org,
             key_id: credential.key_id,
             access: credential.access,
@@ -145,6 +148,19 @@ pub async fn authenticate<S: CredentialStore>(
         }),
         KeyStatus::Disabled => Err(refused(&credential, AuthFailure::Disabled)),
         KeyStatus::Expired => Err(refused(&credential, AuthFailure::Expired)),
+    }
+}
+
+/// Which of its key's secrets `secret` is, as its credential says.
+pub fn acting(secret: &Secret, credential: &Credential) -> crate::audit::ActingSecret {
+    use crate::audit::{ActingSecret, WhichSecret};
+    ActingSecret {
+        which: if credential.previous {
+            WhichSecret::Previous
+        } else {
+            WhichSecret::Current
+        },
+        last_four: secret.last_four(),
     }
 }
 

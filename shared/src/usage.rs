@@ -175,6 +175,10 @@ mod tests {
             hash: secret.hash(),
             last_used,
             expires: key.expires,
+            secret: crate::audit::ActingSecret {
+                which: crate::audit::WhichSecret::Current,
+                last_four: secret.last_four(),
+            },
         }
     }
 
@@ -326,6 +330,10 @@ mod tests {
             hash: Secret::from_random([1; 24]).hash(),
             last_used: None,
             expires: None,
+            secret: crate::audit::ActingSecret {
+                which: crate::audit::WhichSecret::Current,
+                last_four: "abcd".into(),
+            },
         };
         for i in 0..MAX_BACKING_OFF as u128 + 10 {
             someone.key_id = KeyId::from(uuid::Uuid::from_u128(i));

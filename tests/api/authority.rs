@@ -81,7 +81,11 @@ async fn a_weak_key_cannot_enable_or_revive_a_stronger_one() {
         let (live, _) = key(&app, &org, restricted(&[CallsView, BillingUpdate]), None).await;
         let rename = Call::update(p, live.id, json!({"name": "mine now"}));
         let (detail, _) = refused(&rename.bearer(&weak).send(&app).await, 403);
-        assert!(detail.contains("calls.view"), "the first it lacks: {detail}");
+        assert!(detail.contains("does not hold every"), "{detail}");
+        assert!(
+            !detail.contains("billing"),
+            "the key's access is not told: {detail}"
+        );
 
         assert!(!works(&app, p, &off_secret).await);
         assert!(!works(&app, p, &old_secret).await);
@@ -147,6 +151,18 @@ async fn a_short_lived_key_cannot_make_itself_or_any_key_outlive_it() {
                 .send(&app)
                 .await;
             refused(&roll, 403);
+            // Nor widen it: a key that outlives it would hold more once it is gone.
+            let widen = if access_is_unrestricted(&secret, &app).await {
+                json!({"restricted": false})
+            } else {
+                json!({"permissions": ["calls.view", "api_keys.create"]})
+            };
+            let widen = Call::update(p, permanent.id, widen)
+                .bearer(&secret)
+                .send(&app)
+                .await;
+            let (_, parameter) = refused(&widen, 403);
+            assert_eq!(parameter.as_deref(), Some("permissions"));
             let off = Call::update(p, permanent.id, json!({"status": "disabled"}));
             assert_eq!(off.bearer(&secret).send(&app).await.status, 200);
             let on = Call::update(p, permanent.id, json!({"status": "active"}));
@@ -160,6 +176,12 @@ async fn a_short_lived_key_cannot_make_itself_or_any_key_outlive_it() {
             201
         );
     }
+}
+
+/// Whether `secret`'s key is unrestricted.
+async fn access_is_unrestricted(secret: &Secret, app: &App<DynamoStore>) -> bool {
+    let credential = app.store.find_credential(&secret.hash()).await.unwrap();
+    credential.expect("a credential").access == Access::Unrestricted
 }
 
 /// The stored time of `t`: to the millisecond.
@@ -334,6 +356,38 @@ async fn an_idempotent_roll_replays_before_its_if_match_is_looked_at() {
         let retry = roll().send(&app).await;
         assert_eq!(retry.status, 200, "{}", retry.body);
         assert_eq!(retry.body["secret"], first.body["secret"]);
+        // The secret goes again only to a caller that still holds the key: a restricted
+        // caller's replay after the key was widened past it is refused.
+        let (_, limited) = caller(
+            &app,
+            &org,
+            Some(&[Permission::ApiKeysUpdate, Permission::CallsView]),
+        )
+        .await;
+        let (narrow, _) = key(&app, &org, restricted(&[Permission::CallsView]), None).await;
+        let limited_roll = || {
+            Call::roll(p, narrow.id, Some(json!({"grace_period_seconds": 60})))
+                .header("Idempotency-Key", format!("roll-{}", narrow.id))
+                .bearer(&limited)
+        };
+        assert_eq!(limited_roll().send(&app).await.status, 200);
+        let current = app
+            .store
+            .key_for_write(&org, narrow.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .key;
+        let wider = ApiKey {
+            access: restricted(&[Permission::CallsView, Permission::BillingView]),
+            ..current.clone()
+        };
+        apikeys::write::update_key(&app.store, &policy(), &ctx(), &current, wider, None)
+            .await
+            .unwrap();
+        let replay = limited_roll().send(&app).await;
+        refused(&replay, 403);
+        assert!(replay.body.get("secret").is_none());
         // A key rolling itself idempotently without grace could not authenticate its retry.
         let (_, me) = caller(&app, &org, None).await;
         let self_id = my_id(&app, &me).await;
@@ -345,6 +399,19 @@ async fn an_idempotent_roll_replays_before_its_if_match_is_looked_at() {
         let (_, parameter) = refused(&reply, 422);
         assert_eq!(parameter.as_deref(), Some("grace_period_seconds"));
         assert!(works(&app, p, &me).await);
+        // Nor by its previous secret, which any roll ends at once, whatever the grace.
+        let rolled = Call::roll(p, self_id, Some(json!({"grace_period_seconds": 3600})))
+            .bearer(&me)
+            .send(&app)
+            .await;
+        assert_eq!(rolled.status, 200, "{}", rolled.body);
+        let reply = Call::roll(p, self_id, Some(json!({"grace_period_seconds": 3600})))
+            .header("Idempotency-Key", "self-roll-by-previous")
+            .bearer(&me)
+            .send(&app)
+            .await;
+        refused(&reply, 422);
+        assert!(works(&app, p, &me).await, "the previous secret still works");
     }
 }
 

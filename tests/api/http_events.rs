@@ -21,12 +21,21 @@ fn secret_in(reply: &Reply) -> Secret {
 /// Asserts `event` is the one event of a write: its action and key, the caller as actor,
 /// the gateway's request id and address, a UUIDv7 id and an RFC 3339 UTC time.
 #[track_caller]
-fn assert_event(event: &Value, action: &str, key: &str, actor: KeyId, request_id: &str) {
+/// Checks an event of a write by the key `actor`, made with its current secret `secret`.
+fn assert_event(
+    event: &Value,
+    action: &str,
+    key: &str,
+    actor: KeyId,
+    secret: &Secret,
+    request_id: &str,
+) {
     assert_eq!(event["action"], action, "{event}");
     assert_eq!(event["key_id"], key, "{event}");
     assert_eq!(
         event["actor"],
-        json!({"type": "api_key", "id": actor.to_string()})
+        json!({"type": "api_key", "id": actor.to_string(),
+               "secret": {"which": "current", "last_four": secret.last_four()}})
     );
     assert_eq!(event["request_id"], request_id, "{event}");
     assert_eq!(event["source_ip"], "127.0.0.1", "{event}");
@@ -99,7 +108,7 @@ async fn every_write_over_http_records_exactly_one_event_naming_its_caller_and_r
             assert_eq!(events.len(), seen + 1, "{payload:?} {action}: one event");
             seen += 1;
             let event = &events[0];
-            assert_event(event, action, &key, me.id, &request_id);
+            assert_event(event, action, &key, me.id, &admin, &request_id);
             let changes = event["changes"].as_object().expect("changes");
             for field in changed {
                 assert!(changes.contains_key(*field), "{action}: {event}");
@@ -591,5 +600,36 @@ async fn no_response_or_log_line_of_a_write_holds_a_secret_but_the_one_it_hands_
     assert!(text.lines().count() >= replies.len());
     for line in text.lines() {
         assert_no_leak("a log line", line, &secrets, false);
+    }
+}
+
+#[tokio::test]
+async fn an_event_names_which_of_its_callers_secrets_acted() {
+    let app = app().await;
+    for payload in PAYLOADS {
+        let org = org();
+        let (me, first) = caller(&app, &org, None).await;
+        // The caller rolls itself, keeping its first secret for an hour.
+        let rolled = Call::roll(payload, me.id, Some(json!({"grace_period_seconds": 3600})))
+            .bearer(&first)
+            .send(&app)
+            .await;
+        assert_eq!(rolled.status, 200, "{}", rolled.body);
+        let second = Secret::parse(rolled.body["secret"].as_str().unwrap()).unwrap();
+        for (secret, which) in [(&first, "previous"), (&second, "current")] {
+            let name = format!("renamed by the {which} secret");
+            let renamed = Call::update(payload, me.id, json!({ "name": name }))
+                .bearer(secret)
+                .send(&app)
+                .await;
+            assert_eq!(renamed.status, 200, "{}", renamed.body);
+            let events = all_events(&app, payload, &second, Some(&me.id.to_string())).await;
+            assert_eq!(
+                events[0]["actor"]["secret"],
+                json!({"which": which, "last_four": secret.last_four()}),
+                "{}",
+                events[0]
+            );
+        }
     }
 }

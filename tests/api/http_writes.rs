@@ -841,12 +841,13 @@ async fn a_restricted_caller_cannot_grant_what_it_lacks_nor_make_a_key_unrestric
                 Call::update(payload, target.id, json!({"restricted": false})),
                 "unrestricted",
             ),
-            (Call::roll(payload, rich.id, None), "billing.update"),
+            // It holds neither `rich` (whose access it is not told) nor `root`: so it may not
+            // roll, rename or disable them.
+            (Call::roll(payload, rich.id, None), "does not hold every"),
             (Call::roll(payload, root.id, None), "unrestricted"),
-            // It holds neither: so it may not even rename or disable them.
             (
                 Call::update(payload, rich.id, json!({"name": "renamed"})),
-                "billing.update",
+                "does not hold every",
             ),
             (
                 Call::update(payload, root.id, json!({"status": "disabled"})),

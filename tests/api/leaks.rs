@@ -114,11 +114,10 @@ async fn a_mixed_batch_disables_every_key_of_ours_each_with_one_leak_event() {
     // the secret was first reported found, by GitHub.
     let acme_trail = events(&app, &acme).await;
     assert_eq!(acme_trail.len(), before.0 + 2, "one event per key of ours");
-    let marked = acme_trail.last().unwrap();
-    assert_eq!(
-        (marked.action, marked.key_id),
-        (Action::Leaked, disabled.id)
-    );
+    let marked = acme_trail
+        .iter()
+        .find(|e| e.key_id == disabled.id && e.action == Action::Leaked)
+        .expect("the disabled key's key.leaked event");
     assert_eq!(
         marked.changes["disabled_reason"].to.as_str(),
         Some("leaked")
@@ -137,7 +136,11 @@ async fn a_mixed_batch_disables_every_key_of_ours_each_with_one_leak_event() {
         ),
     ] {
         let trail = events(&app, org).await;
-        let e = &trail[had];
+        assert!(trail.len() > had);
+        let e = trail
+            .iter()
+            .find(|e| e.key_id == id && e.action == Action::Leaked)
+            .expect("its key.leaked event");
         assert_eq!((e.action, e.key_id), (Action::Leaked, id));
         assert_eq!(e.actor.kind, ActorKind::Github);
         assert_eq!(e.request_id, "gh-req-1");
@@ -298,6 +301,70 @@ async fn a_secret_dropped_before_its_revocation_is_left_alone_and_a_disabled_key
         stored(&app, &org, third.id).await.unwrap().state,
         KeyState::Disabled
     );
+}
+
+#[tokio::test]
+async fn a_previous_secret_past_its_grace_changes_nothing_when_reported() {
+    let app = app().await;
+    let org = org();
+    let (key, old) = create(&app, new_key(&org, "rolled")).await;
+    apikeys::write::roll_key(&app.store, &policy(), &ctx(), &org, key.id, 1, None, None)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let trail = events(&app, &org).await;
+    // Its credential is still there (DynamoDB's TTL is late), but it can never work again:
+    // the live key is not disabled for it.
+    let h = handle(&app, &[reported(old.expose(), "u", "content")]).await;
+    assert_eq!(labels(&h), [Label::TruePositive]);
+    assert!(
+        matches!(h.revocations[..], [(_, Revocation::NotLive)]),
+        "{:?}",
+        h.revocations
+    );
+    assert_eq!(
+        stored(&app, &org, key.id).await.unwrap().state,
+        KeyState::Active
+    );
+    assert_eq!(events(&app, &org).await, trail);
+}
+
+#[tokio::test]
+async fn a_key_revoked_before_leaks_were_marked_cannot_be_enabled_unrolled() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let app = app().await;
+    let org = org();
+    let (key, secret) = create(&app, new_key(&org, "revoked long ago")).await;
+    handle(&app, &[reported(secret.expose(), "u", "content")]).await;
+    // As an item revoked by a version that kept no marks: disabled for a leak, no hashes.
+    app.store
+        .client()
+        .update_item()
+        .table_name(app.store.table())
+        .key("pk", AttributeValue::S(format!("ORG#{org}")))
+        .key("sk", AttributeValue::S(format!("KEY#{}", key.id)))
+        .update_expression("REMOVE leaked_hashes")
+        .send()
+        .await
+        .expect("remove the marks");
+    let enable = apikeys::write::set_state(
+        &app.store,
+        &policy(),
+        &ctx(),
+        &org,
+        key.id,
+        KeyState::Active,
+    )
+    .await;
+    assert!(
+        matches!(enable, Err(apikeys::write::WriteError::LeakedSecret)),
+        "{enable:?}"
+    );
+    // A replayed report records nothing twice.
+    let trail = events(&app, &org).await;
+    let h = handle(&app, &[reported(secret.expose(), "u", "content")]).await;
+    assert!(h.revocations.is_empty(), "{:?}", h.revocations);
+    assert_eq!(events(&app, &org).await, trail);
 }
 
 #[tokio::test]

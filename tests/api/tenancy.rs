@@ -522,6 +522,9 @@ enum WriteOp {
     Rename(Target),
     SetStatus(Target, bool),
     SetExpiry(Target, Life),
+    /// Restricts the key to `calls.view` and `api_keys.view`: for a key without
+    /// `api_keys.view`, a widening.
+    Widen(Target),
     Roll(Target, u32),
     Delete(Target),
     Events {
@@ -549,6 +552,9 @@ struct Modelled {
     id: KeyId,
     /// Holds more than [`LIMITED`] (so a restricted caller does not hold it).
     more: bool,
+    unrestricted: bool,
+    /// Holds exactly `calls.view` and `api_keys.view` (a [`WriteOp::Widen`] made it so).
+    widened: bool,
     expires: Option<DateTime<Utc>>,
 }
 
@@ -591,6 +597,7 @@ fn write_request(orgs: usize) -> impl Strategy<Value = WriteReq> {
         2 => target().prop_map(WriteOp::Rename),
         2 => (target(), any::<bool>()).prop_map(|(t, on)| WriteOp::SetStatus(t, on)),
         2 => (target(), life()).prop_map(|(t, l)| WriteOp::SetExpiry(t, l)),
+        1 => target().prop_map(WriteOp::Widen),
         2 => (target(), 0u32..=60).prop_map(|(t, g)| WriteOp::Roll(t, g)),
         1 => target().prop_map(WriteOp::Delete),
         1 => (proptest::option::of(target()), 1usize..=50)
@@ -630,6 +637,8 @@ async fn writable_world(
             keys.push(Modelled {
                 id: made.id,
                 more: unrestricted,
+                unrestricted,
+                widened: false,
                 expires: made.expires,
             });
         }
@@ -712,6 +721,7 @@ fn ruled(me: &Writable, req: &WriteReq, key: &Modelled, t0: DateTime<Utc>) -> u1
         && match req.op {
             WriteOp::SetStatus(_, true) => !me.disabled.contains(&key.id) || !outlives(key.expires),
             WriteOp::SetExpiry(_, l) => !later(l.at(t0), key.expires) || !outlives(l.at(t0)),
+            WriteOp::Widen(_) => !widens(key) || !outlives(key.expires),
             WriteOp::Roll(..) => !outlives(key.expires),
             _ => true,
         };
@@ -720,6 +730,11 @@ fn ruled(me: &Writable, req: &WriteReq, key: &Modelled, t0: DateTime<Utc>) -> u1
         (true, WriteOp::Delete(_)) => 204,
         (true, _) => 200,
     }
+}
+
+/// Whether a [`WriteOp::Widen`] of `key` gives it a permission it lacks.
+fn widens(key: &Modelled) -> bool {
+    !key.unrestricted && !key.widened
 }
 
 /// The call for `req`, what it must get, and the key it writes when it succeeds.
@@ -792,6 +807,12 @@ fn build_write(
             let body = serde_json::json!({ "expires_date": l.json(t0) });
             (Call::update(payload, id_of(&a), body), outcome(&a))
         }
+        WriteOp::Widen(t) => {
+            let a = aim(world, req.caller_org, t);
+            let body = serde_json::json!({"restricted": true,
+                                          "permissions": ["calls.view", "api_keys.view"]});
+            (Call::update(payload, id_of(&a), body), outcome(&a))
+        }
         WriteOp::Roll(t, grace) => {
             let a = aim(world, req.caller_org, t);
             let body = serde_json::json!({ "grace_period_seconds": grace });
@@ -832,6 +853,7 @@ fn grants_life(world: &[Writable], req: &WriteReq, t0: DateTime<Utc>) -> bool {
         WriteOp::Create { .. } | WriteOp::Roll(..) => true,
         WriteOp::SetStatus(t, true) => key(t).is_some_and(|k| me.disabled.contains(&k.id)),
         WriteOp::SetExpiry(t, l) => key(t).is_some_and(|k| later(l.at(t0), k.expires)),
+        WriteOp::Widen(t) => key(t).is_some_and(|k| widens(&k)),
         _ => false,
     }
 }
@@ -973,6 +995,8 @@ fn no_write_ever_changes_or_reveals_another_organizations_keys_or_events() {
             w[mine].keys.push(Modelled {
                 id,
                 more: unrestricted || billing,
+                unrestricted,
+                widened: false,
                 expires: life.at(t0),
             });
             w[mine].touched.insert(id);
@@ -1008,6 +1032,12 @@ fn no_write_ever_changes_or_reveals_another_organizations_keys_or_events() {
                     let key = w[mine].keys.iter_mut().find(|k| k.id == id).unwrap();
                     let changed = key.expires != l.at(t0);
                     key.expires = l.at(t0);
+                    changed
+                }
+                WriteOp::Widen(_) => {
+                    let key = w[mine].keys.iter_mut().find(|k| k.id == id).unwrap();
+                    let changed = !key.widened;
+                    (key.more, key.unrestricted, key.widened) = (false, false, true);
                     changed
                 }
                 _ => true,

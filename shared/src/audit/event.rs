@@ -163,6 +163,25 @@ pub struct Actor {
     pub kind: ActorKind,
     /// The caller's key id, or the operator's name.
     pub id: String,
+    /// For a caller of the HTTP API: which of its key's secrets acted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<ActingSecret>,
+}
+
+/// Which of a key's secrets made a request: its current one, or the previous one a roll
+/// keeps for its grace period; named by its last four characters, which the key view shows
+/// too (never more of it).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ActingSecret {
+    pub which: WhichSecret,
+    pub last_four: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhichSecret {
+    Current,
+    Previous,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -181,13 +200,26 @@ impl Actor {
         Actor {
             kind: ActorKind::ApiKey,
             id: id.to_string(),
+            secret: None,
         }
+    }
+
+    /// This actor, naming the secret that acted.
+    pub fn with_secret(mut self, secret: ActingSecret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// Whether this is the key `id` acting through the HTTP API.
+    pub fn is_key(&self, id: KeyId) -> bool {
+        self.kind == ActorKind::ApiKey && self.id == id.to_string()
     }
 
     pub fn cli(name: impl Into<String>) -> Self {
         Actor {
             kind: ActorKind::Cli,
             id: name.into(),
+            secret: None,
         }
     }
 
@@ -196,6 +228,7 @@ impl Actor {
         Actor {
             kind: ActorKind::Github,
             id: "secret_scanning".into(),
+            secret: None,
         }
     }
 
@@ -344,5 +377,15 @@ mod tests {
             serde_json::json!({"type": "cli", "id": "ops"})
         );
         assert!(!Actor::cli_user().id.is_empty());
+        let id = KeyId::generate();
+        let acting = ActingSecret {
+            which: WhichSecret::Previous,
+            last_four: "Ab3_".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(Actor::api_key(id).with_secret(acting)).unwrap(),
+            serde_json::json!({"type": "api_key", "id": id.to_string(),
+                               "secret": {"which": "previous", "last_four": "Ab3_"}})
+        );
     }
 }

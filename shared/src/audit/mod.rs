@@ -12,7 +12,7 @@ pub mod list;
 
 pub use cursor::EventCursors;
 pub use event::{
-    Action, Actor, ActorKind, Change, Changes, Event, EventId, EventView, Leak, UnknownAction,
-    time_value,
+    ActingSecret, Action, Actor, ActorKind, Change, Changes, Event, EventId, EventView, Leak,
+    UnknownAction, WhichSecret, time_value,
 };
 pub use list::{EventFilters, EventListRequest, EventPage, RawEventParams, list_events};

@@ -65,10 +65,11 @@ pub struct Handled {
     pub revocations: Vec<(LeakedKey, Revocation)>,
 }
 
-/// Decides every token of an authenticated report at `now` and revokes each live key, one
-/// transaction per key ([`revoke_leaked`], each event with the request id `request_id`). A
-/// failure leaves the keys revoked so far revoked; the same report sent again finishes the
-/// job and changes nothing more.
+/// Decides every token of an authenticated report at `now` and revokes each reported secret
+/// of ours, one transaction per secret ([`revoke_leaked`], each event with the request id
+/// `request_id`). One failed revocation does not stop the others: every one is tried, and
+/// then the first failure is returned, so that GitHub sends the report again; a replay
+/// finishes the job and changes nothing more.
 pub async fn handle_report<S: LeakLookup + KeyWriter>(
     store: &S,
     policy: &WritePolicy,
@@ -79,6 +80,7 @@ pub async fn handle_report<S: LeakLookup + KeyWriter>(
     let assessment = assess::assess(store, report).await?;
     let ctx = WriteContext::github(request_id).at(now);
     let mut revocations = Vec::with_capacity(assessment.to_revoke.len());
+    let mut failed = None;
     for leaked in assessment.to_revoke {
         let found = Leak {
             url: leaked.url.clone(),
@@ -93,8 +95,16 @@ pub async fn handle_report<S: LeakLookup + KeyWriter>(
             &leaked.hash,
             &found,
         )
-        .await?;
-        revocations.push((leaked, outcome));
+        .await;
+        match outcome {
+            Ok(outcome) => revocations.push((leaked, outcome)),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     Ok(Handled {
         feedback: assessment.feedback,

@@ -156,6 +156,10 @@ mod tests {
             hash: crate::secret::Secret::from_random([9; 24]).hash(),
             last_used: None,
             expires: None,
+            secret: crate::audit::ActingSecret {
+                which: crate::audit::WhichSecret::Current,
+                last_four: "abcd".into(),
+            },
         }
     }
 

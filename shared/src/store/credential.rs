@@ -19,6 +19,8 @@ pub struct Credential {
     pub expires: Option<DateTime<Utc>>,
     /// When the key was last used, as far as its credential knows (to the minute).
     pub last_used: Option<DateTime<Utc>>,
+    /// The secret is the key's previous one, kept by a roll for its grace period.
+    pub previous: bool,
 }
 
 impl Credential {

@@ -116,6 +116,7 @@ impl CredentialStore for MemoryStore {
                 state: s.key.state,
                 expires: s.credential_expiry(hash),
                 last_used: s.key.last_used,
+                previous: s.previous.as_ref().is_some_and(|p| &p.hash == hash),
             }))
     }
 

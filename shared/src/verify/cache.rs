@@ -174,6 +174,7 @@ mod tests {
                 state: KeyState::Active,
                 expires: None,
                 last_used: None,
+                previous: false,
             },
             key: ApiKey {
                 id,

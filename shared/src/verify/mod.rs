@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use crate::auth::Caller;
 use crate::key::{ApiKey, KeyStatus, KeyView, OrgId, Permission};
-use crate::secret::{Secret, SecretHash};
+use crate::secret::Secret;
 use crate::store::{Credential, CredentialStore, KeyReader, StoreError};
 use crate::usage::Recorder;
 pub use body::{VerifyRequest, parse_verify_body};
@@ -101,7 +101,7 @@ pub async fn verify<S: CredentialStore + KeyReader>(
     if let Some(looked) = cache.get(caller_org, &hash, now) {
         let code = code_of(&looked.credential, &request.permissions, now.wall);
         if code == VerifyCode::Valid {
-            record(store, cache, usage, &looked.credential, &hash, now.wall).await;
+            record(store, cache, usage, &looked.credential, &secret, now.wall).await;
         }
         return Ok(verdict(code, looked.key));
     }
@@ -114,7 +114,7 @@ pub async fn verify<S: CredentialStore + KeyReader>(
     let code = code_of(&credential, &request.permissions, now.wall);
     let read = store.get_key(caller_org, credential.key_id);
     let key = if code == VerifyCode::Valid {
-        let stamp = record_use(store, usage, &credential, &hash, now.wall);
+        let stamp = record_use(store, usage, &credential, &secret, now.wall);
         let (key, ()) = tokio::join!(read, stamp);
         key
     } else {
@@ -158,16 +158,17 @@ async fn record_use<S: CredentialStore>(
     store: &S,
     usage: &Recorder,
     credential: &Credential,
-    hash: &SecretHash,
+    secret: &Secret,
     now: DateTime<Utc>,
 ) {
     let verified = Caller {
         org: credential.org.clone(),
         key_id: credential.key_id,
         access: credential.access.clone(),
-        hash: hash.clone(),
+        hash: secret.hash(),
         last_used: credential.last_used,
         expires: credential.expires,
+        secret: crate::auth::acting(secret, credential),
     };
     usage.record(store, &verified, now).await;
 }
@@ -179,13 +180,13 @@ async fn record<S: CredentialStore>(
     cache: &VerifyCache,
     usage: &Recorder,
     credential: &Credential,
-    hash: &SecretHash,
+    secret: &Secret,
     now: DateTime<Utc>,
 ) {
     let stale_before = now - chrono::Duration::seconds(crate::usage::LAST_USED_RESOLUTION_SECS);
     if credential.last_used.is_some_and(|t| t >= stale_before) {
         return;
     }
-    record_use(store, usage, credential, hash, now).await;
-    cache.note_use(&credential.org, hash, now);
+    record_use(store, usage, credential, secret, now).await;
+    cache.note_use(&credential.org, &secret.hash(), now);
 }

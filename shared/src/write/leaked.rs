@@ -46,7 +46,7 @@ pub async fn revoke_leaked<S: KeyWriter>(
         let Some(stored) = store.key_for_write(org, id).await? else {
             return Ok(Revocation::NotLive);
         };
-        if !stored.hashes().any(|h| h == hash) {
+        if !holds(&stored, hash, ctx) {
             return Ok(Revocation::NotLive);
         }
         if stored.leaked.contains(hash) && stored.key.state == KeyState::Disabled {
@@ -77,9 +77,18 @@ pub async fn revoke_leaked<S: KeyWriter>(
     }
 }
 
-/// The key disabled for a leak of the secret `hash`, marked, one version on. The previous
-/// secret is kept (even past its grace) when it is the one leaked, so that its mark stays
-/// with it until a write drops both.
+/// Whether the key still holds the secret `hash`: as its current secret, or as a previous
+/// one whose grace has not ended (a previous secret past its grace can never work again,
+/// and every write drops it).
+fn holds(stored: &StoredKey, hash: &SecretHash, ctx: &WriteContext) -> bool {
+    &stored.hash == hash
+        || stored
+            .previous
+            .as_ref()
+            .is_some_and(|p| &p.hash == hash && p.until > ctx.now)
+}
+
+/// The key disabled for a leak of the secret `hash`, marked, one version on.
 fn disabled(stored: &StoredKey, hash: &SecretHash, ctx: &WriteContext) -> StoredKey {
     let mut key = stored.key.clone();
     key.state = KeyState::Disabled;
@@ -93,7 +102,8 @@ fn disabled(stored: &StoredKey, hash: &SecretHash, ctx: &WriteContext) -> Stored
     StoredKey {
         key,
         hash: stored.hash.clone(),
-        previous: stored.previous.clone(),
+        // As every write does: a previous secret whose grace is over goes now.
+        previous: stored.previous.clone().filter(|p| p.until > ctx.now),
         leaked,
     }
 }

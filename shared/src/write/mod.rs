@@ -85,11 +85,11 @@ pub enum InvalidWrite {
     Grace(u64),
     #[error("an idempotent request needs IDEMPOTENCY_SECRET, which is not configured")]
     NoSecretKeys,
-    /// An idempotent roll of the caller's own key with no grace period: its retry could
-    /// not authenticate, since the secret it sends is the one the roll ends.
+    /// An idempotent roll of the caller's own key with no grace period, or by its previous
+    /// secret (which any roll ends at once): its retry could not authenticate.
     #[error(
-        "a key rolling itself with an Idempotency-Key needs a grace period of at least 1 \
-         second: a retry authenticates with the secret the roll replaces"
+        "a key rolling itself with an Idempotency-Key must use its current secret and a grace \
+         period of at least 1 second: a retry authenticates with the secret the roll replaces"
     )]
     SelfRollWithoutGrace,
 }
@@ -117,7 +117,7 @@ impl WriteContext {
         source_ip: Option<String>,
     ) -> Self {
         WriteContext {
-            actor: Actor::api_key(caller.key_id),
+            actor: Actor::api_key(caller.key_id).with_secret(caller.secret.clone()),
             authority: Authority::of(caller),
             request_id: request_id.into(),
             source_ip,
@@ -134,6 +134,14 @@ impl WriteContext {
             request_id: format!("cli-{}", uuid::Uuid::now_v7()),
             source_ip: None,
             now: to_millis(Utc::now()),
+        }
+    }
+
+    /// A write by the operator `actor` (the admin CLI, as the caller's AWS identity says).
+    pub fn operator(actor: Actor) -> Self {
+        WriteContext {
+            actor,
+            ..WriteContext::cli()
         }
     }
 

@@ -12,7 +12,7 @@ use super::{
     CHANGED_RETRIES, Expected, Idempotency, InvalidWrite, WriteContext, WriteError, WritePolicy,
     meets,
 };
-use crate::audit::{Action, Actor, Change, Changes, time_value};
+use crate::audit::{Action, Change, Changes, WhichSecret, time_value};
 use crate::key::{ApiKey, KeyId, OrgId};
 use crate::secret::Secret;
 use crate::store::{KeyWriter, PreviousSecret, StoreError, StoredKey, WriteFailure};
@@ -64,7 +64,14 @@ pub async fn roll_key<S: KeyWriter>(
     if grace_secs > MAX_GRACE_SECS {
         return Err(InvalidWrite::Grace(grace_secs).into());
     }
-    if grace_secs == 0 && idempotency.is_some() && ctx.actor == Actor::api_key(id) {
+    // A key rolling itself idempotently: its retry authenticates with the secret it used,
+    // which must outlive the roll (so the current one, with a grace period).
+    let by_previous = ctx
+        .actor
+        .secret
+        .as_ref()
+        .is_some_and(|s| s.which == WhichSecret::Previous);
+    if idempotency.is_some() && ctx.actor.is_key(id) && (grace_secs == 0 || by_previous) {
         return Err(InvalidWrite::SelfRollWithoutGrace.into());
     }
     let asked_end = ctx.now + chrono::Duration::seconds(grace_secs as i64);
@@ -75,6 +82,12 @@ pub async fn roll_key<S: KeyWriter>(
             let record_id = idem.record_id(org, &ctx.actor);
             let request = idem.request(&format!("roll {id}"));
             if let Some(done) = replay(store, policy, ctx, &record_id, &request).await? {
+                // The secret goes again only to a caller that still holds the key.
+                let now = store
+                    .key_for_write(org, id)
+                    .await?
+                    .ok_or(WriteError::NotFound)?;
+                ctx.authority.may_roll(&now.key)?;
                 return Ok(Rolled {
                     key: done.key,
                     secret: done.secret,

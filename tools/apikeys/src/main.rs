@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use apikeys::audit::EventId;
+use apikeys::audit::{Actor, EventId};
 use apikeys::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
 use apikeys::store::dynamo::DynamoStore;
 use apikeys::store::{AuditReader, EventRange, KeyReader, StoreError};
@@ -156,6 +156,8 @@ enum CliError {
     Write(WriteError),
     #[error("{0}")]
     Policy(#[from] write::PolicyError),
+    #[error("cannot tell which AWS identity is running this command (sts:GetCallerIdentity): {0}")]
+    Identity(String),
 }
 
 impl From<WriteError> for CliError {
@@ -206,9 +208,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
     ensure_table(&store).await?;
     let now = Utc::now();
-    // Every change is recorded as made by the OS user running this command.
     let policy = WritePolicy::from_env()?;
-    let ctx = WriteContext::cli().at(now);
+    // Every change is recorded as made by the AWS identity running this command.
+    let writer = || operator(&config, now);
     match cli.command {
         Command::CreateTable { .. } => unreachable!("handled above"),
         Command::CreateKey(args) => {
@@ -233,7 +235,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 expires: args.expires,
                 id: None,
             };
-            let created = write::create(&store, &policy, &ctx, new, None).await?;
+            let created = write::create(&store, &policy, &writer().await?, new, None).await?;
             let (key, secret) = (created.key, created.secret);
             let mut object = view(&key, now);
             object["secret"] = json!(secret.expose());
@@ -278,10 +280,15 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             );
         }
         Command::DisableKey(k) => {
+            let ctx = writer().await?;
             set_state(&store, &policy, &ctx, k, KeyState::Disabled, out).await?
         }
-        Command::EnableKey(k) => set_state(&store, &policy, &ctx, k, KeyState::Active, out).await?,
+        Command::EnableKey(k) => {
+            let ctx = writer().await?;
+            set_state(&store, &policy, &ctx, k, KeyState::Active, out).await?
+        }
         Command::DeleteKey(k) => {
+            let ctx = writer().await?;
             match write::delete_key(&store, &policy, &ctx, &k.org, k.id, None).await {
                 Ok(_) => {}
                 Err(WriteError::NotFound) => {
@@ -429,6 +436,53 @@ async fn missing(store: &DynamoStore, k: &KeyRef) -> CliError {
     }
 }
 
+/// The operator of a write: the caller's AWS identity (`sts:GetCallerIdentity`), its ARN as
+/// the event's actor. Against a DynamoDB on this machine (`make run`: an endpoint on a
+/// loopback host), where no AWS identity exists, the OS user, as `local:<user>`. A write to
+/// a real table whose caller cannot be identified is refused: no change goes unattributed.
+async fn operator(
+    config: &aws_config::SdkConfig,
+    now: DateTime<Utc>,
+) -> Result<WriteContext, CliError> {
+    let local = ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok())
+        .is_some_and(|url| on_loopback(&url));
+    let actor = if local {
+        Actor::cli(format!("local:{}", Actor::cli_user().id))
+    } else {
+        let identity = aws_sdk_sts::Client::new(config)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| CliError::Identity(chain(&e)))?;
+        let arn = identity
+            .arn()
+            .ok_or_else(|| CliError::Identity("GetCallerIdentity returned no ARN".into()))?;
+        Actor::cli(arn)
+    };
+    Ok(WriteContext::operator(actor).at(now))
+}
+
+/// Whether an endpoint URL names a host on this machine.
+fn on_loopback(url: &str) -> bool {
+    let host = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default();
+    let host = match host.strip_prefix('[') {
+        // An IPv6 literal: up to the closing bracket.
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 async fn set_state(
     store: &DynamoStore,
     policy: &WritePolicy,
@@ -557,5 +611,31 @@ fn seed_key(org: &OrgId, i: usize) -> NewKey {
         access,
         expires: None,
         id: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_loopback;
+
+    #[test]
+    fn only_an_endpoint_on_this_machine_counts_as_local() {
+        for url in [
+            "http://127.0.0.1:8000",
+            "http://localhost:8000/",
+            "http://[::1]:8000",
+            "127.0.0.2",
+        ] {
+            assert!(on_loopback(url), "{url}");
+        }
+        for url in [
+            "https://dynamodb.us-east-1.amazonaws.com",
+            "http://10.0.0.1:8000",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io:8000",
+            "",
+        ] {
+            assert!(!on_loopback(url), "{url}");
+        }
     }
 }

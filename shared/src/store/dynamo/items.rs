@@ -59,8 +59,10 @@ pub(super) struct KeyItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) previous_hash: Option<String>,
     /// The hashes of its secrets a secret scanning report named (see `StoredKey::leaked`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(super) leaked_hashes: Vec<String>,
+    /// Written, if only as an empty list, whenever the key is disabled for a leak, so that
+    /// its absence on such a key tells an item revoked before marks were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) leaked_hashes: Option<Vec<String>>,
     #[serde(
         with = "chrono::serde::ts_milliseconds_option",
         default,
@@ -134,7 +136,7 @@ impl KeyItem {
             version: key.version,
             previous_hash: None,
             previous_until_ms: None,
-            leaked_hashes: Vec::new(),
+            leaked_hashes: None,
             disabled_reason: key.disabled_reason,
         }
     }
@@ -143,11 +145,15 @@ impl KeyItem {
         KeyItem {
             previous_hash: stored.previous.as_ref().map(|p| p.hash.as_str().to_owned()),
             previous_until_ms: stored.previous.as_ref().map(|p| p.until),
-            leaked_hashes: stored
-                .leaked
-                .iter()
-                .map(|h| h.as_str().to_owned())
-                .collect(),
+            leaked_hashes: (!stored.leaked.is_empty()
+                || stored.key.disabled_reason == Some(DisabledReason::Leaked))
+            .then(|| {
+                stored
+                    .leaked
+                    .iter()
+                    .map(|h| h.as_str().to_owned())
+                    .collect()
+            }),
             ..KeyItem::new(&stored.key, &stored.hash)
         }
     }
@@ -161,17 +167,34 @@ impl KeyItem {
             }),
             _ => None,
         };
-        let leaked = self
-            .leaked_hashes
-            .iter()
-            .map(|h| SecretHash::from_stored(h.clone()))
-            .collect();
+        let leaked = self.leaked_hash_list();
         Ok(StoredKey {
             key: self.into_key()?,
             hash,
             previous,
             leaked,
         })
+    }
+
+    /// The hashes of the key's secrets a report marked leaked. A key revoked before marks
+    /// were kept (`disabled_reason: leaked`, no `leaked_hashes`) counts every secret it
+    /// holds as marked: which one leaked is not known, and none may work again unrolled.
+    pub(super) fn leaked_hash_list(&self) -> Vec<SecretHash> {
+        let marks = match &self.leaked_hashes {
+            Some(marks) => marks.iter().collect(),
+            None if self.state == KeyState::Disabled
+                && self.disabled_reason == Some(DisabledReason::Leaked) =>
+            {
+                std::iter::once(&self.secret_hash)
+                    .chain(self.previous_hash.as_ref())
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        marks
+            .into_iter()
+            .map(|h| SecretHash::from_stored(h.clone()))
+            .collect()
     }
 
     pub(super) fn into_key(self) -> Result<ApiKey, StoreError> {
@@ -207,6 +230,8 @@ impl CredentialItem {
             state: self.state,
             expires: self.expires_ms,
             last_used: self.last_used_ms,
+            // Only a previous secret's credential is purged by TTL.
+            previous: self.purge_at.is_some(),
         })
     }
 
@@ -242,6 +267,9 @@ pub(super) struct EventItem {
     pub(super) action: Action,
     pub(super) actor_type: ActorKind,
     pub(super) actor_id: String,
+    /// Which secret of the acting key made the request, as JSON (API callers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) actor_secret: Option<String>,
     /// The changes as JSON: what the API shows, kept as one string.
     pub(super) changes: String,
     pub(super) request_id: String,
@@ -268,6 +296,13 @@ impl EventItem {
             action: event.action,
             actor_type: event.actor.kind,
             actor_id: event.actor.id.clone(),
+            actor_secret: event
+                .actor
+                .secret
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(json)?,
             changes: serde_json::to_string(&event.changes).map_err(json)?,
             request_id: event.request_id.clone(),
             source_ip: event.source_ip.clone(),
@@ -293,6 +328,11 @@ impl EventItem {
             actor: Actor {
                 kind: self.actor_type,
                 id: self.actor_id,
+                secret: self
+                    .actor_secret
+                    .map(|s| serde_json::from_str(&s))
+                    .transpose()
+                    .map_err(json)?,
             },
             changes: serde_json::from_str(&self.changes).map_err(json)?,
             request_id: self.request_id,

@@ -101,7 +101,10 @@ impl LeakLookup for DynamoStore {
         // Once per key: two reported secrets of one key (its current and previous) are one
         // key item, and BatchGetItem refuses a request that names an item twice.
         let mut disabled: Vec<Item> = Vec::new();
-        for c in found.values().filter(|c| c.credential.state == KeyState::Disabled) {
+        for c in found
+            .values()
+            .filter(|c| c.credential.state == KeyState::Disabled)
+        {
             let at = primary_key(org_pk(&c.credential.org), key_sk(c.credential.key_id));
             if !disabled.contains(&at) {
                 disabled.push(at);
@@ -114,7 +117,7 @@ impl LeakLookup for DynamoStore {
         for item in self.batch_get(disabled).await? {
             let (pk, sk) = (text(&item, PK), text(&item, SK));
             let key: KeyItem = serde_dynamo::from_item(item).map_err(corrupt)?;
-            marks.push(((pk, sk), key.leaked_hashes));
+            marks.push(((pk, sk), key.leaked_hash_list()));
         }
         for (hash, c) in found.iter_mut() {
             let at = (
@@ -123,7 +126,7 @@ impl LeakLookup for DynamoStore {
             );
             c.marked = marks
                 .iter()
-                .any(|(k, leaked)| *k == at && leaked.iter().any(|h| h == hash.as_str()));
+                .any(|(k, leaked)| *k == at && leaked.contains(hash));
         }
         Ok(found)
     }

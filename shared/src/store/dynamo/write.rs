@@ -227,14 +227,8 @@ impl DynamoStore {
         optional(
             "leaked_hashes",
             ":leaked_hashes",
-            (!next.leaked_hashes.is_empty()).then(|| {
-                AttributeValue::L(
-                    next.leaked_hashes
-                        .iter()
-                        .cloned()
-                        .map(AttributeValue::S)
-                        .collect(),
-                )
+            next.leaked_hashes.as_ref().map(|marks| {
+                AttributeValue::L(marks.iter().cloned().map(AttributeValue::S).collect())
             }),
         );
         let mut expression = format!("SET {}", set.join(", "));
