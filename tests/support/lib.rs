@@ -833,6 +833,18 @@ fn app_via_with(
     }
 }
 
+/// The address of DynamoDB Local (`AWS_ENDPOINT_URL_DYNAMODB`), for a proxy in front of it.
+pub async fn dynamodb_local_addr() -> std::net::SocketAddr {
+    let url = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+        .expect("AWS_ENDPOINT_URL_DYNAMODB: run under tools/dynamodb-local.sh");
+    let host_port = url.trim_start_matches("http://").trim_end_matches('/');
+    tokio::net::lookup_host(host_port)
+        .await
+        .expect("resolve DynamoDB Local")
+        .next()
+        .expect("an address")
+}
+
 /// Waits (at most 60 s) until DynamoDB Local creates a table, and writes and reads keys, within the SDK's timeouts: a
 /// JVM that has just started can take longer than that for its first requests on a busy
 /// machine, and a timed-out CreateTable that went through fails its retry.
