@@ -621,7 +621,10 @@ async fn every_response_of_the_write_and_event_handlers_is_documented_and_matche
         // secret and its existence.
         let (contested, _) = create(&app, new_key(&org, "contested")).await;
         for (path, call) in [
-            (GET_PATH, Call::update(p, contested.id, json!({"name": "mine"}))),
+            (
+                GET_PATH,
+                Call::update(p, contested.id, json!({"name": "mine"})),
+            ),
             (ROLL_PATH, Call::roll(p, contested.id, None)),
             (GET_PATH, Call::delete(p, contested.id)),
         ] {

@@ -85,7 +85,12 @@ async fn a_malformed_token_is_refused_without_a_lookup() {
             })
             .collect()
     };
-    for token in ["apk_not-a-real-key", "sk_live_abc", &s[..s.len() - 1], &tampered] {
+    for token in [
+        "apk_not-a-real-key",
+        "sk_live_abc",
+        &s[..s.len() - 1],
+        &tampered,
+    ] {
         for call in calls(token) {
             let reply = call.send(&app).await;
             assert_eq!(reply.problem(401), refused, "{token}");

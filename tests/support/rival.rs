@@ -12,8 +12,8 @@ use apikeys::key::{ApiKey, KeyId, OrgId};
 use apikeys::secret::SecretHash;
 use apikeys::store::dynamo::DynamoStore;
 use apikeys::store::{
-    AuditReader, Candidate, Credential, CredentialStore, EventRange, IdempotencyRecord,
-    KeyReader, KeyWriter, LeakLookup, Position, StoreError, StoredKey, WriteFailure,
+    AuditReader, Candidate, Credential, CredentialStore, EventRange, IdempotencyRecord, KeyReader,
+    KeyWriter, LeakLookup, Position, StoreError, StoredKey, WriteFailure,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -142,9 +142,7 @@ impl CredentialStore for Rival {
         at: DateTime<Utc>,
         stale_before: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.inner
-            .record_use(org, id, hash, at, stale_before)
-            .await
+        self.inner.record_use(org, id, hash, at, stale_before).await
     }
 }
 
