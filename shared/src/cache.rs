@@ -470,7 +470,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn callers_are_told_apart_and_the_cache_stays_bounded() {
+    async fn callers_are_told_apart() {
         let store = CachedStore::new(Counting::default(), Duration::from_secs(5));
         let org: OrgId = "o".parse().unwrap();
         let mut secrets = Vec::new();
@@ -506,18 +506,62 @@ mod tests {
             assert_eq!(c.key_id, key.id, "a hit is the caller's own credential");
         }
         assert_eq!(store.reads(), 3);
-        // Fill past the bound with entries of the same credential under other hashes.
-        let (_, secret) = &secrets[0];
+    }
+
+    /// The hash of the `i`th made-up secret, for filling the cache.
+    fn filler(i: usize) -> SecretHash {
+        let mut bytes = [0xff; 24];
+        bytes[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        Secret::from_random(bytes).hash()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_cache_drops_expired_callers_first_and_keeps_the_newest() {
+        let (store, key, secret) = store_with_key(Duration::from_secs(5), 10).await;
         let credential = store
+            .inner
+            .store
             .find_credential(&secret.hash())
             .await
             .unwrap()
             .unwrap();
-        for i in 0..MAX_ENTRIES as u32 + 10 {
-            let mut bytes = [0u8; 24];
-            bytes[..4].copy_from_slice(&i.to_be_bytes());
-            store.remember(&Secret::from_random(bytes).hash(), &credential, store.now());
+        // All but one place taken by callers read now, which expire in 5 s.
+        for i in 0..MAX_ENTRIES - 1 {
+            store.remember(&filler(i), &credential, store.now());
         }
-        assert!(store.len() <= MAX_ENTRIES);
+        tokio::time::advance(Duration::from_secs(3)).await;
+        // The last place: a real caller, read 3 s later.
+        let hash = secret.hash();
+        assert_eq!(
+            store.find_credential(&hash).await.unwrap().unwrap().key_id,
+            key.id
+        );
+        assert_eq!((store.len(), store.reads()), (MAX_ENTRIES, 1));
+
+        // Full when a new caller comes, once the first ones have expired: they go, the real
+        // caller and the newcomer stay.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let newcomer = filler(MAX_ENTRIES);
+        store.remember(&newcomer, &credential, store.now());
+        assert_eq!(store.len(), 2);
+        assert!(store.cached(&newcomer, store.now()).is_some());
+        assert!(store.cached(&filler(0), store.now()).is_none());
+        assert_eq!(
+            store.find_credential(&hash).await.unwrap().unwrap().key_id,
+            key.id
+        );
+        assert_eq!(store.reads(), 1, "the real caller was kept");
+
+        // Full of callers that are all fresh: they go, the newest caller stays.
+        for i in 0..MAX_ENTRIES - 2 {
+            store.remember(&filler(MAX_ENTRIES + 1 + i), &credential, store.now());
+        }
+        assert_eq!(store.len(), MAX_ENTRIES);
+        let last = filler(3 * MAX_ENTRIES);
+        store.remember(&last, &credential, store.now());
+        assert_eq!(store.len(), 1);
+        assert!(store.cached(&last, store.now()).is_some());
+        store.find_credential(&hash).await.unwrap().unwrap();
+        assert_eq!(store.reads(), 2, "the real caller had to be read again");
     }
 }

@@ -37,7 +37,9 @@ async fn setup(proxy: &FaultProxy) -> Setup {
 }
 
 /// Both endpoints in both payloads: each must be a 503 problem with Retry-After, in time.
-async fn assert_unavailable(s: &Setup, logs: &mut Vec<String>) {
+/// Returns the request ids of the 503s.
+async fn assert_unavailable(s: &Setup) -> Vec<String> {
+    let mut request_ids = Vec::new();
     for payload in PAYLOADS {
         for call in [
             Call::get(payload, s.key.id).bearer(&s.secret),
@@ -57,9 +59,10 @@ async fn assert_unavailable(s: &Setup, logs: &mut Vec<String>) {
             assert!(took < DEADLINE, "answered in {took:?}, over {DEADLINE:?}");
             let raw = String::from_utf8(reply.raw).expect("UTF-8");
             assert_no_leak("a 503", &raw, std::slice::from_ref(&s.secret), true);
-            logs.push(raw);
+            request_ids.push(reply.body["request_id"].as_str().unwrap().to_owned());
         }
     }
+    request_ids
 }
 
 async fn assert_serving(s: &Setup) {
@@ -84,19 +87,34 @@ async fn outage(inject: impl AsyncFnOnce(&FaultProxy), heal: impl AsyncFnOnce(&F
     let _guard = tracing::subscriber::set_default(capture.subscriber("debug"));
     assert_serving(&s).await;
     inject(&proxy).await;
-    let mut bodies = Vec::new();
-    assert_unavailable(&s, &mut bodies).await;
+    let unavailable = assert_unavailable(&s).await;
     heal(&proxy).await;
     // The same application, with the same client: no restart.
     assert_serving(&s).await;
     drop(_guard);
     let text = capture.text();
-    // (Not a count of lines: tracing's per-thread subscribers may miss a line while other
-    // tests install theirs on other threads.)
-    assert!(!text.is_empty(), "the run logged nothing");
-    for line in text.lines() {
-        serde_json::from_str::<serde_json::Value>(line).expect("JSON log lines");
-        assert_no_leak("a log line", line, std::slice::from_ref(&s.secret), false);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| {
+            assert_no_leak("a log line", line, std::slice::from_ref(&s.secret), false);
+            serde_json::from_str(line).expect("JSON log lines")
+        })
+        .collect();
+    // Each 503 has its line: an error naming the store as the cause, for the operator (the
+    // client was told only "temporarily unavailable").
+    for id in &unavailable {
+        let line = lines
+            .iter()
+            .find(|l| l["span"]["request_id"] == id.as_str() && l["fields"]["status"].is_number())
+            .unwrap_or_else(|| panic!("no outcome line for the 503 {id}:\n{text}"));
+        assert_eq!(line["level"], "ERROR", "{line}");
+        assert_eq!(line["fields"]["status"], 503, "{line}");
+        assert_eq!(line["fields"]["message"], "failed", "{line}");
+        let error = line["fields"]["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("the key store is unavailable: "),
+            "the cause is logged: {line}"
+        );
     }
 }
 

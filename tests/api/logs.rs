@@ -38,13 +38,16 @@ async fn log_lines_are_json_with_the_request_id_and_no_secret() {
         apikeys::telemetry::subscriber(apikeys::telemetry::filter("trace"), capture.clone());
     let _guard = tracing::subscriber::set_default(subscriber);
     let calls = [
-        Call::get(Payload::Rest, key.id).bearer(&secret),
-        Call::list(Payload::Http).api_key(&secret).query("limit", 1),
-        Call::list(Payload::Http).bearer(&stranger),
-        Call::get(Payload::Rest, "nope").bearer(&secret),
+        (Call::get(Payload::Rest, key.id).bearer(&secret), 200),
+        (
+            Call::list(Payload::Http).api_key(&secret).query("limit", 1),
+            200,
+        ),
+        (Call::list(Payload::Http).bearer(&stranger), 401),
+        (Call::get(Payload::Rest, "nope").bearer(&secret), 422),
     ];
     let mut request_ids = Vec::new();
-    for call in &calls {
+    for (call, status) in &calls {
         let event = call.event();
         request_ids.push(
             event["requestContext"]["requestId"]
@@ -53,11 +56,12 @@ async fn log_lines_are_json_with_the_request_id_and_no_secret() {
                 .to_owned(),
         );
         let req = lambda_http::request::from_str(&event.to_string()).unwrap();
-        let _ = if event["pathParameters"].is_null() {
+        let response = if event["pathParameters"].is_null() {
             apikeys::http::list_keys(&app, req).await
         } else {
             apikeys::http::get_key(&app, req).await
         };
+        assert_eq!(response.status(), *status, "{call:?}");
     }
     drop(_guard);
 
@@ -73,14 +77,13 @@ async fn log_lines_are_json_with_the_request_id_and_no_secret() {
             .unwrap_or_else(|| panic!("no request id: {line}"));
         assert!(request_ids.iter().any(|r| r == id), "{line}");
     }
-    for id in &request_ids {
+    // Each request's outcome line gives the status the client got.
+    for (id, (_, status)) in request_ids.iter().zip(&calls) {
         let outcome = lines
             .iter()
-            .find(|l| l["span"]["request_id"] == id.as_str() && l["fields"]["status"].is_number());
-        assert!(
-            outcome.is_some(),
-            "no outcome line for request {id}:\n{text}"
-        );
+            .find(|l| l["span"]["request_id"] == id.as_str() && l["fields"]["status"].is_number())
+            .unwrap_or_else(|| panic!("no outcome line for request {id}:\n{text}"));
+        assert_eq!(outcome["fields"]["status"], *status, "{outcome}");
     }
     let ok = lines.iter().find(|l| l["fields"]["status"] == 200).unwrap();
     assert_eq!(ok["span"]["org"], org.as_str());

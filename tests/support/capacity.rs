@@ -135,6 +135,18 @@ impl Proxy {
         })
     }
 
+    /// A proxy in front of DynamoDB Local (`AWS_ENDPOINT_URL_DYNAMODB`).
+    pub async fn in_front_of_dynamodb_local() -> Proxy {
+        Proxy::start(crate::dynamodb_local_addr().await)
+            .await
+            .expect("start the capacity proxy")
+    }
+
+    /// `http://127.0.0.1:<port>`, for the SDK's endpoint.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// The calls recorded since the last take.
     pub fn take(&self) -> Vec<Call> {
         std::mem::take(&mut *lock(&self.calls))

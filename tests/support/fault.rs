@@ -75,15 +75,7 @@ impl FaultProxy {
 
     /// Starts a proxy in front of the DynamoDB Local of this test run.
     pub async fn in_front_of_dynamodb_local() -> FaultProxy {
-        let url = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-            .expect("AWS_ENDPOINT_URL_DYNAMODB: run under tools/dynamodb-local.sh");
-        let host_port = url.trim_start_matches("http://").trim_end_matches('/');
-        let upstream = tokio::net::lookup_host(host_port)
-            .await
-            .expect("resolve DynamoDB Local")
-            .next()
-            .expect("an address");
-        FaultProxy::start(upstream).await
+        FaultProxy::start(crate::dynamodb_local_addr().await).await
     }
 
     /// `http://127.0.0.1:<port>`, for the SDK's endpoint.

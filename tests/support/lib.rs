@@ -533,7 +533,7 @@ impl Call {
     }
 
     /// Runs the request through the handler of its path.
-    pub async fn send(&self, app: &App<DynamoStore>) -> Reply {
+    pub async fn send<S: Store>(&self, app: &App<S>) -> Reply {
         self.send_request(app, self.request()).await
     }
 
@@ -555,25 +555,37 @@ impl Call {
             .await
     }
 
-    async fn send_request(&self, app: &App<DynamoStore>, req: lambda_http::Request) -> Reply {
+    async fn send_request<S: Store>(&self, app: &App<S>, req: lambda_http::Request) -> Reply {
         Reply::from(dispatch(app, self.function().0, req).await)
     }
 }
 
-/// Runs a request through the handler of `function`, the write functions with the tests'
-/// [`policy`].
-pub async fn dispatch<S>(
-    app: &App<S>,
-    function: Function,
-    req: lambda_http::Request,
-) -> Response<Body>
-where
+/// Every role of the store the functions use together: what [`dispatch`] needs.
+pub trait Store:
+    apikeys::store::KeyReader
+    + apikeys::store::CredentialStore
+    + apikeys::store::KeyWriter
+    + apikeys::store::AuditReader
+    + apikeys::store::LeakLookup
+{
+}
+
+impl<S> Store for S where
     S: apikeys::store::KeyReader
         + apikeys::store::CredentialStore
         + apikeys::store::KeyWriter
         + apikeys::store::AuditReader
-        + apikeys::store::LeakLookup,
+        + apikeys::store::LeakLookup
 {
+}
+
+/// Runs a request through the handler of `function`, the write functions with the tests'
+/// [`policy`].
+pub async fn dispatch<S: Store>(
+    app: &App<S>,
+    function: Function,
+    req: lambda_http::Request,
+) -> Response<Body> {
     let policy = policy();
     match function {
         Function::GetKey => apikeys::http::get_key(app, req).await,
@@ -686,6 +698,7 @@ impl Reply {
 pub mod capacity;
 pub mod fault;
 pub mod github;
+pub mod rival;
 
 /// A global subscriber that records nothing but keeps every callsite open (interest
 /// "sometimes"), so that a test capturing logs with a scoped subscriber ([`LogCapture`]) sees
@@ -831,6 +844,18 @@ fn app_via_with(
         cursors: app.cursors.clone(),
         usage: Recorder::new(apikeys::usage::WAIT, MetricSink::memory()),
     }
+}
+
+/// The address of DynamoDB Local (`AWS_ENDPOINT_URL_DYNAMODB`), for a proxy in front of it.
+pub async fn dynamodb_local_addr() -> std::net::SocketAddr {
+    let url = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+        .expect("AWS_ENDPOINT_URL_DYNAMODB: run under tools/dynamodb-local.sh");
+    let host_port = url.trim_start_matches("http://").trim_end_matches('/');
+    tokio::net::lookup_host(host_port)
+        .await
+        .expect("resolve DynamoDB Local")
+        .next()
+        .expect("an address")
 }
 
 /// Waits (at most 60 s) until DynamoDB Local creates a table, and writes and reads keys, within the SDK's timeouts: a

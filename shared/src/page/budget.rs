@@ -27,10 +27,139 @@ pub const MAX_QUERIES: usize = MAX_ITEMS_READ.div_ceil(MIN_CHUNK);
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    #[test]
-    fn a_filtered_page_makes_at_most_four_queries() {
-        assert_eq!(MAX_QUERIES, 4);
+    use uuid::Uuid;
+
+    use super::super::cursor::tests::{keys, org};
+    use super::super::read::tests::seed;
+    use super::super::{ListRequest, RawListParams, list_keys};
+    use super::*;
+    use crate::filter::RawFilters;
+    use crate::key::{ApiKey, KeyId, OrgId};
+    use crate::store::memory::MemoryStore;
+    use crate::store::{KeyReader, Position, StoreError};
+
+    /// A store that counts what a request reads: each run of keys is one DynamoDB Query (see
+    /// `store::dynamo::read`), the key items those runs return, and the key count's GetItem.
+    #[derive(Default)]
+    struct Metered {
+        store: MemoryStore,
+        queries: AtomicUsize,
+        items: AtomicUsize,
+        counts: AtomicUsize,
+    }
+
+    /// What one request read.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Reads {
+        queries: usize,
+        items: usize,
+        counts: usize,
+    }
+
+    impl Metered {
+        /// What was read since the last take.
+        fn take(&self) -> Reads {
+            Reads {
+                queries: self.queries.swap(0, Ordering::SeqCst),
+                items: self.items.swap(0, Ordering::SeqCst),
+                counts: self.counts.swap(0, Ordering::SeqCst),
+            }
+        }
+
+        fn run(&self, run: Result<Vec<ApiKey>, StoreError>) -> Result<Vec<ApiKey>, StoreError> {
+            self.queries.fetch_add(1, Ordering::SeqCst);
+            if let Ok(keys) = &run {
+                self.items.fetch_add(keys.len(), Ordering::SeqCst);
+            }
+            run
+        }
+    }
+
+    impl KeyReader for Metered {
+        async fn get_key(&self, org: &OrgId, id: KeyId) -> Result<Option<ApiKey>, StoreError> {
+            self.store.get_key(org, id).await
+        }
+
+        async fn read_run(
+            &self,
+            org: &OrgId,
+            from: Option<Position>,
+            ascending: bool,
+            max: usize,
+        ) -> Result<Vec<ApiKey>, StoreError> {
+            self.run(self.store.read_run(org, from, ascending, max).await)
+        }
+
+        async fn read_run_by_creator(
+            &self,
+            org: &OrgId,
+            creator: Uuid,
+            from: Option<Position>,
+            ascending: bool,
+            max: usize,
+        ) -> Result<Vec<ApiKey>, StoreError> {
+            let run = self
+                .store
+                .read_run_by_creator(org, creator, from, ascending, max)
+                .await;
+            self.run(run)
+        }
+
+        async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {
+            self.counts.fetch_add(1, Ordering::SeqCst);
+            self.store.key_count(org).await
+        }
+    }
+
+    #[tokio::test]
+    async fn no_list_request_makes_more_than_four_queries_whatever_its_parameters() {
+        let store = Metered::default();
+        let o = org("a");
+        // Two budgets' worth of keys, none of them matching the name filter below: a filtered
+        // page reads until its budget is spent. Every key has the nil creator.
+        seed(&store.store, &o, 2 * MAX_ITEMS_READ, |i| format!("key {i}")).await;
+        store.take();
+        let nil = Uuid::nil().to_string();
+        let mut most = 0;
+        for limit in [1, 5, MIN_CHUNK - 1, MIN_CHUNK, 500, MAX_LIMIT] {
+            let (limit, page) = (limit.to_string(), (MAX_PAGE_END / limit).to_string());
+            let filters = [
+                RawFilters::default(),
+                RawFilters {
+                    name: Some("no such name"),
+                    ..Default::default()
+                },
+                RawFilters {
+                    creator_id: Some(&nil),
+                    name: Some("no such name"),
+                    ..Default::default()
+                },
+            ];
+            for (i, filters) in filters.into_iter().enumerate() {
+                // The deepest numbered page, where there are no filters.
+                let page = (i == 0).then_some(page.as_str());
+                for page in [None, page] {
+                    let params = RawListParams {
+                        limit: Some(&limit),
+                        page,
+                        filters,
+                        ..Default::default()
+                    };
+                    let request = ListRequest::parse(params, &o, &keys()).unwrap();
+                    list_keys(&store, &o, &request, &keys()).await.unwrap();
+                    let reads = store.take();
+                    let what = format!("limit {limit}, page {page:?}, {filters:?}: {reads:?}");
+                    assert!(reads.queries >= 1, "{what}");
+                    assert!(reads.queries <= MAX_QUERIES, "{what}");
+                    assert!(reads.items <= MAX_ITEMS_READ, "{what}");
+                    assert_eq!(reads.counts, usize::from(page.is_some()), "{what}");
+                    most = most.max(reads.queries);
+                }
+            }
+        }
+        // The bound is met, not only kept: a filtered page of one key spends all four.
+        assert_eq!((most, MAX_QUERIES), (4, 4));
     }
 }

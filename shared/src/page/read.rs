@@ -207,7 +207,7 @@ fn finish(read: Read, org: &OrgId, request: &ListRequest, cursors: &CursorKeys) 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::cursor::tests::{keys, org};
     use super::super::params::RawListParams;
     use super::*;
@@ -217,7 +217,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     /// `n` keys in `org`, one millisecond apart, named by `name(i)`; their ids in order.
-    async fn seed(
+    pub async fn seed(
         store: &MemoryStore,
         o: &OrgId,
         n: usize,

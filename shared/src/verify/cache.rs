@@ -264,18 +264,48 @@ mod tests {
         assert!(off.is_empty());
     }
 
+    /// The hash of the `i`th made-up secret, for filling the cache.
+    fn filler(i: usize) -> SecretHash {
+        let mut bytes = [0xff; 24];
+        bytes[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        Secret::from_random(bytes).hash()
+    }
+
     #[test]
-    fn the_cache_stays_bounded() {
+    fn a_full_cache_drops_expired_entries_first_and_keeps_the_newest() {
         let cache = VerifyCache::new(Duration::from_secs(5));
         let org: OrgId = "acme".parse().unwrap();
         let t0 = Moment::now();
         let entry = looked("acme");
-        for i in 0..MAX_ENTRIES as u32 + 10 {
-            let mut bytes = [0u8; 24];
-            bytes[..4].copy_from_slice(&i.to_be_bytes());
-            cache.put(&org, &Secret::from_random(bytes).hash(), entry.clone(), t0);
+        // All but one place taken at t0; the last one 3 s later.
+        for i in 0..MAX_ENTRIES - 1 {
+            cache.put(&org, &filler(i), entry.clone(), t0);
         }
-        assert!(cache.len() <= MAX_ENTRIES);
+        let t3 = t0.plus(Duration::from_secs(3));
+        let kept = looked("acme");
+        cache.put(&org, &hash(1), kept.clone(), t3);
+        assert_eq!(cache.len(), MAX_ENTRIES);
+
+        // Full when a new entry comes, once the first ones have expired: they go, the later
+        // entry and the newcomer stay.
+        let t5 = t0.plus(Duration::from_secs(5));
+        let newcomer = looked("acme");
+        cache.put(&org, &hash(2), newcomer.clone(), t5);
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.get(&org, &hash(1), t5), Some(kept));
+        assert_eq!(cache.get(&org, &hash(2), t5), Some(newcomer.clone()));
+        assert_eq!(cache.get(&org, &filler(0), t5), None);
+
+        // Full of entries that are all fresh: they go, the newest one stays.
+        for i in 0..MAX_ENTRIES - 2 {
+            cache.put(&org, &filler(MAX_ENTRIES + i), entry.clone(), t5);
+        }
+        assert_eq!(cache.len(), MAX_ENTRIES);
+        let last = looked("acme");
+        cache.put(&org, &hash(3), last.clone(), t5);
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.get(&org, &hash(3), t5), Some(last));
+        assert_eq!(cache.get(&org, &hash(2), t5), None);
     }
 
     #[test]
