@@ -327,9 +327,21 @@ mod tests {
             (id[..63].to_owned(), good.clone(), "63 hex digits"),
             (format!("{id}0"), good.clone(), "65 hex digits"),
             (format!("{}g", &id[..63]), good.clone(), "a letter past f"),
-            (id.into(), STANDARD.encode("not a signature"), "base64, not DER"),
-            (id.into(), STANDARD.encode(&der[..der.len() - 1]), "DER cut short"),
-            (id.into(), STANDARD.encode([&der[..], &[0]].concat()), "DER and more"),
+            (
+                id.into(),
+                STANDARD.encode("not a signature"),
+                "base64, not DER",
+            ),
+            (
+                id.into(),
+                STANDARD.encode(&der[..der.len() - 1]),
+                "DER cut short",
+            ),
+            (
+                id.into(),
+                STANDARD.encode([&der[..], &[0]].concat()),
+                "DER and more",
+            ),
         ];
 
         // GitHub is unreachable and nothing is cached: were any of these to fetch, it would

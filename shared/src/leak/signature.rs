@@ -367,9 +367,11 @@ mod tests {
             );
         }
         // The right signature presented under the other key's identifier.
-        let h =
-            SignatureHeaders::from_headers(&headers(Some(&previous.key_id), Some(&current.sign(BODY))))
-                .unwrap();
+        let h = SignatureHeaders::from_headers(&headers(
+            Some(&previous.key_id),
+            Some(&current.sign(BODY)),
+        ))
+        .unwrap();
         assert_eq!(keys.verify(&h, BODY), Err(SignatureError::BadSignature));
     }
 
@@ -378,8 +380,11 @@ mod tests {
         let github = Signer::generate("github");
         let keys = PublicKeys::parse(key_list(&[&github]).as_bytes()).unwrap();
         let forger = Signer::generate("forger");
-        let h = SignatureHeaders::from_headers(&headers(Some(&forger.key_id), Some(&forger.sign(BODY))))
-            .unwrap();
+        let h = SignatureHeaders::from_headers(&headers(
+            Some(&forger.key_id),
+            Some(&forger.sign(BODY)),
+        ))
+        .unwrap();
         assert_eq!(keys.verify(&h, BODY), Err(SignatureError::UnknownKey));
     }
 
