@@ -260,3 +260,91 @@ async fn no_token_reaches_a_response_or_a_log_line() {
     // as its protocol asks).
     assert_no_leak("the logs", &text, &[live, other], false);
 }
+
+/// GitHub's key list as a fetching revoke-leaked sees it, counting the fetches.
+struct CountedKeyList {
+    list: String,
+    fetches: std::sync::atomic::AtomicUsize,
+}
+
+impl apikeys::leak::keys::FetchKeys for &CountedKeyList {
+    async fn fetch(&self) -> Result<Vec<u8>, apikeys::leak::keys::FetchError> {
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(self.list.clone().into_bytes())
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_key_identifier_or_signature_is_a_401_without_fetching_githubs_keys() {
+    use apikeys::leak::keys::KeySource;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
+    // Every store call fails here, so none may be needed.
+    let app = unreachable_store().await;
+    let rotated = Signer::generate(&"0123456789abcdef".repeat(4));
+    let github_list = CountedKeyList {
+        list: apikeys_tests::github::key_list(&[&rotated]),
+        fetches: Default::default(),
+    };
+    let keys = KeySource::fetched(&github_list);
+    let (app, keys) = (&app, &keys);
+    let send = move |call: Call| async move {
+        let req = call.request();
+        Reply::from(apikeys::http::revoke_leaked(app, keys, &policy(), req).await)
+    };
+    let body = Value::from(vec![entry("ghp_x", "", "content")]).to_string();
+    let der = STANDARD.decode(rotated.sign(body.as_bytes())).unwrap();
+    for p in PAYLOADS {
+        let report = || Call::report(p, body.clone());
+        let headers = |key_id: &str, signature: &str| {
+            report()
+                .header("Github-Public-Key-Identifier", key_id)
+                .header("Github-Public-Key-Signature", signature)
+        };
+        let cases = [
+            // The tests' own key is named "test-github-key": not GitHub's shape.
+            (report().signed(github()), "an identifier that is not hex"),
+            (
+                headers(&rotated.key_id[..63], &rotated.sign(body.as_bytes())),
+                "63 hex digits",
+            ),
+            (
+                headers(&rotated.key_id, "bm90IGEgc2lnbmF0dXJl"),
+                "base64 that is not DER",
+            ),
+            (
+                headers(&rotated.key_id, &STANDARD.encode(&der[..der.len() - 2])),
+                "a signature cut short",
+            ),
+        ];
+        for (call, what) in cases {
+            let reply = send(call).await;
+            let detail = reply.problem(401).to_owned();
+            assert!(reply.header("www-authenticate").is_none(), "{what}");
+            if what.contains("DER") || what.contains("cut short") {
+                assert!(detail.contains("DER"), "{what}: {detail}");
+            }
+        }
+    }
+    assert_eq!(
+        github_list
+            .fetches
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no fetch for a malformed report"
+    );
+    // A well-formed report by the rotated key fetches the list once and is taken (its one
+    // token is not ours: no store call).
+    for p in PAYLOADS {
+        let reply = send(Call::report(p, body.clone()).signed(&rotated)).await;
+        assert_eq!(labels(&reply), ["false_positive"]);
+    }
+    assert_eq!(
+        github_list
+            .fetches
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+}

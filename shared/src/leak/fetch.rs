@@ -217,7 +217,7 @@ mod tests {
         assert!(!source.is_fixed());
         let body = b"[]";
         let headers = SignatureHeaders {
-            key_id: "g".into(),
+            key_id: github.key_id.clone(),
             signature: base64::Engine::decode(
                 &base64::engine::general_purpose::STANDARD,
                 github.sign(body),

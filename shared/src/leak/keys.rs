@@ -1,12 +1,18 @@
 //! Where GitHub's public keys come from, and when they are fetched again.
 //!
 //! A [`KeySource`] either holds keys supplied once (a parameter, for tests and air-gapped
-//! deploys) or fetches them through a [`FetchKeys`] and caches them. It fetches:
+//! deploys) or fetches them through a [`FetchKeys`] and caches them. Only a report whose key
+//! identifier has the shape of GitHub's ([`is_key_identifier`]) and whose signature is
+//! well-formed DER ([`is_der_ecdsa_signature`]) may cause a fetch; any other is judged by the
+//! keys at hand (a `401`). Such a report fetches:
 //! - at the first report after a cold start;
-//! - when a report names a key identifier it does not know (GitHub rotated its key), but at
+//! - when it names a key identifier the cache does not hold (GitHub rotated its key), but at
 //!   most once per [`REFETCH_INTERVAL`], so forged identifiers cannot make it hammer GitHub;
 //! - when the cached list is older than [`MAX_KEYS_AGE`], so a key GitHub withdraws stops
 //!   being trusted (again at most once per interval; a failed refresh keeps the old list).
+//!
+//! The cache and its rate limit live in the function instance: the service as a whole fetches
+//! at most once per interval per warm instance, as many times a minute as it has instances.
 //!
 //! The clock is an argument (`now`), so the rate limit is tested without waiting.
 
@@ -14,9 +20,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::signature::{KeysError, PublicKeys, SignatureError, SignatureHeaders};
+use super::signature::{
+    KeysError, PublicKeys, SignatureError, SignatureHeaders, is_der_ecdsa_signature,
+    is_key_identifier,
+};
 
-/// The least time between two fetches.
+/// The least time between two fetches by one function instance.
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 /// A fetched key list is refreshed at the first report after it is this old.
 pub const MAX_KEYS_AGE: Duration = Duration::from_secs(3600);
@@ -114,6 +123,10 @@ impl<F: FetchKeys> KeySource<F> {
         // Held across the fetch: concurrent reports wait for one fetch instead of each
         // starting their own.
         let mut state = self.state.lock().await;
+        if !is_key_identifier(key_id) {
+            // GitHub lists no such identifier: no fetch could make it known.
+            return Ok(state.keys.clone());
+        }
         let known = state.keys.contains(key_id);
         let since = |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t));
         let may_fetch = since(state.last_attempt).is_none_or(|d| d >= REFETCH_INTERVAL);
@@ -140,13 +153,17 @@ impl<F: FetchKeys> KeySource<F> {
         Ok(state.keys.clone())
     }
 
-    /// Checks a report's signature at `now`.
+    /// Checks a report's signature at `now`. A signature that is not DER is refused before
+    /// the keys are looked at, so it never causes a fetch.
     pub async fn verify(
         &self,
         headers: &SignatureHeaders,
         body: &[u8],
         now: Instant,
     ) -> Result<(), VerifyError> {
+        if !is_der_ecdsa_signature(&headers.signature) {
+            return Err(SignatureError::MalformedSignature.into());
+        }
         let keys = self.keys_for(&headers.key_id, now).await?;
         Ok(keys.verify(headers, body)?)
     }
@@ -282,6 +299,104 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_malformed_identifier_or_signature_is_a_401_without_a_fetch() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::STANDARD;
+        use lambda_http::http::{HeaderMap, HeaderValue, header};
+
+        use crate::error::ApiError;
+        use crate::leak::receive_report;
+        use crate::leak::signature::{KEY_ID_HEADER, SIGNATURE_HEADER};
+
+        let report = |key_id: &str, signature: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(KEY_ID_HEADER, HeaderValue::from_str(key_id).unwrap());
+            h.insert(SIGNATURE_HEADER, HeaderValue::from_str(signature).unwrap());
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            h
+        };
+        let github = Signer::generate("github");
+        let id = github.key_id.as_str();
+        let good = github.sign(BODY);
+        let der = STANDARD.decode(&good).unwrap();
+        let cases: [(String, String, &str); 7] = [
+            ("apikeys-local-test-key".into(), good.clone(), "not hex"),
+            (id[..63].to_owned(), good.clone(), "63 hex digits"),
+            (format!("{id}0"), good.clone(), "65 hex digits"),
+            (format!("{}g", &id[..63]), good.clone(), "a letter past f"),
+            (
+                id.into(),
+                STANDARD.encode("not a signature"),
+                "base64, not DER",
+            ),
+            (
+                id.into(),
+                STANDARD.encode(&der[..der.len() - 1]),
+                "DER cut short",
+            ),
+            (
+                id.into(),
+                STANDARD.encode([&der[..], &[0]].concat()),
+                "DER and more",
+            ),
+        ];
+
+        // GitHub is unreachable and nothing is cached: were any of these to fetch, it would
+        // be a 503 ("try again"), not a 401.
+        let fetcher = Scripted::default();
+        let source = KeySource::fetched(&fetcher);
+        let t0 = Instant::now();
+        // A minute apart, and later an hour: the rate limit never stands in the way.
+        let mut at = t0;
+        for (key_id, signature, what) in &cases {
+            at += REFETCH_INTERVAL;
+            let err = receive_report(&source, &report(key_id, signature), BODY, at)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, ApiError::Signature(_)), "{what}: {err:?}");
+        }
+        // Headers built past the edge are held to the same rule.
+        at += REFETCH_INTERVAL;
+        let not_der = SignatureHeaders {
+            key_id: id.to_owned(),
+            signature: b"not a signature".to_vec(),
+        };
+        let err = source.verify(&not_der, BODY, at).await.unwrap_err();
+        assert!(matches!(
+            err,
+            VerifyError::Signature(SignatureError::MalformedSignature)
+        ));
+        assert_eq!(fetcher.fetches(), 0);
+
+        // A well-formed report fetches: here, GitHub being unreachable, a 503.
+        at += REFETCH_INTERVAL;
+        let err = receive_report(&source, &report(id, &good), BODY, at)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ApiError::KeysUnavailable), "{err:?}");
+        assert_eq!(fetcher.fetches(), 1);
+
+        // With the keys fetched and, later, old: still no fetch for a malformed report.
+        fetcher.serve(Some(key_list(&[&github])));
+        at += REFETCH_INTERVAL;
+        receive_report(&source, &report(id, &good), BODY, at)
+            .await
+            .unwrap();
+        assert_eq!(fetcher.fetches(), 2);
+        for (key_id, signature, what) in &cases {
+            at += MAX_KEYS_AGE;
+            let err = receive_report(&source, &report(key_id, signature), BODY, at)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, ApiError::Signature(_)), "{what}: {err:?}");
+        }
+        assert_eq!(fetcher.fetches(), 2);
+    }
+
+    #[tokio::test]
     async fn a_failed_fetch_is_a_503_for_unknown_keys_and_old_keys_keep_working() {
         let github = Signer::generate("g");
         let fetcher = Scripted::default();
@@ -363,5 +478,19 @@ mod tests {
             err,
             VerifyError::Signature(SignatureError::BadSignature)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_supplied_list_may_name_its_keys_in_any_shape() {
+        // The local environment's key is "apikeys-local-test-key": never fetched, so the
+        // shape of GitHub's identifiers does not apply.
+        let mut local = Signer::generate("local");
+        local.key_id = "apikeys-local-test-key".into();
+        let keys = PublicKeys::parse(key_list(&[&local]).as_bytes()).unwrap();
+        let source = KeySource::fixed(keys);
+        source
+            .verify(&signed(&local), BODY, Instant::now())
+            .await
+            .unwrap();
     }
 }

@@ -4,7 +4,9 @@
 //! posts a signed report. A report is taken in this order, each step with its own status:
 //! 1. the signature ([`signature`], with GitHub's keys from [`keys`], fetched by [`fetch`]):
 //!    `401` when missing, malformed, by an unknown key or not matching; `503` when the
-//!    key is unknown and GitHub's list cannot be fetched. No token is looked at before this.
+//!    key is unknown and GitHub's list cannot be fetched. A key identifier not of GitHub's
+//!    shape or a signature that is not base64 DER is a `401` without any fetch. No token is
+//!    looked at before this.
 //! 2. the body ([`report`], read as every body is): `415`, `413`, `400`, `422`;
 //! 3. the verdicts ([`assess`]): one batched lookup ([`LeakLookup`]) for the whole report,
 //!    then the keys to revoke and GitHub's `[{token_hash, token_type, label}]` response;

@@ -26,8 +26,13 @@ pub const SIGNATURE_HEADER: &str = "github-public-key-signature";
 /// A DER ECDSA P-256 signature is at most 72 bytes, 96 characters of base64; a longer header
 /// is refused before it is decoded.
 const MAX_SIGNATURE_CHARS: usize = 128;
-/// Key identifiers are 64 hex characters today; anything much longer is not one.
+/// Longer than any key identifier a list could hold: refused before it is looked up.
 const MAX_KEY_ID_CHARS: usize = 256;
+/// GitHub's key identifiers are the SHA-256 of the PEM key, in hex.
+const GITHUB_KEY_ID_HEX_DIGITS: usize = 64;
+/// The longest INTEGER of a DER ECDSA P-256 signature: 32 bytes, and a leading zero when the
+/// first is 0x80 or more.
+const MAX_DER_INTEGER_BYTES: u8 = 33;
 
 /// Why a report's signature was not accepted: always a `401`, decided before any token in the
 /// body is looked at.
@@ -37,7 +42,7 @@ pub enum SignatureError {
     MissingKeyId,
     #[error("the Github-Public-Key-Signature header is missing")]
     MissingSignature,
-    #[error("the Github-Public-Key-Signature header is not a base64 signature")]
+    #[error("the Github-Public-Key-Signature header is not a base64 DER ECDSA signature")]
     MalformedSignature,
     #[error("no GitHub secret scanning public key has this identifier")]
     UnknownKey,
@@ -86,11 +91,41 @@ impl SignatureHeaders {
         }
         let signature = BASE64
             .decode(signature)
-            .map_err(|_| SignatureError::MalformedSignature)?;
+            .ok()
+            .filter(|der| is_der_ecdsa_signature(der))
+            .ok_or(SignatureError::MalformedSignature)?;
         Ok(SignatureHeaders {
             key_id: key_id.to_owned(),
             signature,
         })
+    }
+}
+
+/// Whether `key_id` has the shape of GitHub's key identifiers: 64 hex digits (the SHA-256 of
+/// the PEM key; either case is taken). Only such an identifier may make the keys be fetched
+/// again ([`super::keys`]); a supplied list may name its keys otherwise (local tests do).
+pub fn is_key_identifier(key_id: &str) -> bool {
+    key_id.len() == GITHUB_KEY_ID_HEX_DIGITS && key_id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Whether `der` is shaped as a DER ECDSA P-256 signature: a SEQUENCE of two INTEGERs of 1 to
+/// 33 bytes each, and nothing after it. Whether the numbers are minimal and in range is left
+/// to the check itself (then a [`SignatureError::BadSignature`]).
+pub fn is_der_ecdsa_signature(der: &[u8]) -> bool {
+    /// The bytes after one INTEGER at the start of `der`.
+    fn after_integer(der: &[u8]) -> Option<&[u8]> {
+        match der {
+            [0x02, len, rest @ ..] if (1..=MAX_DER_INTEGER_BYTES).contains(len) => {
+                rest.get(usize::from(*len)..)
+            }
+            _ => None,
+        }
+    }
+    match der {
+        [0x30, len, body @ ..] if usize::from(*len) == body.len() => after_integer(body)
+            .and_then(after_integer)
+            .is_some_and(<[u8]>::is_empty),
+        _ => false,
     }
 }
 
@@ -226,9 +261,11 @@ pub mod fixture {
     }
 
     impl Signer {
-        pub fn generate(key_id: &str) -> Self {
+        /// A new key pair whose identifier is the SHA-256 of `name` in hex: the shape of
+        /// GitHub's, and one name gives one identifier (a forger may claim GitHub's).
+        pub fn generate(name: &str) -> Self {
             Signer {
-                key_id: key_id.to_owned(),
+                key_id: crate::digest::sha256_hex(name.as_bytes(), 32),
                 pair: super::p256_pair(),
             }
         }
@@ -283,6 +320,7 @@ pub mod fixture {
 mod tests {
     use super::fixture::{Signer, key_list};
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
     use lambda_http::http::HeaderValue;
 
     fn headers(key_id: Option<&str>, signature: Option<&str>) -> HeaderMap {
@@ -329,9 +367,11 @@ mod tests {
             );
         }
         // The right signature presented under the other key's identifier.
-        let h =
-            SignatureHeaders::from_headers(&headers(Some("previous"), Some(&current.sign(BODY))))
-                .unwrap();
+        let h = SignatureHeaders::from_headers(&headers(
+            Some(&previous.key_id),
+            Some(&current.sign(BODY)),
+        ))
+        .unwrap();
         assert_eq!(keys.verify(&h, BODY), Err(SignatureError::BadSignature));
     }
 
@@ -340,8 +380,11 @@ mod tests {
         let github = Signer::generate("github");
         let keys = PublicKeys::parse(key_list(&[&github]).as_bytes()).unwrap();
         let forger = Signer::generate("forger");
-        let h = SignatureHeaders::from_headers(&headers(Some("forger"), Some(&forger.sign(BODY))))
-            .unwrap();
+        let h = SignatureHeaders::from_headers(&headers(
+            Some(&forger.key_id),
+            Some(&forger.sign(BODY)),
+        ))
+        .unwrap();
         assert_eq!(keys.verify(&h, BODY), Err(SignatureError::UnknownKey));
     }
 
@@ -361,7 +404,18 @@ mod tests {
             SignatureHeaders::from_headers(&headers(Some("k"), Some("  "))),
             Err(SignatureError::MissingSignature)
         );
-        for bad in ["not base64!", &"A".repeat(200)] {
+        let der = BASE64.decode(&sig).unwrap();
+        let cut_short = STANDARD.encode(&der[..der.len() - 1]);
+        let trailing = STANDARD.encode([&der[..], &[0]].concat());
+        // Base64 that is not DER ("not a signature"), a signature cut short or followed by
+        // more bytes: not a signature, whatever the key.
+        for bad in [
+            "not base64!",
+            &"A".repeat(200),
+            "bm90IGEgc2lnbmF0dXJl",
+            &cut_short,
+            &trailing,
+        ] {
             assert_eq!(
                 SignatureHeaders::from_headers(&headers(Some("k"), Some(bad))),
                 Err(SignatureError::MalformedSignature),
@@ -371,6 +425,57 @@ mod tests {
         let h = SignatureHeaders::from_headers(&headers(Some("k"), Some(&unpadded))).unwrap();
         assert_eq!(h.signature, BASE64.decode(&sig).unwrap());
         assert!(!format!("{h:?}").contains(&unpadded[..20]));
+    }
+
+    #[test]
+    fn a_key_identifier_is_64_hex_digits() {
+        let id = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a";
+        assert!(is_key_identifier(id));
+        assert!(is_key_identifier(&id.to_ascii_uppercase()));
+        assert!(is_key_identifier(&Signer::generate("g").key_id));
+        for bad in [
+            "",
+            "apikeys-local-test-key",
+            &id[..63],
+            &format!("{id}0"),
+            &id.replace('f', "g"),
+            &format!(" {}", &id[1..]),
+            &format!("{}é", &id[..62]),
+        ] {
+            assert!(!is_key_identifier(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_signature_ring_makes_is_der_and_garbage_is_not() {
+        let signer = Signer::generate("g");
+        // About one in two has an integer with a leading zero (33 bytes), one in 256 a
+        // shorter one: a few hundred signatures see every length.
+        for i in 0..500u32 {
+            let der = BASE64.decode(signer.sign(&i.to_be_bytes())).unwrap();
+            assert!(is_der_ecdsa_signature(&der), "{der:02x?}");
+        }
+        assert!(is_der_ecdsa_signature(&[0x30, 0x06, 2, 1, 1, 2, 1, 1]));
+        let garbage: &[&[u8]] = &[
+            &[],
+            &[0x30],
+            &[0x30, 0x00],
+            &[0x30, 0x03, 2, 1, 1],
+            &[0x30, 0x06, 2, 1, 1, 2, 1],
+            &[0x30, 0x07, 2, 1, 1, 2, 1, 1, 0],
+            &[0x30, 0x06, 2, 0, 2, 2, 1, 1],
+            &[0x31, 0x06, 2, 1, 1, 2, 1, 1],
+            &[0x30, 0x06, 4, 1, 1, 2, 1, 1],
+            &[0xff; 72],
+        ];
+        for bad in garbage {
+            assert!(!is_der_ecdsa_signature(bad), "{bad:02x?}");
+        }
+        let mut too_long = vec![0x30, 0x48, 2, 34];
+        too_long.extend([1; 34]);
+        too_long.extend([2, 34]);
+        too_long.extend([1; 34]);
+        assert!(!is_der_ecdsa_signature(&too_long));
     }
 
     #[test]
@@ -384,7 +489,7 @@ mod tests {
             vec![0xff; 72],
         ] {
             let h = SignatureHeaders {
-                key_id: "github".into(),
+                key_id: github.key_id.clone(),
                 signature: sig,
             };
             assert_eq!(keys.verify(&h, BODY), Err(SignatureError::BadSignature));
@@ -402,6 +507,12 @@ mod tests {
           {"key_identifier":"not-a-key","key":"hello","is_current":true}]}"#;
         let keys = PublicKeys::parse(published.as_bytes()).unwrap();
         assert_eq!(keys.len(), 1);
+        // Its identifier is the SHA-256 of the PEM, in hex: the shape is_key_identifier takes.
+        let pem = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE9MJJHnMfn2+H4xL4YaPDA4RpJqUq\nkCmRCBnYERxZanmcpzQSXs1X/AljlKkbJ8qpVIW4clayyef9gWhFbNHWAA==\n-----END PUBLIC KEY-----\n";
+        assert_eq!(
+            crate::digest::sha256_hex(pem.as_bytes(), 32),
+            "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a"
+        );
         assert!(keys.contains("90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a"));
         assert!(!keys.contains("not-a-key"));
 
