@@ -916,3 +916,66 @@ async fn revoke_leaked_may_update_only_the_attributes_a_revocation_names() {
         "allowed, never named by a revocation: {extra:?}"
     );
 }
+
+/// The key a `!If [HasKmsKey, !Ref KmsKeyArn, <else>]` names when no `KmsKeyArn` is given.
+fn key_without_parameter(v: &Value) -> String {
+    let Value::Tagged(tagged) = v else {
+        panic!("not an !If: {v:?}")
+    };
+    assert_eq!(tagged.tag.to_string(), "!If", "{v:?}");
+    let branches = tagged
+        .value
+        .as_sequence()
+        .expect("!If [condition, then, else]");
+    assert_eq!(branches[0].as_str(), Some("HasKmsKey"), "{v:?}");
+    assert_eq!(reference(&branches[1]), "KmsKeyArn", "{v:?}");
+    reference(&branches[2])
+}
+
+#[test]
+fn the_functions_environment_is_encrypted_with_a_customer_managed_key_their_roles_decrypt() {
+    // The cursor and idempotency secrets sit in the environment: with the AWS managed key,
+    // GetFunctionConfiguration shows them to any reader; with a customer managed key, only
+    // to one also allowed kms:Decrypt on it.
+    let template = template();
+    let resources = &template["Resources"];
+    let key = key_without_parameter(&template["Globals"]["Function"]["KmsKeyArn"]);
+    assert_eq!(
+        key, "EnvironmentKey",
+        "a key of the stack's own, never AWS::NoValue"
+    );
+    let made = &resources[key.as_str()];
+    assert_eq!(made["Type"].as_str(), Some("AWS::KMS::Key"));
+    assert_eq!(
+        made["Properties"]["EnableKeyRotation"].as_bool(),
+        Some(true)
+    );
+    let condition = made["Condition"]
+        .as_str()
+        .expect("made only without KmsKeyArn");
+    let Value::Tagged(equals) = &template["Conditions"][condition] else {
+        panic!("{condition} should be an !Equals")
+    };
+    assert_eq!(equals.tag.to_string(), "!Equals");
+    assert_eq!(reference(&equals.value[0]), "KmsKeyArn");
+    assert_eq!(equals.value[1].as_str(), Some(""));
+    for (binary, (id, function)) in functions(&template) {
+        assert!(
+            function["Properties"].get("KmsKeyArn").is_none(),
+            "{id} should keep the environment's key"
+        );
+        let role = reference(&function["Properties"]["Role"]);
+        let policies = resources[role.as_str()]["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{role} ({binary}) has no policies"));
+        let decrypts = policies.iter().any(|p| {
+            let statements = p["PolicyDocument"]["Statement"].as_sequence().cloned();
+            statements.unwrap_or_default().iter().any(|s| {
+                s["Effect"].as_str() == Some("Allow")
+                    && strings(&s["Action"]) == set_of(&["kms:Decrypt"])
+                    && key_without_parameter(&s["Resource"]) == "EnvironmentKey"
+            })
+        });
+        assert!(decrypts, "{role} ({binary}) should decrypt its environment");
+    }
+}
