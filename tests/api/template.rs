@@ -979,3 +979,43 @@ fn the_functions_environment_is_encrypted_with_a_customer_managed_key_their_role
         assert!(decrypts, "{role} ({binary}) should decrypt its environment");
     }
 }
+
+#[test]
+fn only_revoke_leaked_gets_the_optional_github_token_and_only_from_secrets_manager() {
+    let template = template();
+    for (binary, (id, function)) in functions(&template) {
+        let token =
+            &function["Properties"]["Environment"]["Variables"]["GITHUB_SECRET_SCANNING_TOKEN"];
+        if binary != "revoke-leaked" {
+            assert!(token.is_null(), "{id} should not get the token");
+            continue;
+        }
+        let Value::Tagged(choice) = token else {
+            panic!("{id}: the token should be an !If: {token:?}")
+        };
+        assert_eq!(choice.tag.to_string(), "!If");
+        let branches = choice
+            .value
+            .as_sequence()
+            .expect("!If [condition, then, else]");
+        assert_eq!(branches[0].as_str(), Some("HasGithubToken"));
+        let Value::Tagged(resolve) = &branches[1] else {
+            panic!("{id}: the token should be resolved: {:?}", branches[1])
+        };
+        assert_eq!(resolve.tag.to_string(), "!Sub");
+        assert_eq!(
+            resolve.value.as_str(),
+            Some("{{resolve:secretsmanager:${GithubTokenSecretArn}:SecretString}}")
+        );
+        assert_eq!(
+            reference(&branches[2]),
+            "AWS::NoValue",
+            "no token without the parameter"
+        );
+    }
+    assert_eq!(
+        template["Parameters"]["GithubTokenSecretArn"]["Default"].as_str(),
+        Some(""),
+        "optional"
+    );
+}
