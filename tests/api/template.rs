@@ -1019,3 +1019,42 @@ fn only_revoke_leaked_gets_the_optional_github_token_and_only_from_secrets_manag
         "optional"
     );
 }
+
+/// The crate name of a function of the tests' router.
+fn binary_of(function: Function) -> &'static str {
+    match function {
+        Function::GetKey => "get-key",
+        Function::ListKeys => "list-keys",
+        Function::CreateKey => "create-key",
+        Function::UpdateKey => "update-key",
+        Function::RollKey => "roll-key",
+        Function::DeleteKey => "delete-key",
+        Function::ListEvents => "list-events",
+        Function::VerifyKey => "verify-key",
+        Function::RevokeLeaked => "revoke-leaked",
+    }
+}
+
+#[test]
+fn the_tests_route_every_request_where_the_template_does() {
+    // The HTTP tests build each event for the function `Function::route` names, with its
+    // route key: both must be template.yaml's, or the tests would pass on a route no
+    // deployment has.
+    let template = template();
+    let routes = template_routes(&template);
+    let paths: BTreeSet<&String> = routes.keys().map(|(_, path)| path).collect();
+    for path in paths {
+        for method in METHODS {
+            let (function, key) = Function::route(path, method);
+            let deployed = deployed(&routes, method, path);
+            assert_eq!(deployed, Some(binary_of(function)), "{method} {path}");
+            let own = routes.contains_key(&(method.to_owned(), path.clone()));
+            let expected = if own {
+                format!("{method} {path}")
+            } else {
+                format!("ANY {path}")
+            };
+            assert_eq!(key, expected, "{method} {path}: the route key");
+        }
+    }
+}
