@@ -313,6 +313,10 @@ fuzz_target!(|input: Input| {
         hash: secret().hash(),
         last_used: None,
         expires: None,
+        secret: apikeys::audit::ActingSecret {
+            which: apikeys::audit::WhichSecret::Current,
+            last_four: secret().last_four(),
+        },
     };
     let authority = Authority::of(&caller);
     let refused = |r| ApiError::from(apikeys::write::WriteError::Refused(r));
