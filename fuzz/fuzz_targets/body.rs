@@ -252,6 +252,14 @@ fn check_refusal(e: &ApiError, body: &[u8]) {
                 .is_some_and(|p| !p.is_empty() || body.windows(2).any(|w| w == b"\"\"")),
             "a 422 names its field"
         ),
+        // The authority rule names the field of what it refuses, where there is one.
+        403 => assert!(
+            problem.parameter.as_deref().is_none_or(|p| {
+                ["permissions", "restricted", "expires_date", "status"].contains(&p)
+            }),
+            "a 403 names a field of the body or none: {:?}",
+            problem.parameter
+        ),
         _ => assert_eq!(problem.parameter, None),
     }
 }
