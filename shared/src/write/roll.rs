@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::create::{RecordOf, replay};
-use super::idempotency::nonce;
+use super::idempotency::{SecretKeys, nonce};
 use super::update::changed_error;
 use super::{
     CHANGED_RETRIES, Expected, Idempotency, InvalidWrite, WriteContext, WriteError, WritePolicy,
@@ -61,19 +61,7 @@ pub async fn roll_key<S: KeyWriter>(
     expected: Expected<'_>,
     idempotency: Option<&Idempotency>,
 ) -> Result<Rolled, WriteError> {
-    if grace_secs > MAX_GRACE_SECS {
-        return Err(InvalidWrite::Grace(grace_secs).into());
-    }
-    // A key rolling itself idempotently: its retry authenticates with the secret it used,
-    // which must outlive the roll (so the current one, with a grace period).
-    let by_previous = ctx
-        .actor
-        .secret
-        .as_ref()
-        .is_some_and(|s| s.which == WhichSecret::Previous);
-    if idempotency.is_some() && ctx.actor.is_key(id) && (grace_secs == 0 || by_previous) {
-        return Err(InvalidWrite::SelfRollWithoutGrace.into());
-    }
+    check_grace(ctx, id, grace_secs, idempotency.is_some())?;
     let asked_end = ctx.now + chrono::Duration::seconds(grace_secs as i64);
     let idem = match idempotency {
         None => None,
@@ -113,22 +101,7 @@ pub async fn roll_key<S: KeyWriter>(
         } else {
             asked_end
         };
-        let (secret, record) = match &idem {
-            None => (
-                Secret::generate().map_err(|e| StoreError::Internal(Box::new(e)))?,
-                None,
-            ),
-            Some((keys, record_id, request)) => {
-                let nonce = nonce().map_err(|e| StoreError::Internal(Box::new(e)))?;
-                let secret = keys.derive(record_id, request, &nonce);
-                let record = RecordOf {
-                    id: record_id.clone(),
-                    request: request.clone(),
-                    nonce,
-                };
-                (secret, Some(record))
-            }
-        };
+        let (secret, record) = new_secret(idem.as_ref())?;
         let (after, changes) = rolled(&stored, &secret, ctx.now, grace_end);
         let event = ctx.event(policy, org, id, Action::Rolled, changes);
         let record = record.map(|r| r.with(ctx, &after.key, &secret));
@@ -168,6 +141,48 @@ pub async fn roll_key<S: KeyWriter>(
             Err(WriteFailure::Store(e)) => return Err(e.into()),
         }
     }
+}
+
+/// Refuses a grace period out of range, and an idempotent roll of the caller's own key that
+/// its retry could not authenticate for: one with no grace, or one by its previous secret
+/// (which any roll ends at once).
+fn check_grace(
+    ctx: &WriteContext,
+    id: KeyId,
+    grace_secs: u64,
+    idempotent: bool,
+) -> Result<(), WriteError> {
+    if grace_secs > MAX_GRACE_SECS {
+        return Err(InvalidWrite::Grace(grace_secs).into());
+    }
+    let by_previous = ctx
+        .actor
+        .secret
+        .as_ref()
+        .is_some_and(|s| s.which == WhichSecret::Previous);
+    if idempotent && ctx.actor.is_key(id) && (grace_secs == 0 || by_previous) {
+        return Err(InvalidWrite::SelfRollWithoutGrace.into());
+    }
+    Ok(())
+}
+
+/// The roll's new secret: drawn, or for an idempotent request derived, with the record a
+/// retry will find.
+fn new_secret(
+    idem: Option<&(&SecretKeys, String, String)>,
+) -> Result<(Secret, Option<RecordOf>), StoreError> {
+    let internal = |e: getrandom::Error| StoreError::Internal(Box::new(e));
+    let Some((keys, record_id, request)) = idem else {
+        return Ok((Secret::generate().map_err(internal)?, None));
+    };
+    let nonce = nonce().map_err(internal)?;
+    let secret = keys.derive(record_id, request, &nonce);
+    let record = RecordOf {
+        id: record_id.clone(),
+        request: request.clone(),
+        nonce,
+    };
+    Ok((secret, Some(record)))
 }
 
 /// The key after the roll, and what changed.
