@@ -6,7 +6,6 @@
 #![no_main]
 
 use apikeys::auth::Caller;
-use apikeys::authority::Authority;
 use apikeys::error::ApiError;
 use apikeys::key::{Access, ApiKey, KeyId, KeyState, Permission};
 use apikeys::secret::Secret;
@@ -326,7 +325,7 @@ fuzz_target!(|input: Input| {
             last_four: secret().last_four(),
         },
     };
-    let authority = Authority::of(&caller);
+    let authority = caller.authority();
     let refused = |r| ApiError::from(apikeys::write::WriteError::Refused(r));
     let held = |p: &Permission| caller_access.grants(*p);
     match input.endpoint {

@@ -34,6 +34,15 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// What this caller may grant ([`crate::authority`]): its access, for as long as the
+    /// secret it presented lives.
+    pub fn authority(&self) -> crate::authority::Authority {
+        crate::authority::Authority {
+            access: self.access.clone(),
+            expires: self.expires,
+        }
+    }
+
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
         if self.access.grants(permission) {
             Ok(())

@@ -19,7 +19,6 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::auth::Caller;
 use crate::key::{Access, ApiKey, KeyState, Permission};
 
 /// What a write's caller may do: its access, and when its secret stops working.
@@ -115,14 +114,6 @@ impl Authority {
         Authority {
             access: Access::Unrestricted,
             expires: None,
-        }
-    }
-
-    /// An authenticated caller's authority.
-    pub fn of(caller: &Caller) -> Self {
-        Authority {
-            access: caller.access.clone(),
-            expires: caller.expires,
         }
     }
 

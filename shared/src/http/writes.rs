@@ -31,7 +31,14 @@ struct WithSecret<'a> {
 /// Who makes the write, from where, with what authority: what its audit event records and
 /// what the domain checks it against.
 fn context(req: &Request, call: &Authorized<'_>) -> WriteContext {
-    WriteContext::api_key(call.caller, call.request_id, source_ip(req))
+    let caller = call.caller;
+    WriteContext::api_key(
+        caller.key_id,
+        caller.secret.clone(),
+        caller.authority(),
+        call.request_id,
+        source_ip(req),
+    )
 }
 
 /// `POST /v1/api_key/`: a new key of the caller's organization. 201 with the key and its

@@ -36,8 +36,7 @@ pub use leaked::{Revocation, revoke_leaked};
 pub use roll::{MAX_GRACE_SECS, Rolled, roll_key};
 pub use update::{current_key, set_state, update_key};
 
-use crate::audit::{Action, Actor, Changes, Event, EventId};
-use crate::auth::Caller;
+use crate::audit::{ActingSecret, Action, Actor, Changes, Event, EventId};
 use crate::authority::{Authority, Refusal};
 use crate::key::{KeyId, OrgId};
 use crate::store::{MAX_NAME_BYTES, StoreError};
@@ -110,15 +109,18 @@ pub struct WriteContext {
 }
 
 impl WriteContext {
-    /// A write by a caller of the HTTP API, identified by its key, with its authority.
+    /// A write by a caller of the HTTP API: its key, the secret of it that acted, and its
+    /// authority.
     pub fn api_key(
-        caller: &Caller,
+        key: KeyId,
+        secret: ActingSecret,
+        authority: Authority,
         request_id: impl Into<String>,
         source_ip: Option<String>,
     ) -> Self {
         WriteContext {
-            actor: Actor::api_key(caller.key_id).with_secret(caller.secret.clone()),
-            authority: Authority::of(caller),
+            actor: Actor::api_key(key).with_secret(secret),
+            authority,
             request_id: request_id.into(),
             source_ip,
             now: to_millis(Utc::now()),
