@@ -29,7 +29,7 @@ export SAM_CLI_TELEMETRY := 0
 .PHONY: help tools test test-rust test-tools lint lint-rust lint-template fmt
 .PHONY: run run-tools cli invoke test-run build check-artifacts artifact-tools
 .PHONY: security security-ci fuzz-tools fuzz-build
-.PHONY: bench bench-smoke bench-zips bench-peer bench-coldstart
+.PHONY: bench bench-smoke bench-zips bench-peer bench-coldstart bench-readme bench-profile
 .PHONY: schemathesis schemathesis-ci schemathesis-tools
 
 help:
@@ -46,7 +46,9 @@ help:
 	@echo "make security-ci    bounded fuzzing (FUZZ_CI_SECONDS a target), as CI runs it"
 	@echo "make bench          the benchmark (bench/README.md): release build, zips, run, results"
 	@echo "make bench-smoke    a tiny run of the benchmark harness (CI), no timings judged"
-	@echo "make bench-coldstart   the cold-start part of the benchmark alone (TLS, CPU quotas, peer)"
+	@echo "make bench-coldstart   the cold-start part of the benchmark alone (TLS, CPU quotas, peers)"
+	@echo "make bench-profile  a syscall profile of get-key's init (bench/results/init-profile.md)"
+	@echo "make bench-readme   bench/README.md's tables from bench/results/"
 	@echo "make schemathesis-ci   schemathesis on openapi.yaml against make run, bounded, as CI runs it"
 	@echo "make schemathesis   the long schemathesis run (part of make security)"
 
@@ -245,9 +247,10 @@ bench: tools bench-zips bench-peer
 	cargo build --release --locked -p apikeys-bench-variant
 	AWS_LC_SYS_NO_JITTER_ENTROPY=1 CARGO_TARGET_DIR=$(NOJITTER_DIR) \
 	  cargo build --release --locked -p apikeys-bench-variant
-	timeout 1500 tools/dynamodb-local.sh run $(TARGET_DIR)/release/apikeys-bench \
+	timeout 2400 tools/dynamodb-local.sh run $(TARGET_DIR)/release/apikeys-bench \
 	  --out $(BENCH_OUT) --zips $(TARGET_DIR)/bench-zips --python-peer $(PEER_VENV)/bin/python \
 	  --nojitter-bin $(NOJITTER_DIR)/release/bench-variant
+	python3 bench/render-readme.py bench/README.md $(BENCH_OUT)
 
 # The cold-start part alone (bench/results/coldstart.md), without the zips and the seeding.
 bench-coldstart: tools bench-peer
@@ -255,9 +258,21 @@ bench-coldstart: tools bench-peer
 	cargo build --release --locked -p apikeys-bench-variant
 	AWS_LC_SYS_NO_JITTER_ENTROPY=1 CARGO_TARGET_DIR=$(NOJITTER_DIR) \
 	  cargo build --release --locked -p apikeys-bench-variant
-	timeout 900 tools/dynamodb-local.sh run $(TARGET_DIR)/release/apikeys-bench --coldstart-only \
+	timeout 1800 tools/dynamodb-local.sh run $(TARGET_DIR)/release/apikeys-bench --coldstart-only \
 	  --out $(BENCH_OUT) --python-peer $(PEER_VENV)/bin/python \
 	  --nojitter-bin $(NOJITTER_DIR)/release/bench-variant
+	python3 bench/render-readme.py bench/README.md $(BENCH_OUT)
+
+# The tables of bench/README.md, from the results files (bench/render-readme.py).
+bench-readme:
+	python3 bench/render-readme.py bench/README.md $(BENCH_OUT)
+
+# A syscall profile of get-key's init (bench/profile-init.sh): bench/results/init-profile.md.
+bench-profile: tools
+	cargo build --release --locked $(BENCH_BINS)
+	cargo build --release --locked -p apikeys-bench-variant
+	tools/dynamodb-local.sh install
+	bench/profile-init.sh $(TARGET_DIR)/release/apikeys-bench $(TARGET_DIR)/release $(BENCH_OUT)/init-profile.md
 
 bench-zips: $(STAMP)
 	PATH="$(VENV)/bin:$$PATH" bench/zips.sh $(TARGET_DIR)/bench-zips

@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -41,16 +42,74 @@ pub const MEMORY_SIZES: [u32; 4] = [128, 256, 512, 1024];
 pub const PRICE_GB_SECOND: f64 = 0.000_013_333_4;
 pub const PRICE_REQUEST: f64 = 0.20 / 1_000_000.0;
 
-/// What to start, and the event of its first invocation.
+/// What to start, the events of its invocations, and the answer that counts as success.
 pub struct Subject {
     pub name: String,
     pub program: PathBuf,
     pub args: Vec<String>,
     pub cwd: Option<PathBuf>,
     pub env: Vec<(String, String)>,
-    pub event: Bytes,
-    /// Measured at every memory size, with warm invocations (get-key and its peer).
+    /// One event, sent to every start; or one per start, each doing its real work once (a
+    /// write's sample is not repeatable: after the first start, delete-key's key is gone).
+    pub events: Vec<Bytes>,
+    /// The status of success; any other answer fails the run.
+    pub expect: u16,
+    /// Text the body of a success must hold (verify's `VALID`, a revocation's verdict).
+    pub expect_body: Option<&'static str>,
+    /// Measured at every memory size, with warm invocations (get-key and its peers).
     pub sized: bool,
+    /// The events handed out so far.
+    pub used: AtomicUsize,
+}
+
+impl Subject {
+    pub fn new(name: &str, program: PathBuf, event: Bytes) -> Subject {
+        Subject {
+            name: name.to_owned(),
+            program,
+            args: Vec::new(),
+            cwd: None,
+            env: Vec::new(),
+            events: vec![event],
+            expect: 200,
+            expect_body: None,
+            sized: false,
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next start's event: the only one, or the next fresh one.
+    pub fn next_event(&self) -> Result<Bytes, BoxError> {
+        let n = self.used.fetch_add(1, Ordering::Relaxed);
+        match &self.events[..] {
+            [one] => Ok(one.clone()),
+            all => all
+                .get(n)
+                .cloned()
+                .ok_or_else(|| format!("{}: no fresh event left for start {n}", self.name).into()),
+        }
+    }
+
+    /// Fails unless the answer is this subject's success.
+    pub fn check(&self, a: &crate::emulator::Answer) -> Result<(), BoxError> {
+        let v: Value = serde_json::from_slice(&a.body).unwrap_or(Value::Null);
+        let body_ok = self
+            .expect_body
+            .is_none_or(|t| v["body"].as_str().is_some_and(|b| b.contains(t)));
+        if a.error || v["statusCode"] != self.expect || !body_ok {
+            return Err(format!(
+                "{} answered, not {}{}: {}",
+                self.name,
+                self.expect,
+                self.expect_body
+                    .map(|t| format!(" with {t}"))
+                    .unwrap_or_default(),
+                String::from_utf8_lossy(&a.body)
+            )
+            .into());
+        }
+        Ok(())
+    }
 }
 
 /// The functions of template.yaml: the `Binary` of each `rust-cargolambda` build.
@@ -73,27 +132,15 @@ struct Figures {
     init: Vec<Duration>,
     first: Vec<Duration>,
     warm: Vec<Duration>,
+    /// Each process's warm median: the spread between processes.
+    warm_medians: Vec<Duration>,
     rss: u64,
 }
 
 pub struct Plan {
     pub inits: usize,
+    /// Warm invocations of each start of a sized subject at a memory size's share.
     pub warm: usize,
-}
-
-/// The service's own answer (any status below 500), or an error naming the subject. Not only
-/// a 2xx: a write's sample event is not repeatable (after the first cold start, delete-key's
-/// key is gone and it answers 404, having authenticated and read as before).
-fn check(name: &str, a: &crate::emulator::Answer) -> Result<(), BoxError> {
-    let v: Value = serde_json::from_slice(&a.body).unwrap_or(Value::Null);
-    let ok = !a.error
-        && v["statusCode"]
-            .as_u64()
-            .is_some_and(|s| (200..500).contains(&s));
-    if !ok {
-        return Err(format!("{name} answered: {}", String::from_utf8_lossy(&a.body)).into());
-    }
-    Ok(())
 }
 
 async fn once(
@@ -139,18 +186,21 @@ async fn measure(
         // Init is over and the process waits in `next`: the share applies from the event on.
         q.limit(q.memory_mb)?;
     }
-    let a = p.invoke(s.event.clone()).await?;
-    check(&s.name, &a)?;
+    let a = p.invoke(s.next_event()?).await?;
+    s.check(&a)?;
     let first = init + a.duration;
     let mut durations = Vec::with_capacity(warm);
     for _ in 0..warm {
-        let a = p.invoke(s.event.clone()).await?;
-        check(&s.name, &a)?;
+        let a = p.invoke(s.events[0].clone()).await?;
+        s.check(&a)?;
         durations.push(a.duration);
     }
     let rss = p.peak_rss()?;
     f.init.push(init);
     f.first.push(first);
+    if !durations.is_empty() {
+        f.warm_medians.push(median(&durations));
+    }
     f.warm.extend(durations);
     f.rss = f.rss.max(rss);
     Ok(())
@@ -246,7 +296,7 @@ pub async fn run(
                 let f = figures.entry((*level, s.name.clone())).or_default();
                 // Warm invocations at a memory size's share are the same on demand.
                 let sized = s.sized && !matches!(level, Level::OnDemand(_));
-                let warm = if sized && i == 0 { plan.warm } else { 0 };
+                let warm = if sized { plan.warm } else { 0 };
                 once(s, *cpu, env, work, warm, f).await?;
             }
         }
@@ -258,13 +308,12 @@ pub async fn run(
     }
     // The other memory sizes: the sized subjects only.
     for q in quotas.iter().skip(2) {
-        for i in 0..plan.inits {
+        for _ in 0..plan.inits {
             for s in subjects.iter().filter(|s| s.sized) {
                 let f = figures
                     .entry((Level::Share(q.memory_mb), s.name.clone()))
                     .or_default();
-                let warm = if i == 0 { plan.warm } else { 0 };
-                once(s, (Some(q), false), env, work, warm, f).await?;
+                once(s, (Some(q), false), env, work, plan.warm, f).await?;
             }
         }
         say(&format!("cold start with TLS: {} MB", q.memory_mb));
@@ -319,9 +368,10 @@ impl Results {
             "# Cold start with TLS\n\nEvery process reaches DynamoDB Local through a TLS front with a \
              certificate made for the run. {} cold starts per subject and level, interleaved; \
              medians. Init: from the function's exec to its first `next`; first response: from \
-             the same start to its first answer. The first-response floor of a level is the \
-             faster of *floor* and *floor, connected in init* there. {} warm \
-             invocations per sized subject and level.\n\n\
+             the same start to its first answer. Each start of a write does its real work once \
+             (a fresh key, a fresh `Idempotency-Key`), and only its success status counts. \
+             {} warm invocations after each start of a sized subject, at full CPU and at each \
+             memory size's share.\n\n\
              Levels: *full CPU*, the whole machine; *a memory size's share*, that share of a vCPU \
              from the process's first instruction (what provisioned concurrency gets: its init \
              runs at the share too); *on demand*, Lambda's ordinary cold start, whose init runs \
@@ -331,10 +381,28 @@ impl Results {
         if let Some(n) = &self.quota_note {
             let _ = writeln!(md, "**{n}**\n");
         }
-        // Targets, per function and level.
+        self.own_floors(&mut md);
+        self.peers(&mut md);
+        for level in self.levels() {
+            self.level_table(&mut md, level);
+        }
+        self.memory_sizes(&mut md);
+        let _ = writeln!(md, "\nThis part of the run took {:.0} s.", self.secs);
+        md
+    }
+
+    /// Each function against its own floor (its DynamoDB calls, replayed), beside the
+    /// one-GetItem floor, and its init against hello's.
+    fn own_floors(&self, md: &mut String) {
         let _ = writeln!(
             md,
-            "## Targets\n\n| function | level | first response | floor | ratio (≤ 1.2×) | init | hello | ratio (≤ 2×) |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+            "## First response against each function's own floor\n\n\
+             *Own floor*: `bench-floor` replaying the DynamoDB calls the function made for one \
+             request (recorded through the harness's proxy), connected in init as the function \
+             is. *One-GetItem floor*: the faster of `bench-floor` making one GetItem and the same \
+             connected in init, the floor of any function.\n\n\
+             | function | level | first response | own floor | ratio (≤ 1.2×) | one-GetItem floor | ratio | init | hello | ratio (≤ 2×) |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
         );
         for level in self.levels() {
             let (Some(hello), Some((fl, fl_name))) = (self.get(level, "hello"), self.floor(level))
@@ -343,70 +411,106 @@ impl Results {
             };
             let h = median(&hello.init);
             for f in &self.functions {
-                let Some(x) = self.get(level, f) else {
+                let (Some(x), Some(own)) = (self.get(level, f), self.get(level, &floor_of(f)))
+                else {
                     continue;
                 };
-                let (i, first) = (median(&x.init), median(&x.first));
+                let (i, first, own) = (median(&x.init), median(&x.first), median(&own.first));
+                let r0 = ms(first) / ms(own);
                 let r1 = ms(first) / ms(fl);
                 let r2 = ms(i) / ms(h);
                 let _ = writeln!(
                     md,
-                    "| {f} | {} | {:.2} ms | {:.2} ms ({fl_name}) | {r1:.2}× {} | {:.2} ms | {:.2} ms | {r2:.2}× {} |",
+                    "| {f} | {} | {:.2} ms | {:.2} ms | {r0:.2}× {} | {:.2} ms ({fl_name}) | {r1:.2}× | {:.2} ms | {:.2} ms | {r2:.2}× {} |",
                     Self::level_name(level),
                     ms(first),
+                    ms(own),
+                    verdict(r0 <= 1.2),
                     ms(fl),
-                    if r1 <= 1.2 { "met" } else { "**not met**" },
                     ms(i),
                     ms(h),
-                    if r2 <= 2.0 { "met" } else { "**not met**" },
+                    verdict(r2 <= 2.0),
                 );
             }
         }
-        // Every subject, per level.
+    }
+
+    /// get-key beside its peers, at every level both were measured.
+    fn peers(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "\n## get-key and its peers\n\n\
+             The peers do get-key's work the usual way (`bench/peers/`): the same two GetItems on \
+             a first request, and one when warm, as each caches its caller as get-key does.\n\n\
+             | subject | level | init p50 | first response p50 | first response / get-key's | warm p50 | warm p99 | peak RSS |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- |"
+        );
         for level in self.levels() {
-            let _ = writeln!(
-                md,
-                "\n## {}\n\n| subject | init p50 | init min | first response p50 | init / hello | first response / floor | warm p50 | warm p99 | peak RSS |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-                Self::level_name(level)
-            );
-            let h = self.get(level, "hello").map(|f| median(&f.init));
-            let fl = self.floor(level).map(|(fl, _)| fl);
-            for (name, _) in &self.subjects {
+            let Some(get) = self.get(level, "get-key") else {
+                continue;
+            };
+            let base = median(&get.first);
+            for name in std::iter::once("get-key").chain(PEERS) {
                 let Some(x) = self.get(level, name) else {
                     continue;
                 };
-                let i = median(&x.init);
-                let first = median(&x.first);
-                let min = x.init.iter().min().copied().unwrap_or_default();
-                let (wp50, wp99) = if x.warm.is_empty() {
-                    (String::new(), String::new())
-                } else {
-                    let s = Stats::of(&x.warm);
-                    (format!("{:.3} ms", s.p50), format!("{:.3} ms", s.p99))
-                };
+                let (wp50, wp99) = warm_columns(&x.warm);
                 let _ = writeln!(
                     md,
-                    "| {name} | {:.2} ms | {:.2} ms | {:.2} ms | {} | {} | {wp50} | {wp99} | {:.1} MB |",
-                    ms(i),
-                    ms(min),
-                    ms(first),
-                    h.map(|h| format!("{:.2}×", ms(i) / ms(h)))
-                        .unwrap_or_default(),
-                    fl.map(|fl| format!("{:.2}×", ms(first) / ms(fl)))
-                        .unwrap_or_default(),
+                    "| {name} | {} | {:.2} ms | {:.2} ms | {:.1}× | {wp50} | {wp99} | {:.1} MB |",
+                    Self::level_name(level),
+                    ms(median(&x.init)),
+                    ms(median(&x.first)),
+                    ms(median(&x.first)) / ms(base),
                     x.rss as f64 / 1e6,
                 );
             }
         }
-        // Memory sizes and cost, per sized subject.
+    }
+
+    fn level_table(&self, md: &mut String, level: Level) {
+        let _ = writeln!(
+            md,
+            "\n## {}\n\n| subject | init p50 | init min | first response p50 | init / hello | first response / one-GetItem floor | warm p50 | warm p99 | peak RSS |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            Self::level_name(level)
+        );
+        let h = self.get(level, "hello").map(|f| median(&f.init));
+        let fl = self.floor(level).map(|(fl, _)| fl);
+        for (name, _) in &self.subjects {
+            let Some(x) = self.get(level, name) else {
+                continue;
+            };
+            let i = median(&x.init);
+            let first = median(&x.first);
+            let min = x.init.iter().min().copied().unwrap_or_default();
+            let (wp50, wp99) = warm_columns(&x.warm);
+            let _ = writeln!(
+                md,
+                "| {name} | {:.2} ms | {:.2} ms | {:.2} ms | {} | {} | {wp50} | {wp99} | {:.1} MB |",
+                ms(i),
+                ms(min),
+                ms(first),
+                h.map(|h| format!("{:.2}×", ms(i) / ms(h)))
+                    .unwrap_or_default(),
+                fl.map(|fl| format!("{:.2}×", ms(first) / ms(fl)))
+                    .unwrap_or_default(),
+                x.rss as f64 / 1e6,
+            );
+        }
+    }
+
+    /// Memory sizes and their cost, from the mean billed duration.
+    fn memory_sizes(&self, md: &mut String) {
         let _ = writeln!(
             md,
             "\n## Memory size and cost (arm64: ${PRICE_GB_SECOND} per GB-s, $0.20 per million requests)\n\n\
-             Cost per million warm requests: the warm p50 rounded up to the billed millisecond, \
-             times the memory, plus the request charge. A cold start adds its init (billed) to \
-             the request that meets it.\n\n\
-             | subject | memory | init p50 | first response p50 | warm p50 | warm p99 | $ per million warm requests | $ per cold start ×10⁶ |\n\
-             | --- | --- | --- | --- | --- | --- | --- | --- |"
+             Cost per million warm requests: the mean billed duration (each invocation rounded \
+             up to the millisecond, as Lambda bills), times the memory, plus the request charge. \
+             A cold start adds its first response to the request that meets it. The spread is \
+             the lowest and highest warm median of the {} processes of a size.\n\n\
+             | subject | memory | init p50 | first response p50 | warm mean | warm p50 (spread) | warm p99 | $ per million warm requests | $ per million cold starts |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            self.plan.inits
         );
         for (name, sized) in &self.subjects {
             if !sized {
@@ -421,22 +525,80 @@ impl Results {
                 }
                 let s = Stats::of(&x.warm);
                 let gb = f64::from(mb) / 1024.0;
-                let billed = s.p50.ceil() / 1000.0;
-                let cost = 1e6 * (billed * gb * PRICE_GB_SECOND + PRICE_REQUEST);
+                let cost = 1e6 * (s.billed / 1000.0 * gb * PRICE_GB_SECOND + PRICE_REQUEST);
                 let cold = 1e6 * (ms(median(&x.first)).ceil() / 1000.0) * gb * PRICE_GB_SECOND;
+                let lo = x.warm_medians.iter().min().copied().unwrap_or_default();
+                let hi = x.warm_medians.iter().max().copied().unwrap_or_default();
                 let _ = writeln!(
                     md,
-                    "| {name} | {mb} MB | {:.1} ms | {:.1} ms | {:.3} ms | {:.3} ms | ${cost:.4} | ${cold:.2} |",
+                    "| {name} | {mb} MB | {:.1} ms | {:.1} ms | {:.3} ms | {:.3} ms ({:.3}–{:.3}) | {:.3} ms | ${cost:.4} | ${cold:.2} |",
                     ms(median(&x.init)),
                     ms(median(&x.first)),
+                    s.mean,
                     s.p50,
+                    ms(lo),
+                    ms(hi),
                     s.p99,
                 );
             }
         }
-        let _ = writeln!(md, "\nThis part of the run took {:.0} s.", self.secs);
-        md
+        for (name, sized) in &self.subjects {
+            if let (true, Some(mb)) = (*sized, self.cheapest(name)) {
+                let _ = writeln!(
+                    md,
+                    "\nCheapest per million warm requests for {name}: {mb} MB."
+                );
+            }
+        }
     }
+
+    /// The memory size whose warm requests cost least, per sized subject.
+    pub fn cheapest(&self, name: &str) -> Option<u32> {
+        MEMORY_SIZES
+            .iter()
+            .filter_map(|&mb| {
+                let x = self.get(Level::Share(mb), name)?;
+                let s = Stats::of(&x.warm);
+                let gb = f64::from(mb) / 1024.0;
+                Some((s.billed * gb, mb))
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, mb)| mb)
+    }
+}
+
+/// The subject that replays `function`'s DynamoDB calls.
+pub fn floor_of(function: &str) -> String {
+    format!("floor of {function}")
+}
+
+/// The section naming the calls each function's own floor replays.
+pub fn floor_calls(ops: &[(String, Vec<String>)]) -> String {
+    let mut md = String::from(
+        "\n## What each function's own floor replays\n\n\
+         The DynamoDB calls the function made for its first request, in order, as the harness's \
+         proxy recorded them (its init's warm-up read aside).\n\n\
+         | function | calls |\n| --- | --- |\n",
+    );
+    for (f, calls) in ops {
+        let _ = writeln!(md, "| {f} | {} |", calls.join(", "));
+    }
+    md
+}
+
+/// The peers of get-key, by subject name.
+pub const PEERS: [&str; 2] = ["python peer", "node peer"];
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "**not met**" }
+}
+
+fn warm_columns(warm: &[Duration]) -> (String, String) {
+    if warm.is_empty() {
+        return (String::new(), String::new());
+    }
+    let s = Stats::of(warm);
+    (format!("{:.3} ms", s.p50), format!("{:.3} ms", s.p99))
 }
 
 #[cfg(test)]

@@ -16,8 +16,11 @@ mod coldstart;
 mod emulator;
 mod launch;
 mod quota;
+mod replay;
 mod report;
+mod subjects;
 mod tls;
+mod verify;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -108,6 +111,8 @@ impl Plan {
 pub const DEPTHS: [usize; 3] = [1, 100, 1_000];
 const CURSOR_SECRET: &str = "benchmark-cursor-secret-0123456789abcdef";
 const NOISY_ORG: &str = "noisy-neighbour";
+/// The salt of the keys the writes' cold starts change (`seed_org`).
+const COLD_SALT: u8 = 3;
 /// Writers at once while seeding, each sending BatchWriteItem requests of 25 items.
 const SEED_CONCURRENCY: usize = 16;
 
@@ -120,6 +125,8 @@ struct Args {
     template: PathBuf,
     /// The Python peer's interpreter (a venv with its requirements).
     python_peer: Option<PathBuf>,
+    /// The Node.js peer's directory (its entry file and node_modules).
+    node_peer: Option<PathBuf>,
     /// bench-variant built with `AWS_LC_SYS_NO_JITTER_ENTROPY=1`.
     nojitter: Option<PathBuf>,
     coldstart_only: bool,
@@ -134,6 +141,7 @@ fn args() -> Result<Args, BoxError> {
     let mut zips = None;
     let mut template = PathBuf::from("template.yaml");
     let mut python_peer = None;
+    let mut node_peer = None;
     let mut nojitter = None;
     let mut coldstart_only = false;
     let mut it = std::env::args().skip(1);
@@ -148,6 +156,7 @@ fn args() -> Result<Args, BoxError> {
             "--zips" => zips = Some(value()?.into()),
             "--template" => template = value()?.into(),
             "--python-peer" => python_peer = Some(value()?.into()),
+            "--node-peer" => node_peer = Some(value()?.into()),
             "--nojitter-bin" => nojitter = Some(value()?.into()),
             "--coldstart-only" => coldstart_only = true,
             _ => return Err(format!("unknown argument {a}").into()),
@@ -161,18 +170,19 @@ fn args() -> Result<Args, BoxError> {
         zips,
         template,
         python_peer,
+        node_peer,
         nojitter,
         coldstart_only,
     })
 }
 
-fn event(dir: &Path, name: &str) -> Result<Value, BoxError> {
+pub fn event(dir: &Path, name: &str) -> Result<Value, BoxError> {
     let path = dir.join(name);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(serde_json::from_str(&text)?)
 }
 
-fn bytes(v: &Value) -> Bytes {
+pub fn bytes(v: &Value) -> Bytes {
     Bytes::from(serde_json::to_vec(v).unwrap_or_default())
 }
 
@@ -214,23 +224,30 @@ async fn run(f: &mut Function, ev: &Bytes, n: usize) -> Result<Vec<Duration>, Bo
     Ok(out)
 }
 
-/// Seeds `n` keys into `org` with BatchWriteItem, returns their ids in ascending order.
+/// The secret `seed_org` gives its `i`-th key of `salt`.
+fn seeded_secret(i: usize, salt: u8) -> Secret {
+    let mut bytes = [salt; 24];
+    bytes[..8].copy_from_slice(&(i as u64).to_be_bytes());
+    Secret::from_random(bytes)
+}
+
+/// Seeds `n` keys into `org` with BatchWriteItem, made a millisecond apart from `year`'s
+/// first day; returns their ids in ascending order (the `i`-th has `seeded_secret(i, salt)`).
 async fn seed_org(
     store: &DynamoStore,
     org: &OrgId,
     n: usize,
     salt: u8,
+    year: i32,
 ) -> Result<Vec<KeyId>, BoxError> {
     let start = Utc
-        .with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
+        .with_ymd_and_hms(year, 1, 1, 0, 0, 0)
         .single()
         .ok_or("date")?;
-    let mut items = Vec::with_capacity(n);
+    let mut items = Vec::with_capacity(2 * n);
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
-        let mut bytes = [salt; 24];
-        bytes[..8].copy_from_slice(&(i as u64).to_be_bytes());
-        let secret = Secret::from_random(bytes);
+        let secret = seeded_secret(i, salt);
         let id = KeyId::new_at(start + chrono::Duration::milliseconds(i as i64));
         let key = NewKey {
             org: org.clone(),
@@ -242,6 +259,10 @@ async fn seed_org(
         }
         .into_record(&secret, start)?;
         items.push(apikeys::store::dynamo::key_item(&key, &secret.hash())?);
+        items.push(apikeys::store::dynamo::credential_item(
+            &key,
+            &secret.hash(),
+        )?);
         ids.push(id);
     }
     let batches: Vec<Vec<_>> = items.chunks(25).map(|c| c.to_vec()).collect();
@@ -453,103 +474,6 @@ async fn check_trust(front: &tls::TlsFront, ca: &tls::RunCa, table: &str) -> Res
     Ok(())
 }
 
-/// The cold-start subjects: the floors, every function, the client variants, the peer.
-fn coldstart_subjects(
-    bin_dir: &Path,
-    events: &Path,
-    functions: &[String],
-    python_peer: Option<&Path>,
-    nojitter: Option<&Path>,
-    bundle: &Path,
-) -> Result<Vec<coldstart::Subject>, BoxError> {
-    let subject = |name: &str, program: PathBuf, event: Bytes| coldstart::Subject {
-        name: name.to_owned(),
-        program,
-        args: Vec::new(),
-        cwd: None,
-        env: Vec::new(),
-        event,
-        sized: false,
-    };
-    let empty = Bytes::from_static(b"{}");
-    let get_ev = bytes(&event(events, "get-key.http.json")?);
-    let mut all = vec![
-        subject("hello", bin_dir.join("bench-hello"), empty.clone()),
-        subject("floor", bin_dir.join("bench-floor"), empty.clone()),
-    ];
-    let mut connected = subject(
-        coldstart::FLOOR_CONNECTED,
-        bin_dir.join("bench-floor"),
-        empty,
-    );
-    connected
-        .env
-        .push(("FLOOR_CONNECT_IN_INIT".into(), "1".into()));
-    all.push(connected);
-    for f in functions {
-        let mut s = subject(
-            f,
-            bin_dir.join(f),
-            bytes(&event(events, &format!("{f}.http.json"))?),
-        );
-        s.sized = f == "get-key";
-        all.push(s);
-    }
-    let variant = |name: &str, program: PathBuf, which: &str| {
-        let mut s = subject(name, program, get_ev.clone());
-        s.env.push(("BENCH_VARIANT".into(), which.into()));
-        s
-    };
-    all.push(variant("before", bin_dir.join("bench-variant"), "before"));
-    if let Some(bin) = nojitter {
-        all.push(variant(
-            "before, no jitter entropy",
-            bin.to_path_buf(),
-            "before",
-        ));
-    }
-    for which in ["ring", "trust", "lambda-env"] {
-        all.push(variant(
-            &format!("before + {which}"),
-            bin_dir.join("bench-variant"),
-            which,
-        ));
-    }
-    // get-key's client less one change; the warm-up on its own: get-key's client with and
-    // without it, from one binary.
-    for (name, which) in [
-        ("get-key − trust store (system roots)", "no-trust"),
-        ("get-key − lambda-env (default chain)", "no-lambda-env"),
-        ("get-key, variant build", "shipped"),
-        ("get-key, no warm-up", "no-warm-up"),
-    ] {
-        all.push(variant(name, bin_dir.join("bench-variant"), which));
-    }
-    if let Some(python) = python_peer {
-        let mut s = subject("python peer", python.to_path_buf(), get_ev.clone());
-        s.args = vec!["-m".into(), "awslambdaric".into(), "get_key.handler".into()];
-        s.cwd = Some(PathBuf::from("bench/peers/python"));
-        // boto3 loads a whole bundle of roots by default (certifi's); it gets the system's
-        // plus the run's CA.
-        s.env
-            .push(("AWS_CA_BUNDLE".into(), bundle.display().to_string()));
-        // Lambda's task directory is read-only: no bytecode is written there.
-        s.env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
-        s.sized = true;
-        all.push(s);
-    }
-    for s in &all {
-        if !s.program.exists() {
-            return Err(format!(
-                "{} is missing: build it first (make bench)",
-                s.program.display()
-            )
-            .into());
-        }
-    }
-    Ok(all)
-}
-
 fn main() {
     // A function process under a CPU quota is started through this binary (`launch`), before
     // any runtime is built.
@@ -584,6 +508,7 @@ async fn bench() -> Result<(), BoxError> {
         zips,
         template,
         python_peer,
+        node_peer,
         nojitter,
         coldstart_only,
     } = args()?;
@@ -661,7 +586,7 @@ async fn bench() -> Result<(), BoxError> {
     };
     let demo: OrgId = apikeys_demo::ORG.parse()?;
     let t = Instant::now();
-    let mut org_ids = seed_org(&store, &demo, plan.org_keys, 1).await?;
+    let mut org_ids = seed_org(&store, &demo, plan.org_keys, 1, 2025).await?;
     let seed_org_secs = t.elapsed().as_secs_f64();
     say(&format!(
         "seeded {} keys into the demo organization in {seed_org_secs:.1} s",
@@ -731,26 +656,63 @@ async fn bench() -> Result<(), BoxError> {
             ],
         );
         let functions = coldstart::template_binaries(&template)?;
-        let subjects = coldstart_subjects(
-            &bin_dir,
-            &events,
-            &functions,
-            python_peer.as_deref(),
-            nojitter.as_deref(),
-            &bundle,
-        )?;
         let cold_plan = if plan.smoke {
             coldstart::Plan { inits: 1, warm: 3 }
         } else {
             coldstart::Plan {
                 inits: 15,
-                warm: 300,
+                warm: 40,
             }
         };
+        // Every write's start changes a key of its own: the recording, then three levels.
+        let starts = 1 + 3 * cold_plan.inits;
+        let t = Instant::now();
+        let cold_ids = seed_org(&store, &demo, 4 * starts, COLD_SALT, 2026).await?;
+        let cold_keys: Vec<(KeyId, Secret)> = cold_ids
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| (id, seeded_secret(i, COLD_SALT)))
+            .collect();
+        say(&format!(
+            "seeded {} keys for the writes' cold starts in {:.1} s",
+            cold_keys.len(),
+            t.elapsed().as_secs_f64()
+        ));
+        let github = apikeys_tests::github::Signer::generate("bench-github-key");
+        let run_tag = uuid::Uuid::now_v7().simple().to_string();
+        let setup = subjects::Setup {
+            bin_dir: &bin_dir,
+            events: &events,
+            functions: &functions,
+            python_peer: python_peer.as_deref(),
+            node_peer: node_peer.as_deref(),
+            nojitter: nojitter.as_deref(),
+            bundle: &bundle,
+            starts,
+            cold_keys: &cold_keys,
+            verify: &verify_http,
+            github: &github,
+            run: &run_tag,
+        };
+        let fns = subjects::functions(&setup)?;
+        let recorder = proxy::Proxy::start(upstream).await?;
+        let (own, floor_ops) = subjects::own_floors(
+            &fns,
+            &bin_dir,
+            &env_with(&format!("http://{}", recorder.addr), &[]),
+            &recorder,
+            &work,
+        )
+        .await?;
+        recorder.stop();
+        say("recorded each function's DynamoDB calls for its own floor");
+        let mut subjects = subjects::others(&setup, fns)?;
+        subjects.extend(own);
         let results =
             coldstart::run(&subjects, &functions, &tls_env, &work, cold_plan, &say).await?;
         front.stop();
-        let md = results.markdown();
+        let mut md = results.markdown();
+        md.push_str(&coldstart::floor_calls(&floor_ops));
         std::fs::write(out.join("coldstart.md"), &md)?;
         println!("{md}");
         if coldstart_only {
@@ -960,7 +922,7 @@ async fn bench() -> Result<(), BoxError> {
     floors.query_loop(warmup).await?;
     let block = (plan.warm / plan.rounds).max(1);
     let (mut g, mut gf, mut l, mut lf) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut v, mut vf) = (Vec::new(), Vec::new());
+    let mut v = Vec::new();
     let mut h = Vec::new();
     for r in 0..plan.rounds {
         for _ in 0..block {
@@ -972,7 +934,6 @@ async fn bench() -> Result<(), BoxError> {
         l.extend(run(&mut list, &list_ev, block).await?);
         lf.extend(floors.query_loop(block).await?);
         v.extend(run(&mut verify, &verify_ev, block).await?);
-        vf.extend(floors.get_loop(block).await?);
         say(&format!("warm latency: round {} of {}", r + 1, plan.rounds));
     }
     report
@@ -984,7 +945,6 @@ async fn bench() -> Result<(), BoxError> {
     report
         .warm
         .push(("verify-key", Stats::of(&v), verify.peak_rss()?));
-    report.floor_verify = Stats::of(&vf);
     verify.stop().await;
     report.hello_warm = Stats::of(&h);
     hello.stop().await;
@@ -1039,7 +999,7 @@ async fn bench() -> Result<(), BoxError> {
         if phase == 1 {
             let noisy: OrgId = NOISY_ORG.parse()?;
             let t = Instant::now();
-            seed_org(&store, &noisy, plan.noisy_keys, 2).await?;
+            seed_org(&store, &noisy, plan.noisy_keys, 2, 2025).await?;
             let secs = t.elapsed().as_secs_f64();
             report
                 .seed_secs
@@ -1077,7 +1037,30 @@ async fn bench() -> Result<(), BoxError> {
     }
     get.stop().await;
     list.stop().await;
+
+    // 5b. Verify's cold case: distinct secrets, both caches off, beside its floor.
+    let verify_cold = verify_cold(VerifyCold {
+        bin_dir: &bin_dir,
+        work: &work,
+        direct: &direct,
+        proxied: &proxied,
+        proxy: &proxy,
+        client: &client,
+        org_ids: &org_ids,
+        verify_http: &verify_http,
+        plan,
+    })
+    .await?;
     proxy.stop();
+    let verify_md = verify::markdown(&verify::Figures {
+        cold: verify_cold.0,
+        cold_floor: verify_cold.1,
+        cold_ops: verify_cold.2,
+        warm: Stats::of(&v),
+        warm_floor: report.hello_warm,
+    });
+    std::fs::write(out.join("verify.md"), &verify_md)?;
+    say("verify: the cold case measured");
 
     // 6. Sizes and the report.
     for (name, bin) in &bins[1..] {
@@ -1099,6 +1082,108 @@ async fn bench() -> Result<(), BoxError> {
     println!("{md}");
     let _ = std::fs::remove_dir_all(&work);
     say(&format!("wrote {}", out.display()));
+    Ok(())
+}
+
+struct VerifyCold<'a> {
+    bin_dir: &'a Path,
+    work: &'a Path,
+    direct: &'a [(String, String)],
+    proxied: &'a [(String, String)],
+    proxy: &'a proxy::Proxy,
+    client: &'a aws_sdk_dynamodb::Client,
+    /// The demo organization's seeded keys, newest first (`seed_org`, salt 1).
+    org_ids: &'a [KeyId],
+    verify_http: &'a Value,
+    plan: Plan,
+}
+
+/// Verify's cold case (`verify`): verify-key with both caches off verifies `plan.warm`
+/// distinct seeded secrets, in rounds, each followed by its floor replaying the calls of one
+/// such verification for as many other keys. Returns both, and the floor's calls.
+async fn verify_cold(c: VerifyCold<'_>) -> Result<(Stats, Stats, String), BoxError> {
+    let n = c.org_ids.len();
+    // The i-th seeded key (salt 1): its secret, and its credential hash and id as the
+    // table holds them.
+    let key = |i: usize| (seeded_secret(i, 1), c.org_ids[n - 1 - i]);
+    let verify_event = |secret: &Secret| {
+        let mut e = c.verify_http.clone();
+        e["body"] = Value::String(
+            serde_json::json!({"key": secret.expose(), "permissions": ["api_keys.view"]})
+                .to_string(),
+        );
+        bytes(&e)
+    };
+    let count = c.plan.warm;
+    if 2 * count + 1 > n {
+        return Err("too few seeded keys for verify's cold case".into());
+    }
+    // The floor's calls: one verification of key 2·count, recorded through the proxy.
+    let off = [("CALLER_CACHE_TTL_SECS", "0")];
+    let mut with_proxy = c.proxied.to_vec();
+    with_proxy.extend(off.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let mut f = Function::start(
+        "verify-key",
+        &c.bin_dir.join("verify-key"),
+        &with_proxy,
+        &c.work.join("verify-key.record.stderr"),
+    )
+    .await?;
+    f.init_time().await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.proxy.take();
+    let (secret, id) = key(2 * count);
+    check_valid(&f.invoke(verify_event(&secret)).await?)?;
+    let calls = c.proxy.take();
+    f.stop().await;
+    let floor = verify::ColdFloor {
+        calls: replay::grouped(
+            calls
+                .into_iter()
+                .map(|x| (x.op, x.request, x.started, x.ended))
+                .collect(),
+        ),
+        recorded_for: (secret.hash().as_str().to_owned(), id.to_string()),
+    };
+    // The function verifies keys 0..count, its floor count..2·count.
+    let mut direct = c.direct.to_vec();
+    direct.extend(off.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let mut f = Function::start(
+        "verify-key",
+        &c.bin_dir.join("verify-key"),
+        &direct,
+        &c.work.join("verify-key.cold.stderr"),
+    )
+    .await?;
+    f.init_time().await?;
+    let block = (count / c.plan.rounds).max(1);
+    let (mut ours, mut floors) = (Vec::with_capacity(count), Vec::with_capacity(count));
+    for r in 0..count.div_ceil(block) {
+        for i in r * block..((r + 1) * block).min(count) {
+            let a = f.invoke(verify_event(&key(i).0)).await?;
+            check_valid(&a)?;
+            ours.push(a.duration);
+        }
+        let others: Vec<(String, String)> = (count + r * block
+            ..count + ((r + 1) * block).min(count))
+            .map(|i| {
+                let (secret, id) = key(i);
+                (secret.hash().as_str().to_owned(), id.to_string())
+            })
+            .collect();
+        floors.extend(floor.run(c.client, &others).await?);
+    }
+    f.stop().await;
+    Ok((Stats::of(&ours), Stats::of(&floors), floor.ops()))
+}
+
+/// Fails unless verify-key answered 200 with `VALID`.
+fn check_valid(a: &emulator::Answer) -> Result<(), BoxError> {
+    check_ok("verify-key", a)?;
+    let v: Value = serde_json::from_slice(&a.body)?;
+    if !v["body"].as_str().is_some_and(|b| b.contains("\"VALID\"")) {
+        return Err(format!("verify-key did not answer VALID: {v}").into());
+    }
     Ok(())
 }
 

@@ -19,12 +19,17 @@ use tokio::net::{TcpListener, TcpStream};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// One DynamoDB call: the operation (`GetItem`, `Query`, ...), the items it read (a
-/// Query's `ScannedCount`, 1 for an item a GetItem found) and its capacity units.
+/// Query's `ScannedCount`, 1 for an item a GetItem found) and its capacity units; and, for
+/// the benchmark's floors that replay a function's calls, its request as the function sent
+/// it and when it started and ended.
 #[derive(Clone, Debug)]
 pub struct Call {
     pub op: String,
     pub items: u64,
     pub units: f64,
+    pub request: Value,
+    pub started: std::time::Instant,
+    pub ended: std::time::Instant,
 }
 
 pub struct Proxy {
@@ -57,6 +62,7 @@ async fn forward(
     calls: Arc<Mutex<Vec<Call>>>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, BoxError> {
+    let started = std::time::Instant::now();
     let (mut parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
     let op = parts
@@ -66,7 +72,8 @@ async fn forward(
         .and_then(|t| t.rsplit('.').next())
         .unwrap_or("?")
         .to_owned();
-    let mut json: Value = serde_json::from_slice(&body)?;
+    let request: Value = serde_json::from_slice(&body)?;
+    let mut json = request.clone();
     if let Value::Object(map) = &mut json {
         map.insert("ReturnConsumedCapacity".into(), Value::from("TOTAL"));
     }
@@ -89,7 +96,14 @@ async fn forward(
         .get("ScannedCount")
         .and_then(Value::as_u64)
         .unwrap_or(u64::from(answer.get("Item").is_some()));
-    lock(&calls).push(Call { op, items, units });
+    lock(&calls).push(Call {
+        op,
+        items,
+        units,
+        request,
+        started,
+        ended: std::time::Instant::now(),
+    });
     parts.headers.remove("transfer-encoding");
     parts
         .headers

@@ -139,12 +139,28 @@ fn primary_key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
 }
 
 /// The key item for `key` as this store writes it, for bulk loaders (the benchmark seeds
-/// organizations of 100,000 keys with BatchWriteItem). It carries no credential item.
+/// organizations of 100,000 keys with BatchWriteItem). It carries no credential item: see
+/// [`credential_item`].
 pub fn key_item(
     key: &ApiKey,
     hash: &SecretHash,
 ) -> Result<HashMap<String, AttributeValue>, StoreError> {
     serde_dynamo::to_item(KeyItem::new(key, hash)).map_err(corrupt)
+}
+
+/// The credential item of `key`'s only secret `hash`, as this store writes it, for bulk
+/// loaders beside [`key_item`]: with it, the key authenticates, verifies and can be changed.
+pub fn credential_item(
+    key: &ApiKey,
+    hash: &SecretHash,
+) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let stored = crate::store::StoredKey {
+        key: key.clone(),
+        hash: hash.clone(),
+        previous: None,
+        leaked: Vec::new(),
+    };
+    serde_dynamo::to_item(items::CredentialItem::of(&stored, hash)).map_err(corrupt)
 }
 
 /// Sorts an SDK failure into "retry shortly" and "a bug or misconfiguration".
