@@ -27,7 +27,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help tools test test-rust test-tools lint lint-rust lint-template fmt
-.PHONY: run run-tools cli invoke test-run build check-artifacts artifact-tools
+.PHONY: run run-tools cli invoke test-run build check-artifacts artifact-tools time-first-200
 .PHONY: security security-ci fuzz-tools fuzz-build
 .PHONY: bench bench-smoke bench-zips bench-peer bench-coldstart bench-readme bench-profile
 .PHONY: schemathesis schemathesis-ci schemathesis-tools
@@ -113,6 +113,10 @@ run: run-tools
 
 cli:
 	@tools/run.sh cli $(ARGS)
+
+# A new user's wait, from git clone to the first 200 of make run (README, "Quick start").
+time-first-200:
+	tools/time-first-200.sh .ci/results/first-200.txt
 
 invoke: run-tools
 	@tools/run.sh invoke "$(EVENT)"
@@ -248,7 +252,7 @@ bench: tools bench-zips bench-peer
 	AWS_LC_SYS_NO_JITTER_ENTROPY=1 CARGO_TARGET_DIR=$(NOJITTER_DIR) \
 	  cargo build --release --locked -p apikeys-bench-variant
 	timeout 2400 tools/dynamodb-local.sh run $(TARGET_DIR)/release/apikeys-bench \
-	  --out $(BENCH_OUT) --zips $(TARGET_DIR)/bench-zips --python-peer $(PEER_VENV)/bin/python \
+	  --out $(BENCH_OUT) --zips $(TARGET_DIR)/bench-zips --python-peer $(PEER_VENV)/bin/python --node-peer $(NODE_PEER_DIR) \
 	  --nojitter-bin $(NOJITTER_DIR)/release/bench-variant
 	python3 bench/render-readme.py bench/README.md $(BENCH_OUT)
 
@@ -259,7 +263,7 @@ bench-coldstart: tools bench-peer
 	AWS_LC_SYS_NO_JITTER_ENTROPY=1 CARGO_TARGET_DIR=$(NOJITTER_DIR) \
 	  cargo build --release --locked -p apikeys-bench-variant
 	timeout 1800 tools/dynamodb-local.sh run $(TARGET_DIR)/release/apikeys-bench --coldstart-only \
-	  --out $(BENCH_OUT) --python-peer $(PEER_VENV)/bin/python \
+	  --out $(BENCH_OUT) --python-peer $(PEER_VENV)/bin/python --node-peer $(NODE_PEER_DIR) \
 	  --nojitter-bin $(NOJITTER_DIR)/release/bench-variant
 	python3 bench/render-readme.py bench/README.md $(BENCH_OUT)
 
@@ -282,7 +286,7 @@ bench-zips: $(STAMP)
 bench-smoke: tools bench-peer
 	cargo build --locked $(BENCH_BINS) -p apikeys-bench-variant
 	timeout 300 tools/dynamodb-local.sh run $(TARGET_DIR)/debug/apikeys-bench --smoke \
-	  --out $(APIKEYS_CACHE)/bench-smoke --python-peer $(PEER_VENV)/bin/python
+	  --out $(APIKEYS_CACHE)/bench-smoke --python-peer $(PEER_VENV)/bin/python --node-peer $(NODE_PEER_DIR)
 
 # ---- schemathesis: openapi.yaml against `make run` (tests/schemathesis.sh, SECURITY.md) ----
 # schemathesis pins its own dependencies: it gets a venv of its own, like checkov.
