@@ -4,16 +4,45 @@ The benchmark's peer (bench/README.md). Same table, same events, same JSON body 
 function: authenticate with one GetItem of the credential item on the secret's SHA-256, then
 one GetItem of the key in the caller's organization. Errors are answered briefly; the
 benchmark only sends requests that succeed.
+
+Like get-key, it keeps an authenticated caller for `CALLER_CACHE_TTL_SECS` seconds (5 unless
+set; 0 to 60; 0 turns the cache off), keyed by the secret's SHA-256, at most 4,096 callers
+at once (when full, expired callers go first, and all of them if none has expired). Only
+credentials that exist are cached; an entry's age counts from before its read and is read on
+the monotonic and the wall clock, and it expires when either says the TTL has passed. The
+cached item carries the key's state and expiry date, so the status is computed at every
+request and an expired key is refused exactly. So it makes the DynamoDB calls get-key makes:
+on a caller's first request (and once the TTL has passed) 2 GetItems, on the warm requests
+after it 1 (the key). Unlike get-key it does not warm its connection with a GetItem during
+init.
 """
 import hashlib
 import json
 import os
+import re
+import time
 from datetime import datetime, timezone
 
 import boto3
 
 TABLE = os.environ["TABLE_NAME"]
 DYNAMODB = boto3.client("dynamodb")
+
+
+def caller_cache_ttl():
+    """`CALLER_CACHE_TTL_SECS` as get-key reads it: unset or empty is 5 s, else 0 to 60."""
+    value = os.environ.get("CALLER_CACHE_TTL_SECS", "")
+    if value == "":
+        return 5
+    if not re.fullmatch(r"\+?[0-9]+", value) or int(value) > 60:
+        raise ValueError("CALLER_CACHE_TTL_SECS must be a whole number of seconds from 0 to 60")
+    return int(value)
+
+
+CACHE_TTL = caller_cache_ttl()
+CACHE_MAX_ENTRIES = 4096
+# The secret's SHA-256 (hex) -> (monotonic time, wall time, credential item): when it was read.
+CALLERS = {}
 
 # Permission names by bit, in the order of the Rust service's `Permission::ALL`.
 PERMISSIONS = ["companies.delete","companies.update","calls.create","calls.delete","calls.update","calls.view","messages.view","agents.view","agents.create","agents.update","agents.delete","phones.view","phones.purchase","phones.delete","phones.update","phones.import","tools.view","tools.create","tools.delete","tools.update","contacts.view","contacts.delete","conversational_paths.view","conversational_paths.create","conversational_paths.delete","conversational_paths.update","knowledge_bases.view","knowledge_bases.create","knowledge_bases.delete","knowledge_bases.update","webhooks.view","webhooks.create","webhooks.delete","webhooks.update","members.view","members.create","members.delete","members.update","billing.view","billing.update","api_keys.view","api_keys.create","api_keys.delete","api_keys.update","voices.view","transcriptions.view","recordings.view","stats.view","verifications.create","verifications.view","notifications.view","notifications.update","integrations.view","integrations.create","integrations.update","integrations.delete"]
@@ -54,14 +83,40 @@ def permissions_of(item):
     return [name for i, name in enumerate(PERMISSIONS) if bits & (1 << i)]
 
 
+def fresh(read_at, now):
+    """Whether something read at `read_at` is younger than the TTL at `now`, on both clocks
+    (a wall clock set back counts as no time passed)."""
+    return now[0] - read_at[0] < CACHE_TTL and max(now[1] - read_at[1], 0) < CACHE_TTL
+
+
+def credential(digest):
+    """The credential item of the secret whose SHA-256 is `digest`, from the cache if it was
+    read less than the TTL ago, else with one GetItem (and then cached if it exists)."""
+    entry = CALLERS.get(digest)
+    if entry is not None:
+        if fresh(entry[:2], (time.monotonic(), time.time())):
+            return entry[2]
+        del CALLERS[digest]
+    read_at = (time.monotonic(), time.time())
+    cred = DYNAMODB.get_item(
+        TableName=TABLE, Key={"pk": {"S": f"SECRET#{digest}"}, "sk": {"S": "SECRET"}}
+    ).get("Item")
+    if cred and CACHE_TTL > 0:
+        if len(CALLERS) >= CACHE_MAX_ENTRIES and digest not in CALLERS:
+            for stale in [d for d, e in CALLERS.items() if not fresh(e[:2], read_at)]:
+                del CALLERS[stale]
+            if len(CALLERS) >= CACHE_MAX_ENTRIES:
+                CALLERS.clear()
+        CALLERS[digest] = (read_at[0], read_at[1], cred)
+    return cred
+
+
 def handler(event, context):
     secret = secret_of(event.get("headers"))
     if not secret:
         return problem(401, "no API key")
     digest = hashlib.sha256(secret.encode()).hexdigest()
-    cred = DYNAMODB.get_item(
-        TableName=TABLE, Key={"pk": {"S": f"SECRET#{digest}"}, "sk": {"S": "SECRET"}}
-    ).get("Item")
+    cred = credential(digest)
     now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
     if not cred or status_of(cred, now_ms) != "active":
         return problem(401, "unknown API key")
