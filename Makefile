@@ -244,7 +244,27 @@ $(PEER_STAMP): $(PEER_REQS)
 	$(PEER_VENV)/bin/pip install --quiet -r $(PEER_REQS)
 	rm -f $(PEER_VENV)/.installed-* && touch $@
 
-bench-peer: $(PEER_STAMP)
+# The Node.js peer (bench/peers/node): its deployment package, as Lambda's /var/task would hold
+# it: the .mjs files beside node_modules (AWS SDK for JavaScript v3, from package-lock.json).
+# The harness runs `node $(NODE_PEER_DIR)/bootstrap.mjs` there (bench/peers/node/README.md).
+NODE_PEER_DIR := $(APIKEYS_CACHE)/node-bench-peer
+NODE_PEER_SRC := bench/peers/node
+NODE_PEER_STAMP := $(NODE_PEER_DIR)/.installed-$(shell sha256sum $(NODE_PEER_SRC)/package-lock.json | cut -c1-12)
+NODE_PEER_CODE := $(addprefix $(NODE_PEER_DIR)/,bootstrap.mjs get_key.mjs)
+
+$(NODE_PEER_STAMP): $(NODE_PEER_SRC)/package.json $(NODE_PEER_SRC)/package-lock.json
+	mkdir -p $(NODE_PEER_DIR)
+	cp $^ $(NODE_PEER_DIR)/
+	npm ci --prefix $(NODE_PEER_DIR) --omit=dev --no-audit --no-fund --loglevel=error
+	rm -f $(NODE_PEER_DIR)/.installed-* && touch $@
+
+$(NODE_PEER_DIR)/%.mjs: $(NODE_PEER_SRC)/%.mjs | $(NODE_PEER_STAMP)
+	cp $< $@
+
+.PHONY: bench-peer-node
+bench-peer-node: $(NODE_PEER_STAMP) $(NODE_PEER_CODE)
+
+bench-peer: $(PEER_STAMP) bench-peer-node
 
 bench: tools bench-zips bench-peer
 	cargo build --release --locked $(BENCH_BINS)
