@@ -293,6 +293,8 @@ bench-readme:
 
 # A syscall profile of get-key's init (bench/profile-init.sh): bench/results/init-profile.md.
 bench-profile: tools
+	@command -v strace >/dev/null || { command -v apt-get >/dev/null && apt-get install -y -qq strace >/dev/null; } \
+	  || { echo "bench-profile: install strace"; exit 1; }
 	cargo build --release --locked $(BENCH_BINS)
 	cargo build --release --locked -p apikeys-bench-variant
 	tools/dynamodb-local.sh install
