@@ -224,6 +224,28 @@ fn reference(v: &Value) -> String {
     }
 }
 
+/// Each function's timeout is the one its request's deadline is cut from when the invocation
+/// gives none (`deadline.rs`): the functions' shared one, and revoke-leaked's own, longer
+/// one for reports of many keys. Both stay below the HTTP API's 30 s integration timeout.
+#[test]
+fn each_functions_timeout_is_the_one_its_deadline_is_cut_from() {
+    use apikeys::deadline::{FUNCTION_TIMEOUT, REPORT_TIMEOUT};
+    let template = template();
+    let seconds = |v: &Value| v.as_u64().map(std::time::Duration::from_secs);
+    let shared = seconds(&template["Globals"]["Function"]["Timeout"]);
+    assert_eq!(shared, Some(FUNCTION_TIMEOUT), "Globals: Timeout");
+    for (binary, (id, function)) in functions(&template) {
+        let own = seconds(&function["Properties"]["Timeout"]);
+        let expected = (binary == "revoke-leaked").then_some(REPORT_TIMEOUT);
+        assert_eq!(own, expected, "{id}: Timeout");
+        let timeout = own.or(shared).unwrap();
+        assert!(
+            timeout < std::time::Duration::from_secs(30),
+            "{id}: {timeout:?}"
+        );
+    }
+}
+
 #[test]
 fn every_function_is_a_crate_of_the_workspace_serving_its_handler() {
     let template = template();
