@@ -226,7 +226,8 @@ fn reference(v: &Value) -> String {
 
 /// Each function's timeout is the one its request's deadline is cut from when the invocation
 /// gives none (`deadline.rs`): the functions' shared one, and revoke-leaked's own, longer
-/// one for reports of many keys. Both stay below the HTTP API's 30 s integration timeout.
+/// one for reports of many keys. Both stay below the HTTP API's 30 s integration timeout,
+/// and below the time after which the audit trail counts an event as settled.
 #[test]
 fn each_functions_timeout_is_the_one_its_deadline_is_cut_from() {
     use apikeys::deadline::{FUNCTION_TIMEOUT, REPORT_TIMEOUT};
@@ -243,6 +244,8 @@ fn each_functions_timeout_is_the_one_its_deadline_is_cut_from() {
             timeout < std::time::Duration::from_secs(30),
             "{id}: {timeout:?}"
         );
+        // An event commits at most this long after its id's time: `settled=true` waits longer.
+        assert!(apikeys::audit::SETTLE > timeout, "{id}: audit::SETTLE");
     }
 }
 
