@@ -28,8 +28,9 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_sdk_dynamodb::types::{AttributeValue, TableDescription, TransactWriteItem, Update};
 use serde_yaml_ng::Value;
 
-/// An index: its name, its key, and its projection type.
-type Index = (String, Vec<(String, String)>, String);
+/// An index: its name, its key, its projection type, and the other attributes it carries
+/// (sorted; none for `ALL` and `KEYS_ONLY`).
+type Index = (String, Vec<(String, String)>, String, Vec<String>);
 
 /// A table's shape, in a form both sources can be reduced to: attribute definitions, the
 /// primary key, and each index with its key and projection.
@@ -83,10 +84,16 @@ fn template_shape(props: &Value) -> Shape {
         .iter()
         .flat_map(|kind| props[*kind].as_sequence().cloned().unwrap_or_default())
         .map(|i| {
+            let mut carried: Vec<String> = i["Projection"]["NonKeyAttributes"]
+                .as_sequence()
+                .map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+                .unwrap_or_default();
+            carried.sort();
             (
                 text(&i, "IndexName"),
                 key_of(&i["KeySchema"]),
                 text(&i["Projection"], "ProjectionType"),
+                carried,
             )
         })
         .collect();
@@ -114,17 +121,25 @@ fn created_shape(table: &TableDescription) -> Shape {
             .collect::<Vec<_>>()
     };
     let projection = |p: Option<&aws_sdk_dynamodb::types::Projection>| {
-        p.and_then(|p| p.projection_type())
+        let kind = p
+            .and_then(|p| p.projection_type())
             .map(|t| t.as_str().to_owned())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let mut carried = p
+            .map(|p| p.non_key_attributes().to_vec())
+            .unwrap_or_default();
+        carried.sort();
+        (kind, carried)
     };
     let global = table.global_secondary_indexes().iter().map(|i| {
         let name = i.index_name().unwrap_or_default().to_owned();
-        (name, key(i.key_schema()), projection(i.projection()))
+        let (kind, carried) = projection(i.projection());
+        (name, key(i.key_schema()), kind, carried)
     });
     let local = table.local_secondary_indexes().iter().map(|i| {
         let name = i.index_name().unwrap_or_default().to_owned();
-        (name, key(i.key_schema()), projection(i.projection()))
+        let (kind, carried) = projection(i.projection());
+        (name, key(i.key_schema()), kind, carried)
     });
     Shape {
         attributes: table
