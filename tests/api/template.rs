@@ -155,6 +155,17 @@ fn created_shape(table: &TableDescription) -> Shape {
     }
 }
 
+/// An organization's events share one partition that DynamoDB cannot split (README,
+/// "Ceilings"): Contributor Insights on the table names the organization that nears it.
+#[test]
+fn the_table_reports_its_busiest_and_most_throttled_keys() {
+    let props = template_table();
+    assert_eq!(
+        props["ContributorInsightsSpecification"]["Enabled"],
+        Value::Bool(true)
+    );
+}
+
 #[tokio::test]
 async fn the_table_the_code_creates_is_the_table_the_template_deploys() {
     let app = app().await;
