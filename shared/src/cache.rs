@@ -185,6 +185,14 @@ impl<S: KeyReader> KeyReader for CachedStore<S> {
         self.inner.key_count(org).await
     }
 
+    async fn last_uses(
+        &self,
+        org: &OrgId,
+        ids: &[KeyId],
+    ) -> Result<std::collections::HashMap<KeyId, chrono::DateTime<chrono::Utc>>, StoreError> {
+        self.inner.last_uses(org, ids).await
+    }
+
     async fn read_run_by_creator(
         &self,
         org: &OrgId,
@@ -277,6 +285,15 @@ mod tests {
 
         async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {
             self.store.key_count(org).await
+        }
+
+        async fn last_uses(
+            &self,
+            org: &OrgId,
+            ids: &[KeyId],
+        ) -> Result<std::collections::HashMap<KeyId, chrono::DateTime<chrono::Utc>>, StoreError>
+        {
+            self.store.last_uses(org, ids).await
         }
 
         async fn read_run_by_creator(

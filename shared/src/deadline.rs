@@ -1,6 +1,6 @@
 //! One deadline per request: the invocation's own deadline, from the Lambda context, less
-//! [`MARGIN`] to render the answer and hand it back; [`DEFAULT_BUDGET`] from now when the
-//! invocation has none (a bare local invocation, a test) or one that had already passed when
+//! [`MARGIN`] to render the answer and hand it back; the function's timeout less [`MARGIN`]
+//! ([`DEFAULT_BUDGET`], revoke-leaked's [`REPORT_BUDGET`]) from now when the invocation has none (a bare local invocation, a test) or one that had already passed when
 //! it arrived. Lambda sets the deadline when it hands the event over, so it is never in the
 //! past there; `cargo lambda watch` (`make run`) sends a relative `600000` in the header that
 //! should hold epoch milliseconds, a date in 1970, which would otherwise refuse every request. A request pipeline runs all of its
@@ -19,9 +19,19 @@ use crate::store::StoreError;
 /// Kept back from the invocation's deadline to render the answer and return it.
 pub const MARGIN: Duration = Duration::from_millis(500);
 
-/// A request's time when its invocation has no deadline: the functions' timeout in
-/// template.yaml (6 s) less [`MARGIN`].
-pub const DEFAULT_BUDGET: Duration = Duration::from_millis(5500);
+/// The functions' timeout in template.yaml (`Globals`), which a test of the template pins.
+pub const FUNCTION_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// revoke-leaked's own timeout in template.yaml: a report may name up to 1000 keys, each
+/// revoked by a read and a transaction (see `leak::REVOKE_CONCURRENCY`).
+pub const REPORT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A request's time when its invocation has no deadline: [`FUNCTION_TIMEOUT`] less
+/// [`MARGIN`].
+pub const DEFAULT_BUDGET: Duration = FUNCTION_TIMEOUT.saturating_sub(MARGIN);
+
+/// A report's time when its invocation has no deadline: [`REPORT_TIMEOUT`] less [`MARGIN`].
+pub const REPORT_BUDGET: Duration = REPORT_TIMEOUT.saturating_sub(MARGIN);
 
 /// When a request must have its answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,20 +43,22 @@ pub struct Deadline(Instant);
 pub struct DeadlinePassed;
 
 impl Deadline {
-    /// The deadline of a request that arrived in `context` (`None` outside Lambda).
-    pub fn of(context: Option<&Context>) -> Self {
+    /// The deadline of a request that arrived in `context` (`None` outside Lambda), for a
+    /// function whose timeout leaves it `fallback` when the invocation says nothing
+    /// ([`DEFAULT_BUDGET`], or [`REPORT_BUDGET`] for revoke-leaked).
+    pub fn of(context: Option<&Context>, fallback: Duration) -> Self {
         let invocation = context.filter(|c| c.deadline > 0).map(|c| c.deadline());
-        Self::within(invocation, SystemTime::now())
+        Self::within(invocation, SystemTime::now(), fallback)
     }
 
-    fn within(invocation: Option<SystemTime>, now: SystemTime) -> Self {
+    fn within(invocation: Option<SystemTime>, now: SystemTime, fallback: Duration) -> Self {
         let budget = match invocation {
             // Already past on arrival: not a real invocation deadline (see the module's note).
             Some(deadline) => match deadline.duration_since(now) {
                 Ok(left) => left.saturating_sub(MARGIN),
-                Err(_) => DEFAULT_BUDGET,
+                Err(_) => fallback,
             },
-            None => DEFAULT_BUDGET,
+            None => fallback,
         };
         Deadline(Instant::now() + budget)
     }
@@ -83,19 +95,23 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_deadline_is_the_invocations_less_the_margin_or_the_default() {
-        let left = Deadline::of(Some(&context(Duration::from_secs(3)))).remaining();
+        let left = Deadline::of(Some(&context(Duration::from_secs(3))), DEFAULT_BUDGET).remaining();
         assert!(
             left <= Duration::from_millis(2500) && left > Duration::from_millis(2400),
             "{left:?}"
         );
-        assert_eq!(Deadline::of(None).remaining(), DEFAULT_BUDGET);
+        assert_eq!(
+            Deadline::of(None, DEFAULT_BUDGET).remaining(),
+            DEFAULT_BUDGET
+        );
+        assert_eq!(Deadline::of(None, REPORT_BUDGET).remaining(), REPORT_BUDGET);
         // A context without a deadline (0, its default) is no deadline.
         assert_eq!(
-            Deadline::of(Some(&Context::default())).remaining(),
+            Deadline::of(Some(&Context::default()), DEFAULT_BUDGET).remaining(),
             DEFAULT_BUDGET
         );
         // An invocation with less than the margin left has no time at all.
-        let late = Deadline::of(Some(&context(Duration::from_millis(200))));
+        let late = Deadline::of(Some(&context(Duration::from_millis(200))), DEFAULT_BUDGET);
         assert_eq!(late.remaining(), Duration::ZERO);
     }
 
@@ -104,12 +120,15 @@ mod tests {
         // What `cargo lambda watch` sends: 600000 "epoch milliseconds", in 1970.
         let mut local = Context::default();
         local.deadline = 600_000;
-        assert_eq!(Deadline::of(Some(&local)).remaining(), DEFAULT_BUDGET);
+        assert_eq!(
+            Deadline::of(Some(&local), DEFAULT_BUDGET).remaining(),
+            DEFAULT_BUDGET
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn work_past_the_deadline_is_dropped_and_the_store_reported_unavailable() {
-        let deadline = Deadline::of(Some(&context(Duration::from_secs(2))));
+        let deadline = Deadline::of(Some(&context(Duration::from_secs(2))), DEFAULT_BUDGET);
         let started = Instant::now();
         let slow = async {
             tokio::time::sleep(Duration::from_secs(10)).await;
@@ -121,7 +140,9 @@ mod tests {
             Err(ApiError::Store(StoreError::Unavailable(_)))
         ));
         assert!(started.elapsed() <= Duration::from_millis(1500));
-        let fresh = Deadline::of(None).bound(async { Ok(7) }).await;
+        let fresh = Deadline::of(None, DEFAULT_BUDGET)
+            .bound(async { Ok(7) })
+            .await;
         assert_eq!(fresh.ok(), Some(7));
     }
 }

@@ -23,7 +23,7 @@ async fn page(
     raw: RawEventParams<'_>,
 ) -> EventPage {
     let request = EventListRequest::parse(raw, org, path_key, &cursors()).expect("valid");
-    list_events(&app.store, org, &request, &cursors())
+    list_events(&app.store, org, &request, &cursors(), Utc::now())
         .await
         .expect("a page")
 }
@@ -330,4 +330,90 @@ async fn events_carry_the_tables_ttl_attribute_at_the_end_of_their_retention() {
         (t0() + Duration::days(30)).timestamp()
     );
     assert_eq!(event["actor_type"].as_s().unwrap(), "cli");
+}
+
+/// A client tailing the organization's events as the README says: oldest first, after the
+/// last event it has, `settled=true`, every page followed; the page read at `now`. Returns
+/// the ids it gets, and moves `position` to the last.
+async fn tail(
+    app: &App<DynamoStore>,
+    org: &OrgId,
+    position: &mut Option<String>,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let mut got = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let raw = RawEventParams {
+            order: Some("asc"),
+            settled: Some("true"),
+            after: cursor.is_none().then_some(position.as_deref()).flatten(),
+            cursor: cursor.as_deref(),
+            ..Default::default()
+        };
+        let request = EventListRequest::parse(raw, org, None, &cursors()).expect("valid");
+        let p = list_events(&app.store, org, &request, &cursors(), now)
+            .await
+            .expect("a page");
+        got.extend(ids(&p));
+        match p.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    if let Some(last) = got.last() {
+        *position = Some(last.clone());
+    }
+    got
+}
+
+/// An event's id carries the time its request started, but the event commits with its
+/// change, later: a write that started first can commit after one that started after it.
+/// A tail that reads only settled events never lists the later one first, so following it
+/// with `after=<last id>` does not skip the late one.
+#[tokio::test]
+async fn a_settled_tail_never_skips_an_event_that_commits_late() {
+    use apikeys::audit::SETTLE;
+    use apikeys_tests::late::LateCommit;
+    let app = app().await;
+    let org = org();
+    let p = policy();
+    let long_ago = WriteContext::cli().at(Utc::now() - Duration::hours(1));
+    let mut keys = Vec::new();
+    for name in ["late", "on time"] {
+        let made = write::create(&app.store, &p, &long_ago, new_key(&org, name), None);
+        keys.push(made.await.unwrap().key.id);
+    }
+    let mut position = None;
+    let mut listed = tail(&app, &org, &mut position, Utc::now()).await;
+    assert_eq!(listed.len(), 2, "the creates, an hour old");
+
+    // The first write gets its event id, then commits only after the second has committed
+    // and the client has tailed.
+    let started = Utc::now();
+    let late = LateCommit::new(app.store.clone());
+    let first = WriteContext::cli().at(started);
+    let second = WriteContext::cli().at(started + Duration::milliseconds(1));
+    let disable_late = write::set_state(&late, &p, &first, &org, keys[0], KeyState::Disabled);
+    let meanwhile = async {
+        late.holding().await;
+        write::set_state(&app.store, &p, &second, &org, keys[1], KeyState::Disabled)
+            .await
+            .unwrap();
+        let seen = tail(&app, &org, &mut position, Utc::now()).await;
+        late.release();
+        seen
+    };
+    let (committed, seen) = tokio::join!(disable_late, meanwhile);
+    committed.unwrap();
+    listed.extend(seen);
+    // Later, once both have settled.
+    let settled = started + Duration::from_std(SETTLE).unwrap() + Duration::seconds(1);
+    listed.extend(tail(&app, &org, &mut position, settled).await);
+
+    let all = page(&app, &org, None, RawEventParams::default()).await;
+    let mut every = ids(&all);
+    every.reverse();
+    assert_eq!(every.len(), 4);
+    assert_eq!(listed, every, "each event once, in id order, none skipped");
 }

@@ -393,7 +393,9 @@ async fn the_creator_filter_reads_only_that_creators_keys_from_the_index() {
     eprintln!(
         "read units, 404 keys, 3 by one creator: creator_id = {creator_units}, name = {name_units}"
     );
-    assert!(creator_units <= 1.5, "{creator_units}");
+    // The caller's GetItem (0.5), one Query of the index (0.5), and the page's keys' last
+    // uses from the table, which the index does not carry (one BatchGetItem, 0.5 a key).
+    assert!(creator_units <= 2.5, "{creator_units}");
     assert!(
         name_units > 5.0 * creator_units,
         "{name_units} vs {creator_units}"

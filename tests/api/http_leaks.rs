@@ -348,3 +348,73 @@ async fn a_malformed_key_identifier_or_signature_is_a_401_without_fetching_githu
         1
     );
 }
+
+/// Creates `n` keys in `org`, eight at a time: each with its secret.
+async fn keys_with_secrets(
+    app: &apikeys::App<apikeys::store::dynamo::DynamoStore>,
+    org: &OrgId,
+    n: usize,
+) -> Vec<(apikeys::key::ApiKey, Secret)> {
+    let mut made = Vec::with_capacity(n);
+    let names: Vec<usize> = (0..n).collect();
+    for chunk in names.chunks(8) {
+        let mut set = tokio::task::JoinSet::new();
+        for &i in chunk {
+            let (store, new) = (app.store.clone(), new_key(org, &format!("leaky {i:04}")));
+            set.spawn(async move { apikeys::write::create_key(&store, new).await.unwrap() });
+        }
+        made.extend(set.join_all().await);
+    }
+    made
+}
+
+/// A report of many live keys, on a day every DynamoDB call takes 50 ms: one key after
+/// another, its 2 × 200 calls would take 20 s, past the function's timeout. Revoked a few
+/// at a time, the report is answered within revoke-leaked's deadline, every key is
+/// disabled, and each has exactly one key.leaked event.
+#[tokio::test]
+async fn a_report_of_many_keys_revokes_every_one_before_the_functions_timeout() {
+    use apikeys::deadline::REPORT_TIMEOUT;
+    use apikeys::store::{AuditReader, EventRange, KeyWriter};
+    use apikeys_tests::fault::{Fault, FaultProxy};
+    use std::time::Duration;
+    const KEYS: usize = 200;
+    let real = app().await;
+    let org: OrgId = org();
+    let keys = keys_with_secrets(&real, &org, KEYS).await;
+    let proxy = FaultProxy::in_front_of_dynamodb_local().await;
+    // Only the deadline may cut a call short: DynamoDB Local on a loaded machine is slow.
+    let slow = patient_app_via(&real, &proxy.url(), Duration::from_secs(15)).await;
+    proxy.set(Fault::Latency(Duration::from_millis(50)));
+    let entries: Vec<Value> = keys
+        .iter()
+        .map(|(_, s)| entry(s.expose(), "https://github.com/o/r", "content"))
+        .collect();
+    let reply = report(Payload::Http, &entries)
+        .signed(github())
+        .send_with_time_left(&slow, REPORT_TIMEOUT)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(labels(&reply), vec!["true_positive"; KEYS]);
+    proxy.set(Fault::None);
+
+    for (key, _) in &keys {
+        let stored = real.store.key_for_write(&org, key.id).await.unwrap();
+        let stored = stored.expect("the key is still there");
+        assert_eq!(stored.key.state, KeyState::Disabled, "{}", key.id);
+    }
+    let events = real
+        .store
+        .read_events(&org, None, EventRange::ALL, true, 10 * KEYS)
+        .await
+        .unwrap();
+    let mut leaked: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == apikeys::audit::Action::Leaked)
+        .map(|e| e.key_id)
+        .collect();
+    leaked.sort();
+    let mut expected: Vec<_> = keys.iter().map(|(k, _)| k.id).collect();
+    expected.sort();
+    assert_eq!(leaked, expected, "one key.leaked event per key");
+}

@@ -276,3 +276,59 @@ async fn throttled_or_stalled_last_use_writes_do_not_slow_reads() {
         assert_eq!(mine[0][FAILURE_METRIC], 1);
     }
 }
+
+/// Last-use stamps write the key item, and the by-creator index does not carry the stamp:
+/// no stamp costs an index write, and a creator's busy keys do not all write to one index
+/// partition. A page filtered by creator still shows each key's last use, read from the
+/// table, and the index carries no secret's hash.
+#[tokio::test]
+async fn a_last_use_stamp_does_not_reach_the_creator_index_and_the_creator_filter_still_shows_it() {
+    use apikeys::store::dynamo::BY_CREATOR;
+    let app = app().await;
+    let org = org();
+    let admin = admin(&app, &org).await;
+    let (used, secret) = create(&app, new_key(&org, "used")).await;
+    let (idle, _) = create(&app, new_key(&org, "idle")).await;
+    let reply = Call::list(Payload::Http).bearer(&secret).send(&app).await;
+    assert_eq!(reply.status, 200);
+    let stamped = stamp(&app, key_address(&used)).await.expect("stamped");
+
+    let indexed = app
+        .store
+        .client()
+        .query()
+        .table_name(app.store.table())
+        .index_name(BY_CREATOR)
+        .key_condition_expression("creator_pk = :c")
+        .expression_attribute_values(
+            ":c",
+            AttributeValue::S(format!("ORG#{org}#CREATOR#{}", used.creator_id)),
+        )
+        .send()
+        .await
+        .unwrap();
+    let items = indexed.items();
+    assert_eq!(items.len(), 3, "the admin, used and idle: {items:?}");
+    for item in items {
+        assert!(!item.contains_key(LAST_USED), "{item:?}");
+        assert!(!item.contains_key("secret_hash"), "{item:?}");
+        assert!(item.contains_key("name") && item.contains_key("state"));
+    }
+
+    let listed = Call::list(Payload::Http)
+        .query("creator_id", used.creator_id)
+        .bearer(&admin)
+        .send(&app)
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let data = listed.body["data"].as_array().unwrap();
+    let of = |id: apikeys::key::KeyId| {
+        data.iter()
+            .find(|k| k["id"] == id.to_string())
+            .unwrap_or_else(|| panic!("{id} listed"))
+    };
+    let shown = of(used.id)["last_used_date"].as_str().expect("a last use");
+    let shown = chrono::DateTime::parse_from_rfc3339(shown).unwrap();
+    assert_eq!(shown.timestamp(), stamped.div_euclid(1000), "to the second");
+    assert!(of(idle.id)["last_used_date"].is_null(), "{}", of(idle.id));
+}

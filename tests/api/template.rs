@@ -28,8 +28,9 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_sdk_dynamodb::types::{AttributeValue, TableDescription, TransactWriteItem, Update};
 use serde_yaml_ng::Value;
 
-/// An index: its name, its key, and its projection type.
-type Index = (String, Vec<(String, String)>, String);
+/// An index: its name, its key, its projection type, and the other attributes it carries
+/// (sorted; none for `ALL` and `KEYS_ONLY`).
+type Index = (String, Vec<(String, String)>, String, Vec<String>);
 
 /// A table's shape, in a form both sources can be reduced to: attribute definitions, the
 /// primary key, and each index with its key and projection.
@@ -83,10 +84,16 @@ fn template_shape(props: &Value) -> Shape {
         .iter()
         .flat_map(|kind| props[*kind].as_sequence().cloned().unwrap_or_default())
         .map(|i| {
+            let mut carried: Vec<String> = i["Projection"]["NonKeyAttributes"]
+                .as_sequence()
+                .map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+                .unwrap_or_default();
+            carried.sort();
             (
                 text(&i, "IndexName"),
                 key_of(&i["KeySchema"]),
                 text(&i["Projection"], "ProjectionType"),
+                carried,
             )
         })
         .collect();
@@ -114,17 +121,25 @@ fn created_shape(table: &TableDescription) -> Shape {
             .collect::<Vec<_>>()
     };
     let projection = |p: Option<&aws_sdk_dynamodb::types::Projection>| {
-        p.and_then(|p| p.projection_type())
+        let kind = p
+            .and_then(|p| p.projection_type())
             .map(|t| t.as_str().to_owned())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let mut carried = p
+            .map(|p| p.non_key_attributes().to_vec())
+            .unwrap_or_default();
+        carried.sort();
+        (kind, carried)
     };
     let global = table.global_secondary_indexes().iter().map(|i| {
         let name = i.index_name().unwrap_or_default().to_owned();
-        (name, key(i.key_schema()), projection(i.projection()))
+        let (kind, carried) = projection(i.projection());
+        (name, key(i.key_schema()), kind, carried)
     });
     let local = table.local_secondary_indexes().iter().map(|i| {
         let name = i.index_name().unwrap_or_default().to_owned();
-        (name, key(i.key_schema()), projection(i.projection()))
+        let (kind, carried) = projection(i.projection());
+        (name, key(i.key_schema()), kind, carried)
     });
     Shape {
         attributes: table
@@ -138,6 +153,17 @@ fn created_shape(table: &TableDescription) -> Shape {
         key: key(table.key_schema()),
         indexes: global.chain(local).collect(),
     }
+}
+
+/// An organization's events share one partition that DynamoDB cannot split (README,
+/// "Ceilings"): Contributor Insights on the table names the organization that nears it.
+#[test]
+fn the_table_reports_its_busiest_and_most_throttled_keys() {
+    let props = template_table();
+    assert_eq!(
+        props["ContributorInsightsSpecification"]["Enabled"],
+        Value::Bool(true)
+    );
 }
 
 #[tokio::test]
@@ -221,6 +247,31 @@ fn reference(v: &Value) -> String {
             .expect("a ${...} in the !Sub")
             .to_owned(),
         tag => panic!("unexpected tag {tag}"),
+    }
+}
+
+/// Each function's timeout is the one its request's deadline is cut from when the invocation
+/// gives none (`deadline.rs`): the functions' shared one, and revoke-leaked's own, longer
+/// one for reports of many keys. Both stay below the HTTP API's 30 s integration timeout,
+/// and below the time after which the audit trail counts an event as settled.
+#[test]
+fn each_functions_timeout_is_the_one_its_deadline_is_cut_from() {
+    use apikeys::deadline::{FUNCTION_TIMEOUT, REPORT_TIMEOUT};
+    let template = template();
+    let seconds = |v: &Value| v.as_u64().map(std::time::Duration::from_secs);
+    let shared = seconds(&template["Globals"]["Function"]["Timeout"]);
+    assert_eq!(shared, Some(FUNCTION_TIMEOUT), "Globals: Timeout");
+    for (binary, (id, function)) in functions(&template) {
+        let own = seconds(&function["Properties"]["Timeout"]);
+        let expected = (binary == "revoke-leaked").then_some(REPORT_TIMEOUT);
+        assert_eq!(own, expected, "{id}: Timeout");
+        let timeout = own.or(shared).unwrap();
+        assert!(
+            timeout < std::time::Duration::from_secs(30),
+            "{id}: {timeout:?}"
+        );
+        // An event commits at most this long after its id's time: `settled=true` waits longer.
+        assert!(apikeys::audit::SETTLE > timeout, "{id}: audit::SETTLE");
     }
 }
 

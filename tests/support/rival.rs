@@ -127,6 +127,14 @@ impl KeyReader for Rival {
     async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {
         self.inner.key_count(org).await
     }
+
+    async fn last_uses(
+        &self,
+        org: &OrgId,
+        ids: &[KeyId],
+    ) -> Result<std::collections::HashMap<KeyId, chrono::DateTime<chrono::Utc>>, StoreError> {
+        self.inner.last_uses(org, ids).await
+    }
 }
 
 impl CredentialStore for Rival {

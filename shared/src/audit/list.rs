@@ -7,6 +7,16 @@
 //! Event ids are UUIDv7, so id order is time order: `since`, `until` and the page's
 //! position narrow the range of ids read, and only `action` is applied to events as they
 //! are read, within a read budget as the key filters are.
+//!
+//! An event's id carries the time its request started, but the event commits with its
+//! change, up to [`SETTLE`] later. So an event may appear behind one listed before it, and a
+//! client that tails with `after=<last id>` would skip it forever. `settled=true` lists only
+//! events older than [`SETTLE`], all of which have committed: the way to tail (README,
+//! "Tailing the audit trail"). The organization's events are read consistently; one key's
+//! come from an index, which lags the table by its propagation delay (usually well under a
+//! second), which `settled` covers in practice but DynamoDB does not bound.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -20,6 +30,12 @@ use crate::page::{DEFAULT_LIMIT, Direction, MAX_LIMIT, Order};
 use crate::page::{MAX_ITEMS_READ as READ_BUDGET, MIN_CHUNK};
 use crate::store::{AuditReader, EventRange, StoreError};
 
+/// How long after its id's time an event may still commit: the longest a request runs
+/// (revoke-leaked's timeout, `deadline::REPORT_TIMEOUT`; its events all carry the report's
+/// start) and 5 s for a transaction in flight when its function stopped and for clocks that
+/// disagree. Events older than this have all committed (see `settled`).
+pub const SETTLE: Duration = crate::deadline::REPORT_TIMEOUT.saturating_add(Duration::from_secs(5));
+
 /// The list parameters as they arrived, before validation.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RawEventParams<'a> {
@@ -32,6 +48,7 @@ pub struct RawEventParams<'a> {
     pub key_id: Option<&'a str>,
     pub since: Option<&'a str>,
     pub until: Option<&'a str>,
+    pub settled: Option<&'a str>,
 }
 
 /// Validated filters; all given ones must hold.
@@ -44,30 +61,47 @@ pub struct EventFilters {
     pub since: Option<DateTime<Utc>>,
     /// Events before.
     pub until: Option<DateTime<Utc>>,
+    /// Only events older than [`SETTLE`] when the page is read, all of them committed.
+    pub settled: bool,
 }
 
 impl EventFilters {
     /// A digest of the filters, carried by cursors so that a cursor is only followed under
     /// the filters it was made with.
     fn digest(&self) -> String {
-        let canonical = format!(
+        let mut canonical = format!(
             "a={:?}\0k={:?}\0s={:?}\0u={:?}",
             self.action.map(Action::as_str),
             self.key,
             self.since.map(|t| t.timestamp_nanos_opt()),
             self.until.map(|t| t.timestamp_nanos_opt()),
         );
+        // Appended only when set, so that the cursors issued before it existed still open.
+        if self.settled {
+            canonical.push_str("\0settled");
+        }
         let digest = Sha256::digest(canonical.as_bytes());
         digest[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// The ids the time filters allow.
-    fn range(&self) -> EventRange {
+    /// The ids the time filters allow at `now`.
+    fn range(&self, now: DateTime<Utc>) -> EventRange {
+        let settled = self.settled.then(|| settle_line(now));
+        let until = match (self.until, settled) {
+            (Some(u), Some(s)) => Some(u.min(s)),
+            (u, s) => u.or(s),
+        };
         EventRange {
             first: self.since.map_or(EventId::MIN, EventId::floor),
-            last: self.until.map_or(EventId::MAX, EventId::ceiling_before),
+            last: until.map_or(EventId::MAX, EventId::ceiling_before),
         }
     }
+}
+
+/// The time before which every event has committed, at `now`: `now` less [`SETTLE`].
+pub fn settle_line(now: DateTime<Utc>) -> DateTime<Utc> {
+    let settle = chrono::TimeDelta::from_std(SETTLE).unwrap_or(chrono::TimeDelta::MAX);
+    now - settle
 }
 
 /// A validated event list request.
@@ -176,6 +210,16 @@ impl EventListRequest {
             }
             (p, q) => p.or(q),
         };
+        let settled = match raw.settled {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(ParamError::new(
+                    "settled",
+                    format!("must be \"true\" or \"false\", got {other:?}"),
+                ));
+            }
+        };
         let since = raw.since.map(|s| time("since", s)).transpose()?;
         let until = raw.until.map(|s| time("until", s)).transpose()?;
         if let (Some(s), Some(u)) = (since, until)
@@ -188,6 +232,7 @@ impl EventListRequest {
             key,
             since,
             until,
+            settled,
         };
 
         if let Some(token) = raw.cursor {
@@ -263,17 +308,18 @@ pub struct EventPage {
     pub budget_exhausted: Option<bool>,
 }
 
-/// Reads one page: `limit + 1` events in one Query when no `action` is asked for, else
-/// runs of events until `limit + 1` match, the range ends, or [`READ_BUDGET`] events have
-/// been read: the same bound as a key list's, `page::MAX_ITEMS_READ`.
+/// Reads one page at `now`: `limit + 1` events in one Query when no `action` is asked for,
+/// else runs of events until `limit + 1` match, the range ends, or [`READ_BUDGET`] events
+/// have been read: the same bound as a key list's, `page::MAX_ITEMS_READ`.
 pub async fn list_events<S: AuditReader>(
     store: &S,
     org: &OrgId,
     request: &EventListRequest,
     cursors: &EventCursors,
+    now: DateTime<Utc>,
 ) -> Result<EventPage, StoreError> {
     let ascending = (request.order == Order::Asc) == (request.direction == Direction::Forward);
-    let mut range = request.filters.range();
+    let mut range = request.filters.range(now);
     if let Some(p) = request.from {
         range = past(range, p, ascending);
     }

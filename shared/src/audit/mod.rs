@@ -15,4 +15,6 @@ pub use event::{
     ActingSecret, Action, Actor, ActorKind, Change, Changes, Event, EventId, EventView, Leak,
     UnknownAction, WhichSecret, time_value,
 };
-pub use list::{EventFilters, EventListRequest, EventPage, RawEventParams, list_events};
+pub use list::{
+    EventFilters, EventListRequest, EventPage, RawEventParams, SETTLE, list_events, settle_line,
+};

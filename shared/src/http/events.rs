@@ -15,7 +15,8 @@ use crate::store::{AuditReader, CredentialStore};
 
 /// The query parameters of the event lists.
 const EVENT_PARAMETERS: &[&str] = &[
-    "limit", "order", "after", "before", "cursor", "action", "key_id", "since", "until", "pretty",
+    "limit", "order", "after", "before", "cursor", "action", "key_id", "since", "until", "settled",
+    "pretty",
 ];
 
 /// A page of events, in the key list's shape.
@@ -66,11 +67,13 @@ pub async fn list_events<S: CredentialStore + AuditReader>(
             key_id: single(q, "key_id")?,
             since: single(q, "since")?,
             until: single(q, "until")?,
+            settled: single(q, "settled")?,
         };
         let cursors = EventCursors::new(app.cursors.clone());
         let org = &call.caller.org;
         let request = EventListRequest::parse(raw, org, path_key, &cursors)?;
-        let page = crate::audit::list_events(&app.store, org, &request, &cursors).await?;
+        let now = chrono::Utc::now();
+        let page = crate::audit::list_events(&app.store, org, &request, &cursors, now).await?;
         let body = EventPageBody {
             data: page.events.iter().map(|e| e.view()).collect(),
             has_more: page.has_more,

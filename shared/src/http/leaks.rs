@@ -82,6 +82,8 @@ pub async fn revoke_leaked<S: LeakLookup + KeyWriter, F: FetchKeys>(
         span,
         started,
         pretty_errors: false,
+        // A report has its function's own, longer timeout (template.yaml).
+        budget: crate::deadline::REPORT_BUDGET,
     };
     served.conclude(pipeline).await
 }

@@ -249,6 +249,7 @@ async fn serve<S: CredentialStore>(
         span,
         started,
         pretty_errors,
+        budget: crate::deadline::DEFAULT_BUDGET,
     };
     served.conclude(pipeline).await
 }
@@ -265,6 +266,8 @@ struct Served<'a> {
     started: Instant,
     /// Whether a problem body is indented (`pretty=true`).
     pretty_errors: bool,
+    /// The request's time when its invocation gives no deadline (see [`Deadline::of`]).
+    budget: std::time::Duration,
 }
 
 impl Served<'_> {
@@ -276,7 +279,7 @@ impl Served<'_> {
         pipeline: impl Future<Output = Result<Answer, ApiError>>,
     ) -> Response<Body> {
         let req = self.req;
-        let deadline = Deadline::of(req.lambda_context_ref());
+        let deadline = Deadline::of(req.lambda_context_ref(), self.budget);
         // Boxed: the pipeline holds the endpoint's whole read or write, too large a future
         // to move around the stack once more inside the deadline's timer.
         let outcome = deadline

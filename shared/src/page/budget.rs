@@ -111,6 +111,15 @@ mod tests {
             self.counts.fetch_add(1, Ordering::SeqCst);
             self.store.key_count(org).await
         }
+
+        async fn last_uses(
+            &self,
+            org: &OrgId,
+            ids: &[KeyId],
+        ) -> Result<std::collections::HashMap<KeyId, chrono::DateTime<chrono::Utc>>, StoreError>
+        {
+            self.store.last_uses(org, ids).await
+        }
     }
 
     #[tokio::test]

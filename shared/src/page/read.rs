@@ -163,7 +163,10 @@ async fn filtered<S: KeyReader>(
             }
         }
     }
-    let (keys, full) = cut(matches, request.limit);
+    let (mut keys, full) = cut(matches, request.limit);
+    if request.filters.creator_id.is_some() {
+        with_last_uses(store, org, &mut keys).await?;
+    }
     let budget_exhausted = !full && !at_end;
     Ok(Read {
         resume_at: if full {
@@ -176,6 +179,24 @@ async fn filtered<S: KeyReader>(
         numbers: None,
         budget_exhausted: Some(budget_exhausted),
     })
+}
+
+/// Fills in the last use of keys read from the index by creator, which does not carry it
+/// (see `KeyReader::read_run_by_creator`): one read for the page's keys only.
+async fn with_last_uses<S: KeyReader>(
+    store: &S,
+    org: &OrgId,
+    keys: &mut [ApiKey],
+) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<KeyId> = keys.iter().map(|k| k.id).collect();
+    let uses = store.last_uses(org, &ids).await?;
+    for key in keys {
+        key.last_used = uses.get(&key.id).copied();
+    }
+    Ok(())
 }
 
 /// Seals the cursor where the page stopped, and turns a backward page round so that it is

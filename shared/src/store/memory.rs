@@ -94,10 +94,28 @@ impl KeyReader for MemoryStore {
         max: usize,
     ) -> Result<Vec<ApiKey>, StoreError> {
         let all = self.read_run(org, from, ascending, usize::MAX).await?;
+        // As DynamoDB's index does: without the last use.
         Ok(all
             .into_iter()
             .filter(|k| k.creator_id == creator)
             .take(max)
+            .map(|k| ApiKey {
+                last_used: None,
+                ..k
+            })
+            .collect())
+    }
+
+    async fn last_uses(
+        &self,
+        org: &OrgId,
+        ids: &[KeyId],
+    ) -> Result<std::collections::HashMap<KeyId, chrono::DateTime<chrono::Utc>>, StoreError> {
+        let inner = self.lock();
+        Ok(ids
+            .iter()
+            .filter_map(|id| inner.keys.get(&(org.clone(), *id)))
+            .filter_map(|s| Some((s.key.id, s.key.last_used?)))
             .collect())
     }
 }

@@ -1,8 +1,10 @@
 //! What the read functions need from storage: one key, runs of keys in id order (all of
 //! an organization's, or one creator's), and the organization's key count.
 
+use std::collections::HashMap;
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::key::{ApiKey, KeyId, OrgId};
@@ -28,7 +30,9 @@ pub trait KeyReader: Send + Sync {
     ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
 
     /// Like [`KeyReader::read_run`], over only the keys `creator` created (read from an
-    /// index, so other creators' keys cost nothing).
+    /// index, so other creators' keys cost nothing). The keys may lack their last use
+    /// (`last_used` `None`): the index does not carry it, so that stamping a use does not
+    /// write to it; [`KeyReader::last_uses`] reads it for the keys a page keeps.
     fn read_run_by_creator(
         &self,
         org: &OrgId,
@@ -37,6 +41,14 @@ pub trait KeyReader: Send + Sync {
         ascending: bool,
         max: usize,
     ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
+
+    /// When each of these keys of the organization was last used; keys never used (or not
+    /// found) are absent.
+    fn last_uses(
+        &self,
+        org: &OrgId,
+        ids: &[KeyId],
+    ) -> impl Future<Output = Result<HashMap<KeyId, DateTime<Utc>>, StoreError>> + Send;
 
     /// How many keys the organization has: a counter kept in the same transaction as every
     /// create and delete, so it is exact.

@@ -1,6 +1,6 @@
-//! Reads of the audit trail: a Query on the organization's event partition, or on one key's
-//! partition of the `by-key` index, over a range of sort keys (event ids are UUIDv7, so a
-//! time range is a key range).
+//! Reads of the audit trail: a consistent Query on the organization's event partition, or
+//! one on a key's partition of the `by-key` index (eventually consistent, as every index
+//! is), over a range of sort keys (event ids are UUIDv7, so a time range is a key range).
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -38,6 +38,10 @@ impl AuditReader for DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .set_index_name(index.clone())
+                // The organization's events are read consistently: an event committed before
+                // the read is listed (twice the read units; see README, "Capacity"). An index
+                // cannot be read so: one key's events lag by its propagation delay.
+                .consistent_read(index.is_none())
                 .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :last")
                 .expression_attribute_names("#pk", partition_attr)
                 .expression_attribute_names("#sk", SK)

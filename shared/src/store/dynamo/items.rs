@@ -50,7 +50,9 @@ pub(super) struct KeyItem {
     pub(super) permissions: Option<u64>,
     pub(super) state: KeyState,
     pub(super) last_four: String,
-    /// Lets writes find the credential item. Never rendered.
+    /// Lets writes find the credential item. Never rendered, and absent from the
+    /// `by-creator` index (so empty on a key read from it).
+    #[serde(default)]
     pub(super) secret_hash: String,
     /// One more with every change; absent (0) on items written before versions were.
     #[serde(default)]

@@ -23,8 +23,14 @@ type Item = HashMap<String, AttributeValue>;
 
 impl DynamoStore {
     /// Every item of `keys` that exists, in any order, by BatchGetItem requests of at most
-    /// [`BATCH`] keys; unprocessed keys are asked for again with a short back-off.
-    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+    /// [`BATCH`] keys; unprocessed keys are asked for again with a short back-off. With
+    /// `attributes`, only those attributes of each item (the read units are the same: they
+    /// follow the items' size).
+    pub(super) async fn batch_get(
+        &self,
+        keys: Vec<Item>,
+        attributes: &[&str],
+    ) -> Result<Vec<Item>, StoreError> {
         let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(BATCH) {
             let mut pending = chunk.to_vec();
@@ -38,7 +44,13 @@ impl DynamoStore {
                 if attempt > 0 {
                     tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
                 }
-                let request = built(KeysAndAttributes::builder().set_keys(Some(pending)).build())?;
+                let request = built(
+                    projected(
+                        KeysAndAttributes::builder().set_keys(Some(pending)),
+                        attributes,
+                    )
+                    .build(),
+                )?;
                 let out = self
                     .client
                     .batch_get_item()
@@ -65,6 +77,22 @@ impl DynamoStore {
     }
 }
 
+/// `request` asking for only `attributes` (all of them when empty).
+fn projected(
+    request: aws_sdk_dynamodb::types::builders::KeysAndAttributesBuilder,
+    attributes: &[&str],
+) -> aws_sdk_dynamodb::types::builders::KeysAndAttributesBuilder {
+    if attributes.is_empty() {
+        return request;
+    }
+    let names: Vec<String> = (0..attributes.len()).map(|i| format!("#a{i}")).collect();
+    let request = request.projection_expression(names.join(", "));
+    names
+        .into_iter()
+        .zip(attributes)
+        .fold(request, |r, (n, a)| r.expression_attribute_names(n, *a))
+}
+
 fn text(item: &Item, name: &str) -> Option<String> {
     match item.get(name) {
         Some(AttributeValue::S(s)) => Some(s.clone()),
@@ -83,7 +111,7 @@ impl LeakLookup for DynamoStore {
             .map(|h| primary_key(credential_pk(h), CREDENTIAL_SK.to_owned()))
             .collect();
         let mut found = HashMap::new();
-        for item in self.batch_get(keys).await? {
+        for item in self.batch_get(keys, &[]).await? {
             let pk = text(&item, PK).unwrap_or_default();
             let Some(hash) = hashes.iter().find(|h| credential_pk(h) == pk) else {
                 continue;
@@ -114,7 +142,7 @@ impl LeakLookup for DynamoStore {
             return Ok(found);
         }
         let mut marks = Vec::new();
-        for item in self.batch_get(disabled).await? {
+        for item in self.batch_get(disabled, &[]).await? {
             let (pk, sk) = (text(&item, PK), text(&item, SK));
             let key: KeyItem = serde_dynamo::from_item(item).map_err(corrupt)?;
             marks.push(((pk, sk), key.leaked_hash_list()));

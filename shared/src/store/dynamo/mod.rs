@@ -5,7 +5,7 @@
 //!
 //! | item             | pk                        | sk              | index key                   |
 //! | ---------------- | ------------------------- | --------------- | --------------------------- |
-//! | key              | `ORG#<org>`               | `KEY#<id>`      | by-creator: `creator_pk`    |
+//! | key              | `ORG#<org>`               | `KEY#<id>`      | by-creator-v2: `creator_pk` |
 //! | credential       | `SECRET#<sha256>`         | `SECRET`        |                             |
 //! | key count        | `ORG#<org>`               | `COUNT`         |                             |
 //! | audit event      | `ORG#<org>#EVENTS`        | `EVENT#<id>`    | by-key: `key_pk` (`ORG#<org>#KEY#<key id>`) |
@@ -13,7 +13,7 @@
 //!
 //! A key lives in its organization's partition, so a get is one GetItem on a primary key
 //! that names the organization, and a run of keys for a list page is one Query on that
-//! partition (or on the `by-creator` index), with no Scan and no filter expression; a
+//! partition (or on the `by-creator-v2` index), with no Scan and no filter expression; a
 //! filtered page reads up to four runs (see `page::budget`). The credential item copies what authentication needs (organization, key
 //! id, access, state, expiry), so authenticating is one GetItem by hash; every write keeps
 //! the items in step in one transaction. Creating and deleting a key also adjust the
@@ -67,9 +67,30 @@ pub const COUNT_SK: &str = "COUNT";
 pub const KEY_COUNT: &str = "key_count";
 /// The global secondary index of keys by organization and creator, and its partition key
 /// attribute `ORG#<org>#CREATOR#<uuid>`; its sort key is the table's `sk`, so it lists a
-/// creator's keys in the same order as the partition.
-pub const BY_CREATOR: &str = "by-creator";
+/// creator's keys in the same order as the partition. It carries only
+/// [`CREATOR_INDEX_ATTRIBUTES`]: not [`LAST_USED`], so that last-use stamps never write to
+/// it, nor the secrets' hashes, which no list shows. (`-v2`: the first `by-creator`
+/// projected every attribute, and an index's projection cannot change in place; see
+/// docs/deploy.md, "Upgrading".)
+pub const BY_CREATOR: &str = "by-creator-v2";
 pub const CREATOR_PK: &str = "creator_pk";
+/// What the `by-creator` index carries besides the keys (`pk`, `sk`, `creator_pk`): what a
+/// list shows and filters on, but the last use, which a page reads from the table.
+pub const CREATOR_INDEX_ATTRIBUTES: [&str; 13] = [
+    "id",
+    "org",
+    "name",
+    "created_ms",
+    "updated_ms",
+    "expires_ms",
+    "creator_id",
+    "restricted",
+    "permissions",
+    "state",
+    "last_four",
+    "version",
+    "disabled_reason",
+];
 /// The global secondary index of audit events by key, and its partition key attribute
 /// `ORG#<org>#KEY#<id>`; its sort key is the table's `sk` (`EVENT#<event id>`).
 pub const BY_KEY: &str = "by-key";
@@ -261,7 +282,10 @@ impl DynamoStore {
             .key_schema(key(SK, KeyType::Range))
             .projection(
                 Projection::builder()
-                    .projection_type(ProjectionType::All)
+                    .projection_type(ProjectionType::Include)
+                    .set_non_key_attributes(Some(
+                        CREATOR_INDEX_ATTRIBUTES.map(str::to_owned).to_vec(),
+                    ))
                     .build(),
             )
             .build()
