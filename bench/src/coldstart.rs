@@ -440,8 +440,9 @@ impl Results {
         let _ = writeln!(
             md,
             "\n## get-key and its peers\n\n\
-             The peers do get-key's work the usual way (`bench/peers/`): the same two GetItems on \
-             a first request, and one when warm, as each caches its caller as get-key does.\n\n\
+             The peers do get-key's work the usual way (`bench/peers/`), call for call: a GetItem \
+             in init, two on a first request and one when warm (each caches its caller as \
+             get-key does), and the caller's last-use stamps at most once a minute.\n\n\
              | subject | level | init p50 | first response p50 | first response / get-key's | warm p50 | warm p99 | peak RSS |\n\
              | --- | --- | --- | --- | --- | --- | --- | --- |"
         );
