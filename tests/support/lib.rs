@@ -698,6 +698,7 @@ impl Reply {
 pub mod capacity;
 pub mod fault;
 pub mod github;
+pub mod realistic;
 pub mod rival;
 
 /// A global subscriber that records nothing but keeps every callsite open (interest

@@ -31,6 +31,7 @@ mod credential;
 mod items;
 mod leak;
 mod read;
+mod transact;
 mod write;
 
 use std::collections::HashMap;
@@ -40,7 +41,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, Projection, ProjectionType, ReturnConsumedCapacity,
@@ -78,12 +78,6 @@ pub const KEY_PK: &str = "key_pk";
 pub const PURGE_AT: &str = "purge_at";
 const EVENT_PREFIX: &str = "EVENT#";
 const IDEMPOTENCY_SK: &str = "IDEM";
-/// How many times a transaction that lost a race with another (for the key count, say) is
-/// tried again, after a random backoff that doubles each time.
-const CONFLICT_RETRIES: u32 = 12;
-const CONFLICT_BACKOFF_MS: u64 = 10;
-const CONFLICT_BACKOFF_MAX_MS: u64 = 500;
-
 fn millis(at: DateTime<Utc>) -> AttributeValue {
     AttributeValue::N(at.timestamp_millis().to_string())
 }
@@ -297,55 +291,6 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Runs a transaction; one that lost a race with another for the same items (the
-    /// organization's key count) is retried with a short random backoff.
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactFailure> {
-        let mut attempt = 0;
-        loop {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            let err = match result {
-                Ok(_) => return Ok(()),
-                Err(err) => err,
-            };
-            let reasons: Vec<String> = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
-                    .cancellation_reasons()
-                    .iter()
-                    .filter_map(|r| r.code().map(str::to_owned))
-                    .collect(),
-                _ => vec![],
-            };
-            let failed: Vec<usize> = reasons
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| *c == "ConditionalCheckFailed")
-                .map(|(i, _)| i)
-                .collect();
-            if !failed.is_empty() {
-                return Err(TransactFailure::Condition(failed));
-            }
-            let conflict = reasons.iter().any(|c| c == "TransactionConflict")
-                || matches!(
-                    err.as_service_error(),
-                    Some(TransactWriteItemsError::TransactionInProgressException(_))
-                );
-            if conflict && attempt < CONFLICT_RETRIES {
-                attempt += 1;
-                // Full jitter: the racers spread out instead of meeting again.
-                let ceiling = (CONFLICT_BACKOFF_MS << attempt.min(10)).min(CONFLICT_BACKOFF_MAX_MS);
-                let backoff = u64::from(getrandom::u32().unwrap_or(0)) % ceiling + 1;
-                tokio::time::sleep(std::time::Duration::from_millis(backoff)).await;
-                continue;
-            }
-            return Err(TransactFailure::Store(classify(err)));
-        }
-    }
-
     /// The update of the organization's key count by `delta`, for a transaction.
     fn count_update(&self, org: &OrgId, delta: i64) -> Result<TransactWriteItem, StoreError> {
         let update = built(
@@ -359,13 +304,6 @@ impl DynamoStore {
         )?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
-}
-
-/// Why a transaction did not apply.
-enum TransactFailure {
-    /// The conditions of these items (by their index in the transaction) failed.
-    Condition(Vec<usize>),
-    Store(StoreError),
 }
 
 fn built<T, E: std::error::Error + Send + Sync + 'static>(

@@ -1,0 +1,190 @@
+//! The API on DynamoDB as it behaves in AWS, not as DynamoDB Local does: through the fault
+//! proxy's realistic mode (`support/realistic.rs`), reads that may be stale, transactions
+//! cancelled for capacity or conflicts, and commits whose answer was lost.
+//! - A cancelled or throttled write answers 503 with `Retry-After` within its deadline,
+//!   never 500, and one that passes after a few cancellations applies once.
+//! - A write that committed answers what it did (a create its 201 and a secret that works),
+//!   with one `ClientRequestToken` across its retries.
+//! - A new key works at once, and an ETag read just after a write is current.
+
+use std::time::{Duration, Instant};
+
+use apikeys::App;
+use apikeys::audit::Action;
+use apikeys::deadline::DEFAULT_BUDGET;
+use apikeys::key::{ApiKey, OrgId};
+use apikeys::secret::Secret;
+use apikeys::store::dynamo::DynamoStore;
+use apikeys::store::{AuditReader, EventRange, KeyReader};
+use apikeys_tests::fault::FaultProxy;
+use apikeys_tests::realistic::Realism;
+use apikeys_tests::*;
+use serde_json::json;
+
+/// The request's deadline, and slack for a loaded machine to render and return the 503.
+const IN_TIME: Duration = Duration::from_millis(DEFAULT_BUDGET.as_millis() as u64 + 1500);
+
+struct World {
+    /// The application on DynamoDB Local directly, to see what was stored.
+    real: App<DynamoStore>,
+    /// The same table through the realistic proxy.
+    app: App<DynamoStore>,
+    proxy: FaultProxy,
+    org: OrgId,
+    admin: Secret,
+    key: ApiKey,
+}
+
+async fn world(realism: Realism) -> World {
+    let real = app().await;
+    let org = org();
+    let admin = admin(&real, &org).await;
+    let (key, _) = create(&real, new_key(&org, "before")).await;
+    let proxy = FaultProxy::in_front_of_dynamodb_local().await;
+    let app = app_via(&real, &proxy.url()).await;
+    proxy.realistic(realism);
+    World {
+        real,
+        app,
+        proxy,
+        org,
+        admin,
+        key,
+    }
+}
+
+impl World {
+    async fn actions(&self) -> Vec<Action> {
+        self.real
+            .store
+            .read_events(&self.org, None, EventRange::ALL, true, 1000)
+            .await
+            .expect("read the events")
+            .iter()
+            .map(|e| e.action)
+            .collect()
+    }
+
+    async fn key_count(&self) -> u64 {
+        self.real.store.key_count(&self.org).await.expect("count")
+    }
+
+    async fn create(&self, payload: Payload, name: &str) -> Reply {
+        Call::create(
+            payload,
+            json!({"name": name, "permissions": ["api_keys.view"]}),
+        )
+        .bearer(&self.admin)
+        .send(&self.app)
+        .await
+    }
+
+    async fn rename(&self, payload: Payload, id: impl ToString, etag: &str, name: &str) -> Reply {
+        Call::update(payload, id, json!({"name": name}))
+            .header("If-Match", etag)
+            .bearer(&self.admin)
+            .send(&self.app)
+            .await
+    }
+}
+
+fn assert_unavailable_in_time(reply: &Reply, took: Duration) {
+    assert!(
+        reply.problem(503).contains("temporarily unavailable"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    assert!(took < IN_TIME, "answered in {took:?}, over {IN_TIME:?}");
+}
+
+fn secret_in(reply: &Reply) -> Secret {
+    let secret = reply.body["secret"].as_str().expect("a secret");
+    Secret::parse(secret).expect("a well-formed secret")
+}
+
+#[tokio::test]
+async fn a_write_cancelled_for_throttling_or_conflicts_answers_503_in_time_and_changes_nothing() {
+    for reason in ["ThrottlingError", "TransactionConflict"] {
+        let w = world(Realism {
+            cancel: Some((reason, u32::MAX)),
+            ..Realism::default()
+        })
+        .await;
+        for payload in PAYLOADS {
+            let started = Instant::now();
+            let reply = w.create(payload, "refused").await;
+            assert_unavailable_in_time(&reply, started.elapsed());
+            let started = Instant::now();
+            let etag = format!("\"{}-0\"", w.key.version);
+            let reply = w.rename(payload, w.key.id, &etag, "renamed").await;
+            assert_unavailable_in_time(&reply, started.elapsed());
+        }
+        assert_eq!(
+            w.actions().await,
+            [Action::Created, Action::Created],
+            "{reason}"
+        );
+        assert_eq!(w.key_count().await, 2, "{reason}");
+    }
+}
+
+#[tokio::test]
+async fn a_write_cancelled_a_few_times_applies_once_with_one_token() {
+    for reason in ["ThrottlingError", "TransactionConflict"] {
+        let w = world(Realism {
+            cancel: Some((reason, 2)),
+            ..Realism::default()
+        })
+        .await;
+        let reply = w.create(Payload::Http, "third time").await;
+        assert_eq!(reply.status, 201, "{reason}: {}", reply.body);
+        let tokens = w.proxy.transaction_tokens();
+        assert_eq!(tokens.len(), 3, "{reason}: {tokens:?}");
+        assert!(tokens.iter().all(|t| *t == tokens[0]), "{tokens:?}");
+        assert_eq!(w.key_count().await, 3, "{reason}");
+    }
+}
+
+#[tokio::test]
+async fn a_create_whose_commit_was_not_acknowledged_answers_201_with_a_secret_that_works() {
+    for payload in PAYLOADS {
+        // As many lost answers as the SDK makes attempts: the write itself must find out.
+        let w = world(Realism {
+            lose_commits: apikeys::config::MAX_ATTEMPTS,
+            ..Realism::default()
+        })
+        .await;
+        let reply = w.create(payload, "landed").await;
+        assert_eq!(reply.status, 201, "{payload:?}: {}", reply.body);
+        let secret = secret_in(&reply);
+        let id = reply.body["id"].as_str().expect("an id").to_owned();
+        let got = Call::get(payload, &id).bearer(&secret).send(&w.real).await;
+        assert_eq!(got.status, 200, "the new secret works: {}", got.body);
+        let tokens = w.proxy.transaction_tokens();
+        assert!(tokens.iter().all(|t| *t == tokens[0]), "{tokens:?}");
+        assert_eq!(w.actions().await, [Action::Created; 3]);
+        assert_eq!(w.key_count().await, 3);
+    }
+}
+
+#[tokio::test]
+async fn an_update_whose_commit_was_not_acknowledged_answers_200_with_the_change() {
+    for payload in PAYLOADS {
+        let w = world(Realism {
+            lose_commits: apikeys::config::MAX_ATTEMPTS,
+            ..Realism::default()
+        })
+        .await;
+        let etag = format!("\"{}-0\"", w.key.version);
+        let reply = w.rename(payload, w.key.id, &etag, "renamed").await;
+        assert_eq!(reply.status, 200, "{payload:?}: {}", reply.body);
+        assert_eq!(reply.body["name"], "renamed");
+        let stored = w.real.store.get_key(&w.org, w.key.id).await.unwrap();
+        assert_eq!(stored.expect("the key").name.as_str(), "renamed");
+        assert_eq!(
+            w.actions().await,
+            [Action::Created, Action::Created, Action::Updated]
+        );
+    }
+}
