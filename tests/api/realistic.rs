@@ -19,10 +19,13 @@ use apikeys::store::{AuditReader, EventRange, KeyReader};
 use apikeys_tests::fault::FaultProxy;
 use apikeys_tests::realistic::Realism;
 use apikeys_tests::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// The request's deadline, and slack for a loaded machine to render and return the 503.
 const IN_TIME: Duration = Duration::from_millis(DEFAULT_BUDGET.as_millis() as u64 + 1500);
+
+/// Long enough that every eventually consistent read of a test is stale.
+const LAG: Duration = Duration::from_secs(60);
 
 struct World {
     /// The application on DynamoDB Local directly, to see what was stored.
@@ -186,5 +189,58 @@ async fn an_update_whose_commit_was_not_acknowledged_answers_200_with_the_change
             w.actions().await,
             [Action::Created, Action::Created, Action::Updated]
         );
+    }
+}
+#[tokio::test]
+async fn a_new_key_works_at_once_though_reads_lag() {
+    let w = world(Realism {
+        lag: LAG,
+        ..Realism::default()
+    })
+    .await;
+    for payload in PAYLOADS {
+        let reply = w.create(payload, "fresh").await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        let secret = secret_in(&reply);
+        let id = reply.body["id"].as_str().expect("an id").to_owned();
+        // Its own secret authenticates, and the key is there for it and for the admin.
+        for caller in [&secret, &w.admin] {
+            let got = Call::get(payload, &id).bearer(caller).send(&w.app).await;
+            assert_eq!(got.status, 200, "{payload:?}: {}", got.body);
+        }
+        let verified = Call::verify(payload, &json!({"key": secret.expose()}))
+            .bearer(&w.admin)
+            .send(&w.app)
+            .await;
+        assert_eq!(verified.body["code"], "VALID", "{}", verified.body);
+    }
+}
+
+#[tokio::test]
+async fn an_etag_read_just_after_a_write_is_current() {
+    let w = world(Realism {
+        lag: LAG,
+        ..Realism::default()
+    })
+    .await;
+    for (payload, name) in PAYLOADS.into_iter().zip(["first", "second"]) {
+        let got = Call::get(payload, w.key.id)
+            .bearer(&w.admin)
+            .send(&w.app)
+            .await;
+        let etag = got.header("etag").expect("an ETag").to_owned();
+        let renamed = w.rename(payload, w.key.id, &etag, name).await;
+        assert_eq!(renamed.status, 200, "{}", renamed.body);
+        // Read again right away: the tag names the version just written.
+        let got = Call::get(payload, w.key.id)
+            .bearer(&w.admin)
+            .send(&w.app)
+            .await;
+        assert_eq!(got.body["name"], name);
+        let etag: Value = got.header("etag").expect("an ETag").into();
+        let again = w
+            .rename(payload, w.key.id, etag.as_str().unwrap(), "again")
+            .await;
+        assert_eq!(again.status, 200, "a spurious 412: {}", again.body);
     }
 }

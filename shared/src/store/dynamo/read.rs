@@ -1,5 +1,5 @@
-//! Reads of keys: a GetItem on the key's primary key, a Query on the organization's
-//! partition (or the `by-creator` index), and the organization's key count.
+//! Reads of keys: a strongly consistent GetItem on the key's primary key, a Query on the
+//! organization's partition (or the `by-creator` index), and the organization's key count.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
@@ -82,6 +82,10 @@ impl KeyReader for DynamoStore {
             .get_item()
             .table_name(&self.table)
             .set_key(Some(primary_key(org_pk(org), key_sk(id))))
+            // Strongly consistent (1 read unit, not 0.5): a key is there as soon as its
+            // create answered, and its ETag is the latest version's, so an If-Match built
+            // from it does not fail for a write the reader did not miss.
+            .consistent_read(true)
             .set_return_consumed_capacity(self.capacity_mode())
             .send()
             .await
