@@ -19,12 +19,15 @@ use tokio::net::{TcpListener, TcpStream};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// One DynamoDB call: the operation (`GetItem`, `Query`, ...), the items it read (a
-/// Query's `ScannedCount`, 1 for an item a GetItem found) and its capacity units.
+/// Query's `ScannedCount`, 1 for an item a GetItem found), its capacity units, and for a
+/// Query the sort key prefix it asked for (its `:prefix` value: `KEY#` for keys, `COUNT`
+/// for the key count's items).
 #[derive(Clone, Debug)]
 pub struct Call {
     pub op: String,
     pub items: u64,
     pub units: f64,
+    pub prefix: Option<String>,
 }
 
 pub struct Proxy {
@@ -67,6 +70,9 @@ async fn forward(
         .unwrap_or("?")
         .to_owned();
     let mut json: Value = serde_json::from_slice(&body)?;
+    let prefix = json["ExpressionAttributeValues"][":prefix"]["S"]
+        .as_str()
+        .map(str::to_owned);
     if let Value::Object(map) = &mut json {
         map.insert("ReturnConsumedCapacity".into(), Value::from("TOTAL"));
     }
@@ -89,7 +95,12 @@ async fn forward(
         .get("ScannedCount")
         .and_then(Value::as_u64)
         .unwrap_or(u64::from(answer.get("Item").is_some()));
-    lock(&calls).push(Call { op, items, units });
+    lock(&calls).push(Call {
+        op,
+        items,
+        units,
+        prefix,
+    });
     parts.headers.remove("transfer-encoding");
     parts
         .headers

@@ -7,7 +7,7 @@
 //! | ---------------- | ------------------------- | --------------- | --------------------------- |
 //! | key              | `ORG#<org>`               | `KEY#<id>`      | by-creator: `creator_pk`    |
 //! | credential       | `SECRET#<sha256>`         | `SECRET`        |                             |
-//! | key count        | `ORG#<org>`               | `COUNT`         |                             |
+//! | key count shard  | `ORG#<org>`               | `COUNT#<nn>`    |                             |
 //! | audit event      | `ORG#<org>#EVENTS`        | `EVENT#<id>`    | by-key: `key_pk` (`ORG#<org>#KEY#<key id>`) |
 //! | idempotency      | `IDEM#<sha256>`           | `IDEM`          |                             |
 //!
@@ -17,8 +17,9 @@
 //! filtered page reads up to four runs (see `page::budget`). The credential item copies what authentication needs (organization, key
 //! id, access, state, expiry), so authenticating is one GetItem by hash; every write keeps
 //! the items in step in one transaction. Creating and deleting a key also adjust the
-//! organization's key count in that transaction; its sort key lies outside `KEY#`, so lists
-//! never see it.
+//! organization's key count in that transaction, on one of [`COUNT_SHARDS`] items chosen at
+//! random, so that concurrent writes of one organization seldom meet on one item; the count
+//! is their sum, one Query. Their sort keys lie outside `KEY#`, so lists never see them.
 //!
 //! Events live in a partition of their own per organization, sorted by their UUIDv7 id, so
 //! a page of them is one Query and a time range a range of sort keys; the `by-key` index
@@ -62,9 +63,16 @@ const CREDENTIAL_SK: &str = "SECRET";
 /// The attribute last-use tracking writes, on key and credential items; the only one the
 /// functions may update (see template.yaml).
 pub const LAST_USED: &str = "last_used_ms";
-/// The organization's key count item: sort key and attribute.
+/// The organization's key count: the sort key prefix of its items and their attribute. The
+/// count is the sum of `key_count` over the items of the organization's partition whose
+/// sort key begins with `COUNT`: the shards `COUNT#00`… that writes add to, and the item
+/// `COUNT` itself, which bulk loaders set (and earlier versions kept the whole count in).
 pub const COUNT_SK: &str = "COUNT";
 pub const KEY_COUNT: &str = "key_count";
+/// How many items a create or delete spreads its count update over. Two concurrent
+/// transactions on one item conflict (one is cancelled and retried); on one of 16 at random,
+/// two concurrent writes of one organization meet with a chance of 1 in 16.
+pub const COUNT_SHARDS: u32 = 16;
 /// The global secondary index of keys by organization and creator, and its partition key
 /// attribute `ORG#<org>#CREATOR#<uuid>`; its sort key is the table's `sk`, so it lists a
 /// creator's keys in the same order as the partition.
@@ -94,6 +102,10 @@ pub struct DynamoStore {
 
 fn org_pk(org: &OrgId) -> String {
     format!("ORG#{org}")
+}
+
+fn count_sk(shard: u32) -> String {
+    format!("{COUNT_SK}#{shard:02}")
 }
 
 fn key_sk(id: KeyId) -> String {
@@ -291,12 +303,14 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// The update of the organization's key count by `delta`, for a transaction.
+    /// The update of the organization's key count by `delta`, on a shard chosen at random,
+    /// for a transaction. A shard may go below 0; the sum of the shards is the count.
     fn count_update(&self, org: &OrgId, delta: i64) -> Result<TransactWriteItem, StoreError> {
+        let shard = getrandom::u32().unwrap_or(0) % COUNT_SHARDS;
         let update = built(
             Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(primary_key(org_pk(org), COUNT_SK.to_owned())))
+                .set_key(Some(primary_key(org_pk(org), count_sk(shard))))
                 .update_expression("ADD #count :delta")
                 .expression_attribute_names("#count", KEY_COUNT)
                 .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
