@@ -18,7 +18,7 @@ use apikeys::key::{ApiKey, OrgId};
 use apikeys::secret::Secret;
 use apikeys::store::dynamo::{COUNT_SHARDS, COUNT_SK, DynamoStore, KEY_COUNT};
 use apikeys::store::{AuditReader, EventRange, KeyReader};
-use apikeys_tests::fault::FaultProxy;
+use apikeys_tests::fault::{Fault, FaultProxy};
 use apikeys_tests::realistic::Realism;
 use apikeys_tests::*;
 use serde_json::{Value, json};
@@ -172,6 +172,28 @@ async fn a_create_whose_commit_was_not_acknowledged_answers_201_with_a_secret_th
         assert_eq!(w.actions().await, [Action::Created; 3]);
         assert_eq!(w.key_count().await, 3);
     }
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_timed_out_after_it_committed_answers_201() {
+    let w = world(Realism::default()).await;
+    // Every TransactWriteItems answer held past the SDK's attempt timeout: each attempt
+    // commits (or finds its token used) and times out, until the operation's timeout.
+    let held = apikeys::config::ATTEMPT_TIMEOUT + Duration::from_millis(500);
+    w.proxy.set(Fault::DelayOnly("TransactWriteItems", held));
+    let started = Instant::now();
+    let reply = w.create(Payload::Http, "slow").await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert!(started.elapsed() < IN_TIME, "{:?}", started.elapsed());
+    let secret = secret_in(&reply);
+    let id = reply.body["id"].as_str().expect("an id").to_owned();
+    w.proxy.set(Fault::None);
+    let got = Call::get(Payload::Http, &id)
+        .bearer(&secret)
+        .send(&w.real)
+        .await;
+    assert_eq!(got.status, 200, "the new secret works: {}", got.body);
+    assert_eq!(w.actions().await, [Action::Created; 3]);
 }
 
 #[tokio::test]
