@@ -211,3 +211,95 @@ impl DynamoStore {
         Ok(out.item.is_some())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::error::{
+        TransactionCanceledException, TransactionInProgressException,
+    };
+    use aws_smithy_types::body::SdkBody;
+
+    type Failure = SdkError<TransactWriteItemsError, HttpResponse>;
+
+    fn answered(err: TransactWriteItemsError, status: u16) -> Failure {
+        let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        SdkError::service_error(err, raw)
+    }
+
+    fn cancelled(codes: &[&str]) -> Failure {
+        let reasons = codes
+            .iter()
+            .map(|c| CancellationReason::builder().code(*c).build())
+            .collect();
+        let e = TransactionCanceledException::builder()
+            .set_cancellation_reasons(Some(reasons))
+            .build();
+        answered(
+            TransactWriteItemsError::TransactionCanceledException(e),
+            400,
+        )
+    }
+
+    fn outcome(err: &Failure) -> &'static str {
+        match sort(err) {
+            Outcome::Condition(_) => "condition",
+            Outcome::Retry => "retry",
+            Outcome::Unclear => "unclear",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    #[test]
+    fn a_failed_condition_wins_and_names_its_items() {
+        let err = cancelled(&["None", "ConditionalCheckFailed", "TransactionConflict"]);
+        assert!(matches!(sort(&err), Outcome::Condition(items) if items == [1]));
+    }
+
+    #[test]
+    fn conflicts_and_throttles_are_retried_and_other_reasons_refused() {
+        for code in PASSING {
+            assert_eq!(outcome(&cancelled(&["None", code])), "retry", "{code}");
+        }
+        for code in ["ValidationError", "ItemCollectionSizeLimitExceeded"] {
+            assert_eq!(outcome(&cancelled(&[code, "None"])), "refused", "{code}");
+        }
+        for code in THROTTLES {
+            let e = TransactWriteItemsError::generic(ErrorMetadata::builder().code(*code).build());
+            assert_eq!(outcome(&answered(e, 400)), "retry", "{code}");
+        }
+        let e = TransactWriteItemsError::generic(
+            ErrorMetadata::builder().code("ValidationException").build(),
+        );
+        assert_eq!(outcome(&answered(e, 400)), "failed");
+    }
+
+    #[test]
+    fn in_progress_timeouts_and_server_errors_are_unclear() {
+        let e = TransactWriteItemsError::TransactionInProgressException(
+            TransactionInProgressException::builder().build(),
+        );
+        assert_eq!(outcome(&answered(e, 400)), "unclear");
+        let e = TransactWriteItemsError::generic(
+            ErrorMetadata::builder().code("InternalServerError").build(),
+        );
+        assert_eq!(outcome(&answered(e, 500)), "unclear");
+        assert_eq!(outcome(&SdkError::timeout_error("slow")), "unclear");
+    }
+
+    #[test]
+    fn the_backoff_doubles_to_its_ceiling_and_is_never_zero() {
+        for attempt in 1..20 {
+            let wait = backoff(attempt);
+            let ceiling = (BACKOFF_MS << attempt.min(10)).min(BACKOFF_MAX_MS);
+            assert!(wait >= Duration::from_millis(1), "{attempt}");
+            assert!(
+                wait <= Duration::from_millis(ceiling),
+                "{attempt}: {wait:?}"
+            );
+        }
+    }
+}
