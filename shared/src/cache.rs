@@ -208,6 +208,10 @@ impl<S: KeyReader> KeyReader for CachedStore<S> {
 }
 
 impl<S: CredentialStore> CredentialStore for CachedStore<S> {
+    async fn spend_as_a_miss(&self, hash: &SecretHash) -> Result<(), StoreError> {
+        self.inner.spend_as_a_miss(hash).await
+    }
+
     async fn find_credential(&self, hash: &SecretHash) -> Result<Option<Credential>, StoreError> {
         if let Some(hit) = self.cached(hash, self.now()) {
             return Ok(Some(hit));

@@ -73,7 +73,8 @@ impl Deadline {
         self,
         work: impl Future<Output = Result<T, ApiError>>,
     ) -> Result<T, ApiError> {
-        tokio::time::timeout_at(self.0, work)
+        // The store learns the deadline too, so its retries stop in time (`store::time`).
+        tokio::time::timeout_at(self.0, crate::store::time::until(self.0, work))
             .await
             .unwrap_or_else(|_| Err(StoreError::Unavailable(Box::new(DeadlinePassed)).into()))
     }

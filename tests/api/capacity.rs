@@ -16,7 +16,8 @@ const WORST_READ_UNITS: f64 = 131.0;
 
 const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// What one request read: DynamoDB reads (GetItem, Query), the keys they read, their units.
+/// What one request read: DynamoDB reads (GetItem, Query), the Queries of keys and the
+/// keys they read, and the units of all of them (the key count's Query included).
 #[derive(Debug)]
 struct Cost {
     reads: usize,
@@ -30,14 +31,15 @@ fn cost(calls: &[DynamoCall]) -> Cost {
         .iter()
         .filter(|c| c.op == "GetItem" || c.op == "Query")
         .collect();
+    let of_keys = || {
+        reads
+            .iter()
+            .filter(|c| c.op == "Query" && c.prefix.as_deref() == Some("KEY#"))
+    };
     Cost {
         reads: reads.len(),
-        queries: reads.iter().filter(|c| c.op == "Query").count(),
-        items: reads
-            .iter()
-            .filter(|c| c.op == "Query")
-            .map(|c| c.items)
-            .sum(),
+        queries: of_keys().count(),
+        items: of_keys().map(|c| c.items).sum(),
         units: reads.iter().map(|c| c.units).sum(),
     }
 }

@@ -27,22 +27,30 @@ async fn list_page(
         .await
 }
 
-/// The stored count, read strongly consistently; `None` if the item does not exist.
+/// The stored count, the sum of the organization's count items, read strongly
+/// consistently; `None` if it has none.
 async fn stored_count(app: &App<DynamoStore>, org: &OrgId) -> Option<i64> {
     let out = app
         .store
         .client()
-        .get_item()
+        .query()
         .table_name(app.store.table())
-        .key("pk", AttributeValue::S(format!("ORG#{org}")))
-        .key("sk", AttributeValue::S(COUNT_SK.into()))
+        .key_condition_expression("pk = :pk AND begins_with(sk, :count)")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("ORG#{org}")))
+        .expression_attribute_values(":count", AttributeValue::S(COUNT_SK.into()))
         .consistent_read(true)
         .send()
         .await
         .unwrap();
-    out.item.map(|i| match i.get(KEY_COUNT) {
-        Some(AttributeValue::N(n)) => n.parse().unwrap(),
-        other => panic!("{other:?}"),
+    let items = out.items();
+    (!items.is_empty()).then(|| {
+        items
+            .iter()
+            .map(|i| match i.get(KEY_COUNT) {
+                Some(AttributeValue::N(n)) => n.parse::<i64>().unwrap(),
+                other => panic!("{other:?}"),
+            })
+            .sum()
     })
 }
 

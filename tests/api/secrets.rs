@@ -102,7 +102,11 @@ async fn a_malformed_token_is_refused_without_a_lookup() {
         let reply = call.send(&app).await;
         assert_eq!(reply.problem(401), refused);
         let ops: Vec<String> = proxy.take().into_iter().map(|c| c.op).collect();
-        assert_eq!(ops, ["GetItem"], "one lookup of the well-formed secret");
+        assert_eq!(
+            ops,
+            ["GetItem", "GetItem"],
+            "one lookup of the well-formed secret, and as it misses, one consistent lookup"
+        );
     }
     proxy.stop();
 }

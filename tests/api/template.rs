@@ -1109,3 +1109,92 @@ fn the_tests_route_every_request_where_the_template_does() {
         }
     }
 }
+
+/// The alarms on one AWS/DynamoDB metric: for each alarm that watches `metric` (as its own
+/// metric or in its math), the dimensions it watches it with, by name (`!Ref` by the logical
+/// id it names).
+fn dynamodb_alarms(template: &Value, metric: &str) -> Vec<(String, BTreeMap<String, String>)> {
+    let dimensions = |list: &Value| -> BTreeMap<String, String> {
+        list.as_sequence()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                let value = match &d["Value"] {
+                    Value::String(s) => s.clone(),
+                    other => reference(other),
+                };
+                (text(d, "Name"), value)
+            })
+            .collect()
+    };
+    let mut found = Vec::new();
+    for (name, resource) in template["Resources"].as_mapping().expect("Resources") {
+        if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        let name = name.as_str().expect("a logical id").to_owned();
+        let props = &resource["Properties"];
+        if props["Namespace"].as_str() == Some("AWS/DynamoDB")
+            && props["MetricName"].as_str() == Some(metric)
+        {
+            found.push((name.clone(), dimensions(&props["Dimensions"])));
+        }
+        for query in props["Metrics"].as_sequence().into_iter().flatten() {
+            let watched = &query["MetricStat"]["Metric"];
+            if watched["Namespace"].as_str() == Some("AWS/DynamoDB")
+                && watched["MetricName"].as_str() == Some(metric)
+            {
+                found.push((name.clone(), dimensions(&watched["Dimensions"])));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_table_and_each_of_its_indexes_have_throttle_alarms_and_conflicts_one() {
+    let template = template();
+    let table = template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .find(|(_, r)| r["Type"].as_str() == Some("AWS::DynamoDB::Table"))
+        .map(|(name, _)| name.as_str().expect("a logical id").to_owned())
+        .expect("a table");
+    let indexes: Vec<String> = template_table()["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .expect("the table's indexes")
+        .iter()
+        .map(|i| text(i, "IndexName"))
+        .collect();
+    assert!(indexes.len() >= 2, "{indexes:?}");
+    let on = |index: Option<&String>| {
+        let mut d = BTreeMap::from([("TableName".to_owned(), table.clone())]);
+        if let Some(i) = index {
+            d.insert("GlobalSecondaryIndexName".to_owned(), i.clone());
+        }
+        d
+    };
+    for metric in ["ReadThrottleEvents", "WriteThrottleEvents"] {
+        let alarms = dynamodb_alarms(&template, metric);
+        for target in std::iter::once(None).chain(indexes.iter().map(Some)) {
+            assert!(
+                alarms.iter().any(|(_, d)| *d == on(target)),
+                "no alarm on {metric} of {target:?}: {alarms:?}"
+            );
+        }
+    }
+    let conflicts = dynamodb_alarms(&template, "TransactionConflict");
+    assert!(
+        conflicts.iter().any(|(_, d)| *d == on(None)),
+        "no alarm on the table's TransactionConflict: {conflicts:?}"
+    );
+    // Each alarm tells someone, when there is someone to tell.
+    for (name, _) in dynamodb_alarms(&template, "TransactionConflict")
+        .into_iter()
+        .chain(dynamodb_alarms(&template, "ReadThrottleEvents"))
+    {
+        let actions = &template["Resources"][name.as_str()]["Properties"]["AlarmActions"];
+        assert!(!actions.is_null(), "{name} has no AlarmActions");
+    }
+}

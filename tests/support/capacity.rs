@@ -19,14 +19,16 @@ use tokio::net::{TcpListener, TcpStream};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// One DynamoDB call: the operation (`GetItem`, `Query`, ...), the items it read (a
-/// Query's `ScannedCount`, 1 for an item a GetItem found) and its capacity units; and, for
-/// the benchmark's floors that replay a function's calls, its request as the function sent
-/// it and when it started and ended.
+/// Query's `ScannedCount`, 1 for an item a GetItem found), its capacity units, and for a
+/// Query the sort key prefix it asked for (its `:prefix` value: `KEY#` for keys, `COUNT`
+/// for the key count's items); and, for the benchmark's floors that replay a function's
+/// calls, its request as the function sent it and when it started and ended.
 #[derive(Clone, Debug)]
 pub struct Call {
     pub op: String,
     pub items: u64,
     pub units: f64,
+    pub prefix: Option<String>,
     pub request: Value,
     pub started: std::time::Instant,
     pub ended: std::time::Instant,
@@ -74,6 +76,9 @@ async fn forward(
         .to_owned();
     let request: Value = serde_json::from_slice(&body)?;
     let mut json = request.clone();
+    let prefix = json["ExpressionAttributeValues"][":prefix"]["S"]
+        .as_str()
+        .map(str::to_owned);
     if let Value::Object(map) = &mut json {
         map.insert("ReturnConsumedCapacity".into(), Value::from("TOTAL"));
     }
@@ -100,6 +105,7 @@ async fn forward(
         op,
         items,
         units,
+        prefix,
         request,
         started,
         ended: std::time::Instant::now(),

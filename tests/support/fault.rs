@@ -2,8 +2,9 @@
 //!
 //! It passes traffic through, delays every response chunk or every response, answers every
 //! request (or only one operation's) with a fabricated DynamoDB `ThrottlingException`, holds
-//! one operation's answers, or stops listening altogether (connections are refused, as when
-//! DynamoDB is down) and starts again on the same port. A change of
+//! one operation's answers, answers as real DynamoDB may (stale reads, cancelled and
+//! unclear transactions: see `realistic`), or stops listening altogether (connections are
+//! refused, as when DynamoDB is down) and starts again on the same port. A change of
 //! mode closes the connections opened under the old one, so the next request meets the
 //! new mode whatever connection pool the SDK keeps.
 
@@ -15,6 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use crate::realistic::{self, Realism};
 
 /// What the proxy does to the traffic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +37,8 @@ pub enum Fault {
     /// Holds the answers to this operation (`UpdateItem`…) this long, passing the others at
     /// once.
     DelayOnly(&'static str, Duration),
+    /// Answers as real DynamoDB may (see `realistic` and [`FaultProxy::realistic`]).
+    Realistic,
 }
 
 /// The fabricated answer DynamoDB gives a throttled request.
@@ -54,6 +59,7 @@ pub struct FaultProxy {
     mode: watch::Sender<Fault>,
     listener: Mutex<Option<JoinHandle<()>>>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    realism: realistic::Shared,
 }
 
 impl FaultProxy {
@@ -68,6 +74,7 @@ impl FaultProxy {
             mode,
             listener: Mutex::new(None),
             connections: Arc::default(),
+            realism: realistic::Shared::default(),
         };
         proxy.serve(listener);
         proxy
@@ -87,6 +94,18 @@ impl FaultProxy {
     pub fn set(&self, fault: Fault) {
         self.mode.send_replace(fault);
         self.close_connections();
+    }
+
+    /// Answers as real DynamoDB may, as `realism` says, from now on; forgets the tokens and
+    /// items of earlier transactions.
+    pub fn realistic(&self, realism: Realism) {
+        realistic::reset(&self.realism, realism);
+        self.set(Fault::Realistic);
+    }
+
+    /// The `ClientRequestToken` of every transaction sent since [`Self::realistic`], in order.
+    pub fn transaction_tokens(&self) -> Vec<String> {
+        realistic::tokens(&self.realism)
     }
 
     /// Stops listening: connections are refused, as with DynamoDB down.
@@ -123,11 +142,16 @@ impl FaultProxy {
         let upstream = self.upstream;
         let mode = self.mode.subscribe();
         let connections = self.connections.clone();
+        let realism = self.realism.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let fault = *mode.borrow();
+                let realism = realism.clone();
                 let task = tokio::spawn(async move {
-                    let _ = handle(client, upstream, fault).await;
+                    let _ = match fault {
+                        Fault::Realistic => realistic::serve(client, upstream, realism).await,
+                        _ => handle(client, upstream, fault).await,
+                    };
                 });
                 let mut open = connections.lock().unwrap();
                 open.retain(|t| !t.is_finished());
@@ -153,7 +177,7 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 async fn handle(mut client: TcpStream, upstream: SocketAddr, fault: Fault) -> std::io::Result<()> {
     match fault {
-        Fault::None => {
+        Fault::None | Fault::Realistic => {
             let mut server = TcpStream::connect(upstream).await?;
             tokio::io::copy_bidirectional(&mut client, &mut server).await?;
         }
@@ -230,7 +254,9 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, fault: Fault) -> st
 
 /// Reads one HTTP/1.1 message (a request, or a response to a request that has one): its
 /// head and its `Content-Length` body; `None` at end of stream.
-async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+pub(crate) async fn read_request(
+    stream: &mut TcpStream,
+) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {

@@ -699,6 +699,7 @@ pub mod capacity;
 pub mod fault;
 pub mod github;
 pub mod late;
+pub mod realistic;
 pub mod rival;
 
 /// A global subscriber that records nothing but keeps every callsite open (interest

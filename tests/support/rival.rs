@@ -138,6 +138,10 @@ impl KeyReader for Rival {
 }
 
 impl CredentialStore for Rival {
+    async fn spend_as_a_miss(&self, hash: &SecretHash) -> Result<(), StoreError> {
+        self.inner.spend_as_a_miss(hash).await
+    }
+
     async fn find_credential(&self, hash: &SecretHash) -> Result<Option<Credential>, StoreError> {
         self.inner.find_credential(hash).await
     }

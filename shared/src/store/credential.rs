@@ -31,11 +31,23 @@ impl Credential {
 
 /// Authenticating a secret, and recording that its key was used.
 pub trait CredentialStore: Send + Sync {
-    /// Who holds the secret with this hash, if anyone.
+    /// Who holds the secret with this hash, if anyone. A secret whose key was created
+    /// a moment ago is found: a miss is never only a replica that has not caught up.
     fn find_credential(
         &self,
         hash: &SecretHash,
     ) -> impl Future<Output = Result<Option<Credential>, StoreError>> + Send;
+
+    /// Spends what a miss of [`Self::find_credential`] spends beyond a hit, and learns
+    /// nothing: a secret of another organization is then answered at the cost and pace of
+    /// a missing one (the DynamoDB store reads the credential again, consistently).
+    fn spend_as_a_miss(
+        &self,
+        hash: &SecretHash,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = hash;
+        async { Ok(()) }
+    }
 
     /// Records that the key was used `at`, unless the record is already at or after
     /// `stale_before` (a conditional write, so concurrent requests write it once). Returns

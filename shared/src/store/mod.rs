@@ -19,6 +19,7 @@ mod leak;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 mod read;
+pub mod time;
 mod write;
 
 pub use audit::{AuditReader, EventRange};

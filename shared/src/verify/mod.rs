@@ -109,6 +109,8 @@ pub async fn verify<S: CredentialStore + KeyReader>(
         return Ok(Verdict::not_found());
     };
     if &credential.org != caller_org {
+        // Answered as a missing secret is, after the same reads.
+        store.spend_as_a_miss(&hash).await?;
         return Ok(Verdict::not_found());
     }
     let code = code_of(&credential, &request.permissions, now.wall);

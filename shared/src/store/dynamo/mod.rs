@@ -7,7 +7,7 @@
 //! | ---------------- | ------------------------- | --------------- | --------------------------- |
 //! | key              | `ORG#<org>`               | `KEY#<id>`      | by-creator-v2: `creator_pk` |
 //! | credential       | `SECRET#<sha256>`         | `SECRET`        |                             |
-//! | key count        | `ORG#<org>`               | `COUNT`         |                             |
+//! | key count shard  | `ORG#<org>`               | `COUNT#<nn>`    |                             |
 //! | audit event      | `ORG#<org>#EVENTS`        | `EVENT#<id>`    | by-key: `key_pk` (`ORG#<org>#KEY#<key id>`) |
 //! | idempotency      | `IDEM#<sha256>`           | `IDEM`          |                             |
 //!
@@ -17,8 +17,9 @@
 //! filtered page reads up to four runs (see `page::budget`). The credential item copies what authentication needs (organization, key
 //! id, access, state, expiry), so authenticating is one GetItem by hash; every write keeps
 //! the items in step in one transaction. Creating and deleting a key also adjust the
-//! organization's key count in that transaction; its sort key lies outside `KEY#`, so lists
-//! never see it.
+//! organization's key count in that transaction, on one of [`COUNT_SHARDS`] items chosen at
+//! random, so that concurrent writes of one organization seldom meet on one item; the count
+//! is their sum, one Query. Their sort keys lie outside `KEY#`, so lists never see them.
 //!
 //! Events live in a partition of their own per organization, sorted by their UUIDv7 id, so
 //! a page of them is one Query and a time range a range of sort keys; the `by-key` index
@@ -31,6 +32,7 @@ mod credential;
 mod items;
 mod leak;
 mod read;
+mod transact;
 mod write;
 
 use std::collections::HashMap;
@@ -40,7 +42,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, Projection, ProjectionType, ReturnConsumedCapacity,
@@ -62,9 +63,16 @@ const CREDENTIAL_SK: &str = "SECRET";
 /// The attribute last-use tracking writes, on key and credential items; the only one the
 /// functions may update (see template.yaml).
 pub const LAST_USED: &str = "last_used_ms";
-/// The organization's key count item: sort key and attribute.
+/// The organization's key count: the sort key prefix of its items and their attribute. The
+/// count is the sum of `key_count` over the items of the organization's partition whose
+/// sort key begins with `COUNT`: the shards `COUNT#00`… that writes add to, and the item
+/// `COUNT` itself, which bulk loaders set (and earlier versions kept the whole count in).
 pub const COUNT_SK: &str = "COUNT";
 pub const KEY_COUNT: &str = "key_count";
+/// How many items a create or delete spreads its count update over. Two concurrent
+/// transactions on one item conflict (one is cancelled and retried); on one of 16 at random,
+/// two concurrent writes of one organization meet with a chance of 1 in 16.
+pub const COUNT_SHARDS: u32 = 16;
 /// The global secondary index of keys by organization and creator, and its partition key
 /// attribute `ORG#<org>#CREATOR#<uuid>`; its sort key is the table's `sk`, so it lists a
 /// creator's keys in the same order as the partition. It carries only
@@ -99,12 +107,6 @@ pub const KEY_PK: &str = "key_pk";
 pub const PURGE_AT: &str = "purge_at";
 const EVENT_PREFIX: &str = "EVENT#";
 const IDEMPOTENCY_SK: &str = "IDEM";
-/// How many times a transaction that lost a race with another (for the key count, say) is
-/// tried again, after a random backoff that doubles each time.
-const CONFLICT_RETRIES: u32 = 12;
-const CONFLICT_BACKOFF_MS: u64 = 10;
-const CONFLICT_BACKOFF_MAX_MS: u64 = 500;
-
 fn millis(at: DateTime<Utc>) -> AttributeValue {
     AttributeValue::N(at.timestamp_millis().to_string())
 }
@@ -121,6 +123,10 @@ pub struct DynamoStore {
 
 fn org_pk(org: &OrgId) -> String {
     format!("ORG#{org}")
+}
+
+fn count_sk(shard: u32) -> String {
+    format!("{COUNT_SK}#{shard:02}")
 }
 
 fn key_sk(id: KeyId) -> String {
@@ -337,61 +343,14 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Runs a transaction; one that lost a race with another for the same items (the
-    /// organization's key count) is retried with a short random backoff.
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactFailure> {
-        let mut attempt = 0;
-        loop {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            let err = match result {
-                Ok(_) => return Ok(()),
-                Err(err) => err,
-            };
-            let reasons: Vec<String> = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
-                    .cancellation_reasons()
-                    .iter()
-                    .filter_map(|r| r.code().map(str::to_owned))
-                    .collect(),
-                _ => vec![],
-            };
-            let failed: Vec<usize> = reasons
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| *c == "ConditionalCheckFailed")
-                .map(|(i, _)| i)
-                .collect();
-            if !failed.is_empty() {
-                return Err(TransactFailure::Condition(failed));
-            }
-            let conflict = reasons.iter().any(|c| c == "TransactionConflict")
-                || matches!(
-                    err.as_service_error(),
-                    Some(TransactWriteItemsError::TransactionInProgressException(_))
-                );
-            if conflict && attempt < CONFLICT_RETRIES {
-                attempt += 1;
-                // Full jitter: the racers spread out instead of meeting again.
-                let ceiling = (CONFLICT_BACKOFF_MS << attempt.min(10)).min(CONFLICT_BACKOFF_MAX_MS);
-                let backoff = u64::from(getrandom::u32().unwrap_or(0)) % ceiling + 1;
-                tokio::time::sleep(std::time::Duration::from_millis(backoff)).await;
-                continue;
-            }
-            return Err(TransactFailure::Store(classify(err)));
-        }
-    }
-
-    /// The update of the organization's key count by `delta`, for a transaction.
+    /// The update of the organization's key count by `delta`, on a shard chosen at random,
+    /// for a transaction. A shard may go below 0; the sum of the shards is the count.
     fn count_update(&self, org: &OrgId, delta: i64) -> Result<TransactWriteItem, StoreError> {
+        let shard = getrandom::u32().unwrap_or(0) % COUNT_SHARDS;
         let update = built(
             Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(primary_key(org_pk(org), COUNT_SK.to_owned())))
+                .set_key(Some(primary_key(org_pk(org), count_sk(shard))))
                 .update_expression("ADD #count :delta")
                 .expression_attribute_names("#count", KEY_COUNT)
                 .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
@@ -399,13 +358,6 @@ impl DynamoStore {
         )?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
-}
-
-/// Why a transaction did not apply.
-enum TransactFailure {
-    /// The conditions of these items (by their index in the transaction) failed.
-    Condition(Vec<usize>),
-    Store(StoreError),
 }
 
 fn built<T, E: std::error::Error + Send + Sync + 'static>(

@@ -5,9 +5,10 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 
 use super::items::{CredentialItem, EventItem, IdempotencyItem, KeyItem, bits_of, item};
+use super::transact::{TransactFailure, Witness};
 use super::{
-    CREDENTIAL_SK, DynamoStore, IDEMPOTENCY_SK, PK, TransactFailure, built, classify, corrupt,
-    credential_pk, idempotency_pk, key_sk, millis, org_pk, primary_key,
+    CREDENTIAL_SK, DynamoStore, IDEMPOTENCY_SK, PK, built, classify, corrupt, credential_pk,
+    event_pk, event_sk, idempotency_pk, key_sk, millis, org_pk, primary_key,
 };
 use crate::audit::Event;
 use crate::key::{KeyId, OrgId};
@@ -23,11 +24,13 @@ enum Role {
     Idempotency,
 }
 
-/// A transaction being built: its items and their roles.
+/// A transaction being built: its items and their roles, and the key of its audit event,
+/// which tells whether it committed.
 #[derive(Default)]
 struct Plan {
     items: Vec<TransactWriteItem>,
     roles: Vec<Role>,
+    witness: Witness,
 }
 
 impl Plan {
@@ -84,7 +87,7 @@ const NAMES: &[(&str, &str)] = &[
 
 impl DynamoStore {
     async fn run(&self, plan: Plan) -> Result<(), WriteFailure> {
-        match self.transact(plan.items.clone()).await {
+        match self.transact(plan.items.clone(), &plan.witness).await {
             Ok(()) => Ok(()),
             Err(TransactFailure::Condition(failed)) => Err(plan.failure(&failed)),
             Err(TransactFailure::Store(e)) => Err(WriteFailure::Store(e)),
@@ -324,6 +327,7 @@ impl DynamoStore {
     ) -> Result<(), StoreError> {
         // Never over an existing event: IAM cannot refuse an overwriting Put (template.yaml).
         plan.push(Role::Other, self.put_new(item(EventItem::new(event)?)?)?);
+        plan.witness = primary_key(event_pk(&event.org), event_sk(event.id));
         if let Some(r) = record {
             plan.push(Role::Idempotency, self.put_record(r)?);
         }
