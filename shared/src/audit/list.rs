@@ -139,6 +139,107 @@ fn time(name: &'static str, value: &str) -> Result<DateTime<Utc>, ParamError> {
         })
 }
 
+fn parse_limit(value: Option<&str>) -> Result<usize, ParamError> {
+    match value {
+        None => Ok(DEFAULT_LIMIT),
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(ParamError::new(
+                "limit",
+                format!("must be an integer from 1 to {MAX_LIMIT}, got {s:?}"),
+            )),
+        },
+    }
+}
+
+fn parse_order(value: Option<&str>) -> Result<Option<Order>, ParamError> {
+    value
+        .map(|s| match s {
+            "asc" => Ok(Order::Asc),
+            "desc" => Ok(Order::Desc),
+            _ => Err(ParamError::new(
+                "order",
+                format!("must be \"asc\" or \"desc\", got {s:?}"),
+            )),
+        })
+        .transpose()
+}
+
+fn parse_position(name: &'static str, value: Option<&str>) -> Result<Option<EventId>, ParamError> {
+    value
+        .map(|s| {
+            s.parse::<EventId>()
+                .map_err(|e| ParamError::new(name, e.to_string()))
+        })
+        .transpose()
+}
+
+fn parse_action(value: Option<&str>) -> Result<Option<Action>, ParamError> {
+    value
+        .map(|s| {
+            s.parse::<Action>().map_err(|_| {
+                let names: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+                ParamError::new(
+                    "action",
+                    format!("must be one of {}, got {s:?}", names.join(", ")),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// The key of the path, or of `key_id`; both only if they agree.
+fn parse_key(path_key: Option<KeyId>, value: Option<&str>) -> Result<Option<KeyId>, ParamError> {
+    let query_key = value
+        .map(|s| {
+            s.parse::<KeyId>()
+                .map_err(|e| ParamError::new("key_id", e.to_string()))
+        })
+        .transpose()?;
+    match (path_key, query_key) {
+        (Some(p), Some(q)) if p != q => Err(ParamError::new(
+            "key_id",
+            "must be the key of the path, or be left out",
+        )),
+        (p, q) => Ok(p.or(q)),
+    }
+}
+
+fn parse_settled(value: Option<&str>) -> Result<bool, ParamError> {
+    match value {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ParamError::new(
+            "settled",
+            format!("must be \"true\" or \"false\", got {other:?}"),
+        )),
+    }
+}
+
+impl EventFilters {
+    /// The filters of a request: `action`, the key (`path_key` or `key_id`), `settled`,
+    /// `since` and `until`, validated in that order.
+    fn parse(raw: &RawEventParams<'_>, path_key: Option<KeyId>) -> Result<Self, ParamError> {
+        let action = parse_action(raw.action)?;
+        let key = parse_key(path_key, raw.key_id)?;
+        let settled = parse_settled(raw.settled)?;
+        let since = raw.since.map(|s| time("since", s)).transpose()?;
+        let until = raw.until.map(|s| time("until", s)).transpose()?;
+        if let (Some(s), Some(u)) = (since, until)
+            && u <= s
+        {
+            return Err(ParamError::new("until", "must be later than \"since\""));
+        }
+        Ok(EventFilters {
+            action,
+            key,
+            since,
+            until,
+            settled,
+        })
+    }
+}
+
 impl EventListRequest {
     /// Validates the parameters of `GET /v1/api_key_events/` (`path_key` `None`) or
     /// `GET /v1/api_key/{id}/events` (`path_key` the id). A cursor is checked against the
@@ -149,129 +250,13 @@ impl EventListRequest {
         path_key: Option<KeyId>,
         cursors: &EventCursors,
     ) -> Result<Self, ParamError> {
-        let limit = match raw.limit {
-            None => DEFAULT_LIMIT,
-            Some(s) => match s.parse::<usize>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-                _ => {
-                    return Err(ParamError::new(
-                        "limit",
-                        format!("must be an integer from 1 to {MAX_LIMIT}, got {s:?}"),
-                    ));
-                }
-            },
-        };
-        let order = raw
-            .order
-            .map(|s| match s {
-                "asc" => Ok(Order::Asc),
-                "desc" => Ok(Order::Desc),
-                _ => Err(ParamError::new(
-                    "order",
-                    format!("must be \"asc\" or \"desc\", got {s:?}"),
-                )),
-            })
-            .transpose()?;
-        let position = |name: &'static str, value: Option<&str>| {
-            value
-                .map(|s| {
-                    s.parse::<EventId>()
-                        .map_err(|e| ParamError::new(name, e.to_string()))
-                })
-                .transpose()
-        };
-        let after = position("after", raw.after)?;
-        let before = position("before", raw.before)?;
-        let action = raw
-            .action
-            .map(|s| {
-                s.parse::<Action>().map_err(|_| {
-                    let names: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
-                    ParamError::new(
-                        "action",
-                        format!("must be one of {}, got {s:?}", names.join(", ")),
-                    )
-                })
-            })
-            .transpose()?;
-        let query_key = raw
-            .key_id
-            .map(|s| {
-                s.parse::<KeyId>()
-                    .map_err(|e| ParamError::new("key_id", e.to_string()))
-            })
-            .transpose()?;
-        let key = match (path_key, query_key) {
-            (Some(p), Some(q)) if p != q => {
-                return Err(ParamError::new(
-                    "key_id",
-                    "must be the key of the path, or be left out",
-                ));
-            }
-            (p, q) => p.or(q),
-        };
-        let settled = match raw.settled {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                return Err(ParamError::new(
-                    "settled",
-                    format!("must be \"true\" or \"false\", got {other:?}"),
-                ));
-            }
-        };
-        let since = raw.since.map(|s| time("since", s)).transpose()?;
-        let until = raw.until.map(|s| time("until", s)).transpose()?;
-        if let (Some(s), Some(u)) = (since, until)
-            && u <= s
-        {
-            return Err(ParamError::new("until", "must be later than \"since\""));
-        }
-        let filters = EventFilters {
-            action,
-            key,
-            since,
-            until,
-            settled,
-        };
-
+        let limit = parse_limit(raw.limit)?;
+        let order = parse_order(raw.order)?;
+        let after = parse_position("after", raw.after)?;
+        let before = parse_position("before", raw.before)?;
+        let filters = EventFilters::parse(&raw, path_key)?;
         if let Some(token) = raw.cursor {
-            if let Some(other) = [("after", raw.after), ("before", raw.before)]
-                .iter()
-                .find_map(|(n, v)| v.map(|_| *n))
-            {
-                return Err(ParamError::new(
-                    "cursor",
-                    format!(
-                        "cannot be combined with {other:?}: the cursor already holds a position"
-                    ),
-                ));
-            }
-            let state: CursorState = cursors.open(org, token).ok_or_else(|| {
-                ParamError::new(
-                    "cursor",
-                    "is not a cursor this service issued for this organization; pass next_cursor unchanged",
-                )
-            })?;
-            if order.is_some_and(|o| o != state.order) {
-                return Err(ParamError::new(
-                    "cursor",
-                    "was issued for the other order; repeat the order of the first page or omit it",
-                ));
-            }
-            if state.filters != filters.digest() {
-                return Err(ParamError::new(
-                    "cursor",
-                    "was issued under other filters; repeat the filters of the first page exactly",
-                ));
-            }
-            return Ok(EventListRequest {
-                limit,
-                order: state.order,
-                direction: state.direction,
-                from: Some(state.position),
-                filters,
-            });
+            return Self::resume(&raw, token, org, cursors, (limit, order), filters);
         }
         let (direction, from) = match (after, before) {
             (Some(_), Some(_)) => {
@@ -289,6 +274,52 @@ impl EventListRequest {
             order: order.unwrap_or(Order::Desc),
             direction,
             from,
+            filters,
+        })
+    }
+
+    /// The request that goes on from `token`, which must have been issued to `org` for the
+    /// same order (if given) and the same filters, and stands without `after` or `before`.
+    fn resume(
+        raw: &RawEventParams<'_>,
+        token: &str,
+        org: &OrgId,
+        cursors: &EventCursors,
+        (limit, order): (usize, Option<Order>),
+        filters: EventFilters,
+    ) -> Result<Self, ParamError> {
+        if let Some(other) = [("after", raw.after), ("before", raw.before)]
+            .iter()
+            .find_map(|(n, v)| v.map(|_| *n))
+        {
+            return Err(ParamError::new(
+                "cursor",
+                format!("cannot be combined with {other:?}: the cursor already holds a position"),
+            ));
+        }
+        let state: CursorState = cursors.open(org, token).ok_or_else(|| {
+            ParamError::new(
+                "cursor",
+                "is not a cursor this service issued for this organization; pass next_cursor unchanged",
+            )
+        })?;
+        if order.is_some_and(|o| o != state.order) {
+            return Err(ParamError::new(
+                "cursor",
+                "was issued for the other order; repeat the order of the first page or omit it",
+            ));
+        }
+        if state.filters != filters.digest() {
+            return Err(ParamError::new(
+                "cursor",
+                "was issued under other filters; repeat the filters of the first page exactly",
+            ));
+        }
+        Ok(EventListRequest {
+            limit,
+            order: state.order,
+            direction: state.direction,
+            from: Some(state.position),
             filters,
         })
     }
