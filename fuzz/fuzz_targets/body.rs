@@ -6,11 +6,11 @@
 #![no_main]
 
 use apikeys::auth::Caller;
-use apikeys::error::ApiError;
+use apikeys::http::problem::ApiError;
 use apikeys::key::{Access, ApiKey, KeyId, KeyState, Permission};
 use apikeys::secret::Secret;
-use apikeys::request::fields::name_problem;
-use apikeys::request::{CreateKey, KeyPatch, MAX_BODY_BYTES, MAX_GRACE_SECS, RollKey};
+use apikeys::http::body::fields::name_problem;
+use apikeys::http::body::{CreateKey, KeyPatch, MAX_BODY_BYTES, MAX_GRACE_SECS, RollKey};
 use arbitrary::Arbitrary;
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;

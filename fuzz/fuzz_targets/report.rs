@@ -5,10 +5,9 @@
 //! one answer per match, only secrets of the world's active keys revoked, each once.
 #![no_main]
 
+use apikeys::http::body::report::parse_report;
 use apikeys::leak::assess::{Label, Verdict, assess};
-use apikeys::leak::report::{
-    MAX_REPORT_ENTRIES, MAX_SOURCE_BYTES, MAX_TYPE_BYTES, MAX_URL_BYTES, parse_report,
-};
+use apikeys::leak::report::{MAX_REPORT_ENTRIES, MAX_SOURCE_BYTES, MAX_TYPE_BYTES, MAX_URL_BYTES};
 use apikeys::secret::Secret;
 use apikeys_fuzz::{Json, Token, json_headers, world};
 use arbitrary::Arbitrary;

@@ -8,8 +8,8 @@
 use apikeys::key::{KeyStatus, OrgId, Permission};
 use apikeys::secret::Secret;
 use apikeys::store::CredentialStore;
-use apikeys::request::MAX_BODY_BYTES as MAX_VERIFY_BODY_BYTES;
-use apikeys::verify::body::parse_verify_body;
+use apikeys::http::body::MAX_BODY_BYTES as MAX_VERIFY_BODY_BYTES;
+use apikeys::http::body::verify::parse_verify_body;
 use apikeys::verify::cache::{Moment, VerifyCache};
 use apikeys::verify::{VerifyCode, verify};
 use apikeys_fuzz::{Json, Token, json_headers, shows_a_secret, world};

@@ -9,10 +9,22 @@ use chrono::{DateTime, Utc};
 use lambda_http::http::header::{AUTHORIZATION, AsHeaderName};
 use lambda_http::http::{HeaderMap, HeaderValue};
 
-use crate::error::{ApiError, AuthFailure};
+use crate::error::AuthFailure;
 use crate::key::{Access, KeyId, KeyStatus, OrgId, Permission};
 use crate::secret::{Secret, SecretHash};
-use crate::store::{Credential, CredentialStore};
+use crate::store::{Credential, CredentialStore, StoreError};
+
+/// Why a request was not let through: no valid credentials, a permission its key lacks,
+/// or a store that could not say.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(AuthFailure),
+    #[error("the API key lacks the {0} permission")]
+    Forbidden(Permission),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,11 +55,11 @@ impl Caller {
         }
     }
 
-    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+    pub fn require(&self, permission: Permission) -> Result<(), AuthError> {
         if self.access.grants(permission) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(permission))
+            Err(AuthError::Forbidden(permission))
         }
     }
 }
@@ -138,13 +150,13 @@ pub async fn authenticate<S: CredentialStore>(
     store: &S,
     headers: &HeaderMap,
     now: DateTime<Utc>,
-) -> Result<Caller, ApiError> {
-    let secret = presented_secret(headers).map_err(ApiError::Unauthenticated)?;
+) -> Result<Caller, AuthError> {
+    let secret = presented_secret(headers).map_err(AuthError::Unauthenticated)?;
     let hash = secret.hash();
     let credential = store
         .find_credential(&hash)
         .await?
-        .ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
+        .ok_or(AuthError::Unauthenticated(AuthFailure::Invalid))?;
     match credential.status_at(now) {
         KeyStatus::Active => Ok(Caller {
             secret: acting(&secret, &credential),
@@ -176,11 +188,11 @@ pub fn acting(secret: &Secret, credential: &Credential) -> crate::audit::ActingS
 /// The refusal of a real key that may not be used now. The client is told only that the key
 /// is not valid; the request's log line names the key, its organization and the reason (the
 /// `org` and `caller` fields of the request span that `http` opens).
-fn refused(credential: &Credential, why: AuthFailure) -> ApiError {
+fn refused(credential: &Credential, why: AuthFailure) -> AuthError {
     let span = tracing::Span::current();
     span.record("org", tracing::field::display(&credential.org));
     span.record("caller", tracing::field::display(&credential.key_id));
-    ApiError::Unauthenticated(why)
+    AuthError::Unauthenticated(why)
 }
 
 #[cfg(test)]

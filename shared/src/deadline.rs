@@ -13,7 +13,6 @@ use std::time::{Duration, SystemTime};
 use lambda_http::Context;
 use tokio::time::Instant;
 
-use crate::error::ApiError;
 use crate::store::StoreError;
 
 /// Kept back from the invocation's deadline to render the answer and return it.
@@ -69,10 +68,10 @@ impl Deadline {
     }
 
     /// Runs `work` until the deadline: its outcome, or a store that did not answer in time.
-    pub async fn bound<T>(
+    pub async fn bound<T, E: From<StoreError>>(
         self,
-        work: impl Future<Output = Result<T, ApiError>>,
-    ) -> Result<T, ApiError> {
+        work: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
         // The store learns the deadline too, so its retries stop in time (`store::time`).
         tokio::time::timeout_at(self.0, crate::store::time::until(self.0, work))
             .await
@@ -135,14 +134,11 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(10)).await;
             Ok(())
         };
-        let outcome = deadline.bound(slow).await;
-        assert!(matches!(
-            outcome,
-            Err(ApiError::Store(StoreError::Unavailable(_)))
-        ));
+        let outcome: Result<(), StoreError> = deadline.bound(slow).await;
+        assert!(matches!(outcome, Err(StoreError::Unavailable(_))));
         assert!(started.elapsed() <= Duration::from_millis(1500));
         let fresh = Deadline::of(None, DEFAULT_BUDGET)
-            .bound(async { Ok(7) })
+            .bound(async { Ok::<_, StoreError>(7) })
             .await;
         assert_eq!(fresh.ok(), Some(7));
     }

@@ -1,15 +1,18 @@
 //! apikeys: API-key metadata for the caller's organization, in DynamoDB.
 //!
-//! Data flows one way: a handler binary passes the request to [`http`], which authenticates
-//! the caller ([`auth`]), validates parameters ([`page`], [`key`]), reads through the
-//! storage roles of [`store`] (implemented on DynamoDB by [`store::dynamo`]), and renders a
-//! JSON body or a problem ([`error`]); alongside the read, [`usage`] stamps the caller's key
-//! as used. Writes go through [`write`], each one transaction with its event of the audit
-//! trail ([`audit`]).
-//!
-//! [`verify`] checks a key for an organization's other services; [`leak`] handles GitHub's
-//! secret scanning reports of keys found in public code, revoking each live key through
-//! [`write`]. Both read their JSON bodies through [`request::body`].
+//! Edge on top, domain below; each layer imports only the layers below it
+//! (`tools/check-structure.py` checks it):
+//! - the edge, [`http`]: routing, content negotiation, request bodies ([`http::body`]), the
+//!   JSON views, and the one map from every domain error to a status and a problem
+//!   ([`http::problem`]); [`config`] builds an [`App`] once per cold start;
+//! - the use cases: the writes ([`write`]), [`verify`], leaked keys ([`leak`]), listing keys
+//!   ([`page`], [`filter`]) and events ([`audit`]), recording last uses ([`usage`]);
+//! - who is calling ([`auth`]) and the credential cache ([`cache`]);
+//! - the store's roles ([`store`], on DynamoDB in [`store::dynamo`]) and the request's
+//!   [`deadline`];
+//! - the model: keys ([`key`]), secrets ([`secret`]), events ([`audit`]), the authority rule
+//!   ([`authority`]) and the errors a client may see ([`error`]);
+//! - utilities: [`digest`], [`telemetry`], the DynamoDB [`client`].
 
 pub mod audit;
 pub mod auth;
@@ -25,7 +28,6 @@ pub mod http;
 pub mod key;
 pub mod leak;
 pub mod page;
-pub mod request;
 pub mod secret;
 pub mod store;
 pub mod telemetry;

@@ -147,6 +147,18 @@ fn emf_count(
     Value::Object(line).to_string()
 }
 
+/// The error and its causes, for the log line of a 5xx.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,7 +102,7 @@ impl Recorder {
             json!("could not record the key's last use"),
         );
         context.insert("reason".into(), json!(reason));
-        context.insert("error".into(), json!(crate::http::error_chain(&error)));
+        context.insert("error".into(), json!(crate::telemetry::error_chain(&error)));
         context.insert("org".into(), json!(caller.org.to_string()));
         context.insert("caller".into(), json!(caller.key_id.to_string()));
         self.metrics.count(FAILURE_METRIC, now, context);

@@ -1022,7 +1022,7 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn the_documented_write_bodies_are_the_services() {
-    use apikeys::request::{MAX_GRACE_SECS, create, patch, roll};
+    use apikeys::http::body::{MAX_GRACE_SECS, create, patch, roll};
     assert_eq!(body_fields("CreateKeyRequest"), set(create::FIELDS));
     assert_eq!(body_fields("KeyPatch"), set(patch::FIELDS));
     assert_eq!(body_fields("RollRequest"), set(roll::FIELDS));
@@ -1047,8 +1047,8 @@ fn the_documented_write_bodies_are_the_services() {
 
 #[test]
 fn the_write_body_schemas_and_the_parsers_agree() {
-    use apikeys::request::body::Fields;
-    use apikeys::request::{CreateKey, KeyPatch, RollKey};
+    use apikeys::http::body::read::Fields;
+    use apikeys::http::body::{CreateKey, KeyPatch, RollKey};
     use chrono::TimeZone;
     // Dates in the bodies below are after this, so that "in the future" holds.
     let now = chrono::Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap();

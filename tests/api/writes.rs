@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use apikeys::App;
 use apikeys::audit::{Action, ActorKind, Event};
 use apikeys::auth::authenticate;
-use apikeys::error::{ApiError, AuthFailure};
+use apikeys::error::AuthFailure;
+use apikeys::http::problem::ApiError;
 use apikeys::key::{ApiKey, KeyId, KeyState, OrgId, Permission};
 use apikeys::secret::Secret;
 use apikeys::store::dynamo::DynamoStore;
@@ -53,6 +54,7 @@ async fn auth_at(
     authenticate(&app.store, &headers, now)
         .await
         .map(|c| c.key_id)
+        .map_err(ApiError::from)
 }
 
 fn renamed(key: &ApiKey, name: &str) -> ApiKey {

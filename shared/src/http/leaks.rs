@@ -10,7 +10,10 @@
 //! finishes the job. Tokens are never logged; the log line counts what the report held and
 //! what it revoked, and each revocation logs its organization and key id.
 
+use std::time::Instant;
+
 use chrono::Utc;
+use lambda_http::http::HeaderMap;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
 use tracing::field;
@@ -20,10 +23,13 @@ use super::params::{ONLY_PRETTY, known_parameters, parse_pretty, single};
 use super::respond::to_json;
 use super::{Answer, Endpoint, Served, request_id};
 use crate::App;
-use crate::error::ApiError;
+use crate::http::body::report::parse_report;
+use crate::http::problem::ApiError;
 use crate::key::Permission;
 use crate::leak::keys::{FetchKeys, KeySource};
-use crate::leak::{Label, handle_report, receive_report};
+use crate::leak::report::ReportedToken;
+use crate::leak::signature::SignatureHeaders;
+use crate::leak::{Label, handle_report};
 use crate::store::{KeyWriter, LeakLookup, StoreError};
 use crate::write::{Revocation, WriteError, WritePolicy};
 
@@ -94,5 +100,107 @@ fn retry_later(e: WriteError) -> ApiError {
     match e {
         WriteError::Store(s) => ApiError::Store(s),
         other => ApiError::Store(StoreError::Unavailable(Box::new(other))),
+    }
+}
+
+/// Authenticates a report by its signature at `now`, then reads its body.
+pub async fn receive_report<F: FetchKeys>(
+    keys: &KeySource<F>,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: Instant,
+) -> Result<Vec<ReportedToken>, ApiError> {
+    let signed = SignatureHeaders::from_headers(headers)?;
+    keys.verify(&signed, body, now).await?;
+    parse_report(headers, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use lambda_http::http::{HeaderValue, StatusCode, header};
+
+    use super::*;
+    use crate::leak::keys;
+    use crate::leak::report;
+    use crate::leak::signature::fixture::{Signer, key_list};
+    use crate::leak::signature::{self, PublicKeys, SignatureError};
+
+    fn signed_headers(signer: &Signer, body: &[u8]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            signature::KEY_ID_HEADER,
+            HeaderValue::from_str(&signer.key_id).unwrap(),
+        );
+        h.insert(
+            signature::SIGNATURE_HEADER,
+            HeaderValue::from_str(&signer.sign(body)).unwrap(),
+        );
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h
+    }
+
+    fn source(signer: &Signer) -> KeySource<keys::NoFetch> {
+        KeySource::fixed(PublicKeys::parse(key_list(&[signer]).as_bytes()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_signed_report_is_parsed() {
+        let github = Signer::generate("gh");
+        let body = br#"[{"token":"t","type":"apikeys_api_key","url":"u","source":"commit"}]"#;
+        let report = receive_report(
+            &source(&github),
+            &signed_headers(&github, body),
+            body,
+            Instant::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_signature_is_decided_before_the_body_is_read() {
+        let github = Signer::generate("gh");
+        let forger = Signer::generate("gh");
+        let keys = source(&github);
+        let now = Instant::now();
+        // Garbage and oversize bodies, unsigned or badly signed: 401, never 400 or 413.
+        let huge = vec![b'['; report::MAX_REPORT_BYTES + 1];
+        for body in [&b"not json"[..], &huge] {
+            let mut h = signed_headers(&forger, body);
+            let err = receive_report(&keys, &h, body, now).await.unwrap_err();
+            assert!(
+                matches!(err, ApiError::Signature(SignatureError::BadSignature)),
+                "{err:?}"
+            );
+            assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
+            h.remove(signature::SIGNATURE_HEADER);
+            let err = receive_report(&keys, &h, body, now).await.unwrap_err();
+            assert!(matches!(
+                err,
+                ApiError::Signature(SignatureError::MissingSignature)
+            ));
+        }
+        // The same bodies signed by GitHub get the body's own statuses.
+        let err = receive_report(&keys, &signed_headers(&github, &huge), &huge, now)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let err = receive_report(
+            &keys,
+            &signed_headers(&github, b"not json"),
+            b"not json",
+            now,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        let mut h = signed_headers(&github, b"[]");
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let err = receive_report(&keys, &h, b"[]", now).await.unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
 }

@@ -16,12 +16,14 @@
 //! | `POST /v1/api_key/verify` | [`verify`] | `api_keys.view` |
 //! | `POST /v1/secret_scanning/github` | [`leaks`] | none: GitHub's signature (401 before anything else but 405 and 406) |
 
+pub mod body;
 mod events;
 mod keys;
-mod leaks;
+pub(crate) mod leaks;
 mod negotiate;
 mod params;
 mod preconditions;
+pub mod problem;
 mod respond;
 mod verify;
 mod writes;
@@ -44,7 +46,7 @@ pub use writes::{create_key, delete_key, roll_key, update_key};
 use crate::App;
 use crate::auth::{Caller, authenticate};
 use crate::deadline::Deadline;
-use crate::error::ApiError;
+use crate::http::problem::ApiError;
 use crate::key::Permission;
 use crate::store::CredentialStore;
 use negotiate::check_accept;
@@ -294,7 +296,7 @@ impl Served<'_> {
             Err(err) => {
                 let status = err.status();
                 if status.is_server_error() {
-                    tracing::error!(status = status.as_u16(), elapsed_ms, error = %error_chain(&err), "failed");
+                    tracing::error!(status = status.as_u16(), elapsed_ms, error = %crate::telemetry::error_chain(&err), "failed");
                 } else {
                     tracing::info!(status = status.as_u16(), elapsed_ms, reason = %err, "refused");
                 }
@@ -307,18 +309,6 @@ impl Served<'_> {
         }
         response
     }
-}
-
-/// The error and its causes, for the log line of a 5xx.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The id a client can quote: API Gateway's request id, else Lambda's, else a new one.

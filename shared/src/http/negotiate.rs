@@ -3,7 +3,7 @@
 use lambda_http::Request;
 use lambda_http::http::header;
 
-use crate::error::ApiError;
+use crate::http::problem::ApiError;
 
 pub(super) fn check_accept(req: &Request) -> Result<(), ApiError> {
     let mut values = req.headers().get_all(header::ACCEPT).iter().peekable();

@@ -4,7 +4,8 @@
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::{Request, RequestExt};
 
-use crate::error::{ApiError, ParamError};
+use crate::error::ParamError;
+use crate::http::problem::ApiError;
 use crate::key::{InvalidUuid, KeyId};
 
 /// The query parameters of the endpoints that take none but `pretty`.

@@ -4,7 +4,8 @@
 use lambda_http::Request;
 use lambda_http::http::header;
 
-use crate::error::{ApiError, ParamError};
+use crate::error::ParamError;
+use crate::http::problem::ApiError;
 use crate::write::{Expected, Idempotency};
 
 /// The header that makes a create or roll idempotent.

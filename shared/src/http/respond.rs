@@ -5,7 +5,7 @@ use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
-use crate::error::{ApiError, RETRY_AFTER_SECS};
+use crate::http::problem::{ApiError, RETRY_AFTER_SECS};
 
 pub(super) const JSON: &str = "application/json";
 const PROBLEM_JSON: &str = "application/problem+json";

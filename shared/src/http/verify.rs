@@ -11,9 +11,10 @@ use super::params::{ONLY_PRETTY, known_parameters};
 use super::respond::to_json;
 use super::{Answer, Authorized, Endpoint, serve};
 use crate::App;
+use crate::http::body::verify::parse_verify_body;
 use crate::key::Permission;
 use crate::store::{CredentialStore, KeyReader};
-use crate::verify::{Moment, VerifyCache, parse_verify_body, verify};
+use crate::verify::{Moment, VerifyCache, verify};
 
 /// `POST /v1/api_key/verify`: `{valid, code, key}` for the key in the body. `verified` is
 /// the store the key is looked up in, without the caller cache in front (see

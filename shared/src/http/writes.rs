@@ -14,8 +14,8 @@ use super::preconditions::{IfMatch, idempotency};
 use super::respond::to_json;
 use super::{Answer, Authorized, COLLECTION_RESOURCE, Endpoint, KEY_RESOURCE, serve, source_ip};
 use crate::App;
+use crate::http::body::{CreateKey, KeyPatch, RollKey};
 use crate::key::{KeyView, Permission};
-use crate::request::{CreateKey, KeyPatch, RollKey};
 use crate::store::{CredentialStore, KeyWriter};
 use crate::write::{self, WriteContext, WritePolicy};
 

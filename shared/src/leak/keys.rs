@@ -304,8 +304,8 @@ mod tests {
         use base64::engine::general_purpose::STANDARD;
         use lambda_http::http::{HeaderMap, HeaderValue, header};
 
-        use crate::error::ApiError;
-        use crate::leak::receive_report;
+        use crate::http::leaks::receive_report;
+        use crate::http::problem::ApiError;
         use crate::leak::signature::{KEY_ID_HEADER, SIGNATURE_HEADER};
 
         let report = |key_id: &str, signature: &str| {

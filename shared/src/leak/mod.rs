@@ -7,13 +7,13 @@
 //!    key is unknown and GitHub's list cannot be fetched. A key identifier not of GitHub's
 //!    shape or a signature that is not base64 DER is a `401` without any fetch. No token is
 //!    looked at before this.
-//! 2. the body ([`report`], read as every body is): `415`, `413`, `400`, `422`;
+//! 2. the body ([`report`], read by the HTTP edge as every body is): `415`, `413`, `400`, `422`;
 //! 3. the verdicts ([`assess`]): one batched lookup ([`LeakLookup`]) for the whole report,
 //!    then the keys to revoke and GitHub's `[{token_hash, token_type, label}]` response;
 //! 4. the revocations ([`revoke`]): each live key disabled, with its `key.leaked` audit
 //!    event, in one transaction per key.
 //!
-//! [`receive_report`] runs steps 1 and 2, [`handle_report`] steps 3 and 4; the handler
+//! The HTTP edge (`http::leaks`) runs steps 1 and 2, [`handle_report`] steps 3 and 4; the handler
 //! answers `200` with the feedback. Should a revocation fail, it answers `503`: GitHub sends
 //! the report again, and a replay is idempotent.
 
@@ -24,41 +24,14 @@ pub mod pattern;
 pub mod report;
 pub mod signature;
 
-use std::time::Instant;
-
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, stream};
-use lambda_http::http::HeaderMap;
 
 use crate::audit::Leak;
-use crate::error::ApiError;
 use crate::store::{KeyWriter, LeakLookup};
 use crate::write::{Revocation, WriteContext, WriteError, WritePolicy, revoke_leaked};
 pub use assess::{Assessment, Feedback, Label, LeakedKey, Verdict};
-use keys::{FetchKeys, KeySource, VerifyError};
-use report::{ReportedToken, parse_report};
-use signature::SignatureHeaders;
-
-impl From<VerifyError> for ApiError {
-    fn from(e: VerifyError) -> Self {
-        match e {
-            VerifyError::Signature(s) => ApiError::Signature(s),
-            VerifyError::KeysUnavailable => ApiError::KeysUnavailable,
-        }
-    }
-}
-
-/// Authenticates a report by its signature at `now`, then reads its body.
-pub async fn receive_report<F: FetchKeys>(
-    keys: &KeySource<F>,
-    headers: &HeaderMap,
-    body: &[u8],
-    now: Instant,
-) -> Result<Vec<ReportedToken>, ApiError> {
-    let signed = SignatureHeaders::from_headers(headers)?;
-    keys.verify(&signed, body, now).await?;
-    parse_report(headers, body)
-}
+use report::ReportedToken;
 
 /// What handling a report did: GitHub's response, in report order, and each live key's
 /// revocation.
@@ -141,92 +114,4 @@ async fn revoke_each<S: KeyWriter>(
         outcomes.push((at, leaked, outcome));
     }
     outcomes
-}
-
-#[cfg(test)]
-mod tests {
-    use lambda_http::http::{HeaderValue, StatusCode, header};
-
-    use super::signature::fixture::{Signer, key_list};
-    use super::signature::{PublicKeys, SignatureError};
-    use super::*;
-
-    fn signed_headers(signer: &Signer, body: &[u8]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(
-            signature::KEY_ID_HEADER,
-            HeaderValue::from_str(&signer.key_id).unwrap(),
-        );
-        h.insert(
-            signature::SIGNATURE_HEADER,
-            HeaderValue::from_str(&signer.sign(body)).unwrap(),
-        );
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        h
-    }
-
-    fn source(signer: &Signer) -> KeySource<keys::NoFetch> {
-        KeySource::fixed(PublicKeys::parse(key_list(&[signer]).as_bytes()).unwrap())
-    }
-
-    #[tokio::test]
-    async fn a_signed_report_is_parsed() {
-        let github = Signer::generate("gh");
-        let body = br#"[{"token":"t","type":"apikeys_api_key","url":"u","source":"commit"}]"#;
-        let report = receive_report(
-            &source(&github),
-            &signed_headers(&github, body),
-            body,
-            Instant::now(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(report.len(), 1);
-    }
-
-    #[tokio::test]
-    async fn the_signature_is_decided_before_the_body_is_read() {
-        let github = Signer::generate("gh");
-        let forger = Signer::generate("gh");
-        let keys = source(&github);
-        let now = Instant::now();
-        // Garbage and oversize bodies, unsigned or badly signed: 401, never 400 or 413.
-        let huge = vec![b'['; report::MAX_REPORT_BYTES + 1];
-        for body in [&b"not json"[..], &huge] {
-            let mut h = signed_headers(&forger, body);
-            let err = receive_report(&keys, &h, body, now).await.unwrap_err();
-            assert!(
-                matches!(err, ApiError::Signature(SignatureError::BadSignature)),
-                "{err:?}"
-            );
-            assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
-            h.remove(signature::SIGNATURE_HEADER);
-            let err = receive_report(&keys, &h, body, now).await.unwrap_err();
-            assert!(matches!(
-                err,
-                ApiError::Signature(SignatureError::MissingSignature)
-            ));
-        }
-        // The same bodies signed by GitHub get the body's own statuses.
-        let err = receive_report(&keys, &signed_headers(&github, &huge), &huge, now)
-            .await
-            .unwrap_err();
-        assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        let err = receive_report(
-            &keys,
-            &signed_headers(&github, b"not json"),
-            b"not json",
-            now,
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
-        let mut h = signed_headers(&github, b"[]");
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        let err = receive_report(&keys, &h, b"[]", now).await.unwrap_err();
-        assert_eq!(err.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    }
 }

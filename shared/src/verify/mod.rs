@@ -22,8 +22,9 @@
 //! verify cache's entries count their age from the store read, which a cached credential
 //! would hide.
 
-pub mod body;
 pub mod cache;
+
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -33,9 +34,40 @@ use crate::key::{ApiKey, KeyStatus, KeyView, OrgId, Permission};
 use crate::secret::Secret;
 use crate::store::{Credential, CredentialStore, KeyReader, StoreError};
 use crate::usage::Recorder;
-pub use body::{VerifyRequest, parse_verify_body};
 use cache::Looked;
 pub use cache::{Moment, VerifyCache};
+
+/// A parsed verify request. Its `Debug` hides the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VerifyRequest {
+    key: String,
+    /// Every one must be granted; sorted, without duplicates.
+    pub permissions: Vec<Permission>,
+}
+
+impl fmt::Debug for VerifyRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyRequest")
+            .field("permissions", &self.permissions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifyRequest {
+    pub fn new(key: impl Into<String>, mut permissions: Vec<Permission>) -> Self {
+        permissions.sort();
+        permissions.dedup();
+        VerifyRequest {
+            key: key.into(),
+            permissions,
+        }
+    }
+
+    /// The key to verify, as presented.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
 
 /// The outcome of a verification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

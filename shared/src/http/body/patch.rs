@@ -18,9 +18,9 @@ use chrono::{DateTime, Utc};
 use lambda_http::Request;
 use serde_json::Value;
 
-use super::body::{self, Accepts, Fields, Presence, field_error};
 use super::fields;
-use crate::error::ApiError;
+use super::read::{self, Accepts, Fields, Presence, field_error};
+use crate::http::problem::ApiError;
 use crate::key::{Access, ApiKey, KeyState, Permission};
 
 /// The fields a patch may hold.
@@ -58,10 +58,10 @@ pub struct KeyPatch {
 
 impl KeyPatch {
     /// Reads the patch of a request at `now`: `application/merge-patch+json` or
-    /// `application/json`, with the 415, 413, 400 and 422 of [`body::read`] and the field
+    /// `application/json`, with the 415, 413, 400 and 422 of [`read::read`] and the field
     /// rules.
     pub fn from_request(req: &Request, now: DateTime<Utc>) -> Result<Self, ApiError> {
-        let fields = body::read_request(req, Accepts::MergePatch, Presence::Required)?;
+        let fields = read::read_request(req, Accepts::MergePatch, Presence::Required)?;
         Self::from_fields(&fields.unwrap_or_default(), now)
     }
 

@@ -1,5 +1,5 @@
-//! The request side of the writes (the transactions themselves are in [`crate::write`]):
-//! reading and validating the bodies of create, update (merge patch) and roll. Pure code:
+//! Request bodies: reading them ([`read`]: media type, size, JSON) and each endpoint's body
+//! (create, update as a merge patch, roll, verify, and GitHub's report). Pure code:
 //! nothing here touches the store; whether the caller may make the write is the write
 //! domain's to decide ([`crate::authority`]).
 //!
@@ -10,16 +10,18 @@
 //!   giving the key to store;
 //! - roll: [`RollKey::from_request`].
 //!
-//! Every refusal is an [`crate::error::ApiError`]: 415, 413, 400 or 422 for the body (a 422
-//! names the field in `parameter`).
+//! Every refusal is an [`ApiError`](crate::http::problem::ApiError): 415, 413, 400 or 422
+//! for the body (a 422 names the field in `parameter`).
 
-pub mod body;
 pub mod create;
 pub mod fields;
 pub mod patch;
+pub mod read;
+pub mod report;
 pub mod roll;
+pub mod verify;
 
-pub use body::MAX_BODY_BYTES;
 pub use create::CreateKey;
 pub use patch::KeyPatch;
+pub use read::MAX_BODY_BYTES;
 pub use roll::{MAX_GRACE_SECS, RollKey};

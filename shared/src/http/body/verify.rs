@@ -2,52 +2,18 @@
 //!
 //! `key` is a required string; `permissions` is optional (absent or null: none required),
 //! a list of the application's permission names, each once. The body is read as the write
-//! side reads its bodies ([`crate::request::body`]): `415` for another media type, `413`
+//! side reads its bodies ([`super::read`]): `415` for another media type, `413`
 //! over 16 KiB, `400` for broken JSON, `422` naming the field for an unknown field, a
 //! wrong type or an unknown permission. A `key` that is not one of our secrets is not an
 //! error here: the answer is `NOT_FOUND`, like any key that does not exist.
 
-use std::fmt;
-
 use lambda_http::http::HeaderMap;
 use serde_json::Value;
 
-use crate::error::ApiError;
-use crate::key::Permission;
-use crate::request::body::{Accepts, Presence, field_error, read};
-use crate::request::fields::{kind, permissions};
-
-/// A parsed verify request. Its `Debug` hides the key.
-#[derive(Clone, PartialEq, Eq)]
-pub struct VerifyRequest {
-    key: String,
-    /// Every one must be granted; sorted, without duplicates.
-    pub permissions: Vec<Permission>,
-}
-
-impl fmt::Debug for VerifyRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifyRequest")
-            .field("permissions", &self.permissions)
-            .finish_non_exhaustive()
-    }
-}
-
-impl VerifyRequest {
-    pub fn new(key: impl Into<String>, mut permissions: Vec<Permission>) -> Self {
-        permissions.sort();
-        permissions.dedup();
-        VerifyRequest {
-            key: key.into(),
-            permissions,
-        }
-    }
-
-    /// The key to verify, as presented.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-}
+use super::fields::{kind, permissions};
+use super::read::{Accepts, Presence, field_error, read};
+use crate::http::problem::ApiError;
+use crate::verify::VerifyRequest;
 
 /// Reads a verify body (the request's headers for its Content-Type, and its bytes).
 pub fn parse_verify_body(headers: &HeaderMap, body: &[u8]) -> Result<VerifyRequest, ApiError> {
@@ -73,6 +39,7 @@ pub fn parse_verify_body(headers: &HeaderMap, body: &[u8]) -> Result<VerifyReque
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::key::Permission;
     use lambda_http::http::{HeaderValue, header};
 
     fn json() -> HeaderMap {
@@ -153,7 +120,7 @@ mod tests {
         }
         let big = format!(
             r#"{{"key":"{}"}}"#,
-            "a".repeat(crate::request::MAX_BODY_BYTES)
+            "a".repeat(crate::http::body::MAX_BODY_BYTES)
         );
         assert_eq!(parse(big.as_bytes()).unwrap_err().status().as_u16(), 413);
         let mut text = json();

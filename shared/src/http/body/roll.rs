@@ -9,9 +9,9 @@ use chrono::Duration;
 use lambda_http::Request;
 use serde_json::Value;
 
-use super::body::{self, Accepts, Fields, Presence, field_error};
 use super::fields::kind;
-use crate::error::ApiError;
+use super::read::{self, Accepts, Fields, Presence, field_error};
+use crate::http::problem::ApiError;
 
 /// The longest grace period: 7 days, in seconds.
 pub const MAX_GRACE_SECS: u32 = 604_800;
@@ -27,9 +27,9 @@ pub struct RollKey {
 
 impl RollKey {
     /// Reads the roll body of a request (optional), with the 415, 413, 400 and 422 of
-    /// [`body::read`] and the field rule.
+    /// [`read::read`] and the field rule.
     pub fn from_request(req: &Request) -> Result<Self, ApiError> {
-        match body::read_request(req, Accepts::Json, Presence::Optional)? {
+        match read::read_request(req, Accepts::Json, Presence::Optional)? {
             None => Ok(RollKey::default()),
             Some(fields) => Self::from_fields(&fields),
         }

@@ -5,8 +5,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::body::field_error;
-use crate::error::ApiError;
+use super::read::field_error;
+use crate::http::problem::ApiError;
 use crate::key::Permission;
 use crate::store::MAX_NAME_BYTES;
 

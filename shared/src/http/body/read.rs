@@ -9,7 +9,8 @@ use lambda_http::http::{HeaderMap, header};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::error::{ApiError, ParamError, redact_secrets};
+use crate::error::{ParamError, redact_secrets};
+use crate::http::problem::ApiError;
 
 /// The largest body a write takes, in bytes. It is measured on the bytes the JSON parser
 /// reads, after API Gateway's base64 encoding (if any) is undone by `lambda_http`.

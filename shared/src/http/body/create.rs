@@ -10,10 +10,10 @@ use lambda_http::Request;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::body::{self, Accepts, Fields, Presence, field_error};
 use super::fields;
+use super::read::{self, Accepts, Fields, Presence, field_error};
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::http::problem::ApiError;
 use crate::key::{Access, KeyId};
 use crate::write::NewKey;
 
@@ -50,10 +50,10 @@ pub struct CreateKey {
 }
 
 impl CreateKey {
-    /// Reads the create body of a request at `now`: 415, 413, 400 or 422 as [`body::read`]
+    /// Reads the create body of a request at `now`: 415, 413, 400 or 422 as [`read::read`]
     /// and the field rules say.
     pub fn from_request(req: &Request, now: DateTime<Utc>) -> Result<Self, ApiError> {
-        let fields = body::read_request(req, Accepts::Json, Presence::Required)?;
+        let fields = read::read_request(req, Accepts::Json, Presence::Required)?;
         Self::from_fields(&fields.unwrap_or_default(), now)
     }
 
