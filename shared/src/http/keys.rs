@@ -13,7 +13,8 @@ use super::{Answer, Authorized, COLLECTION_RESOURCE, Endpoint, KEY_RESOURCE, ser
 use crate::App;
 use crate::filter::RawFilters;
 use crate::http::problem::ApiError;
-use crate::key::{KeyId, KeyView, Permission};
+use crate::http::views::KeyView;
+use crate::key::{KeyId, Permission};
 use crate::page::{ListRequest, RawListParams, list_keys as read_page};
 use crate::store::{CredentialStore, KeyReader};
 

@@ -26,6 +26,7 @@ mod preconditions;
 pub mod problem;
 mod respond;
 mod verify;
+pub mod views;
 mod writes;
 
 use std::time::Instant;

@@ -15,7 +15,8 @@ use super::respond::to_json;
 use super::{Answer, Authorized, COLLECTION_RESOURCE, Endpoint, KEY_RESOURCE, serve, source_ip};
 use crate::App;
 use crate::http::body::{CreateKey, KeyPatch, RollKey};
-use crate::key::{KeyView, Permission};
+use crate::http::views::KeyView;
+use crate::key::Permission;
 use crate::store::{CredentialStore, KeyWriter};
 use crate::write::{self, WriteContext, WritePolicy};
 

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::auth::Caller;
-use crate::key::{ApiKey, KeyStatus, KeyView, OrgId, Permission};
+use crate::key::{ApiKey, KeyStatus, OrgId, Permission};
 use crate::secret::Secret;
 use crate::store::{Credential, CredentialStore, KeyReader, StoreError};
 use crate::usage::Recorder;
@@ -88,29 +88,12 @@ pub struct Verdict {
     pub key: Option<ApiKey>,
 }
 
-/// The response body: `{"valid": bool, "code": …, "key": <key object> | null}`.
-#[derive(Debug, Serialize)]
-pub struct VerifyBody<'a> {
-    pub valid: bool,
-    pub code: VerifyCode,
-    pub key: Option<KeyView<'a>>,
-}
-
 impl Verdict {
     fn not_found() -> Self {
         Verdict {
             valid: false,
             code: VerifyCode::NotFound,
             key: None,
-        }
-    }
-
-    /// The response body, with the key as it reads at `now`.
-    pub fn body(&self, now: DateTime<Utc>) -> VerifyBody<'_> {
-        VerifyBody {
-            valid: self.valid,
-            code: self.code,
-            key: self.key.as_ref().map(|k| k.view(now)),
         }
     }
 }
