@@ -120,7 +120,7 @@ run: run-tools
 cli:
 	@tools/run.sh cli $(ARGS)
 
-# A new user's wait, from git clone to the first 200 of make run (README, "Quick start").
+# A new user's wait, from git clone to the first 200 of make run (README.md, "Quick start"; docs/ci.md, "Figures").
 time-first-200:
 	tools/time-first-200.sh .ci/results/first-200.txt
 
