@@ -26,7 +26,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell sha256sum $(CHECKOV_REQS) | 
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help tools test test-rust test-tools lint lint-rust lint-template fmt
+.PHONY: help tools test test-rust test-tools lint lint-rust lint-template lint-docs fmt
 .PHONY: run run-tools cli invoke test-run build check-artifacts artifact-tools time-first-200
 .PHONY: security security-ci fuzz-tools fuzz-build
 .PHONY: bench bench-smoke bench-zips bench-peer bench-coldstart bench-readme bench-profile
@@ -39,9 +39,10 @@ help:
 	@echo "make build          sam build: the arm64 bootstrap of each function in template.yaml"
 	@echo "make check-artifacts   run the bootstraps of make build under AWS's Runtime Interface Emulator"
 	@echo "make test           run all tests against DynamoDB Local, and lint the template"
-	@echo "make lint           cargo fmt --check, clippy -D warnings, template lint"
+	@echo "make lint           cargo fmt --check, clippy -D warnings, template lint, document paths"
 	@echo "make tools          install DynamoDB Local and the Python tools"
 	@echo "make lint-template  cfn-lint (+ serverless rules), sam validate --lint, checkov, OpenAPI lint"
+	@echo "make lint-docs      every repository path the documents name exists (tools/check-doc-paths.py)"
 	@echo "make security       long adversarial run: 10,000-request isolation test, fuzzing 10 min a target"
 	@echo "make security-ci    bounded fuzzing (FUZZ_CI_SECONDS a target), as CI runs it"
 	@echo "make bench          the benchmark (bench/README.md): release build, zips, run, results"
@@ -73,7 +74,7 @@ $(CHECKOV_STAMP): $(CHECKOV_REQS)
 tools: $(STAMP) $(CHECKOV_STAMP) $(RUN_STAMP)
 	tools/dynamodb-local.sh install
 
-test: tools test-tools test-rust lint-template test-run build
+test: lint-docs tools test-tools test-rust lint-template test-run build
 
 # The CI scripts' own tests: tools/ci-mtimes.py against a throwaway crate (a few seconds).
 test-tools:
@@ -84,7 +85,12 @@ TEST_THREADS ?= 8
 test-rust:
 	tools/dynamodb-local.sh run cargo test --workspace --locked -- --test-threads=$(TEST_THREADS)
 
-lint: lint-rust lint-template
+lint: lint-docs lint-rust lint-template
+
+# README.md, SECURITY.md, docs/*.md and bench/README.md name only paths that exist, and link
+# only to headings that exist (a second, no tools needed).
+lint-docs:
+	python3 tools/check-doc-paths.py
 
 lint-rust:
 	cargo fmt --all --check
@@ -114,7 +120,7 @@ run: run-tools
 cli:
 	@tools/run.sh cli $(ARGS)
 
-# A new user's wait, from git clone to the first 200 of make run (README, "Quick start").
+# A new user's wait, from git clone to the first 200 of make run (README.md, "Quick start"; docs/ci.md, "Figures").
 time-first-200:
 	tools/time-first-200.sh .ci/results/first-200.txt
 

@@ -181,7 +181,7 @@ cli disable-key --org demo --id "$id" >/dev/null
 cache_window "$API/?limit=1" "$key_secret" "$warm_from" "$warm_to" 200
 ok "a key disabled by the CLI is refused from the cache TTL on ($CACHED_SEEN requests answered from the cache before)"
 
-# A key's lifecycle over HTTP, as README.md shows it: the write functions and list-events.
+# A key's lifecycle over HTTP, as docs/local.md shows it: the write functions and list-events.
 admin=(-H "Authorization: Bearer $SECRET")
 call "$API/" -X POST "${admin[@]}" -H "Content-Type: application/json" \
   -d '{"name": "lifecycle", "permissions": ["api_keys.view"]}'
@@ -241,7 +241,7 @@ call "$API/$lid/events" "${admin[@]}"
 [ "$STATUS" = 200 ] && [ "$(json 'd["data"][0]["action"]')" = key.deleted ] || fail "events after delete: $STATUS $BODY"
 ok "delete: 204; then 404, both secrets 401 (the get function's cache answered $cached_seen requests within the TTL, none after), the events kept"
 
-# Verify, as README.md shows it: the admin's own secret, then one that is no key.
+# Verify, as docs/api.md shows it: the admin's own secret, then one that is no key.
 verify() { call "$API/verify" -X POST "${admin[@]}" -H "Content-Type: application/json" -d "$1"; }
 verify "{\"key\": \"$SECRET\", \"permissions\": [\"api_keys.view\"]}"
 [ "$STATUS" = 200 ] && [ "$(json 'd["code"]')" = VALID ] && [ "$(json 'd["key"]["id"]')" = 01900000-0000-7000-8000-000000000001 ] \

@@ -153,7 +153,7 @@ Try:
   curl -H "X-API-KEY: $secret" "http://localhost:$PORT/v1/api_key/?limit=2&order=asc"
   curl -H "Authorization: Bearer $secret" http://localhost:$PORT/v1/api_key/01900000-0001-7000-8000-000000000002
 
-A key's lifecycle (README.md, "Manage keys"; <id> and <etag> come from the answers):
+A key's lifecycle (docs/local.md, "Manage a key"; <id> and <etag> come from the answers):
   curl -i -X POST -H "Authorization: Bearer $secret" -H "Content-Type: application/json" \
     -d '{"name": "my key", "permissions": ["api_keys.view"]}' http://localhost:$PORT/v1/api_key/
   curl -i -H "Authorization: Bearer $secret" http://localhost:$PORT/v1/api_key/<id>
@@ -165,11 +165,11 @@ A key's lifecycle (README.md, "Manage keys"; <id> and <etag> come from the answe
   curl -X DELETE -H "Authorization: Bearer $secret" http://localhost:$PORT/v1/api_key/<id>
   curl -H "Authorization: Bearer $secret" http://localhost:$PORT/v1/api_key_events/
 
-Verify a key for another service (README.md, "Verify a key"):
+Verify a key for another service (docs/api.md, "Verify a key"):
   curl -X POST -H "Authorization: Bearer $secret" -H "Content-Type: application/json" \
     -d '{"key": "<a secret>", "permissions": ["api_keys.view"]}' http://localhost:$PORT/v1/api_key/verify
 
-Report a leaked secret as GitHub would, signed with the local test key (README.md):
+Report a leaked secret as GitHub would, signed with the local test key (docs/api.md, "Keys leaked in public code"):
   body='[{"token": "<a secret>", "type": "apikeys_api_key", "url": "https://github.com/o/r", "source": "content"}]'
   curl -X POST -H "Content-Type: application/json" -H "Github-Public-Key-Identifier: $GITHUB_TEST_KEY_ID" \
     -H "Github-Public-Key-Signature: \$(printf %s "\$body" | openssl dgst -sha256 -sign $GITHUB_TEST_SIGNING_KEY | base64 -w0)" \

@@ -332,9 +332,9 @@ async fn events_carry_the_tables_ttl_attribute_at_the_end_of_their_retention() {
     assert_eq!(event["actor_type"].as_s().unwrap(), "cli");
 }
 
-/// A client tailing the organization's events as the README says: oldest first, after the
-/// last event it has, `settled=true`, every page followed; the page read at `now`. Returns
-/// the ids it gets, and moves `position` to the last.
+/// A client tailing the organization's events as docs/api.md says ("Tailing the audit
+/// trail"): oldest first, after the last event it has, `settled=true`, every page followed;
+/// the page read at `now`. Returns the ids it gets, and moves `position` to the last.
 async fn tail(
     app: &App<DynamoStore>,
     org: &OrgId,

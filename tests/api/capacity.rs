@@ -8,10 +8,11 @@ use apikeys::page::{DEFAULT_LIMIT, MAX_ITEMS_READ, MAX_LIMIT, MAX_PAGE_END, MAX_
 use apikeys_tests::capacity::{Call as DynamoCall, Proxy};
 use apikeys_tests::*;
 
-/// The most read units one list request consumes, as the README states: a Query is charged
-/// for the bytes it reads, rounded up to 4 KB, at 0.5 a unit (eventually consistent); the
-/// budget's keys are at most 1 MB (256 units of 4 KB, so 128), each of up to four Queries
-/// rounds up once (+2), and the credential and the key count cost 0.5 each.
+/// The most read units one list request consumes, as bench/README.md states ("Work per
+/// request"): a Query is charged for the bytes it reads, rounded up to 4 KB, at 0.5 a unit
+/// (eventually consistent); the budget's keys are at most 1 MB (256 units of 4 KB, so 128),
+/// each of up to four Queries rounds up once (+2), and the credential and the key count cost
+/// 0.5 each.
 const WORST_READ_UNITS: f64 = 131.0;
 
 const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);

@@ -155,7 +155,7 @@ fn created_shape(table: &TableDescription) -> Shape {
     }
 }
 
-/// An organization's events share one partition that DynamoDB cannot split (README,
+/// An organization's events share one partition that DynamoDB cannot split (bench/README.md,
 /// "Ceilings"): Contributor Insights on the table names the organization that nears it.
 #[test]
 fn the_table_reports_its_busiest_and_most_throttled_keys() {
