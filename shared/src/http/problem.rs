@@ -154,13 +154,25 @@ impl ApiError {
     /// The problem body a client sees. Store errors get a fixed text, never their cause.
     pub fn problem(&self, request_id: &str) -> Problem {
         let status = self.status();
-        let detail = match self {
+        Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.detail(),
+            request_id: request_id.to_owned(),
+            parameter: self.parameter(),
+        }
+    }
+
+    /// The `detail` of the problem: what went wrong, and what to do about it.
+    fn detail(&self) -> String {
+        match self {
             ApiError::Invalid(p) => format!("query or path parameter {:?} {}", p.param, p.reason),
             ApiError::Unauthenticated(why) => why.detail(),
             ApiError::Forbidden(p) => {
                 format!("this API key is restricted and lacks the {p} permission")
             }
-            ApiError::NotFound => "no API key with this id exists in your organization".into(),
+            ApiError::NotFound => NOT_FOUND.into(),
             ApiError::MethodNotAllowed { allow } => format!("this resource supports only {allow}"),
             ApiError::NotAcceptable => {
                 "this resource only produces application/json; allow it in the Accept header".into()
@@ -175,72 +187,80 @@ impl ApiError {
                 Some(got) => format!("this endpoint takes a body of {accepted}, not {got:?}"),
                 None => format!("this endpoint takes a body of {accepted}: set Content-Type"),
             },
-            ApiError::Store(StoreError::Unavailable(_)) => format!(
-                "the key store is temporarily unavailable; retry after {RETRY_AFTER_SECS} s"
-            ),
-            ApiError::Store(StoreError::Internal(_))
-            | ApiError::Write(
-                WriteError::Store(StoreError::Internal(_))
-                | WriteError::Invalid(InvalidWrite::NoSecretKeys),
-            ) => "an internal error occurred; quote the request_id when reporting it".into(),
-            ApiError::Write(WriteError::Store(StoreError::Unavailable(_))) => format!(
-                "the key store is temporarily unavailable; retry after {RETRY_AFTER_SECS} s"
-            ),
-            ApiError::Write(WriteError::NotFound) => {
-                "no API key with this id exists in your organization".into()
+            ApiError::Store(e) => store_detail(e),
+            ApiError::TooManyEntries { count, limit } => {
+                format!("the body holds {count} entries; this endpoint takes at most {limit}")
             }
-            ApiError::Write(WriteError::VersionMismatch) => {
-                "the key has changed since the ETag in If-Match; read it again and retry".into()
-            }
-            ApiError::Write(WriteError::Conflict) => {
-                "the key was changed by another request at the same time; read it again and retry"
-                    .into()
-            }
-            ApiError::TooManyEntries { count, limit } => format!(
-                "the body holds {count} entries; this endpoint takes at most {limit}"
-            ),
             ApiError::Signature(s) => s.to_string(),
             ApiError::KeysUnavailable => format!(
                 "GitHub's public keys could not be fetched to check the signature; retry after {RETRY_AFTER_SECS} s"
             ),
-            ApiError::Write(WriteError::IdempotencyMismatch) => {
-                "this Idempotency-Key was used in the last 24 hours for another request (another body, operation or key); use a new key"
-                    .into()
+            ApiError::Write(e) => write_detail(e),
+        }
+    }
+
+    /// The parameter or body field at fault, where there is one.
+    fn parameter(&self) -> Option<String> {
+        match self {
+            ApiError::Invalid(p) | ApiError::InvalidField(p) | ApiError::InvalidHeader(p) => {
+                Some(p.param.clone())
             }
-            ApiError::Write(WriteError::Invalid(why)) => why.to_string(),
-            ApiError::Write(WriteError::Refused(why)) => why.to_string(),
-            ApiError::Write(WriteError::LeakedSecret) => {
-                "a secret of this key was reported leaked and still authenticates as one of its \
-                 secrets; roll the key (POST /v1/api_key/{id}/roll), which drops the leaked \
-                 secret, then enable it"
-                    .into()
-            }
-        };
-        Problem {
-            kind: "about:blank",
-            title: status.canonical_reason().unwrap_or("Error"),
-            status: status.as_u16(),
-            detail,
-            request_id: request_id.to_owned(),
-            parameter: match self {
-                ApiError::Invalid(p) | ApiError::InvalidField(p) | ApiError::InvalidHeader(p) => {
-                    Some(p.param.clone())
+            ApiError::Write(WriteError::IdempotencyMismatch) => Some("Idempotency-Key".to_owned()),
+            ApiError::Write(WriteError::Invalid(invalid)) => match invalid {
+                InvalidWrite::Name => Some("name".to_owned()),
+                InvalidWrite::IdNotV7 => Some("id".to_owned()),
+                InvalidWrite::Grace(_) | InvalidWrite::SelfRollWithoutGrace => {
+                    Some("grace_period_seconds".to_owned())
                 }
-                ApiError::Write(WriteError::IdempotencyMismatch) => {
-                    Some("Idempotency-Key".to_owned())
-                }
-                ApiError::Write(WriteError::Invalid(invalid)) => match invalid {
-                    InvalidWrite::Name => Some("name".to_owned()),
-                    InvalidWrite::IdNotV7 => Some("id".to_owned()),
-                    InvalidWrite::Grace(_) | InvalidWrite::SelfRollWithoutGrace => {
-                        Some("grace_period_seconds".to_owned())
-                    }
-                    InvalidWrite::NoSecretKeys => None,
-                },
-                ApiError::Write(WriteError::Refused(why)) => why.parameter().map(str::to_owned),
-                ApiError::Write(WriteError::LeakedSecret) => Some("status".to_owned()),
-                _ => None,
+                InvalidWrite::NoSecretKeys => None,
             },
+            ApiError::Write(WriteError::Refused(why)) => why.parameter().map(str::to_owned),
+            ApiError::Write(WriteError::LeakedSecret) => Some("status".to_owned()),
+            _ => None,
+        }
+    }
+}
+
+/// The `detail` of a 404.
+const NOT_FOUND: &str = "no API key with this id exists in your organization";
+
+/// A store failure's `detail`: a fixed text, never its cause.
+fn store_detail(e: &StoreError) -> String {
+    match e {
+        StoreError::Unavailable(_) => {
+            format!("the key store is temporarily unavailable; retry after {RETRY_AFTER_SECS} s")
+        }
+        StoreError::Internal(_) => INTERNAL.into(),
+    }
+}
+
+/// The `detail` of a 500.
+const INTERNAL: &str = "an internal error occurred; quote the request_id when reporting it";
+
+/// The `detail` of a write that did not happen.
+fn write_detail(e: &WriteError) -> String {
+    match e {
+        WriteError::Store(s) => store_detail(s),
+        WriteError::Invalid(InvalidWrite::NoSecretKeys) => INTERNAL.into(),
+        WriteError::NotFound => NOT_FOUND.into(),
+        WriteError::VersionMismatch => {
+            "the key has changed since the ETag in If-Match; read it again and retry".into()
+        }
+        WriteError::Conflict => {
+            "the key was changed by another request at the same time; read it again and retry"
+                .into()
+        }
+        WriteError::IdempotencyMismatch => {
+            "this Idempotency-Key was used in the last 24 hours for another request (another body, operation or key); use a new key"
+                .into()
+        }
+        WriteError::Invalid(why) => why.to_string(),
+        WriteError::Refused(why) => why.to_string(),
+        WriteError::LeakedSecret => {
+            "a secret of this key was reported leaked and still authenticates as one of its \
+             secrets; roll the key (POST /v1/api_key/{id}/roll), which drops the leaked \
+             secret, then enable it"
+                .into()
         }
     }
 }
