@@ -1,7 +1,7 @@
 //! What an audit event records: who changed which key, how, when, and from where.
 //!
-//! An event is written in the same transaction as the change it describes (see
-//! `crate::write`), so no change goes unrecorded and no event describes a change that did
+//! An event is written in the same transaction as the change it describes (by the write
+//! use cases above), so no change goes unrecorded and no event describes a change that did
 //! not happen. `changes` never holds a secret or a hash: a roll records the new last four
 //! characters and when the previous secret stops working.
 
@@ -104,7 +104,7 @@ pub enum Action {
     Rolled,
     #[serde(rename = "key.deleted")]
     Deleted,
-    /// The secret was found in public and the key disabled (`crate::write::revoke_leaked`);
+    /// The secret was found in public and the key disabled (the leak use case's revocation);
     /// the event carries a [`Leak`].
     #[serde(rename = "key.leaked")]
     Leaked,

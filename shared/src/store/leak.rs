@@ -1,6 +1,6 @@
 //! What handling a secret scanning report needs from storage: the credentials of many
 //! secrets at once, and for the disabled ones, whether a report marked that secret before.
-//! Revoking a key is a write (see `crate::write::revoke_leaked`).
+//! Revoking a key is a write, through the writer role.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,7 +13,7 @@ use crate::store::{Credential, StoreError};
 pub struct Candidate {
     pub credential: Credential,
     /// The key is disabled, and this secret is among those a report marked leaked on it
-    /// (see `crate::write::revoke_leaked`).
+    /// (by a revocation, which records the secret's hash on the key).
     pub marked: bool,
 }
 
