@@ -698,6 +698,7 @@ impl Reply {
 pub mod capacity;
 pub mod fault;
 pub mod github;
+pub mod hooked;
 pub mod late;
 pub mod realistic;
 pub mod rival;
