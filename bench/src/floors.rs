@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use apikeys::key::KeyId;
+use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use tokio::time::Instant;
 
@@ -62,47 +64,27 @@ impl Floors {
                 ("sk".to_owned(), AttributeValue::S(format!("KEY#{id}"))),
             ])
         });
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            let t = Instant::now();
-            let r = self
-                .query()
-                .limit(i32::try_from(limit + 1)?)
+        let page = i32::try_from(limit + 1)?;
+        let call = || {
+            self.query()
+                .limit(page)
                 .set_exclusive_start_key(start.clone())
                 .send()
-                .await?;
-            out.push(t.elapsed());
-            if r.items.unwrap_or_default().len() != limit + 1 {
-                return Err("the floor's Query read a short page".into());
-            }
-        }
-        Ok(out)
+        };
+        let full = |r: QueryOutput| r.items.unwrap_or_default().len() == limit + 1;
+        timed(n, call, full, "the floor's Query read a short page").await
     }
 
     pub async fn get_loop(&self, n: usize) -> Result<Vec<Duration>, BoxError> {
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            let t = Instant::now();
-            let r = self.get().send().await?;
-            out.push(t.elapsed());
-            if r.item.is_none() {
-                return Err("the floor's GetItem found no item".into());
-            }
-        }
-        Ok(out)
+        let found = |r: GetItemOutput| r.item.is_some();
+        let call = || self.get().send();
+        timed(n, call, found, "the floor's GetItem found no item").await
     }
 
     pub async fn query_loop(&self, n: usize) -> Result<Vec<Duration>, BoxError> {
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            let t = Instant::now();
-            let r = self.query().send().await?;
-            out.push(t.elapsed());
-            if r.items.unwrap_or_default().is_empty() {
-                return Err("the floor's Query found no item".into());
-            }
-        }
-        Ok(out)
+        let found = |r: QueryOutput| !r.items.unwrap_or_default().is_empty();
+        let call = || self.query().send();
+        timed(n, call, found, "the floor's Query found no item").await
     }
 
     /// The capacity of one GetItem and one Query, and the items the Query read.
@@ -127,4 +109,27 @@ impl Floors {
             q.count as usize,
         ))
     }
+}
+
+/// The durations of `n` calls, each of whose answers must pass `ok` (else fails with `what`).
+async fn timed<T, E, F>(
+    n: usize,
+    call: impl Fn() -> F,
+    ok: impl Fn(T) -> bool,
+    what: &str,
+) -> Result<Vec<Duration>, BoxError>
+where
+    F: Future<Output = Result<T, E>>,
+    BoxError: From<E>,
+{
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let r = call().await?;
+        out.push(t.elapsed());
+        if !ok(r) {
+            return Err(what.into());
+        }
+    }
+    Ok(out)
 }

@@ -133,14 +133,10 @@ fn write_event(
             }])
             .to_string();
             let headers = e["headers"].as_object_mut().ok_or("headers")?;
-            headers.insert(
-                "github-public-key-identifier".into(),
-                s.github.key_id.clone().into(),
-            );
-            headers.insert(
-                "github-public-key-signature".into(),
-                s.github.sign(body.as_bytes()).into(),
-            );
+            // Lower-case, as API Gateway's HTTP API passes them.
+            for (name, value) in s.github.headers(body.as_bytes()) {
+                headers.insert(name.to_ascii_lowercase(), value.into());
+            }
             e["body"] = body.into();
         }
         _ => {}
