@@ -240,6 +240,25 @@ pub struct Results {
     pub secs: f64,
 }
 
+/// The CPU quotas of full CPU and of every memory size; none, and why, if the cgroups
+/// cannot be made.
+fn quotas(say: &dyn Fn(&str)) -> (Vec<Quota>, Option<String>) {
+    let mut quotas = Vec::new();
+    for mb in std::iter::once(0).chain(MEMORY_SIZES) {
+        match Quota::new(mb) {
+            Ok(q) => quotas.push(q),
+            Err(e) => {
+                say(&format!("cold start: {e}; full CPU only"));
+                let note = format!(
+                    "no CPU quota measured: {e}; init counts from the spawn, without a launcher"
+                );
+                return (Vec::new(), Some(note));
+            }
+        }
+    }
+    (quotas, None)
+}
+
 /// Runs every subject `plan.inits` times at full CPU and at the 128 MB share (interleaved),
 /// then the sized subjects at every memory size.
 pub async fn run(
@@ -252,21 +271,7 @@ pub async fn run(
 ) -> Result<Results, BoxError> {
     let started = std::time::Instant::now();
     let mut figures: BTreeMap<Key, Figures> = BTreeMap::new();
-    let mut quotas = Vec::new();
-    let mut quota_note = None;
-    for mb in std::iter::once(0).chain(MEMORY_SIZES) {
-        match Quota::new(mb) {
-            Ok(q) => quotas.push(q),
-            Err(e) => {
-                quotas.clear();
-                quota_note = Some(format!(
-                    "no CPU quota measured: {e}; init counts from the spawn, without a launcher"
-                ));
-                say(&format!("cold start: {e}; full CPU only"));
-                break;
-            }
-        }
-    }
+    let (quotas, quota_note) = quotas(say);
     // Full CPU, the 128 MB share, and 128 MB on demand (if the cgroups could be made),
     // interleaved.
     let on_demand = match &quotas[..] {

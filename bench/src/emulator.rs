@@ -173,6 +173,22 @@ async fn handle(
     Ok(reply(StatusCode::NOT_FOUND, Bytes::new()))
 }
 
+/// Serves the runtime API on `listener` until aborted.
+fn serve(listener: TcpListener, state: Arc<State>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let state = state.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
+
 impl Function {
     /// Starts `bin` with `env` (and the Lambda variables) under a new runtime API on a free
     /// loopback port. Its stdout (the log lines) is discarded; stderr goes to `stderr_to`.
@@ -203,18 +219,7 @@ impl Function {
             first_next: Mutex::new(Some(first_tx)),
             seq: Mutex::new(0),
         });
-        let server = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let _ = stream.set_nodelay(true);
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let server = serve(listener, state);
         // Under a quota, a launcher joins the cgroup and execs the function (`launch`); init
         // counts from its stamp.
         let stamp = stderr_to.with_extension("stamp");

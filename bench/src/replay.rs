@@ -296,25 +296,9 @@ async fn send(client: &Client, op: &str, r: &Value) -> Result<(), BoxError> {
                 .await?;
         }
         "BatchGetItem" => {
-            let mut tables = HashMap::new();
-            for (table, spec) in r["RequestItems"].as_object().ok_or("RequestItems")? {
-                let keys = spec["Keys"]
-                    .as_array()
-                    .ok_or("Keys")?
-                    .iter()
-                    .map(item)
-                    .collect::<Result<Vec<_>, _>>()?;
-                let k = KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .set_consistent_read(spec.get("ConsistentRead").and_then(Value::as_bool))
-                    .set_projection_expression(text(spec, "ProjectionExpression"))
-                    .set_expression_attribute_names(names(spec))
-                    .build()?;
-                tables.insert(table.clone(), k);
-            }
             client
                 .batch_get_item()
-                .set_request_items(Some(tables))
+                .set_request_items(Some(batch_get_items(r)?))
                 .send()
                 .await?;
         }
@@ -348,6 +332,27 @@ async fn send(client: &Client, op: &str, r: &Value) -> Result<(), BoxError> {
         other => return Err(format!("{other} is not replayed").into()),
     }
     Ok(())
+}
+
+/// The `RequestItems` of a recorded BatchGetItem.
+fn batch_get_items(r: &Value) -> Result<HashMap<String, KeysAndAttributes>, BoxError> {
+    let mut tables = HashMap::new();
+    for (table, spec) in r["RequestItems"].as_object().ok_or("RequestItems")? {
+        let keys = spec["Keys"]
+            .as_array()
+            .ok_or("Keys")?
+            .iter()
+            .map(item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let k = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .set_consistent_read(spec.get("ConsistentRead").and_then(Value::as_bool))
+            .set_projection_expression(text(spec, "ProjectionExpression"))
+            .set_expression_attribute_names(names(spec))
+            .build()?;
+        tables.insert(table.clone(), k);
+    }
+    Ok(tables)
 }
 
 fn transact_item(t: &Value) -> Result<TransactWriteItem, BoxError> {

@@ -107,10 +107,22 @@ impl Report {
                 "(A smoke run: the counts are too small for these figures to mean anything.)\n"
             );
         }
-        let hello = self.init_stats("hello");
-        let (get, get_rss) = self.warm_of("get-key");
-        let (list, list_rss) = self.warm_of("list-keys");
         let _ = writeln!(s, "## Targets\n");
+        self.target_ratios(&mut s);
+        self.target_limits(&mut s, &plan);
+        self.per_function(&mut s);
+        self.zip_table(&mut s);
+        self.capacity_table(&mut s);
+        self.scaling_table(&mut s, &plan);
+        self.run_lines(&mut s, &plan);
+        s
+    }
+
+    /// The targets set against a floor: init, warm latency, list depth.
+    fn target_ratios(&self, s: &mut String) {
+        let hello = self.init_stats("hello");
+        let (get, _) = self.warm_of("get-key");
+        let (list, _) = self.warm_of("list-keys");
         let _ = writeln!(s, "| measure | value | floor | ratio | target | |");
         let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- |");
         for name in ["get-key", "list-keys"] {
@@ -178,6 +190,12 @@ impl Report {
                 );
             }
         }
+    }
+
+    /// The targets set as limits: memory, zip size, capacity.
+    fn target_limits(&self, s: &mut String, plan: &Plan) {
+        let (_, get_rss) = self.warm_of("get-key");
+        let (_, list_rss) = self.warm_of("list-keys");
         for (name, rss) in [("get-key", get_rss), ("list-keys", list_rss)] {
             let _ = writeln!(
                 s,
@@ -220,7 +238,10 @@ impl Report {
                 verdict(self.uncached_get.1 <= 1.0)
             );
         }
+    }
 
+    /// Each function's init, first request, warm latency, memory and binary.
+    fn per_function(&self, s: &mut String) {
         let _ = writeln!(s, "\n## Per function\n");
         let _ = writeln!(
             s,
@@ -269,6 +290,10 @@ impl Report {
                 st.p50, st.p99, st.n
             );
         }
+    }
+
+    /// The zips' sizes, when they were built.
+    fn zip_table(&self, s: &mut String) {
         if !self.zips.is_empty() {
             let _ = writeln!(s, "\n| zip | get-key | list-keys |\n| --- | --- | --- |");
             for arch in ["x86_64", "arm64"] {
@@ -287,7 +312,10 @@ impl Report {
                 );
             }
         }
+    }
 
+    /// Capacity per request, through the recording proxy.
+    fn capacity_table(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "\n## Capacity per request (ConsumedCapacity, through a recording proxy)\n"
@@ -313,7 +341,10 @@ impl Report {
             "| floors | | GetItem {} RCU; Query of {} items {} RCU | |",
             self.floor_units.0, self.floor_units.2, self.floor_units.1
         );
+    }
 
+    /// List latency against page depth, alone and beside the noisy neighbour.
+    fn scaling_table(&self, s: &mut String, plan: &Plan) {
         let _ = writeln!(
             s,
             "\n## Scaling: an organization of {} keys, pages of {}\n",
@@ -378,6 +409,10 @@ impl Report {
                 ratios.join(" | ")
             );
         }
+    }
+
+    /// What the run seeded and how long it took.
+    fn run_lines(&self, s: &mut String, plan: &Plan) {
         let _ = writeln!(s, "\n## Run\n");
         for (what, n, secs) in &self.seed_secs {
             let _ = writeln!(s, "- seeded {n} keys ({what}) in {secs:.1} s");
@@ -387,7 +422,6 @@ impl Report {
             "- {} warm invocations per function in {} rounds, {} cold starts per binary; whole run {:.0} s",
             plan.warm, plan.rounds, plan.inits, self.total_secs
         );
-        s
     }
 }
 

@@ -133,14 +133,10 @@ fn write_event(
             }])
             .to_string();
             let headers = e["headers"].as_object_mut().ok_or("headers")?;
-            headers.insert(
-                "github-public-key-identifier".into(),
-                s.github.key_id.clone().into(),
-            );
-            headers.insert(
-                "github-public-key-signature".into(),
-                s.github.sign(body.as_bytes()).into(),
-            );
+            // Lower-case, as API Gateway's HTTP API passes them.
+            for (name, value) in s.github.headers(body.as_bytes()) {
+                headers.insert(name.to_ascii_lowercase(), value.into());
+            }
             e["body"] = body.into();
         }
         _ => {}
@@ -208,6 +204,22 @@ pub fn others(s: &Setup<'_>, functions: Vec<Subject>) -> Result<Vec<Subject>, Bo
     ] {
         all.push(variant(name, s.bin_dir.join("bench-variant"), which));
     }
+    all.extend(peers(s, &get_ev)?);
+    for p in &all {
+        if !p.program.exists() {
+            return Err(format!(
+                "{} is missing: build it first (make bench)",
+                p.program.display()
+            )
+            .into());
+        }
+    }
+    Ok(all)
+}
+
+/// The Python and Node.js peers, those asked for: get-key written in their languages.
+fn peers(s: &Setup<'_>, get_ev: &Bytes) -> Result<Vec<Subject>, BoxError> {
+    let mut peers = Vec::new();
     if let Some(python) = s.python_peer {
         let mut p = Subject::new(coldstart::PEERS[0], python.to_path_buf(), get_ev.clone());
         p.args = vec!["-m".into(), "awslambdaric".into(), "get_key.handler".into()];
@@ -219,7 +231,7 @@ pub fn others(s: &Setup<'_>, functions: Vec<Subject>) -> Result<Vec<Subject>, Bo
         // Lambda's task directory is read-only: no bytecode is written there.
         p.env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
         p.sized = true;
-        all.push(p);
+        peers.push(p);
     }
     if let Some(dir) = s.node_peer {
         // By its full path: a function's environment has no PATH.
@@ -238,18 +250,9 @@ pub fn others(s: &Setup<'_>, functions: Vec<Subject>) -> Result<Vec<Subject>, Bo
         p.env
             .push(("NODE_EXTRA_CA_CERTS".into(), s.bundle.display().to_string()));
         p.sized = true;
-        all.push(p);
+        peers.push(p);
     }
-    for p in &all {
-        if !p.program.exists() {
-            return Err(format!(
-                "{} is missing: build it first (make bench)",
-                p.program.display()
-            )
-            .into());
-        }
-    }
-    Ok(all)
+    Ok(peers)
 }
 
 /// Each function's own floor: its first request's DynamoDB calls, recorded through `proxy`

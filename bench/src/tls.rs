@@ -94,3 +94,57 @@ impl TlsFront {
         self.server.abort();
     }
 }
+
+/// Checks the TLS front through the functions' own HTTP client (`apikeys::client`): the
+/// run's CA reaches DynamoDB Local; another CA, and Amazon's roots alone, fail the handshake.
+pub async fn check_trust(front: &TlsFront, ca: &RunCa, table: &str) -> Result<(), BoxError> {
+    use aws_smithy_http_client::tls::TrustStore;
+    let wrong = RunCa::new("wrong")?;
+    let amazon = || TrustStore::empty().with_pem_certificate(apikeys::client::AMAZON_ROOTS);
+    let get = |store: TrustStore| {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            // DynamoDB Local keeps the tables of each access key and region apart: the
+            // functions' ones.
+            .region(aws_sdk_dynamodb::config::Region::new(
+                std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+            ))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "local", "local", None, None, "bench",
+            ))
+            .endpoint_url(front.url())
+            .http_client(apikeys::client::https_client(store))
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        let table = table.to_owned();
+        async move {
+            client
+                .get_item()
+                .table_name(table)
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S("TLS".into()),
+                )
+                .key(
+                    "sk",
+                    aws_sdk_dynamodb::types::AttributeValue::S("TLS".into()),
+                )
+                .send()
+                .await
+        }
+    };
+    get(amazon().with_pem_certificate(ca.ca_pem.clone()))
+        .await
+        .map_err(|e| format!("the TLS front is not reachable with the run's CA: {e:?}"))?;
+    if get(amazon().with_pem_certificate(wrong.ca_pem.clone()))
+        .await
+        .is_ok()
+    {
+        return Err("a client trusting another CA reached the TLS front".into());
+    }
+    if get(amazon()).await.is_ok() {
+        return Err("a client trusting only Amazon's roots reached the TLS front".into());
+    }
+    Ok(())
+}

@@ -8,16 +8,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use apikeys::App;
-use apikeys::audit::Event;
 use apikeys::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
-use apikeys::secret::{Secret, SecretHash};
+use apikeys::secret::Secret;
 use apikeys::store::dynamo::DynamoStore;
-use apikeys::store::{
-    Credential, CredentialStore, IdempotencyRecord, KeyWriter, StoreError, StoredKey, WriteFailure,
-};
+use apikeys::store::{CredentialStore, KeyWriter, StoredKey};
 use apikeys::telemetry::MetricSink;
 use apikeys::usage::Recorder;
 use apikeys_tests::github::github;
+use apikeys_tests::hooked::{Hooked, WriteHook};
 use apikeys_tests::*;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
@@ -425,72 +423,27 @@ async fn my_id(app: &App<DynamoStore>, secret: &Secret) -> KeyId {
         .key_id
 }
 
-/// A store that, at the first transaction it is asked to commit, makes the key it changes
-/// unrestricted first, as an admin's write landing between the roll's read and its commit.
+/// A store hook that, at the first transaction the store is asked to commit, makes the key
+/// it changes unrestricted first, as an admin's write landing between the roll's read and
+/// its commit.
 struct Widening {
-    inner: DynamoStore,
     widened: AtomicBool,
     keys: Mutex<Vec<KeyId>>,
 }
 
-impl CredentialStore for Widening {
-    async fn find_credential(&self, hash: &SecretHash) -> Result<Option<Credential>, StoreError> {
-        self.inner.find_credential(hash).await
-    }
-
-    async fn record_use(
-        &self,
-        org: &OrgId,
-        id: KeyId,
-        hash: &SecretHash,
-        at: DateTime<Utc>,
-        stale_before: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        self.inner.record_use(org, id, hash, at, stale_before).await
-    }
-}
-
-impl KeyWriter for Widening {
-    async fn key_for_write(&self, org: &OrgId, id: KeyId) -> Result<Option<StoredKey>, StoreError> {
-        self.inner.key_for_write(org, id).await
-    }
-
-    async fn insert(
-        &self,
-        key: &StoredKey,
-        event: &Event,
-        idempotency: Option<&IdempotencyRecord>,
-    ) -> Result<(), WriteFailure> {
-        self.inner.insert(key, event, idempotency).await
-    }
-
-    async fn replace(
-        &self,
-        before: &StoredKey,
-        after: &StoredKey,
-        event: &Event,
-        idempotency: Option<&IdempotencyRecord>,
-    ) -> Result<(), WriteFailure> {
+impl WriteHook for Widening {
+    async fn before_replace(&self, store: &DynamoStore, before: &StoredKey) {
         if !self.widened.swap(true, Ordering::SeqCst) {
             let key = &before.key;
             let wider = ApiKey {
                 access: Access::Unrestricted,
                 ..key.clone()
             };
-            apikeys::write::update_key(&self.inner, &policy(), &ctx(), key, wider, None)
+            apikeys::write::update_key(store, &policy(), &ctx(), key, wider, None)
                 .await
                 .expect("the admin's write lands");
             self.keys.lock().unwrap().push(key.id);
         }
-        self.inner.replace(before, after, event, idempotency).await
-    }
-
-    async fn remove(&self, before: &StoredKey, event: &Event) -> Result<(), WriteFailure> {
-        self.inner.remove(before, event).await
-    }
-
-    async fn idempotency_record(&self, id: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        self.inner.idempotency_record(id).await
     }
 }
 
@@ -503,18 +456,20 @@ async fn a_roll_commits_only_the_key_it_authorized() {
         let (_, limited) = caller(&app, &org, Some(&[ApiKeysUpdate, CallsView])).await;
         let (k, _) = key(&app, &org, restricted(&[CallsView]), None).await;
         let widening = App {
-            store: Widening {
-                inner: app.store.clone(),
-                widened: AtomicBool::new(false),
-                keys: Mutex::new(Vec::new()),
-            },
+            store: Hooked::with(
+                app.store.clone(),
+                Widening {
+                    widened: AtomicBool::new(false),
+                    keys: Mutex::new(Vec::new()),
+                },
+            ),
             cursors: app.cursors.clone(),
             usage: Recorder::new(apikeys::usage::WAIT, MetricSink::memory()),
         };
         let req = Call::roll(p, k.id, None).bearer(&limited).request();
         let reply = Reply::from(apikeys::http::roll_key(&widening, &policy(), req).await);
         assert_eq!(
-            widening.store.keys.lock().unwrap().as_slice(),
+            widening.store.hook.keys.lock().unwrap().as_slice(),
             [k.id],
             "the race ran"
         );

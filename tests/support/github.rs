@@ -56,6 +56,15 @@ impl Signer {
             .expect("a signature");
         STANDARD.encode(sig.as_ref())
     }
+
+    /// The headers of a report signed by this key: its identifier and the signature of
+    /// `body`, named as GitHub sends them.
+    pub fn headers(&self, body: &[u8]) -> [(&'static str, String); 2] {
+        [
+            ("Github-Public-Key-Identifier", self.key_id.clone()),
+            ("Github-Public-Key-Signature", self.sign(body)),
+        ]
+    }
 }
 
 /// GitHub's key list document for these signers, the first one current.

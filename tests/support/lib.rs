@@ -358,10 +358,10 @@ impl Call {
 
     /// GitHub's signature headers for the body as it is now, by `signer`.
     pub fn signed(self, signer: &github::Signer) -> Self {
-        let signature = signer.sign(self.body.as_deref().unwrap_or_default().as_bytes());
-        let key_id = signer.key_id.clone();
-        self.header("Github-Public-Key-Identifier", key_id)
-            .header("Github-Public-Key-Signature", signature)
+        let body = self.body.as_deref().unwrap_or_default().as_bytes();
+        let [(id_name, key_id), (signature_name, signature)] = signer.headers(body);
+        self.header(id_name, key_id)
+            .header(signature_name, signature)
     }
 
     /// A JSON body, sent as `application/json`.
@@ -698,6 +698,7 @@ impl Reply {
 pub mod capacity;
 pub mod fault;
 pub mod github;
+pub mod hooked;
 pub mod late;
 pub mod realistic;
 pub mod rival;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use apikeys::audit::{Actor, EventId};
+use apikeys::audit::{Actor, Event, EventId};
 use apikeys::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
 use apikeys::store::dynamo::DynamoStore;
 use apikeys::store::{AuditReader, EventRange, KeyReader, StoreError};
@@ -207,172 +207,226 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         return create_table(&store, if_absent, out).await;
     }
     ensure_table(&store).await?;
-    let now = Utc::now();
-    let policy = WritePolicy::from_env()?;
-    // Every change is recorded as made by the AWS identity running this command.
-    let writer = || operator(&config, now);
+    let s = Session {
+        now: Utc::now(),
+        policy: WritePolicy::from_env()?,
+        store,
+        config,
+        out,
+    };
     match cli.command {
         Command::CreateTable { .. } => unreachable!("handled above"),
-        Command::CreateKey(args) => {
-            let access = if args.unrestricted {
-                Access::Unrestricted
-            } else {
-                let list = args.permissions.iter().map(|p| p.parse::<Permission>());
-                Access::new(
-                    true,
-                    list.collect::<Result<_, _>>()
-                        .map_err(|e| CliError::Input(e.to_string()))?,
-                )
-            };
-            if args.expires.is_some_and(|t| t <= now) {
-                return Err(CliError::Input("--expires must be in the future".into()));
-            }
-            let new = NewKey {
-                org: args.org,
-                name: args.name,
-                creator_id: args.creator.unwrap_or(Uuid::nil()),
-                access,
-                expires: args.expires,
-                id: None,
-            };
-            let created = write::create(&store, &policy, &writer().await?, new, None).await?;
-            let (key, secret) = (created.key, created.secret);
-            let mut object = view(&key, now);
-            object["secret"] = json!(secret.expose());
-            out.print(object, || {
-                format!(
-                    "{}\nsecret: {}\n(shown once: store it now; only its hash is kept)",
-                    describe(&key, now),
-                    secret.expose()
-                )
-            });
-        }
-        Command::GetKey(k) => {
-            let key = existing(&store, &k).await?;
-            out.print(view(&key, now), || describe(&key, now));
-        }
+        Command::CreateKey(args) => s.create_key(args).await,
+        Command::GetKey(k) => s.get_key(&k).await,
         Command::ListKeys {
             org,
             limit,
             order,
             after,
-        } => {
-            let ascending = matches!(order, Order::Asc);
-            let mut keys = store
-                .read_run(&org, after, ascending, usize::from(limit) + 1)
-                .await?;
-            if keys.is_empty() && after.is_none() {
-                return Err(CliError::NoOrg(org));
-            }
-            let has_more = keys.len() > usize::from(limit);
-            keys.truncate(usize::from(limit));
-            let data: Vec<Value> = keys.iter().map(|k| view(k, now)).collect();
-            let last = keys.last().map(|k| k.id.to_string());
-            out.print(
-                json!({"data": data, "has_more": has_more, "last_id": last}),
-                || {
-                    let mut lines: Vec<String> = keys.iter().map(|k| describe(k, now)).collect();
-                    if let (true, Some(last)) = (has_more, &last) {
-                        lines.push(format!("more: --after {last}"));
-                    }
-                    lines.join("\n")
-                },
-            );
-        }
-        Command::DisableKey(k) => {
-            let ctx = writer().await?;
-            set_state(&store, &policy, &ctx, k, KeyState::Disabled, out).await?
-        }
-        Command::EnableKey(k) => {
-            let ctx = writer().await?;
-            set_state(&store, &policy, &ctx, k, KeyState::Active, out).await?
-        }
-        Command::DeleteKey(k) => {
-            let ctx = writer().await?;
-            match write::delete_key(&store, &policy, &ctx, &k.org, k.id, None).await {
-                Ok(_) => {}
-                Err(WriteError::NotFound) => {
-                    return Err(CliError::NoKey {
-                        org: k.org,
-                        id: k.id,
-                    });
-                }
-                Err(e) => return Err(e.into()),
-            }
-            out.print(json!({"id": k.id, "deleted": true}), || {
-                format!("deleted key {}", k.id)
-            });
-        }
+        } => s.list_keys(org, limit, order, after).await,
+        Command::DisableKey(k) => s.set_state(k, KeyState::Disabled).await,
+        Command::EnableKey(k) => s.set_state(k, KeyState::Active).await,
+        Command::DeleteKey(k) => s.delete_key(k).await,
         Command::Seed {
             org,
             count,
             concurrency,
-        } => seed(store, org, count, concurrency, out).await?,
+        } => seed(s.store, org, count, concurrency, s.out).await,
         Command::Events {
             org,
             key,
             limit,
             before,
-        } => {
-            let mut range = EventRange::ALL;
-            if let Some(b) = before {
-                range.last = b.prev().unwrap_or(EventId::MIN);
-            }
-            let limit = usize::from(limit);
-            let mut events = store
-                .read_events(&org, key, range, false, limit + 1)
-                .await?;
-            let has_more = events.len() > limit;
-            events.truncate(limit);
-            let data: Vec<Value> = events
-                .iter()
-                .map(|e| serde_json::to_value(e.view()).unwrap_or_default())
-                .collect();
-            let last = events.last().map(|e| e.id.to_string());
-            out.print(
-                json!({"data": data, "has_more": has_more, "last_id": last}),
-                || {
-                    let mut lines: Vec<String> = events
-                        .iter()
-                        .map(|e| {
-                            let changes = serde_json::to_string(&e.changes).unwrap_or_default();
-                            format!(
-                                "{}  {}  {:<12}  {}  {}:{}  {}",
-                                e.id,
-                                e.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                                e.action,
-                                e.key_id,
-                                serde_json::to_value(e.actor.kind)
-                                    .ok()
-                                    .and_then(|v| v.as_str().map(str::to_owned))
-                                    .unwrap_or_default(),
-                                e.actor.id,
-                                changes
-                            )
-                        })
-                        .collect();
-                    if let (true, Some(last)) = (has_more, &last) {
-                        lines.push(format!("more: --before {last}"));
-                    }
-                    lines.join("\n")
-                },
-            );
-        }
-        Command::SeedDemo => {
-            let created = apikeys_demo::seed(&store).await?;
-            let ids: Vec<String> = created.iter().map(|k| k.id.to_string()).collect();
-            out.print(
-                json!({"org": apikeys_demo::ORG, "created": ids,
-                       "admin_id": apikeys_demo::ADMIN_ID,
-                       "admin_secret": apikeys_demo::ADMIN_SECRET}),
-                || match created.len() {
-                    0 => "demo organization: present already".to_owned(),
-                    n => format!("demo organization: created {n} keys"),
-                },
-            );
-        }
+        } => s.events(org, key, limit, before).await,
+        Command::SeedDemo => s.seed_demo().await,
     }
-    Ok(())
+}
+
+/// What every command on an existing table works with.
+struct Session {
+    store: DynamoStore,
+    policy: WritePolicy,
+    config: aws_config::SdkConfig,
+    /// The command's time, for its writes and views.
+    now: DateTime<Utc>,
+    out: Output,
+}
+
+impl Session {
+    /// Every change is recorded as made by the AWS identity running this command.
+    async fn writer(&self) -> Result<WriteContext, CliError> {
+        operator(&self.config, self.now).await
+    }
+
+    async fn create_key(&self, args: CreateKey) -> Result<(), CliError> {
+        let now = self.now;
+        let access = if args.unrestricted {
+            Access::Unrestricted
+        } else {
+            let list = args.permissions.iter().map(|p| p.parse::<Permission>());
+            Access::new(
+                true,
+                list.collect::<Result<_, _>>()
+                    .map_err(|e| CliError::Input(e.to_string()))?,
+            )
+        };
+        if args.expires.is_some_and(|t| t <= now) {
+            return Err(CliError::Input("--expires must be in the future".into()));
+        }
+        let new = NewKey {
+            org: args.org,
+            name: args.name,
+            creator_id: args.creator.unwrap_or(Uuid::nil()),
+            access,
+            expires: args.expires,
+            id: None,
+        };
+        let ctx = self.writer().await?;
+        let created = write::create(&self.store, &self.policy, &ctx, new, None).await?;
+        let (key, secret) = (created.key, created.secret);
+        let mut object = view(&key, now);
+        object["secret"] = json!(secret.expose());
+        self.out.print(object, || {
+            format!(
+                "{}\nsecret: {}\n(shown once: store it now; only its hash is kept)",
+                describe(&key, now),
+                secret.expose()
+            )
+        });
+        Ok(())
+    }
+
+    async fn get_key(&self, k: &KeyRef) -> Result<(), CliError> {
+        let key = existing(&self.store, k).await?;
+        self.out
+            .print(view(&key, self.now), || describe(&key, self.now));
+        Ok(())
+    }
+
+    async fn list_keys(
+        &self,
+        org: OrgId,
+        limit: u16,
+        order: Order,
+        after: Option<KeyId>,
+    ) -> Result<(), CliError> {
+        let now = self.now;
+        let ascending = matches!(order, Order::Asc);
+        let mut keys = self
+            .store
+            .read_run(&org, after, ascending, usize::from(limit) + 1)
+            .await?;
+        if keys.is_empty() && after.is_none() {
+            return Err(CliError::NoOrg(org));
+        }
+        let has_more = keys.len() > usize::from(limit);
+        keys.truncate(usize::from(limit));
+        let data: Vec<Value> = keys.iter().map(|k| view(k, now)).collect();
+        let last = keys.last().map(|k| k.id.to_string());
+        self.out.print(
+            json!({"data": data, "has_more": has_more, "last_id": last}),
+            || {
+                let mut lines: Vec<String> = keys.iter().map(|k| describe(k, now)).collect();
+                if let (true, Some(last)) = (has_more, &last) {
+                    lines.push(format!("more: --after {last}"));
+                }
+                lines.join("\n")
+            },
+        );
+        Ok(())
+    }
+
+    async fn set_state(&self, k: KeyRef, state: KeyState) -> Result<(), CliError> {
+        let ctx = self.writer().await?;
+        set_state(&self.store, &self.policy, &ctx, k, state, self.out).await
+    }
+
+    async fn delete_key(&self, k: KeyRef) -> Result<(), CliError> {
+        let ctx = self.writer().await?;
+        match write::delete_key(&self.store, &self.policy, &ctx, &k.org, k.id, None).await {
+            Ok(_) => {}
+            Err(WriteError::NotFound) => {
+                return Err(CliError::NoKey {
+                    org: k.org,
+                    id: k.id,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.out.print(json!({"id": k.id, "deleted": true}), || {
+            format!("deleted key {}", k.id)
+        });
+        Ok(())
+    }
+
+    async fn events(
+        &self,
+        org: OrgId,
+        key: Option<KeyId>,
+        limit: u16,
+        before: Option<EventId>,
+    ) -> Result<(), CliError> {
+        let mut range = EventRange::ALL;
+        if let Some(b) = before {
+            range.last = b.prev().unwrap_or(EventId::MIN);
+        }
+        let limit = usize::from(limit);
+        let mut events = self
+            .store
+            .read_events(&org, key, range, false, limit + 1)
+            .await?;
+        let has_more = events.len() > limit;
+        events.truncate(limit);
+        let data: Vec<Value> = events
+            .iter()
+            .map(|e| serde_json::to_value(e.view()).unwrap_or_default())
+            .collect();
+        let last = events.last().map(|e| e.id.to_string());
+        self.out.print(
+            json!({"data": data, "has_more": has_more, "last_id": last}),
+            || {
+                let mut lines: Vec<String> = events.iter().map(event_line).collect();
+                if let (true, Some(last)) = (has_more, &last) {
+                    lines.push(format!("more: --before {last}"));
+                }
+                lines.join("\n")
+            },
+        );
+        Ok(())
+    }
+
+    async fn seed_demo(&self) -> Result<(), CliError> {
+        let created = apikeys_demo::seed(&self.store).await?;
+        let ids: Vec<String> = created.iter().map(|k| k.id.to_string()).collect();
+        self.out.print(
+            json!({"org": apikeys_demo::ORG, "created": ids,
+                   "admin_id": apikeys_demo::ADMIN_ID,
+                   "admin_secret": apikeys_demo::ADMIN_SECRET}),
+            || match created.len() {
+                0 => "demo organization: present already".to_owned(),
+                n => format!("demo organization: created {n} keys"),
+            },
+        );
+        Ok(())
+    }
+}
+
+/// An audit event in one line of text.
+fn event_line(e: &Event) -> String {
+    let changes = serde_json::to_string(&e.changes).unwrap_or_default();
+    format!(
+        "{}  {}  {:<12}  {}  {}:{}  {}",
+        e.id,
+        e.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        e.action,
+        e.key_id,
+        serde_json::to_value(e.actor.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        e.actor.id,
+        changes
+    )
 }
 
 #[derive(Clone, Copy)]
