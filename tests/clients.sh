@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Typed clients generated from openapi.yaml, as a user would make them (docs/clients.md),
-# driven against `make run`: the Python client of openapi-python-client and the TypeScript
-# one of openapi-typescript (with openapi-fetch) each create a key, list it and verify its
-# secret (tests/clients/drive.py, tests/clients/drive.ts). openapi-generator's python
-# generator must also generate from the document. Everything generated goes to a temporary
-# folder, never into the clone.
+# driven against `make run`: the Python clients of openapi-python-client and of
+# openapi-generator's python generator, and the TypeScript one of openapi-typescript (with
+# openapi-fetch), each create a key, list it and verify its secret (tests/clients/drive.py,
+# tests/clients/drive_openapi_generator.py, tests/clients/drive.ts). Everything generated
+# goes to a temporary folder, never into the clone.
 #
 #   tests/clients.sh     (make test-clients; the generators come from make clients-tools)
 #
@@ -63,12 +63,12 @@ MEMORY=1 PORT=$PORT DDB_PORT=$DDB_PORT python3 -c 'import os, signal, sys; signa
 RUN_PID=$!
 
 # Python: openapi-python-client, failing on any warning (a schema or an operation it would
-# leave out); openapi-generator's python generator, generation only.
+# leave out); openapi-generator's python generator.
 # It formats what it generates with ruff, which comes with it in the venv.
 quietly "openapi-python-client generate" env PATH="$VENV/bin:$PATH" openapi-python-client generate --path openapi.yaml \
   --output-path "$WORK/python/apikeys_client" --meta none --fail-on-warning
 quietly "openapi-generator-cli generate -g python" "$VENV/bin/openapi-generator-cli" generate -i openapi.yaml \
-  -g python -o "$WORK/openapi-generator-python" --package-name apikeys_client
+  -g python -o "$WORK/openapi-generator-python" --package-name apikeys_client --global-property apiTests=false,modelTests=false
 ok "openapi-python-client and openapi-generator's python generator generate a client from openapi.yaml"
 
 # TypeScript: openapi-typescript's types, and the driver type-checked against them (strict).
@@ -95,7 +95,10 @@ SECRET=$(sed -n 's/^  Admin key  \(apk_[A-Za-z0-9_-]*\).*/\1/p' "$WORK/run.log")
 URL=http://127.0.0.1:$PORT
 
 PYTHONPATH="$WORK/python" "$VENV/bin/python" tests/clients/drive.py "$URL" "$SECRET" || fail "the Python client (tests/clients/drive.py)"
-ok "the Python client creates a key, lists it and verifies its secret"
+ok "the Python client of openapi-python-client creates a key, lists it and verifies its secret"
+PYTHONPATH="$WORK/openapi-generator-python" "$VENV/bin/python" tests/clients/drive_openapi_generator.py "$URL" "$SECRET" \
+  || fail "the Python client of openapi-generator (tests/clients/drive_openapi_generator.py)"
+ok "the Python client of openapi-generator creates a key, lists it and verifies its secret"
 node "$WORK/ts/drive.js" "$URL" "$SECRET" || fail "the TypeScript client (tests/clients/drive.ts)"
 ok "the TypeScript client creates a key, lists it and verifies its secret"
 
