@@ -31,6 +31,7 @@ export SAM_CLI_TELEMETRY := 0
 .PHONY: security security-ci fuzz-tools fuzz-build
 .PHONY: bench bench-smoke bench-zips bench-peer bench-coldstart bench-readme bench-profile
 .PHONY: schemathesis schemathesis-ci schemathesis-tools
+.PHONY: clients-tools test-clients
 
 help:
 	@echo "make run            serve the API at http://localhost:3000 (PORT, DDB_PORT, MEMORY=1, WATCH=1)"
@@ -52,6 +53,7 @@ help:
 	@echo "make bench-readme   bench/README.md's tables from bench/results/"
 	@echo "make schemathesis-ci   schemathesis on openapi.yaml against make run, bounded, as CI runs it"
 	@echo "make schemathesis   the long schemathesis run (part of make security)"
+	@echo "make test-clients   Python and TypeScript clients generated from openapi.yaml, driven against make run"
 
 $(STAMP): $(PY_REQS)
 	python3 -m venv $(VENV)
@@ -74,7 +76,7 @@ $(CHECKOV_STAMP): $(CHECKOV_REQS)
 tools: $(STAMP) $(CHECKOV_STAMP) $(RUN_STAMP)
 	tools/dynamodb-local.sh install
 
-test: lint-docs tools test-tools test-rust lint-template test-run build
+test: lint-docs tools test-tools test-rust lint-template test-run test-clients build
 
 # The CI scripts' own tests: tools/ci-mtimes.py against a throwaway crate (a few seconds).
 test-tools:
@@ -341,3 +343,31 @@ schemathesis: tools schemathesis-tools
 	ST_MAX_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) ST_MAX_TIME=$(SCHEMATHESIS_SECONDS) tests/schemathesis.sh
 
 security: schemathesis
+
+# ---- Generated clients: openapi.yaml through client generators (tests/clients.sh) ----------
+# The generators at the versions docs/clients.md gives: the Python ones in a venv of their own
+# (openapi-generator-cli runs its jar on the machine's Java), the TypeScript ones from
+# tests/clients/package-lock.json.
+CLIENTS_VENV := $(APIKEYS_CACHE)/venv-clients
+CLIENTS_REQS := tests/clients/requirements.txt
+CLIENTS_STAMP := $(CLIENTS_VENV)/.installed-$(shell sha256sum $(CLIENTS_REQS) | cut -c1-12)
+CLIENTS_NODE := $(APIKEYS_CACHE)/node-clients
+CLIENTS_NODE_SRC := tests/clients/package.json tests/clients/package-lock.json
+CLIENTS_NODE_STAMP := $(CLIENTS_NODE)/.installed-$(shell cat $(CLIENTS_NODE_SRC) | sha256sum | cut -c1-12)
+
+$(CLIENTS_STAMP): $(CLIENTS_REQS)
+	python3 -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/pip install --quiet -r $(CLIENTS_REQS)
+	rm -f $(CLIENTS_VENV)/.installed-* && touch $@
+
+$(CLIENTS_NODE_STAMP): $(CLIENTS_NODE_SRC)
+	mkdir -p $(CLIENTS_NODE)
+	cp $^ $(CLIENTS_NODE)/
+	npm ci --prefix $(CLIENTS_NODE) --no-audit --no-fund --loglevel=error
+	rm -f $(CLIENTS_NODE)/.installed-* && touch $@
+
+clients-tools: $(CLIENTS_STAMP) $(CLIENTS_NODE_STAMP)
+	@command -v java >/dev/null || { echo "clients-tools: openapi-generator-cli needs a Java runtime (11 or later)" >&2; exit 1; }
+
+test-clients: run-tools clients-tools
+	tests/clients.sh
