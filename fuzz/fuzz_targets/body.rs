@@ -10,7 +10,9 @@ use apikeys::http::problem::ApiError;
 use apikeys::key::{Access, ApiKey, KeyId, KeyState, Permission};
 use apikeys::secret::Secret;
 use apikeys::http::body::fields::name_problem;
-use apikeys::http::body::{CreateKey, KeyPatch, MAX_BODY_BYTES, MAX_GRACE_SECS, RollKey};
+use apikeys::http::body::{
+    CreateKey, KeyPatch, MAX_BODY_BYTES, MAX_GRACE_SECS, RollKey, create, patch, roll,
+};
 use arbitrary::Arbitrary;
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
@@ -35,14 +37,8 @@ enum ContentType {
 
 #[derive(Arbitrary, Debug)]
 enum Name {
-    Name,
-    Restricted,
-    Permissions,
-    ExpiresDate,
-    CreatorId,
-    Status,
-    Grace,
-    Id,
+    /// A field some body takes, or one no body may write: from the parsers' own lists.
+    Known(u8),
     Secret,
     Other(String),
 }
@@ -144,14 +140,10 @@ fn value(j: &Json, now: DateTime<Utc>) -> Value {
 
 fn name(n: &Name) -> String {
     match n {
-        Name::Name => "name".into(),
-        Name::Restricted => "restricted".into(),
-        Name::Permissions => "permissions".into(),
-        Name::ExpiresDate => "expires_date".into(),
-        Name::CreatorId => "creator_id".into(),
-        Name::Status => "status".into(),
-        Name::Grace => "grace_period_seconds".into(),
-        Name::Id => "id".into(),
+        Name::Known(i) => {
+            let known = [create::FIELDS, patch::FIELDS, roll::FIELDS, patch::READ_ONLY].concat();
+            known[*i as usize % known.len()].to_owned()
+        }
         Name::Secret => secret().expose().to_owned(),
         Name::Other(s) => s.clone(),
     }

@@ -371,18 +371,11 @@ async fn an_idempotent_roll_replays_before_its_if_match_is_looked_at() {
                 .bearer(&limited)
         };
         assert_eq!(limited_roll().send(&app).await.status, 200);
-        let current = app
-            .store
-            .key_for_write(&org, narrow.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .key;
-        let wider = ApiKey {
-            access: restricted(&[Permission::CallsView, Permission::BillingView]),
-            ..current.clone()
+        let wider = apikeys::write::KeyChange {
+            permissions: Some(Some(vec![Permission::CallsView, Permission::BillingView])),
+            ..Default::default()
         };
-        apikeys::write::update_key(&app.store, &policy(), &ctx(), &current, wider, None)
+        apikeys::write::update_key(&app.store, &policy(), &ctx(), &org, narrow.id, &wider, None)
             .await
             .unwrap();
         let replay = limited_roll().send(&app).await;
@@ -473,11 +466,12 @@ impl KeyWriter for Widening {
     ) -> Result<(), WriteFailure> {
         if !self.widened.swap(true, Ordering::SeqCst) {
             let key = &before.key;
-            let wider = ApiKey {
-                access: Access::Unrestricted,
-                ..key.clone()
+            let wider = apikeys::write::KeyChange {
+                restricted: Some(false),
+                ..Default::default()
             };
-            apikeys::write::update_key(&self.inner, &policy(), &ctx(), key, wider, None)
+            let (inner, org) = (&self.inner, &key.org);
+            apikeys::write::update_key(inner, &policy(), &ctx(), org, key.id, &wider, None)
                 .await
                 .expect("the admin's write lands");
             self.keys.lock().unwrap().push(key.id);

@@ -48,22 +48,13 @@ impl Rival {
 impl KeyWriter for Rival {
     async fn key_for_write(&self, org: &OrgId, id: KeyId) -> Result<Option<StoredKey>, StoreError> {
         let read = self.inner.key_for_write(org, id).await?;
-        if let Some(stored) = &read {
+        if read.is_some() {
             let n = self.renames.fetch_add(1, Ordering::SeqCst) + 1;
-            let renamed = ApiKey {
-                name: Self::name(n),
-                ..stored.key.clone()
-            };
-            apikeys::write::update_key(
-                &self.inner,
-                &crate::policy(),
-                &crate::ctx(),
-                &stored.key,
-                renamed,
-                None,
-            )
-            .await
-            .expect("the rival's rename");
+            let renamed = apikeys::write::KeyChange::name(Self::name(n));
+            let (policy, ctx) = (crate::policy(), crate::ctx());
+            apikeys::write::update_key(&self.inner, &policy, &ctx, org, id, &renamed, None)
+                .await
+                .expect("the rival's rename");
         }
         Ok(read)
     }
