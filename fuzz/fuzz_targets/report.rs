@@ -9,7 +9,8 @@ use apikeys::http::body::report::parse_report;
 use apikeys::leak::assess::{Label, Verdict, assess};
 use apikeys::leak::report::{MAX_REPORT_ENTRIES, MAX_SOURCE_BYTES, MAX_TYPE_BYTES, MAX_URL_BYTES};
 use apikeys::secret::Secret;
-use apikeys_fuzz::{Json, Token, json_headers, world};
+use apikeys::http::body::report::FIELDS;
+use apikeys_fuzz::{Json, Member, Token, json_headers, world};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
@@ -21,7 +22,7 @@ struct Entry {
     kind: Option<Json>,
     url: Option<Json>,
     source: Option<Json>,
-    extra: Option<(String, Json)>,
+    extra: Option<(Member, Json)>,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -59,7 +60,7 @@ fn entry_value(e: &Entry) -> Value {
         m.insert("source".into(), s.to_value());
     }
     if let Some((k, v)) = &e.extra {
-        m.insert(k.clone(), v.to_value());
+        m.insert(k.name(FIELDS), v.to_value());
     }
     Value::Object(m)
 }

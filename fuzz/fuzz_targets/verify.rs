@@ -12,7 +12,8 @@ use apikeys::http::body::MAX_BODY_BYTES as MAX_VERIFY_BODY_BYTES;
 use apikeys::http::body::verify::parse_verify_body;
 use apikeys::verify::cache::{Moment, VerifyCache};
 use apikeys::verify::{VerifyCode, verify};
-use apikeys_fuzz::{Json, Token, json_headers, shows_a_secret, world};
+use apikeys::http::body::verify::FIELDS;
+use apikeys_fuzz::{Json, Member, Token, json_headers, shows_a_secret, world};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
@@ -31,7 +32,7 @@ enum Input {
         key_json: Option<Json>,
         permissions: Option<Vec<Perm>>,
         permissions_json: Option<Json>,
-        extra: Option<(String, Json)>,
+        extra: Option<(Member, Json)>,
         pad: Option<u16>,
     },
 }
@@ -78,7 +79,7 @@ fuzz_target!(|pair: (Input, bool)| {
                 (None, None) => {}
             }
             if let Some((k, v)) = extra {
-                m.insert(k.clone(), v.to_value());
+                m.insert(k.name(FIELDS), v.to_value());
             }
             let mut text = Value::Object(m).to_string();
             if let Some(n) = pad {

@@ -314,6 +314,26 @@ pub fn lambda_http_accepts(event: &str) -> bool {
     true
 }
 
+/// The name of a body member: one the parser knows (from its own list of fields), or any.
+#[derive(arbitrary::Arbitrary, Debug, Clone)]
+pub enum Member {
+    Known(u8),
+    Other(String),
+}
+
+impl Member {
+    /// The name, a known one drawn from `fields`.
+    pub fn name(&self, fields: &[&str]) -> String {
+        match self {
+            Member::Known(i) if !fields.is_empty() => {
+                fields[*i as usize % fields.len()].to_owned()
+            }
+            Member::Known(_) => String::new(),
+            Member::Other(s) => s.clone(),
+        }
+    }
+}
+
 /// A JSON value built from fuzzed parts, for the body parsers.
 #[derive(arbitrary::Arbitrary, Debug, Clone)]
 pub enum Json {

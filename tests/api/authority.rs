@@ -369,18 +369,11 @@ async fn an_idempotent_roll_replays_before_its_if_match_is_looked_at() {
                 .bearer(&limited)
         };
         assert_eq!(limited_roll().send(&app).await.status, 200);
-        let current = app
-            .store
-            .key_for_write(&org, narrow.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .key;
-        let wider = ApiKey {
-            access: restricted(&[Permission::CallsView, Permission::BillingView]),
-            ..current.clone()
+        let wider = apikeys::write::KeyChange {
+            permissions: Some(Some(vec![Permission::CallsView, Permission::BillingView])),
+            ..Default::default()
         };
-        apikeys::write::update_key(&app.store, &policy(), &ctx(), &current, wider, None)
+        apikeys::write::update_key(&app.store, &policy(), &ctx(), &org, narrow.id, &wider, None)
             .await
             .unwrap();
         let replay = limited_roll().send(&app).await;
@@ -435,11 +428,11 @@ impl WriteHook for Widening {
     async fn before_replace(&self, store: &DynamoStore, before: &StoredKey) {
         if !self.widened.swap(true, Ordering::SeqCst) {
             let key = &before.key;
-            let wider = ApiKey {
-                access: Access::Unrestricted,
-                ..key.clone()
+            let wider = apikeys::write::KeyChange {
+                restricted: Some(false),
+                ..Default::default()
             };
-            apikeys::write::update_key(store, &policy(), &ctx(), key, wider, None)
+            apikeys::write::update_key(store, &policy(), &ctx(), &key.org, key.id, &wider, None)
                 .await
                 .expect("the admin's write lands");
             self.keys.lock().unwrap().push(key.id);

@@ -28,6 +28,7 @@ mod logs;
 mod openapi;
 mod pages;
 mod pretty;
+mod reads;
 mod realistic;
 mod secrets;
 mod store;

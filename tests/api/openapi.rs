@@ -1180,9 +1180,7 @@ fn the_write_body_schemas_and_the_parsers_agree() {
             "KeyPatch" => {
                 // Applied to a restricted key, so that the access rules are exercised too.
                 let key = restricted_key();
-                KeyPatch::from_fields(&f, now)
-                    .and_then(|p| p.apply(&key, now))
-                    .is_ok()
+                KeyPatch::from_fields(&f, now).is_ok_and(|p| p.apply(&key).is_ok())
             }
             _ => RollKey::from_fields(&f).is_ok(),
         };

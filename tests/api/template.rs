@@ -833,11 +833,9 @@ async fn update_key_may_delete_only_credentials() {
         .await
         .expect("roll");
     let (store, transactions) = recording(&app);
-    let before = app.store.get_key(&org, key.id).await.unwrap().unwrap();
-    let mut after = before.clone();
-    after.name = "renamed".into();
     let later = ctx().at(chrono::Utc::now() + chrono::Duration::minutes(1));
-    apikeys::write::update_key(&store, &policy(), &later, &before, after, None)
+    let renamed = apikeys::write::KeyChange::name("renamed");
+    apikeys::write::update_key(&store, &policy(), &later, &org, key.id, &renamed, None)
         .await
         .expect("update");
     let [put, deleted, _] = partitions(&transactions.take());

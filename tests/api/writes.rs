@@ -14,7 +14,9 @@ use apikeys::key::{ApiKey, KeyId, KeyState, OrgId, Permission};
 use apikeys::secret::Secret;
 use apikeys::store::dynamo::DynamoStore;
 use apikeys::store::{AuditReader, CredentialStore, EventRange, KeyReader};
-use apikeys::write::{self, Idempotency, InvalidWrite, MAX_GRACE_SECS, WriteContext, WriteError};
+use apikeys::write::{
+    self, Idempotency, InvalidWrite, KeyChange, MAX_GRACE_SECS, WriteContext, WriteError,
+};
 use apikeys_tests::*;
 use chrono::{DateTime, Duration, Utc};
 use lambda_http::http::{HeaderMap, HeaderValue};
@@ -57,13 +59,6 @@ async fn auth_at(
         .map_err(ApiError::from)
 }
 
-fn renamed(key: &ApiKey, name: &str) -> ApiKey {
-    ApiKey {
-        name: name.into(),
-        ..key.clone()
-    }
-}
-
 #[tokio::test]
 async fn every_write_records_exactly_one_event_and_a_failed_write_none() {
     let app = app().await;
@@ -77,18 +72,25 @@ async fn every_write_records_exactly_one_event_and_a_failed_write_none() {
         .await
         .unwrap();
     let key = created.key;
-    let v1 = key.clone();
-    let mut after = renamed(&key, "ci deploy");
-    after.access = restricted(&[Permission::CallsView]);
-    let key = write::update_key(&app.store, &policy, &ctx(1), &key, after, Some(&[1]))
-        .await
-        .unwrap();
-    assert_eq!((key.version, key.name.as_str()), (2, "ci deploy"));
-    let disabled = ApiKey {
-        state: KeyState::Disabled,
-        ..key.clone()
+    let change = KeyChange {
+        restricted: Some(true),
+        permissions: Some(Some(vec![Permission::CallsView])),
+        ..KeyChange::name("ci deploy")
     };
-    let key = write::update_key(&app.store, &policy, &ctx(2), &key, disabled, None)
+    let key = write::update_key(
+        &app.store,
+        &policy,
+        &ctx(1),
+        &org,
+        key.id,
+        &change,
+        Some(&[1]),
+    )
+    .await
+    .unwrap();
+    assert_eq!((key.version, key.name.as_str()), (2, "ci deploy"));
+    let disabled = KeyChange::state(KeyState::Disabled);
+    let key = write::update_key(&app.store, &policy, &ctx(2), &org, key.id, &disabled, None)
         .await
         .unwrap();
     let key = write::set_state(&app.store, &policy, &ctx(3), &org, key.id, KeyState::Active)
@@ -100,30 +102,15 @@ async fn every_write_records_exactly_one_event_and_a_failed_write_none() {
     assert_eq!(rolled.key.id, key.id);
 
     // Failed writes: each is refused and leaves no event.
-    let stale = write::update_key(
-        &app.store,
-        &policy,
-        &ctx(5),
-        &v1,
-        renamed(&v1, "x"),
-        Some(&[1]),
-    )
-    .await;
+    let x = KeyChange::name("x");
+    let stale = write::update_key(&app.store, &policy, &ctx(5), &org, key.id, &x, Some(&[1])).await;
     assert!(
         matches!(stale, Err(WriteError::VersionMismatch)),
         "{stale:?}"
     );
-    let raced = write::update_key(&app.store, &policy, &ctx(5), &v1, renamed(&v1, "x"), None).await;
-    assert!(matches!(raced, Err(WriteError::Conflict)), "{raced:?}");
-    let bad_name = write::update_key(
-        &app.store,
-        &policy,
-        &ctx(5),
-        &rolled.key,
-        renamed(&rolled.key, "\n"),
-        None,
-    )
-    .await;
+    let newline = KeyChange::name("\n");
+    let bad_name =
+        write::update_key(&app.store, &policy, &ctx(5), &org, key.id, &newline, None).await;
     assert!(matches!(
         bad_name,
         Err(WriteError::Invalid(InvalidWrite::Name))
@@ -157,16 +144,10 @@ async fn every_write_records_exactly_one_event_and_a_failed_write_none() {
         Err(WriteError::Invalid(InvalidWrite::Name))
     ));
     // Nothing to change: no write, no event.
-    let same = write::update_key(
-        &app.store,
-        &policy,
-        &ctx(5),
-        &rolled.key,
-        rolled.key.clone(),
-        None,
-    )
-    .await
-    .unwrap();
+    let same = KeyChange::name(rolled.key.name.clone());
+    let same = write::update_key(&app.store, &policy, &ctx(5), &org, key.id, &same, None)
+        .await
+        .unwrap();
     assert_eq!(same, rolled.key);
 
     let deleted = write::delete_key(
@@ -244,14 +225,14 @@ async fn an_update_reaches_every_credential_and_keeps_the_key_as_read_otherwise(
         .await
         .unwrap();
     let expires = Utc::now() + Duration::days(30);
-    let mut after = rolled.key.clone();
-    after.access = restricted(&[Permission::ApiKeysView]);
-    after.expires = Some(expires);
-    after.state = KeyState::Disabled;
-    // Fields a write may not change are taken from the stored key, whatever `after` says.
-    after.last_four = "zzzz".into();
-    after.creator_id = uuid::Uuid::nil();
-    let updated = write::update_key(&app.store, &policy(), &ctx(), &rolled.key, after, None)
+    let change = KeyChange {
+        restricted: Some(true),
+        permissions: Some(Some(vec![Permission::ApiKeysView])),
+        expires: Some(Some(expires)),
+        status: Some(KeyState::Disabled),
+        ..KeyChange::default()
+    };
+    let updated = write::update_key(&app.store, &policy(), &ctx(), &org, key.id, &change, None)
         .await
         .unwrap();
     assert_eq!(updated.last_four, rolled.key.last_four);
@@ -297,21 +278,14 @@ async fn of_two_concurrent_updates_one_wins_and_the_other_gets_the_typed_conflic
     let org = org();
     let (key, _) = create(&app, new_key(&org, "k")).await;
     for round in 0..3 {
-        let before = write::current_key(&app.store, &org, key.id).await.unwrap();
+        let before = app.store.get_key(&org, key.id).await.unwrap().unwrap();
         let mut set = tokio::task::JoinSet::new();
         for (i, expected) in [(0, None), (1, Some(vec![before.version]))] {
-            let (store, before) = (app.store.clone(), before.clone());
+            let (store, org) = (app.store.clone(), org.clone());
             set.spawn(async move {
-                let after = renamed(&before, &format!("round {round} writer {i}"));
-                write::update_key(
-                    &store,
-                    &policy(),
-                    &ctx(),
-                    &before,
-                    after,
-                    expected.as_deref(),
-                )
-                .await
+                let change = KeyChange::name(format!("round {round} writer {i}"));
+                let expected = expected.as_deref();
+                write::update_key(&store, &policy(), &ctx(), &org, key.id, &change, expected).await
             });
         }
         let outcomes = set.join_all().await;
@@ -705,15 +679,14 @@ async fn another_organizations_key_is_not_found_by_any_write_and_stays_unchanged
     let before_items = scan(&app).await.len();
     let policy = policy();
     let ctx = ctx();
-    let mut forged = key.clone();
-    forged.org = mine.clone();
     let outcomes = [
         write::update_key(
             &app.store,
             &policy,
             &ctx,
-            &forged,
-            renamed(&forged, "mine"),
+            &mine,
+            key.id,
+            &KeyChange::name("mine"),
             None,
         )
         .await

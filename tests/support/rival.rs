@@ -7,7 +7,6 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use apikeys::key::ApiKey;
 use apikeys::store::StoredKey;
 use apikeys::store::dynamo::DynamoStore;
 
@@ -45,19 +44,11 @@ impl WriteHook for Renames {
             return;
         };
         let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
-        let renamed = ApiKey {
-            name: Self::name(n),
-            ..stored.key.clone()
-        };
-        apikeys::write::update_key(
-            store,
-            &crate::policy(),
-            &crate::ctx(),
-            &stored.key,
-            renamed,
-            None,
-        )
-        .await
-        .expect("the rival's rename");
+        let renamed = apikeys::write::KeyChange::name(Self::name(n));
+        let (policy, ctx) = (crate::policy(), crate::ctx());
+        let (org, id) = (&stored.key.org, stored.key.id);
+        apikeys::write::update_key(store, &policy, &ctx, org, id, &renamed, None)
+            .await
+            .expect("the rival's rename");
     }
 }

@@ -87,6 +87,9 @@ impl From<WriteError> for ApiError {
         match e {
             WriteError::NotFound => ApiError::NotFound,
             WriteError::Store(s) => ApiError::Store(s),
+            WriteError::Invalid(InvalidWrite::Access(why)) => {
+                ApiError::InvalidField(ParamError::new("permissions", why))
+            }
             other => ApiError::Write(other),
         }
     }
@@ -212,6 +215,7 @@ impl ApiError {
                 InvalidWrite::Grace(_) | InvalidWrite::SelfRollWithoutGrace => {
                     Some("grace_period_seconds".to_owned())
                 }
+                InvalidWrite::Access(_) => Some("permissions".to_owned()),
                 InvalidWrite::NoSecretKeys => None,
             },
             ApiError::Write(WriteError::Refused(why)) => why.parameter().map(str::to_owned),

@@ -94,19 +94,11 @@ pub async fn update_key<S: CredentialStore + KeyWriter>(
         known_parameters(req.query_string_parameters_ref(), ONLY_PRETTY)?;
         let id = path_id(&req, "id")?;
         let ctx = context(&req, call);
-        let patch = KeyPatch::from_request(&req, ctx.now)?;
-        let before = write::current_key(&app.store, &call.caller.org, id).await?;
+        let change = KeyPatch::from_request(&req, ctx.now)?;
         let if_match = IfMatch::of(&req);
-        let after = patch.apply(&before, ctx.now)?;
-        let key = write::update_key(
-            &app.store,
-            policy,
-            &ctx,
-            &before,
-            after,
-            if_match.expected(),
-        )
-        .await?;
+        let org = &call.caller.org;
+        let expected = if_match.expected();
+        let key = write::update_key(&app.store, policy, &ctx, org, id, &change, expected).await?;
         Ok(Answer::key(
             to_json(&key.view(ctx.now), call.pretty),
             key.version,

@@ -21,6 +21,8 @@ mod delete;
 mod diff;
 mod idempotency;
 mod leaked;
+mod patch;
+mod retry;
 mod roll;
 mod update;
 
@@ -33,8 +35,9 @@ pub use idempotency::{
     WeakSecretKeys,
 };
 pub use leaked::{Revocation, revoke_leaked};
+pub use patch::KeyChange;
 pub use roll::{MAX_GRACE_SECS, Rolled, roll_key};
-pub use update::{current_key, set_state, update_key};
+pub use update::{set_state, update_key};
 
 use crate::audit::{ActingSecret, Action, Actor, Changes, Event, EventId};
 use crate::authority::{Authority, Refusal};
@@ -91,6 +94,10 @@ pub enum InvalidWrite {
          period of at least 1 second: a retry authenticates with the secret the roll replaces"
     )]
     SelfRollWithoutGrace,
+    /// A change that leaves the key's access undefined (see [`KeyChange`]): why, of its
+    /// `permissions`.
+    #[error("permissions {0}")]
+    Access(&'static str),
 }
 
 /// Who makes a write, and when: what its audit event records, and the authority the write

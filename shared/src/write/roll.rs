@@ -7,11 +7,8 @@ use serde_json::Value;
 
 use super::create::{RecordOf, replay};
 use super::idempotency::{SecretKeys, nonce};
-use super::update::changed_error;
-use super::{
-    CHANGED_RETRIES, Expected, Idempotency, InvalidWrite, WriteContext, WriteError, WritePolicy,
-    meets,
-};
+use super::retry::{Attempts, Retries};
+use super::{Expected, Idempotency, InvalidWrite, WriteContext, WriteError, WritePolicy};
 use crate::audit::{Action, Change, Changes, WhichSecret, time_value};
 use crate::key::{ApiKey, KeyId, OrgId};
 use crate::secret::Secret;
@@ -39,7 +36,7 @@ pub struct Rolled {
 /// 1. With `idempotency`, a retry gets the recorded answer and rolls nothing, before any
 ///    precondition is looked at. An idempotent roll of the caller's own key needs a grace
 ///    period ([`InvalidWrite::SelfRollWithoutGrace`]).
-/// 2. The key is read; with `expected`, it must be at one of those versions
+/// 2. The key is read, once; with `expected`, it must be at one of those versions
 ///    ([`WriteError::VersionMismatch`]).
 /// 3. The authority rule decides on the key as read ([`WriteError::Refused`]), and the
 ///    roll commits only on condition that the key is still at that version.
@@ -62,84 +59,102 @@ pub async fn roll_key<S: KeyWriter>(
     idempotency: Option<&Idempotency>,
 ) -> Result<Rolled, WriteError> {
     check_grace(ctx, id, grace_secs, idempotency.is_some())?;
-    let asked_end = ctx.now + chrono::Duration::seconds(grace_secs as i64);
     let idem = match idempotency {
         None => None,
-        Some(idem) => {
-            let keys = policy.secret_keys()?;
-            let record_id = idem.record_id(org, &ctx.actor);
-            let request = idem.request(&format!("roll {id}"));
-            if let Some(done) = replay(store, policy, ctx, &record_id, &request).await? {
-                // The secret goes again only to a caller that still holds the key.
-                let now = store
-                    .key_for_write(org, id)
-                    .await?
-                    .ok_or(WriteError::NotFound)?;
-                ctx.authority.may_roll(&now.key)?;
-                return Ok(Rolled {
-                    key: done.key,
-                    secret: done.secret,
-                    replayed: true,
-                });
-            }
-            Some((keys, record_id, request))
-        }
+        Some(idem) => match recorded(store, policy, ctx, (org, id), idem).await? {
+            Recorded::Replayed(rolled) => return Ok(rolled),
+            Recorded::New(record) => Some(record),
+        },
     };
-    let mut attempts = 0;
+    let grace = chrono::Duration::seconds(grace_secs as i64);
+    let mut attempts = Attempts::new(org, id, expected, Retries::Changed);
     loop {
-        let stored = store
-            .key_for_write(org, id)
-            .await?
-            .ok_or(WriteError::NotFound)?;
-        if !meets(expected, stored.key.version) {
-            return Err(WriteError::VersionMismatch);
-        }
+        let stored = attempts.read(store).await?;
         ctx.authority.may_roll(&stored.key)?;
-        // A leaked secret stops now, whatever the grace asked.
-        let grace_end = if stored.leaked.contains(&stored.hash) {
-            ctx.now
-        } else {
-            asked_end
-        };
-        let (secret, record) = new_secret(idem.as_ref())?;
-        let (after, changes) = rolled(&stored, &secret, ctx.now, grace_end);
-        let event = ctx.event(policy, org, id, Action::Rolled, changes);
-        let record = record.map(|r| r.with(ctx, &after.key, &secret));
-        match store
-            .replace(&stored, &after, &event, record.as_ref())
-            .await
-        {
-            Ok(()) => {
-                return Ok(Rolled {
-                    key: after.key,
-                    secret,
-                    replayed: false,
-                });
-            }
-            Err(WriteFailure::Idempotency) => {
-                let (_, record_id, request) = idem.as_ref().ok_or(WriteError::Conflict)?;
-                return replay(store, policy, ctx, record_id, request)
-                    .await?
-                    .map(|done| Rolled {
-                        key: done.key,
-                        secret: done.secret,
-                        replayed: true,
-                    })
-                    .ok_or(WriteError::Conflict);
-            }
-            // Changed since read: read and authorize again.
-            Err(WriteFailure::Key) if expected.is_none() && attempts < CHANGED_RETRIES => {
-                attempts += 1;
-            }
-            Err(WriteFailure::Key) => {
-                return Err(match store.key_for_write(org, id).await? {
-                    None => WriteError::NotFound,
-                    Some(_) => changed_error(expected),
-                });
-            }
-            Err(WriteFailure::Credential) => return Err(WriteError::Conflict),
-            Err(WriteFailure::Store(e)) => return Err(e.into()),
+        match commit(store, policy, ctx, &stored, grace, idem.as_ref()).await? {
+            Ok(rolled) => return Ok(rolled),
+            Err(failure) => attempts.lost(store, failure).await?,
         }
+    }
+}
+
+/// The record an idempotent roll writes: the keys that derive its secret, the record's id
+/// and the digest of the request.
+type RecordPlan<'a> = (&'a SecretKeys, String, String);
+
+/// What the idempotency record of a roll says before it is tried.
+enum Recorded<'a> {
+    /// A request with this Idempotency-Key rolled the key already: its answer again.
+    Replayed(Rolled),
+    /// None did: the record this roll will write.
+    New(RecordPlan<'a>),
+}
+
+/// Looks for the answer of an earlier request with `idem`; the secret goes again only to
+/// a caller that still holds the key.
+async fn recorded<'a, S: KeyWriter>(
+    store: &S,
+    policy: &'a WritePolicy,
+    ctx: &WriteContext,
+    (org, id): (&OrgId, KeyId),
+    idem: &Idempotency,
+) -> Result<Recorded<'a>, WriteError> {
+    let keys = policy.secret_keys()?;
+    let record_id = idem.record_id(org, &ctx.actor);
+    let request = idem.request(&format!("roll {id}"));
+    let Some(done) = replay(store, policy, ctx, &record_id, &request).await? else {
+        return Ok(Recorded::New((keys, record_id, request)));
+    };
+    let now = store
+        .key_for_write(org, id)
+        .await?
+        .ok_or(WriteError::NotFound)?;
+    ctx.authority.may_roll(&now.key)?;
+    Ok(Recorded::Replayed(Rolled {
+        key: done.key,
+        secret: done.secret,
+        replayed: true,
+    }))
+}
+
+/// One attempt: the new secret, the key after the roll and its event, committed; a record
+/// taken meanwhile by the same request's twin answers with that request's roll.
+async fn commit<S: KeyWriter>(
+    store: &S,
+    policy: &WritePolicy,
+    ctx: &WriteContext,
+    stored: &StoredKey,
+    grace: chrono::Duration,
+    idem: Option<&RecordPlan<'_>>,
+) -> Result<Result<Rolled, WriteFailure>, WriteError> {
+    // A leaked secret stops now, whatever the grace asked.
+    let grace_end = if stored.leaked.contains(&stored.hash) {
+        ctx.now
+    } else {
+        ctx.now + grace
+    };
+    let (secret, record) = new_secret(idem)?;
+    let (after, changes) = rolled(stored, &secret, ctx.now, grace_end);
+    let (org, id) = (&stored.key.org, stored.key.id);
+    let event = ctx.event(policy, org, id, Action::Rolled, changes);
+    let record = record.map(|r| r.with(ctx, &after.key, &secret));
+    match store.replace(stored, &after, &event, record.as_ref()).await {
+        Ok(()) => Ok(Ok(Rolled {
+            key: after.key,
+            secret,
+            replayed: false,
+        })),
+        Err(WriteFailure::Idempotency) => {
+            let (_, record_id, request) = idem.ok_or(WriteError::Conflict)?;
+            let done = replay(store, policy, ctx, record_id, request).await?;
+            let done = done.ok_or(WriteError::Conflict)?;
+            Ok(Ok(Rolled {
+                key: done.key,
+                secret: done.secret,
+                replayed: true,
+            }))
+        }
+        Err(other) => Ok(Err(other)),
     }
 }
 
@@ -168,9 +183,7 @@ fn check_grace(
 
 /// The roll's new secret: drawn, or for an idempotent request derived, with the record a
 /// retry will find.
-fn new_secret(
-    idem: Option<&(&SecretKeys, String, String)>,
-) -> Result<(Secret, Option<RecordOf>), StoreError> {
+fn new_secret(idem: Option<&RecordPlan<'_>>) -> Result<(Secret, Option<RecordOf>), StoreError> {
     let internal = |e: getrandom::Error| StoreError::Internal(Box::new(e));
     let Some((keys, record_id, request)) = idem else {
         return Ok((Secret::generate().map_err(internal)?, None));

@@ -6,8 +6,8 @@
 //! A handler calls, after authenticating the caller and checking its permission:
 //! - create: [`CreateKey::from_request`] then [`CreateKey::new_key`], giving the
 //!   [`crate::write::NewKey`] to store;
-//! - update: [`KeyPatch::from_request`], then, with the current key, [`KeyPatch::apply`],
-//!   giving the key to store;
+//! - update: [`KeyPatch::from_request`], giving the [`crate::write::KeyChange`] the write
+//!   applies to the key as it reads it;
 //! - roll: [`RollKey::from_request`].
 //!
 //! Every refusal is an [`ApiError`](crate::http::problem::ApiError): 415, 413, 400 or 422

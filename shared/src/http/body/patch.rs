@@ -1,5 +1,4 @@
-//! The body of `PATCH /v1/api_key/{id}`: a JSON merge patch (RFC 7396) of a key, and how it
-//! applies.
+//! The body of `PATCH /v1/api_key/{id}`: a JSON merge patch (RFC 7396) of a key.
 //!
 //! It may change `name`, `restricted`, `permissions`, `expires_date` (null removes it; a new
 //! one must be in the future) and `status` (`active` or `disabled`). The interplay:
@@ -11,8 +10,9 @@
 //! - On a restricted key, `permissions` replaces the whole list; `null` is refused (send
 //!   `[]`, or `"restricted": false`).
 //! - A patch that changes nothing (`{}`, or values equal to the current ones) gives back
-//!   the key unchanged, `updated_date` included, so the store can tell there is nothing
-//!   to write or record.
+//!   the key unchanged, `updated_date` included: there is nothing to write or record.
+//!
+//! The rules that need the key are the write's ([`KeyChange::apply`]); this module parses.
 
 use chrono::{DateTime, Utc};
 use lambda_http::Request;
@@ -21,7 +21,8 @@ use serde_json::Value;
 use super::fields;
 use super::read::{self, Accepts, Fields, Presence, field_error};
 use crate::http::problem::ApiError;
-use crate::key::{Access, ApiKey, KeyState, Permission};
+use crate::key::KeyState;
+use crate::write::KeyChange;
 
 /// The fields a patch may hold.
 pub const FIELDS: &[&str] = &[
@@ -45,16 +46,9 @@ pub const READ_ONLY: &[&str] = &[
     "disabled_reason",
 ];
 
-/// A validated merge patch. `None`: the member was absent, so the value is kept;
-/// `Some(None)`: it was null.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyPatch {
-    pub name: Option<String>,
-    pub restricted: Option<bool>,
-    pub permissions: Option<Option<Vec<Permission>>>,
-    pub expires: Option<Option<DateTime<Utc>>>,
-    pub status: Option<KeyState>,
-}
+/// A validated merge patch: the write's [`KeyChange`], which applies it to the key as
+/// the write reads it ([`KeyChange::apply`]).
+pub type KeyPatch = KeyChange;
 
 impl KeyPatch {
     /// Reads the patch of a request at `now`: `application/merge-patch+json` or
@@ -108,7 +102,7 @@ impl KeyPatch {
             Some(Value::Null) => return Err(not_null("status", "active or disabled")),
             Some(_) => return Err(field_error("status", "must be \"active\" or \"disabled\"")),
         };
-        Ok(KeyPatch {
+        Ok(KeyChange {
             name,
             restricted,
             permissions,
@@ -116,68 +110,13 @@ impl KeyPatch {
             status,
         })
     }
-
-    /// Whether the patch names no field at all.
-    pub fn is_empty(&self) -> bool {
-        *self == KeyPatch::default()
-    }
-
-    /// The key after this patch, at `now`; 422 naming `permissions` when the patch leaves
-    /// the key's access undefined (see the module's rules). `updated` becomes `now` only if
-    /// something changed; otherwise the key comes back as it was.
-    pub fn apply(&self, current: &ApiKey, now: DateTime<Utc>) -> Result<ApiKey, ApiError> {
-        let mut next = current.clone();
-        next.access = self.access(&current.access)?;
-        if let Some(name) = &self.name {
-            next.name.clone_from(name);
-        }
-        if let Some(expires) = self.expires {
-            next.expires = expires;
-        }
-        if let Some(state) = self.status {
-            next.state = state;
-        }
-        if next != *current {
-            next.updated = now;
-        }
-        Ok(next)
-    }
-
-    fn access(&self, current: &Access) -> Result<Access, ApiError> {
-        let restricted = self.restricted.unwrap_or(current.is_restricted());
-        match (restricted, &self.permissions) {
-            (false, None | Some(None)) => Ok(Access::Unrestricted),
-            (false, Some(Some(_))) if self.restricted.is_none() => Err(field_error(
-                "permissions",
-                "cannot be set on an unrestricted key; send \"restricted\": true with the \
-                 permissions to restrict it",
-            )),
-            (false, Some(Some(_))) => Err(field_error(
-                "permissions",
-                "must be absent or null when restricted is false: an unrestricted key holds \
-                 every permission",
-            )),
-            (true, Some(Some(list))) => Ok(Access::new(true, list.clone())),
-            (true, Some(None)) => Err(field_error(
-                "permissions",
-                "cannot be null while the key is restricted; send [] to remove every \
-                 permission, or \"restricted\": false",
-            )),
-            (true, None) => match current {
-                Access::Restricted(_) => Ok(current.clone()),
-                Access::Unrestricted => Err(field_error(
-                    "permissions",
-                    "is required when the key becomes restricted (it may be an empty list)",
-                )),
-            },
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::key::Permission::*;
+    use crate::key::{Access, ApiKey};
     use chrono::TimeZone;
     use serde_json::json;
 
@@ -217,16 +156,18 @@ mod tests {
     }
 
     fn applied(p: Value, current: &ApiKey) -> Result<ApiKey, ApiError> {
-        patch(p)?.apply(current, now())
+        let change = patch(p)?;
+        change
+            .apply(current)
+            .map_err(|e| ApiError::from(crate::write::WriteError::from(e)))
     }
 
     #[test]
-    fn each_field_changes_only_itself_and_moves_updated() {
+    fn each_field_changes_only_itself() {
         let k = key(Access::new(true, vec![CallsView]));
         let with = |change: fn(&mut ApiKey)| {
             let mut want = k.clone();
             change(&mut want);
-            want.updated = now();
             want
         };
         let cases = [
@@ -257,7 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_or_equal_patch_changes_nothing_not_even_updated() {
+    fn an_empty_or_equal_patch_changes_nothing() {
         let k = key(Access::new(true, vec![CallsView]));
         assert!(patch(json!({})).unwrap().is_empty());
         assert_eq!(applied(json!({}), &k).unwrap(), k);

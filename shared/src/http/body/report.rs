@@ -12,6 +12,9 @@ use crate::leak::report::{
     ReportedToken,
 };
 
+/// The members of a match that the report reads (others are ignored: GitHub may add some).
+pub const FIELDS: &[&str] = &["token", "type", "url", "source"];
+
 /// Reads a report body (the request's headers for its Content-Type, and its bytes). Call
 /// it only after the signature was checked.
 pub fn parse_report(headers: &HeaderMap, body: &[u8]) -> Result<Vec<ReportedToken>, ApiError> {

@@ -15,10 +15,13 @@ use super::read::{Accepts, Presence, field_error, read};
 use crate::http::problem::ApiError;
 use crate::verify::VerifyRequest;
 
+/// The fields a verify body may hold.
+pub const FIELDS: &[&str] = &["key", "permissions"];
+
 /// Reads a verify body (the request's headers for its Content-Type, and its bytes).
 pub fn parse_verify_body(headers: &HeaderMap, body: &[u8]) -> Result<VerifyRequest, ApiError> {
     let fields = read(headers, body, Accepts::Json, Presence::Required)?.unwrap_or_default();
-    fields.only(&["key", "permissions"], &[])?;
+    fields.only(FIELDS, &[])?;
     let key = match fields.get("key") {
         Some(Value::String(s)) => s.clone(),
         None => return Err(field_error("key", "is required")),

@@ -85,6 +85,85 @@ const NAMES: &[(&str, &str)] = &[
     ("#permissions", "permissions"),
 ];
 
+/// An attribute an update sets when it has a value and removes when not: its `SET` clause,
+/// its name in `REMOVE`, and its value's placeholder.
+type Optional = (&'static str, &'static str, &'static str);
+
+const PERMISSIONS: Optional = (
+    "#permissions = :permissions",
+    "#permissions",
+    ":permissions",
+);
+const EXPIRES: Optional = ("expires_ms = :expires", "expires_ms", ":expires");
+const PREVIOUS_HASH: Optional = (
+    "previous_hash = :previous_hash",
+    "previous_hash",
+    ":previous_hash",
+);
+const PREVIOUS_UNTIL: Optional = (
+    "previous_until_ms = :previous_until",
+    "previous_until_ms",
+    ":previous_until",
+);
+const DISABLED_REASON: Optional = (
+    "disabled_reason = :disabled_reason",
+    "disabled_reason",
+    ":disabled_reason",
+);
+const LEAKED: Optional = (
+    "leaked_hashes = :leaked_hashes",
+    "leaked_hashes",
+    ":leaked_hashes",
+);
+const PURGE_AT: Optional = ("purge_at = :purge", "purge_at", ":purge");
+
+/// An update expression being built: what it sets, what it removes, and the values.
+#[derive(Default)]
+struct Assignments {
+    set: Vec<&'static str>,
+    remove: Vec<&'static str>,
+    values: Vec<(&'static str, AttributeValue)>,
+}
+
+impl Assignments {
+    fn set(&mut self, clause: &'static str, placeholder: &'static str, value: AttributeValue) {
+        self.set.push(clause);
+        self.values.push((placeholder, value));
+    }
+
+    fn set_or_remove(
+        &mut self,
+        (clause, name, placeholder): Optional,
+        value: Option<AttributeValue>,
+    ) {
+        match value {
+            Some(v) => self.set(clause, placeholder, v),
+            None => self.remove.push(name),
+        }
+    }
+
+    /// `SET …` and, if anything goes, ` REMOVE …`.
+    fn expression(&self) -> String {
+        let mut expression = format!("SET {}", self.set.join(", "));
+        if !self.remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", self.remove.join(", ")));
+        }
+        expression
+    }
+
+    fn values(self) -> std::collections::HashMap<String, AttributeValue> {
+        self.values
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect()
+    }
+}
+
+/// A key's or credential's state as stored.
+fn state_value(state: impl serde::Serialize) -> Result<AttributeValue, StoreError> {
+    serde_dynamo::to_attribute_value(state).map_err(corrupt)
+}
+
 impl DynamoStore {
     async fn run(&self, plan: Plan) -> Result<(), WriteFailure> {
         match self.transact(plan.items.clone(), &plan.witness).await {
@@ -148,6 +227,27 @@ impl DynamoStore {
         }
     }
 
+    /// An Update of the item at `key`: `assignments`, on `condition`.
+    fn update_item(
+        &self,
+        key: std::collections::HashMap<String, AttributeValue>,
+        assignments: Assignments,
+        condition: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let expression = assignments.expression();
+        let u = built(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .set_expression_attribute_names(names(&[&expression, condition], NAMES))
+                .update_expression(expression)
+                .condition_expression(condition)
+                .set_expression_attribute_values(Some(assignments.values()))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().update(u).build())
+    }
+
     /// The update of the key item from `before` to `after`: every field a write may change,
     /// set or removed, on condition of `before`'s version. Its last use is left alone.
     fn update_key_item(
@@ -156,105 +256,50 @@ impl DynamoStore {
         after: &StoredKey,
     ) -> Result<TransactWriteItem, StoreError> {
         let next = KeyItem::stored(after);
-        let mut set = vec![
+        let mut a = Assignments::default();
+        a.set(
             "#name = :name",
-            "restricted = :restricted",
-            "#state = :state",
-            "last_four = :last_four",
-            "secret_hash = :secret_hash",
-            "updated_ms = :updated",
-            "#version = :next",
-        ];
-        let mut remove = vec![];
-        let mut values = vec![
-            (":name", AttributeValue::S(next.name.clone())),
-            (":restricted", AttributeValue::Bool(next.restricted)),
-            (
-                ":state",
-                serde_dynamo::to_attribute_value(next.state).map_err(corrupt)?,
-            ),
-            (":last_four", AttributeValue::S(next.last_four.clone())),
-            (":secret_hash", AttributeValue::S(next.secret_hash.clone())),
-            (":updated", millis(next.updated_ms)),
-            (":next", AttributeValue::N(next.version.to_string())),
-            (
-                ":version",
-                AttributeValue::N(before.key.version.to_string()),
-            ),
-        ];
-        let mut optional =
-            |name: &'static str, placeholder: &'static str, value: Option<AttributeValue>| {
-                match value {
-                    Some(v) => {
-                        set.push(match name {
-                            "permissions" => "#permissions = :permissions",
-                            "expires_ms" => "expires_ms = :expires",
-                            "previous_hash" => "previous_hash = :previous_hash",
-                            "disabled_reason" => "disabled_reason = :disabled_reason",
-                            "leaked_hashes" => "leaked_hashes = :leaked_hashes",
-                            _ => "previous_until_ms = :previous_until",
-                        });
-                        values.push((placeholder, v));
-                    }
-                    None => remove.push(if name == "permissions" {
-                        "#permissions"
-                    } else {
-                        name
-                    }),
-                }
-            };
-        optional(
-            "permissions",
-            ":permissions",
-            next.permissions.map(|b| AttributeValue::N(b.to_string())),
+            ":name",
+            AttributeValue::S(next.name.clone()),
         );
-        optional("expires_ms", ":expires", next.expires_ms.map(millis));
-        optional(
-            "previous_hash",
-            ":previous_hash",
+        a.set(
+            "restricted = :restricted",
+            ":restricted",
+            AttributeValue::Bool(next.restricted),
+        );
+        a.set("#state = :state", ":state", state_value(next.state)?);
+        a.set(
+            "last_four = :last_four",
+            ":last_four",
+            AttributeValue::S(next.last_four.clone()),
+        );
+        let hash = AttributeValue::S(next.secret_hash.clone());
+        a.set("secret_hash = :secret_hash", ":secret_hash", hash);
+        a.set("updated_ms = :updated", ":updated", millis(next.updated_ms));
+        a.set(
+            "#version = :next",
+            ":next",
+            AttributeValue::N(next.version.to_string()),
+        );
+        let version = AttributeValue::N(before.key.version.to_string());
+        a.values.push((":version", version));
+        let permissions = next.permissions.map(|b| AttributeValue::N(b.to_string()));
+        a.set_or_remove(PERMISSIONS, permissions);
+        a.set_or_remove(EXPIRES, next.expires_ms.map(millis));
+        a.set_or_remove(
+            PREVIOUS_HASH,
             next.previous_hash.clone().map(AttributeValue::S),
         );
-        optional(
-            "previous_until_ms",
-            ":previous_until",
-            next.previous_until_ms.map(millis),
-        );
-        optional(
-            "disabled_reason",
-            ":disabled_reason",
-            next.disabled_reason
-                .map(serde_dynamo::to_attribute_value)
-                .transpose()
-                .map_err(corrupt)?,
-        );
-        optional(
-            "leaked_hashes",
-            ":leaked_hashes",
-            next.leaked_hashes.as_ref().map(|marks| {
-                AttributeValue::L(marks.iter().cloned().map(AttributeValue::S).collect())
-            }),
-        );
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        let condition = Self::at_version(before.key.version);
-        let u = built(
-            Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(primary_key(
-                    org_pk(&before.key.org),
-                    key_sk(before.key.id),
-                )))
-                .set_expression_attribute_names(names(&[&expression, condition], NAMES))
-                .update_expression(expression)
-                .condition_expression(condition)
-                .set_expression_attribute_values(Some(
-                    values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-                ))
-                .build(),
-        )?;
-        Ok(TransactWriteItem::builder().update(u).build())
+        a.set_or_remove(PREVIOUS_UNTIL, next.previous_until_ms.map(millis));
+        let reason = next.disabled_reason.map(serde_dynamo::to_attribute_value);
+        a.set_or_remove(DISABLED_REASON, reason.transpose().map_err(corrupt)?);
+        let leaked = next
+            .leaked_hashes
+            .as_ref()
+            .map(|marks| AttributeValue::L(marks.iter().cloned().map(AttributeValue::S).collect()));
+        a.set_or_remove(LEAKED, leaked);
+        let key = primary_key(org_pk(&before.key.org), key_sk(before.key.id));
+        self.update_item(key, a, Self::at_version(before.key.version))
     }
 
     /// The update of an existing credential of `after` to what it copies of the key.
@@ -264,59 +309,22 @@ impl DynamoStore {
         hash: &SecretHash,
     ) -> Result<TransactWriteItem, StoreError> {
         let c = CredentialItem::of(after, hash);
-        let mut set = vec!["restricted = :restricted", "#state = :state"];
-        let mut remove = vec![];
-        let mut values = vec![
-            (":restricted", AttributeValue::Bool(c.restricted)),
-            (
-                ":state",
-                serde_dynamo::to_attribute_value(c.state).map_err(corrupt)?,
-            ),
-        ];
-        match bits_of(&after.key.access) {
-            Some(b) => {
-                set.push("#permissions = :permissions");
-                values.push((":permissions", AttributeValue::N(b.to_string())));
-            }
-            None => remove.push("#permissions"),
-        }
-        match c.expires_ms {
-            Some(t) => {
-                set.push("expires_ms = :expires");
-                values.push((":expires", millis(t)));
-            }
-            None => remove.push("expires_ms"),
-        }
-        match c.purge_at {
-            Some(t) => {
-                set.push("purge_at = :purge");
-                values.push((":purge", AttributeValue::N(t.to_string())));
-            }
-            None => remove.push("purge_at"),
-        }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        let u = built(
-            Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(primary_key(
-                    credential_pk(hash),
-                    CREDENTIAL_SK.to_owned(),
-                )))
-                .set_expression_attribute_names(names(
-                    &[&expression, "attribute_exists(#pk)"],
-                    NAMES,
-                ))
-                .update_expression(expression)
-                .condition_expression("attribute_exists(#pk)")
-                .set_expression_attribute_values(Some(
-                    values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-                ))
-                .build(),
-        )?;
-        Ok(TransactWriteItem::builder().update(u).build())
+        let mut a = Assignments::default();
+        a.set(
+            "restricted = :restricted",
+            ":restricted",
+            AttributeValue::Bool(c.restricted),
+        );
+        a.set("#state = :state", ":state", state_value(c.state)?);
+        let permissions = bits_of(&after.key.access).map(|b| AttributeValue::N(b.to_string()));
+        a.set_or_remove(PERMISSIONS, permissions);
+        a.set_or_remove(EXPIRES, c.expires_ms.map(millis));
+        a.set_or_remove(
+            PURGE_AT,
+            c.purge_at.map(|t| AttributeValue::N(t.to_string())),
+        );
+        let key = primary_key(credential_pk(hash), CREDENTIAL_SK.to_owned());
+        self.update_item(key, a, "attribute_exists(#pk)")
     }
 
     fn finish(
