@@ -508,6 +508,7 @@ async fn a_roll_commits_only_the_key_it_authorized() {
                 widened: AtomicBool::new(false),
                 keys: Mutex::new(Vec::new()),
             },
+            callers: apikeys::cache::CallerCache::off(),
             cursors: app.cursors.clone(),
             usage: Recorder::new(apikeys::usage::WAIT, MetricSink::memory()),
         };
