@@ -365,6 +365,21 @@ mod tests {
         assert_eq!(last_used(&store, &key).await, Some(back));
     }
 
+    #[tokio::test]
+    async fn a_verified_credential_is_recorded_as_its_caller_would_be() {
+        let (store, key, secret) = store_with_key().await;
+        let hash = secret.hash();
+        let credential = store.find_credential(&hash).await.unwrap().unwrap();
+        let caller = caller(&key, &secret, None);
+        assert_eq!(KeyUse::of(&credential, &hash), KeyUse::from(&caller));
+        let recorder = recorder();
+        let now = Utc::now();
+        recorder
+            .record(&store, &KeyUse::of(&credential, &hash), now)
+            .await;
+        assert_eq!(last_used(&store, &key).await, Some(now));
+    }
+
     #[test]
     fn the_back_off_list_stays_bounded() {
         let recorder = recorder();
