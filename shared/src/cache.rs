@@ -215,10 +215,7 @@ impl<S: CredentialStore> CredentialStore for CachedCredentials<'_, S> {
         if let Some(hit) = self.cache.entries.get(hash, now) {
             return Ok(Some(hit));
         }
-        // Boxed, as the pipeline is (`http`): the store's read is a deep future, and this
-        // layer would otherwise add one more level to every handler's future type. Only a
-        // miss, which reads the store anyway, pays for the allocation.
-        let found = Box::pin(self.store.find_credential(hash)).await?;
+        let found = self.store.find_credential(hash).await?;
         if let Some(credential) = &found {
             self.cache
                 .entries
@@ -235,8 +232,10 @@ impl<S: CredentialStore> CredentialStore for CachedCredentials<'_, S> {
         at: DateTime<Utc>,
         stale_before: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        // Boxed for the same reason as the read; a write happens at most once a minute.
-        let wrote = Box::pin(self.store.record_use(org, id, hash, at, stale_before)).await?;
+        let wrote = self
+            .store
+            .record_use(org, id, hash, at, stale_before)
+            .await?;
         // Written now, or found recent enough by the condition: either way the stored stamp
         // is at or after `stale_before`, and `at` is as good an estimate of it as any. The
         // cached caller says so, so that the next requests within the minute do not try to
