@@ -45,6 +45,7 @@ fn build() -> World {
         .expect("a runtime");
     let app = App {
         store: MemoryStore::default(),
+        callers: apikeys::cache::CallerCache::off(),
         cursors: CursorKeys::parse(CURSOR_SECRET).expect("a strong cursor secret"),
         usage: apikeys::usage::Recorder::default(),
     };

@@ -1,36 +1,44 @@
-//! A short-lived cache of authenticated callers, as a decorator over a [`CredentialStore`].
+//! The one cache primitive, [`TtlMap`], and the cache of authenticated callers built on it.
 //!
-//! [`CachedStore`] answers [`CredentialStore::find_credential`] from memory for up to its
-//! TTL after it last read the credential from the store, so a warm function serving the
-//! same caller again makes no credential read at all. It caches nothing else: the reads of
-//! [`KeyReader`] go straight through, and it is no writer (writes take `inner()`).
+//! [`TtlMap`] keeps values for at most a TTL, bounded in size, and says once when an entry
+//! is fresh ([`Moment::within`]). Three caches use it, each an instance of its own: the
+//! caller cache here ([`CallerCache`]), the verification cache ([`crate::verify::cache`],
+//! whose entries also hold the key and belong to one organization) and the last-use
+//! back-off ([`crate::usage`]). A Lambda process serves one request at a time, so a mutex
+//! around a map costs nothing.
 //!
-//! What this trades: a key that is disabled, rolled out of its grace period or deleted
-//! keeps authenticating in a warm function for at most the TTL ([`DEFAULT_TTL`], 5 s unless
-//! `CALLER_CACHE_TTL_SECS` says otherwise, never more than [`MAX_TTL`]), in the function
-//! that made the change too. An expiry date is not affected, nor the end of a grace period
-//! (the credential carries it as its expiry): the status is computed at every request. Only
+//! The clock rule, for all three: an entry's age is read on two clocks, and it is fresh only
+//! while both say it is younger than the TTL. The monotonic clock cannot be set back; the
+//! wall clock keeps counting while Lambda freezes the execution environment between
+//! invocations (the monotonic clock may not). A wall clock that stepped back, so that the
+//! entry seems stored in the future, expires it: a cache may always read again, never serve
+//! past its bound.
+//!
+//! The caller cache wraps the credential lookup only: [`CallerCache::over`] lends a store a
+//! [`CredentialStore`] that answers [`CredentialStore::find_credential`] from memory for up
+//! to the TTL after the store read, and it is what authentication reads through
+//! (`http::serve`). The application's store ([`crate::App::store`]) stays uncached, so every
+//! other read, every write and every verification sees the store itself.
+//!
+//! What this trades: a key that is disabled, rolled out of its grace period or deleted keeps
+//! authenticating in a warm function for at most the TTL ([`DEFAULT_TTL`], 5 s unless
+//! `CALLER_CACHE_TTL_SECS` says otherwise, never more than [`MAX_TTL`]), in the function that
+//! made the change too. An expiry date is not affected, nor the end of a grace period (the
+//! credential carries it as its expiry): the status is computed at every request. Only
 //! credentials that exist are cached; an unknown secret is read every time, so a key created
 //! a moment ago works at once.
-//!
-//! An entry's age is read on two clocks, and it expires when either says the TTL has passed:
-//! the monotonic clock, which no one can set back, and the wall clock, which keeps counting
-//! while Lambda freezes the execution environment between invocations (the monotonic clock
-//! may not). A wall clock set back counts for nothing; the monotonic one still expires the
-//! entry.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::hash::Hash;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
-use uuid::Uuid;
 
-use crate::App;
-use crate::key::{ApiKey, KeyId, OrgId};
+use crate::key::{KeyId, OrgId};
 use crate::secret::SecretHash;
-use crate::store::{Credential, CredentialStore, KeyReader, Position, StoreError};
+use crate::store::{Credential, CredentialStore, StoreError};
 
 /// How long a caller stays cached unless configured otherwise: the longest time a disabled
 /// or deleted key may still work.
@@ -41,80 +49,64 @@ pub const MAX_TTL: Duration = Duration::from_secs(60);
 /// and this bounds the memory an attacker with many valid keys could make it hold.
 pub const MAX_ENTRIES: usize = 4096;
 
-/// A store whose credential lookups are cached for `ttl`. A zero TTL caches nothing.
-pub struct CachedStore<S> {
-    inner: S,
-    ttl: Duration,
-    entries: Mutex<HashMap<SecretHash, Entry>>,
-    wall_clock: WallClock,
+/// A moment on both clocks. Taken once per request and passed down, so tests set it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Moment {
+    pub wall: DateTime<Utc>,
+    pub mono: Instant,
 }
 
-/// Reads the wall clock: the system's, or a test's.
-type WallClock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+impl Moment {
+    pub fn now() -> Self {
+        Moment {
+            wall: Utc::now(),
+            mono: Instant::now(),
+        }
+    }
 
-/// When a credential was read, on both clocks.
-#[derive(Clone, Copy, Debug)]
-struct ReadAt {
-    monotonic: Instant,
-    wall: SystemTime,
+    /// This moment `d` later on both clocks.
+    pub fn plus(self, d: Duration) -> Self {
+        Moment {
+            wall: self.wall + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX),
+            mono: self.mono + d,
+        }
+    }
+
+    /// Whether something stored at `then` is younger than `ttl` now, on both clocks: the
+    /// clock rule of every cache (see the module header).
+    pub fn within(self, then: Moment, ttl: Duration) -> bool {
+        let mono_age = self.mono.saturating_duration_since(then.mono);
+        let wall_age = self.wall.signed_duration_since(then.wall);
+        let wall_fresh =
+            wall_age >= chrono::Duration::zero() && wall_age.to_std().is_ok_and(|age| age < ttl);
+        mono_age < ttl && wall_fresh
+    }
 }
 
+/// A map whose entries live at most a TTL (see [`Moment::within`]) and which holds at most a
+/// bound of them. A zero TTL keeps nothing. When it is full and a new key comes, the expired
+/// entries go, and if that is not enough, all of them: the newcomer is always kept.
 #[derive(Debug)]
-struct Entry {
-    read_at: ReadAt,
-    credential: Credential,
+pub struct TtlMap<K, V> {
+    ttl: Duration,
+    max: usize,
+    entries: Mutex<HashMap<K, (Moment, V)>>,
 }
 
-impl<S: std::fmt::Debug> std::fmt::Debug for CachedStore<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CachedStore")
-            .field("inner", &self.inner)
-            .field("ttl", &self.ttl)
-            .field("entries", &self.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S> CachedStore<S> {
-    pub fn new(inner: S, ttl: Duration) -> Self {
-        CachedStore {
-            inner,
+impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
+    pub fn new(ttl: Duration, max: usize) -> Self {
+        TtlMap {
             ttl,
+            max,
             entries: Mutex::new(HashMap::new()),
-            wall_clock: Arc::new(SystemTime::now),
         }
-    }
-
-    /// The same cache, reading the wall clock from `clock`.
-    #[cfg(test)]
-    fn with_wall_clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
-        self.wall_clock = Arc::new(clock);
-        self
-    }
-
-    fn now(&self) -> ReadAt {
-        ReadAt {
-            monotonic: Instant::now(),
-            wall: (self.wall_clock)(),
-        }
-    }
-
-    /// Whether something read at `then` is younger than the TTL at `now`, on both clocks.
-    fn fresh(&self, then: ReadAt, now: ReadAt) -> bool {
-        let wall_age = now.wall.duration_since(then.wall).unwrap_or(Duration::ZERO);
-        now.monotonic.duration_since(then.monotonic) < self.ttl && wall_age < self.ttl
-    }
-
-    /// The wrapped store.
-    pub fn inner(&self) -> &S {
-        &self.inner
     }
 
     pub fn ttl(&self) -> Duration {
         self.ttl
     }
 
-    /// How many callers are cached now (expired ones included until they are dropped).
+    /// How many entries are kept now (expired ones included until they are dropped).
     pub fn len(&self) -> usize {
         self.lock().len()
     }
@@ -123,104 +115,111 @@ impl<S> CachedStore<S> {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SecretHash, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<K, (Moment, V)>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn cached(&self, hash: &SecretHash, now: ReadAt) -> Option<Credential> {
+    /// The value of `key`, if it was stored less than the TTL before `now`. An expired
+    /// entry is dropped.
+    pub fn get(&self, key: &K, now: Moment) -> Option<V> {
         let mut entries = self.lock();
-        match entries.get(hash) {
-            Some(entry) if self.fresh(entry.read_at, now) => Some(entry.credential.clone()),
+        match entries.get(key) {
+            Some((at, value)) if now.within(*at, self.ttl) => Some(value.clone()),
             Some(_) => {
-                entries.remove(hash);
+                entries.remove(key);
                 None
             }
             None => None,
         }
     }
 
-    fn remember(&self, hash: &SecretHash, credential: &Credential, read_at: ReadAt) {
+    /// Keeps `value` for `key`, stored `at` (for a value read from somewhere, the moment
+    /// before the read, so that it never outlives the TTL).
+    pub fn insert(&self, key: K, value: V, at: Moment) {
         if self.ttl.is_zero() {
             return;
         }
         let mut entries = self.lock();
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(hash) {
-            entries.retain(|_, entry| self.fresh(entry.read_at, read_at));
-            if entries.len() >= MAX_ENTRIES {
+        if entries.len() >= self.max && !entries.contains_key(&key) {
+            entries.retain(|_, (then, _)| at.within(*then, self.ttl));
+            if entries.len() >= self.max {
                 entries.clear();
             }
         }
-        let entry = Entry {
-            read_at,
-            credential: credential.clone(),
-        };
-        entries.insert(hash.clone(), entry);
+        entries.insert(key, (at, value));
     }
 
-    /// A use was recorded at `at`: the cached caller says so, so that the next requests
-    /// within the minute do not try to record it again.
-    fn note_use(&self, hash: &SecretHash, at: DateTime<Utc>) {
-        if let Some(entry) = self.lock().get_mut(hash) {
-            entry.credential.last_used = Some(at);
+    /// Changes the value of `key` in place, if there is one; its age stays what it was.
+    pub fn update(&self, key: &K, change: impl FnOnce(&mut V)) {
+        if let Some((_, value)) = self.lock().get_mut(key) {
+            change(value);
         }
     }
 }
 
-impl<S: KeyReader> KeyReader for CachedStore<S> {
-    async fn get_key(&self, org: &OrgId, id: KeyId) -> Result<Option<ApiKey>, StoreError> {
-        self.inner.get_key(org, id).await
+/// The credentials of authenticated callers, for up to a TTL after their store read. A zero
+/// TTL caches nothing.
+#[derive(Debug)]
+pub struct CallerCache {
+    entries: TtlMap<SecretHash, Credential>,
+}
+
+impl CallerCache {
+    /// A cache whose entries live `ttl`, at most [`MAX_TTL`].
+    pub fn new(ttl: Duration) -> Self {
+        CallerCache {
+            entries: TtlMap::new(ttl.min(MAX_TTL), MAX_ENTRIES),
+        }
     }
 
-    async fn read_run(
-        &self,
-        org: &OrgId,
-        from: Option<Position>,
-        ascending: bool,
-        max: usize,
-    ) -> Result<Vec<ApiKey>, StoreError> {
-        self.inner.read_run(org, from, ascending, max).await
+    /// No cache: every lookup reads the store (the functions that write).
+    pub fn off() -> Self {
+        CallerCache::new(Duration::ZERO)
     }
 
-    async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {
-        self.inner.key_count(org).await
+    pub fn ttl(&self) -> Duration {
+        self.entries.ttl()
     }
 
-    async fn last_uses(
-        &self,
-        org: &OrgId,
-        ids: &[KeyId],
-    ) -> Result<std::collections::HashMap<KeyId, chrono::DateTime<chrono::Utc>>, StoreError> {
-        self.inner.last_uses(org, ids).await
+    /// How many callers are cached now (expired ones included until they are dropped).
+    pub fn len(&self) -> usize {
+        self.entries.len()
     }
 
-    async fn read_run_by_creator(
-        &self,
-        org: &OrgId,
-        creator: Uuid,
-        from: Option<Position>,
-        ascending: bool,
-        max: usize,
-    ) -> Result<Vec<ApiKey>, StoreError> {
-        self.inner
-            .read_run_by_creator(org, creator, from, ascending, max)
-            .await
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// `store`'s credential lookup, through this cache: what authentication reads.
+    pub fn over<'a, S>(&'a self, store: &'a S) -> CachedCredentials<'a, S> {
+        CachedCredentials { store, cache: self }
     }
 }
 
-impl<S: CredentialStore> CredentialStore for CachedStore<S> {
+/// A store's credential lookup with a [`CallerCache`] in front. It is a [`CredentialStore`]
+/// and nothing else: no key is read and nothing is written through it but a last use.
+#[derive(Debug)]
+pub struct CachedCredentials<'a, S> {
+    store: &'a S,
+    cache: &'a CallerCache,
+}
+
+impl<S: CredentialStore> CredentialStore for CachedCredentials<'_, S> {
     async fn spend_as_a_miss(&self, hash: &SecretHash) -> Result<(), StoreError> {
-        self.inner.spend_as_a_miss(hash).await
+        self.store.spend_as_a_miss(hash).await
     }
 
     async fn find_credential(&self, hash: &SecretHash) -> Result<Option<Credential>, StoreError> {
-        if let Some(hit) = self.cached(hash, self.now()) {
+        // The entry's age counts from before the read, so it never outlives the TTL.
+        let now = Moment::now();
+        if let Some(hit) = self.cache.entries.get(hash, now) {
             return Ok(Some(hit));
         }
-        // The entry's age counts from before the read, so it never outlives the TTL.
-        let read_at = self.now();
-        let found = self.inner.find_credential(hash).await?;
+        let found = self.store.find_credential(hash).await?;
         if let Some(credential) = &found {
-            self.remember(hash, credential, read_at);
+            self.cache
+                .entries
+                .insert(hash.clone(), credential.clone(), now);
         }
         Ok(found)
     }
@@ -234,24 +233,17 @@ impl<S: CredentialStore> CredentialStore for CachedStore<S> {
         stale_before: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let wrote = self
-            .inner
+            .store
             .record_use(org, id, hash, at, stale_before)
             .await?;
         // Written now, or found recent enough by the condition: either way the stored stamp
-        // is at or after `stale_before`, and `at` is as good an estimate of it as any.
-        self.note_use(hash, at);
+        // is at or after `stale_before`, and `at` is as good an estimate of it as any. The
+        // cached caller says so, so that the next requests within the minute do not try to
+        // record it again.
+        self.cache
+            .entries
+            .update(hash, |credential| credential.last_used = Some(at));
         Ok(wrote)
-    }
-}
-
-impl<S> App<S> {
-    /// The same application with its callers cached for `ttl` (see the module header).
-    pub fn with_caller_cache(self, ttl: Duration) -> App<CachedStore<S>> {
-        App {
-            store: CachedStore::new(self.store, ttl),
-            cursors: self.cursors,
-            usage: self.usage,
-        }
     }
 }
 
@@ -260,7 +252,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::key::{Access, KeyState};
+    use crate::key::{Access, ApiKey, KeyState};
     use crate::secret::Secret;
     use crate::store::memory::MemoryStore;
     use crate::write::{NewKey, create_key_with_secret};
@@ -272,45 +264,9 @@ mod tests {
         reads: AtomicUsize,
     }
 
-    impl KeyReader for Counting {
-        async fn get_key(&self, org: &OrgId, id: KeyId) -> Result<Option<ApiKey>, StoreError> {
-            self.store.get_key(org, id).await
-        }
-
-        async fn read_run(
-            &self,
-            org: &OrgId,
-            from: Option<Position>,
-            asc: bool,
-            max: usize,
-        ) -> Result<Vec<ApiKey>, StoreError> {
-            self.store.read_run(org, from, asc, max).await
-        }
-
-        async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {
-            self.store.key_count(org).await
-        }
-
-        async fn last_uses(
-            &self,
-            org: &OrgId,
-            ids: &[KeyId],
-        ) -> Result<std::collections::HashMap<KeyId, chrono::DateTime<chrono::Utc>>, StoreError>
-        {
-            self.store.last_uses(org, ids).await
-        }
-
-        async fn read_run_by_creator(
-            &self,
-            org: &OrgId,
-            creator: Uuid,
-            from: Option<Position>,
-            asc: bool,
-            max: usize,
-        ) -> Result<Vec<ApiKey>, StoreError> {
-            self.store
-                .read_run_by_creator(org, creator, from, asc, max)
-                .await
+    impl Counting {
+        fn reads(&self) -> usize {
+            self.reads.load(Ordering::SeqCst)
         }
     }
 
@@ -332,33 +288,26 @@ mod tests {
         }
     }
 
-    impl CachedStore<Counting> {
-        fn reads(&self) -> usize {
-            self.inner.reads.load(Ordering::SeqCst)
-        }
-    }
-
-    async fn store_with_key(ttl: Duration, seed: u8) -> (CachedStore<Counting>, ApiKey, Secret) {
-        let store = CachedStore::new(Counting::default(), ttl);
+    async fn add_key(store: &Counting, seed: u8) -> (ApiKey, Secret) {
         let secret = Secret::from_random([seed; 24]);
         let new = NewKey {
             org: "o".parse().unwrap(),
-            name: "k".into(),
+            name: format!("k{seed}"),
             creator_id: uuid::Uuid::nil(),
             access: Access::Unrestricted,
             expires: None,
             id: None,
         };
-        let key = create_key_with_secret(&store.inner.store, new, &secret)
+        let key = create_key_with_secret(&store.store, new, &secret)
             .await
             .unwrap();
-        (store, key, secret)
+        (key, secret)
     }
 
-    /// Disables `key` straight in the wrapped store, past the cache, as another process would.
-    async fn disable(store: &CachedStore<Counting>, key: &ApiKey) {
+    /// Disables `key` straight in the store, past the cache, as another process would.
+    async fn disable(store: &Counting, key: &ApiKey) {
         crate::write::set_state(
-            &store.inner.store,
+            &store.store,
             &Default::default(),
             &crate::write::WriteContext::cli(),
             &key.org,
@@ -369,42 +318,39 @@ mod tests {
         .unwrap();
     }
 
+    const TTL: Duration = Duration::from_secs(5);
+
     #[tokio::test(start_paused = true)]
     async fn a_cached_caller_needs_no_read_until_the_ttl_passes() {
-        let (store, key, secret) = store_with_key(Duration::from_secs(5), 1).await;
-        let hash = secret.hash();
-        let first = store.find_credential(&hash).await.unwrap().unwrap();
+        let (store, cache) = (Counting::default(), CallerCache::new(TTL));
+        let (key, secret) = add_key(&store, 1).await;
+        let (cached, hash) = (cache.over(&store), secret.hash());
+        let first = cached.find_credential(&hash).await.unwrap().unwrap();
         assert_eq!(first.key_id, key.id);
         assert_eq!(store.reads(), 1);
         tokio::time::advance(Duration::from_millis(4_999)).await;
-        assert_eq!(store.find_credential(&hash).await.unwrap(), Some(first));
+        assert_eq!(cached.find_credential(&hash).await.unwrap(), Some(first));
         assert_eq!(store.reads(), 1, "inside the TTL the store is not read");
         tokio::time::advance(Duration::from_millis(1)).await;
-        store.find_credential(&hash).await.unwrap().unwrap();
+        cached.find_credential(&hash).await.unwrap().unwrap();
         assert_eq!(store.reads(), 2, "at the TTL the entry is read again");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_recorded_use_is_seen_by_the_cached_caller_so_it_is_not_recorded_again() {
-        let (store, key, secret) = store_with_key(Duration::from_secs(5), 7).await;
-        let hash = secret.hash();
-        assert_eq!(
-            store
-                .find_credential(&hash)
-                .await
-                .unwrap()
-                .unwrap()
-                .last_used,
-            None
-        );
+        let (store, cache) = (Counting::default(), CallerCache::new(TTL));
+        let (key, secret) = add_key(&store, 7).await;
+        let (cached, hash) = (cache.over(&store), secret.hash());
+        let found = cached.find_credential(&hash).await.unwrap().unwrap();
+        assert_eq!(found.last_used, None);
         let now = Utc::now();
         let stale_before = now - chrono::Duration::seconds(60);
-        store
+        cached
             .record_use(&key.org, key.id, &hash, now, stale_before)
             .await
             .unwrap();
-        let cached = store.find_credential(&hash).await.unwrap().unwrap();
-        assert_eq!(cached.last_used, Some(now));
+        let again = cached.find_credential(&hash).await.unwrap().unwrap();
+        assert_eq!(again.last_used, Some(now));
         assert_eq!(
             store.reads(),
             1,
@@ -414,175 +360,151 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_key_disabled_elsewhere_stops_working_within_the_ttl() {
-        let (store, key, secret) = store_with_key(Duration::from_secs(5), 2).await;
-        let hash = secret.hash();
-        store.find_credential(&hash).await.unwrap().unwrap();
-        // Another process disables the key: straight in the store, past this cache.
+        let (store, cache) = (Counting::default(), CallerCache::new(TTL));
+        let (key, secret) = add_key(&store, 2).await;
+        let (cached, hash) = (cache.over(&store), secret.hash());
+        cached.find_credential(&hash).await.unwrap().unwrap();
         disable(&store, &key).await;
-        let stale = store.find_credential(&hash).await.unwrap().unwrap();
+        let stale = cached.find_credential(&hash).await.unwrap().unwrap();
         assert_eq!(stale.state, KeyState::Active, "the documented window");
         tokio::time::advance(DEFAULT_TTL).await;
-        let fresh = store.find_credential(&hash).await.unwrap().unwrap();
+        let fresh = cached.find_credential(&hash).await.unwrap().unwrap();
         assert_eq!(fresh.state, KeyState::Disabled);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn on_a_frozen_instance_the_wall_clock_still_expires_an_entry() {
-        // The monotonic clock is paused and never advanced: it stands still, as it may while
-        // Lambda freezes the environment. Only the wall clock moves.
-        let wall = Arc::new(Mutex::new(
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30),
-        ));
-        let read_wall = wall.clone();
-        let (store, key, secret) = store_with_key(Duration::from_secs(5), 6).await;
-        let store = store.with_wall_clock(move || *read_wall.lock().unwrap());
-        let advance = |by: Duration| *wall.lock().unwrap() += by;
-        let hash = secret.hash();
-        store.find_credential(&hash).await.unwrap().unwrap();
-        disable(&store, &key).await;
-        advance(Duration::from_millis(4_999));
-        let stale = store.find_credential(&hash).await.unwrap().unwrap();
         assert_eq!(
-            stale.state,
-            KeyState::Active,
-            "inside the TTL on both clocks"
+            store.store.find_credential(&hash).await.unwrap(),
+            Some(fresh),
+            "the store itself was never behind a cache"
         );
-        assert_eq!(store.reads(), 1);
-        advance(Duration::from_millis(1));
-        let fresh = store.find_credential(&hash).await.unwrap().unwrap();
-        assert_eq!(
-            fresh.state,
-            KeyState::Disabled,
-            "the TTL passed on the wall clock"
-        );
-        assert_eq!(store.reads(), 2);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_wall_clock_set_back_does_not_keep_an_entry_past_the_ttl() {
-        let wall = Arc::new(Mutex::new(
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30),
-        ));
-        let read_wall = wall.clone();
-        let (store, _, secret) = store_with_key(Duration::from_secs(5), 8).await;
-        let store = store.with_wall_clock(move || *read_wall.lock().unwrap());
-        let hash = secret.hash();
-        store.find_credential(&hash).await.unwrap().unwrap();
-        *wall.lock().unwrap() -= Duration::from_secs(3600);
-        tokio::time::advance(Duration::from_secs(5)).await;
-        store.find_credential(&hash).await.unwrap().unwrap();
-        assert_eq!(store.reads(), 2, "the TTL passed on the monotonic clock");
     }
 
     #[tokio::test(start_paused = true)]
     async fn unknown_secrets_are_not_cached_and_a_zero_ttl_caches_nothing() {
-        let (store, _, _) = store_with_key(Duration::from_secs(5), 4).await;
+        let (store, cache) = (Counting::default(), CallerCache::new(TTL));
         let unknown = Secret::from_random([9; 24]).hash();
-        assert_eq!(store.find_credential(&unknown).await.unwrap(), None);
-        assert_eq!(store.find_credential(&unknown).await.unwrap(), None);
+        let cached = cache.over(&store);
+        assert_eq!(cached.find_credential(&unknown).await.unwrap(), None);
+        assert_eq!(cached.find_credential(&unknown).await.unwrap(), None);
         assert_eq!(store.reads(), 2);
-        assert!(store.is_empty());
+        assert!(cache.is_empty());
 
-        let (off, _, secret) = store_with_key(Duration::ZERO, 5).await;
-        off.find_credential(&secret.hash()).await.unwrap().unwrap();
-        off.find_credential(&secret.hash()).await.unwrap().unwrap();
-        assert_eq!(off.reads(), 2);
-        assert!(off.is_empty());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn callers_are_told_apart() {
-        let store = CachedStore::new(Counting::default(), Duration::from_secs(5));
-        let org: OrgId = "o".parse().unwrap();
-        let mut secrets = Vec::new();
-        for i in 0..3u8 {
-            let secret = Secret::from_random([20 + i; 24]);
-            let new = NewKey {
-                org: org.clone(),
-                name: format!("k{i}"),
-                creator_id: uuid::Uuid::nil(),
-                access: Access::Unrestricted,
-                expires: None,
-                id: None,
-            };
-            let key = create_key_with_secret(&store.inner.store, new, &secret)
-                .await
-                .unwrap();
-            secrets.push((key, secret));
-        }
-        for (key, secret) in &secrets {
-            let c = store
-                .find_credential(&secret.hash())
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(c.key_id, key.id);
-        }
-        for (key, secret) in &secrets {
-            let c = store
-                .find_credential(&secret.hash())
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(c.key_id, key.id, "a hit is the caller's own credential");
-        }
-        assert_eq!(store.reads(), 3);
-    }
-
-    /// The hash of the `i`th made-up secret, for filling the cache.
-    fn filler(i: usize) -> SecretHash {
-        let mut bytes = [0xff; 24];
-        bytes[..8].copy_from_slice(&(i as u64).to_be_bytes());
-        Secret::from_random(bytes).hash()
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_full_cache_drops_expired_callers_first_and_keeps_the_newest() {
-        let (store, key, secret) = store_with_key(Duration::from_secs(5), 10).await;
-        let credential = store
-            .inner
-            .store
+        let (store, off) = (Counting::default(), CallerCache::off());
+        let (_, secret) = add_key(&store, 5).await;
+        let cached = off.over(&store);
+        cached
             .find_credential(&secret.hash())
             .await
             .unwrap()
             .unwrap();
-        // All but one place taken by callers read now, which expire in 5 s.
+        cached
+            .find_credential(&secret.hash())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.reads(), 2);
+        assert!(off.is_empty());
+        assert_eq!(CallerCache::new(Duration::from_secs(3600)).ttl(), MAX_TTL);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn callers_are_told_apart() {
+        let (store, cache) = (Counting::default(), CallerCache::new(TTL));
+        let mut keys = Vec::new();
+        for i in 0..3u8 {
+            keys.push(add_key(&store, 20 + i).await);
+        }
+        let cached = cache.over(&store);
+        for _ in 0..2 {
+            for (key, secret) in &keys {
+                let c = cached.find_credential(&secret.hash()).await.unwrap();
+                assert_eq!(c.unwrap().key_id, key.id, "a hit is the caller's own");
+            }
+        }
+        assert_eq!(store.reads(), 3);
+    }
+
+    #[test]
+    fn on_a_frozen_instance_the_wall_clock_still_expires_an_entry() {
+        // The monotonic clock stands still, as it may while Lambda freezes the environment.
+        let map = TtlMap::new(TTL, 8);
+        let t0 = Moment::now();
+        map.insert(1, "a", t0);
+        let wall = |ms| Moment {
+            wall: t0.wall + chrono::Duration::milliseconds(ms),
+            mono: t0.mono,
+        };
+        assert_eq!(map.get(&1, wall(4_999)), Some("a"), "inside the TTL");
+        assert_eq!(map.get(&1, wall(5_000)), None, "the TTL passed on the wall");
+        assert!(map.is_empty(), "an expired entry is dropped");
+        // And the monotonic clock expires it whatever the wall clock says.
+        map.insert(2, "b", t0);
+        let mono = Moment {
+            wall: t0.wall,
+            mono: t0.mono + TTL,
+        };
+        assert_eq!(map.get(&2, mono), None);
+    }
+
+    #[test]
+    fn a_wall_clock_stepped_back_expires_an_entry() {
+        let map = TtlMap::new(TTL, 8);
+        let t0 = Moment::now();
+        map.insert(1, "a", t0);
+        let stepped = Moment {
+            wall: t0.wall - chrono::Duration::seconds(1),
+            mono: t0.mono + Duration::from_secs(1),
+        };
+        assert_eq!(map.get(&1, stepped), None);
+        map.insert(2, "b", t0);
+        let an_hour_back = Moment {
+            wall: t0.wall - chrono::Duration::hours(1),
+            mono: t0.mono,
+        };
+        assert_eq!(map.get(&2, an_hour_back), None);
+    }
+
+    #[test]
+    fn a_full_map_drops_expired_entries_first_and_keeps_the_newest() {
+        let map = TtlMap::new(TTL, MAX_ENTRIES);
+        let t0 = Moment::now();
+        // All but one place taken at t0; the last one 3 s later.
         for i in 0..MAX_ENTRIES - 1 {
-            store.remember(&filler(i), &credential, store.now());
+            map.insert(i, 0, t0);
         }
-        tokio::time::advance(Duration::from_secs(3)).await;
-        // The last place: a real caller, read 3 s later.
-        let hash = secret.hash();
-        assert_eq!(
-            store.find_credential(&hash).await.unwrap().unwrap().key_id,
-            key.id
-        );
-        assert_eq!((store.len(), store.reads()), (MAX_ENTRIES, 1));
+        let (t3, t5) = (t0.plus(Duration::from_secs(3)), t0.plus(TTL));
+        map.insert(usize::MAX, 3, t3);
+        assert_eq!(map.len(), MAX_ENTRIES);
 
-        // Full when a new caller comes, once the first ones have expired: they go, the real
-        // caller and the newcomer stay.
-        tokio::time::advance(Duration::from_secs(2)).await;
-        let newcomer = filler(MAX_ENTRIES);
-        store.remember(&newcomer, &credential, store.now());
-        assert_eq!(store.len(), 2);
-        assert!(store.cached(&newcomer, store.now()).is_some());
-        assert!(store.cached(&filler(0), store.now()).is_none());
-        assert_eq!(
-            store.find_credential(&hash).await.unwrap().unwrap().key_id,
-            key.id
-        );
-        assert_eq!(store.reads(), 1, "the real caller was kept");
+        // Full when a new entry comes, once the first ones have expired: they go, the later
+        // entry and the newcomer stay.
+        map.insert(usize::MAX - 1, 5, t5);
+        assert_eq!(map.len(), 2);
+        assert_eq!(map.get(&usize::MAX, t5), Some(3));
+        assert_eq!(map.get(&(usize::MAX - 1), t5), Some(5));
+        assert_eq!(map.get(&0, t5), None);
 
-        // Full of callers that are all fresh: they go, the newest caller stays.
+        // Full of entries that are all fresh: they go, the newest one stays.
         for i in 0..MAX_ENTRIES - 2 {
-            store.remember(&filler(MAX_ENTRIES + 1 + i), &credential, store.now());
+            map.insert(MAX_ENTRIES + i, 0, t5);
         }
-        assert_eq!(store.len(), MAX_ENTRIES);
-        let last = filler(3 * MAX_ENTRIES);
-        store.remember(&last, &credential, store.now());
-        assert_eq!(store.len(), 1);
-        assert!(store.cached(&last, store.now()).is_some());
-        store.find_credential(&hash).await.unwrap().unwrap();
-        assert_eq!(store.reads(), 2, "the real caller had to be read again");
+        assert_eq!(map.len(), MAX_ENTRIES);
+        map.insert(usize::MAX - 2, 6, t5);
+        assert_eq!(map.len(), 1);
+        assert_eq!(map.get(&(usize::MAX - 2), t5), Some(6));
+        assert_eq!(map.get(&usize::MAX, t5), None);
+    }
+
+    #[test]
+    fn a_zero_ttl_keeps_nothing_and_an_update_keeps_the_age() {
+        let off = TtlMap::new(Duration::ZERO, 8);
+        off.insert(1, 1, Moment::now());
+        assert!(off.is_empty());
+        let map = TtlMap::new(TTL, 8);
+        let t0 = Moment::now();
+        map.insert(1, 1, t0);
+        map.update(&1, |v| *v = 2);
+        map.update(&9, |v| *v = 9);
+        assert_eq!(map.get(&1, t0.plus(Duration::from_millis(4_999))), Some(2));
+        assert_eq!(map.get(&1, t0.plus(TTL)), None);
+        assert_eq!(map.len(), 0);
     }
 }

@@ -119,6 +119,7 @@ impl App<DynamoStore> {
         warm_up(&client, &table).await;
         Ok(App {
             store: DynamoStore::new(client, table),
+            callers: crate::cache::CallerCache::off(),
             cursors,
             usage: crate::usage::Recorder::default(),
         })

@@ -38,8 +38,22 @@ pub mod write;
 /// What a handler needs, built once per cold start.
 #[derive(Debug)]
 pub struct App<S> {
+    /// The store, never behind a cache: every read, write and verification sees it as it is.
     pub store: S,
+    /// The credentials of recent callers, which only authentication reads through
+    /// ([`cache::CallerCache::over`]). Off unless [`App::with_caller_cache`] turns it on.
+    pub callers: cache::CallerCache,
     pub cursors: page::CursorKeys,
     /// Records callers' last uses; its back-off state lives as long as the process.
     pub usage: usage::Recorder,
+}
+
+impl<S> App<S> {
+    /// The same application with its callers cached for `ttl` (see [`cache`]).
+    pub fn with_caller_cache(self, ttl: std::time::Duration) -> Self {
+        App {
+            callers: cache::CallerCache::new(ttl),
+            ..self
+        }
+    }
 }

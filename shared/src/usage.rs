@@ -10,18 +10,23 @@
 //! The back-off is per caller, in this process: DynamoDB throttles per partition, and a key's
 //! items live in its organization's partition and its credential's, so one organization's
 //! throttled writes do not stop the stamps of the others. When the whole table refuses writes,
-//! each caller pays one bounded attempt per [`BACKOFF`], and the metric's alarm fires.
+//! each caller pays one bounded attempt per [`BACKOFF`], and the metric's alarm fires. The
+//! back-off is a [`TtlMap`], so it follows the clock rule of every cache ([`crate::cache`]):
+//! a wall clock that stepped back ends a back-off rather than stretch it.
+//!
+//! What is recorded is a [`KeyUse`]: an authenticated caller ([`Caller`]) and a verified key
+//! ([`KeyUse::of`] its credential) both give one.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, json};
 
 use crate::auth::Caller;
-use crate::key::KeyId;
-use crate::store::{CredentialStore, StoreError};
+use crate::cache::{Moment, TtlMap};
+use crate::key::{KeyId, OrgId};
+use crate::secret::SecretHash;
+use crate::store::{Credential, CredentialStore, StoreError};
 use crate::telemetry::MetricSink;
 
 /// How precisely `last_used_date` is kept: a key used again within this many seconds of its
@@ -44,12 +49,46 @@ pub const MAX_BACKING_OFF: usize = 4096;
 /// The name of the failure metric, in namespace `apikeys`, dimension `FunctionName`.
 pub const FAILURE_METRIC: &str = "LastUseFailures";
 
+/// A use of a key: what recording it needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyUse<'a> {
+    pub org: &'a OrgId,
+    pub key_id: KeyId,
+    /// The hash of the secret presented: where its credential item lives.
+    pub hash: &'a SecretHash,
+    /// When the key was last used, as its credential says.
+    pub last_used: Option<DateTime<Utc>>,
+}
+
+impl<'a> KeyUse<'a> {
+    /// A use of the key that `credential` (of the secret hashed `hash`) belongs to.
+    pub fn of(credential: &'a Credential, hash: &'a SecretHash) -> Self {
+        KeyUse {
+            org: &credential.org,
+            key_id: credential.key_id,
+            hash,
+            last_used: credential.last_used,
+        }
+    }
+}
+
+impl<'a> From<&'a Caller> for KeyUse<'a> {
+    fn from(caller: &'a Caller) -> Self {
+        KeyUse {
+            org: &caller.org,
+            key_id: caller.key_id,
+            hash: &caller.hash,
+            last_used: caller.last_used,
+        }
+    }
+}
+
 /// Records last uses for one process (see the module header).
 #[derive(Debug)]
 pub struct Recorder {
     wait: Duration,
-    /// Callers whose last write failed, and until when their uses go unrecorded.
-    backing_off: Mutex<HashMap<KeyId, DateTime<Utc>>>,
+    /// Callers whose last write failed less than [`BACKOFF`] ago.
+    backing_off: TtlMap<KeyId, ()>,
     metrics: MetricSink,
 }
 
@@ -66,7 +105,7 @@ impl Recorder {
     pub fn new(wait: Duration, metrics: MetricSink) -> Self {
         Recorder {
             wait,
-            backing_off: Mutex::new(HashMap::new()),
+            backing_off: TtlMap::new(BACKOFF.to_std().unwrap_or_default(), MAX_BACKING_OFF),
             metrics,
         }
     }
@@ -80,12 +119,23 @@ impl Recorder {
     /// used less than [`LAST_USED_RESOLUTION_SECS`] ago or the caller is backing off after
     /// a failure. Takes at most the recorder's wait, and never fails: a failure is counted
     /// and logged, and the request goes on.
-    pub async fn record<S: CredentialStore>(&self, store: &S, caller: &Caller, now: DateTime<Utc>) {
+    pub async fn record<S: CredentialStore>(
+        &self,
+        store: &S,
+        used: &KeyUse<'_>,
+        now: DateTime<Utc>,
+    ) {
         let stale_before = now - TimeDelta::seconds(LAST_USED_RESOLUTION_SECS);
-        if caller.last_used.is_some_and(|t| t >= stale_before) || self.backing_off(caller, now) {
+        let moment = Moment {
+            wall: now,
+            mono: tokio::time::Instant::now(),
+        };
+        if used.last_used.is_some_and(|t| t >= stale_before)
+            || self.backing_off(used.key_id, moment)
+        {
             return;
         }
-        let write = store.record_use(&caller.org, caller.key_id, &caller.hash, now, stale_before);
+        let write = store.record_use(used.org, used.key_id, used.hash, now, stale_before);
         let (reason, error) = match tokio::time::timeout(self.wait, write).await {
             Ok(Ok(_)) => return,
             Ok(Err(err @ StoreError::Unavailable(_))) => ("unavailable", err),
@@ -95,7 +145,7 @@ impl Recorder {
                 StoreError::Unavailable(format!("no answer within {:?}", self.wait).into()),
             ),
         };
-        self.back_off(caller, now);
+        self.back_off(used.key_id, moment);
         let mut context = Map::new();
         context.insert(
             "message".into(),
@@ -103,43 +153,23 @@ impl Recorder {
         );
         context.insert("reason".into(), json!(reason));
         context.insert("error".into(), json!(crate::telemetry::error_chain(&error)));
-        context.insert("org".into(), json!(caller.org.to_string()));
-        context.insert("caller".into(), json!(caller.key_id.to_string()));
+        context.insert("org".into(), json!(used.org.to_string()));
+        context.insert("caller".into(), json!(used.key_id.to_string()));
         self.metrics.count(FAILURE_METRIC, now, context);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<KeyId, DateTime<Utc>>> {
-        self.backing_off.lock().unwrap_or_else(|e| e.into_inner())
+    /// Whether the caller's last write failed less than [`BACKOFF`] before `now`.
+    fn backing_off(&self, key_id: KeyId, now: Moment) -> bool {
+        self.backing_off.get(&key_id, now).is_some()
     }
 
-    /// Whether the caller's last write failed less than [`BACKOFF`] before `now`. A wall
-    /// clock that stepped back never stretches a back-off past [`BACKOFF`].
-    fn backing_off(&self, caller: &Caller, now: DateTime<Utc>) -> bool {
-        let mut entries = self.lock();
-        match entries.get(&caller.key_id) {
-            Some(until) if now < *until && *until - now <= BACKOFF => true,
-            Some(_) => {
-                entries.remove(&caller.key_id);
-                false
-            }
-            None => false,
-        }
-    }
-
-    fn back_off(&self, caller: &Caller, now: DateTime<Utc>) {
-        let mut entries = self.lock();
-        if entries.len() >= MAX_BACKING_OFF && !entries.contains_key(&caller.key_id) {
-            entries.retain(|_, until| now < *until);
-            if entries.len() >= MAX_BACKING_OFF {
-                entries.clear();
-            }
-        }
-        entries.insert(caller.key_id, now + BACKOFF);
+    fn back_off(&self, key_id: KeyId, now: Moment) {
+        self.backing_off.insert(key_id, (), now);
     }
 
     /// How many callers are backing off (expired entries included until they are dropped).
     pub fn backing_off_len(&self) -> usize {
-        self.lock().len()
+        self.backing_off.len()
     }
 }
 
@@ -210,26 +240,30 @@ mod tests {
         let recorder = recorder();
         let now = Utc::now();
         recorder
-            .record(&store, &caller(&key, &secret, None), now)
+            .record(&store, &KeyUse::from(&caller(&key, &secret, None)), now)
             .await;
         assert_eq!(last_used(&store, &key).await, Some(now));
 
         // The credential says it was used 59 s ago: no write, even though the store could.
         let later = now + TimeDelta::seconds(30);
         let recent = caller(&key, &secret, Some(later - TimeDelta::seconds(59)));
-        recorder.record(&store, &recent, later).await;
+        recorder.record(&store, &KeyUse::from(&recent), later).await;
         assert_eq!(last_used(&store, &key).await, Some(now));
         assert_eq!(store.record_use_calls.load(Ordering::SeqCst), 1);
 
         // A stale credential (a cache, say) still cannot make the store write twice a minute.
         recorder
-            .record(&store, &caller(&key, &secret, None), later)
+            .record(&store, &KeyUse::from(&caller(&key, &secret, None)), later)
             .await;
         assert_eq!(last_used(&store, &key).await, Some(now));
 
         let much_later = now + TimeDelta::seconds(61);
         recorder
-            .record(&store, &caller(&key, &secret, Some(now)), much_later)
+            .record(
+                &store,
+                &KeyUse::from(&caller(&key, &secret, Some(now))),
+                much_later,
+            )
             .await;
         assert_eq!(last_used(&store, &key).await, Some(much_later));
         assert!(failures(&recorder).is_empty());
@@ -255,7 +289,7 @@ mod tests {
         store.fail_record_use.store(true, Ordering::SeqCst);
         let now = Utc::now();
         let me = caller(&key, &secret, None);
-        recorder.record(&store, &me, now).await;
+        recorder.record(&store, &KeyUse::from(&me), now).await;
         assert_eq!(last_used(&store, &key).await, None);
         let lines = failures(&recorder);
         assert_eq!(lines.len(), 1);
@@ -271,20 +305,28 @@ mod tests {
         store.fail_record_use.store(false, Ordering::SeqCst);
         let calls = store.record_use_calls.load(Ordering::SeqCst);
         recorder
-            .record(&store, &me, now + BACKOFF - TimeDelta::seconds(1))
+            .record(
+                &store,
+                &KeyUse::from(&me),
+                now + BACKOFF - TimeDelta::seconds(1),
+            )
             .await;
         assert_eq!(store.record_use_calls.load(Ordering::SeqCst), calls);
         assert_eq!(last_used(&store, &key).await, None);
         // Another caller is not held back.
         let them = now + TimeDelta::seconds(1);
         recorder
-            .record(&store, &caller(&other, &other_secret, None), them)
+            .record(
+                &store,
+                &KeyUse::from(&caller(&other, &other_secret, None)),
+                them,
+            )
             .await;
         assert_eq!(last_used(&store, &other).await, Some(them));
 
         // A minute after the failure, the caller's next use is written.
         let then = now + BACKOFF;
-        recorder.record(&store, &me, then).await;
+        recorder.record(&store, &KeyUse::from(&me), then).await;
         assert_eq!(last_used(&store, &key).await, Some(then));
         assert_eq!(failures(&recorder).len(), 1);
     }
@@ -296,7 +338,11 @@ mod tests {
         store.stall_record_use.store(true, Ordering::SeqCst);
         let started = tokio::time::Instant::now();
         recorder
-            .record(&store, &caller(&key, &secret, None), Utc::now())
+            .record(
+                &store,
+                &KeyUse::from(&caller(&key, &secret, None)),
+                Utc::now(),
+            )
             .await;
         assert_eq!(started.elapsed(), WAIT);
         let lines = failures(&recorder);
@@ -311,18 +357,33 @@ mod tests {
         store.fail_record_use.store(true, Ordering::SeqCst);
         let now = Utc::now();
         let me = caller(&key, &secret, None);
-        recorder.record(&store, &me, now).await;
+        recorder.record(&store, &KeyUse::from(&me), now).await;
         store.fail_record_use.store(false, Ordering::SeqCst);
         // The wall clock goes back an hour: the entry looks 61 minutes long, so it is over.
         let back = now - TimeDelta::hours(1);
-        recorder.record(&store, &me, back).await;
+        recorder.record(&store, &KeyUse::from(&me), back).await;
         assert_eq!(last_used(&store, &key).await, Some(back));
+    }
+
+    #[tokio::test]
+    async fn a_verified_credential_is_recorded_as_its_caller_would_be() {
+        let (store, key, secret) = store_with_key().await;
+        let hash = secret.hash();
+        let credential = store.find_credential(&hash).await.unwrap().unwrap();
+        let caller = caller(&key, &secret, None);
+        assert_eq!(KeyUse::of(&credential, &hash), KeyUse::from(&caller));
+        let recorder = recorder();
+        let now = Utc::now();
+        recorder
+            .record(&store, &KeyUse::of(&credential, &hash), now)
+            .await;
+        assert_eq!(last_used(&store, &key).await, Some(now));
     }
 
     #[test]
     fn the_back_off_list_stays_bounded() {
         let recorder = recorder();
-        let now = Utc::now();
+        let moment = Moment::now();
         let mut someone = Caller {
             org: "o".parse().unwrap(),
             key_id: KeyId::generate(),
@@ -337,11 +398,11 @@ mod tests {
         };
         for i in 0..MAX_BACKING_OFF as u128 + 10 {
             someone.key_id = KeyId::from(uuid::Uuid::from_u128(i));
-            recorder.back_off(&someone, now);
+            recorder.back_off(someone.key_id, moment);
         }
         assert!(recorder.backing_off_len() <= MAX_BACKING_OFF);
         assert!(
-            recorder.backing_off(&someone, now),
+            recorder.backing_off(someone.key_id, moment),
             "the latest failure is kept"
         );
     }

@@ -456,6 +456,7 @@ async fn a_roll_commits_only_the_key_it_authorized() {
                     keys: Mutex::new(Vec::new()),
                 },
             ),
+            callers: apikeys::cache::CallerCache::off(),
             cursors: app.cursors.clone(),
             usage: Recorder::new(apikeys::usage::WAIT, MetricSink::memory()),
         };

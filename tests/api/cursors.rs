@@ -192,6 +192,7 @@ async fn rotation_keeps_cursors_in_flight_until_the_old_secret_is_retired() {
     let old = cursor(&app, &secret, &[]).await;
     let with = |config: &str| App {
         store: app.store.clone(),
+        callers: apikeys::cache::CallerCache::off(),
         cursors: CursorKeys::parse(config).unwrap(),
         usage: patient_recorder(),
     };

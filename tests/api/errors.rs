@@ -106,6 +106,7 @@ async fn a_missing_table_is_500_without_internals() {
     let store = DynamoStore::new(real.store.client().clone(), "no-such-table");
     let app = App {
         store,
+        callers: apikeys::cache::CallerCache::off(),
         cursors: real.cursors.clone(),
         usage: patient_recorder(),
     };

@@ -176,7 +176,7 @@ async fn sample_verify_or_report(
     };
     if verify {
         let cache = apikeys::verify::VerifyCache::default();
-        apikeys::http::verify_key(app, &app.store, &cache, req).await
+        apikeys::http::verify_key(app, &cache, req).await
     } else {
         apikeys::http::revoke_leaked(app, &local_github_keys(), &policy(), req).await
     }

@@ -369,6 +369,7 @@ async fn the_creator_filter_reads_only_that_creators_keys_from_the_index() {
     }
     let metered = App {
         store: app.store.clone().metered(),
+        callers: apikeys::cache::CallerCache::off(),
         cursors: apikeys::page::CursorKeys::parse(CURSOR_SECRET).unwrap(),
         usage: patient_recorder(),
     };

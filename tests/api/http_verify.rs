@@ -16,6 +16,7 @@ async fn metered_app() -> App<DynamoStore> {
     let app = app().await;
     App {
         store: app.store.metered(),
+        callers: apikeys::cache::CallerCache::off(),
         cursors: app.cursors,
         usage: patient_recorder(),
     }

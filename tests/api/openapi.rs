@@ -165,6 +165,7 @@ async fn every_response_of_the_handlers_is_documented_and_matches_its_schema() {
 
     let missing_table = App {
         store: DynamoStore::new(app.store.client().clone(), "no-such-table"),
+        callers: apikeys::cache::CallerCache::off(),
         cursors: app.cursors.clone(),
         usage: patient_recorder(),
     };
@@ -452,12 +453,14 @@ async fn every_response_of_the_write_and_event_handlers_is_documented_and_matche
     let (_, outsider) = create(&app, outsider).await;
     let missing_table = App {
         store: DynamoStore::new(app.store.client().clone(), "no-such-table"),
+        callers: apikeys::cache::CallerCache::off(),
         cursors: app.cursors.clone(),
         usage: patient_recorder(),
     };
     let unreachable = unreachable_store().await;
     let rival = App {
         store: apikeys_tests::rival::Rival::new(app.store.clone()),
+        callers: apikeys::cache::CallerCache::off(),
         cursors: app.cursors.clone(),
         usage: patient_recorder(),
     };
@@ -683,6 +686,7 @@ async fn every_response_of_verify_and_secret_scanning_is_documented_and_matches_
     assert!(set_state(&app, &org, off.id, apikeys::key::KeyState::Disabled).await);
     let missing_table = App {
         store: DynamoStore::new(app.store.client().clone(), "no-such-table"),
+        callers: apikeys::cache::CallerCache::off(),
         cursors: app.cursors.clone(),
         usage: patient_recorder(),
     };

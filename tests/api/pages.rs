@@ -205,6 +205,7 @@ async fn page_n_costs_reading_n_pages_of_keys() {
     create_many(&app, &org, 599, start).await;
     let metered = App {
         store: app.store.clone().metered(),
+        callers: apikeys::cache::CallerCache::off(),
         cursors: CursorKeys::parse(CURSOR_SECRET).unwrap(),
         usage: patient_recorder(),
     };

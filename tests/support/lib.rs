@@ -49,6 +49,7 @@ pub async fn app() -> App<DynamoStore> {
     }
     App {
         store,
+        callers: apikeys::cache::CallerCache::off(),
         cursors: CursorKeys::parse(CURSOR_SECRET).unwrap(),
         usage: patient_recorder(),
     }
@@ -598,7 +599,7 @@ pub async fn dispatch<S: Store>(
         // No verification cache across requests: each one reads the table.
         Function::VerifyKey => {
             let cache = apikeys::verify::VerifyCache::new(std::time::Duration::ZERO);
-            apikeys::http::verify_key(app, &app.store, &cache, req).await
+            apikeys::http::verify_key(app, &cache, req).await
         }
         Function::RevokeLeaked => {
             apikeys::http::revoke_leaked(app, &github::key_source(), &policy, req).await
@@ -844,6 +845,7 @@ fn app_via_with(
             aws_sdk_dynamodb::Client::from_conf(dynamo),
             app.store.table(),
         ),
+        callers: apikeys::cache::CallerCache::off(),
         cursors: app.cursors.clone(),
         usage: Recorder::new(apikeys::usage::WAIT, MetricSink::memory()),
     }
@@ -908,6 +910,7 @@ pub async fn unreachable_store() -> App<DynamoStore> {
         .build();
     App {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(dynamo), "t"),
+        callers: apikeys::cache::CallerCache::off(),
         cursors: CursorKeys::parse(CURSOR_SECRET).unwrap(),
         usage: Recorder::new(apikeys::usage::WAIT, MetricSink::memory()),
     }

@@ -98,6 +98,7 @@ async fn main() -> Result<(), Error> {
     }
     let app = apikeys::App {
         store: apikeys::store::dynamo::DynamoStore::new(client, table),
+        callers: apikeys::cache::CallerCache::off(),
         cursors,
         usage: apikeys::usage::Recorder::default(),
     }

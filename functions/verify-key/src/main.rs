@@ -10,11 +10,10 @@ async fn main() -> Result<(), Error> {
     apikeys::telemetry::init();
     let ttl = apikeys::config::caller_cache_ttl()?;
     let app = apikeys::App::from_env().await?.with_caller_cache(ttl);
-    let cache = apikeys::verify::VerifyCache::matching(&app.store);
+    let cache = apikeys::verify::VerifyCache::matching(&app.callers);
     let (app, cache) = (&app, &cache);
     lambda_http::run(service_fn(move |req: Request| async move {
-        let verified = app.store.inner();
-        Ok::<_, Error>(apikeys::http::verify_key(app, verified, cache, req).await)
+        Ok::<_, Error>(apikeys::http::verify_key(app, cache, req).await)
     }))
     .await
 }

@@ -50,6 +50,7 @@ use crate::deadline::Deadline;
 use crate::http::problem::ApiError;
 use crate::key::Permission;
 use crate::store::CredentialStore;
+use crate::usage::KeyUse;
 use negotiate::check_accept;
 use params::{parse_pretty, single};
 use respond::{JSON, cacheable, etag, if_none_match, not_modified, problem_response, respond};
@@ -227,7 +228,9 @@ async fn serve<S: CredentialStore>(
         endpoint.check_method(req.method())?;
         check_accept(req)?;
         let now = Utc::now();
-        let caller = authenticate(&app.store, req.headers(), now).await?;
+        // Only authentication reads through the caller cache; `op` gets the store itself.
+        let credentials = app.callers.over(&app.store);
+        let caller = authenticate(&credentials, req.headers(), now).await?;
         let span = tracing::Span::current();
         span.record("org", field::display(&caller.org));
         span.record("caller", field::display(&caller.key_id));
@@ -243,7 +246,8 @@ async fn serve<S: CredentialStore>(
         };
         // Recording the use runs alongside the request's own read and waits at most
         // `usage::WAIT` beyond it; it never fails the request.
-        let (outcome, ()) = tokio::join!(work, app.usage.record(&app.store, &caller, now));
+        let used = KeyUse::from(&caller);
+        let (outcome, ()) = tokio::join!(work, app.usage.record(&credentials, &used, now));
         outcome
     };
     let served = Served {
@@ -254,7 +258,10 @@ async fn serve<S: CredentialStore>(
         pretty_errors,
         budget: crate::deadline::DEFAULT_BUDGET,
     };
-    served.conclude(pipeline).await
+    // Boxed here already: the pipeline, with the caller cache in front of the lookup and
+    // the last-use write, is deeper than the compiler's default limit allows in the
+    // largest futures that hold a handler's (the tests' dispatch to every function).
+    served.conclude(Box::pin(pipeline)).await
 }
 
 /// A request on its way through an endpoint's pipeline: what [`Served::conclude`] needs to
@@ -361,6 +368,7 @@ mod tests {
         let metrics = crate::telemetry::MetricSink::memory();
         let app = App {
             store,
+            callers: crate::cache::CallerCache::off(),
             cursors: crate::page::CursorKeys::parse("0123456789abcdef0123456789abcdef").unwrap(),
             usage: crate::usage::Recorder::new(crate::usage::WAIT, metrics.clone()),
         };

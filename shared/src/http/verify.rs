@@ -16,13 +16,11 @@ use crate::key::Permission;
 use crate::store::{CredentialStore, KeyReader};
 use crate::verify::{Moment, VerifyCache, verify};
 
-/// `POST /v1/api_key/verify`: `{valid, code, key}` for the key in the body. `verified` is
-/// the store the key is looked up in, without the caller cache in front (see
-/// [`crate::verify`]): `app.store.inner()` in the function, whose `cache` matches the caller
-/// cache's TTL ([`VerifyCache::matching`]) and lives as long as the process.
-pub async fn verify_key<S: CredentialStore, V: CredentialStore + KeyReader>(
+/// `POST /v1/api_key/verify`: `{valid, code, key}` for the key in the body, looked up in
+/// `app.store`, which no caller cache is in front of (see [`crate::cache`]). `cache` matches
+/// the caller cache's TTL ([`VerifyCache::matching`]) and lives as long as the process.
+pub async fn verify_key<S: CredentialStore + KeyReader>(
     app: &App<S>,
-    verified: &V,
     cache: &VerifyCache,
     req: Request,
 ) -> Response<Body> {
@@ -35,7 +33,15 @@ pub async fn verify_key<S: CredentialStore, V: CredentialStore + KeyReader>(
         known_parameters(req.query_string_parameters_ref(), ONLY_PRETTY)?;
         let request = parse_verify_body(req.headers(), req.body().as_ref())?;
         let now = Moment::now();
-        let verdict = verify(verified, cache, &app.usage, &call.caller.org, &request, now).await?;
+        let verdict = verify(
+            &app.store,
+            cache,
+            &app.usage,
+            &call.caller.org,
+            &request,
+            now,
+        )
+        .await?;
         tracing::info!(code = ?verdict.code, "verified");
         Ok(Answer::untagged(to_json(
             &verdict.body(now.wall),

@@ -17,10 +17,10 @@
 //! [`crate::usage::Recorder`], as authentication does: at most once a minute per key, the
 //! write running alongside the key read, waited for at most the recorder's bound.
 //!
-//! Lookups of the caller's own keys are cached ([`cache`]) for the caller cache's TTL. Give
-//! [`verify`] the store *without* the caller cache in front (`CachedStore::inner`): the
-//! verify cache's entries count their age from the store read, which a cached credential
-//! would hide.
+//! Lookups of the caller's own keys are cached ([`cache`]) for the caller cache's TTL.
+//! [`verify`] takes the store itself: the application's store is never behind the caller
+//! cache (that one wraps only authentication's lookup, see [`crate::cache`]), so the verify
+//! cache's entries count their age from a store read.
 
 pub mod cache;
 
@@ -29,11 +29,10 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::auth::Caller;
 use crate::key::{ApiKey, KeyStatus, OrgId, Permission};
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretHash};
 use crate::store::{Credential, CredentialStore, KeyReader, StoreError};
-use crate::usage::Recorder;
+use crate::usage::{KeyUse, Recorder};
 use cache::Looked;
 pub use cache::{Moment, VerifyCache};
 
@@ -116,7 +115,7 @@ pub async fn verify<S: CredentialStore + KeyReader>(
     if let Some(looked) = cache.get(caller_org, &hash, now) {
         let code = code_of(&looked.credential, &request.permissions, now.wall);
         if code == VerifyCode::Valid {
-            record(store, cache, usage, &looked.credential, &secret, now.wall).await;
+            record(store, cache, usage, &looked.credential, &hash, now.wall).await;
         }
         return Ok(verdict(code, looked.key));
     }
@@ -131,7 +130,7 @@ pub async fn verify<S: CredentialStore + KeyReader>(
     let code = code_of(&credential, &request.permissions, now.wall);
     let read = store.get_key(caller_org, credential.key_id);
     let key = if code == VerifyCode::Valid {
-        let stamp = record_use(store, usage, &credential, &secret, now.wall);
+        let stamp = record_use(store, usage, &credential, &hash, now.wall);
         let (key, ()) = tokio::join!(read, stamp);
         key
     } else {
@@ -175,19 +174,12 @@ async fn record_use<S: CredentialStore>(
     store: &S,
     usage: &Recorder,
     credential: &Credential,
-    secret: &Secret,
+    hash: &SecretHash,
     now: DateTime<Utc>,
 ) {
-    let verified = Caller {
-        org: credential.org.clone(),
-        key_id: credential.key_id,
-        access: credential.access.clone(),
-        hash: secret.hash(),
-        last_used: credential.last_used,
-        expires: credential.expires,
-        secret: crate::auth::acting(secret, credential),
-    };
-    usage.record(store, &verified, now).await;
+    usage
+        .record(store, &KeyUse::of(credential, hash), now)
+        .await;
 }
 
 /// Records a use of a key found in the cache, and notes it there, so the next hit within
@@ -197,13 +189,13 @@ async fn record<S: CredentialStore>(
     cache: &VerifyCache,
     usage: &Recorder,
     credential: &Credential,
-    secret: &Secret,
+    hash: &SecretHash,
     now: DateTime<Utc>,
 ) {
     let stale_before = now - chrono::Duration::seconds(crate::usage::LAST_USED_RESOLUTION_SECS);
     if credential.last_used.is_some_and(|t| t >= stale_before) {
         return;
     }
-    record_use(store, usage, credential, secret, now).await;
-    cache.note_use(&credential.org, &secret.hash(), now);
+    record_use(store, usage, credential, hash, now).await;
+    cache.note_use(&credential.org, hash, now);
 }
