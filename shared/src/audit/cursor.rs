@@ -5,14 +5,22 @@
 //! open), under a context of their own, so an event cursor never opens as a key cursor or
 //! the other way round.
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
+use super::event::EventId;
+use crate::error::ParamError;
 use crate::key::OrgId;
-use crate::page::{CursorKeys, Purpose, WeakCursorSecret};
+use crate::page::{CursorKeys, CursorState, Order, Purpose, WeakCursorSecret};
 
 /// The context event cursors are sealed under.
 const EVENTS: Purpose = Purpose::new(b"apikeys/event-cursor/v1\0");
+
+/// An event list's position in a cursor (see `page::CursorState`): an event id, as `e`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventPosition {
+    #[serde(rename = "e")]
+    pub id: EventId,
+}
 
 /// The keys that seal and open event cursors: the key lists' [`CursorKeys`], used for
 /// [`EVENTS`].
@@ -35,8 +43,21 @@ impl EventCursors {
     }
 
     /// The state, if the token was sealed by one of the keys for this organization.
-    pub(crate) fn open<T: DeserializeOwned>(&self, org: &OrgId, token: &str) -> Option<T> {
+    #[cfg(test)]
+    fn open<T: serde::de::DeserializeOwned>(&self, org: &OrgId, token: &str) -> Option<T> {
         self.0.open_for(EVENTS, org, token)
+    }
+
+    /// The state of `token`, which must have been sealed for `org`, and for this `order`
+    /// (if given) and these `filters` (their digest); see [`CursorKeys::resume`].
+    pub(crate) fn resume(
+        &self,
+        org: &OrgId,
+        token: &str,
+        order: Option<Order>,
+        filters: &str,
+    ) -> Result<CursorState<EventPosition>, ParamError> {
+        self.0.resume(EVENTS, org, token, order, Some(filters))
     }
 }
 
