@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::error::ParamError;
 use crate::key::{ApiKey, KeyStatus, Permission};
+use crate::page::parse_flag;
 use crate::store::MAX_NAME_BYTES;
 
 /// The filter parameters as they arrived.
@@ -37,7 +38,10 @@ impl Filters {
         Ok(Filters {
             status: raw.status.map(parse_status).transpose()?,
             creator_id: raw.creator_id.map(parse_creator).transpose()?,
-            restricted: raw.restricted.map(parse_restricted).transpose()?,
+            restricted: raw
+                .restricted
+                .map(|s| parse_flag("restricted", s))
+                .transpose()?,
             permission: raw.permission.map(parse_permission).transpose()?,
             name_prefix: raw.name.map(parse_name).transpose()?,
         })
@@ -116,17 +120,6 @@ fn parse_status(s: &str) -> Result<KeyStatus, ParamError> {
 fn parse_creator(s: &str) -> Result<Uuid, ParamError> {
     Uuid::try_parse(s)
         .map_err(|_| ParamError::new("creator_id", format!("must be a UUID, got {s:?}")))
-}
-
-fn parse_restricted(s: &str) -> Result<bool, ParamError> {
-    match s {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(ParamError::new(
-            "restricted",
-            format!("must be \"true\" or \"false\", got {s:?}"),
-        )),
-    }
 }
 
 fn parse_permission(s: &str) -> Result<Permission, ParamError> {

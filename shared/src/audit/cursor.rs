@@ -72,6 +72,29 @@ mod tests {
     }
 
     #[test]
+    fn an_event_cursor_carries_the_json_it_always_has() {
+        // Cursors in flight keep opening: the state's fields, their names and order.
+        let id = "0190f2d4-8c6e-7b1a-9a37-5f0c2b7d4e11";
+        let state = CursorState {
+            order: Order::Desc,
+            direction: crate::page::Direction::Forward,
+            position: EventPosition {
+                id: id.parse().unwrap(),
+            },
+            filters: Some("0123456789abcdef".into()),
+        };
+        let json = serde_json::to_string(&state).unwrap();
+        let old = format!(r#"{{"o":"d","d":"f","e":"{id}","f":"0123456789abcdef"}}"#);
+        assert_eq!(json, old);
+        let a: OrgId = "a".parse().unwrap();
+        let token = keys().seal(&a, &state);
+        let opened = keys().resume(&a, &token, None, "0123456789abcdef");
+        assert_eq!(opened.unwrap(), state);
+        let other = keys().resume(&a, &token, Some(Order::Asc), "0123456789abcdef");
+        assert_eq!(other.unwrap_err().param, "cursor");
+    }
+
+    #[test]
     fn a_cursor_opens_only_for_its_organization_and_unaltered() {
         let (a, b): (OrgId, OrgId) = ("a".parse().unwrap(), "b".parse().unwrap());
         let token = keys().seal(&a, &("x", 1));

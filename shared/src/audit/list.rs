@@ -28,7 +28,9 @@ use super::cursor::{EventCursors, EventPosition};
 use super::event::{Action, Event, EventId};
 use crate::error::ParamError;
 use crate::key::{KeyId, OrgId};
-use crate::page::{CursorState, Direction, Order, Runs, Shared, check_one_start, read_runs};
+use crate::page::{
+    CursorState, Direction, Order, Runs, Shared, check_one_start, parse_flag, read_runs,
+};
 use crate::store::{AuditReader, EventRange, StoreError};
 
 /// How long after its id's time an event may still commit: the longest a request runs
@@ -182,24 +184,14 @@ fn parse_key(path_key: Option<KeyId>, value: Option<&str>) -> Result<Option<KeyI
     }
 }
 
-fn parse_settled(value: Option<&str>) -> Result<bool, ParamError> {
-    match value {
-        None | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(other) => Err(ParamError::new(
-            "settled",
-            format!("must be \"true\" or \"false\", got {other:?}"),
-        )),
-    }
-}
-
 impl EventFilters {
     /// The filters of a request: `action`, the key (`path_key` or `key_id`), `settled`,
     /// `since` and `until`, validated in that order.
     fn parse(raw: &RawEventParams<'_>, path_key: Option<KeyId>) -> Result<Self, ParamError> {
         let action = parse_action(raw.action)?;
         let key = parse_key(path_key, raw.key_id)?;
-        let settled = parse_settled(raw.settled)?;
+        let settled = raw.settled.map(|s| parse_flag("settled", s)).transpose()?;
+        let settled = settled.unwrap_or(false);
         let since = raw.since.map(|s| time("since", s)).transpose()?;
         let until = raw.until.map(|s| time("until", s)).transpose()?;
         if let (Some(s), Some(u)) = (since, until)

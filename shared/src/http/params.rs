@@ -11,20 +11,17 @@ use serde::de::{self, IntoDeserializer, Visitor};
 use crate::error::ParamError;
 use crate::http::problem::ApiError;
 use crate::key::{InvalidUuid, KeyId};
+use crate::page::parse_flag;
 
 /// The query parameters of the endpoints that take none but `pretty`.
 pub(super) const ONLY_PRETTY: &[&str] = &["pretty"];
 
 /// `pretty`: `true` or `false` (the default); anything else is refused.
 pub(super) fn parse_pretty(value: Option<&str>) -> Result<bool, ParamError> {
-    match value {
-        None | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(other) => Err(ParamError::new(
-            "pretty",
-            format!("must be \"true\" or \"false\", got {other:?}"),
-        )),
-    }
+    Ok(value
+        .map(|s| parse_flag("pretty", s))
+        .transpose()?
+        .unwrap_or(false))
 }
 
 /// Refuses a parameter the endpoint does not know, so that a typo (`limt=5`) or a feature

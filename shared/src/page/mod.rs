@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use budget::{DEFAULT_LIMIT, MAX_ITEMS_READ, MAX_LIMIT, MAX_PAGE_END, MAX_QUERIES, MIN_CHUNK};
 pub use cursor::{CursorKeys, CursorState, KeyPosition, Purpose, WeakCursorSecret};
-pub use params::{ListRequest, RawListParams};
+pub use params::{ListRequest, RawListParams, parse_flag};
 pub(crate) use params::{Shared, check_one_start};
 pub use read::{Page, PageNumbers, list_keys};
 pub(crate) use runs::{Runs, read_runs};

@@ -238,6 +238,18 @@ pub(crate) fn parse_position<P: FromStr<Err: Display>>(
         .transpose()
 }
 
+/// A flag (`restricted`, `settled`, `pretty`): `true` or `false`.
+pub fn parse_flag(name: &'static str, s: &str) -> Result<bool, ParamError> {
+    match s {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ParamError::new(
+            name,
+            format!("must be \"true\" or \"false\", got {s:?}"),
+        )),
+    }
+}
+
 /// A page number, from 1 to `MAX_PAGE_END / limit`; numbers count all of the
 /// organization's keys, so they do not combine with filters.
 fn parse_page(s: &str, limit: usize, filters: &Filters) -> Result<usize, ParamError> {
