@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::error::ParamError;
 use crate::key::{ApiKey, KeyStatus, Permission};
+use crate::page::parse_flag;
 use crate::store::MAX_NAME_BYTES;
 
 /// The filter parameters as they arrived.
@@ -32,68 +33,17 @@ pub struct Filters {
 }
 
 impl Filters {
+    /// Validates each given filter, in the order of the fields.
     pub fn parse(raw: RawFilters<'_>) -> Result<Self, ParamError> {
-        let status = raw
-            .status
-            .map(|s| match s {
-                "active" => Ok(KeyStatus::Active),
-                "disabled" => Ok(KeyStatus::Disabled),
-                "expired" => Ok(KeyStatus::Expired),
-                _ => Err(ParamError::new(
-                    "status",
-                    format!("must be \"active\", \"disabled\" or \"expired\", got {s:?}"),
-                )),
-            })
-            .transpose()?;
-        let creator_id = raw
-            .creator_id
-            .map(|s| {
-                Uuid::try_parse(s).map_err(|_| {
-                    ParamError::new("creator_id", format!("must be a UUID, got {s:?}"))
-                })
-            })
-            .transpose()?;
-        let restricted = raw
-            .restricted
-            .map(|s| match s {
-                "true" => Ok(true),
-                "false" => Ok(false),
-                _ => Err(ParamError::new(
-                    "restricted",
-                    format!("must be \"true\" or \"false\", got {s:?}"),
-                )),
-            })
-            .transpose()?;
-        let permission = raw
-            .permission
-            .map(|s| {
-                s.parse::<Permission>().map_err(|_| {
-                    ParamError::new(
-                        "permission",
-                        format!("must be one of the 56 permission strings, got {s:?}"),
-                    )
-                })
-            })
-            .transpose()?;
-        let name_prefix = raw
-            .name
-            .map(|s| {
-                if s.is_empty() || s.len() > MAX_NAME_BYTES {
-                    Err(ParamError::new(
-                        "name",
-                        format!("must be 1 to {MAX_NAME_BYTES} bytes"),
-                    ))
-                } else {
-                    Ok(s.to_lowercase())
-                }
-            })
-            .transpose()?;
         Ok(Filters {
-            status,
-            creator_id,
-            restricted,
-            permission,
-            name_prefix,
+            status: raw.status.map(parse_status).transpose()?,
+            creator_id: raw.creator_id.map(parse_creator).transpose()?,
+            restricted: raw
+                .restricted
+                .map(|s| parse_flag("restricted", s))
+                .transpose()?,
+            permission: raw.permission.map(parse_permission).transpose()?,
+            name_prefix: raw.name.map(parse_name).transpose()?,
         })
     }
 
@@ -152,6 +102,44 @@ impl Filters {
             text.push_str(&format!(";n={}:{prefix}", prefix.len()));
         }
         text
+    }
+}
+
+fn parse_status(s: &str) -> Result<KeyStatus, ParamError> {
+    match s {
+        "active" => Ok(KeyStatus::Active),
+        "disabled" => Ok(KeyStatus::Disabled),
+        "expired" => Ok(KeyStatus::Expired),
+        _ => Err(ParamError::new(
+            "status",
+            format!("must be \"active\", \"disabled\" or \"expired\", got {s:?}"),
+        )),
+    }
+}
+
+fn parse_creator(s: &str) -> Result<Uuid, ParamError> {
+    Uuid::try_parse(s)
+        .map_err(|_| ParamError::new("creator_id", format!("must be a UUID, got {s:?}")))
+}
+
+fn parse_permission(s: &str) -> Result<Permission, ParamError> {
+    s.parse::<Permission>().map_err(|_| {
+        ParamError::new(
+            "permission",
+            format!("must be one of the 56 permission strings, got {s:?}"),
+        )
+    })
+}
+
+/// A name prefix: 1 to [`MAX_NAME_BYTES`] bytes, lower-cased.
+fn parse_name(s: &str) -> Result<String, ParamError> {
+    if s.is_empty() || s.len() > MAX_NAME_BYTES {
+        Err(ParamError::new(
+            "name",
+            format!("must be 1 to {MAX_NAME_BYTES} bytes"),
+        ))
+    } else {
+        Ok(s.to_lowercase())
     }
 }
 

@@ -18,16 +18,19 @@
 
 use std::time::Duration;
 
+use std::future::Future;
+
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::cursor::EventCursors;
+use super::cursor::{EventCursors, EventPosition};
 use super::event::{Action, Event, EventId};
 use crate::error::ParamError;
 use crate::key::{KeyId, OrgId};
-use crate::page::{DEFAULT_LIMIT, Direction, MAX_LIMIT, Order};
-use crate::page::{MAX_ITEMS_READ as READ_BUDGET, MIN_CHUNK};
+use crate::page::{
+    CursorState, Direction, Order, Runs, Shared, check_one_start, parse_flag, read_runs,
+};
 use crate::store::{AuditReader, EventRange, StoreError};
 
 /// How long after its id's time an event may still commit: the longest a request runs
@@ -36,19 +39,43 @@ use crate::store::{AuditReader, EventRange, StoreError};
 /// disagree. Events older than this have all committed (see `settled`).
 pub const SETTLE: Duration = crate::deadline::REPORT_TIMEOUT.saturating_add(Duration::from_secs(5));
 
-/// The list parameters as they arrived, before validation.
-#[derive(Clone, Copy, Debug, Default)]
+/// The event lists' query parameters as they arrived, each given at most once, before
+/// validation: deserialized from the query string (by the edge), which may hold no other.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawEventParams<'a> {
+    #[serde(borrow)]
     pub limit: Option<&'a str>,
+    #[serde(borrow)]
     pub order: Option<&'a str>,
+    #[serde(borrow)]
     pub after: Option<&'a str>,
+    #[serde(borrow)]
     pub before: Option<&'a str>,
+    #[serde(borrow)]
     pub cursor: Option<&'a str>,
+    #[serde(borrow)]
     pub action: Option<&'a str>,
+    #[serde(borrow)]
     pub key_id: Option<&'a str>,
+    #[serde(borrow)]
     pub since: Option<&'a str>,
+    #[serde(borrow)]
     pub until: Option<&'a str>,
+    #[serde(borrow)]
     pub settled: Option<&'a str>,
+    /// How the answer is laid out, which the edge reads for every endpoint; named here so
+    /// that it is a known parameter of the lists.
+    #[serde(borrow)]
+    pub pretty: Option<&'a str>,
+}
+
+impl RawEventParams<'_> {
+    /// Every parameter of the event lists, in the order of the fields.
+    pub const PARAMETERS: &'static [&'static str] = &[
+        "limit", "order", "after", "before", "cursor", "action", "key_id", "since", "until",
+        "settled", "pretty",
+    ];
 }
 
 /// Validated filters; all given ones must hold.
@@ -115,19 +142,6 @@ pub struct EventListRequest {
     pub filters: EventFilters,
 }
 
-/// What an event cursor carries.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct CursorState {
-    #[serde(rename = "o")]
-    order: Order,
-    #[serde(rename = "d")]
-    direction: Direction,
-    #[serde(rename = "e")]
-    position: EventId,
-    #[serde(rename = "f")]
-    filters: String,
-}
-
 fn time(name: &'static str, value: &str) -> Result<DateTime<Utc>, ParamError> {
     DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
@@ -137,41 +151,6 @@ fn time(name: &'static str, value: &str) -> Result<DateTime<Utc>, ParamError> {
                 format!("must be an RFC 3339 time such as 2026-01-31T12:00:00Z, got {value:?}"),
             )
         })
-}
-
-fn parse_limit(value: Option<&str>) -> Result<usize, ParamError> {
-    match value {
-        None => Ok(DEFAULT_LIMIT),
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(ParamError::new(
-                "limit",
-                format!("must be an integer from 1 to {MAX_LIMIT}, got {s:?}"),
-            )),
-        },
-    }
-}
-
-fn parse_order(value: Option<&str>) -> Result<Option<Order>, ParamError> {
-    value
-        .map(|s| match s {
-            "asc" => Ok(Order::Asc),
-            "desc" => Ok(Order::Desc),
-            _ => Err(ParamError::new(
-                "order",
-                format!("must be \"asc\" or \"desc\", got {s:?}"),
-            )),
-        })
-        .transpose()
-}
-
-fn parse_position(name: &'static str, value: Option<&str>) -> Result<Option<EventId>, ParamError> {
-    value
-        .map(|s| {
-            s.parse::<EventId>()
-                .map_err(|e| ParamError::new(name, e.to_string()))
-        })
-        .transpose()
 }
 
 fn parse_action(value: Option<&str>) -> Result<Option<Action>, ParamError> {
@@ -205,24 +184,14 @@ fn parse_key(path_key: Option<KeyId>, value: Option<&str>) -> Result<Option<KeyI
     }
 }
 
-fn parse_settled(value: Option<&str>) -> Result<bool, ParamError> {
-    match value {
-        None | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(other) => Err(ParamError::new(
-            "settled",
-            format!("must be \"true\" or \"false\", got {other:?}"),
-        )),
-    }
-}
-
 impl EventFilters {
     /// The filters of a request: `action`, the key (`path_key` or `key_id`), `settled`,
     /// `since` and `until`, validated in that order.
     fn parse(raw: &RawEventParams<'_>, path_key: Option<KeyId>) -> Result<Self, ParamError> {
         let action = parse_action(raw.action)?;
         let key = parse_key(path_key, raw.key_id)?;
-        let settled = parse_settled(raw.settled)?;
+        let settled = raw.settled.map(|s| parse_flag("settled", s)).transpose()?;
+        let settled = settled.unwrap_or(false);
         let since = raw.since.map(|s| time("since", s)).transpose()?;
         let until = raw.until.map(|s| time("until", s)).transpose()?;
         if let (Some(s), Some(u)) = (since, until)
@@ -243,83 +212,33 @@ impl EventFilters {
 impl EventListRequest {
     /// Validates the parameters of `GET /v1/api_key_events/` (`path_key` `None`) or
     /// `GET /v1/api_key/{id}/events` (`path_key` the id). A cursor is checked against the
-    /// organization it must have been issued to.
+    /// organization it must have been issued to, and the order and filters it was made with.
     pub fn parse(
         raw: RawEventParams<'_>,
         org: &OrgId,
         path_key: Option<KeyId>,
         cursors: &EventCursors,
     ) -> Result<Self, ParamError> {
-        let limit = parse_limit(raw.limit)?;
-        let order = parse_order(raw.order)?;
-        let after = parse_position("after", raw.after)?;
-        let before = parse_position("before", raw.before)?;
+        let shared = Shared::<EventId>::parse(raw.limit, raw.order, raw.after, raw.before)?;
         let filters = EventFilters::parse(&raw, path_key)?;
-        if let Some(token) = raw.cursor {
-            return Self::resume(&raw, token, org, cursors, (limit, order), filters);
-        }
-        let (direction, from) = match (after, before) {
-            (Some(_), Some(_)) => {
-                return Err(ParamError::new(
-                    "before",
-                    "cannot be combined with \"after\": choose one direction",
-                ));
+        check_one_start(&[
+            ("cursor", raw.cursor),
+            ("after", raw.after),
+            ("before", raw.before),
+        ])?;
+        let resumed = match raw.cursor {
+            Some(token) => {
+                let state = cursors.resume(org, token, shared.order, &filters.digest())?;
+                Some((state.order, state.direction, state.position.id))
             }
-            (Some(id), None) => (Direction::Forward, Some(id)),
-            (None, Some(id)) => (Direction::Backward, Some(id)),
-            (None, None) => (Direction::Forward, None),
+            None => None,
         };
+        let start = shared.start(resumed);
         Ok(EventListRequest {
-            limit,
-            order: order.unwrap_or(Order::Desc),
-            direction,
-            from,
-            filters,
-        })
-    }
-
-    /// The request that goes on from `token`, which must have been issued to `org` for the
-    /// same order (if given) and the same filters, and stands without `after` or `before`.
-    fn resume(
-        raw: &RawEventParams<'_>,
-        token: &str,
-        org: &OrgId,
-        cursors: &EventCursors,
-        (limit, order): (usize, Option<Order>),
-        filters: EventFilters,
-    ) -> Result<Self, ParamError> {
-        if let Some(other) = [("after", raw.after), ("before", raw.before)]
-            .iter()
-            .find_map(|(n, v)| v.map(|_| *n))
-        {
-            return Err(ParamError::new(
-                "cursor",
-                format!("cannot be combined with {other:?}: the cursor already holds a position"),
-            ));
-        }
-        let state: CursorState = cursors.open(org, token).ok_or_else(|| {
-            ParamError::new(
-                "cursor",
-                "is not a cursor this service issued for this organization; pass next_cursor unchanged",
-            )
-        })?;
-        if order.is_some_and(|o| o != state.order) {
-            return Err(ParamError::new(
-                "cursor",
-                "was issued for the other order; repeat the order of the first page or omit it",
-            ));
-        }
-        if state.filters != filters.digest() {
-            return Err(ParamError::new(
-                "cursor",
-                "was issued under other filters; repeat the filters of the first page exactly",
-            ));
-        }
-        Ok(EventListRequest {
-            limit,
-            order: state.order,
-            direction: state.direction,
-            from: Some(state.position),
+            limit: shared.limit,
+            order: start.order,
+            direction: start.direction,
+            from: start.from,
             filters,
         })
     }
@@ -339,9 +258,9 @@ pub struct EventPage {
     pub budget_exhausted: Option<bool>,
 }
 
-/// Reads one page at `now`: `limit + 1` events in one Query when no `action` is asked for,
-/// else runs of events until `limit + 1` match, the range ends, or [`READ_BUDGET`] events
-/// have been read: the same bound as a key list's, `page::MAX_ITEMS_READ`.
+/// Reads one page at `now` with the key lists' read loop (`page::read_runs`): `limit + 1`
+/// events in one Query when no `action` is asked for, else runs of events until `limit + 1`
+/// match, the range ends, or `page::MAX_ITEMS_READ` events have been read.
 pub async fn list_events<S: AuditReader>(
     store: &S,
     org: &OrgId,
@@ -350,73 +269,78 @@ pub async fn list_events<S: AuditReader>(
     now: DateTime<Utc>,
 ) -> Result<EventPage, StoreError> {
     let ascending = (request.order == Order::Asc) == (request.direction == Direction::Forward);
-    let mut range = request.filters.range(now);
-    if let Some(p) = request.from {
-        range = past(range, p, ascending);
-    }
-    let action = request.filters.action;
-    let want = request.limit + 1;
-    let mut matches: Vec<Event> = Vec::new();
-    let mut read = 0;
-    let mut last_read = None;
-    let mut at_end = false;
-    while !range.is_empty() && matches.len() < want && (action.is_none() || read < READ_BUDGET) {
-        let chunk = match action {
-            None => want - matches.len(),
-            Some(_) => want.max(MIN_CHUNK).min(READ_BUDGET - read),
+    let runs = EventRuns {
+        store,
+        org,
+        key: request.filters.key,
+        range: request.filters.range(now),
+        ascending,
+        action: request.filters.action,
+    };
+    let filtered = runs.action.is_some();
+    let read = read_runs(&runs, request.from, request.limit, filtered).await?;
+    let budget_exhausted = filtered.then_some(read.budget_exhausted);
+    let has_more = read.has_more;
+    let (events, next_cursor) = read.finish(request.direction, |id| {
+        let state = CursorState {
+            order: request.order,
+            direction: request.direction,
+            position: EventPosition { id },
+            filters: Some(request.filters.digest()),
         };
-        let run = store
-            .read_events(org, request.filters.key, range, ascending, chunk)
-            .await?;
-        at_end = run.len() < chunk;
-        read += run.len();
-        for event in run {
-            last_read = Some(event.id);
-            range = past(range, event.id, ascending);
-            if action.is_none_or(|a| a == event.action) {
-                matches.push(event);
-                if matches.len() == want {
-                    break;
-                }
-            }
-        }
-        if at_end {
-            break;
-        }
-    }
-    if range.is_empty() {
-        at_end = true;
-    }
-    let full = matches.len() > request.limit;
-    matches.truncate(request.limit);
-    let budget_exhausted = !full && !at_end;
-    let has_more = full || budget_exhausted;
-    let position = if full {
-        matches.last().map(|e| e.id)
-    } else {
-        last_read
-    };
-    let next_cursor = match position {
-        Some(position) if has_more => Some(cursors.seal(
-            org,
-            &CursorState {
-                order: request.order,
-                direction: request.direction,
-                position,
-                filters: request.filters.digest(),
-            },
-        )),
-        _ => None,
-    };
-    if request.direction == Direction::Backward {
-        matches.reverse();
-    }
+        cursors.seal(org, &state)
+    });
     Ok(EventPage {
-        events: matches,
+        events,
         has_more,
         next_cursor,
-        budget_exhausted: action.map(|_| budget_exhausted),
+        budget_exhausted,
     })
+}
+
+/// The organization's events, or one key's, within the range the time filters allow, in
+/// the page's reading direction, kept if they have the `action` asked for.
+struct EventRuns<'a, S> {
+    store: &'a S,
+    org: &'a OrgId,
+    key: Option<KeyId>,
+    range: EventRange,
+    ascending: bool,
+    action: Option<Action>,
+}
+
+impl<S> EventRuns<'_, S> {
+    /// What is left of the range past `after`.
+    fn rest(&self, after: Option<EventId>) -> EventRange {
+        after.map_or(self.range, |id| past(self.range, id, self.ascending))
+    }
+}
+
+impl<S: AuditReader> Runs for EventRuns<'_, S> {
+    type Item = Event;
+    type Id = EventId;
+
+    fn id(event: &Event) -> EventId {
+        event.id
+    }
+
+    fn run(
+        &self,
+        after: Option<EventId>,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<Event>, StoreError>> + Send {
+        let range = self.rest(after);
+        self.store
+            .read_events(self.org, self.key, range, self.ascending, max)
+    }
+
+    fn ended(&self, after: Option<EventId>) -> bool {
+        self.rest(after).is_empty()
+    }
+
+    fn keeps(&self, event: &Event) -> bool {
+        self.action.is_none_or(|a| a == event.action)
+    }
 }
 
 /// What is left of `range` strictly past `id` in the reading direction.

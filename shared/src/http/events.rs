@@ -5,19 +5,13 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
 use super::keys::READS;
-use super::params::{known_parameters, single};
+use super::params::{known_parameters, query};
 use super::respond::to_json;
 use super::{Answer, Authorized, Endpoint, serve};
 use crate::App;
 use crate::audit::{EventCursors, EventId, EventListRequest, EventView, RawEventParams};
 use crate::key::{KeyId, Permission};
 use crate::store::{AuditReader, CredentialStore};
-
-/// The query parameters of the event lists.
-const EVENT_PARAMETERS: &[&str] = &[
-    "limit", "order", "after", "before", "cursor", "action", "key_id", "since", "until", "settled",
-    "pretty",
-];
 
 /// A page of events, in the key list's shape.
 #[derive(Serialize)]
@@ -45,7 +39,8 @@ pub async fn list_events<S: CredentialStore + AuditReader>(
     };
     serve(app, &req, endpoint, async |call: &Authorized<'_>| {
         let q = req.query_string_parameters_ref();
-        known_parameters(q, EVENT_PARAMETERS)?;
+        // Unknown parameters are refused before the path's id is checked.
+        known_parameters(q, RawEventParams::PARAMETERS)?;
         let path_key = match req.path_parameters_ref().and_then(|p| p.first("id")) {
             Some(_) => Some(super::params::path_id(&req, "id")?),
             None if req
@@ -57,18 +52,7 @@ pub async fn list_events<S: CredentialStore + AuditReader>(
             }
             None => None::<KeyId>,
         };
-        let raw = RawEventParams {
-            limit: single(q, "limit")?,
-            order: single(q, "order")?,
-            after: single(q, "after")?,
-            before: single(q, "before")?,
-            cursor: single(q, "cursor")?,
-            action: single(q, "action")?,
-            key_id: single(q, "key_id")?,
-            since: single(q, "since")?,
-            until: single(q, "until")?,
-            settled: single(q, "settled")?,
-        };
+        let raw: RawEventParams = query(q, RawEventParams::PARAMETERS)?;
         let cursors = EventCursors::new(app.cursors.clone());
         let org = &call.caller.org;
         let request = EventListRequest::parse(raw, org, path_key, &cursors)?;

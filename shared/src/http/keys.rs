@@ -7,11 +7,10 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
-use super::params::{ONLY_PRETTY, known_parameters, path_id, single};
+use super::params::{ONLY_PRETTY, known_parameters, path_id, query};
 use super::respond::to_json;
 use super::{Answer, Authorized, COLLECTION_RESOURCE, Endpoint, KEY_RESOURCE, serve};
 use crate::App;
-use crate::filter::RawFilters;
 use crate::http::problem::ApiError;
 use crate::http::views::KeyView;
 use crate::key::{KeyId, Permission};
@@ -20,22 +19,6 @@ use crate::store::{CredentialStore, KeyReader};
 
 /// What a read serves: GET, and HEAD (the same answer without its body).
 pub(super) const READS: &[Method] = &[Method::GET, Method::HEAD];
-
-/// The query parameters of the list endpoint.
-const LIST_PARAMETERS: &[&str] = &[
-    "limit",
-    "order",
-    "after",
-    "before",
-    "cursor",
-    "page",
-    "pretty",
-    "status",
-    "creator_id",
-    "restricted",
-    "permission",
-    "name",
-];
 
 /// `GET /v1/api_key/{id}` (the diga view) and `GET /v1/api_keys/{api_key_id}` (the discue
 /// view): one key of the caller's organization. The route is told apart by the path
@@ -139,22 +122,7 @@ pub async fn list_keys<S: KeyReader + CredentialStore>(
     serve(app, &req, endpoint, async |call: &Authorized<'_>| {
         let caller = call.caller;
         let q = req.query_string_parameters_ref();
-        known_parameters(q, LIST_PARAMETERS)?;
-        let raw = RawListParams {
-            limit: single(q, "limit")?,
-            order: single(q, "order")?,
-            after: single(q, "after")?,
-            before: single(q, "before")?,
-            cursor: single(q, "cursor")?,
-            page: single(q, "page")?,
-            filters: RawFilters {
-                status: single(q, "status")?,
-                creator_id: single(q, "creator_id")?,
-                restricted: single(q, "restricted")?,
-                permission: single(q, "permission")?,
-                name: single(q, "name")?,
-            },
-        };
+        let raw: RawListParams = query(q, RawListParams::PARAMETERS)?;
         let request = ListRequest::parse(raw, &caller.org, &app.cursors)?;
         let page = read_page(&app.store, &caller.org, &request, &app.cursors).await?;
         let now = Utc::now();

@@ -153,7 +153,11 @@ mod tests {
                     let params = RawListParams {
                         limit: Some(&limit),
                         page,
-                        filters,
+                        status: filters.status,
+                        creator_id: filters.creator_id,
+                        restricted: filters.restricted,
+                        permission: filters.permission,
+                        name: filters.name,
                         ..Default::default()
                     };
                     let request = ListRequest::parse(params, &o, &keys()).unwrap();

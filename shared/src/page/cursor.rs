@@ -17,18 +17,27 @@ use super::{Direction, Order};
 use crate::error::ParamError;
 use crate::key::{KeyId, OrgId};
 
-/// What a cursor carries. Short field names keep the token short.
+/// What a cursor carries, for keys and events alike: the order and direction it was read
+/// in, the position where the page stopped (`P`, which names its own field), and the digest
+/// of the filters it was read under (absent for none). Short field names keep the token
+/// short; the JSON is the one cursors have always carried, so cursors in flight keep opening.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct CursorState {
+pub struct CursorState<P> {
     #[serde(rename = "o")]
     pub order: Order,
     #[serde(rename = "d")]
     pub direction: Direction,
-    #[serde(rename = "k")]
-    pub position: KeyId,
-    /// The digest of the filters the cursor was made under; absent for none.
+    #[serde(flatten)]
+    pub position: P,
     #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
     pub filters: Option<String>,
+}
+
+/// A key list's position in a cursor: a key id, as `k`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPosition {
+    #[serde(rename = "k")]
+    pub id: KeyId,
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -121,17 +130,36 @@ impl CursorKeys {
             .flatten()
     }
 
-    pub(super) fn seal(&self, org: &OrgId, state: &CursorState) -> String {
-        self.seal_for(Purpose::KEYS, org, state)
-    }
-
-    pub(super) fn open(&self, org: &OrgId, token: &str) -> Result<CursorState, ParamError> {
-        self.open_for(Purpose::KEYS, org, token).ok_or_else(|| {
+    /// Opens `token` for `org` and `purpose`, and checks that it goes on under the `order`
+    /// asked for (if any) and the same `filters`: a cursor is followed only in the order and
+    /// under the filters it was made with.
+    pub fn resume<P: DeserializeOwned>(
+        &self,
+        purpose: Purpose,
+        org: &OrgId,
+        token: &str,
+        order: Option<Order>,
+        filters: Option<&str>,
+    ) -> Result<CursorState<P>, ParamError> {
+        let state: CursorState<P> = self.open_for(purpose, org, token).ok_or_else(|| {
             ParamError::new(
                 "cursor",
                 "is not a cursor this service issued for this organization; pass next_cursor unchanged",
             )
-        })
+        })?;
+        if order.is_some_and(|o| o != state.order) {
+            return Err(ParamError::new(
+                "cursor",
+                "was issued for the other order; repeat the order of the first page or omit it",
+            ));
+        }
+        if state.filters.as_deref() != filters {
+            return Err(ParamError::new(
+                "cursor",
+                "was issued under other filters; repeat the filters of the first page exactly",
+            ));
+        }
+        Ok(state)
     }
 }
 
@@ -145,6 +173,8 @@ impl std::fmt::Debug for CursorKeys {
 pub(super) mod tests {
     use super::*;
 
+    type State = CursorState<KeyPosition>;
+
     pub fn keys() -> CursorKeys {
         CursorKeys::parse("0123456789abcdef0123456789abcdef").unwrap()
     }
@@ -156,12 +186,15 @@ pub(super) mod tests {
     pub const ID: &str = "0190f2d4-8c6e-7b1a-9a37-5f0c2b7d4e11";
 
     pub fn sealed(org_id: &str, order: Order) -> String {
-        keys().seal(
+        keys().seal_for(
+            Purpose::KEYS,
             &org(org_id),
             &CursorState {
                 order,
                 direction: Direction::Backward,
-                position: ID.parse().unwrap(),
+                position: KeyPosition {
+                    id: ID.parse().unwrap(),
+                },
                 filters: None,
             },
         )
@@ -175,10 +208,20 @@ pub(super) mod tests {
             let mut b = bytes.clone();
             b[i / 8] ^= 1 << (i % 8);
             let t = URL_SAFE_NO_PAD.encode(b);
-            assert!(keys().open(&org("a"), &t).is_err(), "bit {i}");
+            assert!(
+                keys()
+                    .open_for::<State>(Purpose::KEYS, &org("a"), &t)
+                    .is_none(),
+                "bit {i}"
+            );
         }
         for n in 0..token.len() {
-            assert!(keys().open(&org("a"), &token[..n]).is_err(), "prefix {n}");
+            assert!(
+                keys()
+                    .open_for::<State>(Purpose::KEYS, &org("a"), &token[..n])
+                    .is_none(),
+                "prefix {n}"
+            );
         }
     }
 
@@ -188,9 +231,17 @@ pub(super) mod tests {
         let rotated =
             CursorKeys::parse("ffffffffffffffffffffffffffffffff,0123456789abcdef0123456789abcdef")
                 .unwrap();
-        assert!(rotated.open(&org("a"), &old).is_ok());
+        assert!(
+            rotated
+                .open_for::<State>(Purpose::KEYS, &org("a"), &old)
+                .is_some()
+        );
         let retired = CursorKeys::parse("ffffffffffffffffffffffffffffffff").unwrap();
-        assert!(retired.open(&org("a"), &old).is_err());
+        assert!(
+            retired
+                .open_for::<State>(Purpose::KEYS, &org("a"), &old)
+                .is_none()
+        );
     }
 
     #[test]
@@ -214,16 +265,43 @@ pub(super) mod tests {
             &CursorState {
                 order: Order::Desc,
                 direction: Direction::Backward,
-                position: ID.parse().unwrap(),
+                position: KeyPosition {
+                    id: ID.parse().unwrap(),
+                },
                 filters: None,
             },
         );
-        assert!(keys().open(&org("a"), &token).is_err());
         assert!(
             keys()
-                .open_for::<CursorState>(other, &org("a"), &token)
-                .is_some()
+                .open_for::<State>(Purpose::KEYS, &org("a"), &token)
+                .is_none()
         );
+        assert!(keys().open_for::<State>(other, &org("a"), &token).is_some());
+    }
+
+    #[test]
+    fn a_key_cursor_carries_the_json_it_always_has() {
+        let state = State {
+            order: Order::Asc,
+            direction: Direction::Backward,
+            position: KeyPosition {
+                id: ID.parse().unwrap(),
+            },
+            filters: Some("1f8730f0206d3e22".into()),
+        };
+        let json = serde_json::to_string(&state).unwrap();
+        assert_eq!(
+            json,
+            format!(r#"{{"o":"a","d":"b","k":"{ID}","f":"1f8730f0206d3e22"}}"#)
+        );
+        assert_eq!(serde_json::from_str::<State>(&json).unwrap(), state);
+        let plain = State {
+            filters: None,
+            ..state
+        };
+        let json = serde_json::to_string(&plain).unwrap();
+        assert_eq!(json, format!(r#"{{"o":"a","d":"b","k":"{ID}"}}"#));
+        assert_eq!(serde_json::from_str::<State>(&json).unwrap(), plain);
     }
 
     #[test]

@@ -6,22 +6,29 @@
 //! cursor is the position where a page stopped, signed for the caller's organization so it
 //! cannot be forged, altered, or replayed by another tenant.
 //!
+//! The audit trail's event lists page the same way (`audit::list`): the parameters they
+//! share, the cursor state and the budgeted read loop are this module's.
+//!
 //! - [`params`]: the query parameters, validated into a [`ListRequest`];
 //! - [`budget`]: what one request may read, whatever its parameters;
 //! - [`cursor`]: sealing and opening cursors;
-//! - [`read`]: reading a page (plain, numbered or filtered) within the budget.
+//! - [`runs`]: the budgeted read loop, over keys or events;
+//! - [`read`]: reading a page of keys (plain, numbered or filtered) within the budget.
 
 mod budget;
 mod cursor;
 mod params;
 mod read;
+mod runs;
 
 use serde::{Deserialize, Serialize};
 
 pub use budget::{DEFAULT_LIMIT, MAX_ITEMS_READ, MAX_LIMIT, MAX_PAGE_END, MAX_QUERIES, MIN_CHUNK};
-pub use cursor::{CursorKeys, Purpose, WeakCursorSecret};
-pub use params::{ListRequest, RawListParams};
+pub use cursor::{CursorKeys, CursorState, KeyPosition, Purpose, WeakCursorSecret};
+pub use params::{ListRequest, RawListParams, parse_flag};
+pub(crate) use params::{Shared, check_one_start};
 pub use read::{Page, PageNumbers, list_keys};
+pub(crate) use runs::{Runs, read_runs};
 
 /// The requested order of a listing, by creation time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,25 +1,142 @@
-//! The list query parameters, validated once into a [`ListRequest`]. At most one of `page`,
-//! `cursor`, `after` and `before` says where the page starts; each bad value or clash is a
-//! [`ParamError`] naming the parameter.
+//! The list query parameters, validated once: the ones every list shares (`limit`, `order`,
+//! `after`, `before`, `cursor`: [`Shared`]), and the key list's own ([`ListRequest`]: `page`
+//! and the filters). At most one of `page`, `cursor`, `after` and `before` says where the
+//! page starts; each bad value or clash is a [`ParamError`] naming the parameter.
+
+use std::fmt::Display;
+use std::str::FromStr;
+
+use serde::Deserialize;
 
 use super::budget::{DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE_END};
-use super::cursor::{CursorKeys, CursorState};
+use super::cursor::{CursorKeys, CursorState, KeyPosition, Purpose};
 use super::{Direction, Order};
 use crate::error::ParamError;
 use crate::filter::{Filters, RawFilters};
 use crate::key::{KeyId, OrgId};
 use crate::store::Position;
 
-/// The list query parameters as they arrived, before validation.
-#[derive(Clone, Copy, Debug, Default)]
+/// The key list's query parameters as they arrived, each given at most once, before
+/// validation: deserialized from the query string (by the edge), which may hold no other.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawListParams<'a> {
+    #[serde(borrow)]
     pub limit: Option<&'a str>,
+    #[serde(borrow)]
     pub order: Option<&'a str>,
+    #[serde(borrow)]
     pub after: Option<&'a str>,
+    #[serde(borrow)]
     pub before: Option<&'a str>,
+    #[serde(borrow)]
     pub cursor: Option<&'a str>,
+    #[serde(borrow)]
     pub page: Option<&'a str>,
-    pub filters: RawFilters<'a>,
+    /// How the answer is laid out, which the edge reads for every endpoint; named here so
+    /// that it is a known parameter of the list.
+    #[serde(borrow)]
+    pub pretty: Option<&'a str>,
+    #[serde(borrow)]
+    pub status: Option<&'a str>,
+    #[serde(borrow)]
+    pub creator_id: Option<&'a str>,
+    #[serde(borrow)]
+    pub restricted: Option<&'a str>,
+    #[serde(borrow)]
+    pub permission: Option<&'a str>,
+    #[serde(borrow)]
+    pub name: Option<&'a str>,
+}
+
+impl<'a> RawListParams<'a> {
+    /// Every parameter of the key list, in the order of the fields (and so of validation).
+    pub const PARAMETERS: &'static [&'static str] = &[
+        "limit",
+        "order",
+        "after",
+        "before",
+        "cursor",
+        "page",
+        "pretty",
+        "status",
+        "creator_id",
+        "restricted",
+        "permission",
+        "name",
+    ];
+
+    /// The filters among the parameters.
+    pub fn filters(&self) -> RawFilters<'a> {
+        RawFilters {
+            status: self.status,
+            creator_id: self.creator_id,
+            restricted: self.restricted,
+            permission: self.permission,
+            name: self.name,
+        }
+    }
+}
+
+/// The parameters every list shares, validated: the page size, the order if one was asked
+/// for, and the position to read after or before (an id of what is listed, which need not
+/// exist any more).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shared<P> {
+    pub limit: usize,
+    pub order: Option<Order>,
+    pub after: Option<P>,
+    pub before: Option<P>,
+}
+
+impl<P: FromStr<Err: Display> + Copy> Shared<P> {
+    /// Validates `limit`, `order`, `after` and `before`, in that order.
+    pub(crate) fn parse(
+        limit: Option<&str>,
+        order: Option<&str>,
+        after: Option<&str>,
+        before: Option<&str>,
+    ) -> Result<Self, ParamError> {
+        Ok(Shared {
+            limit: parse_limit(limit)?,
+            order: parse_order(order)?,
+            after: parse_position("after", after)?,
+            before: parse_position("before", before)?,
+        })
+    }
+
+    /// The order and direction the page reads in, and the position it starts past: the
+    /// cursor's (`resumed`: its order, direction and position), else `before` (backward) or
+    /// `after` (forward), newest first unless `order` says otherwise.
+    pub(crate) fn start(&self, resumed: Option<(Order, Direction, P)>) -> Start<P> {
+        let order = self.order.unwrap_or(Order::Desc);
+        match (resumed, self.before) {
+            (Some((order, direction, at)), _) => Start {
+                order,
+                direction,
+                from: Some(at),
+            },
+            (None, Some(before)) => Start {
+                order,
+                direction: Direction::Backward,
+                from: Some(before),
+            },
+            (None, None) => Start {
+                order,
+                direction: Direction::Forward,
+                from: self.after,
+            },
+        }
+    }
+}
+
+/// Where a page starts and which way it reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Start<P> {
+    pub order: Order,
+    pub direction: Direction,
+    /// Exclusive start position; `None` starts at the beginning of the order.
+    pub from: Option<P>,
 }
 
 /// A validated list request.
@@ -45,39 +162,41 @@ impl ListRequest {
         org: &OrgId,
         cursors: &CursorKeys,
     ) -> Result<Self, ParamError> {
-        let limit = parse_limit(raw.limit)?;
-        let order = parse_order(raw.order)?;
-        let after = parse_position("after", raw.after)?;
-        let before = parse_position("before", raw.before)?;
-        let filters = Filters::parse(raw.filters)?;
-        let mut request = ListRequest {
-            limit,
-            order: order.unwrap_or(Order::Desc),
-            direction: Direction::Forward,
-            from: None,
-            page: None,
-            filters,
+        let shared = Shared::<KeyId>::parse(raw.limit, raw.order, raw.after, raw.before)?;
+        let filters = Filters::parse(raw.filters())?;
+        check_one_start(&[
+            ("page", raw.page),
+            ("cursor", raw.cursor),
+            ("after", raw.after),
+            ("before", raw.before),
+        ])?;
+        let page = raw
+            .page
+            .map(|page| parse_page(page, shared.limit, &filters))
+            .transpose()?;
+        let resumed = match raw.cursor {
+            Some(token) => {
+                let digest = filters.digest();
+                let state: CursorState<KeyPosition> =
+                    cursors.resume(Purpose::KEYS, org, token, shared.order, digest.as_deref())?;
+                Some((state.order, state.direction, state.position.id))
+            }
+            None => None,
         };
-        check_one_start(&raw)?;
-        if let Some(page) = raw.page {
-            request.page = Some(parse_page(page, limit, &request.filters)?);
-        } else if let Some(token) = raw.cursor {
-            let state = cursors.open(org, token)?;
-            check_cursor(&state, order, &request.filters)?;
-            request.order = state.order;
-            request.direction = state.direction;
-            request.from = Some(state.position);
-        } else if let Some(id) = before {
-            request.direction = Direction::Backward;
-            request.from = Some(id);
-        } else {
-            request.from = after;
-        }
-        Ok(request)
+        let start = shared.start(resumed);
+        Ok(ListRequest {
+            limit: shared.limit,
+            order: start.order,
+            direction: start.direction,
+            from: start.from,
+            page,
+            filters,
+        })
     }
 }
 
-fn parse_limit(value: Option<&str>) -> Result<usize, ParamError> {
+/// `limit`: from 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
+pub(crate) fn parse_limit(value: Option<&str>) -> Result<usize, ParamError> {
     let Some(s) = value else {
         return Ok(DEFAULT_LIMIT);
     };
@@ -92,7 +211,8 @@ fn parse_limit(value: Option<&str>) -> Result<usize, ParamError> {
         })
 }
 
-fn parse_order(value: Option<&str>) -> Result<Option<Order>, ParamError> {
+/// `order`: `asc` or `desc`, if given.
+pub(crate) fn parse_order(value: Option<&str>) -> Result<Option<Order>, ParamError> {
     value
         .map(|s| match s {
             "asc" => Ok(Order::Asc),
@@ -105,13 +225,29 @@ fn parse_order(value: Option<&str>) -> Result<Option<Order>, ParamError> {
         .transpose()
 }
 
-fn parse_position(name: &'static str, value: Option<&str>) -> Result<Option<KeyId>, ParamError> {
+/// A position parameter (`after`, `before`): an id of what is listed, if given.
+pub(crate) fn parse_position<P: FromStr<Err: Display>>(
+    name: &'static str,
+    value: Option<&str>,
+) -> Result<Option<P>, ParamError> {
     value
         .map(|s| {
-            s.parse::<KeyId>()
+            s.parse::<P>()
                 .map_err(|e| ParamError::new(name, e.to_string()))
         })
         .transpose()
+}
+
+/// A flag (`restricted`, `settled`, `pretty`): `true` or `false`.
+pub fn parse_flag(name: &'static str, s: &str) -> Result<bool, ParamError> {
+    match s {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ParamError::new(
+            name,
+            format!("must be \"true\" or \"false\", got {s:?}"),
+        )),
+    }
 }
 
 /// A page number, from 1 to `MAX_PAGE_END / limit`; numbers count all of the
@@ -139,15 +275,10 @@ fn parse_page(s: &str, limit: usize, filters: &Filters) -> Result<usize, ParamEr
     Ok(page)
 }
 
-/// Refuses two of `page`, `cursor`, `after` and `before` together, naming the first given
-/// (in that order), or `before` against `after`.
-fn check_one_start(raw: &RawListParams<'_>) -> Result<(), ParamError> {
-    let given = [
-        ("page", raw.page),
-        ("cursor", raw.cursor),
-        ("after", raw.after),
-        ("before", raw.before),
-    ];
+/// Refuses two of the parameters that say where a page starts (`page`, `cursor`, `after`,
+/// `before`, those a list has, in that order) together, naming the first given, or
+/// `before` against `after`.
+pub(crate) fn check_one_start(given: &[(&'static str, Option<&str>)]) -> Result<(), ParamError> {
     let mut names = given.iter().filter(|(_, v)| v.is_some()).map(|(n, _)| *n);
     let (Some(first), Some(second)) = (names.next(), names.next()) else {
         return Ok(());
@@ -168,27 +299,6 @@ fn check_one_start(raw: &RawListParams<'_>) -> Result<(), ParamError> {
     })
 }
 
-/// A cursor is followed only in the order and under the filters it was made with.
-fn check_cursor(
-    state: &CursorState,
-    order: Option<Order>,
-    filters: &Filters,
-) -> Result<(), ParamError> {
-    if order.is_some_and(|o| o != state.order) {
-        return Err(ParamError::new(
-            "cursor",
-            "was issued for the other order; repeat the order of the first page or omit it",
-        ));
-    }
-    if state.filters != filters.digest() {
-        return Err(ParamError::new(
-            "cursor",
-            "was issued under other filters; repeat the filters of the first page exactly",
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::cursor::tests::{ID, keys, org, sealed};
@@ -204,7 +314,7 @@ mod tests {
                 "before" => r.before = Some(v),
                 "cursor" => r.cursor = Some(v),
                 "page" => r.page = Some(v),
-                "name" => r.filters.name = Some(v),
+                "name" => r.name = Some(v),
                 _ => unreachable!(),
             }
         }

@@ -1,15 +1,19 @@
-//! Reading one page within the request's budget: a plain page (one run from the
-//! position), a numbered page (the keys before it too, and the key count), or a filtered
-//! page (runs from the position until the page fills, the keys end, or the budget is spent).
-//! Each ends the same way: a cursor sealed where reading stopped, and a backward page
-//! turned round into the requested order.
+//! Reading one page of keys: a plain or filtered page (the budgeted read loop of
+//! [`super::runs`], over the organization's keys or one creator's), or a numbered page (the
+//! keys before it too, and the key count). Each ends the same way: a cursor sealed where
+//! reading stopped, and a backward page turned round into the requested order.
 
-use super::budget::{MAX_ITEMS_READ, MIN_CHUNK};
-use super::cursor::{CursorKeys, CursorState};
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use super::cursor::{CursorKeys, CursorState, KeyPosition, Purpose};
 use super::params::ListRequest;
+use super::runs::{Read, Runs, cut, read_runs};
 use super::{Direction, Order};
+use crate::filter::Filters;
 use crate::key::{ApiKey, KeyId, OrgId};
-use crate::store::{KeyReader, Position, StoreError};
+use crate::store::{KeyReader, StoreError};
 
 /// One page of keys, in the requested order.
 #[derive(Clone, Debug)]
@@ -32,32 +36,39 @@ pub struct PageNumbers {
     pub total_pages: u64,
 }
 
-/// A page as read, in reading order, before its cursor is sealed.
-struct Read {
-    keys: Vec<ApiKey>,
-    has_more: bool,
-    /// Where the next page starts: the last key the page holds, or, for a filtered page
-    /// cut short by the budget, the last key read.
-    resume_at: Option<KeyId>,
-    numbers: Option<PageNumbers>,
-    budget_exhausted: Option<bool>,
-}
-
-/// Reads one page for `org`. It reads at most [`MAX_ITEMS_READ`] keys (see `budget`).
+/// Reads one page for `org`. It reads at most [`super::MAX_ITEMS_READ`] keys (see `budget`).
 pub async fn list_keys<S: KeyReader>(
     store: &S,
     org: &OrgId,
     request: &ListRequest,
     cursors: &CursorKeys,
 ) -> Result<Page, StoreError> {
-    let read = if !request.filters.is_empty() {
-        filtered(store, org, request).await?
-    } else if let Some(page) = request.page {
-        numbered(store, org, request, page).await?
-    } else {
-        plain(store, org, request).await?
+    let (read, numbers) = match request.page {
+        Some(page) if request.filters.is_empty() => {
+            let (read, numbers) = numbered(store, org, request, page).await?;
+            (read, Some(numbers))
+        }
+        _ => (filtered(store, org, request).await?, None),
     };
-    Ok(finish(read, org, request, cursors))
+    let filtered = !request.filters.is_empty();
+    let budget_exhausted = filtered.then_some(read.budget_exhausted);
+    let has_more = read.has_more;
+    let (keys, next_cursor) = read.finish(request.direction, |id| {
+        let state = CursorState {
+            order: request.order,
+            direction: request.direction,
+            position: KeyPosition { id },
+            filters: request.filters.digest(),
+        };
+        cursors.seal_for(Purpose::KEYS, org, &state)
+    });
+    Ok(Page {
+        keys,
+        has_more,
+        next_cursor,
+        numbers,
+        budget_exhausted,
+    })
 }
 
 /// Whether the page reads the table in ascending id order.
@@ -65,31 +76,69 @@ fn ascending(request: &ListRequest) -> bool {
     (request.order == Order::Asc) == (request.direction == Direction::Forward)
 }
 
-/// Keeps the first `limit` of `keys` (read `limit + 1` at most), and says whether there were
-/// more.
-fn cut(mut keys: Vec<ApiKey>, limit: usize) -> (Vec<ApiKey>, bool) {
-    let has_more = keys.len() > limit;
-    keys.truncate(limit);
-    (keys, has_more)
+/// The organization's keys, or one creator's (from the index by creator: only they are
+/// read), in the page's reading direction, kept if they pass the filters.
+struct KeyRuns<'a, S> {
+    store: &'a S,
+    org: &'a OrgId,
+    ascending: bool,
+    filters: &'a Filters,
+    now: DateTime<Utc>,
 }
 
-/// One run of `limit + 1` keys from the position.
-async fn plain<S: KeyReader>(
+impl<S: KeyReader> Runs for KeyRuns<'_, S> {
+    type Item = ApiKey;
+    type Id = KeyId;
+
+    fn id(key: &ApiKey) -> KeyId {
+        key.id
+    }
+
+    fn run(
+        &self,
+        after: Option<KeyId>,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send {
+        let (store, org, ascending) = (self.store, self.org, self.ascending);
+        let creator = self.filters.creator_id;
+        async move {
+            match creator {
+                Some(c) => {
+                    store
+                        .read_run_by_creator(org, c, after, ascending, max)
+                        .await
+                }
+                None => store.read_run(org, after, ascending, max).await,
+            }
+        }
+    }
+
+    fn keeps(&self, key: &ApiKey) -> bool {
+        self.filters.matches(key, self.now)
+    }
+}
+
+/// A plain page (one run of `limit + 1` keys from the position) or a filtered one (runs
+/// until the page fills, the keys end, or the budget is spent); keys read from the index by
+/// creator get their last use.
+async fn filtered<S: KeyReader>(
     store: &S,
     org: &OrgId,
     request: &ListRequest,
-) -> Result<Read, StoreError> {
-    let run = store
-        .read_run(org, request.from, ascending(request), request.limit + 1)
-        .await?;
-    let (keys, has_more) = cut(run, request.limit);
-    Ok(Read {
-        resume_at: keys.last().map(|k| k.id),
-        keys,
-        has_more,
-        numbers: None,
-        budget_exhausted: None,
-    })
+) -> Result<Read<ApiKey, KeyId>, StoreError> {
+    let runs = KeyRuns {
+        store,
+        org,
+        ascending: ascending(request),
+        filters: &request.filters,
+        now: Utc::now(),
+    };
+    let filtered = !request.filters.is_empty();
+    let mut read = read_runs(&runs, request.from, request.limit, filtered).await?;
+    if request.filters.creator_id.is_some() {
+        with_last_uses(store, org, &mut read.items).await?;
+    }
+    Ok(read)
 }
 
 /// DynamoDB cannot skip: page `n` reads the `(n - 1) * limit` keys before it, in the same
@@ -99,7 +148,7 @@ async fn numbered<S: KeyReader>(
     org: &OrgId,
     request: &ListRequest,
     page: usize,
-) -> Result<Read, StoreError> {
+) -> Result<(Read<ApiKey, KeyId>, PageNumbers), StoreError> {
     let offset = (page - 1) * request.limit;
     let (run, count) = tokio::join!(
         store.read_run(org, None, ascending(request), offset + request.limit + 1),
@@ -107,78 +156,11 @@ async fn numbered<S: KeyReader>(
     );
     let mut run = run?;
     run.drain(..offset.min(run.len()));
-    let (keys, has_more) = cut(run, request.limit);
-    Ok(Read {
-        resume_at: keys.last().map(|k| k.id),
-        keys,
-        has_more,
-        numbers: Some(PageNumbers {
-            current_page: page,
-            total_pages: count?.div_ceil(request.limit as u64),
-        }),
-        budget_exhausted: None,
-    })
-}
-
-/// Runs of at least [`MIN_CHUNK`] keys from the position, keeping those that match, until
-/// there are `limit + 1` matches (so `has_more` is exact), the keys end, or
-/// [`MAX_ITEMS_READ`] keys have been read. In the last case the next page resumes after the
-/// last key read, which is where reading stopped.
-async fn filtered<S: KeyReader>(
-    store: &S,
-    org: &OrgId,
-    request: &ListRequest,
-) -> Result<Read, StoreError> {
-    let now = chrono::Utc::now();
-    let mut matches: Vec<ApiKey> = Vec::new();
-    let mut read = 0;
-    let mut last_read: Option<Position> = request.from;
-    let mut at_end = false;
-    while matches.len() <= request.limit && read < MAX_ITEMS_READ && !at_end {
-        let chunk = (request.limit + 1)
-            .max(MIN_CHUNK)
-            .min(MAX_ITEMS_READ - read);
-        // A creator's keys come from the index by creator: only they are read.
-        let run = match request.filters.creator_id {
-            Some(creator) => {
-                store
-                    .read_run_by_creator(org, creator, last_read, ascending(request), chunk)
-                    .await?
-            }
-            None => {
-                store
-                    .read_run(org, last_read, ascending(request), chunk)
-                    .await?
-            }
-        };
-        at_end = run.len() < chunk;
-        read += run.len();
-        for key in run {
-            last_read = Some(key.id);
-            if request.filters.matches(&key, now) {
-                matches.push(key);
-                if matches.len() > request.limit {
-                    break;
-                }
-            }
-        }
-    }
-    let (mut keys, full) = cut(matches, request.limit);
-    if request.filters.creator_id.is_some() {
-        with_last_uses(store, org, &mut keys).await?;
-    }
-    let budget_exhausted = !full && !at_end;
-    Ok(Read {
-        resume_at: if full {
-            keys.last().map(|k| k.id)
-        } else {
-            last_read
-        },
-        keys,
-        has_more: full || budget_exhausted,
-        numbers: None,
-        budget_exhausted: Some(budget_exhausted),
-    })
+    let numbers = PageNumbers {
+        current_page: page,
+        total_pages: count?.div_ceil(request.limit as u64),
+    };
+    Ok((cut(run, request.limit, None, true, |k| k.id), numbers))
 }
 
 /// Fills in the last use of keys read from the index by creator, which does not carry it
@@ -199,40 +181,13 @@ async fn with_last_uses<S: KeyReader>(
     Ok(())
 }
 
-/// Seals the cursor where the page stopped, and turns a backward page round so that it is
-/// in the requested order.
-fn finish(read: Read, org: &OrgId, request: &ListRequest, cursors: &CursorKeys) -> Page {
-    let next_cursor = match read.resume_at {
-        Some(position) if read.has_more => Some(cursors.seal(
-            org,
-            &CursorState {
-                order: request.order,
-                direction: request.direction,
-                position,
-                filters: request.filters.digest(),
-            },
-        )),
-        _ => None,
-    };
-    let mut keys = read.keys;
-    if request.direction == Direction::Backward {
-        keys.reverse();
-    }
-    Page {
-        keys,
-        has_more: read.has_more,
-        next_cursor,
-        numbers: read.numbers,
-        budget_exhausted: read.budget_exhausted,
-    }
-}
-
 #[cfg(test)]
 pub(super) mod tests {
+    use super::super::budget::MAX_ITEMS_READ;
     use super::super::cursor::tests::{keys, org};
     use super::super::params::RawListParams;
     use super::*;
-    use crate::filter::{Filters, RawFilters};
+    use crate::filter::Filters;
     use crate::store::memory::MemoryStore;
     use crate::write::{NewKey, create_key};
     use chrono::{TimeZone, Utc};
@@ -324,10 +279,7 @@ pub(super) mod tests {
             limit: Some("5"),
             order: Some("asc"),
             cursor,
-            filters: RawFilters {
-                name: Some("MATCH"),
-                ..Default::default()
-            },
+            name: Some("MATCH"),
             ..Default::default()
         };
         let request = ListRequest::parse(params(None), &o, &keys()).unwrap();

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -30,7 +31,7 @@ impl DynamoStore {
     ) -> Result<Vec<ApiKey>, StoreError> {
         let pk = org_pk(org);
         let index_pk = creator.map(|c| creator_pk(org, c));
-        let mut start = from.map(|id| {
+        let start = from.map(|id| {
             let mut key = primary_key(pk.clone(), key_sk(id));
             if let Some(ipk) = &index_pk {
                 key.insert(CREATOR_PK.to_owned(), s(ipk.clone()));
@@ -41,24 +42,42 @@ impl DynamoStore {
             Some(ipk) => (CREATOR_PK, ipk.clone()),
             None => (PK, pk.clone()),
         };
-        let mut keys = Vec::with_capacity(max);
-        // One Query returns all `max` items: the list pages ask for at most 1,001, and
-        // validated keys are small enough that 1,001 fit in DynamoDB's 1 MB response. The
-        // loop only guards against items written by other tools, which could make DynamoDB
-        // cut a response short; the request's deadline bounds it.
-        loop {
-            let want = i32::try_from(max - keys.len()).unwrap_or(i32::MAX);
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .set_index_name(index_pk.as_ref().map(|_| BY_CREATOR.to_owned()))
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", partition_attr)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(partition.clone()))
-                .expression_attribute_values(":prefix", s(KEY_PREFIX))
-                .scan_index_forward(ascending)
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(index_pk.as_ref().map(|_| BY_CREATOR.to_owned()))
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", partition_attr)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(partition))
+            .expression_attribute_values(":prefix", s(KEY_PREFIX))
+            .scan_index_forward(ascending);
+        self.query_items(query, start, max, |item| {
+            let item: KeyItem = serde_dynamo::from_item(item).map_err(corrupt)?;
+            item.into_key()
+        })
+        .await
+    }
+
+    /// The store's one Query pagination: up to `max` items of `query` (from `start`, an
+    /// exclusive start key, if given), each turned into what the caller lists by `item`.
+    /// One Query returns all `max` items in practice: the lists ask for at most 1,001, and
+    /// validated items are small enough that 1,001 fit in DynamoDB's 1 MB response. Following
+    /// `LastEvaluatedKey` only guards against items written by other tools, which could make
+    /// DynamoDB cut a response short; the request's deadline bounds it.
+    pub(super) async fn query_items<T>(
+        &self,
+        query: QueryFluentBuilder,
+        mut start: Option<HashMap<String, AttributeValue>>,
+        max: usize,
+        item: impl Fn(HashMap<String, AttributeValue>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut found = Vec::with_capacity(max.min(1024));
+        while found.len() < max {
+            let want = i32::try_from(max - found.len()).unwrap_or(i32::MAX);
+            let out = query
+                .clone()
                 .limit(want)
                 .set_exclusive_start_key(start.take())
                 .set_return_consumed_capacity(self.capacity_mode())
@@ -66,16 +85,15 @@ impl DynamoStore {
                 .await
                 .map_err(classify)?;
             self.charge(out.consumed_capacity());
-            for item in out.items.unwrap_or_default() {
-                let item: KeyItem = serde_dynamo::from_item(item).map_err(corrupt)?;
-                keys.push(item.into_key()?);
+            for raw in out.items.unwrap_or_default() {
+                found.push(item(raw)?);
             }
             match out.last_evaluated_key {
-                Some(lek) if keys.len() < max => start = Some(lek),
-                _ => break,
+                Some(lek) => start = Some(lek),
+                None => break,
             }
         }
-        Ok(keys)
+        Ok(found)
     }
 }
 
