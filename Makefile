@@ -26,7 +26,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell sha256sum $(CHECKOV_REQS) | 
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help tools test test-rust test-tools lint lint-rust lint-template lint-docs fmt
+.PHONY: help tools test test-rust test-tools lint lint-rust lint-template lint-docs lint-structure fmt
 .PHONY: run run-tools cli invoke test-run build check-artifacts artifact-tools time-first-200
 .PHONY: security security-ci fuzz-tools fuzz-build
 .PHONY: bench bench-smoke bench-zips bench-peer bench-coldstart bench-readme bench-profile
@@ -44,6 +44,7 @@ help:
 	@echo "make tools          install DynamoDB Local and the Python tools"
 	@echo "make lint-template  cfn-lint (+ serverless rules), sam validate --lint, checkov, OpenAPI lint"
 	@echo "make lint-docs      every repository path the documents name exists (tools/check-doc-paths.py)"
+	@echo "make lint-structure no module of shared/ imports a higher layer; no function over its length (tools/check-structure.py)"
 	@echo "make security       long adversarial run: 10,000-request isolation test, fuzzing 10 min a target"
 	@echo "make security-ci    bounded fuzzing (FUZZ_CI_SECONDS a target), as CI runs it"
 	@echo "make bench          the benchmark (bench/README.md): release build, zips, run, results"
@@ -76,7 +77,7 @@ $(CHECKOV_STAMP): $(CHECKOV_REQS)
 tools: $(STAMP) $(CHECKOV_STAMP) $(RUN_STAMP)
 	tools/dynamodb-local.sh install
 
-test: lint-docs tools test-tools test-rust lint-template test-run test-clients build
+test: lint-docs lint-structure tools test-tools test-rust lint-template test-run test-clients build
 
 # The CI scripts' own tests: tools/ci-mtimes.py against a throwaway crate (a few seconds).
 test-tools:
@@ -87,12 +88,17 @@ TEST_THREADS ?= 8
 test-rust:
 	tools/dynamodb-local.sh run cargo test --workspace --locked -- --test-threads=$(TEST_THREADS)
 
-lint: lint-docs lint-rust lint-template
+lint: lint-docs lint-structure lint-rust lint-template
 
 # README.md, SECURITY.md, docs/*.md and bench/README.md name only paths that exist, and link
 # only to headings that exist (a second, no tools needed).
 lint-docs:
 	python3 tools/check-doc-paths.py
+
+# The shared crate's layers (no module imports a higher one) and the functions' lengths
+# (60 lines in shared/, 80 in bench/ and tools/): tools/check-structure.py, a second.
+lint-structure:
+	python3 tools/check-structure.py
 
 lint-rust:
 	cargo fmt --all --check
