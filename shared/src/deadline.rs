@@ -13,8 +13,6 @@ use std::time::{Duration, SystemTime};
 use lambda_http::Context;
 use tokio::time::Instant;
 
-use crate::store::StoreError;
-
 /// Kept back from the invocation's deadline to render the answer and return it.
 pub const MARGIN: Duration = Duration::from_millis(500);
 
@@ -68,20 +66,46 @@ impl Deadline {
     }
 
     /// Runs `work` until the deadline: its outcome, or a store that did not answer in time.
-    pub async fn bound<T, E: From<StoreError>>(
+    pub async fn bound<T, E: From<DeadlinePassed>>(
         self,
         work: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
-        // The store learns the deadline too, so its retries stop in time (`store::time`).
-        tokio::time::timeout_at(self.0, crate::store::time::until(self.0, work))
+        // The store learns the deadline too ([`left`], [`allows`]), so its retries stop in
+        // time.
+        tokio::time::timeout_at(self.0, until(self.0, work))
             .await
-            .unwrap_or_else(|_| Err(StoreError::Unavailable(Box::new(DeadlinePassed)).into()))
+            .unwrap_or_else(|_| Err(DeadlinePassed.into()))
     }
+}
+
+// The deadline of the work running now, for the store's retry loops: a retry that could not
+// finish in time is not started, and the write answers at once.
+tokio::task_local! {
+    static UNTIL: Instant;
+}
+
+/// Runs `work` with `until` as the time its store calls must be done by.
+pub fn until<F: Future>(until: Instant, work: F) -> impl Future<Output = F::Output> {
+    UNTIL.scope(until, work)
+}
+
+/// The time left before the deadline of the work running now; `None` outside a request.
+pub fn left() -> Option<Duration> {
+    UNTIL
+        .try_with(|at| at.saturating_duration_since(Instant::now()))
+        .ok()
+}
+
+/// Whether waiting `wait` and then running something that takes up to `then` still ends
+/// before the deadline (always, outside a request).
+pub fn allows(wait: Duration, then: Duration) -> bool {
+    left().is_none_or(|left| left > wait + then)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StoreError;
 
     fn context(left: Duration) -> Context {
         let mut c = Context::default();
@@ -141,5 +165,18 @@ mod tests {
             .bound(async { Ok::<_, StoreError>(7) })
             .await;
         assert_eq!(fresh.ok(), Some(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_time_left_is_the_deadlines_inside_and_none_outside() {
+        assert_eq!(left(), None);
+        assert!(allows(Duration::from_secs(100), Duration::ZERO));
+        let at = Instant::now() + Duration::from_secs(2);
+        until(at, async {
+            assert_eq!(left(), Some(Duration::from_secs(2)));
+            assert!(allows(Duration::from_secs(1), Duration::from_millis(500)));
+            assert!(!allows(Duration::from_secs(1), Duration::from_secs(1)));
+        })
+        .await;
     }
 }

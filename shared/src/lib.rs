@@ -6,13 +6,13 @@
 //!   JSON views, and the one map from every domain error to a status and a problem
 //!   ([`http::problem`]); [`config`] builds an [`App`] once per cold start;
 //! - the use cases: the writes ([`write`]), [`verify`], leaked keys ([`leak`]), listing keys
-//!   ([`page`], [`filter`]) and events ([`audit`]), recording last uses ([`usage`]);
+//!   and events ([`page`]), recording last uses ([`usage`]);
 //! - who is calling ([`auth`]) and the credential cache ([`cache`]);
-//! - the store's roles ([`store`], on DynamoDB in [`store::dynamo`]) and the request's
-//!   [`deadline`];
+//! - the store's roles ([`store`], on DynamoDB in [`store::dynamo`]);
 //! - the model: keys ([`key`]), secrets ([`secret`]), events ([`audit`]), the authority rule
 //!   ([`authority`]) and the errors a client may see ([`error`]);
-//! - utilities: [`digest`], [`telemetry`], the DynamoDB [`client`].
+//! - utilities: [`digest`], [`telemetry`], the DynamoDB [`client`], the request's
+//!   [`deadline`].
 
 pub mod audit;
 pub mod auth;
@@ -23,7 +23,6 @@ pub mod config;
 pub mod deadline;
 pub mod digest;
 pub mod error;
-pub mod filter;
 pub mod http;
 pub mod key;
 pub mod leak;

@@ -3,10 +3,9 @@
 //! one key's events listed after it is deleted, and organizations kept apart.
 
 use apikeys::App;
-use apikeys::audit::{
-    Action, EventCursors, EventListRequest, EventPage, RawEventParams, list_events,
-};
+use apikeys::audit::Action;
 use apikeys::key::{KeyId, KeyState, OrgId};
+use apikeys::page::{EventCursors, EventListRequest, EventPage, RawEventParams, list_events};
 use apikeys::store::dynamo::DynamoStore;
 use apikeys::write::{self, WriteContext};
 use apikeys_tests::*;
@@ -373,7 +372,7 @@ async fn tail(
 /// with `after=<last id>` does not skip the late one.
 #[tokio::test]
 async fn a_settled_tail_never_skips_an_event_that_commits_late() {
-    use apikeys::audit::SETTLE;
+    use apikeys::page::SETTLE;
     use apikeys_tests::late::LateCommit;
     let app = app().await;
     let org = org();

@@ -271,7 +271,7 @@ fn each_functions_timeout_is_the_one_its_deadline_is_cut_from() {
             "{id}: {timeout:?}"
         );
         // An event commits at most this long after its id's time: `settled=true` waits longer.
-        assert!(apikeys::audit::SETTLE > timeout, "{id}: audit::SETTLE");
+        assert!(apikeys::page::SETTLE > timeout, "{id}: page::SETTLE");
     }
 }
 

@@ -9,8 +9,9 @@ use super::params::{known_parameters, query};
 use super::respond::to_json;
 use super::{Answer, Authorized, Endpoint, serve};
 use crate::App;
-use crate::audit::{EventCursors, EventId, EventListRequest, EventView, RawEventParams};
+use crate::audit::{EventId, EventView};
 use crate::key::{KeyId, Permission};
+use crate::page::{EventCursors, EventListRequest, RawEventParams};
 use crate::store::{AuditReader, CredentialStore};
 
 /// A page of events, in the key list's shape.
@@ -57,7 +58,7 @@ pub async fn list_events<S: CredentialStore + AuditReader>(
         let org = &call.caller.org;
         let request = EventListRequest::parse(raw, org, path_key, &cursors)?;
         let now = chrono::Utc::now();
-        let page = crate::audit::list_events(&app.store, org, &request, &cursors, now).await?;
+        let page = crate::page::list_events(&app.store, org, &request, &cursors, now).await?;
         let body = EventPageBody {
             data: page.events.iter().map(|e| e.view()).collect(),
             has_more: page.has_more,

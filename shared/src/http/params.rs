@@ -138,7 +138,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::audit::RawEventParams;
+    use crate::page::RawEventParams;
     use crate::page::RawListParams;
 
     fn map(pairs: &[(&str, &[&str])]) -> QueryMap {

@@ -63,6 +63,12 @@ pub enum ApiError {
     Write(WriteError),
 }
 
+impl From<crate::deadline::DeadlinePassed> for ApiError {
+    fn from(passed: crate::deadline::DeadlinePassed) -> Self {
+        ApiError::Store(passed.into())
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {

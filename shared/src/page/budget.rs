@@ -35,8 +35,8 @@ mod tests {
     use super::super::read::tests::seed;
     use super::super::{ListRequest, RawListParams, list_keys};
     use super::*;
-    use crate::filter::RawFilters;
     use crate::key::{ApiKey, KeyId, OrgId};
+    use crate::page::filter::RawFilters;
     use crate::store::memory::MemoryStore;
     use crate::store::{KeyReader, Position, StoreError};
 

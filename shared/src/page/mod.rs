@@ -6,7 +6,7 @@
 //! cursor is the position where a page stopped, signed for the caller's organization so it
 //! cannot be forged, altered, or replayed by another tenant.
 //!
-//! The audit trail's event lists page the same way (`audit::list`): the parameters they
+//! The audit trail's event lists page the same way ([`events`]): the parameters they
 //! share, the cursor state and the budgeted read loop are this module's.
 //!
 //! - [`params`]: the query parameters, validated into a [`ListRequest`];
@@ -17,6 +17,9 @@
 
 mod budget;
 mod cursor;
+pub mod event_cursor;
+pub mod events;
+pub mod filter;
 mod params;
 mod read;
 mod runs;
@@ -25,6 +28,10 @@ use serde::{Deserialize, Serialize};
 
 pub use budget::{DEFAULT_LIMIT, MAX_ITEMS_READ, MAX_LIMIT, MAX_PAGE_END, MAX_QUERIES, MIN_CHUNK};
 pub use cursor::{CursorKeys, CursorState, KeyPosition, Purpose, WeakCursorSecret};
+pub use event_cursor::EventCursors;
+pub use events::{
+    EventFilters, EventListRequest, EventPage, RawEventParams, SETTLE, list_events, settle_line,
+};
 pub use params::{ListRequest, RawListParams, parse_flag};
 pub(crate) use params::{Shared, check_one_start};
 pub use read::{Page, PageNumbers, list_keys};

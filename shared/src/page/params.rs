@@ -12,8 +12,8 @@ use super::budget::{DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE_END};
 use super::cursor::{CursorKeys, CursorState, KeyPosition, Purpose};
 use super::{Direction, Order};
 use crate::error::ParamError;
-use crate::filter::{Filters, RawFilters};
 use crate::key::{KeyId, OrgId};
+use crate::page::filter::{Filters, RawFilters};
 use crate::store::Position;
 
 /// The key list's query parameters as they arrived, each given at most once, before

@@ -11,8 +11,8 @@ use super::cursor::{CursorKeys, CursorState, KeyPosition, Purpose};
 use super::params::ListRequest;
 use super::runs::{Read, Runs, cut, read_runs};
 use super::{Direction, Order};
-use crate::filter::Filters;
 use crate::key::{ApiKey, KeyId, OrgId};
+use crate::page::filter::Filters;
 use crate::store::{KeyReader, StoreError};
 
 /// One page of keys, in the requested order.
@@ -187,7 +187,7 @@ pub(super) mod tests {
     use super::super::cursor::tests::{keys, org};
     use super::super::params::RawListParams;
     use super::*;
-    use crate::filter::Filters;
+    use crate::page::filter::Filters;
     use crate::store::memory::MemoryStore;
     use crate::write::{NewKey, create_key};
     use chrono::{TimeZone, Utc};

@@ -19,7 +19,6 @@ mod leak;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 mod read;
-pub mod time;
 mod write;
 
 pub use audit::{AuditReader, EventRange};
@@ -47,3 +46,9 @@ pub const MAX_NAME_BYTES: usize = 256;
 
 /// A position in an organization's keys, in id order. It needs no key to exist there.
 pub type Position = KeyId;
+
+impl From<crate::deadline::DeadlinePassed> for StoreError {
+    fn from(passed: crate::deadline::DeadlinePassed) -> Self {
+        StoreError::Unavailable(Box::new(passed))
+    }
+}

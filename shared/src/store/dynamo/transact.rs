@@ -4,7 +4,7 @@
 //!   at most once in its 10-minute window, so a retry never applies the write twice.
 //! - A cancellation other than a failed condition (`TransactionConflict`, `ThrottlingError`,
 //!   `ProvisionedThroughputExceeded`, `RequestLimitExceeded`…) is retried with a random
-//!   backoff while the request's deadline (`store::time`) leaves room, then reported
+//!   backoff while the request's deadline (`crate::deadline`) leaves room, then reported
 //!   unavailable (503); so is a throttled call.
 //! - An unclear outcome (`TransactionInProgressException`, a timeout, a broken connection,
 //!   a 5xx) may have committed: the write's witness, its audit event item, which commits in
@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 use super::{DynamoStore, PK, classify};
-use crate::store::{StoreError, time};
+use crate::store::StoreError;
 
 /// How many times a cancelled transaction is tried again, at most; the deadline usually
 /// stops it first.
@@ -188,7 +188,7 @@ impl DynamoStore {
             }
             attempt += 1;
             let wait = backoff(attempt);
-            if attempt > RETRIES || !time::allows(wait, ATTEMPT_ROOM) {
+            if attempt > RETRIES || !crate::deadline::allows(wait, ATTEMPT_ROOM) {
                 return Err(not_applied(err, attempt));
             }
             tokio::time::sleep(wait).await;

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::event::EventId;
+use crate::audit::EventId;
 use crate::error::ParamError;
 use crate::key::OrgId;
 use crate::page::{CursorKeys, CursorState, Order, Purpose, WeakCursorSecret};

@@ -24,8 +24,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::cursor::{EventCursors, EventPosition};
-use super::event::{Action, Event, EventId};
+use super::event_cursor::{EventCursors, EventPosition};
+use crate::audit::{Action, Event, EventId};
 use crate::error::ParamError;
 use crate::key::{KeyId, OrgId};
 use crate::page::{
