@@ -33,6 +33,12 @@ impl Signer {
         }
     }
 
+    /// A new key pair whose identifier is the SHA-256 of `name` in hex: the shape of
+    /// GitHub's identifiers, and one name gives one identifier (a forger may claim GitHub's).
+    pub fn named(name: &str) -> Self {
+        Self::generate(&apikeys::digest::sha256_hex(name.as_bytes(), 32))
+    }
+
     /// The public key in PEM, as GitHub publishes it.
     pub fn public_pem(&self) -> String {
         let der = [&P256_SPKI_PREFIX[..], self.pair.public_key().as_ref()].concat();

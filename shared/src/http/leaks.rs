@@ -122,8 +122,8 @@ mod tests {
     use super::*;
     use crate::leak::keys;
     use crate::leak::report;
-    use crate::leak::signature::fixture::{Signer, key_list};
     use crate::leak::signature::{self, PublicKeys, SignatureError};
+    use apikeys_tests::github::{Signer, key_list};
 
     fn signed_headers(signer: &Signer, body: &[u8]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -148,7 +148,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_signed_report_is_parsed() {
-        let github = Signer::generate("gh");
+        let github = Signer::named("gh");
         let body = br#"[{"token":"t","type":"apikeys_api_key","url":"u","source":"commit"}]"#;
         let report = receive_report(
             &source(&github),
@@ -163,8 +163,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_signature_is_decided_before_the_body_is_read() {
-        let github = Signer::generate("gh");
-        let forger = Signer::generate("gh");
+        let github = Signer::named("gh");
+        let forger = Signer::named("gh");
         let keys = source(&github);
         let now = Instant::now();
         // Garbage and oversize bodies, unsigned or badly signed: 401, never 400 or 413.

@@ -177,8 +177,8 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::super::signature::SignatureHeaders;
-    use super::super::signature::fixture::{Signer, key_list};
     use super::*;
+    use apikeys_tests::github::{Signer, key_list};
 
     /// Serves one HTTP/1.1 response on 127.0.0.1 and returns the request it read.
     async fn serve_once(status: &str, body: String) -> (String, tokio::task::JoinHandle<String>) {
@@ -211,7 +211,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_fetcher_gets_the_list_and_the_source_verifies_with_it() {
-        let github = Signer::generate("g");
+        let github = Signer::named("g");
         let (url, server) = serve_once("200 OK", key_list(&[&github])).await;
         let source = key_source(None, Some(&url), Some("t0ken")).unwrap();
         assert!(!source.is_fixed());
@@ -273,7 +273,7 @@ mod tests {
 
     #[test]
     fn a_supplied_list_wins_and_must_parse() {
-        let github = Signer::generate("g");
+        let github = Signer::named("g");
         let source = key_source(
             Some(&key_list(&[&github])),
             Some("http://bad.example/"),

@@ -188,8 +188,8 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use super::super::signature::fixture::{Signer, key_list};
     use super::*;
+    use apikeys_tests::github::{Signer, key_list};
 
     /// Serves whatever list it is given, counting fetches; `None` fails.
     #[derive(Default)]
@@ -232,7 +232,7 @@ mod tests {
 
     #[tokio::test]
     async fn keys_are_fetched_once_and_then_served_from_the_cache() {
-        let github = Signer::generate("g1");
+        let github = Signer::named("g1");
         let fetcher = Scripted::default();
         fetcher.serve(Some(key_list(&[&github])));
         let source = KeySource::fetched(&fetcher);
@@ -250,9 +250,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_identifier_fetches_again_at_most_once_a_minute() {
-        let old = Signer::generate("old");
-        let new = Signer::generate("new");
-        let forged = Signer::generate("forged");
+        let old = Signer::named("old");
+        let new = Signer::named("new");
+        let forged = Signer::named("forged");
         let fetcher = Scripted::default();
         fetcher.serve(Some(key_list(&[&old])));
         let source = KeySource::fetched(&fetcher);
@@ -318,7 +318,7 @@ mod tests {
             );
             h
         };
-        let github = Signer::generate("github");
+        let github = Signer::named("github");
         let id = github.key_id.as_str();
         let good = github.sign(BODY);
         let der = STANDARD.decode(&good).unwrap();
@@ -398,7 +398,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_fetch_is_a_503_for_unknown_keys_and_old_keys_keep_working() {
-        let github = Signer::generate("g");
+        let github = Signer::named("g");
         let fetcher = Scripted::default();
         let source = KeySource::fetched(&fetcher);
         let t0 = Instant::now();
@@ -431,8 +431,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_withdrawn_key_stops_verifying_once_the_list_is_refreshed() {
-        let old = Signer::generate("old");
-        let new = Signer::generate("new");
+        let old = Signer::named("old");
+        let new = Signer::named("new");
         let fetcher = Scripted::default();
         fetcher.serve(Some(key_list(&[&old])));
         let source = KeySource::fetched(&fetcher);
@@ -459,8 +459,8 @@ mod tests {
 
     #[tokio::test]
     async fn supplied_keys_are_never_fetched_and_unknown_ids_are_refused() {
-        let github = Signer::generate("g");
-        let other = Signer::generate("other");
+        let github = Signer::named("g");
+        let other = Signer::named("other");
         let keys = PublicKeys::parse(key_list(&[&github]).as_bytes()).unwrap();
         let source = KeySource::fixed(keys);
         assert!(source.is_fixed());
@@ -484,7 +484,7 @@ mod tests {
     async fn a_supplied_list_may_name_its_keys_in_any_shape() {
         // The local environment's key is "apikeys-local-test-key": never fetched, so the
         // shape of GitHub's identifiers does not apply.
-        let mut local = Signer::generate("local");
+        let mut local = Signer::named("local");
         local.key_id = "apikeys-local-test-key".into();
         let keys = PublicKeys::parse(key_list(&[&local]).as_bytes()).unwrap();
         let source = KeySource::fixed(keys);

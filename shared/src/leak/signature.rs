@@ -235,91 +235,10 @@ fn parse_pem_key(pem: &str) -> Option<UnparsedPublicKey<Vec<u8>>> {
         .then(|| UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point.to_vec()))
 }
 
-/// A new ECDSA P-256 key pair, for a test's stand-in for GitHub.
-#[cfg(any(test, feature = "memory"))]
-fn p256_pair() -> ring::signature::EcdsaKeyPair {
-    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
-    let rng = ring::rand::SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
-        .expect("a P-256 key pair");
-    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
-        .expect("the pair just made")
-}
-
-/// Throwaway GitHub-like key pairs and signed reports, for tests here and in other crates.
-#[cfg(any(test, feature = "memory"))]
-pub mod fixture {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::STANDARD;
-    use ring::rand::SystemRandom;
-    use ring::signature::{EcdsaKeyPair, KeyPair as _};
-
-    /// A signing key pair standing in for GitHub's, with its identifier.
-    pub struct Signer {
-        pub key_id: String,
-        pair: EcdsaKeyPair,
-    }
-
-    impl Signer {
-        /// A new key pair whose identifier is the SHA-256 of `name` in hex: the shape of
-        /// GitHub's, and one name gives one identifier (a forger may claim GitHub's).
-        pub fn generate(name: &str) -> Self {
-            Signer {
-                key_id: crate::digest::sha256_hex(name.as_bytes(), 32),
-                pair: super::p256_pair(),
-            }
-        }
-
-        /// The public key in PEM, as GitHub publishes it.
-        pub fn public_pem(&self) -> String {
-            let der = [
-                &super::P256_SPKI_PREFIX[..],
-                self.pair.public_key().as_ref(),
-            ]
-            .concat();
-            let b64 = STANDARD.encode(der);
-            let lines: Vec<&str> = b64
-                .as_bytes()
-                .chunks(64)
-                .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
-                .collect();
-            format!(
-                "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-                lines.join("\n")
-            )
-        }
-
-        /// The base64 DER signature of `body`: the `Github-Public-Key-Signature` value.
-        pub fn sign(&self, body: &[u8]) -> String {
-            let sig = self
-                .pair
-                .sign(&SystemRandom::new(), body)
-                .expect("a signature");
-            STANDARD.encode(sig.as_ref())
-        }
-    }
-
-    /// GitHub's key list document for these signers, the first one current.
-    pub fn key_list(signers: &[&Signer]) -> String {
-        let keys: Vec<serde_json::Value> = signers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                serde_json::json!({
-                    "key_identifier": s.key_id,
-                    "key": s.public_pem(),
-                    "is_current": i == 0,
-                })
-            })
-            .collect();
-        serde_json::json!({ "public_keys": keys }).to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::fixture::{Signer, key_list};
     use super::*;
+    use apikeys_tests::github::{Signer, key_list};
     use base64::engine::general_purpose::STANDARD;
     use lambda_http::http::HeaderValue;
 
@@ -345,8 +264,8 @@ mod tests {
 
     #[test]
     fn a_report_signed_by_a_listed_key_verifies_and_any_change_does_not() {
-        let current = Signer::generate("current");
-        let previous = Signer::generate("previous");
+        let current = Signer::named("current");
+        let previous = Signer::named("previous");
         let keys = PublicKeys::parse(key_list(&[&current, &previous]).as_bytes()).unwrap();
         assert_eq!(keys.len(), 2);
         for signer in [&current, &previous] {
@@ -377,9 +296,9 @@ mod tests {
 
     #[test]
     fn an_unknown_identifier_is_refused() {
-        let github = Signer::generate("github");
+        let github = Signer::named("github");
         let keys = PublicKeys::parse(key_list(&[&github]).as_bytes()).unwrap();
-        let forger = Signer::generate("forger");
+        let forger = Signer::named("forger");
         let h = SignatureHeaders::from_headers(&headers(
             Some(&forger.key_id),
             Some(&forger.sign(BODY)),
@@ -390,7 +309,7 @@ mod tests {
 
     #[test]
     fn missing_or_malformed_headers_are_typed_errors() {
-        let sig = Signer::generate("k").sign(BODY);
+        let sig = Signer::named("k").sign(BODY);
         let unpadded = sig.trim_end_matches('=').to_owned();
         assert_eq!(
             SignatureHeaders::from_headers(&headers(None, Some(&sig))),
@@ -432,7 +351,7 @@ mod tests {
         let id = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a";
         assert!(is_key_identifier(id));
         assert!(is_key_identifier(&id.to_ascii_uppercase()));
-        assert!(is_key_identifier(&Signer::generate("g").key_id));
+        assert!(is_key_identifier(&Signer::named("g").key_id));
         for bad in [
             "",
             "apikeys-local-test-key",
@@ -448,7 +367,7 @@ mod tests {
 
     #[test]
     fn every_signature_ring_makes_is_der_and_garbage_is_not() {
-        let signer = Signer::generate("g");
+        let signer = Signer::named("g");
         // About one in two has an integer with a leading zero (33 bytes), one in 256 a
         // shorter one: a few hundred signatures see every length.
         for i in 0..500u32 {
@@ -480,7 +399,7 @@ mod tests {
 
     #[test]
     fn garbage_signatures_are_bad_not_panics() {
-        let github = Signer::generate("github");
+        let github = Signer::named("github");
         let keys = PublicKeys::parse(key_list(&[&github]).as_bytes()).unwrap();
         for sig in [
             vec![],
