@@ -2,6 +2,7 @@
 //! name (the same rule as the CLI's), a permission list, a future time, a UUID, a bool.
 
 use chrono::{DateTime, SubsecRound, Utc};
+use serde::de::{self, Deserialize, Deserializer};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -38,6 +39,19 @@ pub fn kind(value: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// A field's value for serde: read as JSON, then `check`ed; the reason `check` gives is the
+/// error message, which becomes the 422's reason.
+pub fn checked<'de, D, T>(
+    d: D,
+    check: impl FnOnce(&Value) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let value = Value::deserialize(d)?;
+    check(&value).map_err(de::Error::custom)
 }
 
 fn wrong_type(field: &str, want: &str, got: &Value) -> ApiError {

@@ -6,8 +6,11 @@
 
 use lambda_http::Request;
 use lambda_http::http::{HeaderMap, header};
+use serde::Deserialize;
+use serde::de::value::MapDeserializer;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_path_to_error::Segment;
 
 use crate::error::{ParamError, redact_secrets};
 use crate::http::problem::ApiError;
@@ -86,6 +89,55 @@ impl Fields {
 /// A 422 naming a field of the body.
 pub fn field_error(field: &str, reason: impl Into<String>) -> ApiError {
     ApiError::InvalidField(ParamError::new(field, reason))
+}
+
+/// The checked members as the endpoint's body type `T`, a `deny_unknown_fields` struct whose
+/// field types carry their own rule (their error message is the reason shown). `known` and
+/// `read_only` are the fields `T` takes and the key object's fields that cannot be written
+/// here, for the reason given for an unknown field. Members are read in the order sent.
+pub fn parse<'de, T: Deserialize<'de>>(
+    fields: &'de Fields,
+    known: &[&str],
+    read_only: &[&str],
+) -> Result<T, ApiError> {
+    let members = fields.0.iter().map(|(name, value)| (name.as_str(), value));
+    let de = MapDeserializer::<_, serde_json::Error>::new(members);
+    serde_path_to_error::deserialize(de).map_err(|e| body_error(e, known, read_only))
+}
+
+/// The one map from a failed deserialization to a 422: the field is the path that failed
+/// (`[3].token` inside an array), and serde's own categories take the API's wording.
+pub fn body_error(
+    err: serde_path_to_error::Error<serde_json::Error>,
+    known: &[&str],
+    read_only: &[&str],
+) -> ApiError {
+    let path = err.path().clone();
+    let message = err.into_inner().to_string();
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let name = rest.strip_suffix('`').unwrap_or(rest);
+        let name = match path.to_string().as_str() {
+            "." => name.to_owned(),
+            parent => format!("{parent}.{name}"),
+        };
+        return field_error(&name, "is required");
+    }
+    if message.starts_with("unknown field `") {
+        let name = match path.iter().next_back() {
+            Some(Segment::Map { key }) => key.clone(),
+            _ => path.to_string(),
+        };
+        let reason = if read_only.contains(&name.as_str()) {
+            format!(
+                "cannot be written; the fields you may send are {}",
+                known.join(", ")
+            )
+        } else {
+            format!("is not a known field; the fields are {}", known.join(", "))
+        };
+        return field_error(&name, reason);
+    }
+    field_error(&path.to_string(), message)
 }
 
 /// The body's top-level members, from a request: see [`read`].
