@@ -78,29 +78,31 @@ pub fn boolean(field: &str, value: &Value) -> Result<bool, ApiError> {
 
 /// A list of permissions from the reference list, each at most once (in any order).
 pub fn permissions(field: &str, value: &Value) -> Result<Vec<Permission>, ApiError> {
+    permission_list(value).map_err(|why| field_error(field, why))
+}
+
+/// [`permissions`], giving the reason alone.
+pub fn permission_list(value: &Value) -> Result<Vec<Permission>, String> {
     let Value::Array(items) = value else {
-        return Err(wrong_type(field, "an array of permission names", value));
+        return Err(format!(
+            "must be an array of permission names, not {}",
+            kind(value)
+        ));
     };
     let mut list: Vec<Permission> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let Value::String(s) = item else {
-            return Err(field_error(
-                field,
-                format!("entry {i} must be a permission name, not {}", kind(item)),
+            return Err(format!(
+                "entry {i} must be a permission name, not {}",
+                kind(item)
             ));
         };
         let p: Permission = s.parse().map_err(|_| {
             let shown: String = s.chars().take(64).collect();
-            field_error(
-                field,
-                format!("entry {i}: {shown:?} is not a known permission (see the Permission enum)"),
-            )
+            format!("entry {i}: {shown:?} is not a known permission (see the Permission enum)")
         })?;
         if list.contains(&p) {
-            return Err(field_error(
-                field,
-                format!("entry {i}: {p} is listed twice"),
-            ));
+            return Err(format!("entry {i}: {p} is listed twice"));
         }
         list.push(p);
     }
