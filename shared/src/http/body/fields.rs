@@ -54,40 +54,79 @@ where
     check(&value).map_err(de::Error::custom)
 }
 
-fn wrong_type(field: &str, want: &str, got: &Value) -> ApiError {
-    field_error(field, format!("must be {want}, not {}", kind(got)))
+/// A body field's type that checks its value as it is deserialized: `$check` gives the
+/// value or the reason it is refused.
+macro_rules! checked_type {
+    ($(#[$doc:meta])* $name:ident($inner:ty) by $check:path) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub struct $name(pub $inner);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                checked(d, |value| $check(value).map($name))
+            }
+        }
+    };
 }
 
-/// A key name.
-pub fn name(field: &str, value: &Value) -> Result<String, ApiError> {
+checked_type!(
+    /// A key name, by [`name_problem`]'s rule.
+    Name(String) by name_value
+);
+checked_type!(
+    /// `true` or `false`.
+    Flag(bool) by bool_value
+);
+checked_type!(
+    /// A list of permissions from the reference list, each at most once.
+    Permissions(Vec<Permission>) by permission_list
+);
+checked_type!(
+    /// An RFC 3339 time with an offset, kept to the whole second (as the API shows it);
+    /// whether it is in the future is [`in_future`]'s.
+    Time(DateTime<Utc>) by time_value
+);
+checked_type!(
+    /// A UUID in any spelling that parses.
+    Id(Uuid) by uuid_value
+);
+
+/// A merge patch's member: absent (`None`), null (`Some(None)`) or a value. For
+/// `#[serde(default, deserialize_with = "double_option")]`.
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn wrong_type(want: &str, got: &Value) -> String {
+    format!("must be {want}, not {}", kind(got))
+}
+
+/// A key name, or why it is refused.
+pub fn name_value(value: &Value) -> Result<String, String> {
     let Value::String(s) = value else {
-        return Err(wrong_type(field, "a string", value));
+        return Err(wrong_type("a string", value));
     };
     match name_problem(s) {
-        Some(why) => Err(field_error(field, why)),
+        Some(why) => Err(why),
         None => Ok(s.clone()),
     }
 }
 
-/// `true` or `false`.
-pub fn boolean(field: &str, value: &Value) -> Result<bool, ApiError> {
+fn bool_value(value: &Value) -> Result<bool, String> {
     value
         .as_bool()
-        .ok_or_else(|| wrong_type(field, "true or false", value))
+        .ok_or_else(|| wrong_type("true or false", value))
 }
 
-/// A list of permissions from the reference list, each at most once (in any order).
-pub fn permissions(field: &str, value: &Value) -> Result<Vec<Permission>, ApiError> {
-    permission_list(value).map_err(|why| field_error(field, why))
-}
-
-/// [`permissions`], giving the reason alone.
+/// A list of permissions, or why it is refused.
 pub fn permission_list(value: &Value) -> Result<Vec<Permission>, String> {
     let Value::Array(items) = value else {
-        return Err(format!(
-            "must be an array of permission names, not {}",
-            kind(value)
-        ));
+        return Err(wrong_type("an array of permission names", value));
     };
     let mut list: Vec<Permission> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -109,6 +148,53 @@ pub fn permission_list(value: &Value) -> Result<Vec<Permission>, String> {
     Ok(list)
 }
 
+fn time_value(value: &Value) -> Result<DateTime<Utc>, String> {
+    let Value::String(s) = value else {
+        return Err(wrong_type(
+            "an RFC 3339 time such as 2030-01-31T12:00:00Z",
+            value,
+        ));
+    };
+    let at = DateTime::parse_from_rfc3339(s).map_err(|_| {
+        "must be an RFC 3339 time with an offset, such as 2030-01-31T12:00:00Z".to_owned()
+    })?;
+    Ok(at.with_timezone(&Utc).trunc_subsecs(0))
+}
+
+/// `at` if it is strictly after `now`; else why not.
+pub fn in_future(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if at <= now {
+        return Err(format!(
+            "must be in the future (now is {}); to stop a key now, set status to disabled",
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
+    Ok(at)
+}
+
+fn uuid_value(value: &Value) -> Result<Uuid, String> {
+    let Value::String(s) = value else {
+        return Err(wrong_type("a UUID string", value));
+    };
+    Uuid::try_parse(s)
+        .map_err(|_| "must be a UUID such as 0190f2d4-8c6e-7b1a-9a37-5f0c2b7d4e11".to_owned())
+}
+
+/// A key name.
+pub fn name(field: &str, value: &Value) -> Result<String, ApiError> {
+    name_value(value).map_err(|why| field_error(field, why))
+}
+
+/// `true` or `false`.
+pub fn boolean(field: &str, value: &Value) -> Result<bool, ApiError> {
+    bool_value(value).map_err(|why| field_error(field, why))
+}
+
+/// A list of permissions from the reference list, each at most once (in any order).
+pub fn permissions(field: &str, value: &Value) -> Result<Vec<Permission>, ApiError> {
+    permission_list(value).map_err(|why| field_error(field, why))
+}
+
 /// An RFC 3339 time with an offset, strictly after `now`, kept to the whole second (as the
 /// API shows it). The second must still be after `now`.
 pub fn future_time(
@@ -116,45 +202,14 @@ pub fn future_time(
     value: &Value,
     now: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, ApiError> {
-    let Value::String(s) = value else {
-        return Err(wrong_type(
-            field,
-            "an RFC 3339 time such as 2030-01-31T12:00:00Z",
-            value,
-        ));
-    };
-    let at = DateTime::parse_from_rfc3339(s)
-        .map_err(|_| {
-            field_error(
-                field,
-                "must be an RFC 3339 time with an offset, such as 2030-01-31T12:00:00Z",
-            )
-        })?
-        .with_timezone(&Utc)
-        .trunc_subsecs(0);
-    if at <= now {
-        return Err(field_error(
-            field,
-            format!(
-                "must be in the future (now is {}); to stop a key now, set status to disabled",
-                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            ),
-        ));
-    }
-    Ok(at)
+    time_value(value)
+        .and_then(|at| in_future(at, now))
+        .map_err(|why| field_error(field, why))
 }
 
 /// A UUID in any spelling that parses.
 pub fn uuid(field: &str, value: &Value) -> Result<Uuid, ApiError> {
-    let Value::String(s) = value else {
-        return Err(wrong_type(field, "a UUID string", value));
-    };
-    Uuid::try_parse(s).map_err(|_| {
-        field_error(
-            field,
-            "must be a UUID such as 0190f2d4-8c6e-7b1a-9a37-5f0c2b7d4e11",
-        )
-    })
+    uuid_value(value).map_err(|why| field_error(field, why))
 }
 
 #[cfg(test)]
