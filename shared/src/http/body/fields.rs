@@ -1,13 +1,12 @@
-//! The values a write's fields take, each read from JSON with a 422 naming the field: a key
-//! name (the same rule as the CLI's), a permission list, a future time, a UUID, a bool.
+//! The values a write's fields take, as types that check their value while serde reads it
+//! (the reason they give is the 422's; [`super::read::parse`] names the field): a key name
+//! (the same rule as the CLI's), a permission list, a time, a UUID, a bool.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::de::{self, Deserialize, Deserializer};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::read::field_error;
-use crate::http::problem::ApiError;
 use crate::key::Permission;
 use crate::store::MAX_NAME_BYTES;
 
@@ -180,38 +179,6 @@ fn uuid_value(value: &Value) -> Result<Uuid, String> {
         .map_err(|_| "must be a UUID such as 0190f2d4-8c6e-7b1a-9a37-5f0c2b7d4e11".to_owned())
 }
 
-/// A key name.
-pub fn name(field: &str, value: &Value) -> Result<String, ApiError> {
-    name_value(value).map_err(|why| field_error(field, why))
-}
-
-/// `true` or `false`.
-pub fn boolean(field: &str, value: &Value) -> Result<bool, ApiError> {
-    bool_value(value).map_err(|why| field_error(field, why))
-}
-
-/// A list of permissions from the reference list, each at most once (in any order).
-pub fn permissions(field: &str, value: &Value) -> Result<Vec<Permission>, ApiError> {
-    permission_list(value).map_err(|why| field_error(field, why))
-}
-
-/// An RFC 3339 time with an offset, strictly after `now`, kept to the whole second (as the
-/// API shows it). The second must still be after `now`.
-pub fn future_time(
-    field: &str,
-    value: &Value,
-    now: DateTime<Utc>,
-) -> Result<DateTime<Utc>, ApiError> {
-    time_value(value)
-        .and_then(|at| in_future(at, now))
-        .map_err(|why| field_error(field, why))
-}
-
-/// A UUID in any spelling that parses.
-pub fn uuid(field: &str, value: &Value) -> Result<Uuid, ApiError> {
-    uuid_value(value).map_err(|why| field_error(field, why))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,11 +187,12 @@ mod tests {
     use chrono::TimeZone;
     use serde_json::json;
 
-    fn reason(r: Result<impl std::fmt::Debug, ApiError>) -> (String, String) {
-        match r {
-            Err(ApiError::InvalidField(p)) => (p.param, p.reason),
-            other => panic!("not a field error: {other:?}"),
-        }
+    fn reason(r: Result<impl std::fmt::Debug, String>) -> String {
+        r.unwrap_err()
+    }
+
+    fn future_time(value: &Value, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+        time_value(value).and_then(|at| in_future(at, now))
     }
 
     #[test]
@@ -256,23 +224,23 @@ mod tests {
             .into_record(&secret, chrono::Utc::now());
             let cli_ok = !matches!(cli, Err(InvalidWrite::Name));
             assert_eq!(name_problem(&s).is_none(), cli_ok, "{s:?}");
-            assert_eq!(name("name", &json!(s)).is_ok(), cli_ok, "{s:?}");
+            assert_eq!(name_value(&json!(s)).is_ok(), cli_ok, "{s:?}");
         }
         assert_eq!(
-            reason(name("name", &json!(5))).1,
+            reason(name_value(&json!(5))),
             "must be a string, not a number"
         );
         assert_eq!(
-            reason(name("name", &json!(null))).1,
+            reason(name_value(&json!(null))),
             "must be a string, not null"
         );
     }
 
     #[test]
     fn permissions_are_known_names_each_once() {
-        let ok = permissions("permissions", &json!(["calls.view", "api_keys.view"])).unwrap();
+        let ok = permission_list(&json!(["calls.view", "api_keys.view"])).unwrap();
         assert_eq!(ok, [Permission::CallsView, Permission::ApiKeysView]);
-        assert_eq!(permissions("permissions", &json!([])).unwrap(), []);
+        assert_eq!(permission_list(&json!([])).unwrap(), []);
         for (bad, says) in [
             (
                 json!("calls.view"),
@@ -292,8 +260,7 @@ mod tests {
             ),
             (json!({"calls.view": true}), "not an object"),
         ] {
-            let (field, why) = reason(permissions("permissions", &bad));
-            assert_eq!(field, "permissions");
+            let why = reason(permission_list(&bad));
             assert!(why.contains(says), "{why}");
         }
     }
@@ -301,7 +268,7 @@ mod tests {
     #[test]
     fn times_are_rfc3339_in_the_future_to_the_second() {
         let now = Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap();
-        let at = future_time("expires_date", &json!("2025-06-01T14:00:01.900+02:00"), now);
+        let at = future_time(&json!("2025-06-01T14:00:01.900+02:00"), now);
         assert_eq!(at.unwrap(), now + chrono::Duration::seconds(1));
         for (bad, says) in [
             (json!("2025-06-01T12:00:00Z"), "must be in the future"),
@@ -311,27 +278,25 @@ mod tests {
             (json!("2030-01-01T00:00:00"), "with an offset"),
             (json!(1_900_000_000), "not a number"),
         ] {
-            let (field, why) = reason(future_time("expires_date", &bad, now));
-            assert_eq!(field, "expires_date");
+            let why = reason(future_time(&bad, now));
             assert!(why.contains(says), "{bad}: {why}");
         }
     }
 
     #[test]
-    fn uuids_and_booleans_name_their_field() {
+    fn uuids_and_booleans_say_what_they_take() {
         let id = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
-        assert_eq!(uuid("creator_id", &json!(id)).unwrap().to_string(), id);
-        assert!(uuid("creator_id", &json!(id.to_uppercase())).is_ok());
-        assert_eq!(reason(uuid("creator_id", &json!("x"))).0, "creator_id");
+        assert_eq!(uuid_value(&json!(id)).unwrap().to_string(), id);
+        assert!(uuid_value(&json!(id.to_uppercase())).is_ok());
+        assert!(reason(uuid_value(&json!("x"))).starts_with("must be a UUID such as"));
         assert_eq!(
-            reason(uuid("creator_id", &json!(7))).1,
+            reason(uuid_value(&json!(7))),
             "must be a UUID string, not a number"
         );
-        assert!(matches!(boolean("restricted", &json!(false)), Ok(false)));
-        let (field, why) = reason(boolean("restricted", &json!("true")));
+        assert_eq!(bool_value(&json!(false)), Ok(false));
         assert_eq!(
-            (field.as_str(), why.as_str()),
-            ("restricted", "must be true or false, not a string")
+            reason(bool_value(&json!("true"))),
+            "must be true or false, not a string"
         );
     }
 }
