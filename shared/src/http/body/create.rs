@@ -140,6 +140,14 @@ mod tests {
     use chrono::TimeZone;
     use serde_json::{Value, json};
 
+    #[test]
+    fn fields_lists_what_serde_reads() {
+        assert_eq!(
+            crate::http::body::read::serde_fields::<CreateBody>(),
+            FIELDS
+        );
+    }
+
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap()
     }

@@ -95,6 +95,11 @@ mod tests {
     use super::*;
     use lambda_http::http::{HeaderValue, header};
 
+    #[test]
+    fn fields_lists_what_serde_reads() {
+        assert_eq!(crate::http::body::read::serde_fields::<Entry>(), FIELDS);
+    }
+
     fn json() -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(

@@ -66,6 +66,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn fields_lists_what_serde_reads() {
+        assert_eq!(crate::http::body::read::serde_fields::<RollKey>(), FIELDS);
+    }
+
     fn roll(v: Value) -> Result<RollKey, ApiError> {
         let Value::Object(map) = v else { panic!() };
         RollKey::from_fields(&Fields(map.into_iter().collect()))

@@ -58,6 +58,14 @@ mod tests {
     use super::*;
     use lambda_http::http::{HeaderValue, header};
 
+    #[test]
+    fn fields_lists_what_serde_reads() {
+        assert_eq!(
+            crate::http::body::read::serde_fields::<VerifyBody>(),
+            FIELDS
+        );
+    }
+
     fn json() -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(
