@@ -74,6 +74,10 @@ checked_type!(
     Name(String) by name_value
 );
 checked_type!(
+    /// Any string.
+    Text(String) by text_value
+);
+checked_type!(
     /// `true` or `false`.
     Flag(bool) by bool_value
 );
@@ -113,6 +117,13 @@ pub fn name_value(value: &Value) -> Result<String, String> {
     match name_problem(s) {
         Some(why) => Err(why),
         None => Ok(s.clone()),
+    }
+}
+
+fn text_value(value: &Value) -> Result<String, String> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        other => Err(wrong_type("a string", other)),
     }
 }
 

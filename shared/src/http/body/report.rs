@@ -2,10 +2,10 @@
 //! [`crate::leak::report`]'s).
 
 use lambda_http::http::HeaderMap;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::fields::{checked, kind};
+use super::fields::{Text, kind};
 use super::read::{WHOLE_BODY, body_error, field_error, read_value};
 use crate::http::problem::ApiError;
 use crate::leak::report::{
@@ -24,18 +24,6 @@ struct Entry {
     token_type: Option<Text>,
     url: Option<Text>,
     source: Option<Text>,
-}
-
-/// A string member.
-struct Text(String);
-
-impl<'de> Deserialize<'de> for Text {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        checked(d, |value| match value {
-            Value::String(s) => Ok(Text(s.clone())),
-            other => Err(format!("must be a string, not {}", kind(other))),
-        })
-    }
 }
 
 /// Reads a report body (the request's headers for its Content-Type, and its bytes). Call

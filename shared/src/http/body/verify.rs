@@ -11,7 +11,7 @@ use lambda_http::http::HeaderMap;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::fields::{checked, kind, permission_list};
+use super::fields::{Text, checked, permission_list};
 use super::read::{Accepts, Presence, parse, read};
 use crate::http::problem::ApiError;
 use crate::key::Permission;
@@ -24,8 +24,8 @@ pub const FIELDS: &[&str] = &["key", "permissions"];
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct VerifyBody {
-    #[serde(deserialize_with = "key")]
-    key: String,
+    /// Any string: one that is not a secret of ours is `NOT_FOUND`, not a body error.
+    key: Text,
     #[serde(default, deserialize_with = "wanted")]
     permissions: Vec<Permission>,
 }
@@ -34,15 +34,7 @@ struct VerifyBody {
 pub fn parse_verify_body(headers: &HeaderMap, body: &[u8]) -> Result<VerifyRequest, ApiError> {
     let fields = read(headers, body, Accepts::Json, Presence::Required)?.unwrap_or_default();
     let body: VerifyBody = parse(&fields, FIELDS, &[])?;
-    Ok(VerifyRequest::new(body.key, body.permissions))
-}
-
-/// Any string: one that is not a secret of ours is `NOT_FOUND`, not a body error.
-fn key<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    checked(d, |value| match value {
-        Value::String(s) => Ok(s.clone()),
-        other => Err(format!("must be a string, not {}", kind(other))),
-    })
+    Ok(VerifyRequest::new(body.key.0, body.permissions))
 }
 
 /// The permissions the caller needs the key to hold; `null` is none.
