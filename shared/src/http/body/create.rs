@@ -7,10 +7,10 @@
 
 use chrono::{DateTime, Utc};
 use lambda_http::Request;
-use serde_json::Value;
+use serde::Deserialize;
 use uuid::Uuid;
 
-use super::fields;
+use super::fields::{self, Flag, Id, Name, Permissions, Time};
 use super::read::{self, Accepts, Fields, Presence, field_error};
 use crate::auth::Caller;
 use crate::http::problem::ApiError;
@@ -39,6 +39,23 @@ pub const READ_ONLY: &[&str] = &[
     "disabled_reason",
 ];
 
+/// A create body as sent: each field's type checks its value; null is absent for the
+/// optional ones.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: Name,
+    #[serde(default = "restricted_by_default")]
+    restricted: Flag,
+    permissions: Option<Permissions>,
+    expires_date: Option<Time>,
+    creator_id: Option<Id>,
+}
+
+fn restricted_by_default() -> Flag {
+    Flag(true)
+}
+
 /// A validated create body, before it is tied to a caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreateKey {
@@ -59,24 +76,17 @@ impl CreateKey {
 
     /// The rules of each field, on a body already read.
     pub fn from_fields(f: &Fields, now: DateTime<Utc>) -> Result<Self, ApiError> {
-        f.only(FIELDS, READ_ONLY)?;
-        let name = match f.get("name") {
-            Some(v) => fields::name("name", v)?,
-            None => return Err(field_error("name", "is required")),
-        };
-        let restricted = match f.get("restricted") {
-            Some(v) => fields::boolean("restricted", v)?,
-            None => true,
-        };
-        let permissions = match (restricted, f.get("permissions")) {
-            (true, None | Some(Value::Null)) => {
+        let body: CreateBody = read::parse(f, FIELDS, READ_ONLY)?;
+        let restricted = body.restricted.0;
+        let permissions = match (restricted, body.permissions) {
+            (true, None) => {
                 return Err(field_error(
                     "permissions",
                     "is required when restricted is true (it may be an empty list)",
                 ));
             }
-            (true, Some(v)) => fields::permissions("permissions", v)?,
-            (false, None | Some(Value::Null)) => Vec::new(),
+            (true, Some(list)) => list.0,
+            (false, None) => Vec::new(),
             (false, Some(_)) => {
                 return Err(field_error(
                     "permissions",
@@ -85,19 +95,17 @@ impl CreateKey {
                 ));
             }
         };
-        let expires = match f.get("expires_date") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(fields::future_time("expires_date", v, now)?),
-        };
-        let creator_id = match f.get("creator_id") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(fields::uuid("creator_id", v)?),
+        let expires = match body.expires_date {
+            None => None,
+            Some(at) => {
+                Some(fields::in_future(at.0, now).map_err(|why| field_error("expires_date", why))?)
+            }
         };
         Ok(CreateKey {
-            name,
+            name: body.name.0,
             access: Access::new(restricted, permissions),
             expires,
-            creator_id,
+            creator_id: body.creator_id.map(|id| id.0),
         })
     }
 
@@ -130,7 +138,15 @@ mod tests {
     use super::*;
     use crate::key::Permission::*;
     use chrono::TimeZone;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn fields_lists_what_serde_reads() {
+        assert_eq!(
+            crate::http::body::read::serde_fields::<CreateBody>(),
+            FIELDS
+        );
+    }
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap()

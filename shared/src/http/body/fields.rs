@@ -1,12 +1,12 @@
-//! The values a write's fields take, each read from JSON with a 422 naming the field: a key
-//! name (the same rule as the CLI's), a permission list, a future time, a UUID, a bool.
+//! The values a write's fields take, as types that check their value while serde reads it
+//! (the reason they give is the 422's; [`super::read::parse`] names the field): a key name
+//! (the same rule as the CLI's), a permission list, a time, a UUID, a bool.
 
 use chrono::{DateTime, SubsecRound, Utc};
+use serde::de::{self, Deserialize, Deserializer};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::read::field_error;
-use crate::http::problem::ApiError;
 use crate::key::Permission;
 use crate::store::MAX_NAME_BYTES;
 
@@ -40,105 +40,154 @@ pub fn kind(value: &Value) -> &'static str {
     }
 }
 
-fn wrong_type(field: &str, want: &str, got: &Value) -> ApiError {
-    field_error(field, format!("must be {want}, not {}", kind(got)))
+/// A field's value for serde: read as JSON, then `check`ed; the reason `check` gives is the
+/// error message, which becomes the 422's reason.
+pub fn checked<'de, D, T>(
+    d: D,
+    check: impl FnOnce(&Value) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let value = Value::deserialize(d)?;
+    check(&value).map_err(de::Error::custom)
 }
 
-/// A key name.
-pub fn name(field: &str, value: &Value) -> Result<String, ApiError> {
+/// A body field's type that checks its value as it is deserialized: `$check` gives the
+/// value or the reason it is refused.
+macro_rules! checked_type {
+    ($(#[$doc:meta])* $name:ident($inner:ty) by $check:path) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub struct $name(pub $inner);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                checked(d, |value| $check(value).map($name))
+            }
+        }
+    };
+}
+
+checked_type!(
+    /// A key name, by [`name_problem`]'s rule.
+    Name(String) by name_value
+);
+checked_type!(
+    /// Any string.
+    Text(String) by text_value
+);
+checked_type!(
+    /// `true` or `false`.
+    Flag(bool) by bool_value
+);
+checked_type!(
+    /// A list of permissions from the reference list, each at most once.
+    Permissions(Vec<Permission>) by permission_list
+);
+checked_type!(
+    /// An RFC 3339 time with an offset, kept to the whole second (as the API shows it);
+    /// whether it is in the future is [`in_future`]'s.
+    Time(DateTime<Utc>) by time_value
+);
+checked_type!(
+    /// A UUID in any spelling that parses.
+    Id(Uuid) by uuid_value
+);
+
+/// A merge patch's member: absent (`None`), null (`Some(None)`) or a value. For
+/// `#[serde(default, deserialize_with = "double_option")]`.
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn wrong_type(want: &str, got: &Value) -> String {
+    format!("must be {want}, not {}", kind(got))
+}
+
+/// A key name, or why it is refused.
+pub fn name_value(value: &Value) -> Result<String, String> {
     let Value::String(s) = value else {
-        return Err(wrong_type(field, "a string", value));
+        return Err(wrong_type("a string", value));
     };
     match name_problem(s) {
-        Some(why) => Err(field_error(field, why)),
+        Some(why) => Err(why),
         None => Ok(s.clone()),
     }
 }
 
-/// `true` or `false`.
-pub fn boolean(field: &str, value: &Value) -> Result<bool, ApiError> {
-    value
-        .as_bool()
-        .ok_or_else(|| wrong_type(field, "true or false", value))
+fn text_value(value: &Value) -> Result<String, String> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        other => Err(wrong_type("a string", other)),
+    }
 }
 
-/// A list of permissions from the reference list, each at most once (in any order).
-pub fn permissions(field: &str, value: &Value) -> Result<Vec<Permission>, ApiError> {
+fn bool_value(value: &Value) -> Result<bool, String> {
+    value
+        .as_bool()
+        .ok_or_else(|| wrong_type("true or false", value))
+}
+
+/// A list of permissions, or why it is refused.
+pub fn permission_list(value: &Value) -> Result<Vec<Permission>, String> {
     let Value::Array(items) = value else {
-        return Err(wrong_type(field, "an array of permission names", value));
+        return Err(wrong_type("an array of permission names", value));
     };
     let mut list: Vec<Permission> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let Value::String(s) = item else {
-            return Err(field_error(
-                field,
-                format!("entry {i} must be a permission name, not {}", kind(item)),
+            return Err(format!(
+                "entry {i} must be a permission name, not {}",
+                kind(item)
             ));
         };
         let p: Permission = s.parse().map_err(|_| {
             let shown: String = s.chars().take(64).collect();
-            field_error(
-                field,
-                format!("entry {i}: {shown:?} is not a known permission (see the Permission enum)"),
-            )
+            format!("entry {i}: {shown:?} is not a known permission (see the Permission enum)")
         })?;
         if list.contains(&p) {
-            return Err(field_error(
-                field,
-                format!("entry {i}: {p} is listed twice"),
-            ));
+            return Err(format!("entry {i}: {p} is listed twice"));
         }
         list.push(p);
     }
     Ok(list)
 }
 
-/// An RFC 3339 time with an offset, strictly after `now`, kept to the whole second (as the
-/// API shows it). The second must still be after `now`.
-pub fn future_time(
-    field: &str,
-    value: &Value,
-    now: DateTime<Utc>,
-) -> Result<DateTime<Utc>, ApiError> {
+fn time_value(value: &Value) -> Result<DateTime<Utc>, String> {
     let Value::String(s) = value else {
         return Err(wrong_type(
-            field,
             "an RFC 3339 time such as 2030-01-31T12:00:00Z",
             value,
         ));
     };
-    let at = DateTime::parse_from_rfc3339(s)
-        .map_err(|_| {
-            field_error(
-                field,
-                "must be an RFC 3339 time with an offset, such as 2030-01-31T12:00:00Z",
-            )
-        })?
-        .with_timezone(&Utc)
-        .trunc_subsecs(0);
+    let at = DateTime::parse_from_rfc3339(s).map_err(|_| {
+        "must be an RFC 3339 time with an offset, such as 2030-01-31T12:00:00Z".to_owned()
+    })?;
+    Ok(at.with_timezone(&Utc).trunc_subsecs(0))
+}
+
+/// `at` if it is strictly after `now`; else why not.
+pub fn in_future(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     if at <= now {
-        return Err(field_error(
-            field,
-            format!(
-                "must be in the future (now is {}); to stop a key now, set status to disabled",
-                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            ),
+        return Err(format!(
+            "must be in the future (now is {}); to stop a key now, set status to disabled",
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ));
     }
     Ok(at)
 }
 
-/// A UUID in any spelling that parses.
-pub fn uuid(field: &str, value: &Value) -> Result<Uuid, ApiError> {
+fn uuid_value(value: &Value) -> Result<Uuid, String> {
     let Value::String(s) = value else {
-        return Err(wrong_type(field, "a UUID string", value));
+        return Err(wrong_type("a UUID string", value));
     };
-    Uuid::try_parse(s).map_err(|_| {
-        field_error(
-            field,
-            "must be a UUID such as 0190f2d4-8c6e-7b1a-9a37-5f0c2b7d4e11",
-        )
-    })
+    Uuid::try_parse(s)
+        .map_err(|_| "must be a UUID such as 0190f2d4-8c6e-7b1a-9a37-5f0c2b7d4e11".to_owned())
 }
 
 #[cfg(test)]
@@ -149,11 +198,12 @@ mod tests {
     use chrono::TimeZone;
     use serde_json::json;
 
-    fn reason(r: Result<impl std::fmt::Debug, ApiError>) -> (String, String) {
-        match r {
-            Err(ApiError::InvalidField(p)) => (p.param, p.reason),
-            other => panic!("not a field error: {other:?}"),
-        }
+    fn reason(r: Result<impl std::fmt::Debug, String>) -> String {
+        r.unwrap_err()
+    }
+
+    fn future_time(value: &Value, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+        time_value(value).and_then(|at| in_future(at, now))
     }
 
     #[test]
@@ -185,23 +235,23 @@ mod tests {
             .into_record(&secret, chrono::Utc::now());
             let cli_ok = !matches!(cli, Err(InvalidWrite::Name));
             assert_eq!(name_problem(&s).is_none(), cli_ok, "{s:?}");
-            assert_eq!(name("name", &json!(s)).is_ok(), cli_ok, "{s:?}");
+            assert_eq!(name_value(&json!(s)).is_ok(), cli_ok, "{s:?}");
         }
         assert_eq!(
-            reason(name("name", &json!(5))).1,
+            reason(name_value(&json!(5))),
             "must be a string, not a number"
         );
         assert_eq!(
-            reason(name("name", &json!(null))).1,
+            reason(name_value(&json!(null))),
             "must be a string, not null"
         );
     }
 
     #[test]
     fn permissions_are_known_names_each_once() {
-        let ok = permissions("permissions", &json!(["calls.view", "api_keys.view"])).unwrap();
+        let ok = permission_list(&json!(["calls.view", "api_keys.view"])).unwrap();
         assert_eq!(ok, [Permission::CallsView, Permission::ApiKeysView]);
-        assert_eq!(permissions("permissions", &json!([])).unwrap(), []);
+        assert_eq!(permission_list(&json!([])).unwrap(), []);
         for (bad, says) in [
             (
                 json!("calls.view"),
@@ -221,8 +271,7 @@ mod tests {
             ),
             (json!({"calls.view": true}), "not an object"),
         ] {
-            let (field, why) = reason(permissions("permissions", &bad));
-            assert_eq!(field, "permissions");
+            let why = reason(permission_list(&bad));
             assert!(why.contains(says), "{why}");
         }
     }
@@ -230,7 +279,7 @@ mod tests {
     #[test]
     fn times_are_rfc3339_in_the_future_to_the_second() {
         let now = Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap();
-        let at = future_time("expires_date", &json!("2025-06-01T14:00:01.900+02:00"), now);
+        let at = future_time(&json!("2025-06-01T14:00:01.900+02:00"), now);
         assert_eq!(at.unwrap(), now + chrono::Duration::seconds(1));
         for (bad, says) in [
             (json!("2025-06-01T12:00:00Z"), "must be in the future"),
@@ -240,27 +289,25 @@ mod tests {
             (json!("2030-01-01T00:00:00"), "with an offset"),
             (json!(1_900_000_000), "not a number"),
         ] {
-            let (field, why) = reason(future_time("expires_date", &bad, now));
-            assert_eq!(field, "expires_date");
+            let why = reason(future_time(&bad, now));
             assert!(why.contains(says), "{bad}: {why}");
         }
     }
 
     #[test]
-    fn uuids_and_booleans_name_their_field() {
+    fn uuids_and_booleans_say_what_they_take() {
         let id = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
-        assert_eq!(uuid("creator_id", &json!(id)).unwrap().to_string(), id);
-        assert!(uuid("creator_id", &json!(id.to_uppercase())).is_ok());
-        assert_eq!(reason(uuid("creator_id", &json!("x"))).0, "creator_id");
+        assert_eq!(uuid_value(&json!(id)).unwrap().to_string(), id);
+        assert!(uuid_value(&json!(id.to_uppercase())).is_ok());
+        assert!(reason(uuid_value(&json!("x"))).starts_with("must be a UUID such as"));
         assert_eq!(
-            reason(uuid("creator_id", &json!(7))).1,
+            reason(uuid_value(&json!(7))),
             "must be a UUID string, not a number"
         );
-        assert!(matches!(boolean("restricted", &json!(false)), Ok(false)));
-        let (field, why) = reason(boolean("restricted", &json!("true")));
+        assert_eq!(bool_value(&json!(false)), Ok(false));
         assert_eq!(
-            (field.as_str(), why.as_str()),
-            ("restricted", "must be true or false, not a string")
+            reason(bool_value(&json!("true"))),
+            "must be true or false, not a string"
         );
     }
 }

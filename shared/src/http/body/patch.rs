@@ -16,9 +16,9 @@
 
 use chrono::{DateTime, Utc};
 use lambda_http::Request;
-use serde_json::Value;
+use serde::{Deserialize, Deserializer};
 
-use super::fields;
+use super::fields::{self, Flag, Name, Permissions, Time, double_option};
 use super::read::{self, Accepts, Fields, Presence, field_error};
 use crate::http::problem::ApiError;
 use crate::key::KeyState;
@@ -61,53 +61,68 @@ impl KeyPatch {
 
     /// The rules of each field that need no key: types, values, a future `expires_date`.
     pub fn from_fields(f: &Fields, now: DateTime<Utc>) -> Result<Self, ApiError> {
-        f.only(FIELDS, READ_ONLY)?;
-        let not_null = |field: &str, what: &str| {
-            field_error(
-                field,
-                format!("cannot be removed (null); it must be {what}"),
-            )
-        };
-        let name = match f.get("name") {
+        let body: PatchBody = read::parse(f, FIELDS, READ_ONLY)?;
+        let name = kept(body.name, "name", "a string")?;
+        let restricted = kept(body.restricted, "restricted", "true or false")?;
+        let status = kept(body.status, "status", "active or disabled")?;
+        let expires = match body.expires_date {
+            Some(Some(at)) => Some(Some(
+                fields::in_future(at.0, now).map_err(|why| field_error("expires_date", why))?,
+            )),
+            Some(None) => Some(None),
             None => None,
-            Some(Value::Null) => return Err(not_null("name", "a string")),
-            Some(v) => Some(fields::name("name", v)?),
-        };
-        let restricted = match f.get("restricted") {
-            None => None,
-            Some(Value::Null) => return Err(not_null("restricted", "true or false")),
-            Some(v) => Some(fields::boolean("restricted", v)?),
-        };
-        let permissions = match f.get("permissions") {
-            None => None,
-            Some(Value::Null) => Some(None),
-            Some(v) => Some(Some(fields::permissions("permissions", v)?)),
-        };
-        let expires = match f.get("expires_date") {
-            None => None,
-            Some(Value::Null) => Some(None),
-            Some(v) => Some(Some(fields::future_time("expires_date", v, now)?)),
-        };
-        let status = match f.get("status") {
-            None => None,
-            Some(Value::String(s)) if s == "active" => Some(KeyState::Active),
-            Some(Value::String(s)) if s == "disabled" => Some(KeyState::Disabled),
-            Some(Value::String(s)) if s == "expired" => {
-                return Err(field_error(
-                    "status",
-                    "cannot be set to expired: a key expires by its expires_date; send \
-                     active or disabled",
-                ));
-            }
-            Some(Value::Null) => return Err(not_null("status", "active or disabled")),
-            Some(_) => return Err(field_error("status", "must be \"active\" or \"disabled\"")),
         };
         Ok(KeyChange {
-            name,
-            restricted,
-            permissions,
+            name: name.map(|n| n.0),
+            restricted: restricted.map(|r| r.0),
+            permissions: body.permissions.map(|p| p.map(|list| list.0)),
             expires,
-            status,
+            status: status.map(|s| s.0),
+        })
+    }
+}
+
+/// A merge patch as sent: for each member, absent (`None`), null (`Some(None)`) or a value
+/// its type has checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    #[serde(default, deserialize_with = "double_option")]
+    name: Option<Option<Name>>,
+    #[serde(default, deserialize_with = "double_option")]
+    restricted: Option<Option<Flag>>,
+    #[serde(default, deserialize_with = "double_option")]
+    permissions: Option<Option<Permissions>>,
+    #[serde(default, deserialize_with = "double_option")]
+    expires_date: Option<Option<Time>>,
+    #[serde(default, deserialize_with = "double_option")]
+    status: Option<Option<Status>>,
+}
+
+/// A member that a patch may change but not remove: null is refused, naming it.
+fn kept<T>(member: Option<Option<T>>, field: &str, what: &str) -> Result<Option<T>, ApiError> {
+    match member {
+        Some(None) => Err(field_error(
+            field,
+            format!("cannot be removed (null); it must be {what}"),
+        )),
+        Some(Some(value)) => Ok(Some(value)),
+        None => Ok(None),
+    }
+}
+
+/// The status a patch may set: `active` or `disabled`.
+struct Status(KeyState);
+
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        fields::checked(d, |value| match value.as_str() {
+            Some("active") => Ok(Status(KeyState::Active)),
+            Some("disabled") => Ok(Status(KeyState::Disabled)),
+            Some("expired") => Err("cannot be set to expired: a key expires by its \
+                                    expires_date; send active or disabled"
+                .to_owned()),
+            _ => Err("must be \"active\" or \"disabled\"".to_owned()),
         })
     }
 }
@@ -118,7 +133,12 @@ mod tests {
     use crate::key::Permission::*;
     use crate::key::{Access, ApiKey};
     use chrono::TimeZone;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn fields_lists_what_serde_reads() {
+        assert_eq!(crate::http::body::read::serde_fields::<PatchBody>(), FIELDS);
+    }
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap()

@@ -6,8 +6,11 @@
 
 use lambda_http::Request;
 use lambda_http::http::{HeaderMap, header};
+use serde::Deserialize;
+use serde::de::value::MapDeserializer;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_path_to_error::Segment;
 
 use crate::error::{ParamError, redact_secrets};
 use crate::http::problem::ApiError;
@@ -56,36 +59,88 @@ pub enum Presence {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Fields(pub Vec<(String, Value)>);
 
-impl Fields {
-    /// Refuses any member whose name is not in `known`, naming it. `read_only` lists the
-    /// members of the key object that exist but cannot be written here.
-    pub fn only(&self, known: &[&str], read_only: &[&str]) -> Result<(), ApiError> {
-        for (name, _) in &self.0 {
-            if known.contains(&name.as_str()) {
-                continue;
-            }
-            let reason = if read_only.contains(&name.as_str()) {
-                format!(
-                    "cannot be written; the fields you may send are {}",
-                    known.join(", ")
-                )
-            } else {
-                format!("is not a known field; the fields are {}", known.join(", "))
-            };
-            return Err(field_error(name, reason));
-        }
-        Ok(())
-    }
-
-    /// The member called `name`, if sent (`null` included).
-    pub fn get(&self, name: &str) -> Option<&Value> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
-    }
-}
-
 /// A 422 naming a field of the body.
 pub fn field_error(field: &str, reason: impl Into<String>) -> ApiError {
     ApiError::InvalidField(ParamError::new(field, reason))
+}
+
+/// The checked members as the endpoint's body type `T`, a `deny_unknown_fields` struct whose
+/// field types carry their own rule (their error message is the reason shown). `known` and
+/// `read_only` are the fields `T` takes and the key object's fields that cannot be written
+/// here, for the reason given for an unknown field. Members are read in the order sent.
+pub fn parse<'de, T: Deserialize<'de>>(
+    fields: &'de Fields,
+    known: &[&str],
+    read_only: &[&str],
+) -> Result<T, ApiError> {
+    let members = fields.0.iter().map(|(name, value)| (name.as_str(), value));
+    let de = MapDeserializer::<_, serde_json::Error>::new(members);
+    serde_path_to_error::deserialize(de).map_err(|e| body_error(e, known, read_only))
+}
+
+/// The one map from a failed deserialization to a 422: the field is the path that failed
+/// (`[3].token` inside an array), and serde's own categories take the API's wording.
+pub fn body_error(
+    err: serde_path_to_error::Error<serde_json::Error>,
+    known: &[&str],
+    read_only: &[&str],
+) -> ApiError {
+    let path = err.path().clone();
+    let message = err.into_inner().to_string();
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let name = rest.strip_suffix('`').unwrap_or(rest);
+        let name = match path.to_string().as_str() {
+            "." => name.to_owned(),
+            parent => format!("{parent}.{name}"),
+        };
+        return field_error(&name, "is required");
+    }
+    if message.starts_with("unknown field `") {
+        let name = match path.iter().next_back() {
+            Some(Segment::Map { key }) => key.clone(),
+            _ => path.to_string(),
+        };
+        let reason = if read_only.contains(&name.as_str()) {
+            format!(
+                "cannot be written; the fields you may send are {}",
+                known.join(", ")
+            )
+        } else {
+            format!("is not a known field; the fields are {}", known.join(", "))
+        };
+        return field_error(&name, reason);
+    }
+    field_error(&path.to_string(), message)
+}
+
+/// The member names serde reads for the struct `T`: a body's `FIELDS` list is checked
+/// against them in its tests.
+#[cfg(test)]
+pub(crate) fn serde_fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Names<'a>(&'a mut &'static [&'static str]);
+    impl<'de> Deserializer<'de> for Names<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("names taken"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut names: &'static [&'static str] = &[];
+    let _ = T::deserialize(Names(&mut names));
+    names
 }
 
 /// The body's top-level members, from a request: see [`read`].
@@ -465,6 +520,13 @@ mod tests {
         assert_eq!(field_of(r), "name");
     }
 
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct OnlyA {
+        a: Option<u8>,
+    }
+
     #[test]
     fn members_keep_their_order_and_unknown_ones_are_named() {
         let fields = read(
@@ -475,13 +537,12 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(fields.0[0].0, "b");
-        assert_eq!(fields.get("a"), Some(&Value::Null));
-        assert_eq!(fields.get("c"), None);
-        let err = fields.only(&["a"], &[]).unwrap_err();
+        assert_eq!(fields.0[0], ("b".to_owned(), serde_json::json!(1)));
+        assert_eq!(fields.0[1], ("a".to_owned(), Value::Null));
+        let err = parse::<OnlyA>(&fields, &["a"], &[]).unwrap_err();
         assert_eq!(err.problem("r").parameter.as_deref(), Some("b"));
         assert!(err.problem("r").detail.contains("not a known field"));
-        let err = fields.only(&["a"], &["b"]).unwrap_err();
+        let err = parse::<OnlyA>(&fields, &["a"], &["b"]).unwrap_err();
         assert!(err.problem("r").detail.contains("cannot be written"));
         // A member named "" is named as it is, so that the client can find it.
         let fields = read(
@@ -490,7 +551,7 @@ mod tests {
             Accepts::Json,
             Presence::Required,
         );
-        let err = fields.unwrap().unwrap().only(&["a"], &[]).unwrap_err();
+        let err = parse::<OnlyA>(&fields.unwrap().unwrap(), &["a"], &[]).unwrap_err();
         assert_eq!(err.problem("r").parameter.as_deref(), Some(""));
         assert!(
             err.problem("r")
@@ -524,8 +585,8 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(
-            fields.get("grace_period_seconds"),
-            Some(&serde_json::json!(5))
+            fields.0,
+            [("grace_period_seconds".to_owned(), serde_json::json!(5))]
         );
     }
 }

@@ -2,10 +2,11 @@
 //! [`crate::leak::report`]'s).
 
 use lambda_http::http::HeaderMap;
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
-use super::fields::kind;
-use super::read::{WHOLE_BODY, field_error, read_value};
+use super::fields::{Text, kind};
+use super::read::{WHOLE_BODY, body_error, field_error, read_value};
 use crate::http::problem::ApiError;
 use crate::leak::report::{
     MAX_REPORT_BYTES, MAX_REPORT_ENTRIES, MAX_SOURCE_BYTES, MAX_TYPE_BYTES, MAX_URL_BYTES,
@@ -14,6 +15,16 @@ use crate::leak::report::{
 
 /// The members of a match that the report reads (others are ignored: GitHub may add some).
 pub const FIELDS: &[&str] = &["token", "type", "url", "source"];
+
+/// One match as sent. Members other than [`FIELDS`] are ignored; null is absent.
+#[derive(Deserialize)]
+struct Entry {
+    token: Option<Text>,
+    #[serde(rename = "type")]
+    token_type: Option<Text>,
+    url: Option<Text>,
+    source: Option<Text>,
+}
 
 /// Reads a report body (the request's headers for its Content-Type, and its bytes). Call
 /// it only after the signature was checked.
@@ -31,48 +42,31 @@ pub fn parse_report(headers: &HeaderMap, body: &[u8]) -> Result<Vec<ReportedToke
             limit: MAX_REPORT_ENTRIES,
         });
     }
-    entries
-        .iter()
+    // Each match must be an object (serde would also read a struct from an array).
+    if let Some((i, entry)) = entries.iter().enumerate().find(|(_, e)| !e.is_object()) {
+        return Err(field_error(
+            &format!("[{i}]"),
+            format!("must be a JSON object, not {}", kind(entry)),
+        ));
+    }
+    let parsed: Vec<Entry> =
+        serde_path_to_error::deserialize(&value).map_err(|e| body_error(e, FIELDS, &[]))?;
+    parsed
+        .into_iter()
         .enumerate()
         .map(|(i, entry)| {
-            let at = |name: &str| format!("[{i}].{name}");
-            let Value::Object(map) = entry else {
-                return Err(field_error(
-                    &format!("[{i}]"),
-                    format!("must be a JSON object, not {}", kind(entry)),
-                ));
+            let required = |member: Option<Text>, name: &str| {
+                member.ok_or_else(|| field_error(&format!("[{i}].{name}"), "is required"))
             };
-            let required = |name: &str| {
-                string(map, name, &at(name))?.ok_or_else(|| field_error(&at(name), "is required"))
-            };
+            let text = |member: Option<Text>| member.map(|t| t.0).unwrap_or_default();
             Ok(ReportedToken {
-                token: required("token")?.to_owned(),
-                token_type: cut(required("type")?, MAX_TYPE_BYTES),
-                url: cut(string(map, "url", &at("url"))?.unwrap_or(""), MAX_URL_BYTES),
-                source: cut(
-                    string(map, "source", &at("source"))?.unwrap_or(""),
-                    MAX_SOURCE_BYTES,
-                ),
+                token: required(entry.token, "token")?.0,
+                token_type: cut(&required(entry.token_type, "type")?.0, MAX_TYPE_BYTES),
+                url: cut(&text(entry.url), MAX_URL_BYTES),
+                source: cut(&text(entry.source), MAX_SOURCE_BYTES),
             })
         })
         .collect()
-}
-
-/// The string member `name`: `None` when absent or null, a `422` naming `field` when of
-/// another type.
-fn string<'a>(
-    map: &'a Map<String, Value>,
-    name: &str,
-    field: &str,
-) -> Result<Option<&'a str>, ApiError> {
-    match map.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(field_error(
-            field,
-            format!("must be a string, not {}", kind(other)),
-        )),
-    }
 }
 
 /// `text`, cut to at most `max` bytes on a character boundary.
@@ -88,6 +82,11 @@ fn cut(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use lambda_http::http::{HeaderValue, header};
+
+    #[test]
+    fn fields_lists_what_serde_reads() {
+        assert_eq!(crate::http::body::read::serde_fields::<Entry>(), FIELDS);
+    }
 
     fn json() -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -7,10 +7,11 @@
 
 use chrono::Duration;
 use lambda_http::Request;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::fields::kind;
-use super::read::{self, Accepts, Fields, Presence, field_error};
+use super::fields::{checked, kind};
+use super::read::{self, Accepts, Fields, Presence};
 use crate::http::problem::ApiError;
 
 /// The longest grace period: 7 days, in seconds.
@@ -20,8 +21,10 @@ pub const MAX_GRACE_SECS: u32 = 604_800;
 pub const FIELDS: &[&str] = &["grace_period_seconds"];
 
 /// A validated roll body.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RollKey {
+    #[serde(default, deserialize_with = "grace")]
     pub grace_period_seconds: u32,
 }
 
@@ -36,14 +39,7 @@ impl RollKey {
     }
 
     pub fn from_fields(f: &Fields) -> Result<Self, ApiError> {
-        f.only(FIELDS, &[])?;
-        let grace_period_seconds = match f.get("grace_period_seconds") {
-            None => 0,
-            Some(v) => grace("grace_period_seconds", v)?,
-        };
-        Ok(RollKey {
-            grace_period_seconds,
-        })
+        read::parse(f, FIELDS, &[])
     }
 
     /// How long the previous secret keeps working after the roll.
@@ -52,24 +48,28 @@ impl RollKey {
     }
 }
 
-fn grace(field: &str, value: &Value) -> Result<u32, ApiError> {
-    let range = || format!("must be a whole number of seconds from 0 to {MAX_GRACE_SECS}");
-    let Value::Number(n) = value else {
-        return Err(field_error(
-            field,
-            format!("{}, not {}", range(), kind(value)),
-        ));
-    };
-    n.as_u64()
-        .and_then(|n| u32::try_from(n).ok())
-        .filter(|n| *n <= MAX_GRACE_SECS)
-        .ok_or_else(|| field_error(field, format!("{}, got {n}", range())))
+fn grace<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    checked(d, |value| {
+        let range = || format!("must be a whole number of seconds from 0 to {MAX_GRACE_SECS}");
+        let Value::Number(n) = value else {
+            return Err(format!("{}, not {}", range(), kind(value)));
+        };
+        n.as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n <= MAX_GRACE_SECS)
+            .ok_or_else(|| format!("{}, got {n}", range()))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn fields_lists_what_serde_reads() {
+        assert_eq!(crate::http::body::read::serde_fields::<RollKey>(), FIELDS);
+    }
 
     fn roll(v: Value) -> Result<RollKey, ApiError> {
         let Value::Object(map) = v else { panic!() };

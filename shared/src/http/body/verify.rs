@@ -8,42 +8,55 @@
 //! error here: the answer is `NOT_FOUND`, like any key that does not exist.
 
 use lambda_http::http::HeaderMap;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::fields::{kind, permissions};
-use super::read::{Accepts, Presence, field_error, read};
+use super::fields::{Text, checked, permission_list};
+use super::read::{Accepts, Presence, parse, read};
 use crate::http::problem::ApiError;
+use crate::key::Permission;
 use crate::verify::VerifyRequest;
 
 /// The fields a verify body may hold.
 pub const FIELDS: &[&str] = &["key", "permissions"];
 
+/// A verify body as sent.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyBody {
+    /// Any string: one that is not a secret of ours is `NOT_FOUND`, not a body error.
+    key: Text,
+    #[serde(default, deserialize_with = "wanted")]
+    permissions: Vec<Permission>,
+}
+
 /// Reads a verify body (the request's headers for its Content-Type, and its bytes).
 pub fn parse_verify_body(headers: &HeaderMap, body: &[u8]) -> Result<VerifyRequest, ApiError> {
     let fields = read(headers, body, Accepts::Json, Presence::Required)?.unwrap_or_default();
-    fields.only(FIELDS, &[])?;
-    let key = match fields.get("key") {
-        Some(Value::String(s)) => s.clone(),
-        None => return Err(field_error("key", "is required")),
-        Some(other) => {
-            return Err(field_error(
-                "key",
-                format!("must be a string, not {}", kind(other)),
-            ));
-        }
-    };
-    let wanted = match fields.get("permissions") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(list) => permissions("permissions", list)?,
-    };
-    Ok(VerifyRequest::new(key, wanted))
+    let body: VerifyBody = parse(&fields, FIELDS, &[])?;
+    Ok(VerifyRequest::new(body.key.0, body.permissions))
+}
+
+/// The permissions the caller needs the key to hold; `null` is none.
+fn wanted<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Permission>, D::Error> {
+    checked(d, |value| match value {
+        Value::Null => Ok(Vec::new()),
+        list => permission_list(list),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::Permission;
     use lambda_http::http::{HeaderValue, header};
+
+    #[test]
+    fn fields_lists_what_serde_reads() {
+        assert_eq!(
+            crate::http::body::read::serde_fields::<VerifyBody>(),
+            FIELDS
+        );
+    }
 
     fn json() -> HeaderMap {
         let mut h = HeaderMap::new();
