@@ -11,7 +11,7 @@
 //! An event's id carries the time its request started, but the event commits with its
 //! change, up to [`SETTLE`] later. So an event may appear behind one listed before it, and a
 //! client that tails with `after=<last id>` would skip it forever. `settled=true` lists only
-//! events older than [`SETTLE`], all of which have committed: the way to tail (README,
+//! events older than [`SETTLE`], all of which have committed: the way to tail (docs/api.md,
 //! "Tailing the audit trail"). The organization's events are read consistently; one key's
 //! come from an index, which lags the table by its propagation delay (usually well under a
 //! second), which `settled` covers in practice but DynamoDB does not bound.

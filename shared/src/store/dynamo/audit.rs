@@ -31,7 +31,7 @@ impl AuditReader for DynamoStore {
             .table_name(&self.table)
             .set_index_name(index.clone())
             // The organization's events are read consistently: an event committed before
-            // the read is listed (twice the read units; see README, "Capacity"). An index
+            // the read is listed (twice the read units; see bench/README.md, "Work per request"). An index
             // cannot be read so: one key's events lag by its propagation delay.
             .consistent_read(index.is_none())
             .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :last")
