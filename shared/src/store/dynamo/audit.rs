@@ -31,8 +31,9 @@ impl AuditReader for DynamoStore {
             .table_name(&self.table)
             .set_index_name(index.clone())
             // The organization's events are read consistently: an event committed before
-            // the read is listed (twice the read units; see bench/README.md, "Work per request"). An index
-            // cannot be read so: one key's events lag by its propagation delay.
+            // the read is listed (twice the read units; see bench/README.md, "Work per
+            // request"). An index cannot be read so: one key's events lag by its
+            // propagation delay.
             .consistent_read(index.is_none())
             .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :last")
             .expression_attribute_names("#pk", partition_attr)
