@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks two rules of the code's shape (STYLE.md, "As the crate grows"):
+"""Checks two rules of the code's shape (shared/src/lib.rs states the layers):
 
 1. Layers. No module of the shared crate imports a module of a higher layer. From the top:
    the edge (`http`, `config`, `lib`); the use cases (writes, verify, leaks, listing, usage);

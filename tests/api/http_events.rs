@@ -637,7 +637,7 @@ async fn an_event_names_which_of_its_callers_secrets_acted() {
 
 /// `settled=true` holds back the events that may not have committed yet: a change made an
 /// hour ago is listed, one made just now only in the default list, until it is older than
-/// `audit::SETTLE`. A cursor of a settled list is followed under `settled=true` only.
+/// `page::SETTLE`. A cursor of a settled list is followed under `settled=true` only.
 #[tokio::test]
 async fn a_settled_list_holds_back_the_newest_events() {
     let app = app().await;

@@ -13,10 +13,11 @@ use apikeys::http::problem::ApiError;
 use apikeys::key::{ApiKey, KeyId, KeyState, OrgId, Permission};
 use apikeys::secret::Secret;
 use apikeys::store::dynamo::DynamoStore;
-use apikeys::store::{AuditReader, CredentialStore, EventRange, KeyReader};
+use apikeys::store::{AuditReader, CredentialStore, EventRange, KeyReader, StoredKey};
 use apikeys::write::{
     self, Idempotency, InvalidWrite, KeyChange, MAX_GRACE_SECS, WriteContext, WriteError,
 };
+use apikeys_tests::hooked::{Hooked, WriteHook};
 use apikeys_tests::*;
 use chrono::{DateTime, Duration, Utc};
 use lambda_http::http::{HeaderMap, HeaderValue};
@@ -232,9 +233,16 @@ async fn an_update_reaches_every_credential_and_keeps_the_key_as_read_otherwise(
         status: Some(KeyState::Disabled),
         ..KeyChange::default()
     };
-    let updated = write::update_key(&app.store, &policy(), &ctx(), &org, key.id, &change, None)
+    let at = rolled.key.updated + Duration::seconds(7);
+    let ctx = ctx().at(at);
+    let updated = write::update_key(&app.store, &policy(), &ctx, &org, key.id, &change, None)
         .await
         .unwrap();
+    assert_eq!(
+        (updated.updated.timestamp_millis(), updated.version),
+        (at.timestamp_millis(), rolled.key.version + 1),
+        "an update stamps its time and moves the version"
+    );
     assert_eq!(updated.last_four, rolled.key.last_four);
     assert_eq!(updated.creator_id, key.creator_id);
     assert_eq!(
@@ -279,13 +287,17 @@ async fn of_two_concurrent_updates_one_wins_and_the_other_gets_the_typed_conflic
     let (key, _) = create(&app, new_key(&org, "k")).await;
     for round in 0..3 {
         let before = app.store.get_key(&org, key.id).await.unwrap().unwrap();
+        // Both writers have read the key before either commits: the race is forced, not
+        // left to the scheduler.
+        let store = std::sync::Arc::new(Hooked::with(app.store.clone(), BothRead::default()));
         let mut set = tokio::task::JoinSet::new();
         for (i, expected) in [(0, None), (1, Some(vec![before.version]))] {
-            let (store, org) = (app.store.clone(), org.clone());
+            let (store, org) = (store.clone(), org.clone());
             set.spawn(async move {
+                let store = &*store;
                 let change = KeyChange::name(format!("round {round} writer {i}"));
                 let expected = expected.as_deref();
-                write::update_key(&store, &policy(), &ctx(), &org, key.id, &change, expected).await
+                write::update_key(store, &policy(), &ctx(), &org, key.id, &change, expected).await
             });
         }
         let outcomes = set.join_all().await;
@@ -712,4 +724,27 @@ async fn another_organizations_key_is_not_found_by_any_write_and_stays_unchanged
     assert_eq!(scan(&app).await.len(), before_items, "nothing written");
     assert!(events(&app, &mine).await.is_empty());
     assert_eq!(events(&app, &theirs).await.len(), 1);
+}
+
+/// Holds each of the first two reads of a key until both have been made.
+struct BothRead {
+    reads: std::sync::atomic::AtomicUsize,
+    barrier: tokio::sync::Barrier,
+}
+
+impl Default for BothRead {
+    fn default() -> Self {
+        BothRead {
+            reads: std::sync::atomic::AtomicUsize::new(0),
+            barrier: tokio::sync::Barrier::new(2),
+        }
+    }
+}
+
+impl WriteHook for BothRead {
+    async fn after_read(&self, _store: &DynamoStore, _read: Option<&StoredKey>) {
+        if self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+            self.barrier.wait().await;
+        }
+    }
 }

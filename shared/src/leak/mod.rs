@@ -7,7 +7,8 @@
 //!    key is unknown and GitHub's list cannot be fetched. A key identifier not of GitHub's
 //!    shape or a signature that is not base64 DER is a `401` without any fetch. No token is
 //!    looked at before this.
-//! 2. the body ([`report`], read by the HTTP edge as every body is): `415`, `413`, `400`, `422`;
+//! 2. the body (read by the HTTP edge as every body is, into [`report`]'s matches): `415`,
+//!    `413`, `400`, `422`;
 //! 3. the verdicts ([`assess`]): one batched lookup ([`LeakLookup`]) for the whole report,
 //!    then the keys to revoke and GitHub's `[{token_hash, token_type, label}]` response;
 //! 4. the revocations ([`revoke`]): each live key disabled, with its `key.leaked` audit

@@ -1,11 +1,8 @@
-//! The body GitHub posts: a JSON array of `{token, type, url, source}`, one per match.
-//!
-//! It is read as every body is (by the HTTP edge): `415` for another media type,
-//! `400` for broken JSON. At most [`MAX_REPORT_BYTES`] and [`MAX_REPORT_ENTRIES`], else `413`. `token` and `type`
-//! are required strings; `url` (GitHub says it may be empty) and `source` are optional
-//! strings. Other members are ignored rather than refused, so that a field GitHub adds one
-//! day does not stop revocations. `url` and `source` are cut to [`MAX_URL_BYTES`] and
-//! [`MAX_SOURCE_BYTES`]: they are recorded in the audit trail, whose items must stay small.
+//! What GitHub reports: one [`ReportedToken`] per match, and the bounds of a report. The
+//! HTTP edge reads the body (`http::body::report`) within them: at most
+//! [`MAX_REPORT_BYTES`] and [`MAX_REPORT_ENTRIES`]; `url` and `source` cut to
+//! [`MAX_URL_BYTES`] and [`MAX_SOURCE_BYTES`], because they are recorded in the audit trail,
+//! whose items must stay small; `type` cut to [`MAX_TYPE_BYTES`].
 
 use std::fmt;
 

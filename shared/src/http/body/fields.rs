@@ -11,7 +11,7 @@ use crate::key::Permission;
 use crate::store::MAX_NAME_BYTES;
 
 /// Why a key name is refused, if it is; `None` for a good name. The rule of
-/// `store::NewKey::into_record`: 1 to [`MAX_NAME_BYTES`] bytes, not only whitespace, no
+/// `write::NewKey::into_record`: 1 to [`MAX_NAME_BYTES`] bytes, not only whitespace, no
 /// control characters.
 pub fn name_problem(name: &str) -> Option<String> {
     if name.trim().is_empty() {
