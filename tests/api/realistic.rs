@@ -305,9 +305,12 @@ async fn the_key_count_stays_exact_under_concurrent_creates_and_deletes_that_con
     })
     .await;
     let org = w.org.clone();
+    // What is tested is the count under conflicts, not a slow store: the writes wait for a
+    // DynamoDB Local that 60 concurrent transactions slow down, instead of timing out.
+    let patient = patient_app_via(&w.real, &w.proxy.url(), Duration::from_secs(30)).await;
     let mut set = tokio::task::JoinSet::new();
     for i in 0..40 {
-        let (store, org) = (w.app.store.clone(), org.clone());
+        let (store, org) = (patient.store.clone(), org.clone());
         set.spawn(async move {
             let new = new_key(&org, &format!("k{i}"));
             apikeys::write::create_key(&store, new)
@@ -331,12 +334,12 @@ async fn the_key_count_stays_exact_under_concurrent_creates_and_deletes_that_con
     let mut set = tokio::task::JoinSet::new();
     for key in &keys[..20] {
         for _ in 0..2 {
-            let (store, org, id) = (w.app.store.clone(), org.clone(), key.id);
+            let (store, org, id) = (patient.store.clone(), org.clone(), key.id);
             set.spawn(async move { delete_in(&store, &org, id).await });
         }
     }
     for i in 0..20 {
-        let (store, org) = (w.app.store.clone(), org.clone());
+        let (store, org) = (patient.store.clone(), org.clone());
         set.spawn(async move {
             let new = new_key(&org, &format!("n{i}"));
             apikeys::write::create_key(&store, new).await.is_ok()
