@@ -228,6 +228,57 @@ pub fn check(reply: &Reply, head: bool, viewer: Viewer) {
     }
 }
 
+/// The members of the event's `headers` and `multiValueHeaders` objects as they come, a
+/// repeated name included: `Value` keeps only the last of a repeated name, where
+/// `lambda_http` keeps them all (a second `Host` is a host it builds the URI from too).
+fn header_maps(event: &str) -> Vec<Vec<(String, Value)>> {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct Members;
+    impl<'de> DeserializeSeed<'de> for Members {
+        type Value = Vec<(String, Value)>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Members {
+        type Value = Vec<(String, Value)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object or null")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(member) = map.next_entry::<String, Value>()? {
+                out.push(member);
+            }
+            Ok(out)
+        }
+    }
+    struct Top;
+    impl<'de> Visitor<'de> for Top {
+        type Value = Vec<Vec<(String, Value)>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an event object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if key == "headers" || key == "multiValueHeaders" {
+                    out.push(map.next_value_seed(Members)?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(out)
+        }
+    }
+    serde_json::Deserializer::from_str(event)
+        .deserialize_map(Top)
+        .unwrap_or_default()
+}
+
 /// Whether `lambda_http` can turn this event into a request without panicking.
 ///
 /// `lambda_http` 1.3 builds the request URI with `Url::parse(..).unwrap()` from the
@@ -240,20 +291,17 @@ pub fn lambda_http_accepts(event: &str) -> bool {
     let Ok(v) = serde_json::from_str::<Value>(event) else {
         return true; // refused by from_str with an error, not a panic
     };
+    let maps = header_maps(event);
     let header = |name: &str| -> Vec<String> {
         let mut out = Vec::new();
-        for map in ["headers", "multiValueHeaders"] {
-            if let Some(m) = v.get(map).and_then(Value::as_object) {
-                for (k, val) in m {
-                    if k.eq_ignore_ascii_case(name) {
-                        match val {
-                            Value::String(s) => out.push(s.clone()),
-                            Value::Array(a) => {
-                                out.extend(a.iter().filter_map(|x| x.as_str().map(str::to_owned)))
-                            }
-                            _ => {}
-                        }
+        for (k, val) in maps.iter().flatten() {
+            if k.eq_ignore_ascii_case(name) {
+                match val {
+                    Value::String(s) => out.push(s.clone()),
+                    Value::Array(a) => {
+                        out.extend(a.iter().filter_map(|x| x.as_str().map(str::to_owned)))
                     }
+                    _ => {}
                 }
             }
         }
