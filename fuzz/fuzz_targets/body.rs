@@ -6,13 +6,13 @@
 #![no_main]
 
 use apikeys::auth::Caller;
-use apikeys::http::problem::ApiError;
-use apikeys::key::{Access, ApiKey, KeyId, KeyState, Permission};
-use apikeys::secret::Secret;
 use apikeys::http::body::fields::name_problem;
 use apikeys::http::body::{
     CreateKey, KeyPatch, MAX_BODY_BYTES, MAX_GRACE_SECS, RollKey, create, patch, roll,
 };
+use apikeys::http::problem::ApiError;
+use apikeys::key::{Access, ApiKey, KeyId, KeyState, Permission};
+use apikeys::secret::Secret;
 use arbitrary::Arbitrary;
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
@@ -141,7 +141,13 @@ fn value(j: &Json, now: DateTime<Utc>) -> Value {
 fn name(n: &Name) -> String {
     match n {
         Name::Known(i) => {
-            let known = [create::FIELDS, patch::FIELDS, roll::FIELDS, patch::READ_ONLY].concat();
+            let known = [
+                create::FIELDS,
+                patch::FIELDS,
+                roll::FIELDS,
+                patch::READ_ONLY,
+            ]
+            .concat();
             known[*i as usize % known.len()].to_owned()
         }
         Name::Secret => secret().expose().to_owned(),
@@ -350,7 +356,8 @@ fuzz_target!(|input: Input| {
                             "sorted, without repeats"
                         );
                     }
-                    new.into_record(secret(), now).expect("a validated key stores");
+                    new.into_record(secret(), now)
+                        .expect("a validated key stores");
                 }
                 Err(e) => check_refusal(&e, &body),
             }
@@ -367,8 +374,7 @@ fuzz_target!(|input: Input| {
                         .may_update(&current, &next)
                         .map(|()| next)
                         .map_err(refused)
-                })
-            {
+                }) {
                 Ok(next) => {
                     assert_eq!(
                         (
@@ -388,7 +394,10 @@ fuzz_target!(|input: Input| {
                     );
                     assert!(name_problem(&next.name).is_none());
                     // The write stamps the time and version when it commits.
-                    assert_eq!((next.updated, next.version), (current.updated, current.version));
+                    assert_eq!(
+                        (next.updated, next.version),
+                        (current.updated, current.version)
+                    );
                     if caller_access.is_restricted() {
                         match (&current.access, &next.access) {
                             // It held the key, and the key holds nothing it lacks.

@@ -5,11 +5,11 @@
 //! one answer per match, only secrets of the world's active keys revoked, each once.
 #![no_main]
 
+use apikeys::http::body::report::FIELDS;
 use apikeys::http::body::report::parse_report;
 use apikeys::leak::assess::{Label, Verdict, assess};
 use apikeys::leak::report::{MAX_REPORT_ENTRIES, MAX_SOURCE_BYTES, MAX_TYPE_BYTES, MAX_URL_BYTES};
 use apikeys::secret::Secret;
-use apikeys::http::body::report::FIELDS;
 use apikeys_fuzz::{Json, Member, Token, json_headers, world};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;

@@ -5,14 +5,14 @@
 //! or a hash, and is VALID only for an active key that grants every requested permission.
 #![no_main]
 
+use apikeys::http::body::MAX_BODY_BYTES as MAX_VERIFY_BODY_BYTES;
+use apikeys::http::body::verify::FIELDS;
+use apikeys::http::body::verify::parse_verify_body;
 use apikeys::key::{KeyStatus, OrgId, Permission};
 use apikeys::secret::Secret;
 use apikeys::store::CredentialStore;
-use apikeys::http::body::MAX_BODY_BYTES as MAX_VERIFY_BODY_BYTES;
-use apikeys::http::body::verify::parse_verify_body;
 use apikeys::verify::cache::{Moment, VerifyCache};
 use apikeys::verify::{VerifyCode, verify};
-use apikeys::http::body::verify::FIELDS;
 use apikeys_fuzz::{Json, Member, Token, json_headers, shows_a_secret, world};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
@@ -96,7 +96,10 @@ fuzz_target!(|pair: (Input, bool)| {
             let status = e.status().as_u16();
             assert!(matches!(status, 400 | 413 | 422), "status {status}: {e}");
             if status == 422 {
-                assert!(e.problem("fuzz").parameter.is_some(), "a 422 names its field");
+                assert!(
+                    e.problem("fuzz").parameter.is_some(),
+                    "a 422 names its field"
+                );
             }
             let detail = e.problem("fuzz").detail;
             assert!(!shows_a_secret(&detail), "a secret in a problem: {detail}");

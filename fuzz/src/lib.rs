@@ -374,9 +374,7 @@ impl Member {
     /// The name, a known one drawn from `fields`.
     pub fn name(&self, fields: &[&str]) -> String {
         match self {
-            Member::Known(i) if !fields.is_empty() => {
-                fields[*i as usize % fields.len()].to_owned()
-            }
+            Member::Known(i) if !fields.is_empty() => fields[*i as usize % fields.len()].to_owned(),
             Member::Known(_) => String::new(),
             Member::Other(s) => s.clone(),
         }
