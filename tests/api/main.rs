@@ -28,6 +28,7 @@ mod logs;
 mod openapi;
 mod pages;
 mod pretty;
+mod quota;
 mod reads;
 mod realistic;
 mod secrets;

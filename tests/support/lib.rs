@@ -227,6 +227,7 @@ impl Function {
             ("/v1/api_key", "POST") => (Function::CreateKey, true),
             ("/v1/api_key", _) => (Function::ListKeys, false),
             ("/v1/api_key/{id}/roll", _) => (Function::RollKey, false),
+            ("/v1/api_key/{id}/credits", _) => (Function::UpdateKey, false),
             ("/v1/api_key/{id}/events", _) | ("/v1/api_key_events", _) => {
                 (Function::ListEvents, false)
             }
@@ -701,6 +702,7 @@ pub mod fault;
 pub mod github;
 pub mod hooked;
 pub mod late;
+pub mod quota;
 pub mod realistic;
 pub mod rival;
 
