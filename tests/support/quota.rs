@@ -25,7 +25,8 @@ use crate::{CURSOR_SECRET, Call, Payload, Reply, client, patient_recorder};
 /// The environment variable that makes a child test do its work: its task, as JSON.
 pub const CHILD_VAR: &str = "APIKEYS_QUOTA_CHILD";
 
-/// The prefix of the one line a child prints: what its verifications answered.
+/// What starts a child's one tally (after libtest's "test … " on the same line): what its
+/// verifications answered.
 pub const TALLY: &str = "QUOTA_TALLY ";
 
 /// The longest a child may run before the parent kills it.
@@ -276,8 +277,10 @@ impl Children {
                 let status = child.wait().expect("a child's status");
                 let text = reader.join().expect("its stdout");
                 assert!(status.success(), "a child failed ({status}):\n{text}");
-                let tallies: Vec<&str> =
-                    text.lines().filter_map(|l| l.strip_prefix(TALLY)).collect();
+                let tallies: Vec<&str> = text
+                    .lines()
+                    .filter_map(|l| l.split_once(TALLY).map(|(_, tally)| tally))
+                    .collect();
                 assert_eq!(tallies.len(), 1, "one tally line from each child:\n{text}");
                 serde_json::from_str(tallies[0]).expect("a tally is JSON")
             })
