@@ -40,6 +40,9 @@ enum Name {
     /// A field some body takes, or one no body may write: from the parsers' own lists.
     Known(u8),
     Secret,
+    /// The quota members, named outright so that their values (below) often meet them.
+    Credits,
+    Ratelimits,
     Other(String),
 }
 
@@ -63,6 +66,10 @@ enum Json {
     Scalar(Scalar),
     Array(Vec<Scalar>),
     Object(Vec<(String, Scalar)>),
+    /// A `credits` value: null, or an object near and across its bounds.
+    Credits(Option<apikeys_fuzz::Credits>),
+    /// A `ratelimits` value: null, or a list of entries near and across their bounds.
+    Ratelimits(Option<Vec<apikeys_fuzz::Limit>>),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -135,6 +142,9 @@ fn value(j: &Json, now: DateTime<Utc>) -> Value {
                 .map(|(k, s)| (k.clone(), scalar(s, now)))
                 .collect::<Map<_, _>>(),
         ),
+        Json::Credits(None) => Value::Null,
+        Json::Credits(Some(c)) => c.to_value(),
+        Json::Ratelimits(list) => apikeys_fuzz::limits_value(list),
     }
 }
 
@@ -151,6 +161,8 @@ fn name(n: &Name) -> String {
             known[*i as usize % known.len()].to_owned()
         }
         Name::Secret => secret().expose().to_owned(),
+        Name::Credits => "credits".to_owned(),
+        Name::Ratelimits => "ratelimits".to_owned(),
         Name::Other(s) => s.clone(),
     }
 }

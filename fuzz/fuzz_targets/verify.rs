@@ -13,7 +13,7 @@ use apikeys::secret::Secret;
 use apikeys::store::CredentialStore;
 use apikeys::verify::cache::{Moment, VerifyCache};
 use apikeys::verify::{VerifyCode, verify};
-use apikeys_fuzz::{Json, Member, Token, json_headers, shows_a_secret, world};
+use apikeys_fuzz::{Count, Json, Member, Token, json_headers, shows_a_secret, world};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
@@ -32,6 +32,8 @@ enum Input {
         key_json: Option<Json>,
         permissions: Option<Vec<Perm>>,
         permissions_json: Option<Json>,
+        /// `cost`: at and beside its bounds, any integer, or not an integer.
+        cost: Option<Count>,
         extra: Option<(Member, Json)>,
         pad: Option<u16>,
     },
@@ -46,6 +48,7 @@ fuzz_target!(|pair: (Input, bool)| {
             key_json,
             permissions,
             permissions_json,
+            cost,
             extra,
             pad,
         } => {
@@ -77,6 +80,9 @@ fuzz_target!(|pair: (Input, bool)| {
                     m.insert("permissions".into(), j.to_value());
                 }
                 (None, None) => {}
+            }
+            if let Some(c) = cost {
+                m.insert("cost".into(), c.to_value());
             }
             if let Some((k, v)) = extra {
                 m.insert(k.name(FIELDS), v.to_value());

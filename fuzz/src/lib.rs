@@ -470,3 +470,152 @@ pub fn json_headers() -> lambda_http::http::HeaderMap {
     );
     h
 }
+
+/// A count for a quota member: one at or beside a bound the members have, a small one, any
+/// integer, or not an integer at all.
+#[derive(arbitrary::Arbitrary, Debug, Clone)]
+pub enum Count {
+    Edge(u8),
+    Small(u8),
+    Any(i64),
+    Other(Json),
+}
+
+/// The bounds of the quota members (`cost`, `remaining`, `amount`, `day`, `limit`,
+/// `duration_ms`), and one either side.
+pub const EDGES: &[i64] = &[
+    -1,
+    0,
+    1,
+    2,
+    30,
+    31,
+    32,
+    999,
+    1000,
+    10_000,
+    10_001,
+    86_400_000,
+    86_400_001,
+    1_000_000_000,
+    1_000_000_001,
+    9_007_199_254_740_991,
+    9_007_199_254_740_992,
+];
+
+impl Count {
+    pub fn to_value(&self) -> Value {
+        match self {
+            Count::Edge(i) => Value::from(EDGES[*i as usize % EDGES.len()]),
+            Count::Small(n) => Value::from(*n),
+            Count::Any(n) => Value::from(*n),
+            Count::Other(j) => j.to_value(),
+        }
+    }
+}
+
+/// A `credits.refill` member: an interval (daily, monthly or any text), an amount, a day.
+#[derive(arbitrary::Arbitrary, Debug, Clone)]
+pub struct Refill {
+    pub interval: Result<u8, String>,
+    pub amount: Option<Count>,
+    pub day: Option<Count>,
+}
+
+/// A `credits` member: `null`, or an object of a remaining count and a refill (absent,
+/// null or one), and perhaps a member no one knows.
+#[derive(arbitrary::Arbitrary, Debug, Clone)]
+pub struct Credits {
+    pub remaining: Option<Count>,
+    pub refill: Option<Option<Refill>>,
+    pub extra: Option<(String, Json)>,
+}
+
+/// One entry of `ratelimits`.
+#[derive(arbitrary::Arbitrary, Debug, Clone)]
+pub struct Limit {
+    /// One of a few names (so that lists repeat them), or any text.
+    pub name: Result<u8, String>,
+    pub limit: Option<Count>,
+    pub duration_ms: Option<Count>,
+    /// exact, leased, or any text.
+    pub mode: Option<Result<bool, String>>,
+}
+
+const LIMIT_NAMES: &[&str] = &["per_second", "per-minute", "day.1", "x", ""];
+
+impl Credits {
+    pub fn to_value(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        if let Some(r) = &self.remaining {
+            m.insert("remaining".into(), r.to_value());
+        }
+        match &self.refill {
+            None => {}
+            Some(None) => {
+                m.insert("refill".into(), Value::Null);
+            }
+            Some(Some(r)) => {
+                m.insert("refill".into(), r.to_value());
+            }
+        }
+        if let Some((k, v)) = &self.extra {
+            m.insert(k.clone(), v.to_value());
+        }
+        Value::Object(m)
+    }
+}
+
+impl Refill {
+    pub fn to_value(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        let interval = match &self.interval {
+            Ok(i) => ["daily", "monthly"][*i as usize % 2].to_owned(),
+            Err(s) => s.clone(),
+        };
+        m.insert("interval".into(), Value::String(interval));
+        if let Some(a) = &self.amount {
+            m.insert("amount".into(), a.to_value());
+        }
+        if let Some(d) = &self.day {
+            m.insert("day".into(), d.to_value());
+        }
+        Value::Object(m)
+    }
+}
+
+impl Limit {
+    pub fn to_value(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        let name = match &self.name {
+            Ok(i) => LIMIT_NAMES[*i as usize % LIMIT_NAMES.len()].to_owned(),
+            Err(s) => s.clone(),
+        };
+        m.insert("name".into(), Value::String(name));
+        if let Some(l) = &self.limit {
+            m.insert("limit".into(), l.to_value());
+        }
+        if let Some(d) = &self.duration_ms {
+            m.insert("duration_ms".into(), d.to_value());
+        }
+        match &self.mode {
+            None => {}
+            Some(Ok(leased)) => {
+                let mode = if *leased { "leased" } else { "exact" };
+                m.insert("mode".into(), Value::String(mode.into()));
+            }
+            Some(Err(s)) => {
+                m.insert("mode".into(), Value::String(s.clone()));
+            }
+        }
+        Value::Object(m)
+    }
+}
+
+/// A `ratelimits` member: `null`, or a list of entries (at most 8).
+pub fn limits_value(limits: &Option<Vec<Limit>>) -> Value {
+    match limits {
+        None => Value::Null,
+        Some(list) => Value::Array(list.iter().take(8).map(Limit::to_value).collect()),
+    }
+}
