@@ -31,6 +31,7 @@ mod pretty;
 mod quota;
 mod quota_credits;
 mod quota_input;
+mod quota_refill;
 mod quota_rules;
 mod reads;
 mod realistic;
