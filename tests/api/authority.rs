@@ -534,13 +534,13 @@ async fn a_metered_key_cannot_lift_its_own_limits_or_add_to_its_own_credits() {
             let (detail, parameter) = refused(&patch(body.clone()).send(&app).await, 403);
             assert_eq!(parameter.as_deref(), Some(field), "{body}: {detail}");
         }
-        let add = Call::credits(p, &id, &json!({"increment": 1})).bearer(&secret);
+        let add = Call::adjust(p, &id, &json!({"increment": 1})).bearer(&secret);
         let (_, parameter) = refused(&add.send(&app).await, 403);
         assert_eq!(parameter.as_deref(), Some("credits"));
         assert_eq!(get_json(&app, p, &admin, &id).await, me, "unchanged");
 
         // Taking and tightening stay open to it.
-        let take = Call::credits(p, &id, &json!({"decrement": 10})).bearer(&secret);
+        let take = Call::adjust(p, &id, &json!({"decrement": 10})).bearer(&secret);
         let taken = take.send(&app).await;
         assert_eq!(taken.status, 200, "{}", taken.body);
         assert_eq!(remaining(&taken.body), Some(90));
@@ -631,7 +631,7 @@ async fn a_metered_key_mints_and_grows_no_key_beyond_itself() {
         let body = json!({"permissions": ["calls.view"], "credits": fifty, "ratelimits": [rps]});
         let (target, _) = create_json(&app, p, &admin, body).await;
         let id = id_of(&target);
-        let grow = Call::credits(p, &id, &json!({"increment": 51})).bearer(&secret);
+        let grow = Call::adjust(p, &id, &json!({"increment": 51})).bearer(&secret);
         let (_, parameter) = refused(&grow.send(&app).await, 403);
         assert_eq!(parameter.as_deref(), Some("credits"));
         for body in [json!({"credits": null}), json!({"ratelimits": null})] {
@@ -645,11 +645,11 @@ async fn a_metered_key_mints_and_grows_no_key_beyond_itself() {
                 body.as_object().unwrap().keys().next().map(|k| k.as_str())
             );
         }
-        let grow = Call::credits(p, &id, &json!({"increment": 50})).bearer(&secret);
+        let grow = Call::adjust(p, &id, &json!({"increment": 50})).bearer(&secret);
         let grown = grow.send(&app).await;
         assert_eq!(grown.status, 200, "as many as its own: {}", grown.body);
         assert_eq!(remaining(&grown.body), Some(100));
-        let take = Call::credits(p, &id, &json!({"decrement": 100})).bearer(&secret);
+        let take = Call::adjust(p, &id, &json!({"decrement": 100})).bearer(&secret);
         assert_eq!(take.send(&app).await.status, 200);
 
         // An unmetered restricted key is not bound by this rule.

@@ -174,11 +174,11 @@ async fn a_verify_or_write_by_one_organization_never_changes_anothers_counters()
         let theirs_id = id_of(&theirs);
         let nowhere = apikeys::key::KeyId::generate().to_string();
         for body in [json!({"increment": 5}), json!({"decrement": 1})] {
-            let foreign = Call::credits(p, &theirs_id, &body)
+            let foreign = Call::adjust(p, &theirs_id, &body)
                 .bearer(&a_admin)
                 .send(&app)
                 .await;
-            let absent = Call::credits(p, &nowhere, &body)
+            let absent = Call::adjust(p, &nowhere, &body)
                 .bearer(&a_admin)
                 .send(&app)
                 .await;

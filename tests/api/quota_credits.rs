@@ -29,7 +29,7 @@ async fn credits_go_up_and_down_and_never_below_zero_or_onto_an_unlimited_key() 
         let (_, admin) = caller(&app, &org, None).await;
         let (key, _) = create_json(&app, p, &admin, json!({"credits": {"remaining": 10}})).await;
         let id = id_of(&key);
-        let adjust = |body: Value| Call::credits(p, &id, &body).bearer(&admin);
+        let adjust = |body: Value| Call::adjust(p, &id, &body).bearer(&admin);
 
         let up = adjust(json!({"increment": 5})).send(&app).await;
         assert_eq!(up.status, 200, "{}", up.body);
@@ -72,7 +72,7 @@ async fn credits_go_up_and_down_and_never_below_zero_or_onto_an_unlimited_key() 
         let (free, _) = create_json(&app, p, &admin, json!({})).await;
         let free_id = id_of(&free);
         for body in [json!({"increment": 1}), json!({"decrement": 1})] {
-            let reply = Call::credits(p, &free_id, &body)
+            let reply = Call::adjust(p, &free_id, &body)
                 .bearer(&admin)
                 .send(&app)
                 .await;
@@ -86,7 +86,7 @@ async fn credits_go_up_and_down_and_never_below_zero_or_onto_an_unlimited_key() 
         assert!(read.get("credits").is_none(), "still unlimited: {read}");
         // A missing key is a 404.
         let missing = apikeys::key::KeyId::generate();
-        let reply = Call::credits(p, missing, &json!({"increment": 1}))
+        let reply = Call::adjust(p, missing, &json!({"increment": 1}))
             .bearer(&admin)
             .send(&app)
             .await;
@@ -106,7 +106,7 @@ async fn adjusting_credits_needs_api_keys_update() {
         let body = json!({"permissions": ["calls.view"], "credits": {"remaining": 10}});
         let (key, _) = create_json(&app, p, &admin, body).await;
         let id = id_of(&key);
-        let add = Call::credits(p, &id, &json!({"increment": 1}));
+        let add = Call::adjust(p, &id, &json!({"increment": 1}));
         assert!(
             add.clone()
                 .send(&app)

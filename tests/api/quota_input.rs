@@ -201,7 +201,7 @@ async fn a_credits_body_needs_exactly_one_of_increment_or_decrement() {
             (json!({"add": 1}), &["add"]),
         ];
         for (body, named) in cases {
-            let reply = Call::credits(p, &id, &body).bearer(&admin).send(&app).await;
+            let reply = Call::adjust(p, &id, &body).bearer(&admin).send(&app).await;
             let got = parameter(&reply, 422);
             assert!(
                 got.as_deref().is_some_and(|g| named.contains(&g)),
@@ -209,7 +209,7 @@ async fn a_credits_body_needs_exactly_one_of_increment_or_decrement() {
                 reply.body
             );
         }
-        let reply = Call::credits(p, &id, &json!([1]))
+        let reply = Call::adjust(p, &id, &json!([1]))
             .bearer(&admin)
             .send(&app)
             .await;

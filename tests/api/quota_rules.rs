@@ -90,7 +90,7 @@ async fn a_verify_refused_for_credits_uses_no_token() {
             let answer = verify_json(&app, p, &admin, &secret, cost).await;
             check(&answer, "USAGE_EXCEEDED", Some(0), Some(8));
         }
-        let added = Call::credits(p, id_of(&key), &json!({"increment": 1}))
+        let added = Call::adjust(p, id_of(&key), &json!({"increment": 1}))
             .bearer(&admin)
             .send(&app)
             .await;

@@ -1,5 +1,4 @@
-//! Support for the tests of credits and rate limits: keys and answers as JSON, the credits
-//! endpoint, windows that will not roll over mid-test, and verifiers in other processes.
+//! Support for the tests of credits and rate limits: keys and answers as JSON, windows that will not roll over mid-test, and verifiers in other processes.
 //!
 //! A test that needs several processes re-executes its own test binary ([`Children`]), asking
 //! for one test by name (`--exact`) and telling it what to do in [`CHILD_VAR`]. That test
@@ -31,20 +30,6 @@ pub const TALLY: &str = "QUOTA_TALLY ";
 
 /// The longest a child may run before the parent kills it.
 pub const CHILD_LIMIT: Duration = Duration::from_secs(120);
-
-impl Call {
-    /// `POST /v1/api_key/{id}/credits`: add or take credits (`{"increment": N}` or
-    /// `{"decrement": N}`).
-    pub fn credits(payload: Payload, id: impl ToString, body: &Value) -> Self {
-        let id = id.to_string();
-        Call {
-            path: format!("/v1/api_key/{id}/credits"),
-            route: ("/v1/api_key/{id}/credits", "id"),
-            ..Call::get(payload, &id).method("POST")
-        }
-        .json(body)
-    }
-}
 
 /// Epoch milliseconds now.
 pub fn now_ms() -> u64 {
