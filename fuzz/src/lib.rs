@@ -2,6 +2,8 @@
 //! organization, each with keys and known secrets), valid cursors to mutate, and the checks
 //! every response must pass whatever the input was.
 
+pub mod metered;
+
 use std::sync::OnceLock;
 
 use apikeys::App;
@@ -24,8 +26,11 @@ pub struct World {
     pub other: OrgId,
     pub demo_keys: Vec<ApiKey>,
     pub other_keys: Vec<ApiKey>,
-    /// Every secret in the store: the demo keys' (admin first), then the other organization's.
+    /// Every secret in the store: the demo keys' (admin first), then the other organization's,
+    /// then the metered keys'.
     pub secrets: Vec<Secret>,
+    /// Demo keys with credits or rate limits (also in `demo_keys`).
+    pub metered: Vec<ApiKey>,
     pub other_secret: Secret,
     /// Cursors issued to the demo organization, for each order and direction.
     pub demo_cursors: Vec<String>,
@@ -51,7 +56,7 @@ fn build() -> World {
     };
     let demo: OrgId = apikeys_demo::ORG.parse().expect("the demo org id");
     let other: OrgId = OTHER_ORG.parse().expect("an org id");
-    let (demo_keys, other_keys, other_secret) = rt.block_on(async {
+    let (demo_keys, other_keys, other_secret, metered) = rt.block_on(async {
         let demo_keys = apikeys_demo::seed(&app.store).await.expect("seed the demo");
         let other_secret = Secret::from_random(*b"fuzzing-other-org-admin!");
         let mut other_keys = Vec::new();
@@ -63,6 +68,7 @@ fn build() -> World {
                 access: Access::Unrestricted,
                 expires: None,
                 id: Some(KeyId::generate()),
+                quota: Default::default(),
             };
             let secret = if i == 0 {
                 other_secret.clone()
@@ -75,7 +81,10 @@ fn build() -> World {
                     .expect("create a key"),
             );
         }
-        (demo_keys, other_keys, other_secret)
+        let mut demo_keys = demo_keys;
+        let metered = metered_keys(&app.store, &demo).await;
+        demo_keys.extend(metered.iter().cloned());
+        (demo_keys, other_keys, other_secret, metered)
     });
     let mut secrets: Vec<Secret> = [
         apikeys_demo::ADMIN_ID,
@@ -91,6 +100,7 @@ fn build() -> World {
     for i in 1..4u8 {
         secrets.push(Secret::from_random([i; 24]));
     }
+    secrets.extend((0..QUOTAS.len()).map(metered_secret));
     let cursors_of = |org: &OrgId, keys: &[ApiKey]| {
         let mut out = Vec::new();
         for order in [Order::Asc, Order::Desc] {
@@ -135,10 +145,48 @@ fn build() -> World {
         demo_keys,
         other_keys,
         secrets,
+        metered,
         other_secret,
         demo_cursors,
         other_cursors,
     }
+}
+
+/// The metered keys' quotas, as JSON: credits that run out, credits that refill, an exact
+/// limit of 2 a second, and a leased limit beside an exact one.
+const QUOTAS: &[&str] = &[
+    r#"{"credits": {"remaining": 3, "refill": null}}"#,
+    r#"{"credits": {"remaining": 9007199254740991,
+                    "refill": {"interval": "daily", "amount": 1000}}}"#,
+    r#"{"credits": {"remaining": 1000000, "refill": null},
+        "ratelimits": [{"name": "fast", "limit": 2, "duration_ms": 1000}]}"#,
+    r#"{"ratelimits": [{"name": "lease", "limit": 20, "duration_ms": 1000, "mode": "leased"},
+                       {"name": "slow", "limit": 100000, "duration_ms": 86400000}]}"#,
+];
+
+fn metered_secret(i: usize) -> Secret {
+    Secret::from_random([0xA0 + i as u8; 24])
+}
+
+/// Creates the metered keys in `org`.
+async fn metered_keys(store: &MemoryStore, org: &OrgId) -> Vec<ApiKey> {
+    let mut keys = Vec::new();
+    for (i, quota) in QUOTAS.iter().enumerate() {
+        let new = NewKey {
+            org: org.clone(),
+            name: format!("metered-{i}"),
+            creator_id: KeyId::generate().as_uuid(),
+            access: Access::Unrestricted,
+            expires: None,
+            id: Some(KeyId::generate()),
+            quota: serde_json::from_str(quota).expect("a quota"),
+        };
+        let key = create_key_with_secret(store, new, &metered_secret(i))
+            .await
+            .expect("create a metered key");
+        keys.push(key);
+    }
+    keys
 }
 
 /// The response of one handler, with its body as bytes.
