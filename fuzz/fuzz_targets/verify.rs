@@ -125,11 +125,12 @@ fuzz_target!(|pair: (Input, bool)| {
         }
     };
     assert!(request.cost <= MAX_COST, "a cost of {}", request.cost);
-    if let Some(sent) = &sent_cost {
+    // A null cost is no cost, as a null `permissions` is none.
+    if let Some(sent) = sent_cost.as_ref().filter(|c| !c.is_null()) {
         assert_eq!(
             sent.as_u64(),
             Some(request.cost),
-            "the cost sent is the cost asked"
+            "the cost sent ({sent}) is the cost asked"
         );
     } else if matches!(input, Input::Fields { .. }) {
         assert_eq!(request.cost, 1, "the cost is 1 unless the body says");
@@ -270,12 +271,19 @@ fn check_quota(
             request.cost
         );
     }
-    let limits = v.ratelimits.as_ref().expect("limits checked");
-    if quota.ratelimits.is_empty() {
-        assert!(limits.is_empty(), "{limits:?}");
-    } else {
-        assert_eq!(limits.len(), quota.ratelimits.len());
-    }
+    // Present whenever the key has limits (they were checked), absent when it has none.
+    let limits = match &v.ratelimits {
+        None => {
+            assert!(
+                quota.ratelimits.is_empty(),
+                "the limits were checked: {:?}",
+                v.code
+            );
+            return;
+        }
+        Some(limits) => limits,
+    };
+    assert_eq!(limits.len(), quota.ratelimits.len(), "{limits:?}");
     let now_ms = now.wall.timestamp_millis();
     for (left, l) in limits.iter().zip(&quota.ratelimits) {
         assert_eq!((&left.name, left.limit), (&l.name, l.limit));

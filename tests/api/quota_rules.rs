@@ -160,6 +160,34 @@ async fn a_cost_is_spent_whole_or_not_at_all_and_zero_spends_nothing() {
 }
 
 #[tokio::test]
+async fn a_cost_above_the_limit_is_refused_with_what_is_left() {
+    let app = app().await;
+    let org = org();
+    let admin = admin(&app, &org).await;
+    settle().await;
+    for p in PAYLOADS {
+        let body = json!({"credits": {"remaining": 10}, "ratelimits": [hourly(3)]});
+        let (_, secret) = create_json(&app, p, &admin, body).await;
+        check(
+            &verify_json(&app, p, &admin, &secret, None).await,
+            "VALID",
+            Some(9),
+            Some(2),
+        );
+        // A cost no window of this limit can hold: refused, and the answer tells what the
+        // key has left, as every other answer does.
+        let answer = verify_json(&app, p, &admin, &secret, Some(4)).await;
+        check(&answer, "RATE_LIMITED", Some(9), Some(2));
+        check(
+            &verify_json(&app, p, &admin, &secret, Some(2)).await,
+            "VALID",
+            Some(7),
+            Some(0),
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_disabled_expired_or_insufficient_key_answers_its_code_and_spends_nothing() {
     let app = app().await;
     let org = org();
