@@ -89,10 +89,10 @@ fuzz_target!(|pair: (Input, bool)| {
             if let Some(c) = cost {
                 m.insert("cost".into(), c.to_value());
             }
-            sent_cost = m.get("cost").cloned();
             if let Some((k, v)) = extra {
                 m.insert(k.name(FIELDS), v.to_value());
             }
+            sent_cost = m.get("cost").cloned();
             let mut text = Value::Object(m).to_string();
             if let Some(n) = pad {
                 // Whitespace around the object, to cross the size bound.
