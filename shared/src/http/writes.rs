@@ -40,10 +40,10 @@ async fn context<S: KeyWriter>(
 ) -> Result<WriteContext, crate::http::problem::ApiError> {
     let caller = call.caller;
     let mut authority = caller.authority();
-    if caller.quota.credits.is_some() {
-        if let Some(own) = store.key_for_write(&caller.org, caller.key_id).await? {
-            authority.quota = own.key.quota;
-        }
+    if caller.quota.credits.is_some()
+        && let Some(own) = store.key_for_write(&caller.org, caller.key_id).await?
+    {
+        authority.quota = own.key.quota;
     }
     Ok(WriteContext::api_key(
         caller.key_id,
