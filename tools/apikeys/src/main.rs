@@ -20,6 +20,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+mod quota;
+
 #[derive(Parser)]
 #[command(name = "apikeys", version, about, long_about = None)]
 struct Cli {
@@ -116,6 +118,8 @@ struct CreateKey {
     /// When the key stops working, as RFC 3339 (e.g. 2027-01-01T00:00:00Z).
     #[arg(long, value_parser = parse_time)]
     expires: Option<DateTime<Utc>>,
+    #[command(flatten)]
+    quota: quota::QuotaArgs,
 }
 
 #[derive(Args)]
@@ -172,6 +176,18 @@ impl From<WriteError> for CliError {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::CreateKey(args) = &cli.command
+        && let Err(e) = args.quota.check()
+    {
+        // A usage error like clap's own, with create-key's usage line.
+        let mut cli = <Cli as clap::CommandFactory>::command();
+        cli.build();
+        let kind = clap::error::ErrorKind::ValueValidation;
+        match cli.find_subcommand_mut("create-key") {
+            Some(create) => create.error(kind, e).exit(),
+            None => cli.error(kind, e).exit(),
+        }
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -460,7 +476,7 @@ fn describe(key: &ApiKey, now: DateTime<Utc>) -> String {
             .collect::<Vec<_>>()
             .join(","),
     };
-    format!(
+    let line = format!(
         "{}  {:<8}  {}  …{}  {}  {}",
         key.id,
         view["status"].as_str().unwrap_or(""),
@@ -468,7 +484,11 @@ fn describe(key: &ApiKey, now: DateTime<Utc>) -> String {
         key.last_four,
         key.name,
         access
-    )
+    );
+    match quota::describe(&view) {
+        q if q.is_empty() => line,
+        q => format!("{line}  {q}"),
+    }
 }
 
 async fn existing(store: &DynamoStore, k: &KeyRef) -> Result<ApiKey, CliError> {
