@@ -76,6 +76,7 @@ fn items(org: &OrgId, n: usize, salt: u8, year: i32) -> Result<(Vec<Item>, Vec<K
             access: Access::Unrestricted,
             expires: None,
             id: Some(id),
+            quota: Default::default(),
         }
         .into_record(&secret, start)?;
         items.push(apikeys::store::dynamo::key_item(&key, &secret.hash())?);
