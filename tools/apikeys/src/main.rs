@@ -296,7 +296,7 @@ impl Session {
             access,
             expires: args.expires,
             id: None,
-            quota: Default::default(),
+            quota: args.quota.quota(),
         };
         let ctx = self.writer().await?;
         let created = write::create(&self.store, &self.policy, &ctx, new, None).await?;
@@ -430,7 +430,11 @@ impl Session {
 
 /// An audit event in one line of text.
 fn event_line(e: &Event) -> String {
-    let changes = serde_json::to_string(&e.changes).unwrap_or_default();
+    let mut changes = serde_json::to_string(&e.changes).unwrap_or_default();
+    if let Some(adjustment) = e.credits {
+        // key.credits_adjusted: what was added or taken (`{"increment": N}`).
+        changes += &format!(" {}", json!(adjustment));
+    }
     format!(
         "{}  {}  {:<12}  {}  {}:{}  {}",
         e.id,

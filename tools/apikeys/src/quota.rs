@@ -1,18 +1,17 @@
-//! The quota flags of `create-key` (`--credits`, `--refill`, `--ratelimit`), parsed into small
-//! values with the API's bounds and precise messages, and a key's credits and rate limits as
-//! one line of text for `get-key` and `list-keys`.
+//! The quota flags of `create-key` (`--credits`, `--refill`, `--ratelimit`), parsed into the
+//! model's values ([`apikeys::quota`]) with the API's bounds and a precise message for each
+//! part, and a key's credits and rate limits as one line of text for `get-key` and
+//! `list-keys`.
 
+use apikeys::quota::{
+    Credits, Interval, MAX_CREDITS, MAX_DURATION_MS, MAX_LIMIT, MAX_LIMITS, MIN_DURATION_MS, Mode,
+    Quota, RateLimit, Refill,
+};
 use clap::Args;
 use serde_json::Value;
 
-/// The largest credit count or refill amount: 2^53 - 1, the largest integer every JSON
-/// reader holds exactly.
-pub const MAX_CREDITS: u64 = 9_007_199_254_740_991;
-pub const MAX_LIMIT: u64 = 1_000_000_000;
-pub const MIN_DURATION_MS: u64 = 1_000;
-pub const MAX_DURATION_MS: u64 = 86_400_000;
-pub const MAX_RATELIMITS: usize = 5;
-pub const MAX_NAME_CHARS: usize = 32;
+/// The longest name of a rate limit.
+const MAX_NAME_CHARS: usize = 32;
 
 #[derive(Args, Debug, Default)]
 pub struct QuotaArgs {
@@ -32,40 +31,12 @@ pub struct QuotaArgs {
     pub ratelimits: Vec<RateLimit>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Interval {
-    Daily,
-    Monthly,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refill {
-    pub interval: Interval,
-    pub amount: u64,
-    /// The day of the month, monthly only: 1 to 31.
-    pub day: Option<u8>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    Exact,
-    Leased,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RateLimit {
-    pub name: String,
-    pub limit: u64,
-    pub duration_ms: u64,
-    pub mode: Mode,
-}
-
 impl QuotaArgs {
     /// What clap cannot see value by value: how many limits, and that their names differ.
     pub fn check(&self) -> Result<(), String> {
-        if self.ratelimits.len() > MAX_RATELIMITS {
+        if self.ratelimits.len() > MAX_LIMITS {
             return Err(format!(
-                "--ratelimit may be given at most {MAX_RATELIMITS} times, got {}",
+                "--ratelimit may be given at most {MAX_LIMITS} times, got {}",
                 self.ratelimits.len()
             ));
         }
@@ -78,6 +49,17 @@ impl QuotaArgs {
             }
         }
         Ok(())
+    }
+
+    /// The new key's credits and rate limits (none: an unmetered key).
+    pub fn quota(&self) -> Quota {
+        Quota {
+            credits: self.credits.map(|remaining| Credits {
+                remaining,
+                refill: self.refill,
+            }),
+            ratelimits: self.ratelimits.clone(),
+        }
     }
 }
 
@@ -374,6 +356,41 @@ mod tests {
             error(&["--ratelimit", "a:1:1000", "--ratelimit", "a:5:60000:leased"]),
             "--ratelimit names must differ: \"a\" is given twice"
         );
+    }
+
+    #[test]
+    fn the_flags_make_the_keys_quota() {
+        assert!(!parse(&[]).unwrap().quota().is_metered());
+        let q = parse(&[
+            "--credits",
+            "50",
+            "--refill",
+            "daily:50",
+            "--ratelimit",
+            "per_minute:600:60000:leased",
+        ])
+        .unwrap()
+        .quota();
+        let credits = q.credits.clone().unwrap();
+        assert_eq!(credits.remaining, 50);
+        assert_eq!(
+            credits.refill,
+            Some(Refill {
+                interval: Interval::Daily,
+                amount: 50,
+                day: None
+            })
+        );
+        assert_eq!(
+            q.ratelimits,
+            vec![limit("per_minute", 600, 60_000, Mode::Leased)]
+        );
+        // What the flags accept, the model accepts.
+        assert_eq!(apikeys::quota::check_credits(&credits), Ok(()));
+        assert_eq!(apikeys::quota::check_limits(&q.ratelimits), Ok(()));
+        let only_limits = parse(&["--ratelimit", "s:1:1000"]).unwrap().quota();
+        assert_eq!(only_limits.credits, None);
+        assert!(only_limits.is_metered());
     }
 
     #[test]
