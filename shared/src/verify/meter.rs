@@ -85,9 +85,9 @@ impl Local {
             .iter()
             .zip(&self.0)
             .map(|(l, held)| match (held, l.mode) {
-                (Some(_), _) => 0,
-                (None, Mode::Leased) => l.lease(cost),
-                (None, Mode::Exact) => cost,
+                (Some(_), _) => None,
+                (None, Mode::Leased) => Some(l.lease(cost)),
+                (None, Mode::Exact) => Some(cost),
             })
             .collect();
         Ask { cost, now, takes }
