@@ -152,19 +152,33 @@ impl QuotaStore for Metered<'_> {
         if applied {
             apply(state, spend, op);
         }
-        if let (Some(c), Some(r)) = (key.quota.credits.as_mut(), state.remaining) {
-            c.remaining = r;
-        }
-        let spent = Spent {
-            key,
-            counters: state.counters.clone(),
-            last_spend: state.last_spend.clone(),
-        };
+        let spent = as_spent(&mut key, state);
         Ok(if applied || spent.last_spend.as_deref() == Some(op) {
             Spending::Applied(spent)
         } else {
             Spending::Refused(spent)
         })
+    }
+
+    async fn spent(&self, org: &OrgId, id: KeyId) -> Result<Option<Spent>, StoreError> {
+        let Some(mut key) = self.inner.get_key(org, id).await? else {
+            return Ok(None);
+        };
+        let mut all = self.lock();
+        let state = all.entry((org.clone(), id)).or_insert_with(|| start(&key));
+        Ok(Some(as_spent(&mut key, state)))
+    }
+}
+
+/// The key item as a spend answers it: the key with the credits left, and its counters.
+fn as_spent(key: &mut ApiKey, state: &State) -> Spent {
+    if let (Some(c), Some(r)) = (key.quota.credits.as_mut(), state.remaining) {
+        c.remaining = r;
+    }
+    Spent {
+        key: key.clone(),
+        counters: state.counters.clone(),
+        last_spend: state.last_spend.clone(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Changing a key's credits, over HTTP on both payloads against DynamoDB Local:
 //! `POST /v1/api_key/{id}/credits` adds or takes credits, refuses (409) what it cannot do,
 //! and records `key.credits_adjusted`; a PATCH of `credits` records `key.updated` with the
-//! credits before and after; a PATCH of `ratelimits` replaces the list, null removes it.
+//! credits before and after; a PATCH of `ratelimits` replaces the list, null or [] removes it.
 
 use apikeys::key::Permission;
 use apikeys_tests::quota::*;
@@ -62,10 +62,12 @@ async fn credits_go_up_and_down_and_never_below_zero_or_onto_an_unlimited_key() 
             3,
             "created, and the two adjustments: {events:?}"
         );
-        // Newest first: the decrement of 15, then the increment of 5.
-        for (event, delta) in adjusted.iter().zip(["15", "5"]) {
-            let changes = event["changes"].to_string();
-            assert!(changes.contains(delta), "the delta in {event}");
+        // Newest first: the decrement of 15, then the increment of 5, each as the event's
+        // `credits` member (the body); `changes` is empty, for verifies spend at any moment.
+        let deltas = [json!({"decrement": 15}), json!({"increment": 5})];
+        for (event, delta) in adjusted.iter().zip(deltas) {
+            assert_eq!(event["credits"], delta, "{event}");
+            assert_eq!(event["changes"], json!({}), "{event}");
         }
 
         // A key without credits (unlimited) has nothing to adjust.
@@ -200,7 +202,7 @@ async fn a_patch_of_credits_records_them_before_and_after() {
 }
 
 #[tokio::test]
-async fn a_patch_of_ratelimits_replaces_the_list_and_null_removes_it() {
+async fn a_patch_of_ratelimits_replaces_the_list_and_null_or_empty_removes_it() {
     let app = app().await;
     for p in PAYLOADS {
         let org = org();
@@ -229,14 +231,28 @@ async fn a_patch_of_ratelimits_replaces_the_list_and_null_removes_it() {
             events[0]
         );
 
-        let reply = Call::update(p, &id, json!({"ratelimits": null}))
-            .bearer(&admin)
-            .send(&app)
-            .await;
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        assert!(reply.body.get("ratelimits").is_none(), "{}", reply.body);
-        let read = get_json(&app, p, &admin, &id).await;
-        assert!(read.get("ratelimits").is_none(), "{read}");
+        // null, or an empty list (docs/api.md), removes them.
+        for none in [json!(null), json!([])] {
+            let reply = Call::update(p, &id, json!({ "ratelimits": [minute] }))
+                .bearer(&admin)
+                .send(&app)
+                .await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            let reply = Call::update(p, &id, json!({ "ratelimits": none }))
+                .bearer(&admin)
+                .send(&app)
+                .await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            assert!(
+                reply.body.get("ratelimits").is_none(),
+                "{none}: {}",
+                reply.body
+            );
+            let read = get_json(&app, p, &admin, &id).await;
+            assert!(read.get("ratelimits").is_none(), "{none}: {read}");
+        }
+        let (key, _) = create_json(&app, p, &admin, json!({"ratelimits": []})).await;
+        assert!(key.get("ratelimits").is_none(), "{key}");
     }
 }
 

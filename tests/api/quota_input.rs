@@ -25,7 +25,6 @@ fn bad_quota_members() -> Vec<(Value, &'static str)> {
     let refill = |r: Value| json!({"credits": {"remaining": 1, "refill": r}});
     vec![
         (json!({ "ratelimits": six }), "ratelimits"),
-        (json!({"ratelimits": []}), "ratelimits"),
         (
             json!({"ratelimits": [limit("same"), limit("same")]}),
             "ratelimits",
