@@ -126,6 +126,11 @@ async fn hammer(mode: &str) -> BTreeMap<u64, Window> {
         .collect();
     let answers = in_children(CHILD, tasks).await;
     let by_window = windows(&answers, 10_000);
+    let summary: Vec<(u64, usize, usize)> = by_window
+        .iter()
+        .map(|(reset, w)| (*reset, w.asked, w.admitted))
+        .collect();
+    eprintln!("{mode}: (window end, asked, admitted) {summary:?}");
     let busy = by_window.values().filter(|w| w.asked > 100).count();
     assert!(
         busy >= 2,

@@ -169,6 +169,7 @@ fn outcome(reply: &Reply) -> Value {
         "credits": reply.body["credits"]["remaining"],
         "reset": limit["reset"],
         "remaining": limit["remaining"],
+        "detail": reply.body["detail"],
     })
 }
 
