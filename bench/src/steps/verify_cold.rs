@@ -82,6 +82,7 @@ pub async fn measure(
         cold_ops: floor.ops(),
         warm: Stats::default(),
         warm_floor: Stats::default(),
+        metered: verify::Metered::default(),
     })
 }
 
