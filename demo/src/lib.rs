@@ -120,6 +120,7 @@ pub async fn seed<S: KeyReader + KeyWriter>(store: &S) -> Result<Vec<ApiKey>, Cr
             access: k.access,
             expires,
             id: Some(id),
+            quota: Default::default(),
         };
         let mut key = create_key_with_secret(store, new, &Secret::from_random(*k.secret)).await?;
         if k.disabled {

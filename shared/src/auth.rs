@@ -43,6 +43,9 @@ pub struct Caller {
     /// secret the end of its grace period if that is sooner. What a write's authority is
     /// bounded by (`crate::authority`).
     pub expires: Option<DateTime<Utc>>,
+    /// Its key's credits and rate limits, as its credential copies them (the credits left
+    /// as of the key's last change).
+    pub quota: crate::quota::Quota,
 }
 
 impl Caller {
@@ -52,6 +55,7 @@ impl Caller {
         crate::authority::Authority {
             access: self.access.clone(),
             expires: self.expires,
+            quota: self.quota.clone(),
         }
     }
 
@@ -166,6 +170,7 @@ pub async fn authenticate<S: CredentialStore>(
             hash,
             last_used: credential.last_used,
             expires: credential.expires,
+            quota: credential.quota,
         }),
         KeyStatus::Disabled => Err(refused(&credential, AuthFailure::Disabled)),
         KeyStatus::Expired => Err(refused(&credential, AuthFailure::Expired)),

@@ -14,12 +14,19 @@
 //!   mint a permanent one. Renaming, restricting, disabling and shortening grant nothing
 //!   and stay open to any caller that holds the key.
 //!
+//! - *Use more*: a caller whose own key carries credits or rate limits cannot create a key,
+//!   or loosen one (more credits, a larger refill, credits removed, a limit raised or
+//!   removed), so that it could use more than the caller itself ([`Quota::no_looser_than`]):
+//!   it cannot lift its own limits, nor add credits to its own key. Tightening stays open
+//!   to any caller that holds the key.
+//!
 //! The operator (the admin CLI, the fixtures) and GitHub's revocations act with
 //! [`Authority::operator`]: unrestricted, never expiring.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::key::{Access, ApiKey, KeyState, Permission};
+use crate::quota::{Looser, Quota};
 
 /// What a write's caller may do: its access, and when its secret stops working.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +35,8 @@ pub struct Authority {
     /// When the caller's secret expires: its key's expiry, or for a rolled-out secret in its
     /// grace period, the earlier of that and the grace's end. `None`: never.
     pub expires: Option<DateTime<Utc>>,
+    /// The caller's own credits (live, where it has any) and rate limits.
+    pub quota: Quota,
 }
 
 /// The grant a lifetime check is about: what the refusal names.
@@ -73,6 +82,9 @@ pub enum Refusal {
         grant: Grant,
         caller_expires: DateTime<Utc>,
     },
+    /// The key could use more than the caller.
+    #[error(transparent)]
+    Looser(#[from] Looser),
 }
 
 fn outlives(grant: Grant, at: DateTime<Utc>) -> String {
@@ -102,6 +114,7 @@ impl Refusal {
                 Grant::Widen => Some("permissions"),
                 Grant::Roll => None,
             },
+            Refusal::Looser(l) => Some(l.parameter()),
             Refusal::NotHeld | Refusal::NotHeldUnrestricted => None,
         }
     }
@@ -114,6 +127,7 @@ impl Authority {
         Authority {
             access: Access::Unrestricted,
             expires: None,
+            quota: Quota::default(),
         }
     }
 
@@ -125,6 +139,11 @@ impl Authority {
     ) -> Result<(), Refusal> {
         self.grants_within(access)?;
         self.lives_within(expires, Grant::Create)
+    }
+
+    /// Giving a new key `quota`: no looser than the caller's own.
+    pub fn may_meter(&self, quota: &Quota) -> Result<(), Refusal> {
+        Ok(quota.no_looser_than(&self.quota)?)
     }
 
     /// Changing `before` into `after` (name, access, expiry, state).
@@ -139,6 +158,9 @@ impl Authority {
         }
         if widens(&before.access, &after.access) {
             self.lives_within(after.expires, Grant::Widen)?;
+        }
+        if after.quota.loosens(&before.quota) {
+            self.may_meter(&after.quota)?;
         }
         Ok(())
     }
@@ -234,7 +256,11 @@ mod tests {
     }
 
     fn caller(access: Access, expires: Option<DateTime<Utc>>) -> Authority {
-        Authority { access, expires }
+        Authority {
+            access,
+            expires,
+            quota: Default::default(),
+        }
     }
 
     fn key(access: Access, state: KeyState, expires: Option<DateTime<Utc>>) -> ApiKey {
@@ -252,6 +278,7 @@ mod tests {
             last_four: "abcd".into(),
             version: 1,
             disabled_reason: None,
+            quota: Default::default(),
         }
     }
 

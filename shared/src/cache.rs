@@ -297,6 +297,7 @@ mod tests {
             access: Access::Unrestricted,
             expires: None,
             id: None,
+            quota: Default::default(),
         };
         let key = create_key_with_secret(&store.store, new, &secret)
             .await

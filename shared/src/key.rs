@@ -351,6 +351,8 @@ pub struct ApiKey {
     pub version: u64,
     /// Why the service disabled the key, while it stays disabled: enabling it clears this.
     pub disabled_reason: Option<DisabledReason>,
+    /// Its credits and rate limits ([`crate::quota`]); the default is unmetered.
+    pub quota: crate::quota::Quota,
 }
 
 impl ApiKey {

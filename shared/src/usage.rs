@@ -192,6 +192,7 @@ mod tests {
             access: Access::Unrestricted,
             expires: None,
             id: None,
+            quota: Default::default(),
         };
         let (key, secret) = crate::write::create_key(&store, new).await.unwrap();
         (store, key, secret)
@@ -209,6 +210,7 @@ mod tests {
                 which: crate::audit::WhichSecret::Current,
                 last_four: secret.last_four(),
             },
+            quota: Default::default(),
         }
     }
 
@@ -281,6 +283,7 @@ mod tests {
                 access: Access::Unrestricted,
                 expires: None,
                 id: None,
+                quota: Default::default(),
             },
         )
         .await
@@ -395,6 +398,7 @@ mod tests {
                 which: crate::audit::WhichSecret::Current,
                 last_four: "abcd".into(),
             },
+            quota: Default::default(),
         };
         for i in 0..MAX_BACKING_OFF as u128 + 10 {
             someone.key_id = KeyId::from(uuid::Uuid::from_u128(i));

@@ -25,6 +25,7 @@ mod last_used;
 mod leaks;
 mod list;
 mod logs;
+mod metering;
 mod openapi;
 mod pages;
 mod pretty;

@@ -1208,5 +1208,6 @@ fn restricted_key() -> apikeys::key::ApiKey {
         last_four: "abcd".into(),
         version: 0,
         disabled_reason: None,
+        quota: Default::default(),
     }
 }

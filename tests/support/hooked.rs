@@ -81,8 +81,25 @@ impl<H: WriteHook> KeyWriter for Hooked<H> {
         self.inner.remove(before, event).await
     }
 
+    async fn adjust_credits(&self, key: &ApiKey, event: &Event) -> Result<(), WriteFailure> {
+        self.inner.adjust_credits(key, event).await
+    }
+
     async fn idempotency_record(&self, id: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.inner.idempotency_record(id).await
+    }
+}
+
+impl<H: Send + Sync> apikeys::store::QuotaStore for Hooked<H> {
+    async fn spend(
+        &self,
+        org: &OrgId,
+        id: KeyId,
+        version: u64,
+        op: &str,
+        spend: &apikeys::quota::plan::Spend,
+    ) -> Result<apikeys::store::Spending, StoreError> {
+        self.inner.spend(org, id, version, op, spend).await
     }
 }
 

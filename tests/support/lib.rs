@@ -77,6 +77,7 @@ pub fn new_key(org: &OrgId, name: &str) -> NewKey {
         access: Access::Unrestricted,
         expires: None,
         id: None,
+        quota: Default::default(),
     }
 }
 
@@ -227,6 +228,7 @@ impl Function {
             ("/v1/api_key", "POST") => (Function::CreateKey, true),
             ("/v1/api_key", _) => (Function::ListKeys, false),
             ("/v1/api_key/{id}/roll", _) => (Function::RollKey, false),
+            ("/v1/api_key/{id}/credits", _) => (Function::UpdateKey, false),
             ("/v1/api_key/{id}/events", _) | ("/v1/api_key_events", _) => {
                 (Function::ListEvents, false)
             }
@@ -310,6 +312,17 @@ impl Call {
             Some(b) => call.json(&b),
             None => call,
         }
+    }
+
+    /// `POST /v1/api_key/{id}/credits`, with this body.
+    pub fn adjust(payload: Payload, id: impl ToString, body: &Value) -> Self {
+        let id = id.to_string();
+        Call {
+            path: format!("/v1/api_key/{id}/credits"),
+            route: ("/v1/api_key/{id}/credits", "id"),
+            ..Call::get(payload, &id).method("POST")
+        }
+        .json(body)
     }
 
     /// `DELETE /v1/api_key/{id}`.
@@ -568,6 +581,7 @@ pub trait Store:
     + apikeys::store::KeyWriter
     + apikeys::store::AuditReader
     + apikeys::store::LeakLookup
+    + apikeys::store::QuotaStore
 {
 }
 
@@ -577,6 +591,7 @@ impl<S> Store for S where
         + apikeys::store::KeyWriter
         + apikeys::store::AuditReader
         + apikeys::store::LeakLookup
+        + apikeys::store::QuotaStore
 {
 }
 
@@ -592,7 +607,7 @@ pub async fn dispatch<S: Store>(
         Function::GetKey => apikeys::http::get_key(app, req).await,
         Function::ListKeys => apikeys::http::list_keys(app, req).await,
         Function::CreateKey => apikeys::http::create_key(app, &policy, req).await,
-        Function::UpdateKey => apikeys::http::update_key(app, &policy, req).await,
+        Function::UpdateKey => apikeys::http::update_or_adjust(app, &policy, req).await,
         Function::RollKey => apikeys::http::roll_key(app, &policy, req).await,
         Function::DeleteKey => apikeys::http::delete_key(app, &policy, req).await,
         Function::ListEvents => apikeys::http::list_events(app, req).await,

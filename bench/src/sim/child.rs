@@ -124,7 +124,7 @@ async fn attempts<S>(
     deadline: Instant,
 ) -> Result<(Vec<Attempt>, i64), BoxError>
 where
-    S: apikeys::store::CredentialStore + apikeys::store::KeyReader,
+    S: apikeys::store::CredentialStore + apikeys::store::KeyReader + apikeys::store::QuotaStore,
 {
     let mut out = Vec::new();
     // A small xorshift, seeded per process and task: the pauses of the tasks drift apart.
@@ -143,7 +143,7 @@ where
 /// One verification, timed from the request built to the answer's body read.
 async fn once<S>(shared: &Shared<S>, event: &Value) -> Result<Attempt, BoxError>
 where
-    S: apikeys::store::CredentialStore + apikeys::store::KeyReader,
+    S: apikeys::store::CredentialStore + apikeys::store::KeyReader + apikeys::store::QuotaStore,
 {
     let (app, cache) = (&shared.0, &shared.1);
     let req = lambda_http::request::from_str(&event.to_string())?;

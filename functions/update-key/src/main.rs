@@ -1,4 +1,4 @@
-//! The update-key Lambda function: a JSON merge patch of a key. Configuration, the write policy and the DynamoDB
+//! The update-key Lambda function: a JSON merge patch of a key, and adjusting its credits. Configuration, the write policy and the DynamoDB
 //! client are built once per cold start; each request goes to `apikeys::http::update_key`. Callers
 //! are not cached here: a write authenticates against the table itself.
 
@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     let app = apikeys::App::from_env().await?;
     let (app, policy) = (&app, &policy);
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Error>(apikeys::http::update_key(app, policy, req).await)
+        Ok::<_, Error>(apikeys::http::update_or_adjust(app, policy, req).await)
     }))
     .await
 }

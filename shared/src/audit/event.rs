@@ -108,6 +108,10 @@ pub enum Action {
     /// the event carries a [`Leak`].
     #[serde(rename = "key.leaked")]
     Leaked,
+    /// Credits added or taken by `POST /v1/api_key/{id}/credits`; the event carries the
+    /// [`Adjustment`].
+    #[serde(rename = "key.credits_adjusted")]
+    CreditsAdjusted,
 }
 
 impl Action {
@@ -119,6 +123,7 @@ impl Action {
         Action::Rolled,
         Action::Deleted,
         Action::Leaked,
+        Action::CreditsAdjusted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -130,6 +135,7 @@ impl Action {
             Action::Rolled => "key.rolled",
             Action::Deleted => "key.deleted",
             Action::Leaked => "key.leaked",
+            Action::CreditsAdjusted => "key.credits_adjusted",
         }
     }
 }
@@ -275,6 +281,26 @@ pub struct Leak {
     pub source: String,
 }
 
+/// How many credits an adjustment added or took (for `key.credits_adjusted`). Verifies
+/// spend from the same credits at any moment, so the event records the change, not a
+/// count before and after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Adjustment {
+    Increment(u64),
+    Decrement(u64),
+}
+
+impl Adjustment {
+    /// The change of the credits left: positive adds.
+    pub fn delta(self) -> i128 {
+        match self {
+            Adjustment::Increment(n) => i128::from(n),
+            Adjustment::Decrement(n) => -i128::from(n),
+        }
+    }
+}
+
 /// An audit event.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
@@ -289,6 +315,7 @@ pub struct Event {
     pub request_id: String,
     pub source_ip: Option<String>,
     pub leak: Option<Leak>,
+    pub credits: Option<Adjustment>,
     /// When DynamoDB's TTL may delete it: its time plus the configured retention.
     pub retain_until: DateTime<Utc>,
 }
@@ -306,6 +333,7 @@ impl Event {
             request_id: &self.request_id,
             source_ip: self.source_ip.as_deref(),
             leak: self.leak.as_ref(),
+            credits: self.credits,
         }
     }
 }
@@ -323,6 +351,9 @@ pub struct EventView<'a> {
     pub source_ip: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leak: Option<&'a Leak>,
+    /// For `key.credits_adjusted`: `{"increment": N}` or `{"decrement": N}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credits: Option<Adjustment>,
 }
 
 /// A time as `changes` shows it: as the key's own view does, in whole seconds.

@@ -6,6 +6,6 @@
 pub mod event;
 
 pub use event::{
-    ActingSecret, Action, Actor, ActorKind, Change, Changes, Event, EventId, EventView, Leak,
-    UnknownAction, WhichSecret, time_value,
+    ActingSecret, Action, Actor, ActorKind, Adjustment, Change, Changes, Event, EventId, EventView,
+    Leak, UnknownAction, WhichSecret, time_value,
 };

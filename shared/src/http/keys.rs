@@ -128,7 +128,7 @@ pub async fn list_keys<S: KeyReader + CredentialStore>(
         let now = Utc::now();
         Ok(Answer::ok(to_json(
             &PageBody {
-                data: page.keys.iter().map(|k| k.view(now)).collect(),
+                data: page.keys.iter().map(|k| k.list_view(now)).collect(),
                 has_more: page.has_more,
                 first_id: page.keys.first().map(|k| k.id),
                 last_id: page.keys.last().map(|k| k.id),

@@ -42,7 +42,7 @@ pub use keys::{get_key, list_keys};
 pub use leaks::revoke_leaked;
 pub use respond::MAX_AGE_SECS;
 pub use verify::verify_key;
-pub use writes::{create_key, delete_key, roll_key, update_key};
+pub use writes::{adjust_credits, create_key, delete_key, roll_key, update_key, update_or_adjust};
 
 use crate::App;
 use crate::auth::{Caller, authenticate};
@@ -362,6 +362,7 @@ mod tests {
             access: crate::key::Access::Unrestricted,
             expires: None,
             id: None,
+            quota: Default::default(),
         };
         let (key, secret) = crate::write::create_key(&store, new).await.unwrap();
         store.fail_record_use.store(true, Ordering::SeqCst);

@@ -150,6 +150,8 @@ impl ApiError {
                 WriteError::Refused(_) => StatusCode::FORBIDDEN,
                 // The key's state forbids it until it is rolled.
                 WriteError::LeakedSecret => StatusCode::CONFLICT,
+                // The key's credits do not allow the adjustment.
+                WriteError::NoCredits | WriteError::TooFewCredits(_) => StatusCode::CONFLICT,
                 WriteError::Invalid(InvalidWrite::NoSecretKeys) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
@@ -222,6 +224,7 @@ impl ApiError {
                     Some("grace_period_seconds".to_owned())
                 }
                 InvalidWrite::Access(_) => Some("permissions".to_owned()),
+                InvalidWrite::Quota(field, _) => Some((*field).to_owned()),
                 InvalidWrite::NoSecretKeys => None,
             },
             ApiError::Write(WriteError::Refused(why)) => why.parameter().map(str::to_owned),
@@ -266,6 +269,7 @@ fn write_detail(e: &WriteError) -> String {
         }
         WriteError::Invalid(why) => why.to_string(),
         WriteError::Refused(why) => why.to_string(),
+        WriteError::NoCredits | WriteError::TooFewCredits(_) => e.to_string(),
         WriteError::LeakedSecret => {
             "a secret of this key was reported leaked and still authenticates as one of its \
              secrets; roll the key (POST /v1/api_key/{id}/roll), which drops the leaked \

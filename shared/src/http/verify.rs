@@ -13,13 +13,13 @@ use super::{Answer, Authorized, Endpoint, serve};
 use crate::App;
 use crate::http::body::verify::parse_verify_body;
 use crate::key::Permission;
-use crate::store::{CredentialStore, KeyReader};
+use crate::store::{CredentialStore, KeyReader, QuotaStore};
 use crate::verify::{Moment, VerifyCache, verify};
 
 /// `POST /v1/api_key/verify`: `{valid, code, key}` for the key in the body, looked up in
 /// `app.store`, which no caller cache is in front of (see [`crate::cache`]). `cache` matches
 /// the caller cache's TTL ([`VerifyCache::matching`]) and lives as long as the process.
-pub async fn verify_key<S: CredentialStore + KeyReader>(
+pub async fn verify_key<S: CredentialStore + KeyReader + QuotaStore>(
     app: &App<S>,
     cache: &VerifyCache,
     req: Request,

@@ -7,7 +7,8 @@ use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
 use crate::key::{Access, ApiKey, DisabledReason, KeyId, KeyState, KeyStatus, Permission};
-use crate::verify::{Verdict, VerifyCode};
+use crate::quota::{Credits, RateLimit};
+use crate::verify::{LimitLeft, Verdict, VerifyCode};
 
 impl ApiKey {
     /// The API's representation of this key at `now`.
@@ -27,6 +28,20 @@ impl ApiKey {
             disabled_reason: self
                 .disabled_reason
                 .filter(|_| self.state == KeyState::Disabled),
+            credits: self.quota.credits.as_ref(),
+            ratelimits: &self.quota.ratelimits,
+        }
+    }
+}
+
+impl ApiKey {
+    /// The key as a list page shows it: without its credits and rate limits, which a page
+    /// read from the `by-creator-v2` index does not carry (GET shows them).
+    pub fn list_view(&self, now: DateTime<Utc>) -> KeyView<'_> {
+        KeyView {
+            credits: None,
+            ratelimits: &[],
+            ..self.view(now)
         }
     }
 }
@@ -49,12 +64,23 @@ pub struct Scope {
     pub targets: [&'static str; 1],
 }
 
-/// The verify response body: `{"valid": bool, "code": …, "key": <key object> | null}`.
+/// The verify response body: `{"valid": bool, "code": …, "key": <key object> | null}`,
+/// and, for a key with credits or rate limits, what it has left.
 #[derive(Debug, Serialize)]
 pub struct VerifyBody<'a> {
     pub valid: bool,
     pub code: VerifyCode,
     pub key: Option<KeyView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credits: Option<CreditsLeft>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratelimits: Option<&'a [LimitLeft]>,
+}
+
+/// A verify answer's `credits`: `{"remaining": N}`.
+#[derive(Debug, Serialize)]
+pub struct CreditsLeft {
+    pub remaining: u64,
 }
 
 impl Verdict {
@@ -64,6 +90,8 @@ impl Verdict {
             valid: self.valid,
             code: self.code,
             key: self.key.as_ref().map(|k| k.view(now)),
+            credits: self.credits.map(|remaining| CreditsLeft { remaining }),
+            ratelimits: self.ratelimits.as_deref(),
         }
     }
 }
@@ -177,6 +205,12 @@ pub struct KeyView<'a> {
     /// Only on a key the service disabled on its own (`leaked`); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<DisabledReason>,
+    /// Its credits (`{remaining, refill}`), absent when it has none (unlimited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credits: Option<&'a Credits>,
+    /// Its rate limits, absent when it has none.
+    #[serde(skip_serializing_if = "<[RateLimit]>::is_empty")]
+    pub ratelimits: &'a [RateLimit],
 }
 
 /// A UTC time rendered as RFC 3339 with whole seconds and a `Z`, as in `2023-11-07T05:31:56Z`.

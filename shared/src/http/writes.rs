@@ -107,6 +107,52 @@ pub async fn update_key<S: CredentialStore + KeyWriter>(
     .await
 }
 
+/// The update-key function's two routes: `PATCH /v1/api_key/{id}` ([`update_key`]) and
+/// `/v1/api_key/{id}/credits` ([`adjust_credits`]).
+pub async fn update_or_adjust<S: CredentialStore + KeyWriter>(
+    app: &App<S>,
+    policy: &WritePolicy,
+    req: Request,
+) -> Response<Body> {
+    if req
+        .raw_http_path()
+        .trim_end_matches('/')
+        .ends_with("/credits")
+    {
+        adjust_credits(app, policy, req).await
+    } else {
+        update_key(app, policy, req).await
+    }
+}
+
+/// `POST /v1/api_key/{id}/credits`: `{"increment": N}` or `{"decrement": N}` added to or
+/// taken from the key's credits, recorded as `key.credits_adjusted`. 200 with the key as it
+/// reads after; 409 for a key without credits or a decrement of more than are left.
+pub async fn adjust_credits<S: CredentialStore + KeyWriter>(
+    app: &App<S>,
+    policy: &WritePolicy,
+    req: Request,
+) -> Response<Body> {
+    let endpoint = Endpoint {
+        serves: &[Method::POST],
+        allow: "POST",
+        permission: Permission::ApiKeysUpdate,
+    };
+    serve(app, &req, endpoint, async |call: &Authorized<'_>| {
+        known_parameters(req.query_string_parameters_ref(), ONLY_PRETTY)?;
+        let id = path_id(&req, "id")?;
+        let ctx = context(&req, call);
+        let adjustment = crate::http::body::quota::adjust::parse(req.headers(), req.body())?;
+        let org = &call.caller.org;
+        let key = write::adjust_credits(&app.store, policy, &ctx, org, id, adjustment).await?;
+        Ok(Answer::key(
+            to_json(&key.view(ctx.now), call.pretty),
+            key.version,
+        ))
+    })
+    .await
+}
+
 /// `POST /v1/api_key/{id}/roll`: a new secret for the key, the previous one kept for
 /// `grace_period_seconds`. 200 with the key and its new secret; with `Idempotency-Key`, a
 /// retry gets the same answer.

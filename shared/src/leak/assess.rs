@@ -213,6 +213,7 @@ mod tests {
             access: Access::Unrestricted,
             expires,
             id: None,
+            quota: Default::default(),
         };
         let key = create_key_with_secret(store, new, &secret).await.unwrap();
         (key.id, secret)

@@ -164,6 +164,7 @@ mod tests {
             last_four: "abcd".into(),
             version: 1,
             disabled_reason: None,
+            quota: Default::default(),
         }
     }
 

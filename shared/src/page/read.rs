@@ -211,6 +211,7 @@ pub(super) mod tests {
                 id: Some(KeyId::new_at(
                     start + chrono::Duration::milliseconds(i as i64),
                 )),
+                quota: Default::default(),
             };
             ids.push(create_key(store, new).await.unwrap().0.id);
         }

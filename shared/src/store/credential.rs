@@ -21,6 +21,11 @@ pub struct Credential {
     pub last_used: Option<DateTime<Utc>>,
     /// The secret is the key's previous one, kept by a roll for its grace period.
     pub previous: bool,
+    /// The key's credits and rate limits as of its last change (the credits left are
+    /// the key item's to know), and the key's version then: what verify needs to plan its
+    /// spend without reading the key first.
+    pub quota: crate::quota::Quota,
+    pub version: u64,
 }
 
 impl Credential {

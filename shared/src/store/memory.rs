@@ -135,6 +135,8 @@ impl CredentialStore for MemoryStore {
                 expires: s.credential_expiry(hash),
                 last_used: s.key.last_used,
                 previous: s.previous.as_ref().is_some_and(|p| &p.hash == hash),
+                quota: s.key.quota.clone(),
+                version: s.key.version,
             }))
     }
 
@@ -291,6 +293,23 @@ impl KeyWriter for MemoryStore {
         }
         inner.keys.remove(&(before.key.org.clone(), before.key.id));
         *inner.counts.entry(before.key.org.clone()).or_default() -= 1;
+        inner.commit(event, None);
+        Ok(())
+    }
+
+    async fn adjust_credits(&self, key: &ApiKey, event: &Event) -> Result<(), WriteFailure> {
+        let mut inner = self.lock();
+        let delta = event.credits.map_or(0, |a| a.delta());
+        let at = (key.org.clone(), key.id);
+        let Some(credits) = inner
+            .keys
+            .get_mut(&at)
+            .and_then(|s| s.key.quota.credits.as_mut())
+        else {
+            return Err(WriteFailure::Key);
+        };
+        let next = i128::from(credits.remaining) + delta;
+        credits.remaining = u64::try_from(next).map_err(|_| WriteFailure::Key)?;
         inner.commit(event, None);
         Ok(())
     }

@@ -5,7 +5,8 @@
 //!   caller cache (`crate::cache`) caches;
 //! - [`KeyWriter`]: what the writes need, each write one transaction with its audit event;
 //! - [`AuditReader`]: what listing the audit trail needs;
-//! - [`LeakLookup`]: the batched credential lookup of a secret scanning report.
+//! - [`LeakLookup`]: the batched credential lookup of a secret scanning report;
+//! - [`QuotaStore`]: spending a verify's cost from a key's credits and rate limits.
 //!
 //! [`dynamo::DynamoStore`] implements every role on one DynamoDB table;
 //! [`memory::MemoryStore`] (unit tests only) is the other implementation. Every operation
@@ -18,12 +19,14 @@ pub mod dynamo;
 mod leak;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
+pub mod quota;
 mod read;
 mod write;
 
 pub use audit::{AuditReader, EventRange};
 pub use credential::{Credential, CredentialStore};
 pub use leak::{Candidate, LeakLookup};
+pub use quota::{QuotaStore, Spending};
 pub use read::KeyReader;
 pub use write::{IdempotencyRecord, KeyWriter, PreviousSecret, StoredKey, WriteFailure};
 

@@ -142,6 +142,17 @@ pub trait KeyWriter: Send + Sync {
         event: &Event,
     ) -> impl Future<Output = Result<(), WriteFailure>> + Send;
 
+    /// Adds to or takes from the credits left of `key` as `event` says (its adjustment),
+    /// with the event: on condition that the key has credits, and for a decrement that at
+    /// least that many are left. Not on its version: verifies spend from the same count
+    /// meanwhile, and an adjustment adds to whatever is left. Fails with
+    /// [`WriteFailure::Key`] when a condition fails.
+    fn adjust_credits(
+        &self,
+        key: &ApiKey,
+        event: &Event,
+    ) -> impl Future<Output = Result<(), WriteFailure>> + Send;
+
     /// The idempotency record with this id, read strongly consistently, expired or not.
     fn idempotency_record(
         &self,

@@ -35,6 +35,8 @@ pub struct Looked {
 #[derive(Debug)]
 pub struct VerifyCache {
     entries: TtlMap<(OrgId, SecretHash), Looked>,
+    /// The leased rate limits' tokens this process holds ([`super::lease`]).
+    leases: super::lease::Leases,
 }
 
 impl Default for VerifyCache {
@@ -48,6 +50,7 @@ impl VerifyCache {
     pub fn new(ttl: Duration) -> Self {
         VerifyCache {
             entries: TtlMap::new(ttl.min(MAX_TTL), MAX_ENTRIES),
+            leases: super::lease::Leases::default(),
         }
     }
 
@@ -59,6 +62,21 @@ impl VerifyCache {
 
     pub fn ttl(&self) -> Duration {
         self.entries.ttl()
+    }
+
+    /// The leased rate limits' tokens this process holds.
+    pub fn leases(&self) -> &super::lease::Leases {
+        &self.leases
+    }
+
+    /// A spend read the key back: the entry keeps it (its version and counters), without
+    /// counting its age anew.
+    pub fn note_key(&self, org: &OrgId, hash: &SecretHash, key: &ApiKey) {
+        self.entries.update(&(org.clone(), hash.clone()), |e| {
+            if e.key.id == key.id {
+                e.key = key.clone();
+            }
+        });
     }
 
     pub fn len(&self) -> usize {
@@ -113,6 +131,8 @@ mod tests {
                 expires: None,
                 last_used: None,
                 previous: false,
+                quota: Default::default(),
+                version: 0,
             },
             key: ApiKey {
                 id,
@@ -128,6 +148,7 @@ mod tests {
                 last_four: "abcd".into(),
                 version: 0,
                 disabled_reason: None,
+                quota: Default::default(),
             },
         }
     }

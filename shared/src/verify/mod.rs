@@ -9,6 +9,9 @@
 //! - `DISABLED`, then `EXPIRED`: the key's status now (a disabled key that also expired is
 //!   `DISABLED`, as everywhere else).
 //! - `INSUFFICIENT_PERMISSIONS`: an active key that lacks any of the requested permissions.
+//! - `RATE_LIMITED`, then `USAGE_EXCEEDED`: a key with rate limits or credits ([`meter`])
+//!   has too few tokens in a window, or too few credits, for the request's `cost`. Neither
+//!   spends anything.
 //! - `VALID`.
 //!
 //! `key` is the key object (as GET shows it) for every code but `NOT_FOUND`.
@@ -17,12 +20,16 @@
 //! [`crate::usage::Recorder`], as authentication does: at most once a minute per key, the
 //! write running alongside the key read, waited for at most the recorder's bound.
 //!
-//! Lookups of the caller's own keys are cached ([`cache`]) for the caller cache's TTL.
+//! Lookups of the caller's own keys are cached ([`cache`]) for the caller cache's TTL. The
+//! cache never answers for a key with credits or rate limits: its lookup says the key is
+//! active and holds the permissions, and the spend, a write, decides the rest.
 //! [`verify`] takes the store itself: the application's store is never behind the caller
 //! cache (that one wraps only authentication's lookup, see [`crate::cache`]), so the verify
 //! cache's entries count their age from a store read.
 
 pub mod cache;
+pub mod lease;
+pub mod meter;
 
 use std::fmt;
 
@@ -31,10 +38,12 @@ use serde::Serialize;
 
 use crate::key::{ApiKey, KeyStatus, OrgId, Permission};
 use crate::secret::{Secret, SecretHash};
-use crate::store::{Credential, CredentialStore, KeyReader, StoreError};
+use crate::store::{Credential, CredentialStore, KeyReader, QuotaStore, StoreError};
 use crate::usage::{KeyUse, Recorder};
 use cache::Looked;
 pub use cache::{Moment, VerifyCache};
+use meter::{Basis, Metered};
+pub use meter::{Left, LimitLeft};
 
 /// A parsed verify request. Its `Debug` hides the key.
 #[derive(Clone, PartialEq, Eq)]
@@ -42,12 +51,16 @@ pub struct VerifyRequest {
     key: String,
     /// Every one must be granted; sorted, without duplicates.
     pub permissions: Vec<Permission>,
+    /// What the verify spends from the key's credits and each of its rate limits
+    /// (0 to [`crate::quota::MAX_COST`]; 1 unless the request says).
+    pub cost: u64,
 }
 
 impl fmt::Debug for VerifyRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyRequest")
             .field("permissions", &self.permissions)
+            .field("cost", &self.cost)
             .finish_non_exhaustive()
     }
 }
@@ -59,7 +72,13 @@ impl VerifyRequest {
         VerifyRequest {
             key: key.into(),
             permissions,
+            cost: 1,
         }
+    }
+
+    /// The same request, spending `cost`.
+    pub fn costing(self, cost: u64) -> Self {
+        VerifyRequest { cost, ..self }
     }
 
     /// The key to verify, as presented.
@@ -77,14 +96,21 @@ pub enum VerifyCode {
     Disabled,
     Expired,
     InsufficientPermissions,
+    RateLimited,
+    UsageExceeded,
 }
 
-/// A verification: whether the key is valid, why, and the key when it is the caller's.
+/// A verification: whether the key is valid, why, the key when it is the caller's, and
+/// what it has left where it has credits or rate limits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
     pub valid: bool,
     pub code: VerifyCode,
     pub key: Option<ApiKey>,
+    /// The credits left, whenever the key has credits.
+    pub credits: Option<u64>,
+    /// Each rate limit's tokens left, when the limits were checked.
+    pub ratelimits: Option<Vec<LimitLeft>>,
 }
 
 impl Verdict {
@@ -93,14 +119,25 @@ impl Verdict {
             valid: false,
             code: VerifyCode::NotFound,
             key: None,
+            credits: None,
+            ratelimits: None,
         }
     }
+}
+
+/// Where a verification's reads and spends go: the store, the process's cache and leases,
+/// and the last-use recorder.
+#[derive(Clone, Copy, Debug)]
+pub struct Verifier<'a, S> {
+    pub store: &'a S,
+    pub cache: &'a VerifyCache,
+    pub usage: &'a Recorder,
 }
 
 /// Verifies `request.key()` for a caller of `caller_org`, at `now`, and records the use of
 /// a `VALID` key in `usage`.
 #[tracing::instrument(skip_all, fields(org = %caller_org), err(Display))]
-pub async fn verify<S: CredentialStore + KeyReader>(
+pub async fn verify<S: CredentialStore + KeyReader + QuotaStore>(
     store: &S,
     cache: &VerifyCache,
     usage: &Recorder,
@@ -108,16 +145,17 @@ pub async fn verify<S: CredentialStore + KeyReader>(
     request: &VerifyRequest,
     now: Moment,
 ) -> Result<Verdict, StoreError> {
+    let v = Verifier {
+        store,
+        cache,
+        usage,
+    };
     let Ok(secret) = Secret::parse(request.key()) else {
         return Ok(Verdict::not_found());
     };
     let hash = secret.hash();
     if let Some(looked) = cache.get(caller_org, &hash, now) {
-        let code = code_of(&looked.credential, &request.permissions, now.wall);
-        if code == VerifyCode::Valid {
-            record(store, cache, usage, &looked.credential, &hash, now.wall).await;
-        }
-        return Ok(verdict(code, looked.key));
+        return v.cached(looked, &hash, request, now).await;
     }
     let Some(credential) = store.find_credential(&hash).await? else {
         return Ok(Verdict::not_found());
@@ -127,32 +165,172 @@ pub async fn verify<S: CredentialStore + KeyReader>(
         store.spend_as_a_miss(&hash).await?;
         return Ok(Verdict::not_found());
     }
-    let code = code_of(&credential, &request.permissions, now.wall);
-    let read = store.get_key(caller_org, credential.key_id);
-    let key = if code == VerifyCode::Valid {
-        let stamp = record_use(store, usage, &credential, &hash, now.wall);
-        let (key, ()) = tokio::join!(read, stamp);
-        key
-    } else {
-        read.await
-    };
-    // Deleted between the two reads: as if it never was.
-    let Some(key) = key? else {
-        return Ok(Verdict::not_found());
-    };
-    let mut credential = credential;
-    if code == VerifyCode::Valid {
-        credential.last_used = credential.last_used.max(Some(now.wall));
+    v.read(credential, &hash, request, now).await
+}
+
+impl<S: CredentialStore + KeyReader + QuotaStore> Verifier<'_, S> {
+    /// A verification from the cache's lookup.
+    async fn cached(
+        &self,
+        looked: Looked,
+        hash: &SecretHash,
+        request: &VerifyRequest,
+        now: Moment,
+    ) -> Result<Verdict, StoreError> {
+        let code = code_of(&looked.credential, &request.permissions, now.wall);
+        if code != VerifyCode::Valid {
+            return Ok(verdict(code, looked.key));
+        }
+        if looked.key.quota.is_metered() {
+            let basis = Basis {
+                version: looked.key.version,
+                quota: &looked.key.quota,
+            };
+            let m = self.meter(&looked.credential, basis, request, now).await?;
+            if let Some(key) = &m.key {
+                self.cache.note_key(&looked.credential.org, hash, key);
+            }
+            return Ok(self
+                .metered(m, looked.key, &looked.credential, hash, now)
+                .await);
+        }
+        record(
+            self.store,
+            self.cache,
+            self.usage,
+            &looked.credential,
+            hash,
+            now.wall,
+        )
+        .await;
+        Ok(verdict(code, looked.key))
     }
-    let looked = Looked { credential, key };
-    cache.put(caller_org, &hash, looked.clone(), now);
-    Ok(verdict(code, looked.key))
+
+    /// A verification from a credential just read: the key is read, or, for a key with
+    /// credits or rate limits, read back by its spend.
+    async fn read(
+        &self,
+        credential: Credential,
+        hash: &SecretHash,
+        request: &VerifyRequest,
+        now: Moment,
+    ) -> Result<Verdict, StoreError> {
+        let code = code_of(&credential, &request.permissions, now.wall);
+        if code == VerifyCode::Valid && credential.quota.is_metered() {
+            let basis = Basis {
+                version: credential.version,
+                quota: &credential.quota,
+            };
+            let m = self.meter(&credential, basis, request, now).await?;
+            return self.metered_read(m, credential, hash, now).await;
+        }
+        let read = self.store.get_key(&credential.org, credential.key_id);
+        let key = if code == VerifyCode::Valid && !credential.quota.is_metered() {
+            let stamp = record_use(self.store, self.usage, &credential, hash, now.wall);
+            let (key, ()) = tokio::join!(read, stamp);
+            key
+        } else {
+            read.await
+        };
+        // Deleted between the two reads: as if it never was.
+        let Some(key) = key? else {
+            return Ok(Verdict::not_found());
+        };
+        if code == VerifyCode::Valid && key.quota.is_metered() {
+            // The credential read missed the key's newest quota: spend by the key's.
+            let basis = Basis {
+                version: key.version,
+                quota: &key.quota,
+            };
+            let m = self.meter(&credential, basis, request, now).await?;
+            return self.metered_read(m, credential, hash, now).await;
+        }
+        let mut credential = credential;
+        if code == VerifyCode::Valid {
+            credential.last_used = credential.last_used.max(Some(now.wall));
+        }
+        let looked = Looked { credential, key };
+        self.cache
+            .put(&looked.credential.org, hash, looked.clone(), now);
+        Ok(verdict(code, looked.key))
+    }
+
+    async fn meter(
+        &self,
+        credential: &Credential,
+        basis: Basis<'_>,
+        request: &VerifyRequest,
+        now: Moment,
+    ) -> Result<Metered, StoreError> {
+        let key = (&credential.org, credential.key_id);
+        let leases = self.cache.leases();
+        meter::meter(self.store, leases, key, basis, request.cost, now.wall).await
+    }
+
+    /// A metered verification of a credential just read: the key comes from the spend, or
+    /// is read when the spend wrote nothing; the lookup is cached.
+    async fn metered_read(
+        &self,
+        m: Metered,
+        credential: Credential,
+        hash: &SecretHash,
+        now: Moment,
+    ) -> Result<Verdict, StoreError> {
+        let key = match &m.key {
+            Some(key) => Some(key.clone()),
+            None if m.code == VerifyCode::NotFound => None,
+            None => {
+                self.store
+                    .get_key(&credential.org, credential.key_id)
+                    .await?
+            }
+        };
+        let Some(key) = key else {
+            return Ok(Verdict::not_found());
+        };
+        let looked = Looked {
+            credential: credential.clone(),
+            key: key.clone(),
+        };
+        self.cache.put(&credential.org, hash, looked, now);
+        Ok(self.metered(m, key, &credential, hash, now).await)
+    }
+
+    /// The verdict of a metered verification, recording the use of a `VALID` key.
+    async fn metered(
+        &self,
+        m: Metered,
+        known: ApiKey,
+        credential: &Credential,
+        hash: &SecretHash,
+        now: Moment,
+    ) -> Verdict {
+        if m.code == VerifyCode::NotFound {
+            return Verdict::not_found();
+        }
+        if m.code == VerifyCode::Valid {
+            record(
+                self.store, self.cache, self.usage, credential, hash, now.wall,
+            )
+            .await;
+        }
+        let key = m.key.unwrap_or(known);
+        Verdict {
+            valid: m.code == VerifyCode::Valid,
+            code: m.code,
+            credits: m.left.credits,
+            ratelimits: Some(m.left.ratelimits).filter(|l| !l.is_empty()),
+            key: Some(key),
+        }
+    }
 }
 
 fn verdict(code: VerifyCode, key: ApiKey) -> Verdict {
     Verdict {
         valid: code == VerifyCode::Valid,
         code,
+        credits: key.quota.credits.as_ref().map(|c| c.remaining),
+        ratelimits: None,
         key: Some(key),
     }
 }

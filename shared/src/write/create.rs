@@ -25,6 +25,8 @@ pub struct NewKey {
     /// The id, a UUIDv7 whose timestamp is the creation time; `None` means a new id for the
     /// write's time. Fixtures and demos pass [`KeyId::new_at`] or a fixed id.
     pub id: Option<KeyId>,
+    /// Its credits and rate limits; the default is unmetered.
+    pub quota: crate::quota::Quota,
 }
 
 impl NewKey {
@@ -36,6 +38,7 @@ impl NewKey {
         now: chrono::DateTime<Utc>,
     ) -> Result<ApiKey, InvalidWrite> {
         check_name(&self.name)?;
+        super::check_quota(&self.quota)?;
         let id = self.id.unwrap_or_else(|| KeyId::new_at(now));
         // The stored creation time is the one the id carries, so that ordering by
         // (created_date, id) and ordering by id are the same order.
@@ -54,6 +57,7 @@ impl NewKey {
             last_four: secret.last_four(),
             version: 1,
             disabled_reason: None,
+            quota: self.quota,
         })
     }
 }
@@ -81,6 +85,7 @@ pub async fn create<S: KeyWriter>(
 ) -> Result<Created, WriteError> {
     check_name(&new.name)?;
     ctx.authority.may_create(&new.access, new.expires)?;
+    ctx.authority.may_meter(&new.quota)?;
     let Some(idem) = idempotency else {
         let secret = Secret::generate().map_err(|e| StoreError::Internal(Box::new(e)))?;
         return Ok(create_with_secret(store, policy, ctx, new, secret, None).await?);
@@ -293,6 +298,7 @@ mod tests {
             access: Access::Unrestricted,
             expires: None,
             id,
+            quota: Default::default(),
         }
     }
 

@@ -23,6 +23,15 @@ fn fields(key: &ApiKey) -> BTreeMap<&'static str, Value> {
         ("last_four_digits", json!(key.last_four)),
         ("creator_id", json!(key.creator_id)),
         ("disabled_reason", json!(key.disabled_reason)),
+        ("credits", json!(key.quota.credits)),
+        (
+            "ratelimits",
+            if key.quota.ratelimits.is_empty() {
+                Value::Null
+            } else {
+                json!(key.quota.ratelimits)
+            },
+        ),
     ])
 }
 
@@ -79,6 +88,7 @@ mod tests {
             last_four: "abcd".into(),
             version: 1,
             disabled_reason: None,
+            quota: Default::default(),
         }
     }
 

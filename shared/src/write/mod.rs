@@ -17,6 +17,7 @@
 //! | disable a key whose secret was found in public | [`revoke_leaked`] | `key.leaked` |
 
 mod create;
+mod credits;
 mod delete;
 mod diff;
 mod idempotency;
@@ -29,13 +30,14 @@ mod update;
 use chrono::{DateTime, Utc};
 
 pub use create::{Created, NewKey, create, create_key, create_key_with_secret};
+pub use credits::adjust_credits;
 pub use delete::delete_key;
 pub use idempotency::{
     IDEMPOTENCY_WINDOW, Idempotency, InvalidIdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN, SecretKeys,
     WeakSecretKeys,
 };
 pub use leaked::{Revocation, revoke_leaked};
-pub use patch::KeyChange;
+pub use patch::{CreditsChange, KeyChange};
 pub use roll::{MAX_GRACE_SECS, Rolled, roll_key};
 pub use update::{set_state, update_key};
 
@@ -69,6 +71,12 @@ pub enum WriteError {
     /// Enabling a key while a secret of it reported leaked still works: roll it first.
     #[error("the key holds a secret that was reported leaked; roll it before enabling it")]
     LeakedSecret,
+    /// Adjusting the credits of a key that has none (it is unlimited).
+    #[error("the key has no credits (it is unlimited); set credits with PATCH first")]
+    NoCredits,
+    /// A decrement of more credits than the key has left.
+    #[error("the key has {0} credits left, fewer than the decrement")]
+    TooFewCredits(u64),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -98,6 +106,9 @@ pub enum InvalidWrite {
     /// `permissions`.
     #[error("permissions {0}")]
     Access(&'static str),
+    /// Credits or rate limits out of bounds: the field and why.
+    #[error("{0} {1}")]
+    Quota(&'static str, crate::quota::InvalidQuota),
 }
 
 /// Who makes a write, and when: what its audit event records, and the authority the write
@@ -192,6 +203,7 @@ impl WriteContext {
             request_id: self.request_id.clone(),
             source_ip: self.source_ip.clone(),
             leak: None,
+            credits: None,
             retain_until: time + policy.event_retention,
         }
     }
@@ -275,6 +287,14 @@ pub fn check_name(name: &str) -> Result<(), InvalidWrite> {
         && name.len() <= MAX_NAME_BYTES
         && !name.chars().any(char::is_control);
     if ok { Ok(()) } else { Err(InvalidWrite::Name) }
+}
+
+/// Checks a key's credits and rate limits.
+pub fn check_quota(quota: &crate::quota::Quota) -> Result<(), InvalidWrite> {
+    if let Some(c) = &quota.credits {
+        crate::quota::check_credits(c).map_err(|e| InvalidWrite::Quota("credits", e))?;
+    }
+    crate::quota::check_limits(&quota.ratelimits).map_err(|e| InvalidWrite::Quota("ratelimits", e))
 }
 
 /// A time as the store keeps it: to the millisecond. A write returns the key as a read

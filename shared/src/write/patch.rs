@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::{InvalidWrite, check_name};
 use crate::key::{Access, ApiKey, KeyState, Permission};
+use crate::quota::{Credits, InvalidQuota, RateLimit, Refill};
 
 /// A merge patch of a key. `None`: absent, the value is kept; `Some(None)`: null.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -22,6 +23,36 @@ pub struct KeyChange {
     pub permissions: Option<Option<Vec<Permission>>>,
     pub expires: Option<Option<DateTime<Utc>>>,
     pub status: Option<KeyState>,
+    /// `Some(None)`: unlimited; `Some(Some(change))`: merged into the key's credits.
+    pub credits: Option<Option<CreditsChange>>,
+    /// `Some(None)`: no limits; `Some(Some(list))`: the whole list.
+    pub ratelimits: Option<Option<Vec<RateLimit>>>,
+}
+
+/// A merge patch of a key's credits.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CreditsChange {
+    pub remaining: Option<u64>,
+    /// `Some(None)`: no refill.
+    pub refill: Option<Option<Refill>>,
+}
+
+impl CreditsChange {
+    /// The credits after this patch of `current` (`None`: the key has none).
+    fn apply(&self, current: Option<&Credits>) -> Result<Credits, InvalidWrite> {
+        let remaining =
+            self.remaining
+                .or(current.map(|c| c.remaining))
+                .ok_or(InvalidWrite::Quota(
+                    "credits",
+                    InvalidQuota::RemainingRequired,
+                ))?;
+        let refill = match self.refill {
+            Some(r) => r,
+            None => current.and_then(|c| c.refill),
+        };
+        Ok(Credits { remaining, refill })
+    }
 }
 
 impl KeyChange {
@@ -62,6 +93,17 @@ impl KeyChange {
         if let Some(state) = self.status {
             next.state = state;
         }
+        match &self.credits {
+            Some(None) => next.quota.credits = None,
+            Some(Some(change)) => {
+                next.quota.credits = Some(change.apply(current.quota.credits.as_ref())?);
+            }
+            None => {}
+        }
+        if let Some(limits) = &self.ratelimits {
+            next.quota.ratelimits = limits.clone().unwrap_or_default();
+        }
+        super::check_quota(&next.quota)?;
         Ok(next)
     }
 

@@ -25,6 +25,8 @@ pub(super) struct Attempts<'a> {
     expected: Expected<'a>,
     retries: Retries,
     made: usize,
+    /// The version the last attempt read.
+    read_version: Option<u64>,
 }
 
 impl<'a> Attempts<'a> {
@@ -35,13 +37,14 @@ impl<'a> Attempts<'a> {
             expected,
             retries,
             made: 0,
+            read_version: None,
         }
     }
 
     /// The key for this attempt, read strongly consistently: [`WriteError::NotFound`] if it
     /// is gone, [`WriteError::VersionMismatch`] if it is at a version `expected` does not
     /// name.
-    pub(super) async fn read<S: KeyWriter>(&self, store: &S) -> Result<StoredKey, WriteError> {
+    pub(super) async fn read<S: KeyWriter>(&mut self, store: &S) -> Result<StoredKey, WriteError> {
         let stored = store
             .key_for_write(self.org, self.id)
             .await?
@@ -49,6 +52,7 @@ impl<'a> Attempts<'a> {
         if !meets(self.expected, stored.key.version) {
             return Err(WriteError::VersionMismatch);
         }
+        self.read_version = Some(stored.key.version);
         Ok(stored)
     }
 
@@ -67,29 +71,24 @@ impl<'a> Attempts<'a> {
                 self.made += 1;
                 Ok(())
             }
-            WriteFailure::Key => {
-                Err(gone_or_changed(store, self.org, self.id, self.expected).await)
-            }
+            WriteFailure::Key => match store.key_for_write(self.org, self.id).await? {
+                None => Err(WriteError::NotFound),
+                // Still at the version read: only a verify's spend moved the credits the
+                // write was conditioned on, so it reads them again.
+                Some(now)
+                    if Some(now.key.version) == self.read_version
+                        && self.made < CHANGED_RETRIES =>
+                {
+                    self.made += 1;
+                    Ok(())
+                }
+                Some(_) => Err(changed_error(self.expected)),
+            },
             WriteFailure::Credential | WriteFailure::Idempotency => {
                 Err(changed_error(self.expected))
             }
             WriteFailure::Store(e) => Err(e.into()),
         }
-    }
-}
-
-/// Why a transaction that found the key changed gave up: the key is gone (a read after the
-/// transaction tells), or it is at another version.
-async fn gone_or_changed<S: KeyWriter>(
-    store: &S,
-    org: &OrgId,
-    id: KeyId,
-    expected: Expected<'_>,
-) -> WriteError {
-    match store.key_for_write(org, id).await {
-        Ok(None) => WriteError::NotFound,
-        Ok(Some(_)) => changed_error(expected),
-        Err(e) => e.into(),
     }
 }
 

@@ -62,7 +62,7 @@ pub async fn roll_key<S: KeyWriter>(
     let idem = match idempotency {
         None => None,
         Some(idem) => match recorded(store, policy, ctx, (org, id), idem).await? {
-            Recorded::Replayed(rolled) => return Ok(rolled),
+            Recorded::Replayed(rolled) => return Ok(*rolled),
             Recorded::New(record) => Some(record),
         },
     };
@@ -85,7 +85,7 @@ type RecordPlan<'a> = (&'a SecretKeys, String, String);
 /// What the idempotency record of a roll says before it is tried.
 enum Recorded<'a> {
     /// A request with this Idempotency-Key rolled the key already: its answer again.
-    Replayed(Rolled),
+    Replayed(Box<Rolled>),
     /// None did: the record this roll will write.
     New(RecordPlan<'a>),
 }
@@ -110,11 +110,11 @@ async fn recorded<'a, S: KeyWriter>(
         .await?
         .ok_or(WriteError::NotFound)?;
     ctx.authority.may_roll(&now.key)?;
-    Ok(Recorded::Replayed(Rolled {
+    Ok(Recorded::Replayed(Box::new(Rolled {
         key: done.key,
         secret: done.secret,
         replayed: true,
-    }))
+    })))
 }
 
 /// One attempt: the new secret, the key after the roll and its event, committed; a record

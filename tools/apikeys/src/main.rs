@@ -280,6 +280,7 @@ impl Session {
             access,
             expires: args.expires,
             id: None,
+            quota: Default::default(),
         };
         let ctx = self.writer().await?;
         let created = write::create(&self.store, &self.policy, &ctx, new, None).await?;
@@ -665,6 +666,7 @@ fn seed_key(org: &OrgId, i: usize) -> NewKey {
         access,
         expires: None,
         id: None,
+        quota: Default::default(),
     }
 }
 

@@ -11,10 +11,12 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::fields::{self, Flag, Id, Name, Permissions, Time};
+use super::quota::{CreditsField, LimitsField};
 use super::read::{self, Accepts, Fields, Presence, field_error};
 use crate::auth::Caller;
 use crate::http::problem::ApiError;
 use crate::key::{Access, KeyId};
+use crate::quota::Quota;
 use crate::write::NewKey;
 
 /// The fields a create body may hold.
@@ -24,6 +26,8 @@ pub const FIELDS: &[&str] = &[
     "permissions",
     "expires_date",
     "creator_id",
+    "credits",
+    "ratelimits",
 ];
 
 /// Fields of the key object that the service sets itself.
@@ -50,6 +54,8 @@ struct CreateBody {
     permissions: Option<Permissions>,
     expires_date: Option<Time>,
     creator_id: Option<Id>,
+    credits: Option<CreditsField>,
+    ratelimits: Option<LimitsField>,
 }
 
 fn restricted_by_default() -> Flag {
@@ -64,6 +70,7 @@ pub struct CreateKey {
     pub expires: Option<DateTime<Utc>>,
     /// `None`: the caller's key id (see [`CreateKey::new_key`]).
     pub creator_id: Option<Uuid>,
+    pub quota: Quota,
 }
 
 impl CreateKey {
@@ -106,6 +113,10 @@ impl CreateKey {
             access: Access::new(restricted, permissions),
             expires,
             creator_id: body.creator_id.map(|id| id.0),
+            quota: Quota {
+                credits: body.credits.map(|c| c.0),
+                ratelimits: body.ratelimits.map(|l| l.0).unwrap_or_default(),
+            },
         })
     }
 
@@ -129,6 +140,7 @@ impl CreateKey {
             access: self.access,
             expires: self.expires,
             id: None::<KeyId>,
+            quota: self.quota,
         })
     }
 }
@@ -176,6 +188,7 @@ mod tests {
                 which: crate::audit::WhichSecret::Current,
                 last_four: "abcd".into(),
             },
+            quota: Default::default(),
         }
     }
 

@@ -62,12 +62,13 @@ macro_rules! checked_type {
         pub struct $name(pub $inner);
 
         impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                checked(d, |value| $check(value).map($name))
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $crate::http::body::fields::checked(d, |value| $check(value).map($name))
             }
         }
     };
 }
+pub(super) use checked_type;
 
 checked_type!(
     /// A key name, by [`name_problem`]'s rule.
@@ -231,6 +232,7 @@ mod tests {
                 access: crate::key::Access::Unrestricted,
                 expires: None,
                 id: None,
+                quota: Default::default(),
             }
             .into_record(&secret, chrono::Utc::now());
             let cli_ok = !matches!(cli, Err(InvalidWrite::Name));

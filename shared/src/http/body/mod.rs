@@ -16,6 +16,7 @@
 pub mod create;
 pub mod fields;
 pub mod patch;
+pub mod quota;
 pub mod read;
 pub mod report;
 pub mod roll;

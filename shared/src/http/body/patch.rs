@@ -9,6 +9,10 @@
 //!   `permissions`, rather than silently restricting the key.
 //! - On a restricted key, `permissions` replaces the whole list; `null` is refused (send
 //!   `[]`, or `"restricted": false`).
+//! - `credits`: null removes them (the key is unlimited); an object merges into the key's
+//!   credits (`remaining` is required when the key has none); its `refill` is replaced
+//!   whole, and null removes it.
+//! - `ratelimits`: replaces the whole list; null or `[]` removes every limit.
 //! - A patch that changes nothing (`{}`, or values equal to the current ones) gives back
 //!   the key unchanged, `updated_date` included: there is nothing to write or record.
 //!
@@ -19,6 +23,7 @@ use lambda_http::Request;
 use serde::{Deserialize, Deserializer};
 
 use super::fields::{self, Flag, Name, Permissions, Time, double_option};
+use super::quota::{CreditsPatchField, LimitsField};
 use super::read::{self, Accepts, Fields, Presence, field_error};
 use crate::http::problem::ApiError;
 use crate::key::KeyState;
@@ -31,6 +36,8 @@ pub const FIELDS: &[&str] = &[
     "permissions",
     "expires_date",
     "status",
+    "credits",
+    "ratelimits",
 ];
 
 /// Fields of the key object that no patch may change.
@@ -78,6 +85,8 @@ impl KeyPatch {
             permissions: body.permissions.map(|p| p.map(|list| list.0)),
             expires,
             status: status.map(|s| s.0),
+            credits: body.credits.map(|c| c.map(|c| c.0)),
+            ratelimits: body.ratelimits.map(|l| l.map(|l| l.0)),
         })
     }
 }
@@ -97,6 +106,10 @@ struct PatchBody {
     expires_date: Option<Option<Time>>,
     #[serde(default, deserialize_with = "double_option")]
     status: Option<Option<Status>>,
+    #[serde(default, deserialize_with = "double_option")]
+    credits: Option<Option<CreditsPatchField>>,
+    #[serde(default, deserialize_with = "double_option")]
+    ratelimits: Option<Option<LimitsField>>,
 }
 
 /// A member that a patch may change but not remove: null is refused, naming it.
@@ -165,6 +178,7 @@ mod tests {
             last_four: "Ab9_".into(),
             version: 0,
             disabled_reason: None,
+            quota: Default::default(),
         }
     }
 

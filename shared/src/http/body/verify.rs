@@ -1,7 +1,9 @@
-//! The verify request body: `{"key": "<secret>", "permissions": ["calls.view", …]}`.
+//! The verify request body: `{"key": "<secret>", "permissions": ["calls.view", …], "cost": 1}`.
 //!
 //! `key` is a required string; `permissions` is optional (absent or null: none required),
-//! a list of the application's permission names, each once. The body is read as the write
+//! a list of the application's permission names, each once; `cost` is optional (absent or
+//! null: 1), an integer from 0 to 10,000 that the verify spends from the key's credits and
+//! rate limits. The body is read as the write
 //! side reads its bodies ([`super::read`]): `415` for another media type, `413`
 //! over 16 KiB, `400` for broken JSON, `422` naming the field for an unknown field, a
 //! wrong type or an unknown permission. A `key` that is not one of our secrets is not an
@@ -11,14 +13,15 @@ use lambda_http::http::HeaderMap;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::fields::{Text, checked, permission_list};
+use super::fields::{Text, checked, checked_type, permission_list};
 use super::read::{Accepts, Presence, parse, read};
 use crate::http::problem::ApiError;
 use crate::key::Permission;
+use crate::quota::MAX_COST;
 use crate::verify::VerifyRequest;
 
 /// The fields a verify body may hold.
-pub const FIELDS: &[&str] = &["key", "permissions"];
+pub const FIELDS: &[&str] = &["key", "permissions", "cost"];
 
 /// A verify body as sent.
 #[derive(Deserialize)]
@@ -28,13 +31,28 @@ struct VerifyBody {
     key: Text,
     #[serde(default, deserialize_with = "wanted")]
     permissions: Vec<Permission>,
+    #[serde(default)]
+    cost: Option<Cost>,
+}
+
+checked_type!(
+    /// What a verify spends: an integer from 0 to [`MAX_COST`].
+    Cost(u64) by cost_value
+);
+
+fn cost_value(value: &Value) -> Result<u64, String> {
+    value
+        .as_u64()
+        .filter(|c| *c <= MAX_COST)
+        .ok_or_else(|| format!("must be an integer from 0 to {MAX_COST}"))
 }
 
 /// Reads a verify body (the request's headers for its Content-Type, and its bytes).
 pub fn parse_verify_body(headers: &HeaderMap, body: &[u8]) -> Result<VerifyRequest, ApiError> {
     let fields = read(headers, body, Accepts::Json, Presence::Required)?.unwrap_or_default();
     let body: VerifyBody = parse(&fields, FIELDS, &[])?;
-    Ok(VerifyRequest::new(body.key.0, body.permissions))
+    let cost = body.cost.map_or(1, |c| c.0);
+    Ok(VerifyRequest::new(body.key.0, body.permissions).costing(cost))
 }
 
 /// The permissions the caller needs the key to hold; `null` is none.

@@ -1,5 +1,7 @@
 //! The items as stored, mapped with serde_dynamo.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -12,7 +14,10 @@ use crate::audit::{Action, Actor, ActorKind, Event, EventId};
 use crate::key::{
     Access, ApiKey, DisabledReason, KeyId, KeyState, OrgId, permission_bits, permissions_from_bits,
 };
+use crate::quota::plan::{Counters, Window};
+use crate::quota::{Credits, Quota, RateLimit, Refill};
 use crate::secret::SecretHash;
+use crate::store::quota::Spent;
 use crate::store::{Credential, IdempotencyRecord, PreviousSecret, StoreError, StoredKey};
 
 /// The key item as stored.
@@ -74,6 +79,24 @@ pub(super) struct KeyItem {
     /// Why the service disabled the key (`leaked`), while it is disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) disabled_reason: Option<DisabledReason>,
+    /// Its credits left (absent: unlimited), their refill, and the start of the refill
+    /// period they were last set or refilled in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) credits_remaining: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) credits_refill: Option<Refill>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) credits_period_ms: Option<i64>,
+    /// Its rate limits, and each one's latest window by name (`rl`, present whenever
+    /// limits are, so that a window can be set in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) ratelimits: Option<Vec<RateLimit>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) rl: Option<BTreeMap<String, Window>>,
+    /// The id of the last verify that spent from the key: a retried spend that finds its
+    /// own id here was applied already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) last_spend: Option<String>,
 }
 
 /// The credential item: what authenticating a secret needs, under the secret's hash.
@@ -103,6 +126,15 @@ pub(super) struct CredentialItem {
     /// credential has one, a day after its grace period ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) purge_at: Option<i64>,
+    /// The key's credits and limits as of its last change, and its version then.
+    #[serde(default, skip_serializing_if = "is_unmetered")]
+    pub(super) quota: Quota,
+    #[serde(default)]
+    pub(super) key_version: u64,
+}
+
+fn is_unmetered(q: &Quota) -> bool {
+    !q.is_metered()
 }
 
 pub(super) fn bits_of(access: &Access) -> Option<u64> {
@@ -140,6 +172,17 @@ impl KeyItem {
             previous_until_ms: None,
             leaked_hashes: None,
             disabled_reason: key.disabled_reason,
+            credits_remaining: key.quota.credits.as_ref().map(|c| c.remaining),
+            credits_refill: key.quota.credits.as_ref().and_then(|c| c.refill),
+            credits_period_ms: key
+                .quota
+                .credits
+                .as_ref()
+                .and_then(|c| c.refill)
+                .map(|r| r.period_start(key.updated)),
+            ratelimits: (!key.quota.ratelimits.is_empty()).then(|| key.quota.ratelimits.clone()),
+            rl: (!key.quota.ratelimits.is_empty()).then(BTreeMap::new),
+            last_spend: None,
         }
     }
 
@@ -199,6 +242,20 @@ impl KeyItem {
             .collect()
     }
 
+    /// The key and its counters: what a spend reads back.
+    pub(super) fn into_spent(mut self) -> Result<Spent, StoreError> {
+        let counters = Counters {
+            period_ms: self.credits_period_ms,
+            windows: self.rl.take().unwrap_or_default(),
+        };
+        let last_spend = self.last_spend.take();
+        Ok(Spent {
+            key: self.into_key()?,
+            counters,
+            last_spend,
+        })
+    }
+
     pub(super) fn into_key(self) -> Result<ApiKey, StoreError> {
         Ok(ApiKey {
             id: self.id,
@@ -214,6 +271,13 @@ impl KeyItem {
             last_four: self.last_four,
             version: self.version,
             disabled_reason: self.disabled_reason,
+            quota: Quota {
+                credits: self.credits_remaining.map(|remaining| Credits {
+                    remaining,
+                    refill: self.credits_refill,
+                }),
+                ratelimits: self.ratelimits.unwrap_or_default(),
+            },
         })
     }
 }
@@ -234,6 +298,8 @@ impl CredentialItem {
             last_used: self.last_used_ms,
             // Only a previous secret's credential is purged by TTL.
             previous: self.purge_at.is_some(),
+            quota: self.quota,
+            version: self.key_version,
         })
     }
 
@@ -252,6 +318,8 @@ impl CredentialItem {
             expires_ms: stored.credential_expiry(hash),
             last_used_ms: None,
             purge_at: previous.map(|p| (p.until + PREVIOUS_PURGE_MARGIN).timestamp()),
+            quota: key.quota.clone(),
+            key_version: key.version,
         }
     }
 }
@@ -279,6 +347,9 @@ pub(super) struct EventItem {
     pub(super) source_ip: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) leak: Option<String>,
+    /// A credits adjustment, as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) credits: Option<String>,
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub(super) time_ms: DateTime<Utc>,
     /// DynamoDB's TTL attribute: the end of the retention, in epoch seconds.
@@ -314,6 +385,12 @@ impl EventItem {
                 .map(serde_json::to_string)
                 .transpose()
                 .map_err(json)?,
+            credits: event
+                .credits
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(json)?,
             time_ms: event.time,
             purge_at: event.retain_until.timestamp(),
         })
@@ -342,6 +419,11 @@ impl EventItem {
             leak: self
                 .leak
                 .map(|l| serde_json::from_str(&l))
+                .transpose()
+                .map_err(json)?,
+            credits: self
+                .credits
+                .map(|c| serde_json::from_str(&c))
                 .transpose()
                 .map_err(json)?,
             retain_until: DateTime::from_timestamp(self.purge_at, 0).unwrap_or(self.time_ms),

@@ -32,6 +32,7 @@ mod credential;
 mod items;
 mod leak;
 mod read;
+mod spend;
 mod transact;
 mod write;
 

@@ -10,8 +10,8 @@ use super::{
     CREDENTIAL_SK, DynamoStore, IDEMPOTENCY_SK, PK, built, classify, corrupt, credential_pk,
     event_pk, event_sk, idempotency_pk, key_sk, millis, org_pk, primary_key,
 };
-use crate::audit::Event;
-use crate::key::{KeyId, OrgId};
+use crate::audit::{Adjustment, Event};
+use crate::key::{ApiKey, KeyId, OrgId};
 use crate::secret::SecretHash;
 use crate::store::{IdempotencyRecord, KeyWriter, StoreError, StoredKey, WriteFailure};
 
@@ -116,6 +116,17 @@ const LEAKED: Optional = (
     ":leaked_hashes",
 );
 const PURGE_AT: Optional = ("purge_at = :purge", "purge_at", ":purge");
+const CREDITS_REFILL: Optional = (
+    "credits_refill = :credits_refill",
+    "credits_refill",
+    ":credits_refill",
+);
+const CREDITS_PERIOD: Optional = (
+    "credits_period_ms = :credits_period",
+    "credits_period_ms",
+    ":credits_period",
+);
+const QUOTA: Optional = ("quota = :quota", "quota", ":quota");
 
 /// An update expression being built: what it sets, what it removes, and the values.
 #[derive(Default)]
@@ -158,6 +169,66 @@ impl Assignments {
             .collect()
     }
 }
+
+/// What a write changes of the key's credits and rate limits. The counters a verify spends
+/// from are left alone unless the write changes them: credits set or changed are written on
+/// condition that `credits_remaining` is still what the write read (a verify may have spent
+/// since; the write then reads again), so the event's `from` is exact. A refill set anew
+/// starts counting its periods from the write's.
+fn quota_assignments(
+    a: &mut Assignments,
+    condition: &mut String,
+    before: &StoredKey,
+    after: &StoredKey,
+) -> Result<(), StoreError> {
+    let (b, q) = (&before.key.quota, &after.key.quota);
+    if b.credits != q.credits {
+        if let Some(was) = &b.credits {
+            condition.push_str(" AND credits_remaining = :credits_before");
+            a.values.push((
+                ":credits_before",
+                AttributeValue::N(was.remaining.to_string()),
+            ));
+        }
+        let remaining = q
+            .credits
+            .as_ref()
+            .map(|c| AttributeValue::N(c.remaining.to_string()));
+        a.set_or_remove(CREDITS_REMAINING, remaining);
+        let refill = q.credits.as_ref().and_then(|c| c.refill);
+        let refill_changed = b.credits.as_ref().and_then(|c| c.refill) != refill;
+        if refill_changed || b.credits.is_none() {
+            let value = refill.map(serde_dynamo::to_attribute_value).transpose();
+            a.set_or_remove(CREDITS_REFILL, value.map_err(corrupt)?);
+            let period = refill.map(|r| r.period_start(after.key.updated));
+            a.set_or_remove(
+                CREDITS_PERIOD,
+                period.map(|p| AttributeValue::N(p.to_string())),
+            );
+        }
+    }
+    if b.ratelimits != q.ratelimits {
+        if q.ratelimits.is_empty() {
+            a.remove.push("ratelimits");
+            a.remove.push("rl");
+        } else {
+            let list = serde_dynamo::to_attribute_value(&q.ratelimits).map_err(corrupt)?;
+            a.set("ratelimits = :ratelimits", ":ratelimits", list);
+            a.set(
+                "rl = if_not_exists(rl, :no_windows)",
+                ":no_windows",
+                AttributeValue::M(Default::default()),
+            );
+        }
+    }
+    Ok(())
+}
+
+const CREDITS_REMAINING: Optional = (
+    "credits_remaining = :credits_remaining",
+    "credits_remaining",
+    ":credits_remaining",
+);
 
 /// A key's or credential's state as stored.
 fn state_value(state: impl serde::Serialize) -> Result<AttributeValue, StoreError> {
@@ -298,8 +369,10 @@ impl DynamoStore {
             .as_ref()
             .map(|marks| AttributeValue::L(marks.iter().cloned().map(AttributeValue::S).collect()));
         a.set_or_remove(LEAKED, leaked);
+        let mut condition = Self::at_version(before.key.version).to_owned();
+        quota_assignments(&mut a, &mut condition, before, after)?;
         let key = primary_key(org_pk(&before.key.org), key_sk(before.key.id));
-        self.update_item(key, a, Self::at_version(before.key.version))
+        self.update_item(key, a, &condition)
     }
 
     /// The update of an existing credential of `after` to what it copies of the key.
@@ -322,6 +395,16 @@ impl DynamoStore {
         a.set_or_remove(
             PURGE_AT,
             c.purge_at.map(|t| AttributeValue::N(t.to_string())),
+        );
+        let quota = c
+            .quota
+            .is_metered()
+            .then(|| serde_dynamo::to_attribute_value(&c.quota));
+        a.set_or_remove(QUOTA, quota.transpose().map_err(corrupt)?);
+        a.set(
+            "key_version = :key_version",
+            ":key_version",
+            AttributeValue::N(c.key_version.to_string()),
         );
         let key = primary_key(credential_pk(hash), CREDENTIAL_SK.to_owned());
         self.update_item(key, a, "attribute_exists(#pk)")
@@ -434,6 +517,36 @@ impl KeyWriter for DynamoStore {
             plan.push(Role::Other, self.delete_credential(hash)?);
         }
         plan.push(Role::Other, self.count_update(&before.key.org, -1)?);
+        self.finish(&mut plan, event, None)?;
+        self.run(plan).await
+    }
+
+    #[tracing::instrument(skip_all, fields(org = %key.org, key = %key.id), err(Display))]
+    async fn adjust_credits(&self, key: &ApiKey, event: &Event) -> Result<(), WriteFailure> {
+        let mut a = Assignments::default();
+        let mut condition =
+            "attribute_exists(#pk) AND attribute_exists(credits_remaining)".to_owned();
+        match event.credits {
+            Some(Adjustment::Increment(n)) => {
+                a.set(
+                    "credits_remaining = credits_remaining + :delta",
+                    ":delta",
+                    AttributeValue::N(n.to_string()),
+                );
+            }
+            Some(Adjustment::Decrement(n)) => {
+                a.set(
+                    "credits_remaining = credits_remaining - :delta",
+                    ":delta",
+                    AttributeValue::N(n.to_string()),
+                );
+                condition.push_str(" AND credits_remaining >= :delta");
+            }
+            None => return Err(WriteFailure::Key),
+        }
+        let mut plan = Plan::default();
+        let at = primary_key(org_pk(&key.org), key_sk(key.id));
+        plan.push(Role::Key, self.update_item(at, a, &condition)?);
         self.finish(&mut plan, event, None)?;
         self.run(plan).await
     }

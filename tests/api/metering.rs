@@ -1,0 +1,126 @@
+//! Credits and rate limits on verify, over HTTP against DynamoDB Local: the core paths
+//! (create, verify with a cost, refusals that spend nothing, PATCH, adjust).
+
+use apikeys_tests::*;
+use serde_json::{Value, json};
+
+/// Creates a key with `extra` members through the API; its id and secret.
+async fn create_with(
+    app: &apikeys::App<apikeys::store::dynamo::DynamoStore>,
+    admin: &apikeys::secret::Secret,
+    extra: Value,
+) -> (String, String) {
+    let mut body = json!({"name": "metered", "restricted": false});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let reply = Call::create(Payload::Http, body)
+        .bearer(admin)
+        .send(app)
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    (
+        reply.body["id"].as_str().unwrap().to_owned(),
+        reply.body["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn verify(
+    app: &apikeys::App<apikeys::store::dynamo::DynamoStore>,
+    admin: &apikeys::secret::Secret,
+    secret: &str,
+    cost: Option<u64>,
+) -> Value {
+    let mut body = json!({"key": secret});
+    if let Some(c) = cost {
+        body["cost"] = json!(c);
+    }
+    let reply = Call::verify(Payload::Http, &body)
+        .bearer(admin)
+        .send(app)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body
+}
+
+#[tokio::test]
+async fn credits_are_spent_until_none_are_left_and_a_refusal_spends_nothing() {
+    let app = app().await;
+    let org = org();
+    let admin = admin(&app, &org).await;
+    let (id, secret) = create_with(&app, &admin, json!({"credits": {"remaining": 3}})).await;
+    let got = verify(&app, &admin, &secret, Some(2)).await;
+    assert_eq!(
+        (got["code"].as_str(), got["credits"]["remaining"].as_u64()),
+        (Some("VALID"), Some(1)),
+        "{got}"
+    );
+    assert_eq!(got["key"]["credits"]["remaining"], 1, "{got}");
+    let got = verify(&app, &admin, &secret, Some(2)).await;
+    assert_eq!(
+        (got["code"].as_str(), got["credits"]["remaining"].as_u64()),
+        (Some("USAGE_EXCEEDED"), Some(1)),
+        "{got}"
+    );
+    let got = verify(&app, &admin, &secret, None).await;
+    assert_eq!(
+        (got["code"].as_str(), got["credits"]["remaining"].as_u64()),
+        (Some("VALID"), Some(0)),
+        "{got}"
+    );
+    let got = verify(&app, &admin, &secret, Some(0)).await;
+    assert_eq!(got["code"], "USAGE_EXCEEDED", "{got}");
+    // Adjusting, then a PATCH of remaining, recorded.
+    let reply = Call::adjust(Payload::Http, &id, &json!({"increment": 5}))
+        .bearer(&admin)
+        .send(&app)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["credits"]["remaining"], 5, "{}", reply.body);
+    let reply = Call::update(Payload::Http, &id, json!({"credits": {"remaining": 7}}))
+        .bearer(&admin)
+        .send(&app)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.body["credits"],
+        json!({"remaining": 7, "refill": null})
+    );
+    let got = verify(&app, &admin, &secret, None).await;
+    assert_eq!(got["credits"]["remaining"], 6, "{got}");
+}
+
+#[tokio::test]
+async fn a_rate_limit_admits_its_limit_per_window_in_both_modes() {
+    let app = app().await;
+    let org = org();
+    let admin = admin(&app, &org).await;
+    for mode in ["exact", "leased"] {
+        let limits = json!([{"name": "burst", "limit": 5, "duration_ms": 60_000, "mode": mode}]);
+        let (_, secret) = create_with(
+            &app,
+            &admin,
+            json!({"ratelimits": limits, "credits": {"remaining": 100}}),
+        )
+        .await;
+        let mut codes = Vec::new();
+        for _ in 0..8 {
+            let got = verify(&app, &admin, &secret, None).await;
+            codes.push(got["code"].as_str().unwrap().to_owned());
+            assert_eq!(got["ratelimits"][0]["limit"], 5, "{got}");
+        }
+        let valid = codes.iter().filter(|c| *c == "VALID").count();
+        // One window of a minute, unless the test straddles its end.
+        assert!((5..=8).contains(&valid), "{mode}: {codes:?}");
+        assert!(
+            codes.contains(&"RATE_LIMITED".to_owned()) || valid == 8,
+            "{mode}: {codes:?}"
+        );
+        let got = verify(&app, &admin, &secret, Some(0)).await;
+        let spent = 100 - got["credits"]["remaining"].as_u64().unwrap();
+        assert_eq!(
+            spent as usize, valid,
+            "{mode}: refused verifies spent no credit: {got}"
+        );
+    }
+}
