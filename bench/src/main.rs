@@ -79,7 +79,10 @@ async fn bench() -> Result<(), BoxError> {
     let ctx = Ctx::new(plan::args()?, started).await?;
     if let Some(scale) = ctx.args.quota {
         sim::simulate(&ctx, scale).await?;
-        ctx.say(&format!("wrote {}", ctx.args.out.join("quota.md").display()));
+        ctx.say(&format!(
+            "wrote {}",
+            ctx.args.out.join("quota.md").display()
+        ));
         return Ok(());
     }
     let plan = ctx.plan;
@@ -145,7 +148,10 @@ async fn verify_only(ctx: &Ctx, org_ids: &[KeyId]) -> Result<(), BoxError> {
     write_verify(ctx, org_ids, &proxy, (warm.verify, report.hello_warm)).await?;
     proxy.stop();
     ctx.clean();
-    ctx.say(&format!("wrote {}", ctx.args.out.join("verify.md").display()));
+    ctx.say(&format!(
+        "wrote {}",
+        ctx.args.out.join("verify.md").display()
+    ));
     Ok(())
 }
 

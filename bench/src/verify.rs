@@ -12,6 +12,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use apikeys_tests::capacity;
 use aws_sdk_dynamodb::Client;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -25,14 +26,36 @@ pub const COLD_GOAL: f64 = 1.2;
 pub const WARM_GOAL: f64 = 1.5;
 pub const METERED_GOAL: f64 = 1.2;
 
-/// The cold case's floor: the calls recorded for one verification of the key whose credential
-/// hash and id are `recorded_for`, sent again for each of `keys` in turn.
+/// A floor of verifications of distinct keys: the calls recorded for one verification of the
+/// key whose credential hash and id are `recorded_for`, sent again for each of `keys` in
+/// turn. `refused` of its UpdateItems failed their condition when recorded (the function
+/// retried); each replay must see as many refused, the same work.
 pub struct ColdFloor {
     pub calls: Vec<Recorded>,
     pub recorded_for: (String, String),
+    pub refused: usize,
 }
 
 impl ColdFloor {
+    /// The floor of the calls the proxy recorded for one verification of `recorded_for`. A
+    /// write for which DynamoDB reported no capacity failed its condition.
+    pub fn recorded(calls: Vec<capacity::Call>, recorded_for: (String, String)) -> ColdFloor {
+        let refused = calls
+            .iter()
+            .filter(|c| c.op == "UpdateItem" && c.units == 0.0)
+            .count();
+        ColdFloor {
+            calls: replay::grouped(
+                calls
+                    .into_iter()
+                    .map(|x| (x.op, x.request, x.started, x.ended))
+                    .collect(),
+            ),
+            recorded_for,
+            refused,
+        }
+    }
+
     /// The calls for another key: its hash and id put in place of the recorded key's.
     fn for_key(&self, (hash, id): &(String, String)) -> Result<Vec<Recorded>, BoxError> {
         let text = replay::to_json(&self.calls)
@@ -52,14 +75,25 @@ impl ColdFloor {
         for k in keys {
             let calls = self.for_key(k)?;
             let t = Instant::now();
-            replay::replay(client, &calls, None).await?;
+            let refused = replay::replay_counting(client, &calls, None).await?;
             out.push(t.elapsed());
+            if refused != self.refused {
+                return Err(format!(
+                    "a floor's replay saw {refused} UpdateItems refused, its recording {}",
+                    self.refused
+                )
+                .into());
+            }
         }
         Ok(out)
     }
 
     pub fn ops(&self) -> String {
-        replay::ops(&self.calls).join(", ")
+        let ops = replay::ops(&self.calls).join(", ");
+        match self.refused {
+            0 => ops,
+            n => format!("{ops}; {n} UpdateItem refused by its condition, as recorded"),
+        }
     }
 }
 
@@ -179,8 +213,8 @@ fn rows(f: &Figures) -> Vec<Row<'_>> {
         (
             "4b. the same verifications".to_owned(),
             &m.limit.ours,
-            "a transaction design's least: the credential's GetItem, then TransactWriteItems \
-             of a credits item and a counter item"
+            "the same calls, the spend's UpdateItems replaced by one TransactWriteItems of a \
+             credits item and a counter item (a transaction design)"
                 .to_owned(),
             &m.tx,
             None,

@@ -73,7 +73,9 @@ pub fn run_if_asked() -> Option<Result<(), BoxError>> {
     if std::env::args().nth(1).as_deref() != Some(FLAG) {
         return None;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
     Some(match rt {
         Ok(rt) => rt.block_on(verifier()),
         Err(e) => Err(e.into()),

@@ -83,7 +83,11 @@ pub fn tally(outputs: &[Output], allowance: Allowance, go_ms: i64) -> Tally {
                 .map(|reset| windows.get(&reset).copied().unwrap_or(0))
                 .collect();
             t.judged_windows = judged.len();
-            t.admitted_range = judged.iter().min().copied().zip(judged.iter().max().copied());
+            t.admitted_range = judged
+                .iter()
+                .min()
+                .copied()
+                .zip(judged.iter().max().copied());
             t.under = judged.iter().map(|n| limit.saturating_sub(*n)).max();
         }
     }

@@ -91,24 +91,34 @@ pub async fn measure(ctx: &Ctx, proxy: &Proxy) -> Result<Metered, BoxError> {
     let t = Instant::now();
     let credit = Keys::seed(ctx, 2 * count + 1, CREDIT_SALT, quota(credits(), vec![])).await?;
     let limited = quota(credits(), per_minute(1_000_000_000, Mode::Exact));
-    let limit = Keys::seed(ctx, 2 * count + 1, LIMIT_SALT, limited).await?;
-    let leased = Keys::seed(ctx, 1, LEASED_SALT, quota(None, per_minute(1_000_000, Mode::Leased)))
-        .await?;
+    // The transaction floor's keys after the floor's: the last-use stamps they replay
+    // need keys of their own.
+    let limit = Keys::seed(ctx, 3 * count + 1, LIMIT_SALT, limited).await?;
+    let leased = Keys::seed(
+        ctx,
+        1,
+        LEASED_SALT,
+        quota(None, per_minute(1_000_000, Mode::Leased)),
+    )
+    .await?;
     ctx.say(&format!(
         "verify: seeded the metered keys in {:.1} s",
         t.elapsed().as_secs_f64()
     ));
     let mut recorder = Recorder::start(ctx, proxy).await?;
-    // The last key of each case, which neither the function nor its floor verifies.
+    // The last key of each case, which neither the function nor its floors verify.
     let credit_floor = recorder.floor(ctx, &credit, 2 * count).await?;
-    let limit_floor = recorder.floor(ctx, &limit, 2 * count).await?;
+    let limit_floor = recorder.floor(ctx, &limit, 3 * count).await?;
     let leased_calls = recorder.calls_per_verify(ctx, &leased).await?;
     recorder.f.stop().await;
     let mut f = ctx.start("verify-key", &ctx.direct(), "metered").await?;
     f.init_time().await?;
     let admin = apikeys_demo::secret_of(apikeys_demo::ADMIN_ID).ok_or("the demo admin")?;
-    f.invoke(bytes(&verify_event(&ctx.samples.verify_http, admin.expose())))
-        .await?;
+    f.invoke(bytes(&verify_event(
+        &ctx.samples.verify_http,
+        admin.expose(),
+    )))
+    .await?;
     let credit_case = paired(ctx, &mut f, &credit, &credit_floor, None).await?;
     ctx.say("verify: spending a credit measured");
     let (limit_case, tx) = {
@@ -160,15 +170,7 @@ impl<'a> Recorder<'a> {
         self.proxy.take();
         check_valid(&self.f.invoke(spend_event(ctx, &keys.secret(i))?).await?)?;
         let calls = self.proxy.take();
-        Ok(ColdFloor {
-            calls: replay::grouped(
-                calls
-                    .into_iter()
-                    .map(|x| (x.op, x.request, x.started, x.ended))
-                    .collect(),
-            ),
-            recorded_for: keys.hash_and_id(i),
-        })
+        Ok(ColdFloor::recorded(calls, keys.hash_and_id(i)))
     }
 
     /// DynamoDB calls per verification of the leased key, its lease held: after a warm-up,
@@ -189,7 +191,7 @@ impl<'a> Recorder<'a> {
 }
 
 /// The function verifies keys 0..count, the floor count..2·count, block after block; with
-/// `tx`, the transaction floor follows each block, for the floor's keys.
+/// `tx`, the transaction floor follows each block, on keys 2·count..3·count.
 async fn paired(
     ctx: &Ctx,
     f: &mut Function,
@@ -208,10 +210,12 @@ async fn paired(
             ours.push(a.duration);
         }
         let others: Vec<(String, String)> =
-            range.map(|i| keys.hash_and_id(count + i)).collect();
+            range.clone().map(|i| keys.hash_and_id(count + i)).collect();
         floors.extend(floor.run(&ctx.client, &others).await?);
         if let Some(tx) = tx.as_deref_mut() {
-            tx.extend(tx_floor(ctx, floor, &others).await?);
+            let third: Vec<(String, String)> =
+                range.map(|i| keys.hash_and_id(2 * count + i)).collect();
+            tx.extend(tx_floor(ctx, floor, &third).await?);
         }
     }
     Ok(Paired {
@@ -221,28 +225,30 @@ async fn paired(
     })
 }
 
-/// What a design with a credits item and a counter item beside the key would need at
-/// least: the same credential read as the recorded verification, then one
-/// TransactWriteItems that spends from a credits item and counts in a counter item, each of
-/// its own (`FLOOR#TX#<id>`), both conditional, both new as the floor's keys' counters are.
+/// The same verification in a design with a credits item and a counter item beside the key:
+/// the recorded calls but the spend (the credential's read, the last-use stamps), then, in
+/// place of the spend's UpdateItems, one TransactWriteItems that spends from a credits item
+/// and counts in a counter item, each of its own (`FLOOR#TX#<id>`), both conditional, both
+/// new as the floor's keys' counters are.
 async fn tx_floor(
     ctx: &Ctx,
     floor: &ColdFloor,
     keys: &[(String, String)],
 ) -> Result<Vec<Duration>, BoxError> {
-    let reads = ColdFloor {
-        calls: floor
-            .calls
-            .iter()
-            .filter(|c| c.op == "GetItem")
-            .cloned()
-            .collect(),
+    let spends = |c: &replay::Recorded| {
+        c.request["UpdateExpression"]
+            .as_str()
+            .is_some_and(|e| e.contains("last_spend"))
+    };
+    let rest = ColdFloor {
+        calls: floor.calls.iter().filter(|c| !spends(c)).cloned().collect(),
         recorded_for: floor.recorded_for.clone(),
+        refused: 0,
     };
     let mut out = Vec::with_capacity(keys.len());
     for k in keys {
         let t = Instant::now();
-        reads.run(&ctx.client, std::slice::from_ref(k)).await?;
+        rest.run(&ctx.client, std::slice::from_ref(k)).await?;
         transaction(ctx, &k.1).await?;
         out.push(t.elapsed());
     }
