@@ -306,7 +306,7 @@ bench-coldstart: tools bench-peer
 
 # Verify's cases alone (bench/results/verify.md): the warm run, then the cold and metered cases.
 bench-verify: tools
-	cargo build --release --locked $(BENCH_BINS)
+	cargo build --release --locked -p get-key -p list-keys -p verify-key -p apikeys-bench
 	timeout 1200 tools/dynamodb-local.sh run $(TARGET_DIR)/release/apikeys-bench --verify-only --out $(BENCH_OUT)
 	python3 bench/render-readme.py bench/README.md $(BENCH_OUT)
 

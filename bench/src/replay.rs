@@ -334,33 +334,7 @@ async fn send(client: &Client, op: &str, r: &Value) -> Result<(), BoxError> {
                 .send()
                 .await?;
         }
-        "UpdateItem" => {
-            let out = client
-                .update_item()
-                .set_table_name(text(r, "TableName"))
-                .set_key(field_item(r, "Key")?)
-                .set_update_expression(text(r, "UpdateExpression"))
-                .set_condition_expression(text(r, "ConditionExpression"))
-                .set_expression_attribute_names(names(r))
-                .set_expression_attribute_values(field_item(r, "ExpressionAttributeValues")?)
-                .set_return_values(text(r, "ReturnValues").map(|s| ReturnValue::from(s.as_str())))
-                .set_return_values_on_condition_check_failure(
-                    text(r, "ReturnValuesOnConditionCheckFailure")
-                        .map(|s| ReturnValuesOnConditionCheckFailure::from(s.as_str())),
-                )
-                .send()
-                .await;
-            match out {
-                Err(SdkError::ServiceError(e))
-                    if e.err().is_conditional_check_failed_exception() =>
-                {
-                    return Err(Refused.into());
-                }
-                out => {
-                    out?;
-                }
-            }
-        }
+        "UpdateItem" => update_item(client, r).await?,
         "TransactWriteItems" => {
             let items = r["TransactItems"]
                 .as_array()
@@ -378,6 +352,31 @@ async fn send(client: &Client, op: &str, r: &Value) -> Result<(), BoxError> {
         other => return Err(format!("{other} is not replayed").into()),
     }
     Ok(())
+}
+
+/// A recorded UpdateItem, sent again; one its condition refuses is [`Refused`].
+async fn update_item(client: &Client, r: &Value) -> Result<(), BoxError> {
+    let out = client
+        .update_item()
+        .set_table_name(text(r, "TableName"))
+        .set_key(field_item(r, "Key")?)
+        .set_update_expression(text(r, "UpdateExpression"))
+        .set_condition_expression(text(r, "ConditionExpression"))
+        .set_expression_attribute_names(names(r))
+        .set_expression_attribute_values(field_item(r, "ExpressionAttributeValues")?)
+        .set_return_values(text(r, "ReturnValues").map(|s| ReturnValue::from(s.as_str())))
+        .set_return_values_on_condition_check_failure(
+            text(r, "ReturnValuesOnConditionCheckFailure")
+                .map(|s| ReturnValuesOnConditionCheckFailure::from(s.as_str())),
+        )
+        .send()
+        .await;
+    match out {
+        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+            Err(Refused.into())
+        }
+        out => out.map(|_| ()).map_err(Into::into),
+    }
 }
 
 /// The `RequestItems` of a recorded BatchGetItem.

@@ -7,7 +7,8 @@
 //!   floor a transaction design would have: the same credential read, then one
 //!   TransactWriteItems of a credits item and a counter item (`tx_floor`);
 //! - **leased**: one key verified again and again, its lease held and both caches warm,
-//!   beside the runtime API's round trip (hello), as the warm case.
+//!   beside the runtime API's round trip (hello), as the warm case; and, for comparison, the
+//!   same instance verifying an unmetered key in the same rounds.
 
 use std::time::Duration;
 
@@ -127,7 +128,7 @@ pub async fn measure(ctx: &Ctx, proxy: &Proxy) -> Result<Metered, BoxError> {
         (case, Stats::of(&tx))
     };
     ctx.say("verify: a limit and credits measured");
-    let (leased_stats, hello) = leased_rounds(ctx, &mut f, &leased).await?;
+    let [leased_stats, hello, unmetered] = leased_rounds(ctx, &mut f, &leased).await?;
     f.stop().await;
     Ok(Metered {
         credit: credit_case,
@@ -135,6 +136,7 @@ pub async fn measure(ctx: &Ctx, proxy: &Proxy) -> Result<Metered, BoxError> {
         tx,
         leased: leased_stats,
         leased_floor: hello,
+        unmetered,
         leased_calls,
     })
 }
@@ -291,13 +293,11 @@ async fn transaction(ctx: &Ctx, id: &str) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// The leased key verified again and again, its lease held, in rounds with hello.
-async fn leased_rounds(
-    ctx: &Ctx,
-    f: &mut Function,
-    keys: &Keys,
-) -> Result<(Stats, Stats), BoxError> {
+/// The leased key verified again and again, its lease held, in rounds with hello and with
+/// the same instance verifying an unmetered key (the demo admin's).
+async fn leased_rounds(ctx: &Ctx, f: &mut Function, keys: &Keys) -> Result<[Stats; 3], BoxError> {
     let ev = spend_event(ctx, &keys.secret(0))?;
+    let plain = ctx.samples.verify.clone();
     let mut hello = ctx
         .start_as("hello", &ctx.bin("bench-hello"), &ctx.direct(), "metered")
         .await?;
@@ -306,20 +306,23 @@ async fn leased_rounds(
     let warmup = (ctx.plan.warm / 20).max(2);
     for _ in 0..warmup {
         check_valid(&f.invoke(ev.clone()).await?)?;
+        check_valid(&f.invoke(plain.clone()).await?)?;
         hello.invoke(hello_ev.clone()).await?;
     }
     let block = (ctx.plan.warm / ctx.plan.rounds).max(1);
-    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    let (mut ours, mut floor, mut unmetered) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ctx.plan.rounds {
-        for _ in 0..block {
-            let a = f.invoke(ev.clone()).await?;
-            check_valid(&a)?;
-            ours.push(a.duration);
+        for (e, out) in [(&ev, &mut ours), (&plain, &mut unmetered)] {
+            for _ in 0..block {
+                let a = f.invoke(e.clone()).await?;
+                check_valid(&a)?;
+                out.push(a.duration);
+            }
         }
         for _ in 0..block {
             floor.push(hello.invoke(hello_ev.clone()).await?.duration);
         }
     }
     hello.stop().await;
-    Ok((Stats::of(&ours), Stats::of(&floor)))
+    Ok([ours, floor, unmetered].map(|d| Stats::of(&d)))
 }
