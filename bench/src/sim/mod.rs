@@ -309,7 +309,7 @@ fn markdown(ctx: &Ctx, s: &Scale, rows: &[(Mode, Tally, Calls)]) -> String {
         md.push_str(&row(mode, t, calls));
     }
     md.push_str(&format!(
-        "\n## Run\n\n- written by `{}`; whole run {:.0} s\n",
+        "\nWritten by `{}`; whole run {:.0} s.\n",
         command_line(),
         ctx.elapsed_secs()
     ));
