@@ -124,3 +124,38 @@ async fn a_rate_limit_admits_its_limit_per_window_in_both_modes() {
         );
     }
 }
+
+/// A spend that DynamoDB applied but whose answer was lost is sent again by the SDK; the
+/// retry finds its own id and counts once: 3 credits still give exactly 3 VALID.
+#[tokio::test]
+async fn a_spend_whose_answer_was_lost_counts_once() {
+    use apikeys_tests::fault::FaultProxy;
+    use apikeys_tests::realistic::Realism;
+    let real = app().await;
+    let org = org();
+    let admin = admin(&real, &org).await;
+    let (_, secret) = create_with(&real, &admin, json!({"credits": {"remaining": 3}})).await;
+    let proxy = FaultProxy::in_front_of_dynamodb_local().await;
+    let app = app_via(&real, &proxy.url()).await;
+    proxy.realistic(Realism {
+        lose_spends: 2,
+        ..Realism::default()
+    });
+    let mut left = Vec::new();
+    for _ in 0..4 {
+        let got = verify(&app, &admin, &secret, None).await;
+        left.push((
+            got["code"].as_str().unwrap().to_owned(),
+            got["credits"]["remaining"].clone(),
+        ));
+    }
+    assert_eq!(
+        left,
+        vec![
+            ("VALID".to_owned(), json!(2)),
+            ("VALID".to_owned(), json!(1)),
+            ("VALID".to_owned(), json!(0)),
+            ("USAGE_EXCEEDED".to_owned(), json!(0)),
+        ]
+    );
+}

@@ -540,21 +540,42 @@ fn revoke_leaked_may_only_read_credentials_and_disable_keys_with_their_event() {
     );
 }
 
+/// verify-key reads, stamps last use (`last_used_ms` only, on any item), and spends from
+/// key items: an UpdateItem on `ORG#…` partitions only, which the audit events' deny
+/// covers, never a credential, an idempotency record or a count outside them.
 #[test]
-fn verify_key_only_reads_and_records_last_use() {
+fn verify_key_only_reads_records_last_use_and_spends_from_key_items() {
     let template = template();
+    let mut spends = 0;
     for (actions, in_transaction, condition) in dynamodb_statements(&template, "verify-key") {
         assert!(!in_transaction, "{actions:?}");
         if actions == set_of(&["GetItem"]) {
             continue;
         }
         assert_eq!(actions, set_of(&["UpdateItem"]));
+        let stamp = &condition["ForAllValues:StringEquals"]["dynamodb:Attributes"];
+        if !stamp.is_null() {
+            assert_eq!(
+                *stamp,
+                Value::from(vec!["pk", "sk", "last_used_ms"]),
+                "the stamp may only set last_used_ms"
+            );
+            continue;
+        }
+        spends += 1;
         assert_eq!(
-            condition["ForAllValues:StringEquals"]["dynamodb:Attributes"],
-            Value::from(vec!["pk", "sk", "last_used_ms"]),
-            "the UpdateItem may only stamp last_used_ms"
+            strings(&condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]),
+            ["ORG#*".to_owned()].into(),
+            "the spend may only update key items"
         );
     }
+    assert_eq!(spends, 1, "one statement for the spend");
+    let resources = &template["Resources"];
+    let role = &resources["VerifyKeyRole"]["Properties"];
+    assert!(
+        format!("{:?}", role["ManagedPolicyArns"]).contains("AuditEventsAppendOnlyPolicy"),
+        "the audit events' deny covers the spend's ORG#* partitions"
+    );
 }
 
 /// The strings of a condition's value: one, or a list.

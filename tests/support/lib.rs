@@ -607,7 +607,7 @@ pub async fn dispatch<S: Store>(
         Function::GetKey => apikeys::http::get_key(app, req).await,
         Function::ListKeys => apikeys::http::list_keys(app, req).await,
         Function::CreateKey => apikeys::http::create_key(app, &policy, req).await,
-        Function::UpdateKey => apikeys::http::update_or_adjust(app, &policy, req).await,
+        Function::UpdateKey => apikeys::http::update_key(app, &policy, req).await,
         Function::RollKey => apikeys::http::roll_key(app, &policy, req).await,
         Function::DeleteKey => apikeys::http::delete_key(app, &policy, req).await,
         Function::ListEvents => apikeys::http::list_events(app, req).await,

@@ -11,6 +11,9 @@
 //! - answers the first [`Realism::lose_commits`] transactions that committed with a
 //!   `TransactionInProgressException`, as DynamoDB does to a retry of a transaction still
 //!   settling, so the client cannot tell that it committed;
+//! - answers the first [`Realism::lose_spends`] verify spends (UpdateItems that set
+//!   `last_spend`) that DynamoDB Local applied with a 500 `InternalServerError`, as when an
+//!   answer is lost, so the SDK sends the same write again;
 //! - keeps every transaction's `ClientRequestToken`, in order.
 //!
 //! Items written other than by TransactWriteItems are not tracked.
@@ -34,6 +37,8 @@ pub struct Realism {
     pub cancel: Option<(&'static str, u32)>,
     /// Answers this many committed transactions, from now, with TransactionInProgress.
     pub lose_commits: u32,
+    /// Answers this many applied spends, from now, with a 500.
+    pub lose_spends: u32,
 }
 
 /// An item's table and primary key.
@@ -170,6 +175,14 @@ pub(crate) async fn serve(
             "transactwriteitems" => {
                 transact(&mut server, upstream, &state, (&head, &body), &request).await?
             }
+            "updateitem"
+                if request["UpdateExpression"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("last_spend")) =>
+            {
+                let (head, answer) = forward(&mut server, &head, &body).await?;
+                lose_spend(&state, head, answer)
+            }
             "getitem" | "query" if request["ConsistentRead"] != json!(true) => {
                 let (head, answer) = forward(&mut server, &head, &body).await?;
                 stale(&state, &operation, &request, head, answer)
@@ -248,6 +261,21 @@ async fn transact(
         ));
     }
     Ok([answer_head, answer].concat())
+}
+
+/// A spend's answer, or, while spends are to be lost and this one applied, a 500.
+fn lose_spend(state: &Shared, head: Vec<u8>, answer: Vec<u8>) -> Vec<u8> {
+    let mut s = state.lock().unwrap();
+    let applied = String::from_utf8_lossy(&head).starts_with("HTTP/1.1 200");
+    if applied && s.realism.lose_spends > 0 {
+        s.realism.lose_spends -= 1;
+        let body = json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+            "message": "Internal server error (fault proxy: the spend applied)",
+        });
+        return response("500 Internal Server Error", &body);
+    }
+    [head, answer].concat()
 }
 
 fn cancelled(code: &str, items: usize) -> Vec<u8> {

@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     let app = apikeys::App::from_env().await?;
     let (app, policy) = (&app, &policy);
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Error>(apikeys::http::update_or_adjust(app, policy, req).await)
+        Ok::<_, Error>(apikeys::http::update_key(app, policy, req).await)
     }))
     .await
 }

@@ -10,7 +10,7 @@
 //! | --- | --- | --- |
 //! | `GET /v1/api_key/{id}`, `GET /v1/api_keys/{api_key_id}`, `GET /v1/api_key/` | [`keys`] | `api_keys.view` |
 //! | `POST /v1/api_key/` | [`writes`] | `api_keys.create` |
-//! | `PATCH /v1/api_key/{id}`, `POST /v1/api_key/{id}/roll` | [`writes`] | `api_keys.update` |
+//! | `PATCH /v1/api_key/{id}`, `POST /v1/api_key/{id}/roll`, `POST /v1/api_key/{id}/credits` | [`writes`] | `api_keys.update` |
 //! | `DELETE /v1/api_key/{id}` | [`writes`] | `api_keys.delete` |
 //! | `GET /v1/api_key/{id}/events`, `GET /v1/api_key_events/` | [`events`] | `api_keys.view` |
 //! | `POST /v1/api_key/verify` | [`verify`] | `api_keys.view` |
@@ -42,7 +42,7 @@ pub use keys::{get_key, list_keys};
 pub use leaks::revoke_leaked;
 pub use respond::MAX_AGE_SECS;
 pub use verify::verify_key;
-pub use writes::{adjust_credits, create_key, delete_key, roll_key, update_key, update_or_adjust};
+pub use writes::{adjust_credits, create_key, delete_key, roll_key, update_key};
 
 use crate::App;
 use crate::auth::{Caller, authenticate};

@@ -30,16 +30,28 @@ struct WithSecret<'a> {
 }
 
 /// Who makes the write, from where, with what authority: what its audit event records and
-/// what the domain checks it against.
-fn context(req: &Request, call: &Authorized<'_>) -> WriteContext {
+/// what the domain checks it against. A caller with credits is bound by the credits its own
+/// key has left now, read consistently (its credential knows them only as of its key's
+/// last change).
+async fn context<S: KeyWriter>(
+    store: &S,
+    req: &Request,
+    call: &Authorized<'_>,
+) -> Result<WriteContext, crate::http::problem::ApiError> {
     let caller = call.caller;
-    WriteContext::api_key(
+    let mut authority = caller.authority();
+    if caller.quota.credits.is_some()
+        && let Some(own) = store.key_for_write(&caller.org, caller.key_id).await?
+    {
+        authority.quota = own.key.quota;
+    }
+    Ok(WriteContext::api_key(
         caller.key_id,
         caller.secret.clone(),
-        caller.authority(),
+        authority,
         call.request_id,
         source_ip(req),
-    )
+    ))
 }
 
 /// `POST /v1/api_key/`: a new key of the caller's organization. 201 with the key and its
@@ -56,7 +68,7 @@ pub async fn create_key<S: CredentialStore + KeyWriter>(
     };
     serve(app, &req, endpoint, async |call: &Authorized<'_>| {
         known_parameters(req.query_string_parameters_ref(), ONLY_PRETTY)?;
-        let ctx = context(&req, call);
+        let ctx = context(&app.store, &req, call).await?;
         let new = CreateKey::from_request(&req, ctx.now)?.new_key(call.caller)?;
         let idem = idempotency(&req)?;
         let created = write::create(&app.store, policy, &ctx, new, idem.as_ref()).await?;
@@ -80,7 +92,7 @@ pub async fn create_key<S: CredentialStore + KeyWriter>(
 
 /// `PATCH /v1/api_key/{id}`: a JSON merge patch of the key's name, access, expiry or
 /// status. 200 with the key; 412 when `If-Match` names another version.
-pub async fn update_key<S: CredentialStore + KeyWriter>(
+async fn patch_key<S: CredentialStore + KeyWriter>(
     app: &App<S>,
     policy: &WritePolicy,
     req: Request,
@@ -93,7 +105,7 @@ pub async fn update_key<S: CredentialStore + KeyWriter>(
     serve(app, &req, endpoint, async |call: &Authorized<'_>| {
         known_parameters(req.query_string_parameters_ref(), ONLY_PRETTY)?;
         let id = path_id(&req, "id")?;
-        let ctx = context(&req, call);
+        let ctx = context(&app.store, &req, call).await?;
         let change = KeyPatch::from_request(&req, ctx.now)?;
         let if_match = IfMatch::of(&req);
         let org = &call.caller.org;
@@ -107,9 +119,9 @@ pub async fn update_key<S: CredentialStore + KeyWriter>(
     .await
 }
 
-/// The update-key function's two routes: `PATCH /v1/api_key/{id}` ([`update_key`]) and
+/// The update-key function's two routes: `PATCH /v1/api_key/{id}` ([`patch_key`]) and
 /// `/v1/api_key/{id}/credits` ([`adjust_credits`]).
-pub async fn update_or_adjust<S: CredentialStore + KeyWriter>(
+pub async fn update_key<S: CredentialStore + KeyWriter>(
     app: &App<S>,
     policy: &WritePolicy,
     req: Request,
@@ -121,7 +133,7 @@ pub async fn update_or_adjust<S: CredentialStore + KeyWriter>(
     {
         adjust_credits(app, policy, req).await
     } else {
-        update_key(app, policy, req).await
+        patch_key(app, policy, req).await
     }
 }
 
@@ -141,7 +153,7 @@ pub async fn adjust_credits<S: CredentialStore + KeyWriter>(
     serve(app, &req, endpoint, async |call: &Authorized<'_>| {
         known_parameters(req.query_string_parameters_ref(), ONLY_PRETTY)?;
         let id = path_id(&req, "id")?;
-        let ctx = context(&req, call);
+        let ctx = context(&app.store, &req, call).await?;
         let adjustment = crate::http::body::quota::adjust::parse(req.headers(), req.body())?;
         let org = &call.caller.org;
         let key = write::adjust_credits(&app.store, policy, &ctx, org, id, adjustment).await?;
@@ -169,7 +181,7 @@ pub async fn roll_key<S: CredentialStore + KeyWriter>(
     serve(app, &req, endpoint, async |call: &Authorized<'_>| {
         known_parameters(req.query_string_parameters_ref(), ONLY_PRETTY)?;
         let id = path_id(&req, "id")?;
-        let ctx = context(&req, call);
+        let ctx = context(&app.store, &req, call).await?;
         let roll = RollKey::from_request(&req)?;
         let idem = idempotency(&req)?;
         let if_match = IfMatch::of(&req);
@@ -209,7 +221,7 @@ pub async fn delete_key<S: CredentialStore + KeyWriter>(
     serve(app, &req, endpoint, async |call: &Authorized<'_>| {
         known_parameters(req.query_string_parameters_ref(), ONLY_PRETTY)?;
         let id = path_id(&req, "id")?;
-        let ctx = context(&req, call);
+        let ctx = context(&app.store, &req, call).await?;
         let if_match = IfMatch::of(&req);
         let org = &call.caller.org;
         write::delete_key(&app.store, policy, &ctx, org, id, if_match.expected()).await?;

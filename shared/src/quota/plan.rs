@@ -36,9 +36,9 @@ pub struct Ask {
     pub cost: u64,
     pub now: DateTime<Utc>,
     /// Per rate limit (in the key's order), the tokens to take from the store: the cost for
-    /// an exact limit, a lease for a leased one, 0 for a leased one the process's lease
-    /// covers.
-    pub takes: Vec<u64>,
+    /// an exact limit, a lease for a leased one; `None` for a leased one the process's lease
+    /// covers, which the store is not asked about.
+    pub takes: Vec<Option<u64>>,
 }
 
 impl Ask {
@@ -140,10 +140,9 @@ pub fn decide(quota: &Quota, counters: &Counters, ask: &Ask) -> Decision {
     let now_ms = ask.now.timestamp_millis();
     let mut limits = Vec::new();
     for (i, limit) in quota.ratelimits.iter().enumerate() {
-        let take = ask.takes.get(i).copied().unwrap_or(ask.cost);
-        if take == 0 {
+        let Some(take) = ask.takes.get(i).copied().unwrap_or(Some(ask.cost)) else {
             continue;
-        }
+        };
         match limit_op(
             limit,
             counters.windows.get(&limit.name),
@@ -186,7 +185,7 @@ fn limit_op(
     // A lease takes what is left when less than a whole lease is.
     let take = take.min(left);
     let slot = slot.unwrap_or(Slot::Current {
-        max: limit.limit - take,
+        max: limit.limit - take.max(need),
     });
     Some(LimitOp {
         name: limit.name.clone(),
@@ -260,7 +259,7 @@ mod tests {
         Ask {
             cost,
             now: Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 5).unwrap(),
-            takes: vec![cost],
+            takes: vec![Some(cost)],
         }
     }
 
@@ -316,10 +315,21 @@ mod tests {
             decide(&quota(0, None, Some(100)), &open, &ask(1)),
             Decision::UsageExceeded
         );
-        // Cost 0 still needs one left.
+        // Cost 0 still needs one left, of the credits and of each limit.
         assert_eq!(
             decide(&quota(0, None, None), &open, &ask(0)),
             Decision::UsageExceeded
+        );
+        assert_eq!(
+            decide(&quota(5, None, Some(100)), &full, &ask(0)),
+            Decision::RateLimited(0)
+        );
+        let Decision::Write(s) = decide(&quota(5, None, Some(100)), &open, &ask(0)) else {
+            panic!()
+        };
+        assert_eq!(
+            (s.limits[0].1.take, s.limits[0].1.slot),
+            (0, Slot::Current { max: 99 })
         );
     }
 
@@ -357,7 +367,7 @@ mod tests {
     fn a_lease_takes_what_is_left_when_less_than_a_lease_is() {
         let now = ask(1).now.timestamp_millis();
         let mut a = ask(1);
-        a.takes = vec![10];
+        a.takes = vec![Some(10)];
         let seen = counters(
             None,
             Some(Window {
