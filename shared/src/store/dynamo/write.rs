@@ -13,7 +13,7 @@ use super::{
 use crate::audit::{Adjustment, Event};
 use crate::key::{ApiKey, KeyId, OrgId};
 use crate::secret::SecretHash;
-use crate::store::{IdempotencyRecord, KeyWriter, StoreError, StoredKey, WriteFailure};
+use crate::store::{IdempotencyRecord, KeyWriter, Notified, StoreError, StoredKey, WriteFailure};
 
 /// What each item of a transaction is, to tell which condition failed.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -127,6 +127,26 @@ const CREDITS_PERIOD: Optional = (
     ":credits_period",
 );
 const QUOTA: Optional = ("quota = :quota", "quota", ":quota");
+const EXPIRY: Optional = ("expiry_pk = :expiry_pk", "expiry_pk", ":expiry_pk");
+
+/// The condition that the key's expiry notices are still those the write read: the write
+/// lists the key under the notice those leave (`expiry_pk`), so a notice written in between
+/// makes it read again (its version is the same: see `write::retry`).
+fn notices_as_read(a: &mut Assignments, condition: &mut String, notified: &Notified) {
+    let marks = [
+        ("expiring_notice_ms", ":expiring_noticed", notified.expiring),
+        ("expired_notice_ms", ":expired_noticed", notified.expired),
+    ];
+    for (name, placeholder, mark) in marks {
+        match mark {
+            Some(at) => {
+                condition.push_str(&format!(" AND {name} = {placeholder}"));
+                a.values.push((placeholder, millis(at)));
+            }
+            None => condition.push_str(&format!(" AND attribute_not_exists({name})")),
+        }
+    }
+}
 
 /// An update expression being built: what it sets, what it removes, and the values.
 #[derive(Default)]
@@ -243,7 +263,7 @@ impl DynamoStore {
     }
 
     /// A Put, on condition that no item has its primary key.
-    fn put_new(
+    pub(super) fn put_new(
         &self,
         item: std::collections::HashMap<String, AttributeValue>,
     ) -> Result<TransactWriteItem, StoreError> {
@@ -367,7 +387,9 @@ impl DynamoStore {
             .as_ref()
             .map(|marks| AttributeValue::L(marks.iter().cloned().map(AttributeValue::S).collect()));
         a.set_or_remove(LEAKED, leaked);
+        a.set_or_remove(EXPIRY, next.expiry_pk.clone().map(AttributeValue::S));
         let mut condition = Self::at_version(before.key.version).to_owned();
+        notices_as_read(&mut a, &mut condition, &before.notified);
         quota_assignments(&mut a, &mut condition, before, after)?;
         let key = primary_key(org_pk(&before.key.org), key_sk(before.key.id));
         self.update_item(key, a, &condition)
