@@ -20,6 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+mod expiry;
 mod quota;
 
 #[derive(Parser)]
@@ -82,6 +83,9 @@ enum Command {
     },
     /// Create the local demo organization (`demo`) once, and print its admin secret.
     SeedDemo,
+    /// Write the expiry notices that are due (key.expiring, key.expired), once, as the
+    /// scheduled expiry-notices function does every 5 minutes.
+    ExpiryNotices(expiry::Notices),
     /// List an organization's audit events (or one key's, deleted or not), newest first.
     Events {
         #[arg(long)]
@@ -255,6 +259,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             before,
         } => s.events(org, key, limit, before).await,
         Command::SeedDemo => s.seed_demo().await,
+        Command::ExpiryNotices(args) => expiry::run(&s.store, s.policy, args, s.out).await,
     }
 }
 
@@ -434,6 +439,13 @@ fn event_line(e: &Event) -> String {
     if let Some(adjustment) = e.credits {
         // key.credits_adjusted: what was added or taken (`{"increment": N}`).
         changes += &format!(" {}", json!(adjustment));
+    }
+    if let Some(at) = e.expires {
+        // key.expiring, key.expired: the expiry the notice is for.
+        changes += &format!(
+            " expires {}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
     }
     format!(
         "{}  {}  {:<12}  {}  {}:{}  {}",
