@@ -9,7 +9,7 @@ use apikeys::audit::{Action, ActorKind, Event};
 use apikeys::expiry::{NoticePolicy, Summary, run};
 use apikeys::key::{KeyId, KeyState, OrgId};
 use apikeys::store::dynamo::DynamoStore;
-use apikeys::store::{AuditReader, EventRange};
+use apikeys::store::{AuditReader, EventRange, KeyWriter};
 use apikeys::write::{self, KeyChange, WriteContext};
 use apikeys_tests::*;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -289,4 +289,50 @@ async fn each_notice_lands_in_its_own_keys_organization() {
         noticed.sort();
         assert_eq!(noticed, mine, "{org}");
     }
+}
+
+/// A key written before the index existed carries no `expiry_pk`; the upgrade's backfill
+/// (`apikeys backfill-expiry`) lists it, and it then gets its notices.
+#[tokio::test]
+async fn a_key_written_before_the_index_is_listed_by_the_backfill() {
+    let app = app().await;
+    let org = org();
+    let expires = t0() + Duration::days(10);
+    let id = key_expiring(&app, &org, t0(), Some(expires)).await;
+    let other = key_expiring(&app, &org, t0(), None).await;
+    // As an earlier release wrote it: no listing.
+    app.store
+        .client()
+        .update_item()
+        .table_name(app.store.table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("ORG#{org}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("KEY#{id}")),
+        )
+        .update_expression("REMOVE expiry_pk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(counts(&run_at(&app, expires).await), (0, 0));
+
+    let unlisted = app.store.unlisted_expiring().await.unwrap();
+    assert_eq!(unlisted, [(org.clone(), id)], "not {other}");
+    let stored = app.store.key_for_write(&org, id).await.unwrap().unwrap();
+    assert!(app.store.relist(&stored).await.unwrap());
+    assert!(app.store.unlisted_expiring().await.unwrap().is_empty());
+    // Relisting a key that changed since it was read does nothing.
+    let rename = KeyChange {
+        name: Some("renamed".into()),
+        ..Default::default()
+    };
+    let at = WriteContext::cli().at(t0());
+    write::update_key(&app.store, &policy(), &at, &org, id, &rename, None)
+        .await
+        .unwrap();
+    assert!(!app.store.relist(&stored).await.unwrap());
+    assert_eq!(counts(&run_at(&app, expires).await), (0, 1));
 }

@@ -86,6 +86,10 @@ enum Command {
     /// Write the expiry notices that are due (key.expiring, key.expired), once, as the
     /// scheduled expiry-notices function does every 5 minutes.
     ExpiryNotices(expiry::Notices),
+    /// List in the by-expiry index the keys with an expiry written before it existed (once,
+    /// after upgrading: docs/deploy.md), so that they get their expiry notices. One Scan of
+    /// the table.
+    BackfillExpiry,
     /// List an organization's audit events (or one key's, deleted or not), newest first.
     Events {
         #[arg(long)]
@@ -260,6 +264,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         } => s.events(org, key, limit, before).await,
         Command::SeedDemo => s.seed_demo().await,
         Command::ExpiryNotices(args) => expiry::run(&s.store, s.policy, args, s.out).await,
+        Command::BackfillExpiry => expiry::backfill(&s.store, s.out).await,
     }
 }
 

@@ -70,20 +70,7 @@ fn due(
     phase: Phase,
     partition: &str,
 ) -> Result<Due, StoreError> {
-    let text = |name: &str| match item.get(name) {
-        Some(AttributeValue::S(v)) => Ok(v.as_str()),
-        _ => Err(StoreError::Internal(
-            format!("a by-expiry item without {name}").into(),
-        )),
-    };
-    let org: OrgId = text(PK)?
-        .strip_prefix("ORG#")
-        .and_then(|o| o.parse().ok())
-        .ok_or_else(|| StoreError::Internal("a by-expiry item of no organization".into()))?;
-    let key_id: KeyId = text(SK)?
-        .strip_prefix("KEY#")
-        .and_then(|k| k.parse().ok())
-        .ok_or_else(|| StoreError::Internal("a by-expiry item of no key".into()))?;
+    let (org, key_id) = key_of(&item)?;
     let expires = item
         .get(EXPIRES_MS)
         .map(|v| serde_dynamo::from_attribute_value::<_, i64>(v.clone()))
@@ -98,6 +85,25 @@ fn due(
         phase,
         listed: partition.to_owned(),
     })
+}
+
+/// The organization and id of a key item, from its primary key.
+fn key_of(item: &HashMap<String, AttributeValue>) -> Result<(OrgId, KeyId), StoreError> {
+    let text = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v.as_str()),
+        _ => Err(StoreError::Internal(
+            format!("a key item without {name}").into(),
+        )),
+    };
+    let org: OrgId = text(PK)?
+        .strip_prefix("ORG#")
+        .and_then(|o| o.parse().ok())
+        .ok_or_else(|| StoreError::Internal("a key item of no organization".into()))?;
+    let key_id: KeyId = text(SK)?
+        .strip_prefix("KEY#")
+        .and_then(|k| k.parse().ok())
+        .ok_or_else(|| StoreError::Internal("a key item of no key".into()))?;
+    Ok((org, key_id))
 }
 
 impl DynamoStore {
@@ -135,5 +141,42 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder()
             .update(built(update.build())?)
             .build())
+    }
+}
+
+impl DynamoStore {
+    /// The keys of the table that have an expiry, are active and are not in the `by-expiry`
+    /// index: those written before it existed (`apikeys backfill-expiry`). One Scan of the
+    /// whole table, in pages: an operator's one-off, never a request's.
+    pub async fn unlisted_expiring(&self) -> Result<Vec<(OrgId, KeyId)>, StoreError> {
+        let active: AttributeValue =
+            serde_dynamo::to_attribute_value(KeyState::Active).map_err(corrupt)?;
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression(format!(
+                    "begins_with({SK}, :key) AND attribute_exists({EXPIRES_MS}) \
+                     AND attribute_not_exists({EXPIRY_PK}) AND #state = :active"
+                ))
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":key", s("KEY#"))
+                .expression_attribute_values(":active", active.clone())
+                .projection_expression(format!("{PK}, {SK}"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(super::classify)?;
+            for item in out.items.unwrap_or_default() {
+                found.push(key_of(&item)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(found),
+            }
+        }
     }
 }

@@ -446,6 +446,46 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Lists `stored` in the `by-expiry` index where its expiry and notices put it, on
+    /// condition that it is still as read: for `apikeys backfill-expiry`, which lists the
+    /// keys written before the index existed. `Ok(false)` when the key changed meanwhile
+    /// (its write listed it) or is gone. Nothing else of the key changes, and no event.
+    pub async fn relist(&self, stored: &StoredKey) -> Result<bool, StoreError> {
+        let next = KeyItem::stored(stored);
+        let mut a = Assignments::default();
+        a.set(
+            "#version = :version",
+            ":version",
+            AttributeValue::N(stored.key.version.to_string()),
+        );
+        a.set_or_remove(EXPIRY, next.expiry_pk.map(AttributeValue::S));
+        let mut condition = Self::at_version(stored.key.version).to_owned();
+        notices_as_read(&mut a, &mut condition, &stored.notified);
+        let key = primary_key(org_pk(&stored.key.org), key_sk(stored.key.id));
+        let expression = a.expression();
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .set_expression_attribute_names(names(&[&expression, &condition], NAMES))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(a.values()));
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+}
+
 impl KeyWriter for DynamoStore {
     #[tracing::instrument(skip(self), err(Display))]
     async fn key_for_write(&self, org: &OrgId, id: KeyId) -> Result<Option<StoredKey>, StoreError> {
