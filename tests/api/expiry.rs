@@ -336,3 +336,51 @@ async fn a_key_written_before_the_index_is_listed_by_the_backfill() {
     assert!(!app.store.relist(&stored).await.unwrap());
     assert_eq!(counts(&run_at(&app, expires).await), (0, 1));
 }
+
+/// A write that read the key before a notice was written fails its condition (the notice
+/// moved the key's listing, not its version) and the write reads again: the key is never
+/// listed back under a notice it already had.
+#[tokio::test]
+async fn a_write_that_read_the_key_before_a_notice_reads_it_again() {
+    let app = app().await;
+    let org = org();
+    let expires = t0() + Duration::days(3);
+    let id = key_expiring(&app, &org, t0(), Some(expires)).await;
+    let before = app.store.key_for_write(&org, id).await.unwrap().unwrap();
+    assert_eq!(counts(&run_at(&app, t0()).await), (1, 0));
+
+    let mut after = before.clone();
+    after.key.name = "renamed".into();
+    after.key.version += 1;
+    let event = Event {
+        id: apikeys::audit::EventId::new_at(t0()),
+        time: t0(),
+        org: org.clone(),
+        action: Action::Updated,
+        key_id: id,
+        actor: apikeys::audit::Actor::cli("test"),
+        changes: Default::default(),
+        request_id: "stale".into(),
+        source_ip: None,
+        leak: None,
+        credits: None,
+        expires: None,
+        retain_until: t0() + Duration::days(1),
+    };
+    let stale = app.store.replace(&before, &after, &event, None).await;
+    assert!(
+        matches!(stale, Err(apikeys::store::WriteFailure::Key)),
+        "{stale:?}"
+    );
+    // Through the use case, the write reads again and lands; the key keeps its place.
+    let rename = KeyChange {
+        name: Some("renamed".into()),
+        ..Default::default()
+    };
+    let at = WriteContext::cli().at(t0());
+    write::update_key(&app.store, &policy(), &at, &org, id, &rename, None)
+        .await
+        .unwrap();
+    assert_eq!(counts(&run_at(&app, t0()).await), (0, 0));
+    assert_eq!(counts(&run_at(&app, expires).await), (0, 1));
+}

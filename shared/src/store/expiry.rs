@@ -80,3 +80,36 @@ pub trait ExpiryStore: Send + Sync {
         event: &Event,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_key_is_listed_under_the_notice_it_has_not_had_for_its_expiry() {
+        let at = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
+        let other = at + chrono::Duration::days(1);
+        let none = Notified::default();
+        assert_eq!(none.next(at), Some(Phase::Expiring));
+        let warned = Notified {
+            expiring: Some(at),
+            expired: None,
+        };
+        assert_eq!(warned.next(at), Some(Phase::Expired));
+        // A new date: both notices again.
+        assert_eq!(warned.next(other), Some(Phase::Expiring));
+        let done = Notified {
+            expiring: Some(at),
+            expired: Some(at),
+        };
+        assert_eq!(done.next(at), None);
+        assert_eq!(done.next(other), Some(Phase::Expiring));
+        // Expired without the warning (found already past): nothing more either.
+        let late = Notified {
+            expiring: None,
+            expired: Some(at),
+        };
+        assert_eq!(late.next(at), None);
+    }
+}
