@@ -335,6 +335,8 @@ async fn a_key_written_before_the_index_is_listed_by_the_backfill() {
         .unwrap();
     assert!(!app.store.relist(&stored).await.unwrap());
     assert_eq!(counts(&run_at(&app, expires).await), (0, 1));
+    // A key with both notices is off the index, and not the backfill's either.
+    assert!(app.store.unlisted_expiring().await.unwrap().is_empty());
 }
 
 /// A write that read the key before a notice was written fails its condition (the notice

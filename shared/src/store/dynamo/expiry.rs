@@ -145,8 +145,9 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
-    /// The keys of the table that have an expiry, are active and are not in the `by-expiry`
-    /// index: those written before it existed (`apikeys backfill-expiry`). One Scan of the
+    /// The keys of the table that have an expiry, are active, are not in the `by-expiry`
+    /// index and have not had `key.expired` for their expiry: those written before it
+    /// existed (`apikeys backfill-expiry`). One Scan of the
     /// whole table, in pages: an operator's one-off, never a request's.
     pub async fn unlisted_expiring(&self) -> Result<Vec<(OrgId, KeyId)>, StoreError> {
         let active: AttributeValue =
@@ -160,7 +161,9 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .filter_expression(format!(
                     "begins_with({SK}, :key) AND attribute_exists({EXPIRES_MS}) \
-                     AND attribute_not_exists({EXPIRY_PK}) AND #state = :active"
+                     AND attribute_not_exists({EXPIRY_PK}) AND #state = :active \
+                     AND (attribute_not_exists(expired_notice_ms) \
+                     OR expired_notice_ms <> {EXPIRES_MS})"
                 ))
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_values(":key", s("KEY#"))
