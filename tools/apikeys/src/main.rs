@@ -297,6 +297,7 @@ impl Session {
             expires: args.expires,
             id: None,
             quota: args.quota.quota(),
+            owner_id: None,
         };
         let ctx = self.writer().await?;
         let created = write::create(&self.store, &self.policy, &ctx, new, None).await?;
@@ -691,6 +692,7 @@ fn seed_key(org: &OrgId, i: usize) -> NewKey {
         expires: None,
         id: None,
         quota: Default::default(),
+        owner_id: None,
     }
 }
 
