@@ -211,6 +211,15 @@ async fn a_bad_owner_id_is_422_naming_it_on_create_patch_and_list() {
             .await;
         reply.problem(422);
         assert_eq!(reply.body["parameter"], "owner_id");
+        // Page numbers count all of the organization's keys: not an owner's.
+        let reply = Call::list(payload)
+            .query("owner_id", "cus_1")
+            .query("page", 1)
+            .bearer(&admin)
+            .send(&app)
+            .await;
+        assert!(reply.problem(422).contains("filters"), "{}", reply.body);
+        assert_eq!(reply.body["parameter"], "page");
         // 128 characters, any of them, are one owner id.
         let longest = "é".repeat(128);
         let ok = create_owned(&app, payload, &admin, "k", Some(&longest)).await;
