@@ -172,9 +172,11 @@ async fn with_unprojected<S: KeyReader>(
     let ids: Vec<KeyId> = keys.iter().map(|k| k.id).collect();
     let mut found = store.unprojected(org, &ids).await?;
     for key in keys {
-        let u = found.remove(&key.id).unwrap_or_default();
-        key.last_used = u.last_used;
-        key.owner_id = u.owner_id;
+        // A key deleted since the index was read is shown as the index had it.
+        if let Some(u) = found.remove(&key.id) {
+            key.last_used = u.last_used;
+            key.owner_id = u.owner_id;
+        }
     }
     Ok(())
 }
