@@ -92,6 +92,8 @@ fn items(
             expires: None,
             id: Some(id),
             quota: quota.clone(),
+            meta: None,
+            allowed_cidrs: None,
         }
         .into_record(&secret, start)?;
         items.push(apikeys::store::dynamo::key_item(&key, &secret.hash())?);

@@ -441,6 +441,7 @@ fuzz_target!(|input: Input| {
             last_four: secret().last_four(),
         },
         quota: quota(input.caller_quota),
+        allowed_cidrs: None,
     };
     let caller_quota = caller.quota.clone();
     let authority = caller.authority();

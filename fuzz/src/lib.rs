@@ -69,6 +69,8 @@ fn build() -> World {
                 expires: None,
                 id: Some(KeyId::generate()),
                 quota: Default::default(),
+                meta: None,
+                allowed_cidrs: None,
             };
             let secret = if i == 0 {
                 other_secret.clone()
@@ -180,6 +182,8 @@ async fn metered_keys(store: &MemoryStore, org: &OrgId) -> Vec<ApiKey> {
             expires: None,
             id: Some(KeyId::generate()),
             quota: serde_json::from_str(quota).expect("a quota"),
+            meta: None,
+            allowed_cidrs: None,
         };
         let key = create_key_with_secret(store, new, &metered_secret(i))
             .await

@@ -231,12 +231,12 @@ impl KeyReader for Metered<'_> {
             .await
     }
 
-    async fn last_uses(
+    async fn unindexed(
         &self,
         org: &OrgId,
         ids: &[KeyId],
-    ) -> Result<HashMap<KeyId, DateTime<Utc>>, StoreError> {
-        self.inner.last_uses(org, ids).await
+    ) -> Result<HashMap<KeyId, apikeys::store::Unindexed>, StoreError> {
+        self.inner.unindexed(org, ids).await
     }
 
     async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {

@@ -298,6 +298,8 @@ mod tests {
             expires: None,
             id: None,
             quota: Default::default(),
+            meta: None,
+            allowed_cidrs: None,
         };
         let key = create_key_with_secret(&store.store, new, &secret)
             .await

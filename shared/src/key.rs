@@ -353,6 +353,10 @@ pub struct ApiKey {
     pub disabled_reason: Option<DisabledReason>,
     /// Its credits and rate limits ([`crate::quota`]); the default is unmetered.
     pub quota: crate::quota::Quota,
+    /// The organization's metadata for it ([`crate::meta`]), shown by every read and verify.
+    pub meta: Option<crate::meta::Meta>,
+    /// The addresses its secrets may be used from ([`crate::allow`]); `None`: any.
+    pub allowed_cidrs: Option<crate::allow::AllowList>,
 }
 
 impl ApiKey {

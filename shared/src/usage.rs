@@ -193,6 +193,8 @@ mod tests {
             expires: None,
             id: None,
             quota: Default::default(),
+            meta: None,
+            allowed_cidrs: None,
         };
         let (key, secret) = crate::write::create_key(&store, new).await.unwrap();
         (store, key, secret)
@@ -211,6 +213,7 @@ mod tests {
                 last_four: secret.last_four(),
             },
             quota: Default::default(),
+            allowed_cidrs: None,
         }
     }
 
@@ -284,6 +287,8 @@ mod tests {
                 expires: None,
                 id: None,
                 quota: Default::default(),
+                meta: None,
+                allowed_cidrs: None,
             },
         )
         .await
@@ -399,6 +404,7 @@ mod tests {
                 last_four: "abcd".into(),
             },
             quota: Default::default(),
+            allowed_cidrs: None,
         };
         for i in 0..MAX_BACKING_OFF as u128 + 10 {
             someone.key_id = KeyId::from(uuid::Uuid::from_u128(i));

@@ -143,12 +143,12 @@ impl<H: Send + Sync> KeyReader for Hooked<H> {
         self.inner.key_count(org).await
     }
 
-    async fn last_uses(
+    async fn unindexed(
         &self,
         org: &OrgId,
         ids: &[KeyId],
-    ) -> Result<HashMap<KeyId, DateTime<Utc>>, StoreError> {
-        self.inner.last_uses(org, ids).await
+    ) -> Result<HashMap<KeyId, apikeys::store::Unindexed>, StoreError> {
+        self.inner.unindexed(org, ids).await
     }
 }
 

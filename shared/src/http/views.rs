@@ -6,7 +6,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
+use crate::allow::AllowList;
 use crate::key::{Access, ApiKey, DisabledReason, KeyId, KeyState, KeyStatus, Permission};
+use crate::meta::Meta;
 use crate::quota::{Credits, RateLimit};
 use crate::verify::{LimitLeft, Verdict, VerifyCode};
 
@@ -30,6 +32,8 @@ impl ApiKey {
                 .filter(|_| self.state == KeyState::Disabled),
             credits: self.quota.credits.as_ref(),
             ratelimits: &self.quota.ratelimits,
+            meta: self.meta.as_ref(),
+            allowed_cidrs: self.allowed_cidrs.as_ref(),
         }
     }
 }
@@ -75,6 +79,10 @@ pub struct VerifyBody<'a> {
     pub credits: Option<CreditsLeft>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratelimits: Option<&'a [LimitLeft]>,
+    /// The key's metadata, where it has any (also in `key`): what the calling service keeps
+    /// about the key, without a lookup of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<&'a Meta>,
 }
 
 /// A verify answer's `credits`: `{"remaining": N}`.
@@ -92,6 +100,7 @@ impl Verdict {
             key: self.key.as_ref().map(|k| k.view(now)),
             credits: self.credits.map(|remaining| CreditsLeft { remaining }),
             ratelimits: self.ratelimits.as_deref(),
+            meta: self.meta.as_ref(),
         }
     }
 }
@@ -211,6 +220,10 @@ pub struct KeyView<'a> {
     /// Its rate limits, absent when it has none.
     #[serde(skip_serializing_if = "<[RateLimit]>::is_empty")]
     pub ratelimits: &'a [RateLimit],
+    /// Its metadata ([`crate::meta`]), null when it has none.
+    pub meta: Option<&'a Meta>,
+    /// The addresses it may be used from ([`crate::allow`]), null for any.
+    pub allowed_cidrs: Option<&'a AllowList>,
 }
 
 /// A UTC time rendered as RFC 3339 with whole seconds and a `Z`, as in `2023-11-07T05:31:56Z`.

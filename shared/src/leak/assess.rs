@@ -214,6 +214,8 @@ mod tests {
             expires,
             id: None,
             quota: Default::default(),
+            meta: None,
+            allowed_cidrs: None,
         };
         let key = create_key_with_secret(store, new, &secret).await.unwrap();
         (key.id, secret)

@@ -112,13 +112,12 @@ mod tests {
             self.store.key_count(org).await
         }
 
-        async fn last_uses(
+        async fn unindexed(
             &self,
             org: &OrgId,
             ids: &[KeyId],
-        ) -> Result<std::collections::HashMap<KeyId, chrono::DateTime<chrono::Utc>>, StoreError>
-        {
-            self.store.last_uses(org, ids).await
+        ) -> Result<std::collections::HashMap<KeyId, crate::store::Unindexed>, StoreError> {
+            self.store.unindexed(org, ids).await
         }
     }
 

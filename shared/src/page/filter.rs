@@ -165,6 +165,8 @@ mod tests {
             version: 1,
             disabled_reason: None,
             quota: Default::default(),
+            meta: None,
+            allowed_cidrs: None,
         }
     }
 

@@ -174,9 +174,9 @@ async fn with_last_uses<S: KeyReader>(
         return Ok(());
     }
     let ids: Vec<KeyId> = keys.iter().map(|k| k.id).collect();
-    let uses = store.last_uses(org, &ids).await?;
+    let mut found = store.unindexed(org, &ids).await?;
     for key in keys {
-        key.last_used = uses.get(&key.id).copied();
+        found.remove(&key.id).unwrap_or_default().fill(key);
     }
     Ok(())
 }
@@ -212,6 +212,8 @@ pub(super) mod tests {
                     start + chrono::Duration::milliseconds(i as i64),
                 )),
                 quota: Default::default(),
+                meta: None,
+                allowed_cidrs: None,
             };
             ids.push(create_key(store, new).await.unwrap().0.id);
         }

@@ -26,6 +26,11 @@ pub struct Credential {
     /// spend without reading the key first.
     pub quota: crate::quota::Quota,
     pub version: u64,
+    /// The key's metadata and IP allow-list, copied as of its last change: authentication
+    /// and verify check the list, and verify answers with the metadata, without reading the
+    /// key item for them.
+    pub meta: Option<crate::meta::Meta>,
+    pub allowed_cidrs: Option<crate::allow::AllowList>,
 }
 
 impl Credential {

@@ -101,21 +101,30 @@ impl KeyReader for MemoryStore {
             .take(max)
             .map(|k| ApiKey {
                 last_used: None,
+                meta: None,
+                allowed_cidrs: None,
                 ..k
             })
             .collect())
     }
 
-    async fn last_uses(
+    async fn unindexed(
         &self,
         org: &OrgId,
         ids: &[KeyId],
-    ) -> Result<std::collections::HashMap<KeyId, chrono::DateTime<chrono::Utc>>, StoreError> {
+    ) -> Result<std::collections::HashMap<KeyId, crate::store::Unindexed>, StoreError> {
         let inner = self.lock();
         Ok(ids
             .iter()
             .filter_map(|id| inner.keys.get(&(org.clone(), *id)))
-            .filter_map(|s| Some((s.key.id, s.key.last_used?)))
+            .map(|s| {
+                let fields = crate::store::Unindexed {
+                    last_used: s.key.last_used,
+                    meta: s.key.meta.clone(),
+                    allowed_cidrs: s.key.allowed_cidrs.clone(),
+                };
+                (s.key.id, fields)
+            })
             .collect())
     }
 }
@@ -137,6 +146,8 @@ impl CredentialStore for MemoryStore {
                 previous: s.previous.as_ref().is_some_and(|p| &p.hash == hash),
                 quota: s.key.quota.clone(),
                 version: s.key.version,
+                meta: s.key.meta.clone(),
+                allowed_cidrs: s.key.allowed_cidrs.clone(),
             }))
     }
 

@@ -27,7 +27,7 @@ pub use audit::{AuditReader, EventRange};
 pub use credential::{Credential, CredentialStore};
 pub use leak::{Candidate, LeakLookup};
 pub use quota::{QuotaStore, Spending};
-pub use read::KeyReader;
+pub use read::{KeyReader, Unindexed};
 pub use write::{IdempotencyRecord, KeyWriter, PreviousSecret, StoredKey, WriteFailure};
 
 use crate::key::KeyId;

@@ -10,6 +10,24 @@ use uuid::Uuid;
 use crate::key::{ApiKey, KeyId, OrgId};
 use crate::store::{Position, StoreError};
 
+/// What a key item holds that the `by-creator` index does not: read by one batch for the keys
+/// a page of one creator's keys shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Unindexed {
+    pub last_used: Option<DateTime<Utc>>,
+    pub meta: Option<crate::meta::Meta>,
+    pub allowed_cidrs: Option<crate::allow::AllowList>,
+}
+
+impl Unindexed {
+    /// Fills these fields in on `key`, read from the index.
+    pub fn fill(self, key: &mut ApiKey) {
+        key.last_used = self.last_used;
+        key.meta = self.meta;
+        key.allowed_cidrs = self.allowed_cidrs;
+    }
+}
+
 /// Reading an organization's keys.
 pub trait KeyReader: Send + Sync {
     /// The organization's key with this id, if any.
@@ -30,9 +48,10 @@ pub trait KeyReader: Send + Sync {
     ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
 
     /// Like [`KeyReader::read_run`], over only the keys `creator` created (read from an
-    /// index, so other creators' keys cost nothing). The keys may lack their last use
-    /// (`last_used` `None`): the index does not carry it, so that stamping a use does not
-    /// write to it; [`KeyReader::last_uses`] reads it for the keys a page keeps.
+    /// index, so other creators' keys cost nothing). The keys lack what the index does not
+    /// carry ([`Unindexed`]): their last use, so that stamping a use does not write to it,
+    /// and their metadata and allow-list; [`KeyReader::unindexed`] reads those for the keys a
+    /// page keeps.
     fn read_run_by_creator(
         &self,
         org: &OrgId,
@@ -42,13 +61,13 @@ pub trait KeyReader: Send + Sync {
         max: usize,
     ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
 
-    /// When each of these keys of the organization was last used; keys never used (or not
-    /// found) are absent.
-    fn last_uses(
+    /// What the `by-creator` index does not carry of each of these keys of the
+    /// organization; keys not found are absent.
+    fn unindexed(
         &self,
         org: &OrgId,
         ids: &[KeyId],
-    ) -> impl Future<Output = Result<HashMap<KeyId, DateTime<Utc>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<HashMap<KeyId, Unindexed>, StoreError>> + Send;
 
     /// How many keys the organization has: a counter kept in the same transaction as every
     /// create and delete, so it is exact.

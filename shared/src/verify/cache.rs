@@ -133,6 +133,8 @@ mod tests {
                 previous: false,
                 quota: Default::default(),
                 version: 0,
+                meta: None,
+                allowed_cidrs: None,
             },
             key: ApiKey {
                 id,
@@ -149,6 +151,8 @@ mod tests {
                 version: 0,
                 disabled_reason: None,
                 quota: Default::default(),
+                meta: None,
+                allowed_cidrs: None,
             },
         }
     }

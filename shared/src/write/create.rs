@@ -27,6 +27,10 @@ pub struct NewKey {
     pub id: Option<KeyId>,
     /// Its credits and rate limits; the default is unmetered.
     pub quota: crate::quota::Quota,
+    /// Its metadata ([`crate::meta`]).
+    pub meta: Option<crate::meta::Meta>,
+    /// The addresses it may be used from ([`crate::allow`]); `None`: any.
+    pub allowed_cidrs: Option<crate::allow::AllowList>,
 }
 
 impl NewKey {
@@ -58,6 +62,8 @@ impl NewKey {
             version: 1,
             disabled_reason: None,
             quota: self.quota,
+            meta: self.meta,
+            allowed_cidrs: self.allowed_cidrs,
         })
     }
 }
@@ -86,6 +92,7 @@ pub async fn create<S: KeyWriter>(
     check_name(&new.name)?;
     ctx.authority.may_create(&new.access, new.expires)?;
     ctx.authority.may_meter(&new.quota)?;
+    ctx.authority.may_reach(new.allowed_cidrs.as_ref())?;
     let Some(idem) = idempotency else {
         let secret = Secret::generate().map_err(|e| StoreError::Internal(Box::new(e)))?;
         return Ok(create_with_secret(store, policy, ctx, new, secret, None).await?);
@@ -299,6 +306,8 @@ mod tests {
             expires: None,
             id,
             quota: Default::default(),
+            meta: None,
+            allowed_cidrs: None,
         }
     }
 

@@ -32,6 +32,9 @@ fn fields(key: &ApiKey) -> BTreeMap<&'static str, Value> {
                 json!(key.quota.ratelimits)
             },
         ),
+        // Whole, from and to: a key's meta is at most 4 KiB (`crate::meta`), so each side is.
+        ("meta", json!(key.meta)),
+        ("allowed_cidrs", json!(key.allowed_cidrs)),
     ])
 }
 
@@ -89,6 +92,8 @@ mod tests {
             version: 1,
             disabled_reason: None,
             quota: Default::default(),
+            meta: None,
+            allowed_cidrs: None,
         }
     }
 

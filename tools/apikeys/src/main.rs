@@ -297,6 +297,8 @@ impl Session {
             expires: args.expires,
             id: None,
             quota: args.quota.quota(),
+            meta: None,
+            allowed_cidrs: None,
         };
         let ctx = self.writer().await?;
         let created = write::create(&self.store, &self.policy, &ctx, new, None).await?;
@@ -691,6 +693,8 @@ fn seed_key(org: &OrgId, i: usize) -> NewKey {
         expires: None,
         id: None,
         quota: Default::default(),
+        meta: None,
+        allowed_cidrs: None,
     }
 }
 

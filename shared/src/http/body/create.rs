@@ -3,19 +3,23 @@
 //! `name` is required; `restricted` defaults to true; `permissions` is required (and may be
 //! empty) when the key is restricted, and absent or null when it is not; `expires_date` is
 //! an optional future time; `creator_id` is an optional UUID that defaults to the id of the
-//! key making the request, so that `creator_id=<that id>` lists the keys it made.
+//! key making the request, so that `creator_id=<that id>` lists the keys it made. `meta` is
+//! an optional JSON object ([`crate::meta`]), stored as given; `allowed_cidrs` an optional
+//! list of CIDRs ([`crate::allow`]), null for any address.
 
 use chrono::{DateTime, Utc};
 use lambda_http::Request;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::fields::{self, Flag, Id, Name, Permissions, Time};
+use super::fields::{self, Cidrs, Flag, Id, MetaField, Name, Permissions, Time};
 use super::quota::{CreditsField, LimitsField};
 use super::read::{self, Accepts, Fields, Presence, field_error};
+use crate::allow::AllowList;
 use crate::auth::Caller;
 use crate::http::problem::ApiError;
 use crate::key::{Access, KeyId};
+use crate::meta::Meta;
 use crate::quota::Quota;
 use crate::write::NewKey;
 
@@ -28,6 +32,8 @@ pub const FIELDS: &[&str] = &[
     "creator_id",
     "credits",
     "ratelimits",
+    "meta",
+    "allowed_cidrs",
 ];
 
 /// Fields of the key object that the service sets itself.
@@ -56,6 +62,8 @@ struct CreateBody {
     creator_id: Option<Id>,
     credits: Option<CreditsField>,
     ratelimits: Option<LimitsField>,
+    meta: Option<MetaField>,
+    allowed_cidrs: Option<Cidrs>,
 }
 
 fn restricted_by_default() -> Flag {
@@ -71,6 +79,8 @@ pub struct CreateKey {
     /// `None`: the caller's key id (see [`CreateKey::new_key`]).
     pub creator_id: Option<Uuid>,
     pub quota: Quota,
+    pub meta: Option<Meta>,
+    pub allowed_cidrs: Option<AllowList>,
 }
 
 impl CreateKey {
@@ -117,6 +127,8 @@ impl CreateKey {
                 credits: body.credits.map(|c| c.0),
                 ratelimits: body.ratelimits.map(|l| l.0).unwrap_or_default(),
             },
+            meta: body.meta.and_then(|m| m.0),
+            allowed_cidrs: body.allowed_cidrs.map(|l| l.0),
         })
     }
 
@@ -141,6 +153,8 @@ impl CreateKey {
             expires: self.expires,
             id: None::<KeyId>,
             quota: self.quota,
+            meta: self.meta,
+            allowed_cidrs: self.allowed_cidrs,
         })
     }
 }
@@ -189,6 +203,7 @@ mod tests {
                 last_four: "abcd".into(),
             },
             quota: Default::default(),
+            allowed_cidrs: None,
         }
     }
 

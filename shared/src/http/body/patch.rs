@@ -13,6 +13,10 @@
 //!   credits (`remaining` is required when the key has none); its `refill` is replaced
 //!   whole, and null removes it.
 //! - `ratelimits`: replaces the whole list; null or `[]` removes every limit.
+//! - `meta`: null removes it; an object is merged into it as a merge patch (a member set to
+//!   null is removed, an object merges into the object it replaces), and the result is
+//!   checked as a whole ([`crate::meta`]); nothing left is no metadata (null).
+//! - `allowed_cidrs`: replaces the whole list; null removes it (any address).
 //! - A patch that changes nothing (`{}`, or values equal to the current ones) gives back
 //!   the key unchanged, `updated_date` included: there is nothing to write or record.
 //!
@@ -22,7 +26,7 @@ use chrono::{DateTime, Utc};
 use lambda_http::Request;
 use serde::{Deserialize, Deserializer};
 
-use super::fields::{self, Flag, Name, Permissions, Time, double_option};
+use super::fields::{self, Cidrs, Flag, MetaPatch, Name, Permissions, Time, double_option};
 use super::quota::{CreditsPatchField, LimitsField};
 use super::read::{self, Accepts, Fields, Presence, field_error};
 use crate::http::problem::ApiError;
@@ -38,6 +42,8 @@ pub const FIELDS: &[&str] = &[
     "status",
     "credits",
     "ratelimits",
+    "meta",
+    "allowed_cidrs",
 ];
 
 /// Fields of the key object that no patch may change.
@@ -87,6 +93,8 @@ impl KeyPatch {
             status: status.map(|s| s.0),
             credits: body.credits.map(|c| c.map(|c| c.0)),
             ratelimits: body.ratelimits.map(|l| l.map(|l| l.0)),
+            meta: body.meta.map(|m| m.map(|m| m.0)),
+            allowed_cidrs: body.allowed_cidrs.map(|l| l.map(|l| l.0)),
         })
     }
 }
@@ -110,6 +118,10 @@ struct PatchBody {
     credits: Option<Option<CreditsPatchField>>,
     #[serde(default, deserialize_with = "double_option")]
     ratelimits: Option<Option<LimitsField>>,
+    #[serde(default, deserialize_with = "double_option")]
+    meta: Option<Option<MetaPatch>>,
+    #[serde(default, deserialize_with = "double_option")]
+    allowed_cidrs: Option<Option<Cidrs>>,
 }
 
 /// A member that a patch may change but not remove: null is refused, naming it.
@@ -179,6 +191,8 @@ mod tests {
             version: 0,
             disabled_reason: None,
             quota: Default::default(),
+            meta: None,
+            allowed_cidrs: None,
         }
     }
 

@@ -10,10 +10,12 @@ use super::{
     CREDENTIAL_SK, EVENT_PREFIX, IDEMPOTENCY_SK, corrupt, creator_pk, credential_pk, event_pk,
     idempotency_pk, key_events_pk, key_sk, org_pk,
 };
+use crate::allow::AllowList;
 use crate::audit::{Action, Actor, ActorKind, Event, EventId};
 use crate::key::{
     Access, ApiKey, DisabledReason, KeyId, KeyState, OrgId, permission_bits, permissions_from_bits,
 };
+use crate::meta::Meta;
 use crate::quota::plan::{Counters, Window};
 use crate::quota::{Credits, Quota, RateLimit, Refill};
 use crate::secret::SecretHash;
@@ -97,6 +99,12 @@ pub(super) struct KeyItem {
     /// own id here was applied already.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) last_spend: Option<String>,
+    /// Its metadata as compact JSON (a string: DynamoDB's numbers are not JSON's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) meta: Option<String>,
+    /// Its IP allow-list, each network as the API shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) allowed_cidrs: Option<Vec<String>>,
 }
 
 /// The credential item: what authenticating a secret needs, under the secret's hash.
@@ -131,6 +139,11 @@ pub(super) struct CredentialItem {
     pub(super) quota: Quota,
     #[serde(default)]
     pub(super) key_version: u64,
+    /// The key's metadata and allow-list, copied as the key item holds them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) meta: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) allowed_cidrs: Option<Vec<String>>,
 }
 
 fn is_unmetered(q: &Quota) -> bool {
@@ -183,6 +196,8 @@ impl KeyItem {
             ratelimits: (!key.quota.ratelimits.is_empty()).then(|| key.quota.ratelimits.clone()),
             rl: (!key.quota.ratelimits.is_empty()).then(BTreeMap::new),
             last_spend: None,
+            meta: key.meta.as_ref().map(Meta::to_json),
+            allowed_cidrs: key.allowed_cidrs.as_ref().map(AllowList::to_strings),
         }
     }
 
@@ -278,8 +293,29 @@ impl KeyItem {
                 }),
                 ratelimits: self.ratelimits.unwrap_or_default(),
             },
+            meta: stored_meta(self.meta.as_deref())?,
+            allowed_cidrs: stored_list(self.allowed_cidrs.as_deref())?,
         })
     }
+}
+
+/// Metadata as stored: what the store wrote, so a value that no longer reads is corrupt.
+pub(super) fn stored_meta(text: Option<&str>) -> Result<Option<Meta>, StoreError> {
+    text.map(|t| {
+        Meta::from_json(t).ok_or_else(|| StoreError::Internal("a stored meta is not valid".into()))
+    })
+    .transpose()
+}
+
+/// An allow-list as stored.
+pub(super) fn stored_list(items: Option<&[String]>) -> Result<Option<AllowList>, StoreError> {
+    items
+        .map(|l| {
+            AllowList::from_stored(l).ok_or_else(|| {
+                StoreError::Internal("a stored allowed_cidrs list is not valid".into())
+            })
+        })
+        .transpose()
 }
 
 /// Purge a previous secret's credential this long after its grace period ends: DynamoDB's
@@ -300,6 +336,8 @@ impl CredentialItem {
             previous: self.purge_at.is_some(),
             quota: self.quota,
             version: self.key_version,
+            meta: stored_meta(self.meta.as_deref())?,
+            allowed_cidrs: stored_list(self.allowed_cidrs.as_deref())?,
         })
     }
 
@@ -320,6 +358,8 @@ impl CredentialItem {
             purge_at: previous.map(|p| (p.until + PREVIOUS_PURGE_MARGIN).timestamp()),
             quota: key.quota.clone(),
             key_version: key.version,
+            meta: key.meta.as_ref().map(Meta::to_json),
+            allowed_cidrs: key.allowed_cidrs.as_ref().map(AllowList::to_strings),
         }
     }
 }

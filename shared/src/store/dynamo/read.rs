@@ -10,13 +10,13 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::items::KeyItem;
+use super::items::{KeyItem, stored_list, stored_meta};
 use super::{
     BY_CREATOR, COUNT_SK, CREATOR_PK, DynamoStore, KEY_COUNT, KEY_PREFIX, LAST_USED, PK, SK,
     classify, corrupt, creator_pk, key_sk, org_pk, primary_key, s,
 };
 use crate::key::{ApiKey, KeyId, OrgId};
-use crate::store::{KeyReader, Position, StoreError};
+use crate::store::{KeyReader, Position, StoreError, Unindexed};
 
 impl DynamoStore {
     /// Up to `max` keys of the organization past `from`, from its partition or, for one
@@ -146,32 +146,40 @@ impl KeyReader for DynamoStore {
             .await
     }
 
-    /// One BatchGetItem per 100 keys, of their id and last use only: 0.5 read units per key
-    /// (a key item is under 4 KB), eventually consistent as the page's Query is.
+    /// One BatchGetItem per 100 keys, of their id, last use, metadata and allow-list only:
+    /// 0.5 read units per 4 KB of key item, eventually consistent as the page's Query is.
     #[tracing::instrument(skip(self, ids), fields(keys = ids.len()), err(Display))]
-    async fn last_uses(
+    async fn unindexed(
         &self,
         org: &OrgId,
         ids: &[KeyId],
-    ) -> Result<HashMap<KeyId, DateTime<Utc>>, StoreError> {
+    ) -> Result<HashMap<KeyId, Unindexed>, StoreError> {
         #[derive(Deserialize)]
-        struct Used {
+        struct Fields {
             id: KeyId,
             #[serde(with = "chrono::serde::ts_milliseconds_option", default)]
             last_used_ms: Option<DateTime<Utc>>,
+            #[serde(default)]
+            meta: Option<String>,
+            #[serde(default)]
+            allowed_cidrs: Option<Vec<String>>,
         }
         let keys = ids
             .iter()
             .map(|id| primary_key(org_pk(org), key_sk(*id)))
             .collect();
-        let mut uses = HashMap::with_capacity(ids.len());
-        for item in self.batch_get(keys, &["id", LAST_USED]).await? {
-            let used: Used = serde_dynamo::from_item(item).map_err(corrupt)?;
-            if let Some(at) = used.last_used_ms {
-                uses.insert(used.id, at);
-            }
+        let mut found = HashMap::with_capacity(ids.len());
+        let names = ["id", LAST_USED, "meta", "allowed_cidrs"];
+        for item in self.batch_get(keys, &names).await? {
+            let f: Fields = serde_dynamo::from_item(item).map_err(corrupt)?;
+            let fields = Unindexed {
+                last_used: f.last_used_ms,
+                meta: stored_meta(f.meta.as_deref())?,
+                allowed_cidrs: stored_list(f.allowed_cidrs.as_deref())?,
+            };
+            found.insert(f.id, fields);
         }
-        Ok(uses)
+        Ok(found)
     }
 
     #[tracing::instrument(skip(self), err(Display))]

@@ -83,6 +83,7 @@ const NAMES: &[(&str, &str)] = &[
     ("#name", "name"),
     ("#state", "state"),
     ("#permissions", "permissions"),
+    ("#meta", "meta"),
 ];
 
 /// An attribute an update sets when it has a value and removes when not: its `SET` clause,
@@ -127,6 +128,24 @@ const CREDITS_PERIOD: Optional = (
     ":credits_period",
 );
 const QUOTA: Optional = ("quota = :quota", "quota", ":quota");
+const META: Optional = ("#meta = :meta", "#meta", ":meta");
+const ALLOWED_CIDRS: Optional = (
+    "allowed_cidrs = :allowed_cidrs",
+    "allowed_cidrs",
+    ":allowed_cidrs",
+);
+
+/// The key's metadata and allow-list, set or removed: the same on its item and credentials.
+fn field_assignments(
+    a: &mut Assignments,
+    meta: Option<&String>,
+    allowed_cidrs: Option<&Vec<String>>,
+) {
+    a.set_or_remove(META, meta.cloned().map(AttributeValue::S));
+    let list = allowed_cidrs
+        .map(|l| AttributeValue::L(l.iter().cloned().map(AttributeValue::S).collect()));
+    a.set_or_remove(ALLOWED_CIDRS, list);
+}
 
 /// An update expression being built: what it sets, what it removes, and the values.
 #[derive(Default)]
@@ -367,6 +386,7 @@ impl DynamoStore {
             .as_ref()
             .map(|marks| AttributeValue::L(marks.iter().cloned().map(AttributeValue::S).collect()));
         a.set_or_remove(LEAKED, leaked);
+        field_assignments(&mut a, next.meta.as_ref(), next.allowed_cidrs.as_ref());
         let mut condition = Self::at_version(before.key.version).to_owned();
         quota_assignments(&mut a, &mut condition, before, after)?;
         let key = primary_key(org_pk(&before.key.org), key_sk(before.key.id));
@@ -399,6 +419,7 @@ impl DynamoStore {
             .is_metered()
             .then(|| serde_dynamo::to_attribute_value(&c.quota));
         a.set_or_remove(QUOTA, quota.transpose().map_err(corrupt)?);
+        field_assignments(&mut a, c.meta.as_ref(), c.allowed_cidrs.as_ref());
         a.set(
             "key_version = :key_version",
             ":key_version",
