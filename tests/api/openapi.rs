@@ -489,7 +489,7 @@ async fn every_response_of_the_write_and_event_handlers_is_documented_and_matche
         let merged = Call::update(p, &fenced_id, merge).bearer(&admin);
         assert_eq!(sent(&app, GET_PATH, merged).await.status, 200);
         // Refused: meta out of bounds (422), a caller's allow-list reached past (403).
-        let deep = json!({"meta": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": 1}}}}}}}}});
+        let deep = json!({"meta": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {}}}}}}}}}});
         let deep = Call::update(p, &fenced_id, deep).bearer(&admin);
         assert_eq!(sent(&app, GET_PATH, deep).await.status, 422);
         let idem = format!("contract-{p:?}");
