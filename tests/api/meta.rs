@@ -241,3 +241,83 @@ async fn a_secret_like_meta_member_is_stored_as_given_and_never_logged() {
     assert_no_leak("the log", &text, std::slice::from_ref(&hidden), false);
     assert!(!text.contains(&name), "a member's name in the log");
 }
+
+/// Puts `n` keys of `org` with the largest `meta` straight into the table (as
+/// `seed_largest` does), one millisecond apart; their ids in order.
+async fn seed_with_largest_meta(
+    app: &apikeys::App<apikeys::store::dynamo::DynamoStore>,
+    org: &apikeys::key::OrgId,
+    n: usize,
+) -> Vec<apikeys::key::KeyId> {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    let start = chrono::Utc::now() - chrono::Duration::days(1);
+    let mut ids = Vec::with_capacity(n);
+    let mut writes = Vec::with_capacity(n);
+    for i in 0..n {
+        let secret = Secret::generate().unwrap();
+        let mut new = new_key(org, &format!("meta {i:05}"));
+        new.id = Some(apikeys::key::KeyId::new_at(
+            start + chrono::Duration::milliseconds(i as i64),
+        ));
+        // 4096 bytes as compact JSON: the largest meta.
+        let meta = json!({"i": format!("{i:05}"), "pad": "m".repeat(4096 - 22)});
+        new.meta = apikeys::meta::Meta::new(&meta).unwrap();
+        assert_eq!(new.meta.as_ref().unwrap().to_json().len(), 4096);
+        let key = new.into_record(&secret, start).unwrap();
+        ids.push(key.id);
+        let item = apikeys::store::dynamo::key_item(&key, &secret.hash()).unwrap();
+        let put = PutRequest::builder().set_item(Some(item)).build().unwrap();
+        writes.push(WriteRequest::builder().put_request(put).build());
+    }
+    let table = app.store.table();
+    for batch in writes.chunks(25) {
+        let mut left = batch.to_vec();
+        for _ in 0..20 {
+            if left.is_empty() {
+                break;
+            }
+            let out = app
+                .store
+                .client()
+                .batch_write_item()
+                .request_items(table, left)
+                .send()
+                .await
+                .expect("BatchWriteItem");
+            left = out
+                .unprocessed_items
+                .and_then(|mut u| u.remove(table))
+                .unwrap_or_default();
+        }
+        assert!(left.is_empty(), "BatchWriteItem left items unprocessed");
+    }
+    ids
+}
+
+/// 1,000 keys of 5 KB do not fit in one 1 MB Query response: the page follows DynamoDB's
+/// LastEvaluatedKey and is still whole, in order, with every key's meta.
+#[tokio::test]
+async fn a_full_page_of_keys_with_the_largest_meta_is_whole_and_in_order() {
+    let app = app().await;
+    let org = org();
+    let ids = seed_with_largest_meta(&app, &org, 1000).await;
+    let (_, admin) = create(&app, new_key(&org, "zz admin")).await;
+    let page = Call::list(Payload::Http)
+        .query("limit", 1000)
+        .query("order", "asc")
+        .bearer(&admin)
+        .send(&app)
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let data = page.body["data"].as_array().unwrap();
+    let got: Vec<String> = data
+        .iter()
+        .map(|k| k["id"].as_str().unwrap().to_owned())
+        .collect();
+    let want: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    assert_eq!(got, want);
+    assert_eq!(page.body["has_more"], true, "the admin key is the 1,001st");
+    for (i, k) in data.iter().enumerate() {
+        assert_eq!(k["meta"]["i"], format!("{i:05}"));
+    }
+}

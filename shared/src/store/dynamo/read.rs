@@ -63,9 +63,10 @@ impl DynamoStore {
     /// The store's one Query pagination: up to `max` items of `query` (from `start`, an
     /// exclusive start key, if given), each turned into what the caller lists by `item`.
     /// One Query returns all `max` items in practice: the lists ask for at most 1,001, and
-    /// validated items are small enough that 1,001 fit in DynamoDB's 1 MB response. Following
-    /// `LastEvaluatedKey` only guards against items written by other tools, which could make
-    /// DynamoDB cut a response short; the request's deadline bounds it.
+    /// validated items without `meta` are small enough that 1,001 fit in DynamoDB's 1 MB
+    /// response. Following `LastEvaluatedKey` serves keys with large metadata (up to 4 KiB
+    /// each, so a full page may take about five responses) and items written by other
+    /// tools; the request's deadline bounds it.
     pub(super) async fn query_items<T>(
         &self,
         query: QueryFluentBuilder,
