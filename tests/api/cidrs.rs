@@ -157,6 +157,14 @@ async fn the_apis_own_use_is_checked_against_the_gateways_source_address() {
                 .await;
             assert_eq!(reply.status, 200, "{p:?} {ip}: {}", reply.body);
         }
+        // A forged X-Forwarded-For from inside the list takes nothing away either.
+        let reply = Call::get(p, key.id)
+            .header("X-Forwarded-For", "198.51.100.1")
+            .bearer(&caller)
+            .from_ip("203.0.113.9")
+            .send(&app)
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
         let mut problems: Vec<Value> = Vec::new();
         for call in [
             Call::get(p, key.id),
