@@ -28,6 +28,7 @@ LAYERS = {
     "auth": 5, "cache": 5,
     "store": 4,
     "key": 3, "owner": 3, "quota": 3, "secret": 3, "audit": 3, "audit/event": 3, "error": 3, "authority": 3,
+    "meta": 3, "allow": 3,
     "digest": 2, "telemetry": 2, "client": 2, "deadline": 2,
 }
 LAYER_NAMES = {7: "edge", 6: "use case", 5: "auth and cache", 4: "store", 3: "model", 2: "utility"}

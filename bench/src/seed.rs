@@ -93,6 +93,8 @@ fn items(
             id: Some(id),
             quota: quota.clone(),
             owner_id: None,
+            meta: None,
+            allowed_cidrs: None,
         }
         .into_record(&secret, start)?;
         items.push(apikeys::store::dynamo::key_item(&key, &secret.hash())?);

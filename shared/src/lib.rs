@@ -9,11 +9,12 @@
 //!   and events ([`page`]), recording last uses ([`usage`]), the expiry notices ([`expiry`]);
 //! - who is calling ([`auth`]) and the credential cache ([`cache`]);
 //! - the store's roles ([`store`], on DynamoDB in [`store::dynamo`]);
-//! - the model: keys ([`key`]), their owners ([`owner`]), what they may use ([`quota`]), secrets ([`secret`]), events ([`audit`]), the authority rule
+//! - the model: keys ([`key`]), their owners ([`owner`]), metadata ([`meta`]) and IP allow-lists ([`allow`]), what they may use ([`quota`]), secrets ([`secret`]), events ([`audit`]), the authority rule
 //!   ([`authority`]) and the errors a client may see ([`error`]);
 //! - utilities: [`digest`], [`telemetry`], the DynamoDB [`client`], the request's
 //!   [`deadline`].
 
+pub mod allow;
 pub mod audit;
 pub mod auth;
 pub mod authority;
@@ -27,6 +28,7 @@ pub mod expiry;
 pub mod http;
 pub mod key;
 pub mod leak;
+pub mod meta;
 pub mod owner;
 pub mod page;
 pub mod quota;

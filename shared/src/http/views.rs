@@ -6,7 +6,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
+use crate::allow::AllowList;
 use crate::key::{Access, ApiKey, DisabledReason, KeyId, KeyState, KeyStatus, Permission};
+use crate::meta::Meta;
 use crate::owner::OwnerId;
 use crate::quota::{Credits, RateLimit};
 use crate::verify::{LimitLeft, Verdict, VerifyCode};
@@ -32,6 +34,8 @@ impl ApiKey {
             credits: self.quota.credits.as_ref(),
             ratelimits: &self.quota.ratelimits,
             owner_id: self.owner_id.as_ref(),
+            meta: self.meta.as_ref(),
+            allowed_cidrs: self.allowed_cidrs.as_ref(),
         }
     }
 }
@@ -80,6 +84,10 @@ pub struct VerifyBody<'a> {
     /// The key's owner, absent when it has none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner_id: Option<&'a OwnerId>,
+    /// The key's metadata, where it has any (also in `key`): what the calling service keeps
+    /// about the key, without a lookup of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<&'a Meta>,
 }
 
 /// A verify answer's `credits`: `{"remaining": N}`.
@@ -98,6 +106,7 @@ impl Verdict {
             credits: self.credits.map(|remaining| CreditsLeft { remaining }),
             ratelimits: self.ratelimits.as_deref(),
             owner_id: self.owner_id.as_ref(),
+            meta: self.meta.as_ref(),
         }
     }
 }
@@ -219,6 +228,10 @@ pub struct KeyView<'a> {
     pub ratelimits: &'a [RateLimit],
     /// Whom the key is for; `null` for nobody.
     pub owner_id: Option<&'a OwnerId>,
+    /// Its metadata ([`crate::meta`]), null when it has none.
+    pub meta: Option<&'a Meta>,
+    /// The addresses it may be used from ([`crate::allow`]), null for any.
+    pub allowed_cidrs: Option<&'a AllowList>,
 }
 
 /// A UTC time rendered as RFC 3339 with whole seconds and a `Z`, as in `2023-11-07T05:31:56Z`.

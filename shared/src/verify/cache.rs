@@ -134,6 +134,8 @@ mod tests {
                 quota: Default::default(),
                 version: 0,
                 owner_id: None,
+                meta: None,
+                allowed_cidrs: None,
             },
             key: ApiKey {
                 id,
@@ -151,6 +153,8 @@ mod tests {
                 disabled_reason: None,
                 quota: Default::default(),
                 owner_id: None,
+                meta: None,
+                allowed_cidrs: None,
             },
         }
     }

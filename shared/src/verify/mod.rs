@@ -8,6 +8,9 @@
 //!   caller's before anything of the key is read.
 //! - `DISABLED`, then `EXPIRED`: the key's status now (a disabled key that also expired is
 //!   `DISABLED`, as everywhere else).
+//! - `FORBIDDEN`: the key has an IP allow-list ([`crate::allow`]) and the request's
+//!   `client_ip` is outside it, or absent (never a silent pass). Decided from the credential,
+//!   which copies the list: no read of its own, and nothing spent.
 //! - `INSUFFICIENT_PERMISSIONS`: an active key that lacks any of the requested permissions.
 //! - `RATE_LIMITED`, then `USAGE_EXCEEDED`: a key with rate limits or credits ([`meter`])
 //!   has too few tokens in a window, or too few credits, for the request's `cost`. Neither
@@ -15,7 +18,8 @@
 //! - `VALID`.
 //!
 //! `key` is the key object (as GET shows it) for every code but `NOT_FOUND`; `owner_id`
-//! beside it names the key's owner, when it has one.
+//! beside it names the key's owner, when it has one; `meta`, the key's metadata, from the
+//! same read.
 //!
 //! A `VALID` verification records the key's use through the process's
 //! [`crate::usage::Recorder`], as authentication does: at most once a minute per key, the
@@ -33,11 +37,13 @@ pub mod lease;
 pub mod meter;
 
 use std::fmt;
+use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::key::{ApiKey, KeyStatus, OrgId, Permission};
+use crate::meta::Meta;
 use crate::owner::OwnerId;
 use crate::secret::{Secret, SecretHash};
 use crate::store::{Credential, CredentialStore, KeyReader, QuotaStore, StoreError};
@@ -56,6 +62,9 @@ pub struct VerifyRequest {
     /// What the verify spends from the key's credits and each of its rate limits
     /// (0 to [`crate::quota::MAX_COST`]; 1 unless the request says).
     pub cost: u64,
+    /// The address of the calling service's client, which a key's allow-list is checked
+    /// against; `None`: not given (a key with a list is then `FORBIDDEN`).
+    pub client_ip: Option<IpAddr>,
 }
 
 impl fmt::Debug for VerifyRequest {
@@ -63,6 +72,7 @@ impl fmt::Debug for VerifyRequest {
         f.debug_struct("VerifyRequest")
             .field("permissions", &self.permissions)
             .field("cost", &self.cost)
+            .field("client_ip", &self.client_ip)
             .finish_non_exhaustive()
     }
 }
@@ -75,12 +85,21 @@ impl VerifyRequest {
             key: key.into(),
             permissions,
             cost: 1,
+            client_ip: None,
         }
     }
 
     /// The same request, spending `cost`.
     pub fn costing(self, cost: u64) -> Self {
         VerifyRequest { cost, ..self }
+    }
+
+    /// The same request, from a client at `ip`.
+    pub fn from_client(self, ip: Option<IpAddr>) -> Self {
+        VerifyRequest {
+            client_ip: ip,
+            ..self
+        }
     }
 
     /// The key to verify, as presented.
@@ -97,6 +116,7 @@ pub enum VerifyCode {
     NotFound,
     Disabled,
     Expired,
+    Forbidden,
     InsufficientPermissions,
     RateLimited,
     UsageExceeded,
@@ -115,6 +135,8 @@ pub struct Verdict {
     pub ratelimits: Option<Vec<LimitLeft>>,
     /// The key's owner, when it has one (the answer's top-level `owner_id`).
     pub owner_id: Option<OwnerId>,
+    /// The key's metadata, for the calling service ([`crate::meta`]).
+    pub meta: Option<Meta>,
 }
 
 impl Verdict {
@@ -126,6 +148,7 @@ impl Verdict {
             credits: None,
             ratelimits: None,
             owner_id: None,
+            meta: None,
         }
     }
 }
@@ -182,7 +205,7 @@ impl<S: CredentialStore + KeyReader + QuotaStore> Verifier<'_, S> {
         request: &VerifyRequest,
         now: Moment,
     ) -> Result<Verdict, StoreError> {
-        let code = code_of(&looked.credential, &request.permissions, now.wall);
+        let code = code_of(&looked.credential, request, now.wall);
         if code != VerifyCode::Valid {
             return Ok(verdict(code, looked.key));
         }
@@ -220,7 +243,7 @@ impl<S: CredentialStore + KeyReader + QuotaStore> Verifier<'_, S> {
         request: &VerifyRequest,
         now: Moment,
     ) -> Result<Verdict, StoreError> {
-        let code = code_of(&credential, &request.permissions, now.wall);
+        let code = code_of(&credential, request, now.wall);
         if code == VerifyCode::Valid && credential.quota.is_metered() {
             let basis = Basis {
                 version: credential.version,
@@ -326,6 +349,7 @@ impl<S: CredentialStore + KeyReader + QuotaStore> Verifier<'_, S> {
             credits: m.left.credits,
             ratelimits: Some(m.left.ratelimits).filter(|l| !l.is_empty()),
             owner_id: key.owner_id.clone(),
+            meta: key.meta.clone(),
             key: Some(key),
         }
     }
@@ -338,15 +362,22 @@ fn verdict(code: VerifyCode, key: ApiKey) -> Verdict {
         credits: key.quota.credits.as_ref().map(|c| c.remaining),
         ratelimits: None,
         owner_id: key.owner_id.clone(),
+        meta: key.meta.clone(),
         key: Some(key),
     }
 }
 
 /// The code for a credential of the caller's organization.
-fn code_of(credential: &Credential, wanted: &[Permission], now: DateTime<Utc>) -> VerifyCode {
+fn code_of(credential: &Credential, request: &VerifyRequest, now: DateTime<Utc>) -> VerifyCode {
+    let wanted = &request.permissions;
     match credential.status_at(now) {
         KeyStatus::Disabled => VerifyCode::Disabled,
         KeyStatus::Expired => VerifyCode::Expired,
+        KeyStatus::Active
+            if !crate::allow::admits(credential.allowed_cidrs.as_ref(), request.client_ip) =>
+        {
+            VerifyCode::Forbidden
+        }
         KeyStatus::Active if wanted.iter().all(|p| credential.access.grants(*p)) => {
             VerifyCode::Valid
         }
