@@ -36,6 +36,8 @@ mod spend;
 mod transact;
 mod write;
 
+pub use audit::{event_image, event_of_image};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,7 +48,8 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, Projection, ProjectionType, ReturnConsumedCapacity,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    TransactWriteItem, Update,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -320,10 +323,44 @@ impl DynamoStore {
             .key_schema(key(SK, KeyType::Range))
             .global_secondary_indexes(by_creator)
             .global_secondary_indexes(by_key)
+            // The audit trail's way out (publish::): as template.yaml's StreamSpecification.
+            .stream_specification(stream_of_new_images())
             .send()
             .await
             .map_err(classify)?;
         self.enable_ttl().await
+    }
+
+    /// The ARN of the table's stream, if it has one.
+    pub async fn stream_arn(&self) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(classify)?;
+        let table = out.table();
+        let enabled = table
+            .and_then(|t| t.stream_specification())
+            .is_some_and(|s| s.stream_enabled());
+        Ok(table
+            .and_then(|t| t.latest_stream_arn())
+            .filter(|_| enabled)
+            .map(str::to_owned))
+    }
+
+    /// Turns on the table's stream of new images, as template.yaml's StreamSpecification
+    /// does, on a table created before it had one (`make run`'s kept data).
+    pub async fn enable_stream(&self) -> Result<(), StoreError> {
+        self.client
+            .update_table()
+            .table_name(&self.table)
+            .stream_specification(stream_of_new_images())
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
     }
 
     /// Turns on the TTL of [`PURGE_AT`], as template.yaml's TimeToLiveSpecification does.
@@ -359,6 +396,15 @@ impl DynamoStore {
         )?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
+}
+
+/// A stream of each changed item's new image: what the publisher reads of an inserted event.
+fn stream_of_new_images() -> StreamSpecification {
+    StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::NewImage)
+        .build()
+        .expect("enabled is set")
 }
 
 fn built<T, E: std::error::Error + Send + Sync + 'static>(
