@@ -29,6 +29,7 @@ mod metering;
 mod openapi;
 mod pages;
 mod pretty;
+mod publish;
 mod reads;
 mod realistic;
 mod secrets;

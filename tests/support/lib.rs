@@ -716,6 +716,7 @@ pub mod fault;
 pub mod github;
 pub mod hooked;
 pub mod late;
+pub mod moto;
 pub mod realistic;
 pub mod rival;
 

@@ -3,7 +3,7 @@
 //! batch of stream records goes to `apikeys::publish::publish`, and its first unpublished
 //! record is reported back (`ReportBatchItemFailures`) for Lambda to retry from.
 
-use apikeys::publish::{EventBridgeBus, publish};
+use apikeys::publish::EventBridgeBus;
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let bus = EventBridgeBus::from_env()?;
     let bus = &bus;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
-        let outcome = publish(bus, &event.payload.records).await;
+        let outcome = apikeys::publish::publish(bus, &event.payload.records).await;
         Ok::<DynamoDbEventResponse, Error>(outcome.response())
     }))
     .await

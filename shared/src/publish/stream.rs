@@ -119,7 +119,8 @@ impl LocalStream {
                 .send()
                 .await
                 .map_err(api)?;
-            records.extend(out.records().iter().map(lambda_record));
+            let mapped = out.records().iter().map(lambda_record);
+            records.extend(mapped.filter(passes_filter));
             match out.next_shard_iterator() {
                 Some(next) => {
                     self.iterators.insert(shard, next.to_owned());
@@ -158,6 +159,14 @@ impl LocalStream {
     pub fn pending(&self) -> usize {
         self.pending.len()
     }
+}
+
+/// Whether the stream mapping's FilterCriteria (template.yaml) lets `record` through: an
+/// INSERT whose sort key begins with `EVENT#`.
+fn passes_filter(record: &EventRecord) -> bool {
+    let sk = record.change.keys.get(crate::store::dynamo::SK);
+    record.event_name == "INSERT"
+        && matches!(sk, Some(serde_dynamo::AttributeValue::S(sk)) if sk.starts_with("EVENT#"))
 }
 
 /// A record as Lambda's event source mapping delivers it.
