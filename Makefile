@@ -21,6 +21,11 @@ RUN_STAMP := $(RUN_VENV)/.installed-$(shell sha256sum $(RUN_REQS) | cut -c1-12)
 CHECKOV_VENV := $(APIKEYS_CACHE)/venv-checkov
 CHECKOV_REQS := tools/requirements-checkov.txt
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell sha256sum $(CHECKOV_REQS) | cut -c1-12)
+# moto's server, the local EventBridge of the publisher's tests (tests/support/moto.rs): it
+# pins its own boto3 too, so it gets a venv of its own.
+MOTO_VENV := $(APIKEYS_CACHE)/venv-moto
+MOTO_REQS := tools/requirements-moto.txt
+MOTO_STAMP := $(MOTO_VENV)/.installed-$(shell sha256sum $(MOTO_REQS) | cut -c1-12)
 
 # SAM and cfn-lint need a region and no telemetry; no credentials are used.
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -74,7 +79,12 @@ $(CHECKOV_STAMP): $(CHECKOV_REQS)
 	$(CHECKOV_VENV)/bin/pip install --quiet -r $(CHECKOV_REQS)
 	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
 
-tools: $(STAMP) $(CHECKOV_STAMP) $(RUN_STAMP)
+$(MOTO_STAMP): $(MOTO_REQS)
+	python3 -m venv $(MOTO_VENV)
+	$(MOTO_VENV)/bin/pip install --quiet -r $(MOTO_REQS)
+	rm -f $(MOTO_VENV)/.installed-* && touch $@
+
+tools: $(STAMP) $(CHECKOV_STAMP) $(RUN_STAMP) $(MOTO_STAMP)
 	tools/dynamodb-local.sh install
 
 test: lint-docs lint-structure tools test-tools test-rust lint-template test-run test-clients build
@@ -85,7 +95,7 @@ test-tools:
 
 # The integration tests mostly wait on DynamoDB Local, so more run at once than there are cores.
 TEST_THREADS ?= 8
-test-rust:
+test-rust: $(MOTO_STAMP)
 	tools/dynamodb-local.sh run cargo test --workspace --locked -- --test-threads=$(TEST_THREADS)
 
 lint: lint-docs lint-structure lint-rust lint-template

@@ -193,6 +193,10 @@ def main():
                 continue
             fn[4] = True
             status = answer.get("statusCode") if isinstance(answer, dict) else None
+            # A batch of the table's stream (publish-events) answers its failed records:
+            # none counts as 200 (tests/api/events.rs).
+            if isinstance(answer, dict) and answer.get("batchItemFailures") == []:
+                status = 200
             checked += 1
             verdict = "ok" if status == expected[name] else "FAILED"
             print(f"check-artifacts: {logical_id} {name}: {status} (documented {expected[name]}) {verdict}")

@@ -32,9 +32,13 @@ fn server() -> PathBuf {
     if let Some(path) = std::env::var_os("MOTO_SERVER") {
         return path.into();
     }
+    // The clone's own cache, found at run time (a build cache may be shared between clones).
     let cache = std::env::var_os("APIKEYS_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache"));
+        .or_else(|| {
+            std::env::var_os("CARGO_MANIFEST_DIR").map(|d| PathBuf::from(d).join("../.cache"))
+        })
+        .unwrap_or_else(|| PathBuf::from(".cache"));
     cache.join("venv-moto/bin/moto_server")
 }
 

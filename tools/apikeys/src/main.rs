@@ -20,6 +20,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+mod follow;
+
 #[derive(Parser)]
 #[command(name = "apikeys", version, about, long_about = None)]
 struct Cli {
@@ -80,6 +82,9 @@ enum Command {
     },
     /// Create the local demo organization (`demo`) once, and print its admin secret.
     SeedDemo,
+    /// Publish the table's audit events from now on, printing each as EventBridge would
+    /// receive it (`make run` runs it beside the API; it reads DynamoDB Local's stream).
+    FollowEvents,
     /// List an organization's audit events (or one key's, deleted or not), newest first.
     Events {
         #[arg(long)]
@@ -239,6 +244,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             before,
         } => s.events(org, key, limit, before).await,
         Command::SeedDemo => s.seed_demo().await,
+        Command::FollowEvents => follow::follow(&s.store, &s.config)
+            .await
+            .map_err(|e| CliError::Input(e.to_string())),
     }
 }
 
