@@ -175,12 +175,15 @@ mod tests {
         record("INSERT", seq, event_image(e).unwrap())
     }
 
+    /// Whether the bus refuses an entry on a call (numbered from 1).
+    type Refusal = Box<dyn Fn(u32, &Entry) -> bool + Send + Sync>;
+
     /// A bus that keeps what it was given, and refuses entries `refuse` names (by their
     /// detail type) on the calls it names.
     struct FakeBus {
         put: Mutex<Vec<Entry>>,
         calls: Mutex<u32>,
-        refuse: Box<dyn Fn(u32, &Entry) -> bool + Send + Sync>,
+        refuse: Refusal,
     }
 
     impl FakeBus {
