@@ -53,7 +53,8 @@ case "${1:-serve}" in
   cli)
     shift
     point_sdk_at "$DDB_PORT"
-    exec cargo run --quiet --locked -p apikeys-cli -- "$@" ;;
+    # By binary name, as `make run` builds it (below): the same features, so no rebuild.
+    exec cargo run --quiet --locked --bin apikeys -- "$@" ;;
   invoke)
     [ $# -eq 2 ] && [ -f "$2" ] || fail "usage: make invoke EVENT=events/<file>.json"
     fn=$(basename "$2"); fn=${fn%%.*}
