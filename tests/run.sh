@@ -258,6 +258,24 @@ verify '{"key": "apk_not-a-real-key"}'
 [ "$STATUS" = 200 ] && [ "$(json 'd["code"]')" = NOT_FOUND ] && [ "$(json 'd["key"]')" = None ] || fail "verify no key: $STATUS $BODY"
 ok "verify: 200 VALID with the key, 200 NOT_FOUND without"
 
+# Credits and a rate limit, as docs/local.md shows them (a limit of 5 a day: no window ends
+# between these requests but at UTC midnight).
+call "$API/" -X POST "${admin[@]}" -H "Content-Type: application/json" \
+  -d '{"name": "metered", "restricted": false, "credits": {"remaining": 100, "refill": {"interval": "daily", "amount": 100}}, "ratelimits": [{"name": "per_day", "limit": 5, "duration_ms": 86400000}]}'
+[ "$STATUS" = 201 ] || fail "create a metered key: $STATUS $BODY"
+mid=$(json 'd["id"]'); msecret=$(json 'd["secret"]')
+call "$API/verify" -X POST "${admin[@]}" -H "Content-Type: application/json" -d "{\"key\": \"$msecret\", \"cost\": 5}"
+[ "$STATUS" = 200 ] && [ "$(json 'd["code"], d["credits"]["remaining"], d["ratelimits"][0]["remaining"]')" = "VALID 95 0" ] \
+  || fail "verify with cost 5: $STATUS $BODY"
+call "$API/verify" -X POST "${admin[@]}" -H "Content-Type: application/json" -d "{\"key\": \"$msecret\"}"
+[ "$STATUS" = 200 ] && [ "$(json 'd["code"], d["credits"]["remaining"]')" = "RATE_LIMITED 95" ] \
+  || fail "verify past the limit: $STATUS $BODY"
+call "$API/$mid/credits" -X POST "${admin[@]}" -H "Content-Type: application/json" -d '{"increment": 50}'
+[ "$STATUS" = 200 ] && [ "$(json 'd["credits"]["remaining"]')" = 145 ] || fail "increment: $STATUS $BODY"
+call "$API/$mid/credits" -X POST "${admin[@]}" -H "Content-Type: application/json" -d '{"decrement": 1000}'
+[ "$STATUS" = 409 ] || fail "a decrement past what is left: $STATUS $BODY"
+ok "credits and a rate limit: spent by verify, RATE_LIMITED past the limit with nothing spent, adjusted through /credits"
+
 # A leaked key reported as GitHub would, signed with the local test key (tools/run.sh).
 call "$API/" -X POST "${admin[@]}" -H "Content-Type: application/json" -d '{"name": "leaked", "permissions": ["api_keys.view"]}'
 [ "$STATUS" = 201 ] || fail "create the key to leak: $STATUS $BODY"

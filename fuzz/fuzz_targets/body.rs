@@ -12,6 +12,9 @@ use apikeys::http::body::{
 };
 use apikeys::http::problem::ApiError;
 use apikeys::key::{Access, ApiKey, KeyId, KeyState, Permission};
+use apikeys::quota::{
+    Interval, MAX_CREDITS, MAX_DURATION_MS, MAX_LIMIT, MAX_LIMITS, MIN_DURATION_MS, Quota, Refill,
+};
 use apikeys::secret::Secret;
 use arbitrary::Arbitrary;
 use chrono::{DateTime, Utc};
@@ -40,6 +43,9 @@ enum Name {
     /// A field some body takes, or one no body may write: from the parsers' own lists.
     Known(u8),
     Secret,
+    /// The quota members, named outright so that their values (below) often meet them.
+    Credits,
+    Ratelimits,
     Other(String),
 }
 
@@ -63,6 +69,10 @@ enum Json {
     Scalar(Scalar),
     Array(Vec<Scalar>),
     Object(Vec<(String, Scalar)>),
+    /// A `credits` value: null, or an object near and across its bounds.
+    Credits(Option<apikeys_fuzz::Credits>),
+    /// A `ratelimits` value: null, or a list of entries near and across their bounds.
+    Ratelimits(Option<Vec<apikeys_fuzz::Limit>>),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -80,8 +90,12 @@ struct Input {
     payload: Payload,
     /// The caller's permissions, as bits; `None` for an unrestricted caller.
     caller: Option<u64>,
+    /// The caller's own credits and rate limits: one of [`QUOTAS`].
+    caller_quota: u8,
     /// The patched key's permissions, as bits; `None` for an unrestricted key.
     current: Option<u64>,
+    /// The patched key's credits and rate limits: one of [`QUOTAS`].
+    current_quota: u8,
     /// Through an HTTP API event, base64-encoded when true.
     event: Option<bool>,
 }
@@ -135,6 +149,9 @@ fn value(j: &Json, now: DateTime<Utc>) -> Value {
                 .map(|(k, s)| (k.clone(), scalar(s, now)))
                 .collect::<Map<_, _>>(),
         ),
+        Json::Credits(None) => Value::Null,
+        Json::Credits(Some(c)) => c.to_value(),
+        Json::Ratelimits(list) => apikeys_fuzz::limits_value(list),
     }
 }
 
@@ -151,6 +168,8 @@ fn name(n: &Name) -> String {
             known[*i as usize % known.len()].to_owned()
         }
         Name::Secret => secret().expose().to_owned(),
+        Name::Credits => "credits".to_owned(),
+        Name::Ratelimits => "ratelimits".to_owned(),
         Name::Other(s) => s.clone(),
     }
 }
@@ -252,13 +271,111 @@ fn check_refusal(e: &ApiError, body: &[u8]) {
         // The authority rule names the field of what it refuses, where there is one.
         403 => assert!(
             problem.parameter.as_deref().is_none_or(|p| {
-                ["permissions", "restricted", "expires_date", "status"].contains(&p)
+                [
+                    "permissions",
+                    "restricted",
+                    "expires_date",
+                    "status",
+                    "credits",
+                    "ratelimits",
+                ]
+                .contains(&p)
             }),
             "a 403 names a field of the body or none: {:?}",
             problem.parameter
         ),
         _ => assert_eq!(problem.parameter, None),
     }
+}
+
+/// Quotas for the caller and the patched key: none, credits with or without a refill, a
+/// limit whose name the fuzzed limits use, and all of them.
+const QUOTAS: &[&str] = &[
+    "{}",
+    r#"{"credits": {"remaining": 100, "refill": null}}"#,
+    r#"{"credits": {"remaining": 100, "refill": {"interval": "daily", "amount": 10}}}"#,
+    r#"{"ratelimits": [{"name": "per_second", "limit": 10, "duration_ms": 1000}]}"#,
+    r#"{"credits": {"remaining": 31, "refill": {"interval": "monthly", "amount": 31, "day": 31}},
+        "ratelimits": [{"name": "per_second", "limit": 10, "duration_ms": 1000},
+                       {"name": "x", "limit": 1000, "duration_ms": 86400000, "mode": "leased"}]}"#,
+];
+
+fn quota(i: u8) -> Quota {
+    serde_json::from_str(QUOTAS[i as usize % QUOTAS.len()]).expect("a quota")
+}
+
+/// A quota any key may hold: the bounds of every member.
+fn assert_valid(q: &Quota) {
+    if let Some(c) = &q.credits {
+        assert!(c.remaining <= MAX_CREDITS, "{q:?}");
+        if let Some(r) = c.refill {
+            assert!((1..=MAX_CREDITS).contains(&r.amount), "{q:?}");
+            match r.interval {
+                Interval::Daily => assert_eq!(r.day, None, "{q:?}"),
+                Interval::Monthly => assert!(r.day.is_none_or(|d| (1..=31).contains(&d)), "{q:?}"),
+            }
+        }
+    }
+    assert!(q.ratelimits.len() <= MAX_LIMITS, "{q:?}");
+    for (i, l) in q.ratelimits.iter().enumerate() {
+        assert!((1..=32).contains(&l.name.len()), "{q:?}");
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "_-.".contains(c);
+        assert!(l.name.chars().all(allowed), "{q:?}");
+        assert!(q.ratelimits[..i].iter().all(|o| o.name != l.name), "{q:?}");
+        assert!((1..=MAX_LIMIT).contains(&l.limit), "{q:?}");
+        assert!(
+            (MIN_DURATION_MS..=MAX_DURATION_MS).contains(&l.duration_ms),
+            "{q:?}"
+        );
+    }
+}
+
+/// The contract's rule, restated: `key` can use no more than `bound`. Credits if `bound`
+/// has them, no more left, a refill no larger (none, or the same interval and no larger
+/// amount); each of `bound`'s limits by name, with the same duration and no larger.
+fn within(key: &Quota, bound: &Quota) -> bool {
+    let credits = match (&bound.credits, &key.credits) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(b), Some(k)) => {
+            k.remaining <= b.remaining
+                && match (b.refill, k.refill) {
+                    (_, None) => true,
+                    (None, Some(_)) => false,
+                    (Some(rb), Some(rk)) => rk.interval == rb.interval && rk.amount <= rb.amount,
+                }
+        }
+    };
+    credits
+        && bound.ratelimits.iter().all(|b| {
+            key.ratelimits
+                .iter()
+                .any(|k| k.name == b.name && k.duration_ms == b.duration_ms && k.limit <= b.limit)
+        })
+}
+
+/// Whether `after` can use no more than `before`: what any holder may do (tightening).
+fn no_more(after: &Quota, before: &Quota) -> bool {
+    let refill_no_larger = |a: Option<Refill>, b: Option<Refill>| match (a, b) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(a), Some(b)) => {
+            a.amount <= b.amount
+                && !(a.interval == Interval::Daily && b.interval == Interval::Monthly)
+        }
+    };
+    let credits = match (&before.credits, &after.credits) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(b), Some(a)) => a.remaining <= b.remaining && refill_no_larger(a.refill, b.refill),
+    };
+    credits
+        && before.ratelimits.iter().all(|b| {
+            after
+                .ratelimits
+                .iter()
+                .any(|a| a.name == b.name && a.duration_ms == b.duration_ms && a.limit <= b.limit)
+        })
 }
 
 fn current_key(access: Access, now: DateTime<Utc>) -> ApiKey {
@@ -276,6 +393,7 @@ fn current_key(access: Access, now: DateTime<Utc>) -> ApiKey {
         last_four: "abcd".into(),
         version: 0,
         disabled_reason: None,
+        quota: Quota::default(),
     }
 }
 
@@ -322,7 +440,9 @@ fuzz_target!(|input: Input| {
             which: apikeys::audit::WhichSecret::Current,
             last_four: secret().last_four(),
         },
+        quota: quota(input.caller_quota),
     };
+    let caller_quota = caller.quota.clone();
     let authority = caller.authority();
     let refused = |r| ApiError::from(apikeys::write::WriteError::Refused(r));
     let held = |p: &Permission| caller_access.grants(*p);
@@ -333,6 +453,7 @@ fuzz_target!(|input: Input| {
                 .and_then(|new| {
                     authority
                         .may_create(&new.access, new.expires)
+                        .and_then(|()| authority.may_meter(&new.quota))
                         .map(|()| new)
                         .map_err(refused)
                 });
@@ -356,6 +477,12 @@ fuzz_target!(|input: Input| {
                             "sorted, without repeats"
                         );
                     }
+                    assert_valid(&new.quota);
+                    assert!(
+                        within(&new.quota, &caller_quota),
+                        "a key beyond its caller: {:?} by {caller_quota:?}",
+                        new.quota
+                    );
                     new.into_record(secret(), now)
                         .expect("a validated key stores");
                 }
@@ -363,7 +490,8 @@ fuzz_target!(|input: Input| {
             }
         }
         Endpoint::Patch => {
-            let current = current_key(access(input.current), now);
+            let mut current = current_key(access(input.current), now);
+            current.quota = quota(input.current_quota);
             match KeyPatch::from_request(&req, now)
                 .and_then(|p| {
                     p.apply(&current)
@@ -393,6 +521,13 @@ fuzz_target!(|input: Input| {
                         )
                     );
                     assert!(name_problem(&next.name).is_none());
+                    assert_valid(&next.quota);
+                    assert!(
+                        no_more(&next.quota, &current.quota) || within(&next.quota, &caller_quota),
+                        "a key grown beyond its caller: {:?} to {:?} by {caller_quota:?}",
+                        current.quota,
+                        next.quota
+                    );
                     // The write stamps the time and version when it commits.
                     assert_eq!(
                         (next.updated, next.version),

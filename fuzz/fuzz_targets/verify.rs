@@ -8,12 +8,15 @@
 use apikeys::http::body::MAX_BODY_BYTES as MAX_VERIFY_BODY_BYTES;
 use apikeys::http::body::verify::FIELDS;
 use apikeys::http::body::verify::parse_verify_body;
-use apikeys::key::{KeyStatus, OrgId, Permission};
+use apikeys::key::{ApiKey, KeyStatus, OrgId, Permission};
+use apikeys::quota::MAX_COST;
+use apikeys::quota::plan::Counters;
 use apikeys::secret::Secret;
 use apikeys::store::CredentialStore;
 use apikeys::verify::cache::{Moment, VerifyCache};
-use apikeys::verify::{VerifyCode, verify};
-use apikeys_fuzz::{Json, Member, Token, json_headers, shows_a_secret, world};
+use apikeys::verify::{Verdict, VerifyCode, VerifyRequest, verify};
+use apikeys_fuzz::metered::Metered;
+use apikeys_fuzz::{Count, Json, Member, Token, json_headers, shows_a_secret, world};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
@@ -32,6 +35,8 @@ enum Input {
         key_json: Option<Json>,
         permissions: Option<Vec<Perm>>,
         permissions_json: Option<Json>,
+        /// `cost`: at and beside its bounds, any integer, or not an integer.
+        cost: Option<Count>,
         extra: Option<(Member, Json)>,
         pad: Option<u16>,
     },
@@ -39,6 +44,8 @@ enum Input {
 
 fuzz_target!(|pair: (Input, bool)| {
     let (input, as_other) = pair;
+    // The `cost` member the body was built with, if any.
+    let mut sent_cost: Option<Value> = None;
     let body: Vec<u8> = match &input {
         Input::Raw(bytes) => bytes.clone(),
         Input::Fields {
@@ -46,6 +53,7 @@ fuzz_target!(|pair: (Input, bool)| {
             key_json,
             permissions,
             permissions_json,
+            cost,
             extra,
             pad,
         } => {
@@ -78,9 +86,13 @@ fuzz_target!(|pair: (Input, bool)| {
                 }
                 (None, None) => {}
             }
+            if let Some(c) = cost {
+                m.insert("cost".into(), c.to_value());
+            }
             if let Some((k, v)) = extra {
                 m.insert(k.name(FIELDS), v.to_value());
             }
+            sent_cost = m.get("cost").cloned();
             let mut text = Value::Object(m).to_string();
             if let Some(n) = pad {
                 // Whitespace around the object, to cross the size bound.
@@ -95,23 +107,57 @@ fuzz_target!(|pair: (Input, bool)| {
         Err(e) => {
             let status = e.status().as_u16();
             assert!(matches!(status, 400 | 413 | 422), "status {status}: {e}");
+            let problem = e.problem("fuzz");
             if status == 422 {
+                assert!(problem.parameter.is_some(), "a 422 names its field");
+            }
+            if problem.parameter.as_deref() == Some("cost") {
+                let good = sent_cost.as_ref().and_then(Value::as_u64);
                 assert!(
-                    e.problem("fuzz").parameter.is_some(),
-                    "a 422 names its field"
+                    good.is_none_or(|c| c > MAX_COST),
+                    "a cost of {good:?} refused: {}",
+                    problem.detail
                 );
             }
-            let detail = e.problem("fuzz").detail;
+            let detail = problem.detail;
             assert!(!shows_a_secret(&detail), "a secret in a problem: {detail}");
             return;
         }
     };
+    assert!(request.cost <= MAX_COST, "a cost of {}", request.cost);
+    // A null cost is no cost, as a null `permissions` is none.
+    if let Some(sent) = sent_cost.as_ref().filter(|c| !c.is_null()) {
+        assert_eq!(
+            sent.as_u64(),
+            Some(request.cost),
+            "the cost sent ({sent}) is the cost asked"
+        );
+    } else if matches!(input, Input::Fields { .. }) {
+        assert_eq!(request.cost, 1, "the cost is 1 unless the body says");
+    }
     let w = world();
+    let store = metered_store();
     let org: &OrgId = if as_other { &w.other } else { &w.demo };
+    // The oracle: what the store says of this token, read directly, before the verify.
+    let credential = match Secret::parse(request.key()) {
+        Err(_) => None,
+        Ok(s) => {
+            w.rt.block_on(w.app.store.find_credential(&s.hash()))
+                .expect("the memory store does not fail")
+        }
+    };
+    let mine = credential.filter(|c| &c.org == org);
+    let known = mine.as_ref().and_then(|c| {
+        w.demo_keys
+            .iter()
+            .chain(&w.other_keys)
+            .find(|k| k.id == c.key_id)
+    });
+    let before = known.map(|k| store.now(k));
     let now = Moment::now();
     let v =
         w.rt.block_on(verify(
-            &w.app.store,
+            store,
             &VerifyCache::default(),
             &w.app.usage,
             org,
@@ -121,32 +167,137 @@ fuzz_target!(|pair: (Input, bool)| {
         .expect("the memory store does not fail");
     let text = serde_json::to_string(&v.body(now.wall)).expect("a body");
     assert!(!shows_a_secret(&text), "a secret or hash in {text}");
-    // The oracle: what the store says of this token, read directly.
-    let credential = match Secret::parse(request.key()) {
-        Err(_) => None,
-        Ok(s) => {
-            w.rt.block_on(w.app.store.find_credential(&s.hash()))
-                .expect("the memory store does not fail")
-        }
+    let Some(c) = mine else {
+        assert_eq!(v.code, VerifyCode::NotFound);
+        assert!(v.key.is_none() && v.credits.is_none() && v.ratelimits.is_none());
+        return;
     };
-    match credential.filter(|c| &c.org == org) {
-        None => {
-            assert_eq!(v.code, VerifyCode::NotFound);
-            assert!(v.key.is_none());
+    let key = v.key.as_ref().expect("the caller's key is shown");
+    assert_eq!((&key.org, key.id), (org, c.key_id));
+    let expected = match c.status_at(now.wall) {
+        KeyStatus::Disabled => VerifyCode::Disabled,
+        KeyStatus::Expired => VerifyCode::Expired,
+        KeyStatus::Active if request.permissions.iter().all(|p| c.access.grants(*p)) => {
+            VerifyCode::Valid
         }
-        Some(c) => {
-            let key = v.key.as_ref().expect("the caller's key is shown");
-            assert_eq!((&key.org, key.id), (org, c.key_id));
-            let expected = match c.status_at(now.wall) {
-                KeyStatus::Disabled => VerifyCode::Disabled,
-                KeyStatus::Expired => VerifyCode::Expired,
-                KeyStatus::Active if request.permissions.iter().all(|p| c.access.grants(*p)) => {
-                    VerifyCode::Valid
-                }
-                KeyStatus::Active => VerifyCode::InsufficientPermissions,
-            };
-            assert_eq!(v.code, expected);
-            assert_eq!(v.valid, expected == VerifyCode::Valid);
+        KeyStatus::Active => VerifyCode::InsufficientPermissions,
+    };
+    let known = known.expect("every key of the world is known");
+    let (before, after) = (before.expect("read before"), store.now(known));
+    check_quota(known, &request, &v, expected, before, after, now);
+});
+
+/// The quota's part of the oracle: a key without credits or limits answers as before; a
+/// metered key that passes every other check is VALID (spending exactly its cost), or
+/// RATE_LIMITED or USAGE_EXCEEDED (spending nothing); no window ever holds more than its
+/// limit; the answer's credits and limits are the store's.
+fn check_quota(
+    key: &ApiKey,
+    request: &VerifyRequest,
+    v: &Verdict,
+    expected: VerifyCode,
+    (credits_before, before): (Option<u64>, Counters),
+    (credits_after, after): (Option<u64>, Counters),
+    now: Moment,
+) {
+    let quota = &key.quota;
+    assert_eq!(
+        v.credits, credits_after,
+        "the answer's credits are the store's"
+    );
+    assert_eq!(v.credits.is_some(), quota.credits.is_some());
+    for l in &quota.ratelimits {
+        if let Some(win) = after.windows.get(&l.name) {
+            assert!(
+                win.n <= l.limit,
+                "{}: {} taken of {}",
+                l.name,
+                win.n,
+                l.limit
+            );
         }
     }
-});
+    let spent = credits_before != credits_after || before != after;
+    if !quota.is_metered() || expected != VerifyCode::Valid {
+        assert_eq!(v.code, expected);
+        assert!(v.ratelimits.is_none(), "limits checked for {:?}", v.code);
+        assert!(
+            !spent,
+            "{:?} spent: {credits_before:?} -> {credits_after:?}",
+            v.code
+        );
+        return;
+    }
+    assert!(
+        matches!(
+            v.code,
+            VerifyCode::Valid | VerifyCode::RateLimited | VerifyCode::UsageExceeded
+        ),
+        "{:?}",
+        v.code
+    );
+    assert_eq!(v.valid, v.code == VerifyCode::Valid);
+    if v.code != VerifyCode::Valid {
+        assert_eq!(credits_before, credits_after, "{:?} spent credits", v.code);
+        for (name, win) in &after.windows {
+            let was = before.windows.get(name);
+            assert!(
+                was == Some(win) || win.n == 0,
+                "{:?} took tokens of {name}",
+                v.code
+            );
+        }
+    }
+    if v.code == VerifyCode::Valid {
+        if let (Some(b), Some(a)) = (credits_before, credits_after) {
+            let refilled = quota
+                .credits
+                .as_ref()
+                .and_then(|c| c.refill)
+                .map(|r| r.amount);
+            assert!(
+                b.checked_sub(request.cost) == Some(a)
+                    || refilled.and_then(|n| n.checked_sub(request.cost)) == Some(a),
+                "VALID at cost {} took {b} to {a}",
+                request.cost
+            );
+        }
+    }
+    if v.code == VerifyCode::UsageExceeded {
+        let left = credits_after.expect("credits");
+        assert!(
+            left < request.cost.max(1),
+            "{left} left refused a cost of {}",
+            request.cost
+        );
+    }
+    // Present whenever the key has limits (they were checked), absent when it has none.
+    let limits = match &v.ratelimits {
+        None => {
+            assert!(
+                quota.ratelimits.is_empty(),
+                "the limits were checked: {:?}",
+                v.code
+            );
+            return;
+        }
+        Some(limits) => limits,
+    };
+    assert_eq!(limits.len(), quota.ratelimits.len(), "{limits:?}");
+    let now_ms = now.wall.timestamp_millis();
+    for (left, l) in limits.iter().zip(&quota.ratelimits) {
+        assert_eq!((&left.name, left.limit), (&l.name, l.limit));
+        assert!(left.remaining <= l.limit);
+        let d = l.duration_ms as i64;
+        assert!(
+            left.reset % d == 0 && left.reset - d <= now_ms && now_ms < left.reset,
+            "{left:?} at {now_ms}"
+        );
+    }
+}
+
+/// The world's store with counters, kept across runs like the world.
+fn metered_store() -> &'static Metered<'static> {
+    static STORE: std::sync::OnceLock<Metered<'static>> = std::sync::OnceLock::new();
+    STORE.get_or_init(|| Metered::new(&world().app.store))
+}

@@ -2,6 +2,8 @@
 //! organization, each with keys and known secrets), valid cursors to mutate, and the checks
 //! every response must pass whatever the input was.
 
+pub mod metered;
+
 use std::sync::OnceLock;
 
 use apikeys::App;
@@ -24,8 +26,11 @@ pub struct World {
     pub other: OrgId,
     pub demo_keys: Vec<ApiKey>,
     pub other_keys: Vec<ApiKey>,
-    /// Every secret in the store: the demo keys' (admin first), then the other organization's.
+    /// Every secret in the store: the demo keys' (admin first), then the other organization's,
+    /// then the metered keys'.
     pub secrets: Vec<Secret>,
+    /// Demo keys with credits or rate limits (also in `demo_keys`).
+    pub metered: Vec<ApiKey>,
     pub other_secret: Secret,
     /// Cursors issued to the demo organization, for each order and direction.
     pub demo_cursors: Vec<String>,
@@ -51,7 +56,7 @@ fn build() -> World {
     };
     let demo: OrgId = apikeys_demo::ORG.parse().expect("the demo org id");
     let other: OrgId = OTHER_ORG.parse().expect("an org id");
-    let (demo_keys, other_keys, other_secret) = rt.block_on(async {
+    let (demo_keys, other_keys, other_secret, metered) = rt.block_on(async {
         let demo_keys = apikeys_demo::seed(&app.store).await.expect("seed the demo");
         let other_secret = Secret::from_random(*b"fuzzing-other-org-admin!");
         let mut other_keys = Vec::new();
@@ -63,6 +68,7 @@ fn build() -> World {
                 access: Access::Unrestricted,
                 expires: None,
                 id: Some(KeyId::generate()),
+                quota: Default::default(),
             };
             let secret = if i == 0 {
                 other_secret.clone()
@@ -75,7 +81,10 @@ fn build() -> World {
                     .expect("create a key"),
             );
         }
-        (demo_keys, other_keys, other_secret)
+        let mut demo_keys = demo_keys;
+        let metered = metered_keys(&app.store, &demo).await;
+        demo_keys.extend(metered.iter().cloned());
+        (demo_keys, other_keys, other_secret, metered)
     });
     let mut secrets: Vec<Secret> = [
         apikeys_demo::ADMIN_ID,
@@ -91,6 +100,7 @@ fn build() -> World {
     for i in 1..4u8 {
         secrets.push(Secret::from_random([i; 24]));
     }
+    secrets.extend((0..QUOTAS.len()).map(metered_secret));
     let cursors_of = |org: &OrgId, keys: &[ApiKey]| {
         let mut out = Vec::new();
         for order in [Order::Asc, Order::Desc] {
@@ -135,10 +145,48 @@ fn build() -> World {
         demo_keys,
         other_keys,
         secrets,
+        metered,
         other_secret,
         demo_cursors,
         other_cursors,
     }
+}
+
+/// The metered keys' quotas, as JSON: credits that run out, credits that refill, an exact
+/// limit of 2 a second, and a leased limit beside an exact one.
+const QUOTAS: &[&str] = &[
+    r#"{"credits": {"remaining": 3, "refill": null}}"#,
+    r#"{"credits": {"remaining": 9007199254740991,
+                    "refill": {"interval": "daily", "amount": 1000}}}"#,
+    r#"{"credits": {"remaining": 1000000, "refill": null},
+        "ratelimits": [{"name": "fast", "limit": 2, "duration_ms": 1000}]}"#,
+    r#"{"ratelimits": [{"name": "lease", "limit": 20, "duration_ms": 1000, "mode": "leased"},
+                       {"name": "slow", "limit": 100000, "duration_ms": 86400000}]}"#,
+];
+
+fn metered_secret(i: usize) -> Secret {
+    Secret::from_random([0xA0 + i as u8; 24])
+}
+
+/// Creates the metered keys in `org`.
+async fn metered_keys(store: &MemoryStore, org: &OrgId) -> Vec<ApiKey> {
+    let mut keys = Vec::new();
+    for (i, quota) in QUOTAS.iter().enumerate() {
+        let new = NewKey {
+            org: org.clone(),
+            name: format!("metered-{i}"),
+            creator_id: KeyId::generate().as_uuid(),
+            access: Access::Unrestricted,
+            expires: None,
+            id: Some(KeyId::generate()),
+            quota: serde_json::from_str(quota).expect("a quota"),
+        };
+        let key = create_key_with_secret(store, new, &metered_secret(i))
+            .await
+            .expect("create a metered key");
+        keys.push(key);
+    }
+    keys
 }
 
 /// The response of one handler, with its body as bytes.
@@ -469,4 +517,153 @@ pub fn json_headers() -> lambda_http::http::HeaderMap {
         lambda_http::http::HeaderValue::from_static("application/json"),
     );
     h
+}
+
+/// A count for a quota member: one at or beside a bound the members have, a small one, any
+/// integer, or not an integer at all.
+#[derive(arbitrary::Arbitrary, Debug, Clone)]
+pub enum Count {
+    Edge(u8),
+    Small(u8),
+    Any(i64),
+    Other(Json),
+}
+
+/// The bounds of the quota members (`cost`, `remaining`, `amount`, `day`, `limit`,
+/// `duration_ms`), and one either side.
+pub const EDGES: &[i64] = &[
+    -1,
+    0,
+    1,
+    2,
+    30,
+    31,
+    32,
+    999,
+    1000,
+    10_000,
+    10_001,
+    86_400_000,
+    86_400_001,
+    1_000_000_000,
+    1_000_000_001,
+    9_007_199_254_740_991,
+    9_007_199_254_740_992,
+];
+
+impl Count {
+    pub fn to_value(&self) -> Value {
+        match self {
+            Count::Edge(i) => Value::from(EDGES[*i as usize % EDGES.len()]),
+            Count::Small(n) => Value::from(*n),
+            Count::Any(n) => Value::from(*n),
+            Count::Other(j) => j.to_value(),
+        }
+    }
+}
+
+/// A `credits.refill` member: an interval (daily, monthly or any text), an amount, a day.
+#[derive(arbitrary::Arbitrary, Debug, Clone)]
+pub struct Refill {
+    pub interval: Result<u8, String>,
+    pub amount: Option<Count>,
+    pub day: Option<Count>,
+}
+
+/// A `credits` member: `null`, or an object of a remaining count and a refill (absent,
+/// null or one), and perhaps a member no one knows.
+#[derive(arbitrary::Arbitrary, Debug, Clone)]
+pub struct Credits {
+    pub remaining: Option<Count>,
+    pub refill: Option<Option<Refill>>,
+    pub extra: Option<(String, Json)>,
+}
+
+/// One entry of `ratelimits`.
+#[derive(arbitrary::Arbitrary, Debug, Clone)]
+pub struct Limit {
+    /// One of a few names (so that lists repeat them), or any text.
+    pub name: Result<u8, String>,
+    pub limit: Option<Count>,
+    pub duration_ms: Option<Count>,
+    /// exact, leased, or any text.
+    pub mode: Option<Result<bool, String>>,
+}
+
+const LIMIT_NAMES: &[&str] = &["per_second", "per-minute", "day.1", "x", ""];
+
+impl Credits {
+    pub fn to_value(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        if let Some(r) = &self.remaining {
+            m.insert("remaining".into(), r.to_value());
+        }
+        match &self.refill {
+            None => {}
+            Some(None) => {
+                m.insert("refill".into(), Value::Null);
+            }
+            Some(Some(r)) => {
+                m.insert("refill".into(), r.to_value());
+            }
+        }
+        if let Some((k, v)) = &self.extra {
+            m.insert(k.clone(), v.to_value());
+        }
+        Value::Object(m)
+    }
+}
+
+impl Refill {
+    pub fn to_value(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        let interval = match &self.interval {
+            Ok(i) => ["daily", "monthly"][*i as usize % 2].to_owned(),
+            Err(s) => s.clone(),
+        };
+        m.insert("interval".into(), Value::String(interval));
+        if let Some(a) = &self.amount {
+            m.insert("amount".into(), a.to_value());
+        }
+        if let Some(d) = &self.day {
+            m.insert("day".into(), d.to_value());
+        }
+        Value::Object(m)
+    }
+}
+
+impl Limit {
+    pub fn to_value(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        let name = match &self.name {
+            Ok(i) => LIMIT_NAMES[*i as usize % LIMIT_NAMES.len()].to_owned(),
+            Err(s) => s.clone(),
+        };
+        m.insert("name".into(), Value::String(name));
+        if let Some(l) = &self.limit {
+            m.insert("limit".into(), l.to_value());
+        }
+        if let Some(d) = &self.duration_ms {
+            m.insert("duration_ms".into(), d.to_value());
+        }
+        match &self.mode {
+            None => {}
+            Some(Ok(leased)) => {
+                let mode = if *leased { "leased" } else { "exact" };
+                m.insert("mode".into(), Value::String(mode.into()));
+            }
+            Some(Err(s)) => {
+                m.insert("mode".into(), Value::String(s.clone()));
+            }
+        }
+        Value::Object(m)
+    }
+}
+
+/// A `ratelimits` member: `null`, or a list of entries (at most 8).
+pub fn limits_value(limits: &Option<Vec<Limit>>) -> Value {
+    match limits {
+        None => Value::Null,
+        Some(list) => Value::Array(list.iter().take(8).map(Limit::to_value).collect()),
+    }
 }

@@ -476,3 +476,192 @@ async fn a_roll_commits_only_the_key_it_authorized() {
         assert_eq!(now.key.access, Access::Unrestricted);
     }
 }
+
+/// A limit as the key object shows it.
+fn rate(name: &str, limit: u64, duration_ms: u64) -> Value {
+    json!({"name": name, "limit": limit, "duration_ms": duration_ms, "mode": "exact"})
+}
+
+/// A restricted key that may create, update and view keys, with these credits and limits.
+async fn metered(
+    app: &App<DynamoStore>,
+    p: Payload,
+    admin: &Secret,
+    credits: Value,
+    ratelimits: Value,
+) -> (Value, Secret) {
+    let body = json!({
+        "name": "metered caller",
+        "permissions": ["api_keys.create", "api_keys.update", "api_keys.view", "calls.view"],
+        "credits": credits,
+        "ratelimits": ratelimits,
+    });
+    apikeys_tests::quota::create_json(app, p, admin, body).await
+}
+
+#[tokio::test]
+async fn a_metered_key_cannot_lift_its_own_limits_or_add_to_its_own_credits() {
+    use apikeys_tests::quota::{get_json, id_of, remaining};
+    let app = app().await;
+    for p in PAYLOADS {
+        let org = org();
+        let (_, admin) = caller(&app, &org, None).await;
+        let daily = json!({"interval": "daily", "amount": 50});
+        let credits = json!({"remaining": 100, "refill": daily});
+        let (me, secret) = metered(&app, p, &admin, credits, json!([rate("rps", 10, 1000)])).await;
+        let id = id_of(&me);
+        let patch = |body: Value| Call::update(p, &id, body).bearer(&secret);
+        let refusals = [
+            (json!({"ratelimits": null}), "ratelimits"),
+            (json!({"ratelimits": [rate("rps", 11, 1000)]}), "ratelimits"),
+            (json!({"ratelimits": [rate("rps", 10, 2000)]}), "ratelimits"),
+            (
+                json!({"ratelimits": [rate("other", 10, 1000)]}),
+                "ratelimits",
+            ),
+            (json!({"credits": null}), "credits"),
+            (json!({"credits": {"remaining": 101}}), "credits"),
+            (
+                json!({"credits": {"refill": {"interval": "daily", "amount": 51}}}),
+                "credits",
+            ),
+        ];
+        for (body, field) in refusals {
+            let (detail, parameter) = refused(&patch(body.clone()).send(&app).await, 403);
+            assert_eq!(parameter.as_deref(), Some(field), "{body}: {detail}");
+        }
+        let add = Call::adjust(p, &id, &json!({"increment": 1})).bearer(&secret);
+        let (_, parameter) = refused(&add.send(&app).await, 403);
+        assert_eq!(parameter.as_deref(), Some("credits"));
+        // Unchanged, but for the use of it as the caller.
+        let mut now = get_json(&app, p, &admin, &id).await;
+        now["last_used_date"] = me["last_used_date"].clone();
+        assert_eq!(now, me, "unchanged");
+
+        // Taking and tightening stay open to it.
+        let take = Call::adjust(p, &id, &json!({"decrement": 10})).bearer(&secret);
+        let taken = take.send(&app).await;
+        assert_eq!(taken.status, 200, "{}", taken.body);
+        assert_eq!(remaining(&taken.body), Some(90));
+        // A monthly refill of what came daily is less.
+        let monthly = json!({"interval": "monthly", "amount": 50});
+        for body in [
+            json!({"credits": {"remaining": 80}}),
+            json!({"credits": {"refill": monthly}}),
+            json!({"ratelimits": [rate("rps", 5, 1000)]}),
+            json!({"ratelimits": [rate("rps", 5, 1000), rate("daily", 1000, 86_400_000)]}),
+        ] {
+            let reply = patch(body.clone()).send(&app).await;
+            assert_eq!(reply.status, 200, "{body}: {}", reply.body);
+        }
+        // Now at 5 per second, 80 credits and 50 a month, it cannot go back to 10, above its
+        // 80 credits, or to 50 a day.
+        let back = json!({"ratelimits": [rate("rps", 10, 1000), rate("daily", 1000, 86_400_000)]});
+        let (_, parameter) = refused(&patch(back).send(&app).await, 403);
+        assert_eq!(parameter.as_deref(), Some("ratelimits"));
+        let (_, parameter) = refused(
+            &patch(json!({"credits": {"remaining": 81}}))
+                .send(&app)
+                .await,
+            403,
+        );
+        assert_eq!(parameter.as_deref(), Some("credits"));
+        let daily = json!({"credits": {"refill": daily}});
+        let (_, parameter) = refused(&patch(daily).send(&app).await, 403);
+        assert_eq!(parameter.as_deref(), Some("credits"));
+        // The admin, unmetered, may.
+        let lift = Call::update(p, &id, json!({"ratelimits": null, "credits": null}));
+        let lifted = lift.bearer(&admin).send(&app).await;
+        assert_eq!(lifted.status, 200, "{}", lifted.body);
+        assert!(lifted.body.get("credits").is_none() && lifted.body.get("ratelimits").is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_metered_key_mints_and_grows_no_key_beyond_itself() {
+    use Permission::*;
+    use apikeys_tests::quota::{create_json, id_of, remaining};
+    let app = app().await;
+    for p in PAYLOADS {
+        let org = org();
+        let (_, admin) = caller(&app, &org, None).await;
+        let rps = rate("rps", 10, 1000);
+        let (_, secret) = metered(
+            &app,
+            p,
+            &admin,
+            json!({"remaining": 100}),
+            json!([rps.clone()]),
+        )
+        .await;
+        let child = |credits: Value, ratelimits: Value| {
+            let body = json!({"name": "child", "permissions": ["calls.view"],
+                              "credits": credits, "ratelimits": ratelimits});
+            Call::create(p, body).bearer(&secret)
+        };
+        let fifty = json!({"remaining": 50});
+        let refusals = [
+            (Value::Null, json!([rate("rps", 5, 1000)]), "credits"),
+            (json!({"remaining": 101}), json!([rps.clone()]), "credits"),
+            (
+                json!({"remaining": 50, "refill": {"interval": "daily", "amount": 1}}),
+                json!([rps.clone()]),
+                "credits",
+            ),
+            (fifty.clone(), Value::Null, "ratelimits"),
+            (fifty.clone(), json!([rate("rps", 11, 1000)]), "ratelimits"),
+            (fifty.clone(), json!([rate("rps", 10, 2000)]), "ratelimits"),
+            (
+                fifty.clone(),
+                json!([rate("other", 10, 1000)]),
+                "ratelimits",
+            ),
+        ];
+        for (credits, limits, field) in refusals {
+            let reply = child(credits.clone(), limits.clone()).send(&app).await;
+            let (detail, parameter) = refused(&reply, 403);
+            assert_eq!(
+                parameter.as_deref(),
+                Some(field),
+                "{credits} {limits}: {detail}"
+            );
+        }
+        // Within it: the same or less, and more limits.
+        let made = child(fifty.clone(), json!([rps.clone()])).send(&app).await;
+        assert_eq!(made.status, 201, "{}", made.body);
+        let more = json!([rate("rps", 10, 1000), rate("other", 1, 1000)]);
+        let made = child(json!({"remaining": 100}), more).send(&app).await;
+        assert_eq!(made.status, 201, "{}", made.body);
+
+        // A key the admin made: the metered caller grows it no further than itself.
+        let body = json!({"permissions": ["calls.view"], "credits": fifty, "ratelimits": [rps]});
+        let (target, _) = create_json(&app, p, &admin, body).await;
+        let id = id_of(&target);
+        let grow = Call::adjust(p, &id, &json!({"increment": 51})).bearer(&secret);
+        let (_, parameter) = refused(&grow.send(&app).await, 403);
+        assert_eq!(parameter.as_deref(), Some("credits"));
+        for body in [json!({"credits": null}), json!({"ratelimits": null})] {
+            let reply = Call::update(p, &id, body.clone())
+                .bearer(&secret)
+                .send(&app)
+                .await;
+            let (_, parameter) = refused(&reply, 403);
+            assert_eq!(
+                parameter.as_deref(),
+                body.as_object().unwrap().keys().next().map(|k| k.as_str())
+            );
+        }
+        let grow = Call::adjust(p, &id, &json!({"increment": 50})).bearer(&secret);
+        let grown = grow.send(&app).await;
+        assert_eq!(grown.status, 200, "as many as its own: {}", grown.body);
+        assert_eq!(remaining(&grown.body), Some(100));
+        let take = Call::adjust(p, &id, &json!({"decrement": 100})).bearer(&secret);
+        assert_eq!(take.send(&app).await.status, 200);
+
+        // An unmetered restricted key is not bound by this rule.
+        let (_, free) = caller(&app, &org, Some(&[ApiKeysCreate, ApiKeysUpdate, CallsView])).await;
+        let lift = Call::update(p, &id, json!({"ratelimits": null, "credits": null}));
+        let lifted = lift.bearer(&free).send(&app).await;
+        assert_eq!(lifted.status, 200, "{}", lifted.body);
+    }
+}

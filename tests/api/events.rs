@@ -29,6 +29,8 @@ const EXPECTED: &[(&str, u16)] = &[
     ("update-key.rest.json", 200),
     ("update-key.http.json", 200),
     ("update-key.http.stale.json", 412),
+    // The demo's keys have no credits: adjusting them is a 409 that says so.
+    ("update-key.http.credits-unlimited.json", 409),
     ("roll-key.rest.json", 200),
     ("roll-key.http.json", 200),
     ("roll-key.http.bad-grace.json", 422),

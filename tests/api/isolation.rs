@@ -138,3 +138,77 @@ async fn another_organizations_cursor_is_refused() {
     assert_eq!(reply.status, 200);
     assert!(foreign(&reply, &a).is_empty());
 }
+
+#[tokio::test]
+async fn a_verify_or_write_by_one_organization_never_changes_anothers_counters() {
+    use apikeys_tests::quota::*;
+    use serde_json::json;
+    let app = app().await;
+    let (a, b) = (org(), org());
+    let (a_admin, b_admin) = (admin(&app, &a).await, admin(&app, &b).await);
+    settle_window(3_600_000, std::time::Duration::from_secs(60)).await;
+    let metered = json!({
+        "credits": {"remaining": 10},
+        "ratelimits": [{"name": "hourly", "limit": 5, "duration_ms": 3_600_000}],
+    });
+    let (theirs, their_secret) = create_json(&app, Payload::Rest, &b_admin, metered.clone()).await;
+    let (_, my_secret) = create_json(&app, Payload::Rest, &a_admin, metered).await;
+    let missing = apikeys::secret::Secret::from_random([77; 24]);
+    for p in PAYLOADS {
+        for cost in [None, Some(0), Some(1), Some(10_000)] {
+            for secret in [&their_secret, &missing] {
+                let mut body = json!({"key": secret.expose()});
+                if let Some(c) = cost {
+                    body["cost"] = json!(c);
+                }
+                let reply = Call::verify(p, &body).bearer(&a_admin).send(&app).await;
+                assert_eq!(
+                    String::from_utf8_lossy(&reply.raw),
+                    r#"{"valid":false,"code":"NOT_FOUND","key":null}"#
+                );
+            }
+        }
+        // A's own verifications and writes touch only A's key.
+        let answer = verify_json(&app, p, &a_admin, &my_secret, None).await;
+        assert_eq!(answer["code"], "VALID", "{answer}");
+        let theirs_id = id_of(&theirs);
+        let nowhere = apikeys::key::KeyId::generate().to_string();
+        for body in [json!({"increment": 5}), json!({"decrement": 1})] {
+            let foreign = Call::adjust(p, &theirs_id, &body)
+                .bearer(&a_admin)
+                .send(&app)
+                .await;
+            let absent = Call::adjust(p, &nowhere, &body)
+                .bearer(&a_admin)
+                .send(&app)
+                .await;
+            assert_eq!(foreign.problem(404), absent.problem(404));
+        }
+        for patch in [
+            json!({"credits": {"remaining": 1000}}),
+            json!({"credits": null}),
+            json!({"ratelimits": null}),
+        ] {
+            let foreign = Call::update(p, &theirs_id, patch)
+                .bearer(&a_admin)
+                .send(&app)
+                .await;
+            foreign.problem(404);
+        }
+    }
+    // B's key is as it was made: nothing spent, no token used.
+    assert_eq!(
+        get_json(&app, Payload::Http, &b_admin, &id_of(&theirs)).await,
+        theirs
+    );
+    let answer = verify_json(&app, Payload::Http, &b_admin, &their_secret, None).await;
+    assert_eq!(answer["code"], "VALID", "{answer}");
+    assert_eq!(remaining(&answer), Some(9), "{answer}");
+    assert_eq!(tokens(&answer, 0), 4, "{answer}");
+    let answer = verify_json(&app, Payload::Http, &a_admin, &my_secret, None).await;
+    assert_eq!(
+        (remaining(&answer), tokens(&answer, 0)),
+        (Some(7), 2),
+        "{answer}"
+    );
+}

@@ -24,6 +24,7 @@ const LIST_PATH: &str = "/v1/api_key/";
 /// Where openapi.yaml documents the 405 answered to every other method of a path.
 const OTHER_METHODS: &str = "x-other-methods";
 const ROLL_PATH: &str = "/v1/api_key/{id}/roll";
+const CREDITS_PATH: &str = "/v1/api_key/{id}/credits";
 const KEY_EVENTS_PATH: &str = "/v1/api_key/{id}/events";
 const EVENTS_PATH: &str = "/v1/api_key_events/";
 const VERIFY_PATH: &str = "/v1/api_key/verify";
@@ -618,6 +619,58 @@ async fn every_response_of_the_write_and_event_handlers_is_documented_and_matche
         sent(&app, GET_PATH, html.bearer(&admin)).await;
         sent(&app, GET_PATH, Call::delete(p, "42").bearer(&admin)).await;
 
+        // Credits: 200 (an increment, a decrement; then its events and a PATCH of them), 409
+        // (too large a decrement; a key without credits), and the refusals 400, 401, 403,
+        // 404, 406, 413, 415, 422 (an amount of 0, both members, a bad id).
+        let adjust = |id: &str, v: Value| Call::adjust(p, id, &v);
+        let metered = json!({"name": "metered", "permissions": [],
+            "credits": {"remaining": 5, "refill": {"interval": "monthly", "amount": 9}},
+            "ratelimits": [{"name": "s", "limit": 10, "duration_ms": 1000, "mode": "leased"}]});
+        let metered = sent(&app, LIST_PATH, Call::create(p, metered).bearer(&admin)).await;
+        assert_eq!(metered.status, 201, "{}", metered.body);
+        let mid = metered.body["id"].as_str().unwrap().to_owned();
+        for (body, expected) in [
+            (json!({"increment": 3}), 200),
+            (json!({"decrement": 2}), 200),
+            (json!({"decrement": 100}), 409),
+        ] {
+            let reply = sent(&app, CREDITS_PATH, adjust(&mid, body).bearer(&admin)).await;
+            assert_eq!(reply.status, expected, "{}", reply.body);
+        }
+        let unlimited = adjust(&id, json!({"increment": 1})).bearer(&admin);
+        assert_eq!(sent(&app, CREDITS_PATH, unlimited).await.status, 409);
+        for call in [
+            adjust(&mid, json!({})).body("application/json", "{"),
+            adjust(&mid, json!({"increment": 1})).header("Accept", "text/html"),
+            adjust(&mid, json!({})).body("application/json", too_large.clone()),
+            adjust(&mid, json!({})).body("text/plain", "{}"),
+            adjust(&mid, json!({"increment": 0})),
+            adjust(&mid, json!({"increment": 1, "decrement": 1})),
+            adjust(&absent.to_string(), json!({"increment": 1})),
+            adjust("42", json!({"increment": 1})),
+        ] {
+            sent(&app, CREDITS_PATH, call.bearer(&admin)).await;
+        }
+        sent(&app, CREDITS_PATH, adjust(&mid, json!({"increment": 1}))).await;
+        let viewer_adjusts = adjust(&mid, json!({"increment": 1})).bearer(&viewer);
+        sent(&app, CREDITS_PATH, viewer_adjusts).await;
+        sent(
+            &app,
+            KEY_EVENTS_PATH,
+            Call::key_events(p, &mid).bearer(&admin),
+        )
+        .await;
+        let patched = json!({"credits": {"remaining": 4, "refill": null}, "ratelimits": []});
+        let patched = sent(
+            &app,
+            GET_PATH,
+            Call::update(p, &mid, patched).bearer(&admin),
+        )
+        .await;
+        assert_eq!(patched.status, 200, "{}", patched.body);
+        let last = Call::key_events(p, &mid).query("limit", 1).bearer(&admin);
+        sent(&app, KEY_EVENTS_PATH, last).await;
+
         // 409: another writer changes the key between each read of it and the write, and the
         // request names no If-Match (a PATCH loses at once; a roll or a delete after its
         // retries). Nothing of the request is written: the key keeps the rival's name, its
@@ -646,6 +699,10 @@ async fn every_response_of_the_write_and_event_handlers_is_documented_and_matche
                 (GET_PATH, Call::update(p, absent, json!({"name": "x"}))),
                 (GET_PATH, Call::delete(p, absent)),
                 (ROLL_PATH, Call::roll(p, absent, None)),
+                (
+                    CREDITS_PATH,
+                    Call::adjust(p, absent, &json!({"increment": 1})),
+                ),
                 (EVENTS_PATH, Call::events(p)),
                 (EVENTS_PATH, Call::events(p).method("HEAD")),
                 (KEY_EVENTS_PATH, Call::key_events(p, absent)),
@@ -660,6 +717,8 @@ async fn every_response_of_the_write_and_event_handlers_is_documented_and_matche
         for method in ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"] {
             let call = Call::roll(p, absent, None).method(method).bearer(&admin);
             sent(&app, ROLL_PATH, call).await;
+            let call = Call::adjust(p, absent, &json!({})).method(method);
+            sent(&app, CREDITS_PATH, call.bearer(&admin)).await;
         }
         for method in ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
             let call = Call::key_events(p, absent).method(method).bearer(&admin);
@@ -720,6 +779,30 @@ async fn every_response_of_verify_and_secret_scanning_is_documented_and_matches_
         }
         sent(&app, VERIFY_PATH, any()).await;
         sent(&app, VERIFY_PATH, any().bearer(&outsider)).await;
+        // Metered: VALID with what is left, at each cost; RATE_LIMITED; USAGE_EXCEEDED.
+        let metered = json!({"name": "m", "permissions": [],
+            "credits": {"remaining": 3, "refill": {"interval": "daily", "amount": 3}},
+            "ratelimits": [{"name": "s", "limit": 2, "duration_ms": 60000},
+                           {"name": "l", "limit": 50, "duration_ms": 60000, "mode": "leased"}]});
+        let metered = Call::create(p, metered).bearer(&admin).send(&app).await;
+        let secret = metered.body["secret"].as_str().unwrap().to_owned();
+        for (cost, code) in [
+            (json!(1), "VALID"),
+            (json!(0), "VALID"),
+            (json!(null), "VALID"),
+            (json!(1), "RATE_LIMITED"),
+        ] {
+            let body = json!({"key": secret, "cost": cost});
+            let reply = sent(&app, VERIFY_PATH, verify(body).bearer(&admin)).await;
+            assert_eq!(reply.body["code"], code, "{}", reply.body);
+        }
+        let spent = json!({"name": "spent", "permissions": [], "credits": {"remaining": 0}});
+        let spent = Call::create(p, spent).bearer(&admin).send(&app).await;
+        let body = json!({"key": spent.body["secret"]});
+        let reply = sent(&app, VERIFY_PATH, verify(body).bearer(&admin)).await;
+        assert_eq!(reply.body["code"], "USAGE_EXCEEDED", "{}", reply.body);
+        let costly = verify(json!({"key": secret, "cost": 10_001})).bearer(&admin);
+        assert_eq!(sent(&app, VERIFY_PATH, costly).await.status, 422);
 
         // GitHub's report: 200 with a live key (revoked) and a stranger's token.
         let (_, leaked) = create(&app, new_key(&org, "leaked")).await;

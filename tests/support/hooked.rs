@@ -101,6 +101,14 @@ impl<H: Send + Sync> apikeys::store::QuotaStore for Hooked<H> {
     ) -> Result<apikeys::store::Spending, StoreError> {
         self.inner.spend(org, id, version, op, spend).await
     }
+
+    async fn spent(
+        &self,
+        org: &OrgId,
+        id: KeyId,
+    ) -> Result<Option<apikeys::store::quota::Spent>, StoreError> {
+        self.inner.spent(org, id).await
+    }
 }
 
 impl<H: Send + Sync> KeyReader for Hooked<H> {

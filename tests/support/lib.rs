@@ -717,6 +717,7 @@ pub mod github;
 pub mod hooked;
 pub mod late;
 pub mod moto;
+pub mod quota;
 pub mod realistic;
 pub mod rival;
 

@@ -125,6 +125,8 @@ pub enum InvalidQuota {
     Remaining,
     #[error("needs remaining: the key has no credits yet")]
     RemainingRequired,
+    #[error("would leave the key more than {MAX_CREDITS} credits")]
+    Overflow,
 }
 
 /// Checks a list of rate limits.
@@ -197,6 +199,12 @@ impl Looser {
 }
 
 impl Quota {
+    /// Whether `other` has the same credits and limits, whatever the credits left.
+    pub fn same_rules(&self, other: &Quota) -> bool {
+        self.ratelimits == other.ratelimits
+            && self.credits.as_ref().map(|c| c.refill) == other.credits.as_ref().map(|c| c.refill)
+    }
+
     /// Whether verify spends anything for this key.
     pub fn is_metered(&self) -> bool {
         self.credits.is_some() || !self.ratelimits.is_empty()

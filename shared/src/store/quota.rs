@@ -40,4 +40,11 @@ pub trait QuotaStore: Send + Sync {
         op: &str,
         spend: &Spend,
     ) -> impl Future<Output = Result<Spending, StoreError>> + Send;
+
+    /// The key item and its counters as they are, read consistently; `None` if gone.
+    fn spent(
+        &self,
+        org: &OrgId,
+        id: KeyId,
+    ) -> impl Future<Output = Result<Option<Spent>, StoreError>> + Send;
 }

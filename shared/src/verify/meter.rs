@@ -112,49 +112,108 @@ pub async fn meter<S: QuotaStore>(
     now: DateTime<Utc>,
 ) -> Result<Metered, StoreError> {
     let op = uuid::Uuid::now_v7().to_string();
-    let now_ms = now.timestamp_millis();
-    let (mut quota, mut version) = (basis.quota.clone(), basis.version);
-    let mut seen: Option<Spent> = None;
-    let mut local = Local::take(leases, id, &quota, now, cost);
+    let mut m = Attempt::new(leases, id, basis, cost, now);
     for _ in 0..ATTEMPTS {
-        let ask = local.ask(&quota, cost, now);
-        let decision = match &seen {
-            None => plan::first(&quota, &ask),
-            Some(s) => plan::decide(&s.key.quota, &s.counters, &ask),
-        };
-        let spend = match decision {
+        let spend = match m.decide() {
             Decision::Write(spend) => spend,
-            refused => {
-                local.give_back(leases, id, &quota, cost, now_ms);
-                return Ok(refusal(&refused, seen, &quota, leases, id, now));
-            }
+            // Refused as planned without reading (a cost no limit can ever take): read the
+            // key, to answer with what it holds.
+            _ if m.seen.is_none() => match store.spent(org, id).await? {
+                Some(s) => {
+                    m.observe(s);
+                    continue;
+                }
+                None => return Ok(m.gone()),
+            },
+            refused => return Ok(m.refused(&refused)),
         };
         if spend.credits.is_none() && spend.limits.is_empty() {
-            let left = left_of(&quota, None, leases, id, now);
+            let left = left_of(&m.quota, None, leases, id, now);
             return Ok(metered(VerifyCode::Valid, None, left));
         }
-        match store.spend(org, id, version, &op, &spend).await? {
+        match store.spend(org, id, m.version, &op, &spend).await? {
             Spending::Applied(s) => return Ok(applied(s, &spend, leases, cost, now)),
-            Spending::Refused(s) => {
-                if s.key.quota != quota {
-                    // Changed since it was read: plan with the key's quota as it is.
-                    local.give_back(leases, id, &quota, cost, now_ms);
-                    quota = s.key.quota.clone();
-                    local = Local::take(leases, id, &quota, now, cost);
-                }
-                version = s.key.version;
-                seen = Some(s);
-            }
-            Spending::Gone => {
-                local.give_back(leases, id, &quota, cost, now_ms);
-                return Ok(metered(VerifyCode::NotFound, None, Left::default()));
-            }
+            Spending::Refused(s) => m.observe(s),
+            Spending::Gone => return Ok(m.gone()),
         }
     }
-    local.give_back(leases, id, &quota, cost, now_ms);
+    m.give_back();
     Err(StoreError::Unavailable(
         "a key's counters kept changing under its verify".into(),
     ))
+}
+
+/// One verify's spend between its attempts: what it plans from, and the cost it took from
+/// this process's leases (given back unless a write lands).
+struct Attempt<'a> {
+    leases: &'a Leases,
+    id: KeyId,
+    cost: u64,
+    now: DateTime<Utc>,
+    quota: Quota,
+    version: u64,
+    seen: Option<Spent>,
+    local: Local,
+}
+
+impl<'a> Attempt<'a> {
+    fn new(leases: &'a Leases, id: KeyId, basis: Basis<'_>, cost: u64, now: DateTime<Utc>) -> Self {
+        let quota = basis.quota.clone();
+        let local = Local::take(leases, id, &quota, now, cost);
+        Attempt {
+            leases,
+            id,
+            cost,
+            now,
+            quota,
+            version: basis.version,
+            seen: None,
+            local,
+        }
+    }
+
+    fn decide(&self) -> Decision {
+        let ask = self.local.ask(&self.quota, self.cost, self.now);
+        match &self.seen {
+            None => plan::first(&self.quota, &ask),
+            Some(s) => plan::decide(&s.key.quota, &s.counters, &ask),
+        }
+    }
+
+    /// Plans the next attempt from the key as it is; with its rules as they are, if they
+    /// changed since the verify read them.
+    fn observe(&mut self, s: Spent) {
+        if !s.key.quota.same_rules(&self.quota) {
+            self.give_back();
+            self.quota = s.key.quota.clone();
+            self.local = Local::take(self.leases, self.id, &self.quota, self.now, self.cost);
+        }
+        self.version = s.key.version;
+        self.seen = Some(s);
+    }
+
+    fn give_back(&self) {
+        let now_ms = self.now.timestamp_millis();
+        self.local
+            .give_back(self.leases, self.id, &self.quota, self.cost, now_ms);
+    }
+
+    fn gone(self) -> Metered {
+        self.give_back();
+        metered(VerifyCode::NotFound, None, Left::default())
+    }
+
+    fn refused(self, decision: &Decision) -> Metered {
+        self.give_back();
+        refusal(
+            decision,
+            self.seen,
+            &self.quota,
+            self.leases,
+            self.id,
+            self.now,
+        )
+    }
 }
 
 fn metered(code: VerifyCode, key: Option<ApiKey>, left: Left) -> Metered {

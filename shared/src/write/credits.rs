@@ -4,9 +4,10 @@
 //! increment adds to whatever is left when it lands. A decrement takes only what is left.
 
 use super::retry::{Attempts, Retries};
-use super::{WriteContext, WriteError, WritePolicy};
+use super::{InvalidWrite, WriteContext, WriteError, WritePolicy};
 use crate::audit::{Action, Adjustment, Changes};
 use crate::key::{ApiKey, KeyId, OrgId};
+use crate::quota::InvalidQuota;
 use crate::store::{KeyWriter, WriteFailure};
 
 /// Adjusts the credits of the key: [`WriteError::NoCredits`] for a key without credits,
@@ -48,9 +49,12 @@ fn adjusted(key: &ApiKey, adjustment: Adjustment) -> Result<ApiKey, WriteError> 
     let next = i128::from(credits.remaining) + adjustment.delta();
     let remaining =
         u64::try_from(next).map_err(|_| WriteError::TooFewCredits(credits.remaining))?;
+    if remaining > crate::quota::MAX_CREDITS {
+        return Err(InvalidWrite::Quota("increment", InvalidQuota::Overflow).into());
+    }
     let mut after = key.clone();
     if let Some(c) = after.quota.credits.as_mut() {
-        c.remaining = remaining.min(crate::quota::MAX_CREDITS);
+        c.remaining = remaining;
     }
     Ok(after)
 }

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 mod follow;
+mod quota;
 
 #[derive(Parser)]
 #[command(name = "apikeys", version, about, long_about = None)]
@@ -121,6 +122,8 @@ struct CreateKey {
     /// When the key stops working, as RFC 3339 (e.g. 2027-01-01T00:00:00Z).
     #[arg(long, value_parser = parse_time)]
     expires: Option<DateTime<Utc>>,
+    #[command(flatten)]
+    quota: quota::QuotaArgs,
 }
 
 #[derive(Args)]
@@ -177,6 +180,18 @@ impl From<WriteError> for CliError {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::CreateKey(args) = &cli.command
+        && let Err(e) = args.quota.check()
+    {
+        // A usage error like clap's own, with create-key's usage line.
+        let mut cli = <Cli as clap::CommandFactory>::command();
+        cli.build();
+        let kind = clap::error::ErrorKind::ValueValidation;
+        match cli.find_subcommand_mut("create-key") {
+            Some(create) => create.error(kind, e).exit(),
+            None => cli.error(kind, e).exit(),
+        }
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -288,7 +303,7 @@ impl Session {
             access,
             expires: args.expires,
             id: None,
-            quota: Default::default(),
+            quota: args.quota.quota(),
         };
         let ctx = self.writer().await?;
         let created = write::create(&self.store, &self.policy, &ctx, new, None).await?;
@@ -422,7 +437,11 @@ impl Session {
 
 /// An audit event in one line of text.
 fn event_line(e: &Event) -> String {
-    let changes = serde_json::to_string(&e.changes).unwrap_or_default();
+    let mut changes = serde_json::to_string(&e.changes).unwrap_or_default();
+    if let Some(adjustment) = e.credits {
+        // key.credits_adjusted: what was added or taken (`{"increment": N}`).
+        changes += &format!(" {}", json!(adjustment));
+    }
     format!(
         "{}  {}  {:<12}  {}  {}:{}  {}",
         e.id,
@@ -469,7 +488,7 @@ fn describe(key: &ApiKey, now: DateTime<Utc>) -> String {
             .collect::<Vec<_>>()
             .join(","),
     };
-    format!(
+    let line = format!(
         "{}  {:<8}  {}  …{}  {}  {}",
         key.id,
         view["status"].as_str().unwrap_or(""),
@@ -477,7 +496,11 @@ fn describe(key: &ApiKey, now: DateTime<Utc>) -> String {
         key.last_four,
         key.name,
         access
-    )
+    );
+    match quota::describe(&view) {
+        q if q.is_empty() => line,
+        q => format!("{line}  {q}"),
+    }
 }
 
 async fn existing(store: &DynamoStore, k: &KeyRef) -> Result<ApiKey, CliError> {

@@ -208,4 +208,13 @@ impl QuotaStore for DynamoStore {
         }
         Ok(Spending::Refused(now))
     }
+
+    #[tracing::instrument(skip_all, fields(org = %org, key = %id), err(Display))]
+    async fn spent(
+        &self,
+        org: &OrgId,
+        id: KeyId,
+    ) -> Result<Option<crate::store::quota::Spent>, StoreError> {
+        self.key_item(org, id).await?.map(spent).transpose()
+    }
 }

@@ -173,8 +173,8 @@ impl Assignments {
 /// What a write changes of the key's credits and rate limits. The counters a verify spends
 /// from are left alone unless the write changes them: credits set or changed are written on
 /// condition that `credits_remaining` is still what the write read (a verify may have spent
-/// since; the write then reads again), so the event's `from` is exact. A refill set anew
-/// starts counting its periods from the write's.
+/// since; the write then reads again), so the event's `from` is exact. Credits set count as
+/// the current refill period's, so its refill is not due until the next period.
 fn quota_assignments(
     a: &mut Assignments,
     condition: &mut String,
@@ -195,17 +195,15 @@ fn quota_assignments(
             .as_ref()
             .map(|c| AttributeValue::N(c.remaining.to_string()));
         a.set_or_remove(CREDITS_REMAINING, remaining);
+        // Credits set now count as this period's: its refill is not due until the next.
         let refill = q.credits.as_ref().and_then(|c| c.refill);
-        let refill_changed = b.credits.as_ref().and_then(|c| c.refill) != refill;
-        if refill_changed || b.credits.is_none() {
-            let value = refill.map(serde_dynamo::to_attribute_value).transpose();
-            a.set_or_remove(CREDITS_REFILL, value.map_err(corrupt)?);
-            let period = refill.map(|r| r.period_start(after.key.updated));
-            a.set_or_remove(
-                CREDITS_PERIOD,
-                period.map(|p| AttributeValue::N(p.to_string())),
-            );
-        }
+        let value = refill.map(serde_dynamo::to_attribute_value).transpose();
+        a.set_or_remove(CREDITS_REFILL, value.map_err(corrupt)?);
+        let period = refill.map(|r| r.period_start(after.key.updated));
+        a.set_or_remove(
+            CREDITS_PERIOD,
+            period.map(|p| AttributeValue::N(p.to_string())),
+        );
     }
     if b.ratelimits != q.ratelimits {
         if q.ratelimits.is_empty() {
@@ -533,6 +531,10 @@ impl KeyWriter for DynamoStore {
                     ":delta",
                     AttributeValue::N(n.to_string()),
                 );
+                let ceiling = crate::quota::MAX_CREDITS.saturating_sub(n);
+                a.values
+                    .push((":ceiling", AttributeValue::N(ceiling.to_string())));
+                condition.push_str(" AND credits_remaining <= :ceiling");
             }
             Some(Adjustment::Decrement(n)) => {
                 a.set(
