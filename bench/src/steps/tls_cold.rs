@@ -24,7 +24,10 @@ pub async fn measure(ctx: &Ctx, demo: &OrgId) -> Result<(), BoxError> {
     let (tls_env, bundle) = front_env(ctx, &front, &ca)?;
     let functions = coldstart::template_binaries(&ctx.args.template)?;
     // The API's functions: publish-events starts on the table's stream, with no request.
-    let functions: Vec<String> = functions.into_iter().filter(|f| f != "publish-events").collect();
+    let functions: Vec<String> = functions
+        .into_iter()
+        .filter(|f| f != "publish-events")
+        .collect();
     let cold_plan = if ctx.plan.smoke {
         coldstart::Plan { inits: 1, warm: 3 }
     } else {
