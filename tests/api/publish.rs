@@ -46,6 +46,7 @@ async fn delivered(moto: &Moto, name: &str, want: usize) -> Vec<Value> {
     out
 }
 
+/// The stream of the app's table, turned on (the tests' tables are made without one).
 async fn stream_of(app: &App<DynamoStore>) -> LocalStream {
     let sdk = apikeys::config::sdk_config().await;
     LocalStream::open(&app.store, &sdk, true)
@@ -96,9 +97,9 @@ async fn every_write_over_http_is_published_once_as_get_events_shows_it() {
     let moto = Moto::start().await;
     let bus = moto.bus("audit").await;
     let app = app().await;
+    let mut stream = stream_of(&app).await;
     let org = org();
     let (_, admin) = caller(&app, &org, None).await;
-    let mut stream = stream_of(&app).await;
     let secrets = writes_over_http(&app, &admin).await;
 
     // Newest first, as GET shows them: the caller's creation, then the six writes.
@@ -160,9 +161,9 @@ async fn a_bus_that_fails_leaves_the_batch_for_the_retry_and_nothing_is_lost() {
     let moto = Moto::start().await;
     let bus = moto.bus("audit").await;
     let app = app().await;
+    let mut stream = stream_of(&app).await;
     let org = org();
     let (_, admin) = caller(&app, &org, None).await;
-    let mut stream = stream_of(&app).await;
     writes_over_http(&app, &admin).await;
     let want = 7;
 

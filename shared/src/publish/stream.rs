@@ -35,6 +35,8 @@ pub struct LocalStream {
     start: ShardIteratorType,
     /// Each open shard's next iterator, and the shards read to their end.
     iterators: BTreeMap<String, String>,
+    /// The last sequence number read of each shard, to renew an iterator from.
+    last: BTreeMap<String, String>,
     done: BTreeSet<String>,
     pending: Vec<EventRecord>,
 }
@@ -65,6 +67,7 @@ impl LocalStream {
             arn,
             start,
             iterators: BTreeMap::new(),
+            last: BTreeMap::new(),
             done: BTreeSet::new(),
             pending: Vec::new(),
         };
@@ -112,13 +115,30 @@ impl LocalStream {
         let mut records = Vec::new();
         let mut ended = false;
         for (shard, iterator) in std::mem::take(&mut self.iterators) {
-            let out = self
+            let out = match self
                 .client
                 .get_records()
                 .shard_iterator(iterator)
                 .send()
                 .await
-                .map_err(api)?;
+            {
+                Ok(out) => out,
+                // An iterator DynamoDB Local no longer honours (expired, or past a trim):
+                // a new one, just after the last record read.
+                Err(e) if renewable(&e) => {
+                    let renewed = self.renew(&shard).await?;
+                    let records = self.client.get_records().shard_iterator(renewed);
+                    records.send().await.map_err(api)?
+                }
+                Err(e) => return Err(api(e)),
+            };
+            if let Some(seq) = out
+                .records()
+                .last()
+                .and_then(|r| r.dynamodb()?.sequence_number())
+            {
+                self.last.insert(shard.clone(), seq.to_owned());
+            }
             let mapped = out.records().iter().map(lambda_record);
             records.extend(mapped.filter(passes_filter));
             match out.next_shard_iterator() {
@@ -135,6 +155,25 @@ impl LocalStream {
             self.find_shards().await?;
         }
         Ok(records)
+    }
+
+    /// A new iterator of `shard`: after its last record read, else from its start.
+    async fn renew(&self, shard: &str) -> Result<String, StreamError> {
+        let request = self
+            .client
+            .get_shard_iterator()
+            .stream_arn(&self.arn)
+            .shard_id(shard);
+        let request = match self.last.get(shard) {
+            Some(seq) => request
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .sequence_number(seq),
+            None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        };
+        let out = request.send().await.map_err(api)?;
+        out.shard_iterator()
+            .map(str::to_owned)
+            .ok_or_else(|| StreamError::Api(format!("no iterator for shard {shard}")))
     }
 
     /// One round: the records left by a failed round and those written since, published;
@@ -159,6 +198,16 @@ impl LocalStream {
     pub fn pending(&self) -> usize {
         self.pending.len()
     }
+}
+
+/// Whether GetRecords failed on its iterator, which a new one mends.
+fn renewable(
+    e: &aws_sdk_dynamodbstreams::error::SdkError<
+        aws_sdk_dynamodbstreams::operation::get_records::GetRecordsError,
+    >,
+) -> bool {
+    e.as_service_error()
+        .is_some_and(|e| e.is_expired_iterator_exception() || e.is_trimmed_data_access_exception())
 }
 
 /// Whether the stream mapping's FilterCriteria (template.yaml) lets `record` through: an
