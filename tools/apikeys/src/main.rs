@@ -595,7 +595,8 @@ async fn create_table(store: &DynamoStore, if_absent: bool, out: Output) -> Resu
         )));
     }
     if !exists {
-        store.create_table().await?;
+        // With the stream the deployed table has: `follow-events` (make run) reads it.
+        store.create_table_with_stream().await?;
     }
     out.print(
         json!({"table": store.table(), "created": !exists}),

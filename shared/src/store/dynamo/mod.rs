@@ -270,8 +270,18 @@ impl DynamoStore {
         &self.table
     }
 
-    /// Creates the table with this store's key schema, on-demand.
+    /// Creates the table with this store's key schema, on-demand, with no stream.
     pub async fn create_table(&self) -> Result<(), StoreError> {
+        self.create_table_as(None).await
+    }
+
+    /// Creates the table as [`create_table`](Self::create_table) does, with the stream of
+    /// template.yaml's StreamSpecification: `make run`'s table, which its publisher reads.
+    pub async fn create_table_with_stream(&self) -> Result<(), StoreError> {
+        self.create_table_as(Some(stream_of_new_images())).await
+    }
+
+    async fn create_table_as(&self, stream: Option<StreamSpecification>) -> Result<(), StoreError> {
         let attr = |name: &str| {
             AttributeDefinition::builder()
                 .attribute_name(name)
@@ -323,6 +333,7 @@ impl DynamoStore {
             .key_schema(key(SK, KeyType::Range))
             .global_secondary_indexes(by_creator)
             .global_secondary_indexes(by_key)
+            .set_stream_specification(stream)
             .send()
             .await
             .map_err(classify)?;
@@ -351,7 +362,8 @@ impl DynamoStore {
     /// Turns on the table's stream of new images, as template.yaml's StreamSpecification
     /// does. [`create_table`](Self::create_table) makes no stream, so that the tests' many
     /// tables cost DynamoDB Local none: the local publisher (`publish::stream`) turns it on
-    /// where it reads one, and sees the writes from then on.
+    /// where it reads one (a test's table, or one `make run` kept from before it had one),
+    /// and sees the writes from then on.
     pub async fn enable_stream(&self) -> Result<(), StoreError> {
         self.client
             .update_table()
