@@ -35,6 +35,7 @@ export SAM_CLI_TELEMETRY := 0
 .PHONY: run run-tools cli invoke test-run build check-artifacts artifact-tools time-first-200
 .PHONY: security security-ci fuzz-tools fuzz-build
 .PHONY: bench bench-smoke bench-zips bench-peer bench-coldstart bench-readme bench-profile
+.PHONY: bench-verify bench-quota
 .PHONY: schemathesis schemathesis-ci schemathesis-tools
 .PHONY: clients-tools test-clients
 
@@ -55,6 +56,8 @@ help:
 	@echo "make bench          the benchmark (bench/README.md): release build, zips, run, results"
 	@echo "make bench-smoke    a tiny run of the benchmark harness (CI), no timings judged"
 	@echo "make bench-coldstart   the cold-start part of the benchmark alone (TLS, CPU quotas, peers)"
+	@echo "make bench-verify   verify's cases of the benchmark alone (bench/results/verify.md)"
+	@echo "make bench-quota    credits and rate limits under concurrency (bench/results/quota.md)"
 	@echo "make bench-profile  a syscall profile of get-key's init (bench/results/init-profile.md)"
 	@echo "make bench-readme   bench/README.md's tables from bench/results/"
 	@echo "make schemathesis-ci   schemathesis on openapi.yaml against make run, bounded, as CI runs it"
@@ -309,6 +312,20 @@ bench-coldstart: tools bench-peer
 	timeout 1800 tools/dynamodb-local.sh run $(TARGET_DIR)/release/apikeys-bench --coldstart-only \
 	  --out $(BENCH_OUT) --python-peer $(PEER_VENV)/bin/python --node-peer $(NODE_PEER_DIR) \
 	  --nojitter-bin $(NOJITTER_DIR)/release/bench-variant
+	python3 bench/render-readme.py bench/README.md $(BENCH_OUT)
+
+# Verify's cases alone (bench/results/verify.md): the warm run, then the cold and metered cases.
+bench-verify: tools
+	cargo build --release --locked -p get-key -p list-keys -p verify-key -p apikeys-bench
+	timeout 1200 tools/dynamodb-local.sh run $(TARGET_DIR)/release/apikeys-bench --verify-only --out $(BENCH_OUT)
+	python3 bench/render-readme.py bench/README.md $(BENCH_OUT)
+
+# The quota simulation (bench/results/quota.md): verifier processes on one key, every mode.
+# BENCH_QUOTA=--quota-quick runs it small, for iterating.
+BENCH_QUOTA ?= --quota
+bench-quota: tools
+	cargo build --release --locked -p create-key -p apikeys-bench
+	timeout 600 tools/dynamodb-local.sh run $(TARGET_DIR)/release/apikeys-bench $(BENCH_QUOTA) --out $(BENCH_OUT)
 	python3 bench/render-readme.py bench/README.md $(BENCH_OUT)
 
 # The tables of bench/README.md, from the results files (bench/render-readme.py).

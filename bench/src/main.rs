@@ -23,12 +23,13 @@ mod replay;
 mod report;
 mod samples;
 mod seed;
+mod sim;
 mod steps;
 mod subjects;
 mod tls;
 mod verify;
 
-use apikeys::key::OrgId;
+use apikeys::key::{KeyId, OrgId};
 use apikeys_tests::capacity::Proxy;
 use tokio::time::Instant;
 
@@ -46,6 +47,14 @@ fn main() {
     if let Some(e) = launch::launch_if_asked() {
         eprintln!("bench: {e}");
         std::process::exit(127);
+    }
+    // A verifier of the quota simulation is this binary too (`sim::child`).
+    if let Some(outcome) = sim::child::run_if_asked() {
+        if let Err(e) = outcome {
+            eprintln!("bench verifier: {e}");
+            std::process::exit(1);
+        }
+        return;
     }
     drive();
 }
@@ -68,16 +77,31 @@ async fn bench() -> Result<(), BoxError> {
     let started = Instant::now();
     // 1. The table, the demo organization, and its many keys.
     let ctx = Ctx::new(plan::args()?, started).await?;
+    if let Some(scale) = ctx.args.quota {
+        sim::simulate(&ctx, scale).await?;
+        ctx.say(&format!(
+            "wrote {}",
+            ctx.args.out.join("quota.md").display()
+        ));
+        return Ok(());
+    }
     let plan = ctx.plan;
     let demo: OrgId = apikeys_demo::ORG.parse()?;
     let t = Instant::now();
-    let mut org_ids = seed_org(&ctx.store, &demo, plan.org_keys, 1, 2025).await?;
+    // The verify cases alone need only the cold case's keys.
+    let org_keys = match ctx.args.verify_only {
+        true => 2 * plan.warm + 1,
+        false => plan.org_keys,
+    };
+    let mut org_ids = seed_org(&ctx.store, &demo, org_keys, 1, 2025).await?;
     let seed_org_secs = t.elapsed().as_secs_f64();
     ctx.say(&format!(
-        "seeded {} keys into the demo organization in {seed_org_secs:.1} s",
-        plan.org_keys
+        "seeded {org_keys} keys into the demo organization in {seed_org_secs:.1} s"
     ));
     org_ids.reverse(); // newest first: the list endpoint's default order
+    if ctx.args.verify_only {
+        return verify_only(&ctx, &org_ids).await;
+    }
 
     // 1b. Cold start with TLS on the path (`coldstart`), written to coldstart.md.
     steps::tls_cold::measure(&ctx, &demo).await?;
@@ -106,18 +130,50 @@ async fn bench() -> Result<(), BoxError> {
     steps::scaling::measure(&ctx, &org_ids, &mut warm, &proxy, &mut report).await?;
     warm.get.stop().await;
     warm.list.stop().await;
-    // 5b. Verify's cold case: distinct secrets, both caches off, beside its floor.
-    let figures = steps::verify_cold::measure(&ctx, &org_ids, &proxy).await?;
+    // 5b. Verify's cold and metered cases, each beside its floor.
+    write_verify(&ctx, &org_ids, &proxy, (warm.verify, report.hello_warm)).await?;
     proxy.stop();
+    // 6. Sizes and the report.
+    write_report(&ctx, &bins, report)
+}
+
+/// `--verify-only`: the warm run (for verify's warm case and its floor), then verify's other
+/// cases; writes verify.md alone.
+async fn verify_only(ctx: &Ctx, org_ids: &[KeyId]) -> Result<(), BoxError> {
+    let mut report = Report::new(ctx.plan);
+    let warm = steps::warm::measure(ctx, &mut report).await?;
+    warm.get.stop().await;
+    warm.list.stop().await;
+    let proxy = Proxy::start(ctx.upstream).await?;
+    write_verify(ctx, org_ids, &proxy, (warm.verify, report.hello_warm)).await?;
+    proxy.stop();
+    ctx.clean();
+    ctx.say(&format!(
+        "wrote {}",
+        ctx.args.out.join("verify.md").display()
+    ));
+    Ok(())
+}
+
+/// Verify's cold case (distinct secrets, both caches off) and its metered cases, each beside
+/// its floor, with the warm case measured before (`warm`, hello); writes verify.md.
+async fn write_verify(
+    ctx: &Ctx,
+    org_ids: &[KeyId],
+    proxy: &Proxy,
+    (warm, hello): (report::Stats, report::Stats),
+) -> Result<(), BoxError> {
+    let figures = steps::verify_cold::measure(ctx, org_ids, proxy).await?;
+    ctx.say("verify: the cold case measured");
+    let metered = steps::verify_metered::measure(ctx, proxy).await?;
     let verify_md = verify::markdown(&verify::Figures {
-        warm: warm.verify,
-        warm_floor: report.hello_warm,
+        warm,
+        warm_floor: hello,
+        metered,
         ..figures
     });
     std::fs::write(ctx.args.out.join("verify.md"), &verify_md)?;
-    ctx.say("verify: the cold case measured");
-    // 6. Sizes and the report.
-    write_report(&ctx, &bins, report)
+    Ok(())
 }
 
 /// Puts the binaries' and zips' sizes into the report, and writes it with its plot.

@@ -86,6 +86,10 @@ pub struct Args {
     /// bench-variant built with `AWS_LC_SYS_NO_JITTER_ENTROPY=1`.
     pub nojitter: Option<PathBuf>,
     pub coldstart_only: bool,
+    /// The quota simulation alone (`sim`), at this scale.
+    pub quota: Option<crate::sim::Scale>,
+    /// The verify cases alone (verify.md): seeds only the keys they need.
+    pub verify_only: bool,
 }
 
 pub fn args() -> Result<Args, BoxError> {
@@ -100,6 +104,8 @@ pub fn args() -> Result<Args, BoxError> {
     let mut node_peer = None;
     let mut nojitter = None;
     let mut coldstart_only = false;
+    let mut quota = None;
+    let mut verify_only = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or(format!("{a} needs a value"));
@@ -115,6 +121,9 @@ pub fn args() -> Result<Args, BoxError> {
             "--node-peer" => node_peer = Some(value()?.into()),
             "--nojitter-bin" => nojitter = Some(value()?.into()),
             "--coldstart-only" => coldstart_only = true,
+            "--quota" => quota = Some(crate::sim::Scale::full()),
+            "--quota-quick" => quota = Some(crate::sim::Scale::quick()),
+            "--verify-only" => verify_only = true,
             _ => return Err(format!("unknown argument {a}").into()),
         }
     }
@@ -129,5 +138,7 @@ pub fn args() -> Result<Args, BoxError> {
         node_peer,
         nojitter,
         coldstart_only,
+        quota,
+        verify_only,
     })
 }

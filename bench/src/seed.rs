@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use apikeys::key::{Access, KeyId, OrgId};
+use apikeys::quota::Quota;
 use apikeys::secret::Secret;
 use apikeys::store::dynamo::DynamoStore;
 use apikeys::write::NewKey;
@@ -33,7 +34,17 @@ pub async fn seed_org(
     salt: u8,
     year: i32,
 ) -> Result<Vec<KeyId>, BoxError> {
-    let (items, mut ids) = items(org, n, salt, year)?;
+    seed_metered(store, org, (n, salt, year), &Quota::default()).await
+}
+
+/// As [`seed_org`], every key with the credits and rate limits of `quota`.
+pub async fn seed_metered(
+    store: &DynamoStore,
+    org: &OrgId,
+    (n, salt, year): (usize, u8, i32),
+    quota: &Quota,
+) -> Result<Vec<KeyId>, BoxError> {
+    let (items, mut ids) = items(org, (n, salt, year), quota)?;
     let batches: Vec<Vec<_>> = items.chunks(25).map(|c| c.to_vec()).collect();
     let queue = Arc::new(Mutex::new(batches));
     let mut set = tokio::task::JoinSet::new();
@@ -59,7 +70,11 @@ pub async fn seed_org(
 }
 
 /// The key and credential items of `seed_org`'s keys, and the keys' ids.
-fn items(org: &OrgId, n: usize, salt: u8, year: i32) -> Result<(Vec<Item>, Vec<KeyId>), BoxError> {
+fn items(
+    org: &OrgId,
+    (n, salt, year): (usize, u8, i32),
+    quota: &Quota,
+) -> Result<(Vec<Item>, Vec<KeyId>), BoxError> {
     let start = Utc
         .with_ymd_and_hms(year, 1, 1, 0, 0, 0)
         .single()
@@ -76,7 +91,7 @@ fn items(org: &OrgId, n: usize, salt: u8, year: i32) -> Result<(Vec<Item>, Vec<K
             access: Access::Unrestricted,
             expires: None,
             id: Some(id),
-            quota: Default::default(),
+            quota: quota.clone(),
         }
         .into_record(&secret, start)?;
         items.push(apikeys::store::dynamo::key_item(&key, &secret.hash())?);

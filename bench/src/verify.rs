@@ -6,11 +6,13 @@
 //!    proxy), each time for another key, with a bare SDK client;
 //! 2. **warm**: one secret verified again and again, both caches warm; its floor is the
 //!    runtime API's own round trip (the hello function's warm invocation);
-//! 3. **spending a credit**: not measured, as verify spends no credits yet.
+//! 3. **spending a credit**, 4. **a limit and credits** and 5. **leased** (a verify of a
+//!    key with a leased limit, its lease held): see `steps::verify_metered`.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use apikeys_tests::capacity;
 use aws_sdk_dynamodb::Client;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -22,15 +24,38 @@ use crate::report::Stats;
 /// The ratio goals of the cases.
 pub const COLD_GOAL: f64 = 1.2;
 pub const WARM_GOAL: f64 = 1.5;
+pub const METERED_GOAL: f64 = 1.2;
 
-/// The cold case's floor: the calls recorded for one verification of the key whose credential
-/// hash and id are `recorded_for`, sent again for each of `keys` in turn.
+/// A floor of verifications of distinct keys: the calls recorded for one verification of the
+/// key whose credential hash and id are `recorded_for`, sent again for each of `keys` in
+/// turn. `refused` of its UpdateItems failed their condition when recorded (the function
+/// retried); each replay must see as many refused, the same work.
 pub struct ColdFloor {
     pub calls: Vec<Recorded>,
     pub recorded_for: (String, String),
+    pub refused: usize,
 }
 
 impl ColdFloor {
+    /// The floor of the calls the proxy recorded for one verification of `recorded_for`. A
+    /// write for which DynamoDB reported no capacity failed its condition.
+    pub fn recorded(calls: Vec<capacity::Call>, recorded_for: (String, String)) -> ColdFloor {
+        let refused = calls
+            .iter()
+            .filter(|c| c.op == "UpdateItem" && c.units == 0.0)
+            .count();
+        ColdFloor {
+            calls: replay::grouped(
+                calls
+                    .into_iter()
+                    .map(|x| (x.op, x.request, x.started, x.ended))
+                    .collect(),
+            ),
+            recorded_for,
+            refused,
+        }
+    }
+
     /// The calls for another key: its hash and id put in place of the recorded key's.
     fn for_key(&self, (hash, id): &(String, String)) -> Result<Vec<Recorded>, BoxError> {
         let text = replay::to_json(&self.calls)
@@ -50,15 +75,50 @@ impl ColdFloor {
         for k in keys {
             let calls = self.for_key(k)?;
             let t = Instant::now();
-            replay::replay(client, &calls, None).await?;
+            let refused = replay::replay_counting(client, &calls, None).await?;
             out.push(t.elapsed());
+            if refused != self.refused {
+                return Err(format!(
+                    "a floor's replay saw {refused} UpdateItems refused, its recording {}",
+                    self.refused
+                )
+                .into());
+            }
         }
         Ok(out)
     }
 
     pub fn ops(&self) -> String {
-        replay::ops(&self.calls).join(", ")
+        let ops = replay::ops(&self.calls).join(", ");
+        match self.refused {
+            0 => ops,
+            n => format!("{ops}; {n} UpdateItem refused by its condition, as recorded"),
+        }
     }
+}
+
+/// A case beside its floor, and the operations the floor replays.
+#[derive(Default)]
+pub struct Paired {
+    pub ours: Stats,
+    pub floor: Stats,
+    pub ops: String,
+}
+
+/// The metered cases (`steps::verify_metered`).
+#[derive(Default)]
+pub struct Metered {
+    pub credit: Paired,
+    pub limit: Paired,
+    /// The credential read and one TransactWriteItems of a credits and a counter item.
+    pub tx: Stats,
+    pub leased: Stats,
+    /// The runtime API's round trip (hello), in rounds with the leased case.
+    pub leased_floor: Stats,
+    /// The same instance verifying an unmetered key, in the same rounds.
+    pub unmetered: Stats,
+    /// DynamoDB calls per leased verification, its lease held (through the proxy).
+    pub leased_calls: f64,
 }
 
 /// What the run measured.
@@ -68,6 +128,7 @@ pub struct Figures {
     pub cold_ops: String,
     pub warm: Stats,
     pub warm_floor: Stats,
+    pub metered: Metered,
 }
 
 fn ratio(a: f64, b: f64) -> String {
@@ -82,47 +143,101 @@ fn verdict(r: f64, goal: f64) -> &'static str {
     if r <= goal { "met" } else { "**not met**" }
 }
 
-/// `verify.md`: the three cases.
+/// `verify.md`: the cases.
 pub fn markdown(f: &Figures) -> String {
     let mut md = String::from(
         "# Verify\n\n\
-         Three cases, each beside its floor, measured in the same run, in alternating rounds \
+         Each case beside its floor, measured in the same run, in alternating rounds \
          (`bench/src/verify.rs`).\n\n\
          | case | verify-key p50 | verify-key p99 | floor | floor p50 | floor p99 | ratio p50 | ratio p99 | goal (p50) |\n\
          | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
-    let rows = [
-        (
-            format!("1. cold: {} distinct secrets, both caches off", f.cold.n),
-            &f.cold,
-            format!("the same DynamoDB calls, bare SDK ({})", f.cold_ops),
-            &f.cold_floor,
-            COLD_GOAL,
-        ),
-        (
-            format!("2. warm: one secret {} times, both caches warm", f.warm.n),
-            &f.warm,
-            "the runtime API's round trip (hello)".to_owned(),
-            &f.warm_floor,
-            WARM_GOAL,
-        ),
-    ];
-    for (case, x, floor, fl, goal) in rows {
+    for (case, x, floor, fl, goal) in rows(f) {
         let r50 = x.p50 / fl.p50;
+        let verdict = match goal {
+            Some(goal) => format!("≤ {goal}×, {}", verdict(r50, goal)),
+            None => "for comparison".to_owned(),
+        };
         let _ = writeln!(
             md,
-            "| {case} | {:.3} ms | {:.3} ms | {floor} | {:.3} ms | {:.3} ms | {} | {} | ≤ {goal}×, {} |",
+            "| {case} | {:.3} ms | {:.3} ms | {floor} | {:.3} ms | {:.3} ms | {} | {} | {verdict} |",
             x.p50,
             x.p99,
             fl.p50,
             fl.p99,
             ratio(x.p50, fl.p50),
             ratio(x.p99, fl.p99),
-            verdict(r50, goal),
         );
     }
-    md.push_str(
-        "| 3. spending a credit | | | | | | | | not measured: verify spends no credits yet |\n",
-    );
     md
+}
+
+type Row<'a> = (String, &'a Stats, String, &'a Stats, Option<f64>);
+
+/// The table's rows: case, its figures, its floor, the floor's figures, the goal.
+fn rows(f: &Figures) -> Vec<Row<'_>> {
+    let m = &f.metered;
+    vec![
+        (
+            format!("1. cold: {} distinct secrets, both caches off", f.cold.n),
+            &f.cold,
+            format!("the same DynamoDB calls, bare SDK ({})", f.cold_ops),
+            &f.cold_floor,
+            Some(COLD_GOAL),
+        ),
+        (
+            format!("2. warm: one secret {} times, both caches warm", f.warm.n),
+            &f.warm,
+            "the runtime API's round trip (hello)".to_owned(),
+            &f.warm_floor,
+            Some(WARM_GOAL),
+        ),
+        (
+            format!(
+                "3. spending a credit: {} distinct keys with credits, cost 1, caller cached",
+                m.credit.ours.n
+            ),
+            &m.credit.ours,
+            format!("the same DynamoDB calls, bare SDK ({})", m.credit.ops),
+            &m.credit.floor,
+            Some(METERED_GOAL),
+        ),
+        (
+            format!(
+                "4. an exact limit and credits: {} distinct keys, cost 1, caller cached",
+                m.limit.ours.n
+            ),
+            &m.limit.ours,
+            format!("the same DynamoDB calls, bare SDK ({})", m.limit.ops),
+            &m.limit.floor,
+            Some(METERED_GOAL),
+        ),
+        (
+            "4b. the same verifications".to_owned(),
+            &m.limit.ours,
+            "the same calls, the spend's UpdateItems replaced by one TransactWriteItems of a \
+             credits item and a counter item (a transaction design)"
+                .to_owned(),
+            &m.tx,
+            None,
+        ),
+        (
+            format!(
+                "5. leased limit: one key {} times, lease held, both caches warm ({:.3} DynamoDB calls per verify)",
+                m.leased.n, m.leased_calls
+            ),
+            &m.leased,
+            "the runtime API's round trip (hello)".to_owned(),
+            &m.leased_floor,
+            Some(METERED_GOAL),
+        ),
+        (
+            "5b. the same leased verifications".to_owned(),
+            &m.leased,
+            "the same instance verifying an unmetered key (the demo admin's), same rounds"
+                .to_owned(),
+            &m.unmetered,
+            None,
+        ),
+    ]
 }

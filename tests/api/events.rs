@@ -30,6 +30,7 @@ const EXPECTED: &[(&str, u16)] = &[
     ("update-key.http.json", 200),
     ("update-key.http.stale.json", 412),
     // The demo's keys have no credits: adjusting them is a 409 that says so.
+    ("update-key.rest.credits-unlimited.json", 409),
     ("update-key.http.credits-unlimited.json", 409),
     ("roll-key.rest.json", 200),
     ("roll-key.http.json", 200),

@@ -159,3 +159,78 @@ async fn a_spend_whose_answer_was_lost_counts_once() {
         ]
     );
 }
+
+/// A window seen full stays full until it ends: the verifies refused in it are answered
+/// without a write, so they answer even while DynamoDB refuses every UpdateItem.
+#[tokio::test]
+async fn verifies_refused_in_a_window_seen_full_need_no_write() {
+    use apikeys_tests::fault::{Fault, FaultProxy};
+    let real = app().await;
+    let org = org();
+    let admin = admin(&real, &org).await;
+    let limits = json!([{"name": "per_day", "limit": 2, "duration_ms": 86_400_000}]);
+    let (_, secret) = create_with(&real, &admin, json!({"ratelimits": limits})).await;
+    let proxy = FaultProxy::in_front_of_dynamodb_local().await;
+    let app = app_via(&real, &proxy.url()).await;
+    let cache = apikeys::verify::VerifyCache::new(std::time::Duration::from_secs(60));
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = verify_through(&app, &cache, &admin, &secret).await;
+        assert_eq!(status, 200, "{body}");
+        codes.push(body["code"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(codes, ["VALID", "VALID", "RATE_LIMITED"]);
+    // Every UpdateItem refused from now on: a write would be a 503.
+    proxy.set(Fault::ThrottleOnly("UpdateItem"));
+    for _ in 0..3 {
+        let (status, body) = verify_through(&app, &cache, &admin, &secret).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["code"], "RATE_LIMITED", "{body}");
+        assert_eq!(body["ratelimits"][0]["remaining"], 0, "{body}");
+    }
+}
+
+/// One verify of `secret` through the handler, with this process's `cache` (and leases).
+async fn verify_through(
+    app: &apikeys::App<apikeys::store::dynamo::DynamoStore>,
+    cache: &apikeys::verify::VerifyCache,
+    admin: &apikeys::secret::Secret,
+    secret: &str,
+) -> (u16, Value) {
+    let req = Call::verify(Payload::Http, &json!({"key": secret}))
+        .bearer(admin)
+        .request();
+    let response = apikeys::http::verify_key(app, cache, req).await;
+    let status = response.status().as_u16();
+    let body = serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null);
+    (status, body)
+}
+
+#[tokio::test]
+async fn scratch_leased_fresh_window() {
+    let app = app().await;
+    let org = org();
+    let admin = admin(&app, &org).await;
+    let limits = json!([{"name": "burst", "limit": 100, "duration_ms": 60_000, "mode": "leased"}]);
+    let (_, secret) = create_with(&app, &admin, json!({"ratelimits": limits})).await;
+    let cache = std::sync::Arc::new(apikeys::verify::VerifyCache::new(
+        std::time::Duration::from_secs(5),
+    ));
+    let app = std::sync::Arc::new(app);
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let (app, cache, admin, secret) =
+            (app.clone(), cache.clone(), admin.clone(), secret.clone());
+        set.spawn(async move {
+            let mut out = Vec::new();
+            for _ in 0..3 {
+                let (_, body) = verify_through(&app, &cache, &admin, &secret).await;
+                out.push(format!("{} {}", body["code"], body["ratelimits"]));
+            }
+            out
+        });
+    }
+    let all: Vec<String> = set.join_all().await.into_iter().flatten().collect();
+    eprintln!("{all:#?}");
+    assert!(all.iter().all(|c| c.starts_with("\"VALID\"")), "{all:#?}");
+}

@@ -6,4 +6,5 @@ pub mod inits;
 pub mod scaling;
 pub mod tls_cold;
 pub mod verify_cold;
+pub mod verify_metered;
 pub mod warm;

@@ -11,7 +11,7 @@ use crate::context::Ctx;
 use crate::report::Stats;
 use crate::samples::{bytes, check_valid, verify_event};
 use crate::seed::seeded_secret;
-use crate::{BoxError, replay, verify};
+use crate::{BoxError, verify};
 
 /// Both caches off.
 const OFF: [(&str, &str); 1] = [("CALLER_CACHE_TTL_SECS", "0")];
@@ -82,6 +82,7 @@ pub async fn measure(
         cold_ops: floor.ops(),
         warm: Stats::default(),
         warm_floor: Stats::default(),
+        metered: verify::Metered::default(),
     })
 }
 
@@ -101,13 +102,5 @@ async fn record_floor(
     check_valid(&f.invoke(seeded.event(&secret)).await?)?;
     let calls = proxy.take();
     f.stop().await;
-    Ok(verify::ColdFloor {
-        calls: replay::grouped(
-            calls
-                .into_iter()
-                .map(|x| (x.op, x.request, x.started, x.ended))
-                .collect(),
-        ),
-        recorded_for: seeded.hash_and_id(i),
-    })
+    Ok(verify::ColdFloor::recorded(calls, seeded.hash_and_id(i)))
 }

@@ -4,14 +4,21 @@
 //!
 //! A lease never admits more than the limit: its tokens were taken from the window's count
 //! in the store, on condition that the count stayed within the limit. It can under-admit:
-//! tokens still held when the window ends are lost, at most one lease per process holding
-//! one. Entries of ended windows are dropped as new ones come.
+//! tokens still held when the window ends are lost: at most one lease per verify that ran at
+//! once without one (one per process for a Lambda instance, which runs one at a time).
+//! Entries of ended windows are dropped as new ones come.
+//!
+//! It also keeps the windows this process saw with no token left: a window's count only goes
+//! up until it ends (a lease is never given back to the store), so a verify of that key, limit
+//! and window is `RATE_LIMITED` without a write, exactly as the write would have answered.
+//! A flood of refused verifies then costs one write per process and window, not one each.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use super::meter::Left;
 use crate::key::KeyId;
-use crate::quota::RateLimit;
+use crate::quota::{Quota, RateLimit};
 
 /// The most windows held at once; past it, ended windows are dropped.
 const MAX_HELD: usize = 4096;
@@ -43,6 +50,8 @@ pub struct Leases {
     /// Per window: the tokens held, and what the window had left in the store after the
     /// last reservation.
     held: Mutex<HashMap<Held, (u64, u64)>>,
+    /// Windows seen with no token left, and what the key had left when seen.
+    full: Mutex<HashMap<Held, Left>>,
 }
 
 impl Leases {
@@ -91,6 +100,39 @@ impl Leases {
             entry.1 = left;
         }
         entry.0
+    }
+
+    /// Notes that `limit`'s window starting at `window` had no token left, and what the key
+    /// had left then.
+    pub fn mark_full(
+        &self,
+        key: KeyId,
+        limit: &RateLimit,
+        (window, now_ms): (i64, i64),
+        left: Left,
+    ) {
+        let mut full = self
+            .full
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if full.len() >= MAX_HELD {
+            full.retain(|h, _| h.window.saturating_add_unsigned(h.duration_ms) > now_ms);
+        }
+        full.insert(Held::of(key, limit, window), left);
+    }
+
+    /// What the key had left when one of its limits (as `quota` has them) was seen full in
+    /// its window of `now_ms`, if one was and this process holds fewer than `need` of its
+    /// tokens (a lease held is spent first).
+    pub fn full(&self, key: KeyId, quota: &Quota, now_ms: i64, need: u64) -> Option<Left> {
+        let full = self
+            .full
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        quota.ratelimits.iter().find_map(|l| {
+            let seen = full.get(&Held::of(key, l, l.window(now_ms)))?;
+            (self.held(key, l, now_ms).0 < need).then(|| seen.clone())
+        })
     }
 
     /// The tokens held for `limit` in the window of `now_ms`, and what the store had left.

@@ -111,6 +111,9 @@ pub async fn meter<S: QuotaStore>(
     cost: u64,
     now: DateTime<Utc>,
 ) -> Result<Metered, StoreError> {
+    if let Some(left) = leases.full(id, basis.quota, now.timestamp_millis(), cost.max(1)) {
+        return Ok(metered(VerifyCode::RateLimited, None, left));
+    }
     let op = uuid::Uuid::now_v7().to_string();
     let mut m = Attempt::new(leases, id, basis, cost, now);
     for _ in 0..ATTEMPTS {
@@ -236,9 +239,29 @@ fn refusal(
     match seen {
         Some(s) => {
             let left = left_of(&s.key.quota, Some(&s.counters), leases, id, now);
+            if let Decision::RateLimited(i) = decision {
+                note_full(leases, &s, *i, &left, now);
+            }
             metered(code, Some(s.key), left)
         }
         None => metered(code, None, left_of(quota, None, leases, id, now)),
+    }
+}
+
+/// Notes the window of the key's limit `i` full, when the key as seen has no token left in it.
+fn note_full(leases: &Leases, s: &Spent, i: usize, left: &Left, now: DateTime<Utc>) {
+    let Some(limit) = s.key.quota.ratelimits.get(i) else {
+        return;
+    };
+    let (tokens, reset) = plan::left(limit, &s.counters, now);
+    if tokens == 0 {
+        let window = reset.saturating_sub_unsigned(limit.duration_ms);
+        leases.mark_full(
+            s.key.id,
+            limit,
+            (window, now.timestamp_millis()),
+            left.clone(),
+        );
     }
 }
 

@@ -106,6 +106,37 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// A JSON number that is a whole number from 0 to 2^53 - 1, written with or without a zero
+/// fraction (`60` or `60.0`: both are JSON Schema's `integer`).
+pub fn whole_number(value: &Value) -> Option<u64> {
+    const MAX: f64 = 9_007_199_254_740_991.0;
+    let Value::Number(n) = value else {
+        return None;
+    };
+    n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=MAX).contains(f))
+            .map(|f| f as u64)
+    })
+}
+
+/// A whole number member (see [`whole_number`]), for `#[serde(deserialize_with = "whole")]`.
+pub fn whole<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    checked(d, |value| {
+        whole_number(value).ok_or_else(|| format!("must be a whole number, not {value}"))
+    })
+}
+
+/// An optional whole number member: absent or null is `None`.
+pub fn whole_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    checked(d, |value| match value {
+        Value::Null => Ok(None),
+        v => whole_number(v)
+            .map(Some)
+            .ok_or_else(|| format!("must be a whole number, not {v}")),
+    })
+}
+
 fn wrong_type(want: &str, got: &Value) -> String {
     format!("must be {want}, not {}", kind(got))
 }

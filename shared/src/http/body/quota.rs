@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::fields::{checked_type, double_option, kind};
+use super::fields::{checked_type, double_option, kind, whole, whole_or_null};
 use crate::quota::{Credits, Interval, MAX_CREDITS, Mode, RateLimit, Refill};
 use crate::write::CreditsChange;
 
@@ -15,8 +15,10 @@ use crate::write::CreditsChange;
 #[serde(deny_unknown_fields)]
 struct RefillBody {
     interval: Interval,
+    #[serde(deserialize_with = "whole")]
     amount: u64,
-    day: Option<u8>,
+    #[serde(default, deserialize_with = "whole_or_null")]
+    day: Option<u64>,
 }
 
 impl From<RefillBody> for Refill {
@@ -26,6 +28,8 @@ impl From<RefillBody> for Refill {
             Interval::Monthly => Some(r.day.unwrap_or(1)),
             Interval::Daily => r.day,
         };
+        // Out of 1..=31, the day is refused by the bounds (255 is out too).
+        let day = day.map(|d| u8::try_from(d).unwrap_or(u8::MAX));
         Refill {
             interval: r.interval,
             amount: r.amount,
@@ -38,6 +42,7 @@ impl From<RefillBody> for Refill {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreditsBody {
+    #[serde(default, deserialize_with = "whole_or_null")]
     remaining: Option<u64>,
     #[serde(default, deserialize_with = "double_option")]
     refill: Option<Option<RefillBody>>,
@@ -48,7 +53,9 @@ struct CreditsBody {
 #[serde(deny_unknown_fields)]
 struct LimitBody {
     name: String,
+    #[serde(deserialize_with = "whole")]
     limit: u64,
+    #[serde(deserialize_with = "whole")]
     duration_ms: u64,
     #[serde(default)]
     mode: Mode,
@@ -131,6 +138,7 @@ checked_type!(
 pub mod adjust {
     use serde::Deserialize;
 
+    use super::super::fields::whole_or_null;
     use super::super::read::{self, Accepts, Presence, field_error};
     use crate::audit::Adjustment;
     use crate::http::problem::ApiError;
@@ -143,7 +151,9 @@ pub mod adjust {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct AdjustBody {
+        #[serde(default, deserialize_with = "whole_or_null")]
         increment: Option<u64>,
+        #[serde(default, deserialize_with = "whole_or_null")]
         decrement: Option<u64>,
     }
 

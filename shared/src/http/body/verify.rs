@@ -41,8 +41,7 @@ checked_type!(
 );
 
 fn cost_value(value: &Value) -> Result<u64, String> {
-    value
-        .as_u64()
+    super::fields::whole_number(value)
         .filter(|c| *c <= MAX_COST)
         .ok_or_else(|| format!("must be an integer from 0 to {MAX_COST}"))
 }
