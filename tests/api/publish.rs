@@ -220,3 +220,106 @@ async fn a_bus_that_fails_leaves_the_batch_for_the_retry_and_nothing_is_lost() {
         ]
     );
 }
+
+/// Verifies `secret` once at cost 1 over HTTP, and returns the answer's code.
+async fn verify_once(
+    app: &App<DynamoStore>,
+    admin: &apikeys::secret::Secret,
+    secret: &str,
+) -> String {
+    let body = json!({"key": secret, "cost": 1});
+    let reply = Call::verify(Payload::Http, &body)
+        .bearer(admin)
+        .send(app)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body["code"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn credits_low_and_exhausted_are_published_once_per_crossing_not_per_verify() {
+    let moto = Moto::start().await;
+    let bus = moto.bus("audit").await;
+    let app = app().await;
+    let mut stream = stream_of(&app).await;
+    let org = org();
+    let (_, admin) = caller(&app, &org, None).await;
+    let body = json!({"name": "metered", "restricted": false,
+        "credits": {"remaining": 4, "low_at": 2}});
+    let created = Call::create(Payload::Http, body)
+        .bearer(&admin)
+        .send(&app)
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let secret = created.body["secret"].as_str().unwrap().to_owned();
+
+    // 4 -> 3 -> 2 (not below 2) -> 1 (low) -> 0 (exhausted), then refusals that write nothing.
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        codes.push(verify_once(&app, &admin, &secret).await);
+    }
+    assert_eq!(codes[..4], ["VALID"; 4]);
+    assert_eq!(codes[4..], ["USAGE_EXCEEDED"; 2]);
+    // Back above the threshold, then a new drop: a new crossing.
+    let refill = json!({"credits": {"remaining": 2}});
+    let patched = Call::update(Payload::Http, &id, refill)
+        .bearer(&admin)
+        .send(&app)
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(verify_once(&app, &admin, &secret).await, "VALID");
+
+    // The audit events (the caller's and this key's creation, the PATCH), and three notices.
+    let want = 6;
+    assert_eq!(publish_all(&mut stream, &bus, want).await, want);
+    let got = delivered(&moto, "audit", want).await;
+    let types: Vec<&str> = got
+        .iter()
+        .map(|m| m["detail-type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "apikeys key.created",
+            "apikeys key.created",
+            "apikeys key.credits_low",
+            "apikeys key.credits_exhausted",
+            "apikeys key.updated",
+            "apikeys key.credits_low",
+        ]
+    );
+    let notices: Vec<&Value> = got
+        .iter()
+        .map(|m| &m["detail"])
+        .filter(|d| d["action"].as_str().unwrap().starts_with("key.credits_"))
+        .collect();
+    let left: Vec<&Value> = notices.iter().map(|d| &d["credits"]).collect();
+    assert_eq!(
+        left,
+        [
+            &json!({"remaining": 1, "low_at": 2}),
+            &json!({"remaining": 0, "low_at": 2}),
+            &json!({"remaining": 1, "low_at": 2}),
+        ]
+    );
+    for notice in &notices {
+        assert_eq!(notice["organization"], org.to_string());
+        assert_eq!(notice["key_id"], id.as_str());
+        let text = notice.to_string();
+        assert!(!text.contains(&secret), "a secret on the bus: {text}");
+        let hash = apikeys::leak::assess::token_hash(&secret);
+        assert!(!text.contains(&hash), "a secret's hash on the bus: {text}");
+    }
+    let ids: std::collections::BTreeSet<&str> =
+        notices.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3, "each notice its own id");
+    // Bus-only: the audit trail lists the writes, not the notices.
+    let listed = all_events(&app, Payload::Http, &admin, None).await;
+    assert!(
+        listed
+            .iter()
+            .all(|e| !e["action"].as_str().unwrap().starts_with("key.credits_")),
+        "{listed:#?}"
+    );
+}

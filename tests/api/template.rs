@@ -1242,9 +1242,9 @@ fn tagged(v: &Value) -> (String, Value) {
     (t.tag.to_string(), t.value.clone())
 }
 
-/// Every audit event leaves through the table's stream of new images, filtered by Lambda to
-/// inserted event items, to publish-events, on one bus (the stack's own unless EventBusArn
-/// names one); a batch that still fails after its retries is described in an encrypted
+/// Every audit event leaves through the table's stream, filtered by Lambda to inserted event
+/// items (and changed key items with credits, for their notices), to publish-events, on one
+/// bus (the stack's own unless EventBusArn names one); a batch that still fails after its retries is described in an encrypted
 /// dead-letter queue, whose first message raises an alarm.
 #[test]
 fn audit_events_leave_through_the_stream_to_the_bus_with_a_dead_letter_queue_and_its_alarm() {
@@ -1253,7 +1253,8 @@ fn audit_events_leave_through_the_stream_to_the_bus_with_a_dead_letter_queue_and
     let table = &resources["KeysTable"]["Properties"];
     assert_eq!(
         table["StreamSpecification"]["StreamViewType"].as_str(),
-        Some("NEW_IMAGE")
+        Some("NEW_AND_OLD_IMAGES"),
+        "a key's credits before and after a verify: key.credits_low"
     );
 
     let functions = functions(&template);
@@ -1286,13 +1287,19 @@ fn audit_events_leave_through_the_stream_to_the_bus_with_a_dead_letter_queue_and
         set_of(&["ReportBatchItemFailures"])
     );
     let filters = source["FilterCriteria"]["Filters"].as_sequence().unwrap();
-    assert_eq!(filters.len(), 1);
-    let pattern: serde_json::Value =
-        serde_json::from_str(filters[0]["Pattern"].as_str().unwrap()).unwrap();
+    let patterns: Vec<serde_json::Value> = filters
+        .iter()
+        .map(|f| serde_json::from_str(f["Pattern"].as_str().unwrap()).unwrap())
+        .collect();
     assert_eq!(
-        pattern,
-        serde_json::json!({"eventName": ["INSERT"],
-            "dynamodb": {"Keys": {"sk": {"S": [{"prefix": "EVENT#"}]}}}})
+        patterns,
+        [
+            serde_json::json!({"eventName": ["INSERT"],
+                "dynamodb": {"Keys": {"sk": {"S": [{"prefix": "EVENT#"}]}}}}),
+            serde_json::json!({"eventName": ["MODIFY"],
+                "dynamodb": {"Keys": {"sk": {"S": [{"prefix": "KEY#"}]}},
+                    "NewImage": {"credits_remaining": {"N": [{"exists": true}]}}}})
+        ]
     );
     let on_failure = &source["DestinationConfig"]["OnFailure"];
     assert_eq!(on_failure["Type"].as_str(), Some("SQS"));

@@ -1,13 +1,15 @@
 //! Publishing the audit trail to EventBridge. The table's stream hands each batch of changed
 //! items to [`publish`], which keeps the inserted audit events, turns each into the event as
-//! `GET …/events` shows it with its organization ([`entry`]), and puts them on the bus in
-//! stream order, at most [`MAX_ENTRIES`] a call, retrying the entries the bus refused.
+//! `GET …/events` shows it with its organization ([`entry`]), adds the credits notices of
+//! the modified key items ([`credits`]), and puts them on the bus in stream order, at most
+//! [`MAX_ENTRIES`] a call, retrying the entries the bus refused.
 //!
 //! What still fails is reported as the batch's first failure: Lambda then retries the batch
 //! from that record (so at least once, in order per key: an organization's events share one
 //! partition, hence one shard), and after its retries sends the batch to the dead-letter queue.
 
 pub mod bus;
+pub mod credits;
 pub mod entry;
 #[cfg(feature = "local-stream")]
 pub mod stream;
@@ -58,18 +60,27 @@ fn sequence(record: &EventRecord) -> String {
     record.change.sequence_number.clone().unwrap_or_default()
 }
 
-/// The entry of each inserted audit event among `records`, with its record's sequence
-/// number, in stream order; and the sequence number of the first record whose event cannot
-/// be read, where the batch must stop.
+/// The entries of one record: its inserted audit event, or a modified key's credits
+/// notices ([`credits`]), or none.
+fn record_entries(record: &EventRecord) -> Result<Vec<Entry>, String> {
+    match record.event_name.as_str() {
+        "INSERT" => event_of_image(record.change.new_image.clone())
+            .map_err(|e| e.to_string())?
+            .map(|e| entry(&e).map_err(|e| e.to_string()))
+            .into_iter()
+            .collect(),
+        "MODIFY" => credits::entries(record),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// The entries of `records`, each with its record's sequence number, in stream order; and
+/// the sequence number of the first record that cannot be read, where the batch must stop.
 fn entries(records: &[EventRecord]) -> (Vec<(String, Entry)>, Option<String>) {
     let mut out = Vec::new();
-    for record in records.iter().filter(|r| r.event_name == "INSERT") {
-        let event = event_of_image(record.change.new_image.clone())
-            .map_err(|e| e.to_string())
-            .and_then(|e| e.map(|e| entry(&e).map_err(|e| e.to_string())).transpose());
-        match event {
-            Ok(Some(entry)) => out.push((sequence(record), entry)),
-            Ok(None) => {}
+    for record in records {
+        match record_entries(record) {
+            Ok(entries) => out.extend(entries.into_iter().map(|e| (sequence(record), e))),
             Err(error) => {
                 tracing::error!(%error, sequence = %sequence(record), "unreadable audit event");
                 return (out, Some(sequence(record)));

@@ -211,11 +211,21 @@ fn renewable(
 }
 
 /// Whether the stream mapping's FilterCriteria (template.yaml) lets `record` through: an
-/// INSERT whose sort key begins with `EVENT#`.
+/// INSERT whose sort key begins with `EVENT#`, or a MODIFY of a key item (`KEY#`) that has
+/// credits after it.
 fn passes_filter(record: &EventRecord) -> bool {
-    let sk = record.change.keys.get(crate::store::dynamo::SK);
-    record.event_name == "INSERT"
-        && matches!(sk, Some(serde_dynamo::AttributeValue::S(sk)) if sk.starts_with("EVENT#"))
+    let sk = match record.change.keys.get(crate::store::dynamo::SK) {
+        Some(serde_dynamo::AttributeValue::S(sk)) => sk.as_str(),
+        _ => return false,
+    };
+    match record.event_name.as_str() {
+        "INSERT" => sk.starts_with("EVENT#"),
+        "MODIFY" => {
+            let credits = record.change.new_image.get("credits_remaining");
+            sk.starts_with("KEY#") && matches!(credits, Some(serde_dynamo::AttributeValue::N(_)))
+        }
+        _ => false,
+    }
 }
 
 /// A record as Lambda's event source mapping delivers it.
@@ -226,6 +236,11 @@ fn lambda_record(record: &Record) -> EventRecord {
         change.size_bytes = r.size_bytes().unwrap_or_default();
         change.keys = r.keys().cloned().unwrap_or_default().into();
         change.new_image = r.new_image().cloned().unwrap_or_default().into();
+        change.old_image = r.old_image().cloned().unwrap_or_default().into();
+        if let Some(at) = r.approximate_creation_date_time() {
+            let at = chrono::DateTime::from_timestamp(at.secs(), at.subsec_nanos());
+            change.approximate_creation_date_time = at.unwrap_or_default();
+        }
     }
     let mut out = EventRecord::default();
     out.event_id = record.event_id().unwrap_or_default().to_owned();

@@ -278,7 +278,7 @@ impl DynamoStore {
     /// Creates the table as [`create_table`](Self::create_table) does, with the stream of
     /// template.yaml's StreamSpecification: `make run`'s table, which its publisher reads.
     pub async fn create_table_with_stream(&self) -> Result<(), StoreError> {
-        self.create_table_as(Some(stream_of_new_images())).await
+        self.create_table_as(Some(stream_of_images())).await
     }
 
     async fn create_table_as(&self, stream: Option<StreamSpecification>) -> Result<(), StoreError> {
@@ -359,7 +359,7 @@ impl DynamoStore {
             .map(str::to_owned))
     }
 
-    /// Turns on the table's stream of new images, as template.yaml's StreamSpecification
+    /// Turns on the table's stream of old and new images, as template.yaml's StreamSpecification
     /// does. [`create_table`](Self::create_table) makes no stream, so that the tests' many
     /// tables cost DynamoDB Local none: the local publisher (`publish::stream`) turns it on
     /// where it reads one (a test's table, or one `make run` kept from before it had one),
@@ -368,7 +368,7 @@ impl DynamoStore {
         self.client
             .update_table()
             .table_name(&self.table)
-            .stream_specification(stream_of_new_images())
+            .stream_specification(stream_of_images())
             .send()
             .await
             .map_err(classify)?;
@@ -410,11 +410,12 @@ impl DynamoStore {
     }
 }
 
-/// A stream of each changed item's new image: what the publisher reads of an inserted event.
-fn stream_of_new_images() -> StreamSpecification {
+/// A stream of each changed item's old and new images: the publisher reads an inserted
+/// event's new image, and a key item's credits before and after a change.
+fn stream_of_images() -> StreamSpecification {
     StreamSpecification::builder()
         .stream_enabled(true)
-        .stream_view_type(StreamViewType::NewImage)
+        .stream_view_type(StreamViewType::NewAndOldImages)
         .build()
         .expect("enabled is set")
 }
