@@ -35,7 +35,7 @@ export SAM_CLI_TELEMETRY := 0
 .PHONY: run run-tools cli invoke test-run build check-artifacts artifact-tools time-first-200
 .PHONY: security security-ci fuzz-tools fuzz-build
 .PHONY: bench bench-smoke bench-zips bench-peer bench-coldstart bench-readme bench-profile
-.PHONY: bench-verify bench-quota
+.PHONY: bench-verify bench-quota bench-events
 .PHONY: schemathesis schemathesis-ci schemathesis-tools
 .PHONY: clients-tools test-clients
 
@@ -58,6 +58,7 @@ help:
 	@echo "make bench-coldstart   the cold-start part of the benchmark alone (TLS, CPU quotas, peers)"
 	@echo "make bench-verify   verify's cases of the benchmark alone (bench/results/verify.md)"
 	@echo "make bench-quota    credits and rate limits under concurrency (bench/results/quota.md)"
+	@echo "make bench-events   the delay from a write to its event on the bus (bench/results/events.md)"
 	@echo "make bench-profile  a syscall profile of get-key's init (bench/results/init-profile.md)"
 	@echo "make bench-readme   bench/README.md's tables from bench/results/"
 	@echo "make schemathesis-ci   schemathesis on openapi.yaml against make run, bounded, as CI runs it"
@@ -326,6 +327,13 @@ BENCH_QUOTA ?= --quota
 bench-quota: tools
 	cargo build --release --locked -p create-key -p apikeys-bench
 	timeout 600 tools/dynamodb-local.sh run $(TARGET_DIR)/release/apikeys-bench $(BENCH_QUOTA) --out $(BENCH_OUT)
+	python3 bench/render-readme.py bench/README.md $(BENCH_OUT)
+
+# The delay from a write to its audit event on the bus (bench/results/events.md): DynamoDB
+# Local's stream, the publisher, moto's EventBridge; bounded in count and time.
+bench-events: tools
+	cargo build --release --locked -p apikeys-bench --bin bench-events
+	timeout 300 tools/dynamodb-local.sh run $(TARGET_DIR)/release/bench-events --out $(BENCH_OUT)
 	python3 bench/render-readme.py bench/README.md $(BENCH_OUT)
 
 # The tables of bench/README.md, from the results files (bench/render-readme.py).
