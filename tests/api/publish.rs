@@ -54,21 +54,28 @@ async fn stream_of(app: &App<DynamoStore>) -> LocalStream {
         .expect("DynamoDB Local's stream")
 }
 
-/// Creates, updates, rolls and deletes a key over HTTP, and has GitHub report another's
-/// secret; returns the secrets the writes handed out.
+/// Creates a key with credits over HTTP, updates it, disables and enables it, adds to its
+/// credits, rolls and deletes it, and has GitHub report another's secret: a write of each
+/// action. Returns the secrets the writes handed out.
 async fn writes_over_http(app: &App<DynamoStore>, admin: &apikeys::secret::Secret) -> Vec<String> {
     let p = Payload::Http;
-    let created = Call::create(p, json!({"name": "one", "restricted": false}))
-        .bearer(admin)
-        .send(app)
-        .await;
+    let body = json!({"name": "one", "restricted": false, "credits": {"remaining": 5}});
+    let created = Call::create(p, body).bearer(admin).send(app).await;
     assert_eq!(created.status, 201, "{}", created.body);
     let id = created.body["id"].as_str().unwrap().to_owned();
-    let updated = Call::update(p, &id, json!({"name": "renamed"}))
+    for change in [
+        json!({"name": "renamed"}),
+        json!({"status": "disabled"}),
+        json!({"status": "active"}),
+    ] {
+        let updated = Call::update(p, &id, change).bearer(admin).send(app).await;
+        assert_eq!(updated.status, 200, "{}", updated.body);
+    }
+    let adjusted = Call::adjust(p, &id, &json!({"increment": 2}))
         .bearer(admin)
         .send(app)
         .await;
-    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(adjusted.status, 200, "{}", adjusted.body);
     let rolled = Call::roll(p, &id, None).bearer(admin).send(app).await;
     assert_eq!(rolled.status, 200, "{}", rolled.body);
     let deleted = Call::delete(p, &id).bearer(admin).send(app).await;
@@ -102,7 +109,8 @@ async fn every_write_over_http_is_published_once_as_get_events_shows_it() {
     let (_, admin) = caller(&app, &org, None).await;
     let secrets = writes_over_http(&app, &admin).await;
 
-    // Newest first, as GET shows them: the caller's creation, then the six writes.
+    // Newest first, as GET shows them: the caller's creation, then the nine writes, one of
+    // each action.
     let listed = all_events(&app, Payload::Http, &admin, None).await;
     let actions: Vec<&str> = listed
         .iter()
@@ -115,11 +123,20 @@ async fn every_write_over_http_is_published_once_as_get_events_shows_it() {
             "key.created",
             "key.deleted",
             "key.rolled",
+            "key.credits_adjusted",
+            "key.enabled",
+            "key.disabled",
             "key.updated",
             "key.created",
             "key.created"
         ]
     );
+    let every: std::collections::BTreeSet<&str> = actions.iter().copied().collect();
+    let all: std::collections::BTreeSet<&str> = apikeys::audit::Action::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+    assert_eq!(every, all, "a write of every action");
     assert_eq!(
         publish_all(&mut stream, &bus, listed.len()).await,
         listed.len()
@@ -165,7 +182,10 @@ async fn a_bus_that_fails_leaves_the_batch_for_the_retry_and_nothing_is_lost() {
     let org = org();
     let (_, admin) = caller(&app, &org, None).await;
     writes_over_http(&app, &admin).await;
-    let want = 7;
+    let want = 10;
+    // The records the stream mapping's filter lets through: the ten events, and the five
+    // changes of the key with credits (for their notices, of which they have none).
+    let records = want + 5;
 
     // A bus that does not exist, then a closed port: every call fails, the batch is reported
     // from its first record (Lambda's retry, then the dead-letter queue), and kept.
@@ -176,7 +196,7 @@ async fn a_bus_that_fails_leaves_the_batch_for_the_retry_and_nothing_is_lost() {
     let missing = EventBridgeBus::new(moto.eventbridge(), "no-such-bus");
     let unreachable = EventBridgeBus::new(moto.eventbridge_at(&closed), "audit");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while stream.pending() < want {
+    while stream.pending() < records {
         assert!(
             Instant::now() < deadline,
             "{} records read",
@@ -196,7 +216,7 @@ async fn a_bus_that_fails_leaves_the_batch_for_the_retry_and_nothing_is_lost() {
                 .as_deref()
                 .is_some_and(|s| !s.is_empty())
         );
-        assert_eq!(stream.pending(), want, "kept for the retry");
+        assert_eq!(stream.pending(), records, "kept for the retry");
     }
     assert!(delivered(&moto, "audit", 1).await.is_empty());
 
@@ -213,6 +233,9 @@ async fn a_bus_that_fails_leaves_the_batch_for_the_retry_and_nothing_is_lost() {
             "key.created",
             "key.created",
             "key.updated",
+            "key.disabled",
+            "key.enabled",
+            "key.credits_adjusted",
             "key.rolled",
             "key.deleted",
             "key.created",
