@@ -126,6 +126,15 @@ impl App<DynamoStore> {
     }
 }
 
+/// The store alone, from `TABLE_NAME` and the Lambda environment, its connection warmed:
+/// for expiry-notices, which serves no caller, so reads no cursor secret.
+pub async fn store_from_env() -> Result<DynamoStore, ConfigError> {
+    let table = var("TABLE_NAME")?;
+    let client = crate::client::from_lambda_env(timeouts(), retries())?;
+    warm_up(&client, &table).await;
+    Ok(DynamoStore::new(client, table))
+}
+
 /// `config` with one operation allowed `operation` (a tenth of it to connect, half of it per
 /// attempt): for the admin CLI and the tests, which wait for a slow DynamoDB rather than
 /// answer a client quickly.

@@ -23,6 +23,14 @@ pub const FUNCTION_TIMEOUT: Duration = Duration::from_secs(6);
 /// revoked by a read and a transaction (see `leak::REVOKE_CONCURRENCY`).
 pub const REPORT_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// expiry-notices' own timeout in template.yaml: a scheduled run writes the notices due
+/// until this less [`MARGIN`], and the next run goes on from there. Like every function's,
+/// it stays below the time after which the audit trail counts an event as settled.
+pub const NOTICES_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A run's time when its invocation has no deadline: [`NOTICES_TIMEOUT`] less [`MARGIN`].
+pub const NOTICES_BUDGET: Duration = NOTICES_TIMEOUT.saturating_sub(MARGIN);
+
 /// A request's time when its invocation has no deadline: [`FUNCTION_TIMEOUT`] less
 /// [`MARGIN`].
 pub const DEFAULT_BUDGET: Duration = FUNCTION_TIMEOUT.saturating_sub(MARGIN);

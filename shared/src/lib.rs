@@ -6,8 +6,8 @@
 //!   JSON views, and the one map from every domain error to a status and a problem
 //!   ([`http::problem`]); [`config`] builds an [`App`] once per cold start;
 //! - the use cases: the writes ([`write`]), [`verify`], leaked keys ([`leak`]), listing keys
-//!   and events ([`page`]), recording last uses ([`usage`]), publishing the audit trail
-//!   ([`publish`]);
+//!   and events ([`page`]), recording last uses ([`usage`]), the expiry notices ([`expiry`]),
+//!   publishing the audit trail ([`publish`]);
 //! - who is calling ([`auth`]) and the credential cache ([`cache`]);
 //! - the store's roles ([`store`], on DynamoDB in [`store::dynamo`]);
 //! - the model: keys ([`key`]), what they may use ([`quota`]), secrets ([`secret`]), events ([`audit`]), the authority rule
@@ -24,6 +24,7 @@ pub mod config;
 pub mod deadline;
 pub mod digest;
 pub mod error;
+pub mod expiry;
 pub mod http;
 pub mod key;
 pub mod leak;

@@ -12,6 +12,7 @@ mod deadline;
 mod discue;
 mod errors;
 mod events;
+mod expiry;
 mod faults;
 mod filters;
 mod get;

@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 use apikeys::App;
 use apikeys::audit::{Change, Leak};
 use apikeys::store::dynamo::DynamoStore;
-use apikeys::store::{AuditReader, EventRange, KeyReader, KeyWriter, WriteFailure};
+use apikeys::store::{
+    AuditReader, EventRange, ExpiryStore, KeyReader, KeyWriter, Phase, WriteFailure,
+};
 use apikeys::write::{Idempotency, Revocation, WriteContext};
 use apikeys_tests::*;
 use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
@@ -272,7 +274,11 @@ fn each_functions_timeout_is_the_one_its_deadline_is_cut_from() {
             );
             continue;
         }
-        let expected = (binary == "revoke-leaked").then_some(REPORT_TIMEOUT);
+        let expected = match binary.as_str() {
+            "revoke-leaked" => Some(REPORT_TIMEOUT),
+            "expiry-notices" => Some(apikeys::deadline::NOTICES_TIMEOUT),
+            _ => None,
+        };
         assert_eq!(own, expected, "{id}: Timeout");
         let timeout = own.or(shared).unwrap();
         assert!(
@@ -313,6 +319,8 @@ fn every_function_is_a_crate_of_the_workspace_serving_its_handler() {
             .unwrap_or_else(|e| panic!("{binary}'s main.rs: {e}"));
         let handler = match binary.as_str() {
             "publish-events" => "apikeys::publish::publish(".to_owned(),
+            // Behind no API: a schedule invokes it.
+            "expiry-notices" => "apikeys::expiry::scheduled(".to_owned(),
             _ => format!("apikeys::http::{}(", binary.replace('-', "_")),
         };
         assert!(main.contains(&handler), "{binary} should call {handler}..)");
@@ -353,7 +361,7 @@ fn every_function_is_a_crate_of_the_workspace_serving_its_handler() {
         let has = |var: &str| env.is_some_and(|e| e.contains_key(var));
         assert_eq!(
             has("EVENT_RETENTION_DAYS"),
-            main.contains("WritePolicy::from_env"),
+            main.contains("WritePolicy::from_env") || main.contains("NoticePolicy::from_env"),
             "{id}: EVENT_RETENTION_DAYS"
         );
         assert_eq!(
@@ -378,8 +386,11 @@ fn template_routes(template: &Value) -> Routes {
     for (binary, (id, function)) in functions(template) {
         let events = function["Properties"]["Events"].as_mapping();
         for event in events.into_iter().flat_map(|e| e.values()) {
-            // The publisher's one trigger is the table's stream, not a route.
-            if binary == "publish-events" && event["Type"].as_str() == Some("DynamoDB") {
+            // The publisher's one trigger is the table's stream, and the expiry notices'
+            // their schedule: not routes.
+            if (binary == "publish-events" && event["Type"].as_str() == Some("DynamoDB"))
+                || (binary == "expiry-notices" && event["Type"].as_str() == Some("Schedule"))
+            {
                 continue;
             }
             assert_eq!(event["Type"].as_str(), Some("HttpApi"), "{id}");
@@ -1244,8 +1255,9 @@ fn tagged(v: &Value) -> (String, Value) {
 
 /// Every audit event leaves through the table's stream, filtered by Lambda to inserted event
 /// items (and changed key items with credits, for their notices), to publish-events, on one
-/// bus (the stack's own unless EventBusArn names one); a batch that still fails after its retries is described in an encrypted
-/// dead-letter queue, whose first message raises an alarm.
+/// bus (the stack's own unless EventBusArn names one); a batch that still fails after its
+/// retries is described in an encrypted dead-letter queue, whose first message raises an
+/// alarm.
 #[test]
 fn audit_events_leave_through_the_stream_to_the_bus_with_a_dead_letter_queue_and_its_alarm() {
     let template = template();
@@ -1419,4 +1431,144 @@ fn publish_events_may_read_only_the_stream_and_put_only_on_its_bus() {
         .filter(|a| a.starts_with("events:") || a.starts_with("sqs:"))
         .collect();
     assert_eq!(events, set_of(&["events:PutEvents", "sqs:SendMessage"]));
+}
+
+/// expiry-notices runs every 5 minutes with the lead time the stack sets, in the bounds the
+/// code accepts, and no secret in its environment. Its role may Query only the by-expiry
+/// index, get only event items (a notice's witness) and the warm-up item, and, inside a
+/// transaction, Put only events and update only a key's notice attributes.
+#[test]
+fn expiry_notices_run_on_a_schedule_with_the_stacks_lead_time_and_a_narrow_role() {
+    let template = template();
+    let (id, function) = &functions(&template)["expiry-notices"];
+    let props = &function["Properties"];
+    let events = props["Events"].as_mapping().expect("its schedule");
+    assert_eq!(events.len(), 1, "{id}: one trigger");
+    let (_, schedule) = events.iter().next().unwrap();
+    assert_eq!(schedule["Type"].as_str(), Some("Schedule"));
+    assert_eq!(
+        schedule["Properties"]["Schedule"].as_str(),
+        Some("rate(5 minutes)")
+    );
+    let env = &props["Environment"]["Variables"];
+    assert_eq!(
+        reference(&env["EXPIRY_NOTICE_LEAD_DAYS"]),
+        "ExpiryNoticeLeadDays"
+    );
+    for secret in ["CURSOR_SECRET", "CURSOR_SECRET_REVISION"] {
+        assert_eq!(reference(&env[secret]), "AWS::NoValue", "{id}: {secret}");
+    }
+    let lead = &template["Parameters"]["ExpiryNoticeLeadDays"];
+    assert_eq!(
+        (lead["MinValue"].as_u64(), lead["MaxValue"].as_u64()),
+        (Some(1), Some(u64::from(apikeys::expiry::MAX_LEAD_DAYS)))
+    );
+    assert_eq!(
+        lead["Default"].as_u64(),
+        Some(u64::from(apikeys::expiry::DEFAULT_LEAD_DAYS))
+    );
+
+    let mut outside = BTreeSet::new();
+    let mut inside = BTreeSet::new();
+    for (actions, in_transaction, condition) in dynamodb_statements(&template, "expiry-notices") {
+        let leading = || strings(&condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]);
+        if in_transaction {
+            inside.extend(actions.iter().cloned());
+        } else {
+            outside.extend(actions.iter().cloned());
+        }
+        if actions.contains("PutItem") {
+            assert!(in_transaction);
+            assert_eq!(leading(), set_of(&["ORG#*#EVENTS"]));
+        }
+        if actions.contains("GetItem") {
+            assert_eq!(leading(), set_of(&["ORG#*#EVENTS", "WARMUP"]));
+        }
+        if actions.contains("UpdateItem") {
+            assert_eq!(leading(), set_of(&["ORG#*"]));
+        }
+        if actions.contains("Query") {
+            assert!(condition.is_null(), "{condition:?}");
+        }
+    }
+    assert_eq!(
+        outside,
+        set_of(&["Query", "GetItem"]),
+        "outside a transaction"
+    );
+    assert_eq!(
+        inside,
+        set_of(&["UpdateItem", "PutItem"]),
+        "in a transaction"
+    );
+    let role = reference(&props["Role"]);
+    let policy = format!(
+        "{:?}",
+        template["Resources"][role.as_str()]["Properties"]["Policies"]
+    );
+    assert!(
+        policy.contains("${KeysTable.Arn}/index/by-expiry"),
+        "{policy}"
+    );
+    assert!(!policy.contains("/index/by-key") && !policy.contains("/index/by-creator"));
+}
+
+/// The attributes the role's UpdateItem may name are exactly those a notice's update names,
+/// recorded from both notices on DynamoDB Local.
+#[tokio::test]
+async fn expiry_notices_update_only_the_attributes_the_role_allows() {
+    let template = template();
+    let mut allowed = None;
+    for (actions, in_transaction, condition) in dynamodb_statements(&template, "expiry-notices") {
+        if actions.contains("UpdateItem") {
+            assert!(in_transaction, "{actions:?}");
+            let attributes = &condition["ForAllValues:StringEquals"]["dynamodb:Attributes"];
+            allowed = Some(strings(attributes));
+        }
+    }
+    let allowed = allowed.expect("expiry-notices' UpdateItem");
+
+    let app = app().await;
+    let org = org();
+    let now = chrono::Utc::now();
+    let expires = now + chrono::Duration::days(1);
+    let new = apikeys::write::NewKey {
+        expires: Some(expires),
+        ..new_key(&org, "expiring")
+    };
+    apikeys::write::create(&app.store, &policy(), &ctx().at(now), new, None)
+        .await
+        .unwrap();
+    let (store, transactions) = recording(&app);
+    let notices = apikeys::expiry::NoticePolicy::new(7, policy()).unwrap();
+    for at in [now, expires] {
+        let summary = apikeys::expiry::run(&store, &notices, at, "req")
+            .await
+            .unwrap();
+        assert_eq!(summary.expiring + summary.expired, 1, "{summary:?}");
+    }
+    assert_eq!(store.shards(), apikeys::store::dynamo::EXPIRY_SHARDS);
+    let items = transactions.take();
+    let [puts, deletes, updates] = partitions(&items);
+    assert_eq!(puts, [event_partition(&org), event_partition(&org)]);
+    assert!(deletes.is_empty());
+    assert_eq!(updates, [format!("ORG#{org}"), format!("ORG#{org}")]);
+    let named: BTreeSet<String> = items
+        .iter()
+        .filter_map(|i| i.update())
+        .flat_map(attributes_named)
+        .collect();
+    assert_eq!(named, allowed);
+    // Nothing is listed once both notices are written.
+    for phase in [Phase::Expiring, Phase::Expired] {
+        for shard in 0..store.shards() {
+            let day = expires.date_naive();
+            let listed = store.listed(phase, day, shard, expires, 10).await.unwrap();
+            assert!(listed.is_empty(), "{listed:?}");
+        }
+    }
+}
+
+fn event_partition(org: &apikeys::key::OrgId) -> String {
+    format!("ORG#{org}#EVENTS")
 }

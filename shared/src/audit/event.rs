@@ -112,6 +112,13 @@ pub enum Action {
     /// [`Adjustment`].
     #[serde(rename = "key.credits_adjusted")]
     CreditsAdjusted,
+    /// The key expires within the notice lead time (`expiry`); the event carries the
+    /// expiry it is for. Once per key and expiry date.
+    #[serde(rename = "key.expiring")]
+    Expiring,
+    /// The key's expiry has come (`expiry`); once per key and expiry date.
+    #[serde(rename = "key.expired")]
+    Expired,
 }
 
 impl Action {
@@ -124,6 +131,8 @@ impl Action {
         Action::Deleted,
         Action::Leaked,
         Action::CreditsAdjusted,
+        Action::Expiring,
+        Action::Expired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -136,6 +145,8 @@ impl Action {
             Action::Deleted => "key.deleted",
             Action::Leaked => "key.leaked",
             Action::CreditsAdjusted => "key.credits_adjusted",
+            Action::Expiring => "key.expiring",
+            Action::Expired => "key.expired",
         }
     }
 }
@@ -199,6 +210,8 @@ pub enum ActorKind {
     Cli,
     /// GitHub's secret scanning, reporting a secret found in public (id `secret_scanning`).
     Github,
+    /// The service itself, on a schedule: the expiry notices (id `expiry_notices`).
+    Service,
 }
 
 impl Actor {
@@ -234,6 +247,15 @@ impl Actor {
         Actor {
             kind: ActorKind::Github,
             id: "secret_scanning".into(),
+            secret: None,
+        }
+    }
+
+    /// The scheduled function that writes the expiry notices (`key.expiring`, `key.expired`).
+    pub fn expiry_notices() -> Self {
+        Actor {
+            kind: ActorKind::Service,
+            id: "expiry_notices".into(),
             secret: None,
         }
     }
@@ -316,6 +338,8 @@ pub struct Event {
     pub source_ip: Option<String>,
     pub leak: Option<Leak>,
     pub credits: Option<Adjustment>,
+    /// For `key.expiring` and `key.expired`: the expiry the notice is for.
+    pub expires: Option<DateTime<Utc>>,
     /// When DynamoDB's TTL may delete it: its time plus the configured retention.
     pub retain_until: DateTime<Utc>,
 }
@@ -334,6 +358,7 @@ impl Event {
             source_ip: self.source_ip.as_deref(),
             leak: self.leak.as_ref(),
             credits: self.credits,
+            expires_date: self.expires.map(Secs),
         }
     }
 }
@@ -354,11 +379,25 @@ pub struct EventView<'a> {
     /// For `key.credits_adjusted`: `{"increment": N}` or `{"decrement": N}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credits: Option<Adjustment>,
+    /// For `key.expiring` and `key.expired`: the expiry the notice is for, as the key's
+    /// `expires_date` shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_date: Option<Secs>,
 }
 
 /// A time as `changes` shows it: as the key's own view does, in whole seconds.
 pub fn time_value(at: DateTime<Utc>) -> Value {
     Value::String(at.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// A time as the key's view shows it: RFC 3339, UTC, in whole seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Secs(pub DateTime<Utc>);
+
+impl Serialize for Secs {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0.to_rfc3339_opts(SecondsFormat::Secs, true))
+    }
 }
 
 /// An event's time: RFC 3339, UTC, to the millisecond (the precision of its id).

@@ -170,6 +170,7 @@ mod tests {
                 source: "content".into(),
             }),
             credits: None,
+            expires: None,
             retain_until: now,
         }
     }

@@ -6,7 +6,8 @@
 //! - [`KeyWriter`]: what the writes need, each write one transaction with its audit event;
 //! - [`AuditReader`]: what listing the audit trail needs;
 //! - [`LeakLookup`]: the batched credential lookup of a secret scanning report;
-//! - [`QuotaStore`]: spending a verify's cost from a key's credits and rate limits.
+//! - [`QuotaStore`]: spending a verify's cost from a key's credits and rate limits;
+//! - [`ExpiryStore`]: listing the keys due an expiry notice, and writing it once.
 //!
 //! [`dynamo::DynamoStore`] implements every role on one DynamoDB table;
 //! [`memory::MemoryStore`] (unit tests only) is the other implementation. Every operation
@@ -16,6 +17,7 @@
 mod audit;
 mod credential;
 pub mod dynamo;
+mod expiry;
 mod leak;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
@@ -25,6 +27,7 @@ mod write;
 
 pub use audit::{AuditReader, EventRange};
 pub use credential::{Credential, CredentialStore};
+pub use expiry::{Due, ExpiryStore, Notified, Phase};
 pub use leak::{Candidate, LeakLookup};
 pub use quota::{QuotaStore, Spending};
 pub use read::KeyReader;

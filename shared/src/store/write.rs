@@ -27,6 +27,9 @@ pub struct StoredKey {
     /// The hashes of this key's secrets (current or previous) that a secret scanning report
     /// named: while one is among them, the key cannot be enabled.
     pub leaked: Vec<SecretHash>,
+    /// The expiry notices it has had (`crate::expiry`): writes keep them, and list the key
+    /// under the notice it has still to get.
+    pub notified: crate::store::Notified,
 }
 
 /// A rolled-out secret that keeps working until `until`.

@@ -232,6 +232,7 @@ async fn create_with_secret<S: KeyWriter>(
         hash: secret.hash(),
         previous: None,
         leaked: Vec::new(),
+        notified: Default::default(),
     };
     match store.insert(&stored, &event, record.as_ref()).await {
         Ok(()) => Ok(Created {

@@ -105,5 +105,6 @@ fn disabled(stored: &StoredKey, hash: &SecretHash, ctx: &WriteContext) -> Stored
         // As every write does: a previous secret whose grace is over goes now.
         previous: stored.previous.clone().filter(|p| p.until > ctx.now),
         leaked,
+        notified: stored.notified,
     }
 }

@@ -204,6 +204,7 @@ impl WriteContext {
             source_ip: self.source_ip.clone(),
             leak: None,
             credits: None,
+            expires: None,
             retain_until: time + policy.event_retention,
         }
     }

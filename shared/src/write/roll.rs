@@ -239,6 +239,7 @@ fn rolled(
         hash: secret.hash(),
         previous,
         leaked: stored.leaked.clone(),
+        notified: stored.notified,
     }
     .without_dropped_leaks();
     (after, changes)

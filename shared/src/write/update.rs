@@ -100,6 +100,7 @@ async fn commit<S: KeyWriter>(
         // A previous secret whose grace period is over goes now.
         previous: stored.previous.clone().filter(|p| p.until > ctx.now),
         leaked: stored.leaked.clone(),
+        notified: stored.notified,
     }
     .without_dropped_leaks();
     if action == Action::Enabled && after.holds_leaked() {

@@ -20,6 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+mod expiry;
 mod follow;
 mod quota;
 
@@ -86,6 +87,13 @@ enum Command {
     /// Publish the table's audit events from now on, printing each as EventBridge would
     /// receive it (`make run` runs it beside the API; it reads DynamoDB Local's stream).
     FollowEvents,
+    /// Write the expiry notices that are due (key.expiring, key.expired), once, as the
+    /// scheduled expiry-notices function does every 5 minutes.
+    ExpiryNotices(expiry::Notices),
+    /// List in the by-expiry index the keys with an expiry written before it existed (once,
+    /// after upgrading: docs/deploy.md), so that they get their expiry notices. One Scan of
+    /// the table.
+    BackfillExpiry,
     /// List an organization's audit events (or one key's, deleted or not), newest first.
     Events {
         #[arg(long)]
@@ -262,6 +270,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::FollowEvents => follow::follow(&s.store, &s.config)
             .await
             .map_err(|e| CliError::Input(e.to_string())),
+        Command::ExpiryNotices(args) => expiry::run(&s.store, s.policy, args, s.out).await,
+        Command::BackfillExpiry => expiry::backfill(&s.store, s.out).await,
     }
 }
 
@@ -441,6 +451,13 @@ fn event_line(e: &Event) -> String {
     if let Some(adjustment) = e.credits {
         // key.credits_adjusted: what was added or taken (`{"increment": N}`).
         changes += &format!(" {}", json!(adjustment));
+    }
+    if let Some(at) = e.expires {
+        // key.expiring, key.expired: the expiry the notice is for.
+        changes += &format!(
+            " expires {}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
     }
     format!(
         "{}  {}  {:<12}  {}  {}:{}  {}",

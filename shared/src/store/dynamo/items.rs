@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{
     CREDENTIAL_SK, EVENT_PREFIX, IDEMPOTENCY_SK, corrupt, creator_pk, credential_pk, event_pk,
-    idempotency_pk, key_events_pk, key_sk, org_pk,
+    expiry_pk, idempotency_pk, key_events_pk, key_sk, org_pk,
 };
 use crate::audit::{Action, Actor, ActorKind, Event, EventId};
 use crate::key::{
@@ -18,7 +18,9 @@ use crate::quota::plan::{Counters, Window};
 use crate::quota::{Credits, Quota, RateLimit, Refill};
 use crate::secret::SecretHash;
 use crate::store::quota::Spent;
-use crate::store::{Credential, IdempotencyRecord, PreviousSecret, StoreError, StoredKey};
+use crate::store::{
+    Credential, IdempotencyRecord, Notified, PreviousSecret, StoreError, StoredKey,
+};
 
 /// The key item as stored.
 #[derive(Serialize, Deserialize)]
@@ -101,6 +103,24 @@ pub(super) struct KeyItem {
     /// own id here was applied already.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) last_spend: Option<String>,
+    /// The `by-expiry` index's partition key: the expiry notice the key has still to get,
+    /// the day it expires and its shard (see [`super::expiry_pk`]). Absent when it gets
+    /// none: no expiry, not active, or both notices written for its expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) expiry_pk: Option<String>,
+    /// The expiry the `key.expiring` notice, and the `key.expired` one, were written for.
+    #[serde(
+        with = "chrono::serde::ts_milliseconds_option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(super) expiring_notice_ms: Option<DateTime<Utc>>,
+    #[serde(
+        with = "chrono::serde::ts_milliseconds_option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(super) expired_notice_ms: Option<DateTime<Utc>>,
 }
 
 /// The credential item: what authenticating a secret needs, under the secret's hash.
@@ -188,6 +208,9 @@ impl KeyItem {
             ratelimits: (!key.quota.ratelimits.is_empty()).then(|| key.quota.ratelimits.clone()),
             rl: (!key.quota.ratelimits.is_empty()).then(BTreeMap::new),
             last_spend: None,
+            expiry_pk: listed_under(key, &Notified::default()),
+            expiring_notice_ms: None,
+            expired_notice_ms: None,
         }
     }
 
@@ -204,6 +227,9 @@ impl KeyItem {
                     .map(|h| h.as_str().to_owned())
                     .collect()
             }),
+            expiry_pk: listed_under(&stored.key, &stored.notified),
+            expiring_notice_ms: stored.notified.expiring,
+            expired_notice_ms: stored.notified.expired,
             ..KeyItem::new(&stored.key, &stored.hash)
         }
     }
@@ -218,11 +244,16 @@ impl KeyItem {
             _ => None,
         };
         let leaked = self.leaked_hash_list();
+        let notified = Notified {
+            expiring: self.expiring_notice_ms,
+            expired: self.expired_notice_ms,
+        };
         Ok(StoredKey {
             key: self.into_key()?,
             hash,
             previous,
             leaked,
+            notified,
         })
     }
 
@@ -286,6 +317,16 @@ impl KeyItem {
             },
         })
     }
+}
+
+/// Where the `by-expiry` index lists `key`: under the notice it has still to get, while it
+/// is active and has an expiry; nowhere otherwise (a disabled key gets no notice, and is
+/// listed again when enabled).
+fn listed_under(key: &ApiKey, notified: &Notified) -> Option<String> {
+    let expires = key.expires.filter(|_| key.state == KeyState::Active)?;
+    notified
+        .next(expires)
+        .map(|phase| expiry_pk(phase, expires, key.id))
 }
 
 /// Purge a previous secret's credential this long after its grace period ends: DynamoDB's
@@ -356,6 +397,13 @@ pub(super) struct EventItem {
     /// A credits adjustment, as JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) credits: Option<String>,
+    /// The expiry an expiry notice is for.
+    #[serde(
+        with = "chrono::serde::ts_milliseconds_option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(super) notice_expires_ms: Option<DateTime<Utc>>,
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub(super) time_ms: DateTime<Utc>,
     /// DynamoDB's TTL attribute: the end of the retention, in epoch seconds.
@@ -397,6 +445,7 @@ impl EventItem {
                 .map(serde_json::to_string)
                 .transpose()
                 .map_err(json)?,
+            notice_expires_ms: event.expires,
             time_ms: event.time,
             purge_at: event.retain_until.timestamp(),
         })
@@ -432,6 +481,7 @@ impl EventItem {
                 .map(|c| serde_json::from_str(&c))
                 .transpose()
                 .map_err(json)?,
+            expires: self.notice_expires_ms,
             retain_until: DateTime::from_timestamp(self.purge_at, 0).unwrap_or(self.time_ms),
         })
     }

@@ -5,7 +5,7 @@
 //!
 //! | item             | pk                        | sk              | index key                   |
 //! | ---------------- | ------------------------- | --------------- | --------------------------- |
-//! | key              | `ORG#<org>`               | `KEY#<id>`      | by-creator-v2: `creator_pk` |
+//! | key              | `ORG#<org>`               | `KEY#<id>`      | by-creator-v2: `creator_pk`; by-expiry: `expiry_pk`, `expires_ms` |
 //! | credential       | `SECRET#<sha256>`         | `SECRET`        |                             |
 //! | key count shard  | `ORG#<org>`               | `COUNT#<nn>`    |                             |
 //! | audit event      | `ORG#<org>#EVENTS`        | `EVENT#<id>`    | by-key: `key_pk` (`ORG#<org>#KEY#<key id>`) |
@@ -26,9 +26,15 @@
 //! lists one key's events the same way, after the key is gone too. Events, idempotency
 //! records and the credentials of rolled-out secrets carry `purge_at` (epoch seconds), the
 //! table's TTL attribute.
+//!
+//! A key with an expiry, while active, is listed by the sparse `by-expiry` index under the
+//! expiry notice it has still to get (`expiry_pk` = `EXPIRING#<day>#<shard>` or
+//! `EXPIRED#<day>#<shard>`, the UTC day it expires), sorted by `expires_ms`: the scheduled
+//! notices read only the keys that are due (see `crate::expiry`).
 
 mod audit;
 mod credential;
+mod expiry;
 mod items;
 mod leak;
 mod read;
@@ -107,6 +113,20 @@ pub const CREATOR_INDEX_ATTRIBUTES: [&str; 13] = [
 /// `ORG#<org>#KEY#<id>`; its sort key is the table's `sk` (`EVENT#<event id>`).
 pub const BY_KEY: &str = "by-key";
 pub const KEY_PK: &str = "key_pk";
+/// The sparse global secondary index of keys by the expiry notice they have still to get,
+/// its partition key attribute (see [`expiry_pk`]) and its sort key, the key's expiry (a
+/// number: epoch milliseconds). It carries the keys only: the notice's transaction checks
+/// the key item itself.
+pub const BY_EXPIRY: &str = "by-expiry";
+pub const EXPIRY_PK: &str = "expiry_pk";
+pub const EXPIRES_MS: &str = "expires_ms";
+/// How many partitions each day's list of a notice is split into, by key id. The index
+/// partition of a day takes every write of a key expiring that day (its create, each
+/// change, each notice); DynamoDB serves about 1,000 writes a second per partition key, so
+/// one partition a day would throttle a bulk load of keys that all expire on one date (and,
+/// through the index, the table's writes). 16 raise that to about 16,000 a second, as the
+/// key count's 16 shards do, for 16 Queries per day listed per run (docs/design.md).
+pub const EXPIRY_SHARDS: u32 = 16;
 /// The table's TTL attribute: when DynamoDB may delete the item, in epoch seconds.
 pub const PURGE_AT: &str = "purge_at";
 const EVENT_PREFIX: &str = "EVENT#";
@@ -153,6 +173,23 @@ fn key_events_pk(org: &OrgId, key: KeyId) -> String {
     format!("ORG#{org}#KEY#{key}")
 }
 
+/// The `by-expiry` partition of the keys expiring on `day` whose next notice is `phase`, in
+/// `shard`.
+fn expiry_partition(phase: crate::store::Phase, day: chrono::NaiveDate, shard: u32) -> String {
+    let prefix = match phase {
+        crate::store::Phase::Expiring => "EXPIRING",
+        crate::store::Phase::Expired => "EXPIRED",
+    };
+    format!("{prefix}#{}#{shard:02}", day.format("%Y-%m-%d"))
+}
+
+/// Where the key `id`, expiring at `expires`, is listed for its next notice `phase`: its
+/// day's partition, in the shard its id's random last bits choose.
+fn expiry_pk(phase: crate::store::Phase, expires: DateTime<Utc>, id: KeyId) -> String {
+    let shard = (id.as_uuid().as_u128() % u128::from(EXPIRY_SHARDS)) as u32;
+    expiry_partition(phase, expires.date_naive(), shard)
+}
+
 fn idempotency_pk(id: &str) -> String {
     format!("IDEM#{id}")
 }
@@ -190,6 +227,7 @@ pub fn credential_item(
         hash: hash.clone(),
         previous: None,
         leaked: Vec::new(),
+        notified: Default::default(),
     };
     serde_dynamo::to_item(items::CredentialItem::of(&stored, hash)).map_err(corrupt)
 }
@@ -282,20 +320,7 @@ impl DynamoStore {
     }
 
     async fn create_table_as(&self, stream: Option<StreamSpecification>) -> Result<(), StoreError> {
-        let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("name and type are set")
-        };
-        let key = |name: &str, kind| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-                .expect("name and type are set")
-        };
+        let attr = |name: &str| attribute(name, ScalarAttributeType::S);
         let by_creator = GlobalSecondaryIndex::builder()
             .index_name(BY_CREATOR)
             .key_schema(key(CREATOR_PK, KeyType::Hash))
@@ -321,6 +346,7 @@ impl DynamoStore {
             )
             .build()
             .expect("name, keys and projection are set");
+        let ([expiry_hash, expiry_range], by_expiry) = expiry_index()?;
         self.client
             .create_table()
             .table_name(&self.table)
@@ -329,10 +355,13 @@ impl DynamoStore {
             .attribute_definitions(attr(SK))
             .attribute_definitions(attr(CREATOR_PK))
             .attribute_definitions(attr(KEY_PK))
+            .attribute_definitions(expiry_hash)
+            .attribute_definitions(expiry_range)
             .key_schema(key(PK, KeyType::Hash))
             .key_schema(key(SK, KeyType::Range))
             .global_secondary_indexes(by_creator)
             .global_secondary_indexes(by_key)
+            .global_secondary_indexes(by_expiry)
             .set_stream_specification(stream)
             .send()
             .await
@@ -418,6 +447,41 @@ fn stream_of_images() -> StreamSpecification {
         .stream_view_type(StreamViewType::NewAndOldImages)
         .build()
         .expect("enabled is set")
+}
+
+fn attribute(name: &str, kind: ScalarAttributeType) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(kind)
+        .build()
+        .expect("name and type are set")
+}
+
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("name and type are set")
+}
+
+/// The `by-expiry` index and the definitions of its two key attributes.
+fn expiry_index() -> Result<([AttributeDefinition; 2], GlobalSecondaryIndex), StoreError> {
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(BY_EXPIRY)
+        .key_schema(key(EXPIRY_PK, KeyType::Hash))
+        .key_schema(key(EXPIRES_MS, KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build();
+    let attributes = [
+        attribute(EXPIRY_PK, ScalarAttributeType::S),
+        attribute(EXPIRES_MS, ScalarAttributeType::N),
+    ];
+    Ok((attributes, built(index)?))
 }
 
 fn built<T, E: std::error::Error + Send + Sync + 'static>(

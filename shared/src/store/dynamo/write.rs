@@ -14,7 +14,7 @@ use crate::audit::{Adjustment, Event};
 use crate::key::{ApiKey, KeyId, OrgId};
 use crate::quota::Credits;
 use crate::secret::SecretHash;
-use crate::store::{IdempotencyRecord, KeyWriter, StoreError, StoredKey, WriteFailure};
+use crate::store::{IdempotencyRecord, KeyWriter, Notified, StoreError, StoredKey, WriteFailure};
 
 /// What each item of a transaction is, to tell which condition failed.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -133,6 +133,26 @@ const CREDITS_LOW_AT: Optional = (
     ":credits_low_at",
 );
 const QUOTA: Optional = ("quota = :quota", "quota", ":quota");
+const EXPIRY: Optional = ("expiry_pk = :expiry_pk", "expiry_pk", ":expiry_pk");
+
+/// The condition that the key's expiry notices are still those the write read: the write
+/// lists the key under the notice those leave (`expiry_pk`), so a notice written in between
+/// makes it read again (its version is the same: see `write::retry`).
+fn notices_as_read(a: &mut Assignments, condition: &mut String, notified: &Notified) {
+    let marks = [
+        ("expiring_notice_ms", ":expiring_noticed", notified.expiring),
+        ("expired_notice_ms", ":expired_noticed", notified.expired),
+    ];
+    for (name, placeholder, mark) in marks {
+        match mark {
+            Some(at) => {
+                condition.push_str(&format!(" AND {name} = {placeholder}"));
+                a.values.push((placeholder, millis(at)));
+            }
+            None => condition.push_str(&format!(" AND attribute_not_exists({name})")),
+        }
+    }
+}
 
 /// An update expression being built: what it sets, what it removes, and the values.
 #[derive(Default)]
@@ -256,7 +276,7 @@ impl DynamoStore {
     }
 
     /// A Put, on condition that no item has its primary key.
-    fn put_new(
+    pub(super) fn put_new(
         &self,
         item: std::collections::HashMap<String, AttributeValue>,
     ) -> Result<TransactWriteItem, StoreError> {
@@ -380,7 +400,9 @@ impl DynamoStore {
             .as_ref()
             .map(|marks| AttributeValue::L(marks.iter().cloned().map(AttributeValue::S).collect()));
         a.set_or_remove(LEAKED, leaked);
+        a.set_or_remove(EXPIRY, next.expiry_pk.clone().map(AttributeValue::S));
         let mut condition = Self::at_version(before.key.version).to_owned();
+        notices_as_read(&mut a, &mut condition, &before.notified);
         quota_assignments(&mut a, &mut condition, before, after)?;
         let key = primary_key(org_pk(&before.key.org), key_sk(before.key.id));
         self.update_item(key, a, &condition)
@@ -434,6 +456,46 @@ impl DynamoStore {
             plan.push(Role::Idempotency, self.put_record(r)?);
         }
         Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// Lists `stored` in the `by-expiry` index where its expiry and notices put it, on
+    /// condition that it is still as read: for `apikeys backfill-expiry`, which lists the
+    /// keys written before the index existed. `Ok(false)` when the key changed meanwhile
+    /// (its write listed it) or is gone. Nothing else of the key changes, and no event.
+    pub async fn relist(&self, stored: &StoredKey) -> Result<bool, StoreError> {
+        let next = KeyItem::stored(stored);
+        let mut a = Assignments::default();
+        a.set(
+            "#version = :version",
+            ":version",
+            AttributeValue::N(stored.key.version.to_string()),
+        );
+        a.set_or_remove(EXPIRY, next.expiry_pk.map(AttributeValue::S));
+        let mut condition = Self::at_version(stored.key.version).to_owned();
+        notices_as_read(&mut a, &mut condition, &stored.notified);
+        let key = primary_key(org_pk(&stored.key.org), key_sk(stored.key.id));
+        let expression = a.expression();
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .set_expression_attribute_names(names(&[&expression, &condition], NAMES))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(a.values()));
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify(e)),
+        }
     }
 }
 
