@@ -2,7 +2,7 @@
 # `make run`, end to end, as a user meets it: start it on free ports with its data in a
 # temporary folder; real HTTP requests with the printed secret; a key made by the CLI and
 # then served by the API; a key's whole lifecycle over HTTP (create, get, update, roll,
-# events, delete); verify; a leaked key reported with GitHub's signature; every sample event through `cargo lambda invoke`; a second
+# events, delete); verify; credits; owners; a leaked key reported with GitHub's signature; every sample event through `cargo lambda invoke`; a second
 # `make run` refused in one line; Ctrl-C; a restart that finds the data kept; a clean stop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -275,6 +275,21 @@ call "$API/$mid/credits" -X POST "${admin[@]}" -H "Content-Type: application/jso
 call "$API/$mid/credits" -X POST "${admin[@]}" -H "Content-Type: application/json" -d '{"decrement": 1000}'
 [ "$STATUS" = 409 ] || fail "a decrement past what is left: $STATUS $BODY"
 ok "credits and a rate limit: spent by verify, RATE_LIMITED past the limit with nothing spent, adjusted through /credits"
+
+# Owners, as docs/api.md shows them: a key names its owner, verify answers it, the list
+# filter owner_id finds it (from its index), and null removes it.
+call "$API/" -X POST "${admin[@]}" -H "Content-Type: application/json" -d '{"name": "owned", "permissions": [], "owner_id": "cus_42"}'
+[ "$STATUS" = 201 ] && [ "$(json 'd["owner_id"]')" = cus_42 ] || fail "create an owned key: $STATUS $BODY"
+oid=$(json 'd["id"]'); osecret=$(json 'd["secret"]')
+verify "{\"key\": \"$osecret\"}"
+[ "$STATUS" = 200 ] && [ "$(json 'd["code"], d["owner_id"]')" = "VALID cus_42" ] || fail "verify an owned key: $STATUS $BODY"
+call "$API/?owner_id=cus_42" "${admin[@]}"
+[ "$STATUS" = 200 ] && [ "$(json '[k["id"] for k in d["data"]]')" = "['$oid']" ] || fail "list by owner: $STATUS $BODY"
+call "$API/$oid" -X PATCH "${admin[@]}" -H "Content-Type: application/merge-patch+json" -d '{"owner_id": null}'
+[ "$STATUS" = 200 ] && [ "$(json 'd["owner_id"]')" = None ] || fail "remove the owner: $STATUS $BODY"
+call "$API/?owner_id=cus_42" "${admin[@]}"
+[ "$STATUS" = 200 ] && [ "$(json 'len(d["data"])')" = 0 ] || fail "list by owner after removal: $STATUS $BODY"
+ok "owners: owner_id on create, in verify's answer, listed by owner_id, removed by PATCH null"
 
 # A leaked key reported as GitHub would, signed with the local test key (tools/run.sh).
 call "$API/" -X POST "${admin[@]}" -H "Content-Type: application/json" -d '{"name": "leaked", "permissions": ["api_keys.view"]}'

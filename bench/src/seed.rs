@@ -92,6 +92,7 @@ fn items(
             expires: None,
             id: Some(id),
             quota: quota.clone(),
+            owner_id: None,
         }
         .into_record(&secret, start)?;
         items.push(apikeys::store::dynamo::key_item(&key, &secret.hash())?);

@@ -121,6 +121,7 @@ pub async fn seed<S: KeyReader + KeyWriter>(store: &S) -> Result<Vec<ApiKey>, Cr
             expires,
             id: Some(id),
             quota: Default::default(),
+            owner_id: None,
         };
         let mut key = create_key_with_secret(store, new, &Secret::from_random(*k.secret)).await?;
         if k.disabled {

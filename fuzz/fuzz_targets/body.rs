@@ -46,6 +46,7 @@ enum Name {
     /// The quota members, named outright so that their values (below) often meet them.
     Credits,
     Ratelimits,
+    OwnerId,
     Other(String),
 }
 
@@ -170,6 +171,7 @@ fn name(n: &Name) -> String {
         Name::Secret => secret().expose().to_owned(),
         Name::Credits => "credits".to_owned(),
         Name::Ratelimits => "ratelimits".to_owned(),
+        Name::OwnerId => "owner_id".to_owned(),
         Name::Other(s) => s.clone(),
     }
 }
@@ -396,6 +398,16 @@ fn current_key(access: Access, now: DateTime<Utc>) -> ApiKey {
         version: 0,
         disabled_reason: None,
         quota: Quota::default(),
+        owner_id: Some("cus_current".parse().expect("an owner id")),
+    }
+}
+
+/// An owner id as the contract states it: 1 to 128 characters, none a control character.
+fn assert_owner(owner: Option<&apikeys::owner::OwnerId>) {
+    if let Some(o) = owner {
+        let chars = o.as_str().chars().count();
+        assert!((1..=128).contains(&chars), "{o:?}");
+        assert!(!o.as_str().chars().any(char::is_control), "{o:?}");
     }
 }
 
@@ -480,6 +492,7 @@ fuzz_target!(|input: Input| {
                         );
                     }
                     assert_valid(&new.quota);
+                    assert_owner(new.owner_id.as_ref());
                     assert!(
                         within(&new.quota, &caller_quota),
                         "a key beyond its caller: {:?} by {caller_quota:?}",
@@ -524,6 +537,7 @@ fuzz_target!(|input: Input| {
                     );
                     assert!(name_problem(&next.name).is_none());
                     assert_valid(&next.quota);
+                    assert_owner(next.owner_id.as_ref());
                     assert!(
                         no_more(&next.quota, &current.quota) || within(&next.quota, &caller_quota),
                         "a key grown beyond its caller: {:?} to {:?} by {caller_quota:?}",

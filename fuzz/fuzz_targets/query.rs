@@ -29,6 +29,8 @@ enum Value {
     ForeignId(u8),
     DemoCursor(u8),
     ForeignCursor(u8),
+    /// The owner id of the other organization's keys.
+    ForeignOwner,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -56,6 +58,7 @@ fn value(v: &Value) -> String {
             .id
             .to_string(),
         Value::DemoCursor(i) => pick(&w.demo_cursors, *i),
+        Value::ForeignOwner => apikeys_fuzz::SHARED_OWNER.to_owned(),
         Value::ForeignCursor(i) => pick(&w.other_cursors, *i),
     }
 }
@@ -84,6 +87,7 @@ fuzz_target!(|input: Input| {
         restricted: first("restricted"),
         permission: first("permission"),
         name: first("name"),
+        owner_id: first("owner_id"),
     };
     match ListRequest::parse(raw, &w.demo, &w.app.cursors) {
         Ok(r) => {

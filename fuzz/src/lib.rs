@@ -17,6 +17,8 @@ use serde_json::Value;
 
 pub const CURSOR_SECRET: &str = "fuzzing-cursor-secret-0123456789abcdef";
 pub const OTHER_ORG: &str = "other-org";
+/// The owner id of the other organization's keys, which a query may name for the demo's.
+pub const SHARED_OWNER: &str = "cus_shared";
 
 /// The state every run of a target shares. Read-only once built.
 pub struct World {
@@ -69,6 +71,9 @@ fn build() -> World {
                 expires: None,
                 id: Some(KeyId::generate()),
                 quota: Default::default(),
+                // An owner id the queries also name for the demo organization: owners are
+                // scoped to their organization, so its keys must never show there.
+                owner_id: Some(SHARED_OWNER.parse().expect("an owner id")),
             };
             let secret = if i == 0 {
                 other_secret.clone()
@@ -180,6 +185,7 @@ async fn metered_keys(store: &MemoryStore, org: &OrgId) -> Vec<ApiKey> {
             expires: None,
             id: Some(KeyId::generate()),
             quota: serde_json::from_str(quota).expect("a quota"),
+            owner_id: None,
         };
         let key = create_key_with_secret(store, new, &metered_secret(i))
             .await

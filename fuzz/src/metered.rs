@@ -218,25 +218,25 @@ impl KeyReader for Metered<'_> {
         self.inner.read_run(org, from, ascending, max).await
     }
 
-    async fn read_run_by_creator(
+    async fn read_run_in(
         &self,
         org: &OrgId,
-        creator: uuid::Uuid,
+        index: &apikeys::store::KeyIndex,
         from: Option<Position>,
         ascending: bool,
         max: usize,
     ) -> Result<Vec<ApiKey>, StoreError> {
         self.inner
-            .read_run_by_creator(org, creator, from, ascending, max)
+            .read_run_in(org, index, from, ascending, max)
             .await
     }
 
-    async fn last_uses(
+    async fn unprojected(
         &self,
         org: &OrgId,
         ids: &[KeyId],
-    ) -> Result<HashMap<KeyId, DateTime<Utc>>, StoreError> {
-        self.inner.last_uses(org, ids).await
+    ) -> Result<HashMap<KeyId, apikeys::store::Unprojected>, StoreError> {
+        self.inner.unprojected(org, ids).await
     }
 
     async fn key_count(&self, org: &OrgId) -> Result<u64, StoreError> {

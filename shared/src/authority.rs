@@ -279,6 +279,7 @@ mod tests {
             version: 1,
             disabled_reason: None,
             quota: Default::default(),
+            owner_id: None,
         }
     }
 

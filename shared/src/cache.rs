@@ -298,6 +298,7 @@ mod tests {
             expires: None,
             id: None,
             quota: Default::default(),
+            owner_id: None,
         };
         let key = create_key_with_secret(&store.store, new, &secret)
             .await

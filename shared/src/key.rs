@@ -353,6 +353,8 @@ pub struct ApiKey {
     pub disabled_reason: Option<DisabledReason>,
     /// Its credits and rate limits ([`crate::quota`]); the default is unmetered.
     pub quota: crate::quota::Quota,
+    /// Whom the organization says the key is for ([`crate::owner`]); `None` for nobody.
+    pub owner_id: Option<crate::owner::OwnerId>,
 }
 
 impl ApiKey {

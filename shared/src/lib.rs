@@ -10,7 +10,7 @@
 //!   publishing the audit trail ([`publish`]);
 //! - who is calling ([`auth`]) and the credential cache ([`cache`]);
 //! - the store's roles ([`store`], on DynamoDB in [`store::dynamo`]);
-//! - the model: keys ([`key`]), what they may use ([`quota`]), secrets ([`secret`]), events ([`audit`]), the authority rule
+//! - the model: keys ([`key`]), their owners ([`owner`]), what they may use ([`quota`]), secrets ([`secret`]), events ([`audit`]), the authority rule
 //!   ([`authority`]) and the errors a client may see ([`error`]);
 //! - utilities: [`digest`], [`telemetry`], the DynamoDB [`client`], the request's
 //!   [`deadline`].
@@ -28,6 +28,7 @@ pub mod expiry;
 pub mod http;
 pub mod key;
 pub mod leak;
+pub mod owner;
 pub mod page;
 pub mod publish;
 pub mod quota;

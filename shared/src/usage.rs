@@ -193,6 +193,7 @@ mod tests {
             expires: None,
             id: None,
             quota: Default::default(),
+            owner_id: None,
         };
         let (key, secret) = crate::write::create_key(&store, new).await.unwrap();
         (store, key, secret)
@@ -284,6 +285,7 @@ mod tests {
                 expires: None,
                 id: None,
                 quota: Default::default(),
+                owner_id: None,
             },
         )
         .await

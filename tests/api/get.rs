@@ -33,6 +33,7 @@ async fn a_key_is_returned_with_every_field() {
             "updated_date": "2023-11-07T05:31:56Z",
             "last_used_date": null,
             "expires_date": "2099-01-02T03:04:05Z",
+            "owner_id": null,
         });
         assert_eq!(reply.body, expected, "{payload:?}");
     }

@@ -28,6 +28,7 @@ mod list;
 mod logs;
 mod metering;
 mod openapi;
+mod owners;
 mod pages;
 mod pretty;
 mod publish;

@@ -1292,5 +1292,6 @@ fn restricted_key() -> apikeys::key::ApiKey {
         version: 0,
         disabled_reason: None,
         quota: Default::default(),
+        owner_id: None,
     }
 }

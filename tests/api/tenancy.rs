@@ -1,6 +1,6 @@
 //! Tenant isolation as a property: random organizations with random keys, then random get
 //! and list requests from every caller (foreign ids, positions at foreign keys, foreign,
-//! forged and tampered cursors). No response may hold another organization's data, and
+//! forged and tampered cursors, lists by an owner id that every organization uses). No response may hold another organization's data, and
 //! no response or log line may hold a secret, a hash or internal error text.
 //!
 //! `APIKEYS_ISOLATION_CASES` sets the number of requests (default 1,000; `make security`
@@ -87,8 +87,14 @@ enum Op {
         limit: Option<usize>,
         order: Option<bool>,
         position: Position,
+        /// The `owner_id` filter, one of [`OWNERS`]: every organization uses the same ids.
+        owner: Option<usize>,
     },
 }
+
+/// The owner ids of the world's keys, the same in every organization: an owner id is scoped
+/// to its organization, so a list by owner must still hold only the caller's keys.
+const OWNERS: [&str; 3] = ["cus_0", "cus_1", "cus_2"];
 
 #[derive(Clone, Debug)]
 struct Req {
@@ -132,9 +138,10 @@ fn request(orgs: usize) -> impl Strategy<Value = Req> {
         2 => (
             proptest::option::of(1usize..=60),
             proptest::option::of(any::<bool>()),
-            position(orgs)
+            position(orgs),
+            proptest::option::weighted(0.3, 0..OWNERS.len()),
         )
-            .prop_map(|(limit, order, position)| Op::List { limit, order, position }),
+            .prop_map(|(limit, order, position, owner)| Op::List { limit, order, position, owner }),
     ];
     // Mostly callers allowed to read keys; some that are not (every answer a 403).
     let role = prop_oneof![9 => Just(0usize), 9 => Just(1usize), 2 => Just(2usize)];
@@ -167,6 +174,10 @@ async fn world(app: &App<DynamoStore>, rng: &mut TestRng) -> Vec<Tenant> {
             ));
             if rng.random_bool(0.3) {
                 new.access = restricted(&[Permission::CallsView]);
+            }
+            if rng.random_bool(0.5) {
+                let owner = OWNERS[rng.random_range(0..OWNERS.len())];
+                new.owner_id = Some(owner.parse().expect("an owner id"));
             }
             let store = app.store.clone();
             created.spawn(async move {
@@ -268,10 +279,14 @@ fn build(tenants: &[Tenant], req: &Req) -> (Call, Expect) {
             limit,
             order,
             position,
+            owner,
         } => {
             let mut call = Call::list(payload);
             if let Some(l) = limit {
                 call = call.query("limit", l);
+            }
+            if let Some(o) = owner {
+                call = call.query("owner_id", OWNERS[*o]);
             }
             let order_name = |asc: bool| if asc { "asc" } else { "desc" };
             let mut expect = Expect::Status(200);
@@ -299,7 +314,11 @@ fn build(tenants: &[Tenant], req: &Req) -> (Call, Expect) {
                         call = call.query("cursor", &token);
                         let same_order =
                             cursor_order.is_none_or(|o| order_name(o) == *issued_order);
-                        let valid = *org == req.caller_org && token == *cursor && same_order;
+                        // The cursors were issued without filters: with one, they are refused.
+                        let valid = *org == req.caller_org
+                            && token == *cursor
+                            && same_order
+                            && owner.is_none();
                         expect = Expect::Status(if valid { 200 } else { 422 });
                         if let Some(o) = cursor_order {
                             call = call.query("order", order_name(*o));

@@ -15,7 +15,6 @@ use apikeys::store::{
     KeyWriter, LeakLookup, Position, StoreError, StoredKey, WriteFailure,
 };
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 /// What a test does at a moment of a write, through the real store `store`.
 pub trait WriteHook: Send + Sync {
@@ -126,16 +125,16 @@ impl<H: Send + Sync> KeyReader for Hooked<H> {
         self.inner.read_run(org, from, ascending, max).await
     }
 
-    async fn read_run_by_creator(
+    async fn read_run_in(
         &self,
         org: &OrgId,
-        creator: Uuid,
+        index: &apikeys::store::KeyIndex,
         from: Option<Position>,
         ascending: bool,
         max: usize,
     ) -> Result<Vec<ApiKey>, StoreError> {
         self.inner
-            .read_run_by_creator(org, creator, from, ascending, max)
+            .read_run_in(org, index, from, ascending, max)
             .await
     }
 
@@ -143,12 +142,12 @@ impl<H: Send + Sync> KeyReader for Hooked<H> {
         self.inner.key_count(org).await
     }
 
-    async fn last_uses(
+    async fn unprojected(
         &self,
         org: &OrgId,
         ids: &[KeyId],
-    ) -> Result<HashMap<KeyId, DateTime<Utc>>, StoreError> {
-        self.inner.last_uses(org, ids).await
+    ) -> Result<HashMap<KeyId, apikeys::store::Unprojected>, StoreError> {
+        self.inner.unprojected(org, ids).await
     }
 }
 

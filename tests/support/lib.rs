@@ -78,6 +78,7 @@ pub fn new_key(org: &OrgId, name: &str) -> NewKey {
         expires: None,
         id: None,
         quota: Default::default(),
+        owner_id: None,
     }
 }
 

@@ -363,6 +363,7 @@ mod tests {
             expires: None,
             id: None,
             quota: Default::default(),
+            owner_id: None,
         };
         let (key, secret) = crate::write::create_key(&store, new).await.unwrap();
         store.fail_record_use.store(true, Ordering::SeqCst);

@@ -7,6 +7,7 @@ use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
 use crate::key::{Access, ApiKey, DisabledReason, KeyId, KeyState, KeyStatus, Permission};
+use crate::owner::OwnerId;
 use crate::quota::{Credits, RateLimit};
 use crate::verify::{LimitLeft, Verdict, VerifyCode};
 
@@ -30,6 +31,7 @@ impl ApiKey {
                 .filter(|_| self.state == KeyState::Disabled),
             credits: self.quota.credits.as_ref(),
             ratelimits: &self.quota.ratelimits,
+            owner_id: self.owner_id.as_ref(),
         }
     }
 }
@@ -75,6 +77,9 @@ pub struct VerifyBody<'a> {
     pub credits: Option<CreditsLeft>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratelimits: Option<&'a [LimitLeft]>,
+    /// The key's owner, absent when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<&'a OwnerId>,
 }
 
 /// A verify answer's `credits`: `{"remaining": N}`.
@@ -92,6 +97,7 @@ impl Verdict {
             key: self.key.as_ref().map(|k| k.view(now)),
             credits: self.credits.map(|remaining| CreditsLeft { remaining }),
             ratelimits: self.ratelimits.as_deref(),
+            owner_id: self.owner_id.as_ref(),
         }
     }
 }
@@ -211,6 +217,8 @@ pub struct KeyView<'a> {
     /// Its rate limits, absent when it has none.
     #[serde(skip_serializing_if = "<[RateLimit]>::is_empty")]
     pub ratelimits: &'a [RateLimit],
+    /// Whom the key is for; `null` for nobody.
+    pub owner_id: Option<&'a OwnerId>,
 }
 
 /// A UTC time rendered as RFC 3339 with whole seconds and a `Z`, as in `2023-11-07T05:31:56Z`.

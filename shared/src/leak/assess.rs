@@ -214,6 +214,7 @@ mod tests {
             expires,
             id: None,
             quota: Default::default(),
+            owner_id: None,
         };
         let key = create_key_with_secret(store, new, &secret).await.unwrap();
         (key.id, secret)

@@ -92,17 +92,17 @@ mod tests {
             self.run(self.store.read_run(org, from, ascending, max).await)
         }
 
-        async fn read_run_by_creator(
+        async fn read_run_in(
             &self,
             org: &OrgId,
-            creator: Uuid,
+            index: &crate::store::KeyIndex,
             from: Option<Position>,
             ascending: bool,
             max: usize,
         ) -> Result<Vec<ApiKey>, StoreError> {
             let run = self
                 .store
-                .read_run_by_creator(org, creator, from, ascending, max)
+                .read_run_in(org, index, from, ascending, max)
                 .await;
             self.run(run)
         }
@@ -112,13 +112,13 @@ mod tests {
             self.store.key_count(org).await
         }
 
-        async fn last_uses(
+        async fn unprojected(
             &self,
             org: &OrgId,
             ids: &[KeyId],
-        ) -> Result<std::collections::HashMap<KeyId, chrono::DateTime<chrono::Utc>>, StoreError>
+        ) -> Result<std::collections::HashMap<KeyId, crate::store::Unprojected>, StoreError>
         {
-            self.store.last_uses(org, ids).await
+            self.store.unprojected(org, ids).await
         }
     }
 

@@ -1,5 +1,5 @@
-//! List filters: `status`, `creator_id`, `restricted`, `permission` and `name` (a
-//! case-insensitive prefix). They are applied to the keys as they are read, so they combine
+//! List filters: `status`, `creator_id`, `restricted`, `permission`, `name` (a
+//! case-insensitive prefix) and `owner_id`. They are applied to the keys as they are read, so they combine
 //! with each other and with every order and position; a page reads at most
 //! [`crate::page::MAX_ITEMS_READ`] keys while looking for matches.
 
@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use crate::error::ParamError;
 use crate::key::{ApiKey, KeyStatus, Permission};
+use crate::owner::OwnerId;
 use crate::page::parse_flag;
-use crate::store::MAX_NAME_BYTES;
+use crate::store::{KeyIndex, MAX_NAME_BYTES};
 
 /// The filter parameters as they arrived.
 #[derive(Clone, Copy, Debug, Default)]
@@ -19,6 +20,7 @@ pub struct RawFilters<'a> {
     pub restricted: Option<&'a str>,
     pub permission: Option<&'a str>,
     pub name: Option<&'a str>,
+    pub owner_id: Option<&'a str>,
 }
 
 /// Validated filters; all given ones must hold.
@@ -30,6 +32,7 @@ pub struct Filters {
     pub permission: Option<Permission>,
     /// Lower-cased.
     pub name_prefix: Option<String>,
+    pub owner_id: Option<OwnerId>,
 }
 
 impl Filters {
@@ -44,6 +47,7 @@ impl Filters {
                 .transpose()?,
             permission: raw.permission.map(parse_permission).transpose()?,
             name_prefix: raw.name.map(parse_name).transpose()?,
+            owner_id: raw.owner_id.map(parse_owner).transpose()?,
         })
     }
 
@@ -63,6 +67,21 @@ impl Filters {
                 .name_prefix
                 .as_deref()
                 .is_none_or(|p| key.name.to_lowercase().starts_with(p))
+            && self
+                .owner_id
+                .as_ref()
+                .is_none_or(|o| key.owner_id.as_ref() == Some(o))
+    }
+
+    /// The index a run of keys is read from: the owner's, the narrower where both an owner
+    /// and a creator are given (the creator is then a filter like the others), else the
+    /// creator's; `None` for the organization's partition.
+    pub fn index(&self) -> Option<KeyIndex> {
+        match (&self.owner_id, self.creator_id) {
+            (Some(o), _) => Some(KeyIndex::Owner(o.clone())),
+            (None, Some(c)) => Some(KeyIndex::Creator(c)),
+            (None, None) => None,
+        }
     }
 
     /// A digest of the filter set, carried by cursors so that a cursor is only followed
@@ -78,7 +97,9 @@ impl Filters {
     /// The filter set as text that only this code defines, so that no dependency's
     /// formatting can change it (and with it, every cursor in flight): `v1`, then each
     /// given filter in a fixed order as `;<letter>=<value>`, with the parameter's own
-    /// spelling of the value; the name prefix, free text, is preceded by its length in bytes.
+    /// spelling of the value; the name prefix and the owner id, free text, are preceded by
+    /// their length in bytes. (The owner comes last, so the text of a set without one is
+    /// what it was before owners, and so are its cursors.)
     fn canonical(&self) -> String {
         let mut text = String::from("v1");
         if let Some(status) = self.status {
@@ -101,6 +122,9 @@ impl Filters {
         if let Some(prefix) = &self.name_prefix {
             text.push_str(&format!(";n={}:{prefix}", prefix.len()));
         }
+        if let Some(owner) = &self.owner_id {
+            text.push_str(&format!(";o={}:{owner}", owner.as_str().len()));
+        }
         text
     }
 }
@@ -120,6 +144,11 @@ fn parse_status(s: &str) -> Result<KeyStatus, ParamError> {
 fn parse_creator(s: &str) -> Result<Uuid, ParamError> {
     Uuid::try_parse(s)
         .map_err(|_| ParamError::new("creator_id", format!("must be a UUID, got {s:?}")))
+}
+
+fn parse_owner(s: &str) -> Result<OwnerId, ParamError> {
+    s.parse::<OwnerId>()
+        .map_err(|e| ParamError::new("owner_id", e.to_string()))
 }
 
 fn parse_permission(s: &str) -> Result<Permission, ParamError> {
@@ -165,6 +194,7 @@ mod tests {
             version: 1,
             disabled_reason: None,
             quota: Default::default(),
+            owner_id: None,
         }
     }
 
@@ -177,6 +207,7 @@ mod tests {
                 "restricted" => raw.restricted = Some(v),
                 "permission" => raw.permission = Some(v),
                 "name" => raw.name = Some(v),
+                "owner_id" => raw.owner_id = Some(v),
                 _ => unreachable!(),
             }
         }
@@ -232,6 +263,7 @@ mod tests {
             (&[("restricted", "yes")], "restricted"),
             (&[("permission", "calls.read")], "permission"),
             (&[("name", "")], "name"),
+            (&[("owner_id", "")], "owner_id"),
         ] {
             assert_eq!(parse(pairs).unwrap_err().param, param, "{pairs:?}");
         }
@@ -254,6 +286,31 @@ mod tests {
             "v1;s=active;c=3c90c3cc-0d44-4b50-8888-8dd25736052a;r=true;p=calls.view;n=6:ci;n=x"
         );
         assert_eq!(f.digest().as_deref(), Some("1f8730f0206d3e22"));
+    }
+
+    #[test]
+    fn an_owner_filter_matches_its_keys_and_reads_the_owners_index() {
+        let now = Utc::now();
+        let mut mine = key("a", Access::Unrestricted, KeyState::Active, false);
+        mine.owner_id = Some("cus_1".parse().unwrap());
+        let other = key("b", Access::Unrestricted, KeyState::Active, false);
+        let f = parse(&[
+            ("owner_id", "cus_1"),
+            ("creator_id", &Uuid::nil().to_string()),
+        ])
+        .unwrap();
+        assert!(f.matches(&mine, now) && !f.matches(&other, now));
+        assert_eq!(f.index(), Some(KeyIndex::Owner("cus_1".parse().unwrap())));
+        assert_eq!(
+            parse(&[("creator_id", &Uuid::nil().to_string())])
+                .unwrap()
+                .index(),
+            Some(KeyIndex::Creator(Uuid::nil()))
+        );
+        assert_eq!(
+            f.canonical(),
+            "v1;c=00000000-0000-0000-0000-000000000000;o=5:cus_1"
+        );
     }
 
     #[test]

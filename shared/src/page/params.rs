@@ -47,6 +47,8 @@ pub struct RawListParams<'a> {
     pub permission: Option<&'a str>,
     #[serde(borrow)]
     pub name: Option<&'a str>,
+    #[serde(borrow)]
+    pub owner_id: Option<&'a str>,
 }
 
 impl<'a> RawListParams<'a> {
@@ -64,6 +66,7 @@ impl<'a> RawListParams<'a> {
         "restricted",
         "permission",
         "name",
+        "owner_id",
     ];
 
     /// The filters among the parameters.
@@ -74,6 +77,7 @@ impl<'a> RawListParams<'a> {
             restricted: self.restricted,
             permission: self.permission,
             name: self.name,
+            owner_id: self.owner_id,
         }
     }
 }

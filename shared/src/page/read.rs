@@ -100,14 +100,10 @@ impl<S: KeyReader> Runs for KeyRuns<'_, S> {
         max: usize,
     ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send {
         let (store, org, ascending) = (self.store, self.org, self.ascending);
-        let creator = self.filters.creator_id;
+        let index = self.filters.index();
         async move {
-            match creator {
-                Some(c) => {
-                    store
-                        .read_run_by_creator(org, c, after, ascending, max)
-                        .await
-                }
+            match index {
+                Some(i) => store.read_run_in(org, &i, after, ascending, max).await,
                 None => store.read_run(org, after, ascending, max).await,
             }
         }
@@ -119,8 +115,8 @@ impl<S: KeyReader> Runs for KeyRuns<'_, S> {
 }
 
 /// A plain page (one run of `limit + 1` keys from the position) or a filtered one (runs
-/// until the page fills, the keys end, or the budget is spent); keys read from the index by
-/// creator get their last use.
+/// until the page fills, the keys end, or the budget is spent); keys read from an index
+/// get their last use and owner.
 async fn filtered<S: KeyReader>(
     store: &S,
     org: &OrgId,
@@ -135,8 +131,8 @@ async fn filtered<S: KeyReader>(
     };
     let filtered = !request.filters.is_empty();
     let mut read = read_runs(&runs, request.from, request.limit, filtered).await?;
-    if request.filters.creator_id.is_some() {
-        with_last_uses(store, org, &mut read.items).await?;
+    if request.filters.index().is_some() {
+        with_unprojected(store, org, &mut read.items).await?;
     }
     Ok(read)
 }
@@ -163,9 +159,9 @@ async fn numbered<S: KeyReader>(
     Ok((cut(run, request.limit, None, true, |k| k.id), numbers))
 }
 
-/// Fills in the last use of keys read from the index by creator, which does not carry it
-/// (see `KeyReader::read_run_by_creator`): one read for the page's keys only.
-async fn with_last_uses<S: KeyReader>(
+/// Fills in the last use and owner of keys read from an index, which does not carry them
+/// (see `KeyReader::read_run_in`): one read for the page's keys only.
+async fn with_unprojected<S: KeyReader>(
     store: &S,
     org: &OrgId,
     keys: &mut [ApiKey],
@@ -174,9 +170,13 @@ async fn with_last_uses<S: KeyReader>(
         return Ok(());
     }
     let ids: Vec<KeyId> = keys.iter().map(|k| k.id).collect();
-    let uses = store.last_uses(org, &ids).await?;
+    let mut found = store.unprojected(org, &ids).await?;
     for key in keys {
-        key.last_used = uses.get(&key.id).copied();
+        // A key deleted since the index was read is shown as the index had it.
+        if let Some(u) = found.remove(&key.id) {
+            key.last_used = u.last_used;
+            key.owner_id = u.owner_id;
+        }
     }
     Ok(())
 }
@@ -212,6 +212,7 @@ pub(super) mod tests {
                     start + chrono::Duration::milliseconds(i as i64),
                 )),
                 quota: Default::default(),
+                owner_id: None,
             };
             ids.push(create_key(store, new).await.unwrap().0.id);
         }

@@ -26,6 +26,8 @@ pub struct Credential {
     /// spend without reading the key first.
     pub quota: crate::quota::Quota,
     pub version: u64,
+    /// The key's owner, copied by every write that refreshes the credential.
+    pub owner_id: Option<crate::owner::OwnerId>,
 }
 
 impl Credential {

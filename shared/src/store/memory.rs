@@ -85,37 +85,45 @@ impl KeyReader for MemoryStore {
         Ok(u64::try_from(self.lock().counts.get(org).copied().unwrap_or(0)).unwrap_or(0))
     }
 
-    async fn read_run_by_creator(
+    async fn read_run_in(
         &self,
         org: &OrgId,
-        creator: uuid::Uuid,
+        index: &crate::store::KeyIndex,
         from: Option<Position>,
         ascending: bool,
         max: usize,
     ) -> Result<Vec<ApiKey>, StoreError> {
         let all = self.read_run(org, from, ascending, usize::MAX).await?;
-        // As DynamoDB's index does: without the last use.
+        // As DynamoDB's indexes do: without the last use (nor, by creator, the owner).
+        let by_creator = matches!(index, crate::store::KeyIndex::Creator(_));
         Ok(all
             .into_iter()
-            .filter(|k| k.creator_id == creator)
+            .filter(|k| index.holds(k))
             .take(max)
             .map(|k| ApiKey {
                 last_used: None,
+                owner_id: k.owner_id.filter(|_| !by_creator),
                 ..k
             })
             .collect())
     }
 
-    async fn last_uses(
+    async fn unprojected(
         &self,
         org: &OrgId,
         ids: &[KeyId],
-    ) -> Result<std::collections::HashMap<KeyId, chrono::DateTime<chrono::Utc>>, StoreError> {
+    ) -> Result<std::collections::HashMap<KeyId, crate::store::Unprojected>, StoreError> {
         let inner = self.lock();
         Ok(ids
             .iter()
             .filter_map(|id| inner.keys.get(&(org.clone(), *id)))
-            .filter_map(|s| Some((s.key.id, s.key.last_used?)))
+            .map(|s| {
+                let u = crate::store::Unprojected {
+                    last_used: s.key.last_used,
+                    owner_id: s.key.owner_id.clone(),
+                };
+                (s.key.id, u)
+            })
             .collect())
     }
 }
@@ -137,6 +145,7 @@ impl CredentialStore for MemoryStore {
                 previous: s.previous.as_ref().is_some_and(|p| &p.hash == hash),
                 quota: s.key.quota.clone(),
                 version: s.key.version,
+                owner_id: s.key.owner_id.clone(),
             }))
     }
 

@@ -30,7 +30,7 @@ pub use credential::{Credential, CredentialStore};
 pub use expiry::{Due, ExpiryStore, Notified, Phase};
 pub use leak::{Candidate, LeakLookup};
 pub use quota::{QuotaStore, Spending};
-pub use read::KeyReader;
+pub use read::{KeyIndex, KeyReader, Unprojected};
 pub use write::{IdempotencyRecord, KeyWriter, PreviousSecret, StoredKey, WriteFailure};
 
 use crate::key::KeyId;

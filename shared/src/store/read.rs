@@ -1,5 +1,5 @@
 //! What the read functions need from storage: one key, runs of keys in id order (all of
-//! an organization's, or one creator's), and the organization's key count.
+//! an organization's, or one creator's or owner's), and the organization's key count.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -8,7 +8,32 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::key::{ApiKey, KeyId, OrgId};
+use crate::owner::OwnerId;
 use crate::store::{Position, StoreError};
+
+/// The keys of one creator, or of one owner: a run read from a secondary index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyIndex {
+    Creator(Uuid),
+    Owner(OwnerId),
+}
+
+impl KeyIndex {
+    /// Whether `key` belongs to this run.
+    pub fn holds(&self, key: &ApiKey) -> bool {
+        match self {
+            KeyIndex::Creator(c) => key.creator_id == *c,
+            KeyIndex::Owner(o) => key.owner_id.as_ref() == Some(o),
+        }
+    }
+}
+
+/// What a key read from an index lacks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Unprojected {
+    pub last_used: Option<DateTime<Utc>>,
+    pub owner_id: Option<OwnerId>,
+}
 
 /// Reading an organization's keys.
 pub trait KeyReader: Send + Sync {
@@ -29,26 +54,27 @@ pub trait KeyReader: Send + Sync {
         max: usize,
     ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
 
-    /// Like [`KeyReader::read_run`], over only the keys `creator` created (read from an
-    /// index, so other creators' keys cost nothing). The keys may lack their last use
-    /// (`last_used` `None`): the index does not carry it, so that stamping a use does not
-    /// write to it; [`KeyReader::last_uses`] reads it for the keys a page keeps.
-    fn read_run_by_creator(
+    /// Like [`KeyReader::read_run`], over only the keys of one creator or one owner (read
+    /// from an index, so other keys cost nothing). The keys may lack their last use and
+    /// owner (`None`): an index does not carry the last use, so that stamping a use does not
+    /// write to it, nor (`by-creator-v2`) the owner; [`KeyReader::unprojected`] reads both
+    /// for the keys a page keeps.
+    fn read_run_in(
         &self,
         org: &OrgId,
-        creator: Uuid,
+        index: &KeyIndex,
         from: Option<Position>,
         ascending: bool,
         max: usize,
     ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
 
-    /// When each of these keys of the organization was last used; keys never used (or not
-    /// found) are absent.
-    fn last_uses(
+    /// What the indexes do not carry of these keys of the organization: their last use and
+    /// owner. Keys not found are absent.
+    fn unprojected(
         &self,
         org: &OrgId,
         ids: &[KeyId],
-    ) -> impl Future<Output = Result<HashMap<KeyId, DateTime<Utc>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<HashMap<KeyId, Unprojected>, StoreError>> + Send;
 
     /// How many keys the organization has: a counter kept in the same transaction as every
     /// create and delete, so it is exact.

@@ -133,6 +133,7 @@ mod tests {
                 previous: false,
                 quota: Default::default(),
                 version: 0,
+                owner_id: None,
             },
             key: ApiKey {
                 id,
@@ -149,6 +150,7 @@ mod tests {
                 version: 0,
                 disabled_reason: None,
                 quota: Default::default(),
+                owner_id: None,
             },
         }
     }

@@ -14,7 +14,8 @@
 //!   spends anything.
 //! - `VALID`.
 //!
-//! `key` is the key object (as GET shows it) for every code but `NOT_FOUND`.
+//! `key` is the key object (as GET shows it) for every code but `NOT_FOUND`; `owner_id`
+//! beside it names the key's owner, when it has one.
 //!
 //! A `VALID` verification records the key's use through the process's
 //! [`crate::usage::Recorder`], as authentication does: at most once a minute per key, the
@@ -37,6 +38,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::key::{ApiKey, KeyStatus, OrgId, Permission};
+use crate::owner::OwnerId;
 use crate::secret::{Secret, SecretHash};
 use crate::store::{Credential, CredentialStore, KeyReader, QuotaStore, StoreError};
 use crate::usage::{KeyUse, Recorder};
@@ -111,6 +113,8 @@ pub struct Verdict {
     pub credits: Option<u64>,
     /// Each rate limit's tokens left, when the limits were checked.
     pub ratelimits: Option<Vec<LimitLeft>>,
+    /// The key's owner, when it has one (the answer's top-level `owner_id`).
+    pub owner_id: Option<OwnerId>,
 }
 
 impl Verdict {
@@ -121,6 +125,7 @@ impl Verdict {
             key: None,
             credits: None,
             ratelimits: None,
+            owner_id: None,
         }
     }
 }
@@ -320,6 +325,7 @@ impl<S: CredentialStore + KeyReader + QuotaStore> Verifier<'_, S> {
             code: m.code,
             credits: m.left.credits,
             ratelimits: Some(m.left.ratelimits).filter(|l| !l.is_empty()),
+            owner_id: key.owner_id.clone(),
             key: Some(key),
         }
     }
@@ -331,6 +337,7 @@ fn verdict(code: VerifyCode, key: ApiKey) -> Verdict {
         code,
         credits: key.quota.credits.as_ref().map(|c| c.remaining),
         ratelimits: None,
+        owner_id: key.owner_id.clone(),
         key: Some(key),
     }
 }

@@ -27,6 +27,8 @@ pub struct NewKey {
     pub id: Option<KeyId>,
     /// Its credits and rate limits; the default is unmetered.
     pub quota: crate::quota::Quota,
+    /// Whom the key is for; `None` for nobody.
+    pub owner_id: Option<crate::owner::OwnerId>,
 }
 
 impl NewKey {
@@ -58,6 +60,7 @@ impl NewKey {
             version: 1,
             disabled_reason: None,
             quota: self.quota,
+            owner_id: self.owner_id,
         })
     }
 }
@@ -300,6 +303,7 @@ mod tests {
             expires: None,
             id,
             quota: Default::default(),
+            owner_id: None,
         }
     }
 

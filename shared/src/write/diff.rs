@@ -32,6 +32,7 @@ fn fields(key: &ApiKey) -> BTreeMap<&'static str, Value> {
                 json!(key.quota.ratelimits)
             },
         ),
+        ("owner_id", json!(key.owner_id)),
     ])
 }
 
@@ -89,6 +90,7 @@ mod tests {
             version: 1,
             disabled_reason: None,
             quota: Default::default(),
+            owner_id: None,
         }
     }
 

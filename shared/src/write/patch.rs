@@ -1,5 +1,5 @@
-//! What an update changes: a merge patch (RFC 7396) of a key's name, access, expiry and
-//! state, and how it applies to the key as read. The edge parses the body into a
+//! What an update changes: a merge patch (RFC 7396) of a key's name, access, expiry,
+//! state, quota and owner, and how it applies to the key as read. The edge parses the body into a
 //! [`KeyChange`]; the rules that need the key (its access) are here.
 //!
 //! - `restricted: false` makes the key unrestricted, and its permissions null; a non-null
@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::{InvalidWrite, check_name};
 use crate::key::{Access, ApiKey, KeyState, Permission};
+use crate::owner::OwnerId;
 use crate::quota::{Credits, InvalidQuota, RateLimit, Refill};
 
 /// A merge patch of a key. `None`: absent, the value is kept; `Some(None)`: null.
@@ -27,6 +28,8 @@ pub struct KeyChange {
     pub credits: Option<Option<CreditsChange>>,
     /// `Some(None)`: no limits; `Some(Some(list))`: the whole list.
     pub ratelimits: Option<Option<Vec<RateLimit>>>,
+    /// `Some(None)`: no owner; `Some(Some(id))`: this owner.
+    pub owner_id: Option<Option<OwnerId>>,
 }
 
 /// A merge patch of a key's credits.
@@ -102,6 +105,9 @@ impl KeyChange {
         }
         if let Some(state) = self.status {
             next.state = state;
+        }
+        if let Some(owner) = &self.owner_id {
+            next.owner_id.clone_from(owner);
         }
         match &self.credits {
             Some(None) => next.quota.credits = None,

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use apikeys::audit::{Actor, Event, EventId};
 use apikeys::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
+use apikeys::owner::{InvalidOwnerId, OwnerId};
 use apikeys::store::dynamo::DynamoStore;
-use apikeys::store::{AuditReader, EventRange, KeyReader, StoreError};
+use apikeys::store::{AuditReader, EventRange, KeyIndex, KeyReader, StoreError};
 use apikeys::write::{self, NewKey, WriteContext, WriteError, WritePolicy};
 use chrono::{DateTime, Utc};
 use clap::builder::PossibleValuesParser;
@@ -61,6 +62,9 @@ enum Command {
         /// Start strictly after this key id (the last id of the previous page).
         #[arg(long)]
         after: Option<KeyId>,
+        /// Only this owner's keys (read from the by-owner index).
+        #[arg(long, value_parser = parse_owner)]
+        owner: Option<OwnerId>,
     },
     /// Disable a key. Its secret stops working within the functions' caller cache TTL
     /// (CALLER_CACHE_TTL_SECS, 5 s by default): a function that served it just before may
@@ -132,6 +136,9 @@ struct CreateKey {
     expires: Option<DateTime<Utc>>,
     #[command(flatten)]
     quota: quota::QuotaArgs,
+    /// Whom the key is for: 1 to 128 characters of your choosing (e.g. your customer's id).
+    #[arg(long, value_parser = parse_owner)]
+    owner: Option<OwnerId>,
 }
 
 #[derive(Args)]
@@ -146,6 +153,11 @@ struct KeyRef {
 enum Order {
     Asc,
     Desc,
+}
+
+fn parse_owner(s: &str) -> Result<OwnerId, String> {
+    s.parse()
+        .map_err(|e: InvalidOwnerId| format!("an owner id {e}"))
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
@@ -251,7 +263,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             limit,
             order,
             after,
-        } => s.list_keys(org, limit, order, after).await,
+            owner,
+        } => s.list_keys(org, limit, order, after, owner).await,
         Command::DisableKey(k) => s.set_state(k, KeyState::Disabled).await,
         Command::EnableKey(k) => s.set_state(k, KeyState::Active).await,
         Command::DeleteKey(k) => s.delete_key(k).await,
@@ -314,6 +327,7 @@ impl Session {
             expires: args.expires,
             id: None,
             quota: args.quota.quota(),
+            owner_id: args.owner,
         };
         let ctx = self.writer().await?;
         let created = write::create(&self.store, &self.policy, &ctx, new, None).await?;
@@ -343,14 +357,28 @@ impl Session {
         limit: u16,
         order: Order,
         after: Option<KeyId>,
+        owner: Option<OwnerId>,
     ) -> Result<(), CliError> {
         let now = self.now;
         let ascending = matches!(order, Order::Asc);
-        let mut keys = self
-            .store
-            .read_run(&org, after, ascending, usize::from(limit) + 1)
-            .await?;
-        if keys.is_empty() && after.is_none() {
+        let max = usize::from(limit) + 1;
+        let mut keys = match &owner {
+            None => self.store.read_run(&org, after, ascending, max).await?,
+            Some(o) => {
+                let index = KeyIndex::Owner(o.clone());
+                let mut keys = self
+                    .store
+                    .read_run_in(&org, &index, after, ascending, max)
+                    .await?;
+                let ids: Vec<KeyId> = keys.iter().map(|k| k.id).collect();
+                let mut found = self.store.unprojected(&org, &ids).await?;
+                for k in &mut keys {
+                    k.last_used = found.remove(&k.id).and_then(|u| u.last_used);
+                }
+                keys
+            }
+        };
+        if keys.is_empty() && after.is_none() && owner.is_none() {
             return Err(CliError::NoOrg(org));
         }
         let has_more = keys.len() > usize::from(limit);
@@ -505,7 +533,7 @@ fn describe(key: &ApiKey, now: DateTime<Utc>) -> String {
             .collect::<Vec<_>>()
             .join(","),
     };
-    let line = format!(
+    let mut line = format!(
         "{}  {:<8}  {}  …{}  {}  {}",
         key.id,
         view["status"].as_str().unwrap_or(""),
@@ -514,6 +542,9 @@ fn describe(key: &ApiKey, now: DateTime<Utc>) -> String {
         key.name,
         access
     );
+    if let Some(owner) = &key.owner_id {
+        line.push_str(&format!("  owner={owner}"));
+    }
     match quota::describe(&view) {
         q if q.is_empty() => line,
         q => format!("{line}  {q}"),
@@ -716,6 +747,7 @@ fn seed_key(org: &OrgId, i: usize) -> NewKey {
         expires: None,
         id: None,
         quota: Default::default(),
+        owner_id: None,
     }
 }
 

@@ -3,19 +3,21 @@
 //! `name` is required; `restricted` defaults to true; `permissions` is required (and may be
 //! empty) when the key is restricted, and absent or null when it is not; `expires_date` is
 //! an optional future time; `creator_id` is an optional UUID that defaults to the id of the
-//! key making the request, so that `creator_id=<that id>` lists the keys it made.
+//! key making the request, so that `creator_id=<that id>` lists the keys it made;
+//! `owner_id` optionally names whom the key is for (`owner_id=<it>` lists them).
 
 use chrono::{DateTime, Utc};
 use lambda_http::Request;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::fields::{self, Flag, Id, Name, Permissions, Time};
+use super::fields::{self, Flag, Id, Name, Owner, Permissions, Time};
 use super::quota::{CreditsField, LimitsField};
 use super::read::{self, Accepts, Fields, Presence, field_error};
 use crate::auth::Caller;
 use crate::http::problem::ApiError;
 use crate::key::{Access, KeyId};
+use crate::owner::OwnerId;
 use crate::quota::Quota;
 use crate::write::NewKey;
 
@@ -28,6 +30,7 @@ pub const FIELDS: &[&str] = &[
     "creator_id",
     "credits",
     "ratelimits",
+    "owner_id",
 ];
 
 /// Fields of the key object that the service sets itself.
@@ -56,6 +59,7 @@ struct CreateBody {
     creator_id: Option<Id>,
     credits: Option<CreditsField>,
     ratelimits: Option<LimitsField>,
+    owner_id: Option<Owner>,
 }
 
 fn restricted_by_default() -> Flag {
@@ -71,6 +75,7 @@ pub struct CreateKey {
     /// `None`: the caller's key id (see [`CreateKey::new_key`]).
     pub creator_id: Option<Uuid>,
     pub quota: Quota,
+    pub owner_id: Option<OwnerId>,
 }
 
 impl CreateKey {
@@ -117,6 +122,7 @@ impl CreateKey {
                 credits: body.credits.map(|c| c.0),
                 ratelimits: body.ratelimits.map(|l| l.0).unwrap_or_default(),
             },
+            owner_id: body.owner_id.map(|o| o.0),
         })
     }
 
@@ -141,6 +147,7 @@ impl CreateKey {
             expires: self.expires,
             id: None::<KeyId>,
             quota: self.quota,
+            owner_id: self.owner_id,
         })
     }
 }

@@ -1,6 +1,6 @@
 //! The values a write's fields take, as types that check their value while serde reads it
 //! (the reason they give is the 422's; [`super::read::parse`] names the field): a key name
-//! (the same rule as the CLI's), a permission list, a time, a UUID, a bool.
+//! (the same rule as the CLI's), a permission list, a time, a UUID, a bool, an owner id.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::de::{self, Deserialize, Deserializer};
@@ -8,6 +8,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::key::Permission;
+use crate::owner::OwnerId;
 use crate::store::MAX_NAME_BYTES;
 
 /// Why a key name is refused, if it is; `None` for a good name. The rule of
@@ -94,6 +95,10 @@ checked_type!(
 checked_type!(
     /// A UUID in any spelling that parses.
     Id(Uuid) by uuid_value
+);
+checked_type!(
+    /// An owner id ([`crate::owner::OwnerId`]).
+    Owner(OwnerId) by owner_value
 );
 
 /// A merge patch's member: absent (`None`), null (`Some(None)`) or a value. For
@@ -222,6 +227,14 @@ fn uuid_value(value: &Value) -> Result<Uuid, String> {
         .map_err(|_| "must be a UUID such as 0190f2d4-8c6e-7b1a-9a37-5f0c2b7d4e11".to_owned())
 }
 
+fn owner_value(value: &Value) -> Result<OwnerId, String> {
+    let Value::String(s) = value else {
+        return Err(wrong_type("a string", value));
+    };
+    s.parse()
+        .map_err(|e: crate::owner::InvalidOwnerId| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +277,7 @@ mod tests {
                 expires: None,
                 id: None,
                 quota: Default::default(),
+                owner_id: None,
             }
             .into_record(&secret, chrono::Utc::now());
             let cli_ok = !matches!(cli, Err(InvalidWrite::Name));

@@ -13,6 +13,7 @@
 //!   credits (`remaining` is required when the key has none); its `refill` is replaced
 //!   whole, and null removes it.
 //! - `ratelimits`: replaces the whole list; null or `[]` removes every limit.
+//! - `owner_id`: names the key's owner; null removes it.
 //! - A patch that changes nothing (`{}`, or values equal to the current ones) gives back
 //!   the key unchanged, `updated_date` included: there is nothing to write or record.
 //!
@@ -22,7 +23,7 @@ use chrono::{DateTime, Utc};
 use lambda_http::Request;
 use serde::{Deserialize, Deserializer};
 
-use super::fields::{self, Flag, Name, Permissions, Time, double_option};
+use super::fields::{self, Flag, Name, Owner, Permissions, Time, double_option};
 use super::quota::{CreditsPatchField, LimitsField};
 use super::read::{self, Accepts, Fields, Presence, field_error};
 use crate::http::problem::ApiError;
@@ -38,6 +39,7 @@ pub const FIELDS: &[&str] = &[
     "status",
     "credits",
     "ratelimits",
+    "owner_id",
 ];
 
 /// Fields of the key object that no patch may change.
@@ -87,6 +89,7 @@ impl KeyPatch {
             status: status.map(|s| s.0),
             credits: body.credits.map(|c| c.map(|c| c.0)),
             ratelimits: body.ratelimits.map(|l| l.map(|l| l.0)),
+            owner_id: body.owner_id.map(|o| o.map(|o| o.0)),
         })
     }
 }
@@ -110,6 +113,8 @@ struct PatchBody {
     credits: Option<Option<CreditsPatchField>>,
     #[serde(default, deserialize_with = "double_option")]
     ratelimits: Option<Option<LimitsField>>,
+    #[serde(default, deserialize_with = "double_option")]
+    owner_id: Option<Option<Owner>>,
 }
 
 /// A member that a patch may change but not remove: null is refused, naming it.
@@ -179,6 +184,7 @@ mod tests {
             version: 0,
             disabled_reason: None,
             quota: Default::default(),
+            owner_id: None,
         }
     }
 

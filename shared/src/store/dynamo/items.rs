@@ -8,12 +8,13 @@ use uuid::Uuid;
 
 use super::{
     CREDENTIAL_SK, EVENT_PREFIX, IDEMPOTENCY_SK, corrupt, creator_pk, credential_pk, event_pk,
-    expiry_pk, idempotency_pk, key_events_pk, key_sk, org_pk,
+    expiry_pk, idempotency_pk, key_events_pk, key_sk, org_pk, owner_pk,
 };
 use crate::audit::{Action, Actor, ActorKind, Event, EventId};
 use crate::key::{
     Access, ApiKey, DisabledReason, KeyId, KeyState, OrgId, permission_bits, permissions_from_bits,
 };
+use crate::owner::OwnerId;
 use crate::quota::plan::{Counters, Window};
 use crate::quota::{Credits, Quota, RateLimit, Refill};
 use crate::secret::SecretHash;
@@ -121,6 +122,13 @@ pub(super) struct KeyItem {
         skip_serializing_if = "Option::is_none"
     )]
     pub(super) expired_notice_ms: Option<DateTime<Utc>>,
+    /// Whom the key is for, and the `by-owner` index's partition key
+    /// (`ORG#<org>#OWNER#<owner id>`); both absent on a key without an owner, which the
+    /// sparse index then does not hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) owner_id: Option<OwnerId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) owner_pk: Option<String>,
 }
 
 /// The credential item: what authenticating a secret needs, under the secret's hash.
@@ -155,6 +163,9 @@ pub(super) struct CredentialItem {
     pub(super) quota: Quota,
     #[serde(default)]
     pub(super) key_version: u64,
+    /// The key's owner, so that verify knows it without reading the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) owner_id: Option<OwnerId>,
 }
 
 fn is_unmetered(q: &Quota) -> bool {
@@ -211,6 +222,8 @@ impl KeyItem {
             expiry_pk: listed_under(key, &Notified::default()),
             expiring_notice_ms: None,
             expired_notice_ms: None,
+            owner_id: key.owner_id.clone(),
+            owner_pk: key.owner_id.as_ref().map(|o| owner_pk(&key.org, o)),
         }
     }
 
@@ -315,6 +328,7 @@ impl KeyItem {
                 }),
                 ratelimits: self.ratelimits.unwrap_or_default(),
             },
+            owner_id: self.owner_id,
         })
     }
 }
@@ -347,6 +361,7 @@ impl CredentialItem {
             previous: self.purge_at.is_some(),
             quota: self.quota,
             version: self.key_version,
+            owner_id: self.owner_id,
         })
     }
 
@@ -367,6 +382,7 @@ impl CredentialItem {
             purge_at: previous.map(|p| (p.until + PREVIOUS_PURGE_MARGIN).timestamp()),
             quota: key.quota.clone(),
             key_version: key.version,
+            owner_id: key.owner_id.clone(),
         }
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! | item             | pk                        | sk              | index key                   |
 //! | ---------------- | ------------------------- | --------------- | --------------------------- |
-//! | key              | `ORG#<org>`               | `KEY#<id>`      | by-creator-v2: `creator_pk`; by-expiry: `expiry_pk`, `expires_ms` |
+//! | key              | `ORG#<org>`               | `KEY#<id>`      | by-creator-v2: `creator_pk`; by-owner: `owner_pk`; by-expiry: `expiry_pk`, `expires_ms` |
 //! | credential       | `SECRET#<sha256>`         | `SECRET`        |                             |
 //! | key count shard  | `ORG#<org>`               | `COUNT#<nn>`    |                             |
 //! | audit event      | `ORG#<org>#EVENTS`        | `EVENT#<id>`    | by-key: `key_pk` (`ORG#<org>#KEY#<key id>`) |
@@ -62,6 +62,7 @@ use uuid::Uuid;
 
 use crate::audit::EventId;
 use crate::key::{ApiKey, KeyId, OrgId};
+use crate::owner::OwnerId;
 use crate::secret::SecretHash;
 use crate::store::StoreError;
 use items::KeyItem;
@@ -109,6 +110,12 @@ pub const CREATOR_INDEX_ATTRIBUTES: [&str; 13] = [
     "version",
     "disabled_reason",
 ];
+/// The global secondary index of keys by organization and owner, and its partition key
+/// attribute `ORG#<org>#OWNER#<owner id>`, sorted by the table's `sk` like `by-creator-v2`.
+/// Sparse: only keys with an owner carry `owner_pk`, so keys without one cost it nothing.
+/// It carries what `by-creator-v2` carries ([`CREATOR_INDEX_ATTRIBUTES`]), plus the owner.
+pub const BY_OWNER: &str = "by-owner";
+pub const OWNER_PK: &str = "owner_pk";
 /// The global secondary index of audit events by key, and its partition key attribute
 /// `ORG#<org>#KEY#<id>`; its sort key is the table's `sk` (`EVENT#<event id>`).
 pub const BY_KEY: &str = "by-key";
@@ -159,6 +166,10 @@ fn key_sk(id: KeyId) -> String {
 
 fn creator_pk(org: &OrgId, creator: Uuid) -> String {
     format!("ORG#{org}#CREATOR#{creator}")
+}
+
+fn owner_pk(org: &OrgId, owner: &OwnerId) -> String {
+    format!("ORG#{org}#OWNER#{owner}")
 }
 
 fn event_pk(org: &OrgId) -> String {
@@ -321,31 +332,7 @@ impl DynamoStore {
 
     async fn create_table_as(&self, stream: Option<StreamSpecification>) -> Result<(), StoreError> {
         let attr = |name: &str| attribute(name, ScalarAttributeType::S);
-        let by_creator = GlobalSecondaryIndex::builder()
-            .index_name(BY_CREATOR)
-            .key_schema(key(CREATOR_PK, KeyType::Hash))
-            .key_schema(key(SK, KeyType::Range))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::Include)
-                    .set_non_key_attributes(Some(
-                        CREATOR_INDEX_ATTRIBUTES.map(str::to_owned).to_vec(),
-                    ))
-                    .build(),
-            )
-            .build()
-            .expect("name, keys and projection are set");
-        let by_key = GlobalSecondaryIndex::builder()
-            .index_name(BY_KEY)
-            .key_schema(key(KEY_PK, KeyType::Hash))
-            .key_schema(key(SK, KeyType::Range))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
-            .build()
-            .expect("name, keys and projection are set");
+        let creator_attributes = CREATOR_INDEX_ATTRIBUTES.map(str::to_owned).to_vec();
         let ([expiry_hash, expiry_range], by_expiry) = expiry_index()?;
         self.client
             .create_table()
@@ -357,11 +344,13 @@ impl DynamoStore {
             .attribute_definitions(attr(KEY_PK))
             .attribute_definitions(expiry_hash)
             .attribute_definitions(expiry_range)
+            .attribute_definitions(attr(OWNER_PK))
             .key_schema(key(PK, KeyType::Hash))
             .key_schema(key(SK, KeyType::Range))
-            .global_secondary_indexes(by_creator)
-            .global_secondary_indexes(by_key)
+            .global_secondary_indexes(index(BY_CREATOR, CREATOR_PK, Some(creator_attributes)))
+            .global_secondary_indexes(index(BY_KEY, KEY_PK, None))
             .global_secondary_indexes(by_expiry)
+            .global_secondary_indexes(index(BY_OWNER, OWNER_PK, Some(owner_index_attributes())))
             .set_stream_specification(stream)
             .send()
             .await
@@ -482,6 +471,33 @@ fn expiry_index() -> Result<([AttributeDefinition; 2], GlobalSecondaryIndex), St
         attribute(EXPIRES_MS, ScalarAttributeType::N),
     ];
     Ok((attributes, built(index)?))
+}
+
+/// A global secondary index on `partition` and the table's sort key, carrying `carried`
+/// (INCLUDE) or, for `None`, every attribute (ALL).
+fn index(name: &str, partition: &str, carried: Option<Vec<String>>) -> GlobalSecondaryIndex {
+    let projection = match carried {
+        Some(list) => Projection::builder()
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(list)),
+        None => Projection::builder().projection_type(ProjectionType::All),
+    };
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(key(partition, KeyType::Hash))
+        .key_schema(key(SK, KeyType::Range))
+        .projection(projection.build())
+        .build()
+        .expect("name, keys and projection are set")
+}
+
+/// What the `by-owner` index carries besides its keys: `by-creator-v2`'s, and `owner_id`.
+pub fn owner_index_attributes() -> Vec<String> {
+    CREATOR_INDEX_ATTRIBUTES
+        .iter()
+        .chain(&["owner_id"])
+        .map(|a| (*a).to_owned())
+        .collect()
 }
 
 fn built<T, E: std::error::Error + Send + Sync + 'static>(

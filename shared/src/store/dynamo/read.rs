@@ -1,5 +1,5 @@
 //! Reads of keys: a strongly consistent GetItem on the key's primary key, a Query on the
-//! organization's partition (or the `by-creator-v2` index), and the organization's key count
+//! organization's partition (or the `by-creator-v2` or `by-owner` index), and the organization's key count
 //! (the sum of its shards).
 
 use std::collections::HashMap;
@@ -8,45 +8,49 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::items::KeyItem;
 use super::{
-    BY_CREATOR, COUNT_SK, CREATOR_PK, DynamoStore, KEY_COUNT, KEY_PREFIX, LAST_USED, PK, SK,
-    classify, corrupt, creator_pk, key_sk, org_pk, primary_key, s,
+    BY_CREATOR, BY_OWNER, COUNT_SK, CREATOR_PK, DynamoStore, KEY_COUNT, KEY_PREFIX, LAST_USED,
+    OWNER_PK, PK, SK, classify, corrupt, creator_pk, key_sk, org_pk, owner_pk, primary_key, s,
 };
 use crate::key::{ApiKey, KeyId, OrgId};
-use crate::store::{KeyReader, Position, StoreError};
+use crate::owner::OwnerId;
+use crate::store::{KeyIndex, KeyReader, Position, StoreError, Unprojected};
 
 impl DynamoStore {
     /// Up to `max` keys of the organization past `from`, from its partition or, for one
-    /// creator, from the `by-creator-v2` index (same sort key, so the same order).
+    /// creator or owner, from the `by-creator-v2` or `by-owner` index (same sort key, so
+    /// the same order).
     async fn query_run(
         &self,
         org: &OrgId,
-        creator: Option<Uuid>,
+        index: Option<&KeyIndex>,
         from: Option<Position>,
         ascending: bool,
         max: usize,
     ) -> Result<Vec<ApiKey>, StoreError> {
         let pk = org_pk(org);
-        let index_pk = creator.map(|c| creator_pk(org, c));
+        let index = index.map(|i| match i {
+            KeyIndex::Creator(c) => (BY_CREATOR, CREATOR_PK, creator_pk(org, *c)),
+            KeyIndex::Owner(o) => (BY_OWNER, OWNER_PK, owner_pk(org, o)),
+        });
         let start = from.map(|id| {
             let mut key = primary_key(pk.clone(), key_sk(id));
-            if let Some(ipk) = &index_pk {
-                key.insert(CREATOR_PK.to_owned(), s(ipk.clone()));
+            if let Some((_, attr, ipk)) = &index {
+                key.insert((*attr).to_owned(), s(ipk.clone()));
             }
             key
         });
-        let (partition_attr, partition) = match &index_pk {
-            Some(ipk) => (CREATOR_PK, ipk.clone()),
+        let (partition_attr, partition) = match &index {
+            Some((_, attr, ipk)) => (*attr, ipk.clone()),
             None => (PK, pk.clone()),
         };
         let query = self
             .client
             .query()
             .table_name(&self.table)
-            .set_index_name(index_pk.as_ref().map(|_| BY_CREATOR.to_owned()))
+            .set_index_name(index.as_ref().map(|(name, _, _)| (*name).to_owned()))
             .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
             .expression_attribute_names("#pk", partition_attr)
             .expression_attribute_names("#sk", SK)
@@ -134,44 +138,47 @@ impl KeyReader for DynamoStore {
     }
 
     #[tracing::instrument(skip(self), err(Display))]
-    async fn read_run_by_creator(
+    async fn read_run_in(
         &self,
         org: &OrgId,
-        creator: Uuid,
+        index: &KeyIndex,
         from: Option<Position>,
         ascending: bool,
         max: usize,
     ) -> Result<Vec<ApiKey>, StoreError> {
-        self.query_run(org, Some(creator), from, ascending, max)
-            .await
+        self.query_run(org, Some(index), from, ascending, max).await
     }
 
-    /// One BatchGetItem per 100 keys, of their id and last use only: 0.5 read units per key
-    /// (a key item is under 4 KB), eventually consistent as the page's Query is.
+    /// One BatchGetItem per 100 keys, of their id, last use and owner only: 0.5 read units
+    /// per key (a key item is under 4 KB), eventually consistent as the page's Query is.
     #[tracing::instrument(skip(self, ids), fields(keys = ids.len()), err(Display))]
-    async fn last_uses(
+    async fn unprojected(
         &self,
         org: &OrgId,
         ids: &[KeyId],
-    ) -> Result<HashMap<KeyId, DateTime<Utc>>, StoreError> {
+    ) -> Result<HashMap<KeyId, Unprojected>, StoreError> {
         #[derive(Deserialize)]
-        struct Used {
+        struct Found {
             id: KeyId,
             #[serde(with = "chrono::serde::ts_milliseconds_option", default)]
             last_used_ms: Option<DateTime<Utc>>,
+            #[serde(default)]
+            owner_id: Option<OwnerId>,
         }
         let keys = ids
             .iter()
             .map(|id| primary_key(org_pk(org), key_sk(*id)))
             .collect();
-        let mut uses = HashMap::with_capacity(ids.len());
-        for item in self.batch_get(keys, &["id", LAST_USED]).await? {
-            let used: Used = serde_dynamo::from_item(item).map_err(corrupt)?;
-            if let Some(at) = used.last_used_ms {
-                uses.insert(used.id, at);
-            }
+        let mut found = HashMap::with_capacity(ids.len());
+        for item in self.batch_get(keys, &["id", LAST_USED, "owner_id"]).await? {
+            let f: Found = serde_dynamo::from_item(item).map_err(corrupt)?;
+            let u = Unprojected {
+                last_used: f.last_used_ms,
+                owner_id: f.owner_id,
+            };
+            found.insert(f.id, u);
         }
-        Ok(uses)
+        Ok(found)
     }
 
     #[tracing::instrument(skip(self), err(Display))]

@@ -153,6 +153,8 @@ fn notices_as_read(a: &mut Assignments, condition: &mut String, notified: &Notif
         }
     }
 }
+const OWNER_ID: Optional = ("owner_id = :owner_id", "owner_id", ":owner_id");
+const OWNER_PK: Optional = ("owner_pk = :owner_pk", "owner_pk", ":owner_pk");
 
 /// An update expression being built: what it sets, what it removes, and the values.
 #[derive(Default)]
@@ -401,6 +403,11 @@ impl DynamoStore {
             .map(|marks| AttributeValue::L(marks.iter().cloned().map(AttributeValue::S).collect()));
         a.set_or_remove(LEAKED, leaked);
         a.set_or_remove(EXPIRY, next.expiry_pk.clone().map(AttributeValue::S));
+        if before.key.owner_id != after.key.owner_id {
+            // Only when it changes: the `by-owner` index is written only then.
+            a.set_or_remove(OWNER_ID, next.owner_id.map(|o| AttributeValue::S(o.into())));
+            a.set_or_remove(OWNER_PK, next.owner_pk.map(AttributeValue::S));
+        }
         let mut condition = Self::at_version(before.key.version).to_owned();
         notices_as_read(&mut a, &mut condition, &before.notified);
         quota_assignments(&mut a, &mut condition, before, after)?;
@@ -434,6 +441,7 @@ impl DynamoStore {
             .is_metered()
             .then(|| serde_dynamo::to_attribute_value(&c.quota));
         a.set_or_remove(QUOTA, quota.transpose().map_err(corrupt)?);
+        a.set_or_remove(OWNER_ID, c.owner_id.map(|o| AttributeValue::S(o.into())));
         a.set(
             "key_version = :key_version",
             ":key_version",
