@@ -382,6 +382,8 @@ fn quota(i: u8) -> Quota {
 fn assert_valid(q: &Quota) {
     if let Some(c) = &q.credits {
         assert!(c.remaining <= MAX_CREDITS, "{q:?}");
+        let low_at = c.low_at.unwrap_or(1);
+        assert!((1..=MAX_CREDITS).contains(&low_at), "{q:?}");
         if let Some(r) = c.refill {
             assert!((1..=MAX_CREDITS).contains(&r.amount), "{q:?}");
             match r.interval {

@@ -615,12 +615,13 @@ pub struct Refill {
     pub day: Option<Count>,
 }
 
-/// A `credits` member: `null`, or an object of a remaining count and a refill (absent,
-/// null or one), and perhaps a member no one knows.
+/// A `credits` member: `null`, or an object of a remaining count, a refill (absent, null
+/// or one), a `low_at` (absent, null or a count), and perhaps a member no one knows.
 #[derive(arbitrary::Arbitrary, Debug, Clone)]
 pub struct Credits {
     pub remaining: Option<Count>,
     pub refill: Option<Option<Refill>>,
+    pub low_at: Option<Option<Count>>,
     pub extra: Option<(String, Json)>,
 }
 
@@ -650,6 +651,15 @@ impl Credits {
             }
             Some(Some(r)) => {
                 m.insert("refill".into(), r.to_value());
+            }
+        }
+        match &self.low_at {
+            None => {}
+            Some(None) => {
+                m.insert("low_at".into(), Value::Null);
+            }
+            Some(Some(l)) => {
+                m.insert("low_at".into(), l.to_value());
             }
         }
         if let Some((k, v)) = &self.extra {

@@ -33,6 +33,7 @@ mod openapi;
 mod owners;
 mod pages;
 mod pretty;
+mod publish;
 mod quota;
 mod quota_credits;
 mod quota_input;

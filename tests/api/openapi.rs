@@ -638,7 +638,7 @@ async fn every_response_of_the_write_and_event_handlers_is_documented_and_matche
         // 404, 406, 413, 415, 422 (an amount of 0, both members, a bad id).
         let adjust = |id: &str, v: Value| Call::adjust(p, id, &v);
         let metered = json!({"name": "metered", "permissions": [],
-            "credits": {"remaining": 5, "refill": {"interval": "monthly", "amount": 9}},
+            "credits": {"remaining": 5, "refill": {"interval": "monthly", "amount": 9}, "low_at": 2},
             "ratelimits": [{"name": "s", "limit": 10, "duration_ms": 1000, "mode": "leased"}]});
         let metered = sent(&app, LIST_PATH, Call::create(p, metered).bearer(&admin)).await;
         assert_eq!(metered.status, 201, "{}", metered.body);

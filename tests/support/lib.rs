@@ -732,6 +732,7 @@ pub mod fault;
 pub mod github;
 pub mod hooked;
 pub mod late;
+pub mod moto;
 pub mod quota;
 pub mod realistic;
 pub mod rival;

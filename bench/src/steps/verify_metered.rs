@@ -39,6 +39,7 @@ fn credits() -> Option<Credits> {
     Some(Credits {
         remaining: PLENTY,
         refill: None,
+        low_at: None,
     })
 }
 

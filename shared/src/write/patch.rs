@@ -46,6 +46,8 @@ pub struct CreditsChange {
     pub remaining: Option<u64>,
     /// `Some(None)`: no refill.
     pub refill: Option<Option<Refill>>,
+    /// `Some(None)`: no threshold.
+    pub low_at: Option<Option<u64>>,
 }
 
 impl CreditsChange {
@@ -62,7 +64,15 @@ impl CreditsChange {
             Some(r) => r,
             None => current.and_then(|c| c.refill),
         };
-        Ok(Credits { remaining, refill })
+        let low_at = match self.low_at {
+            Some(l) => l,
+            None => current.and_then(|c| c.low_at),
+        };
+        Ok(Credits {
+            remaining,
+            refill,
+            low_at,
+        })
     }
 }
 

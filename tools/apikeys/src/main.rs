@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 mod expiry;
+mod follow;
 mod quota;
 
 #[derive(Parser)]
@@ -89,6 +90,9 @@ enum Command {
     },
     /// Create the local demo organization (`demo`) once, and print its admin secret.
     SeedDemo,
+    /// Publish the table's audit events from now on, printing each as EventBridge would
+    /// receive it (`make run` runs it beside the API; it reads DynamoDB Local's stream).
+    FollowEvents,
     /// Write the expiry notices that are due (key.expiring, key.expired), once, as the
     /// scheduled expiry-notices function does every 5 minutes.
     ExpiryNotices(expiry::Notices),
@@ -303,6 +307,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             before,
         } => s.events(org, key, limit, before).await,
         Command::SeedDemo => s.seed_demo().await,
+        Command::FollowEvents => follow::follow(&s.store, &s.config)
+            .await
+            .map_err(|e| CliError::Input(e.to_string())),
         Command::ExpiryNotices(args) => expiry::run(&s.store, s.policy, args, s.out).await,
         Command::BackfillExpiry => expiry::backfill(&s.store, s.out).await,
     }
@@ -669,7 +676,8 @@ async fn create_table(store: &DynamoStore, if_absent: bool, out: Output) -> Resu
         )));
     }
     if !exists {
-        store.create_table().await?;
+        // With the stream the deployed table has: `follow-events` (make run) reads it.
+        store.create_table_with_stream().await?;
     }
     out.print(
         json!({"table": store.table(), "created": !exists}),

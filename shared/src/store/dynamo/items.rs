@@ -92,6 +92,10 @@ pub(super) struct KeyItem {
     pub(super) credits_refill: Option<Refill>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) credits_period_ms: Option<i64>,
+    /// Below how many credits left the key is low (`key.credits_low`, published from the
+    /// stream: `crate::publish::credits` reads this attribute by its name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) credits_low_at: Option<u64>,
     /// Its rate limits, and each one's latest window by name (`rl`, present whenever
     /// limits are, so that a window can be set in it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -224,6 +228,7 @@ impl KeyItem {
                 .as_ref()
                 .and_then(|c| c.refill)
                 .map(|r| r.period_start(key.updated)),
+            credits_low_at: key.quota.credits.as_ref().and_then(|c| c.low_at),
             ratelimits: (!key.quota.ratelimits.is_empty()).then(|| key.quota.ratelimits.clone()),
             rl: (!key.quota.ratelimits.is_empty()).then(BTreeMap::new),
             last_spend: None,
@@ -334,6 +339,7 @@ impl KeyItem {
                 credits: self.credits_remaining.map(|remaining| Credits {
                     remaining,
                     refill: self.credits_refill,
+                    low_at: self.credits_low_at,
                 }),
                 ratelimits: self.ratelimits.unwrap_or_default(),
             },

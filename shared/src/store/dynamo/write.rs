@@ -12,6 +12,7 @@ use super::{
 };
 use crate::audit::{Adjustment, Event};
 use crate::key::{ApiKey, KeyId, OrgId};
+use crate::quota::Credits;
 use crate::secret::SecretHash;
 use crate::store::{IdempotencyRecord, KeyWriter, Notified, StoreError, StoredKey, WriteFailure};
 
@@ -127,6 +128,11 @@ const CREDITS_PERIOD: Optional = (
     "credits_period_ms",
     ":credits_period",
 );
+const CREDITS_LOW_AT: Optional = (
+    "credits_low_at = :credits_low_at",
+    "credits_low_at",
+    ":credits_low_at",
+);
 const QUOTA: Optional = ("quota = :quota", "quota", ":quota");
 const EXPIRY: Optional = ("expiry_pk = :expiry_pk", "expiry_pk", ":expiry_pk");
 
@@ -233,7 +239,14 @@ fn quota_assignments(
     after: &StoredKey,
 ) -> Result<(), StoreError> {
     let (b, q) = (&before.key.quota, &after.key.quota);
-    if b.credits != q.credits {
+    // The threshold alone changing leaves the counters alone.
+    let counts = |c: &Option<Credits>| c.as_ref().map(|c| (c.remaining, c.refill));
+    let low_at = |c: &Option<Credits>| c.as_ref().and_then(|c| c.low_at);
+    if low_at(&b.credits) != low_at(&q.credits) {
+        let value = low_at(&q.credits).map(|l| AttributeValue::N(l.to_string()));
+        a.set_or_remove(CREDITS_LOW_AT, value);
+    }
+    if counts(&b.credits) != counts(&q.credits) {
         if let Some(was) = &b.credits {
             condition.push_str(" AND credits_remaining = :credits_before");
             a.values.push((
