@@ -20,9 +20,13 @@ use crate::quota::{Mode, Quota};
 use crate::store::quota::Spent;
 use crate::store::{QuotaStore, Spending, StoreError};
 
-/// The most writes one verify tries: each failed one is another verify's success (or a
-/// change of the key), so a verify that keeps losing is under heavy contention.
-const ATTEMPTS: usize = 8;
+/// The most writes one verify tries. Each failed one is another write's success (a verify's
+/// spend, or a change of the key) landing between the state it planned from and its write,
+/// since the next attempt plans from what the failure returned: so with N verifies of one
+/// key at once, a verify needs at most N attempts. The request's deadline bounds the time
+/// they take (`crate::deadline`); this bounds the writes, well above the concurrency one key
+/// sees (8 here once answered 503 to a few of 50 concurrent verifies of one key).
+const ATTEMPTS: usize = 64;
 
 /// What a metered verify learned.
 #[derive(Clone, Debug, PartialEq, Eq)]
