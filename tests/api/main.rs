@@ -28,6 +28,7 @@ mod list;
 mod logs;
 mod metering;
 mod openapi;
+mod owner_quota;
 mod owners;
 mod pages;
 mod pretty;
