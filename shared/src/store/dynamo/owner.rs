@@ -111,9 +111,18 @@ fn owner_spent(item: Item) -> Result<OwnerSpent, StoreError> {
 enum Cancelled {
     /// These items' conditions failed (by index), with the item where it was returned.
     Condition(Vec<(usize, Option<Item>)>),
-    /// Another transaction on one of the items was in flight: nothing applied.
+    /// Another transaction on one of the items was in flight, or a throttle: nothing
+    /// applied, and another attempt may.
     Conflict,
 }
+
+/// Cancellation reasons after which another attempt may apply (as `super::transact`'s).
+const PASSING: &[&str] = &[
+    "TransactionConflict",
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+    "RequestLimitExceeded",
+];
 
 fn cancelled(
     err: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
@@ -134,7 +143,7 @@ fn cancelled(
     }
     reasons
         .iter()
-        .any(|r| r.code() == Some("TransactionConflict"))
+        .any(|r| r.code().is_some_and(|c| PASSING.contains(&c)))
         .then_some(Cancelled::Conflict)
 }
 
