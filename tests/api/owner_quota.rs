@@ -1,8 +1,9 @@
 //! An owner's own credits and rate limits, shared by all of its keys, over HTTP against
 //! DynamoDB Local, on both payloads: each verify spends from the key's and the owner's in
-//! one transaction, exactly under concurrent verifiers; a refusal by either spends nothing
-//! on either; two organizations with one owner id never share counters. The owner items are
-//! written as the store writes them ([`apikeys::store::dynamo::owner_item`]).
+//! one transaction, exactly under concurrent verifiers (credits and an exact limit); a
+//! refusal by either spends nothing on either; two organizations with one owner id never
+//! share counters. The owner items are written as the store writes them
+//! ([`apikeys::store::dynamo::owner_item`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +22,8 @@ use apikeys_tests::*;
 use serde_json::{Value, json};
 
 const PAYLOADS: [Payload; 2] = [Payload::Rest, Payload::Http];
+
+type Codes = BTreeMap<String, usize>;
 
 fn credits(remaining: u64) -> Quota {
     Quota {
@@ -82,36 +85,57 @@ fn owner_credits(answer: &Value) -> Option<u64> {
     answer["owner"]["credits"]["remaining"].as_u64()
 }
 
+/// `n` verifications at once of two keys of the owner `cus_1` of a new organization, whose
+/// own credits and limits are `owner`, split over two "processes" (each its own cache, so
+/// its own copy of the owner item, for 5 s); the answers, how many had each code, and the
+/// owner's credits left. No window of the owner's counts past its limit.
+async fn hammer(p: Payload, owner: Quota, n: usize) -> (Vec<Value>, Codes, Option<u64>) {
+    let app = Arc::new(app().await);
+    let org = org();
+    let admin = Arc::new(admin(&app, &org).await);
+    let (_, one) = key_of(&app, p, &admin, "cus_1", json!({})).await;
+    let (_, two) = key_of(&app, p, &admin, "cus_1", json!({})).await;
+    seed_owner(&app, &org, "cus_1", owner).await;
+    let caches = [
+        Arc::new(VerifyCache::new(Duration::from_secs(5))),
+        Arc::new(VerifyCache::new(Duration::from_secs(5))),
+    ];
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (app, admin) = (app.clone(), admin.clone());
+        let cache = caches[i % 2].clone();
+        let secret = if i % 3 == 0 { one.clone() } else { two.clone() };
+        tasks.spawn(async move { verify_in(&app, &cache, p, &admin, &secret).await });
+    }
+    let answers = tasks.join_all().await;
+    let mut codes = BTreeMap::new();
+    for a in &answers {
+        *codes
+            .entry(a["code"].as_str().unwrap().to_owned())
+            .or_insert(0) += 1;
+        assert_eq!(a["owner_id"], "cus_1", "{a}");
+        assert!(a.get("credits").is_none(), "the key has no credits: {a}");
+    }
+    let owner = app.store.owner_spent(&org, &"cus_1".parse().unwrap()).await;
+    let owner = owner.unwrap().expect("the owner item");
+    for (name, w) in &owner.counters.windows {
+        let rules = &owner.owner.quota.ratelimits;
+        let l = rules.iter().find(|l| &l.name == name).unwrap();
+        assert!(
+            w.n <= l.limit,
+            "{name} counted {} past its limit {}",
+            w.n,
+            l.limit
+        );
+    }
+    let left = owner.owner.quota.credits.map(|c| c.remaining);
+    (answers, codes, left)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_keys_of_one_owner_spend_its_credits_exactly_under_concurrent_verifiers() {
     for p in PAYLOADS {
-        let app = Arc::new(app().await);
-        let org = org();
-        let admin = Arc::new(admin(&app, &org).await);
-        let (_, one) = key_of(&app, p, &admin, "cus_1", json!({})).await;
-        let (_, two) = key_of(&app, p, &admin, "cus_1", json!({})).await;
-        seed_owner(&app, &org, "cus_1", credits(20)).await;
-        // Two "processes", each with its own cache (copies of the owner item) for 5 s.
-        let caches = [
-            Arc::new(VerifyCache::new(Duration::from_secs(5))),
-            Arc::new(VerifyCache::new(Duration::from_secs(5))),
-        ];
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..30 {
-            let (app, admin) = (app.clone(), admin.clone());
-            let cache = caches[i % 2].clone();
-            let secret = if i % 3 == 0 { one.clone() } else { two.clone() };
-            tasks.spawn(async move { verify_in(&app, &cache, p, &admin, &secret).await });
-        }
-        let answers = tasks.join_all().await;
-        let mut codes = BTreeMap::new();
-        for a in &answers {
-            *codes
-                .entry(a["code"].as_str().unwrap().to_owned())
-                .or_insert(0) += 1;
-            assert_eq!(a["owner_id"], "cus_1", "{a}");
-            assert!(a.get("credits").is_none(), "the key has no credits: {a}");
-        }
+        let (answers, codes, left) = hammer(p, credits(20), 30).await;
         assert_eq!(
             codes,
             BTreeMap::from([("USAGE_EXCEEDED".to_owned(), 10), ("VALID".to_owned(), 20)]),
@@ -120,7 +144,20 @@ async fn two_keys_of_one_owner_spend_its_credits_exactly_under_concurrent_verifi
         for a in answers.iter().filter(|a| a["code"] == "VALID") {
             assert!(owner_credits(a).is_some_and(|n| n < 20), "{a}");
         }
-        assert_eq!(owner_left(&app, &org, "cus_1").await, Some(0));
+        assert_eq!(left, Some(0));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_keys_of_one_owner_share_its_exact_limit_exactly_under_concurrent_verifiers() {
+    for p in PAYLOADS {
+        settle_window(60_000, Duration::from_secs(20)).await;
+        let (_, codes, _) = hammer(p, limit(12, 60_000), 20).await;
+        assert_eq!(
+            codes,
+            BTreeMap::from([("RATE_LIMITED".to_owned(), 8), ("VALID".to_owned(), 12)]),
+            "{p:?}: exactly the owner's 12 tokens in the window"
+        );
     }
 }
 
