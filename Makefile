@@ -21,6 +21,11 @@ RUN_STAMP := $(RUN_VENV)/.installed-$(shell sha256sum $(RUN_REQS) | cut -c1-12)
 CHECKOV_VENV := $(APIKEYS_CACHE)/venv-checkov
 CHECKOV_REQS := tools/requirements-checkov.txt
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell sha256sum $(CHECKOV_REQS) | cut -c1-12)
+# moto's server, the local EventBridge of the publisher's tests (tests/support/moto.rs): it
+# pins its own boto3 too, so it gets a venv of its own.
+MOTO_VENV := $(APIKEYS_CACHE)/venv-moto
+MOTO_REQS := tools/requirements-moto.txt
+MOTO_STAMP := $(MOTO_VENV)/.installed-$(shell sha256sum $(MOTO_REQS) | cut -c1-12)
 
 # SAM and cfn-lint need a region and no telemetry; no credentials are used.
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -30,7 +35,7 @@ export SAM_CLI_TELEMETRY := 0
 .PHONY: run run-tools cli invoke test-run build check-artifacts artifact-tools time-first-200
 .PHONY: security security-ci fuzz-tools fuzz-build
 .PHONY: bench bench-smoke bench-zips bench-peer bench-coldstart bench-readme bench-profile
-.PHONY: bench-verify bench-quota
+.PHONY: bench-verify bench-quota bench-events
 .PHONY: schemathesis schemathesis-ci schemathesis-tools
 .PHONY: clients-tools test-clients
 
@@ -53,6 +58,7 @@ help:
 	@echo "make bench-coldstart   the cold-start part of the benchmark alone (TLS, CPU quotas, peers)"
 	@echo "make bench-verify   verify's cases of the benchmark alone (bench/results/verify.md)"
 	@echo "make bench-quota    credits and rate limits under concurrency (bench/results/quota.md)"
+	@echo "make bench-events   the delay from a write to its event on the bus (bench/results/events.md)"
 	@echo "make bench-profile  a syscall profile of get-key's init (bench/results/init-profile.md)"
 	@echo "make bench-readme   bench/README.md's tables from bench/results/"
 	@echo "make schemathesis-ci   schemathesis on openapi.yaml against make run, bounded, as CI runs it"
@@ -77,7 +83,12 @@ $(CHECKOV_STAMP): $(CHECKOV_REQS)
 	$(CHECKOV_VENV)/bin/pip install --quiet -r $(CHECKOV_REQS)
 	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
 
-tools: $(STAMP) $(CHECKOV_STAMP) $(RUN_STAMP)
+$(MOTO_STAMP): $(MOTO_REQS)
+	python3 -m venv $(MOTO_VENV)
+	$(MOTO_VENV)/bin/pip install --quiet -r $(MOTO_REQS)
+	rm -f $(MOTO_VENV)/.installed-* && touch $@
+
+tools: $(STAMP) $(CHECKOV_STAMP) $(RUN_STAMP) $(MOTO_STAMP)
 	tools/dynamodb-local.sh install
 
 test: lint-docs lint-structure tools test-tools test-rust lint-template test-run test-clients build
@@ -88,7 +99,7 @@ test-tools:
 
 # The integration tests mostly wait on DynamoDB Local, so more run at once than there are cores.
 TEST_THREADS ?= 8
-test-rust:
+test-rust: $(MOTO_STAMP)
 	tools/dynamodb-local.sh run cargo test --workspace --locked -- --test-threads=$(TEST_THREADS)
 
 lint: lint-docs lint-structure lint-rust lint-template
@@ -316,6 +327,13 @@ BENCH_QUOTA ?= --quota
 bench-quota: tools
 	cargo build --release --locked -p create-key -p apikeys-bench
 	timeout 600 tools/dynamodb-local.sh run $(TARGET_DIR)/release/apikeys-bench $(BENCH_QUOTA) --out $(BENCH_OUT)
+	python3 bench/render-readme.py bench/README.md $(BENCH_OUT)
+
+# The delay from a write to its audit event on the bus (bench/results/events.md): DynamoDB
+# Local's stream, the publisher, moto's EventBridge; bounded in count and time.
+bench-events: tools
+	cargo build --release --locked -p apikeys-bench --bin bench-events
+	timeout 300 tools/dynamodb-local.sh run $(TARGET_DIR)/release/bench-events --out $(BENCH_OUT)
 	python3 bench/render-readme.py bench/README.md $(BENCH_OUT)
 
 # The tables of bench/README.md, from the results files (bench/render-readme.py).

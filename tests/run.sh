@@ -224,6 +224,14 @@ call "$API/$lid" -X DELETE "${admin[@]}"
 [ "$STATUS" = 204 ] && [ -z "$BODY" ] || fail "delete: $STATUS $BODY"
 call "$API/$lid" "${admin[@]}"
 [ "$STATUS" = 404 ] || fail "get after delete: $STATUS $BODY"
+# make run's publisher prints each audit event from the table's stream, as EventBridge gets it.
+for _ in $(seq 100); do
+  grep -q "^make run: published apikeys key.deleted: .*\"key_id\":\"$lid\"" "$WORK/run.log" && break
+  sleep 0.1
+done
+grep -q "^make run: published apikeys key.deleted: .*\"key_id\":\"$lid\"" "$WORK/run.log" \
+  || fail "the delete's event was not published to the console within 10 s"
+ok "the key's events are published to the console, the delete's too"
 # The write and audit functions cache no caller: both secrets are refused at once there.
 for s in "$second" "$first"; do
   call "http://127.0.0.1:$PORT/v1/api_key_events/" -H "X-API-KEY: $s"
@@ -283,6 +291,28 @@ call "$API/?owner_id=cus_42" "${admin[@]}"
 [ "$STATUS" = 200 ] && [ "$(json 'len(d["data"])')" = 0 ] || fail "list by owner after removal: $STATUS $BODY"
 ok "owners: owner_id on create, in verify's answer, listed by owner_id, removed by PATCH null"
 
+# Metadata and an IP allow-list, as docs/api.md shows them: meta merge-patched and handed
+# back by verify; a client_ip outside the list, or none, is FORBIDDEN; and the key's own use
+# of the API, from this machine's address (outside its list), is a 403.
+call "$API/" -X POST "${admin[@]}" -H "Content-Type: application/json" \
+  -d '{"name": "fenced", "restricted": false, "meta": {"tenant": "t-42", "plan": "trial"}, "allowed_cidrs": ["203.0.113.0/24", "2001:db8::1"]}'
+[ "$STATUS" = 201 ] && [ "$(json '",".join(d["allowed_cidrs"])')" = "203.0.113.0/24,2001:db8::1/128" ] \
+  || fail "create a key with meta and allowed_cidrs: $STATUS $BODY"
+fid=$(json 'd["id"]'); fsecret=$(json 'd["secret"]')
+call "$API/$fid" -X PATCH "${admin[@]}" -H "Content-Type: application/merge-patch+json" -d '{"meta": {"plan": null, "seats": 3}}'
+[ "$STATUS" = 200 ] && [ "$(json 'd["meta"]["tenant"], d["meta"].get("plan"), d["meta"]["seats"]')" = "t-42 None 3" ] \
+  || fail "merge-patch meta: $STATUS $BODY"
+verify "{\"key\": \"$fsecret\", \"client_ip\": \"203.0.113.7\"}"
+[ "$STATUS" = 200 ] && [ "$(json 'd["code"], d["meta"]["tenant"]')" = "VALID t-42" ] || fail "verify inside the list: $STATUS $BODY"
+verify "{\"key\": \"$fsecret\", \"client_ip\": \"198.51.100.7\"}"
+[ "$STATUS" = 200 ] && [ "$(json 'd["code"], d["valid"]')" = "FORBIDDEN False" ] || fail "verify outside the list: $STATUS $BODY"
+verify "{\"key\": \"$fsecret\"}"
+[ "$STATUS" = 200 ] && [ "$(json 'd["code"]')" = FORBIDDEN ] || fail "verify without client_ip: $STATUS $BODY"
+call "$API/$fid" -H "Authorization: Bearer $fsecret" -H "X-Forwarded-For: 203.0.113.7"
+[ "$STATUS" = 403 ] && [ "$(header content-type)" = application/problem+json ] \
+  || fail "the fenced key's own use from outside its list: $STATUS $BODY"
+ok "meta merge-patched and returned by verify; allowed_cidrs: FORBIDDEN outside the list or without client_ip, 403 for the key's own use (X-Forwarded-For ignored)"
+
 # A leaked key reported as GitHub would, signed with the local test key (tools/run.sh).
 call "$API/" -X POST "${admin[@]}" -H "Content-Type: application/json" -d '{"name": "leaked", "permissions": ["api_keys.view"]}'
 [ "$STATUS" = 201 ] || fail "create the key to leak: $STATUS $BODY"
@@ -316,14 +346,16 @@ expect_cli_error "possible values: companies.delete" create-key --org demo --nam
 expect_cli_error "organization nobody has no keys" get-key --org nobody --id "$id"
 expect_cli_error "no key 01900000-0000-7000-8000-0000000000ff in organization demo" \
   delete-key --org demo --id 01900000-0000-7000-8000-0000000000ff
-ok "the CLI names a bad permission, an unknown organization and an unknown key"
+expect_cli_error "its network is 10.0.0.0/8" create-key --org demo --name x --unrestricted --allowed-cidr 10.0.0.1/8
+ok "the CLI names a bad permission, an unknown organization, an unknown key and a CIDR with host bits set"
 
 # Every sample event, with the status tests/api/events.rs documents for it.
 n=0
 while read -r file status; do
   out=$(timeout 120 make --no-print-directory -s invoke EVENT="events/$file") || fail "cargo lambda invoke $file"
-  # A scheduled run (expiry-notices) answers what it did: complete counts as 200.
-  got=$(python3 -c 'import json,sys; d=json.load(sys.stdin); print(200 if d.get("complete") is True else d["statusCode"])' <<<"$out")
+  # A scheduled run (expiry-notices) answers what it did: complete counts as 200; a stream
+  # batch (publish-events) answers its failed records: none counts as 200.
+  got=$(python3 -c 'import json,sys; d=json.load(sys.stdin); print(200 if d.get("complete") is True or d.get("batchItemFailures") == [] else d["statusCode"])' <<<"$out")
   [ "$got" = "$status" ] || fail "events/$file gave $got, expected $status: $out"
   n=$((n + 1))
 done < <(sed -n 's/^ *("\([^"]*\.json\)", \([0-9]*\)),$/\1 \2/p' tests/api/events.rs)

@@ -24,10 +24,11 @@ SHARED = ROOT / "shared" / "src"
 # layer. A module not listed takes the layer of its longest listed prefix.
 LAYERS = {
     "http": 7, "config": 7, "lib": 7,
-    "write": 6, "expiry": 6, "verify": 6, "leak": 6, "page": 6, "usage": 6,
+    "write": 6, "expiry": 6, "verify": 6, "leak": 6, "page": 6, "usage": 6, "publish": 6,
     "auth": 5, "cache": 5,
     "store": 4,
     "key": 3, "owner": 3, "quota": 3, "secret": 3, "audit": 3, "audit/event": 3, "error": 3, "authority": 3,
+    "meta": 3, "allow": 3,
     "digest": 2, "telemetry": 2, "client": 2, "deadline": 2,
 }
 LAYER_NAMES = {7: "edge", 6: "use case", 5: "auth and cache", 4: "store", 3: "model", 2: "utility"}

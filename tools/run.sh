@@ -33,6 +33,9 @@ export CURSOR_SECRET=${CURSOR_SECRET:-local-cursor-secret-for-make-run-only-0001
 # CURSOR_SECRET. The write functions keep each audit event EVENT_RETENTION_DAYS days.
 export IDEMPOTENCY_SECRET=${IDEMPOTENCY_SECRET:-local-idempotency-secret-for-make-run-only-01}
 export EVENT_RETENTION_DAYS=${EVENT_RETENTION_DAYS:-365}
+# publish-events' bus, for `make invoke` of its sample batch (which publishes nothing): make
+# run's own publisher is `apikeys follow-events`, which prints each event instead.
+export EVENT_BUS_NAME=${EVENT_BUS_NAME:-apikeys-local}
 # revoke-leaked trusts this GitHub key list instead of fetching GitHub's: the public half of
 # the throwaway pair in tools/github-test-signing-key.pem (local only; the same list as
 # tools/sam-local-env.json), so that a report signed with that file is GitHub's here.
@@ -50,7 +53,8 @@ case "${1:-serve}" in
   cli)
     shift
     point_sdk_at "$DDB_PORT"
-    exec cargo run --quiet --locked -p apikeys-cli -- "$@" ;;
+    # By binary name, as `make run` builds it (below): the same features, so no rebuild.
+    exec cargo run --quiet --locked --bin apikeys -- "$@" ;;
   invoke)
     [ $# -eq 2 ] && [ -f "$2" ] || fail "usage: make invoke EVENT=events/<file>.json"
     fn=$(basename "$2"); fn=${fn%%.*}
@@ -76,9 +80,10 @@ taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 taken "$PORT" && fail "port $PORT is in use (another 'make run'?); free it or choose another: make run PORT=3001"
 taken "$DDB_PORT" && fail "port $DDB_PORT for DynamoDB Local is in use (another 'make run'?); free it or choose another: make run DDB_PORT=8001"
 
-DDB_PID= WATCH_PID= WATCH_DIR=
+DDB_PID= WATCH_PID= WATCH_DIR= PUBLISH_PID=
 stop() {
   trap - EXIT INT TERM
+  [ -z "$PUBLISH_PID" ] || kill "$PUBLISH_PID" 2>/dev/null || true
   # The router's process group holds the functions it started.
   [ -z "$WATCH_PID" ] || kill -TERM -- "-$WATCH_PID" 2>/dev/null || true
   [ -z "$DDB_PID" ] || kill "$DDB_PID" 2>/dev/null || true
@@ -110,6 +115,10 @@ point_sdk_at "$DDB_PORT"
 seeded=$("$BIN/apikeys" --json seed-demo)
 read -r created secret < <(python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["created"]), d["admin_secret"])' <<<"$seeded")
 echo "make run: demo organization: $created keys created (it is seeded once)" >&2
+# The audit events from now on, from the table's stream, printed as EventBridge would get
+# them (docs/local.md, "Audit events on the console").
+"$BIN/apikeys" follow-events &
+PUBLISH_PID=$!
 
 # `cargo lambda watch` (1.9.2) watches the folder it runs in and, on any change there that its
 # ignore files do not exclude, kills the function's process group (SIGKILL, no SIGTERM first:

@@ -109,6 +109,8 @@ fn items(
             owner_id: owner
                 .map(|_| id.to_string().parse::<apikeys::owner::OwnerId>())
                 .transpose()?,
+            meta: None,
+            allowed_cidrs: None,
         }
         .into_record(&secret, start)?;
         if let (Some(rules), Some(owner_id)) = (owner, &key.owner_id) {

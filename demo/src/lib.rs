@@ -122,6 +122,8 @@ pub async fn seed<S: KeyReader + KeyWriter>(store: &S) -> Result<Vec<ApiKey>, Cr
             id: Some(id),
             quota: Default::default(),
             owner_id: None,
+            meta: None,
+            allowed_cidrs: None,
         };
         let mut key = create_key_with_secret(store, new, &Secret::from_random(*k.secret)).await?;
         if k.disabled {

@@ -3,8 +3,12 @@
 //! delivered as it is or base64-encoded in an HTTP API event. The answer is a value every
 //! rule holds for, or a refusal with a documented status (400, 403, 413, 415, 422) whose
 //! problem names a field when it is a 422 and never shows the secret put in the input.
+//! `meta` and `allowed_cidrs` are built near and across their bounds; an accepted key's
+//! meta is within them, and its list reaches no further than its caller's unless the write
+//! only narrowed it.
 #![no_main]
 
+use apikeys::allow::{self, AllowList};
 use apikeys::auth::Caller;
 use apikeys::http::body::fields::name_problem;
 use apikeys::http::body::{
@@ -47,6 +51,8 @@ enum Name {
     Credits,
     Ratelimits,
     OwnerId,
+    Meta,
+    AllowedCidrs,
     Other(String),
 }
 
@@ -74,6 +80,60 @@ enum Json {
     Credits(Option<apikeys_fuzz::Credits>),
     /// A `ratelimits` value: null, or a list of entries near and across their bounds.
     Ratelimits(Option<Vec<apikeys_fuzz::Limit>>),
+    /// A `meta` value: members (a secret's among them), nested `depth` levels, padded to
+    /// near its size bound.
+    Meta {
+        members: Vec<(String, Scalar)>,
+        depth: u8,
+        pad: u16,
+    },
+    /// An `allowed_cidrs` value: entries near and across their rules.
+    Cidrs(Vec<Cidr>),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Cidr {
+    V4([u8; 4], u8),
+    V6(u128, u8),
+    Bare([u8; 4]),
+    Text(String),
+}
+
+impl Cidr {
+    fn to_value(&self) -> Value {
+        match self {
+            Cidr::V4(b, p) => json!(format!("{}/{}", std::net::Ipv4Addr::from(*b), p % 40)),
+            Cidr::V6(n, p) => json!(format!("{}/{}", std::net::Ipv6Addr::from(*n), p % 140)),
+            Cidr::Bare(b) => json!(std::net::Ipv4Addr::from(*b).to_string()),
+            Cidr::Text(s) => json!(s),
+        }
+    }
+}
+
+/// Allow-lists for the caller and the patched key: none, a network, a wide one, IPv6.
+const CIDR_LISTS: &[&[&str]] = &[
+    &["10.0.0.0/8"],
+    &["0.0.0.0/0"],
+    &["2001:db8::/32", "10.1.0.0/16"],
+];
+
+fn cidr_list(pick: Option<u8>) -> Option<AllowList> {
+    pick.map(|i| AllowList::parse(CIDR_LISTS[i as usize % CIDR_LISTS.len()]).expect("a list"))
+}
+
+/// A `meta` value: `depth` levels of `{"n": ...}` around the members and a pad.
+fn meta_value(members: &[(String, Scalar)], depth: u8, pad: u16, now: DateTime<Utc>) -> Value {
+    let mut inner: Map<String, Value> = members
+        .iter()
+        .take(8)
+        .map(|(k, s)| (k.clone(), scalar(s, now)))
+        .collect();
+    inner.insert("pad".into(), json!("x".repeat(usize::from(pad % 4200))));
+    let mut v = Value::Object(inner);
+    for _ in 0..depth % 12 {
+        v = json!({ "n": v });
+    }
+    v
 }
 
 #[derive(Arbitrary, Debug)]
@@ -97,6 +157,9 @@ struct Input {
     current: Option<u64>,
     /// The patched key's credits and rate limits: one of [`QUOTAS`].
     current_quota: u8,
+    /// The caller's own allow-list and the patched key's: one of [`CIDR_LISTS`], or none.
+    caller_cidrs: Option<u8>,
+    current_cidrs: Option<u8>,
     /// Through an HTTP API event, base64-encoded when true.
     event: Option<bool>,
 }
@@ -153,6 +216,12 @@ fn value(j: &Json, now: DateTime<Utc>) -> Value {
         Json::Credits(None) => Value::Null,
         Json::Credits(Some(c)) => c.to_value(),
         Json::Ratelimits(list) => apikeys_fuzz::limits_value(list),
+        Json::Meta {
+            members,
+            depth,
+            pad,
+        } => meta_value(members, *depth, *pad, now),
+        Json::Cidrs(list) => Value::Array(list.iter().take(64).map(Cidr::to_value).collect()),
     }
 }
 
@@ -172,6 +241,8 @@ fn name(n: &Name) -> String {
         Name::Credits => "credits".to_owned(),
         Name::Ratelimits => "ratelimits".to_owned(),
         Name::OwnerId => "owner_id".to_owned(),
+        Name::Meta => "meta".to_owned(),
+        Name::AllowedCidrs => "allowed_cidrs".to_owned(),
         Name::Other(s) => s.clone(),
     }
 }
@@ -280,6 +351,7 @@ fn check_refusal(e: &ApiError, body: &[u8]) {
                     "status",
                     "credits",
                     "ratelimits",
+                    "allowed_cidrs",
                 ]
                 .contains(&p)
             }),
@@ -310,6 +382,8 @@ fn quota(i: u8) -> Quota {
 fn assert_valid(q: &Quota) {
     if let Some(c) = &q.credits {
         assert!(c.remaining <= MAX_CREDITS, "{q:?}");
+        let low_at = c.low_at.unwrap_or(1);
+        assert!((1..=MAX_CREDITS).contains(&low_at), "{q:?}");
         if let Some(r) = c.refill {
             assert!((1..=MAX_CREDITS).contains(&r.amount), "{q:?}");
             match r.interval {
@@ -380,6 +454,20 @@ fn no_more(after: &Quota, before: &Quota) -> bool {
         })
 }
 
+/// A key's metadata as any key may hold it: a non-empty object within the bounds.
+fn assert_meta(meta: Option<&apikeys::meta::Meta>) {
+    if let Some(m) = meta {
+        assert!(!m.as_map().is_empty(), "an empty meta is none");
+        let text = m.to_json();
+        assert!(
+            text.len() <= apikeys::meta::MAX_META_BYTES,
+            "{} bytes",
+            text.len()
+        );
+        assert_eq!(apikeys::meta::Meta::from_json(&text).as_ref(), Some(m));
+    }
+}
+
 fn current_key(access: Access, now: DateTime<Utc>) -> ApiKey {
     ApiKey {
         id: KeyId::new_at(now - chrono::Duration::days(1)),
@@ -397,6 +485,8 @@ fn current_key(access: Access, now: DateTime<Utc>) -> ApiKey {
         disabled_reason: None,
         quota: Quota::default(),
         owner_id: Some("cus_current".parse().expect("an owner id")),
+        meta: None,
+        allowed_cidrs: None,
     }
 }
 
@@ -453,7 +543,9 @@ fuzz_target!(|input: Input| {
             last_four: secret().last_four(),
         },
         quota: quota(input.caller_quota),
+        allowed_cidrs: cidr_list(input.caller_cidrs),
     };
+    let caller_cidrs = caller.allowed_cidrs.clone();
     let caller_quota = caller.quota.clone();
     let authority = caller.authority();
     let refused = |r| ApiError::from(apikeys::write::WriteError::Refused(r));
@@ -466,6 +558,7 @@ fuzz_target!(|input: Input| {
                     authority
                         .may_create(&new.access, new.expires)
                         .and_then(|()| authority.may_meter(&new.quota))
+                        .and_then(|()| authority.may_reach(new.allowed_cidrs.as_ref()))
                         .map(|()| new)
                         .map_err(refused)
                 });
@@ -491,6 +584,12 @@ fuzz_target!(|input: Input| {
                     }
                     assert_valid(&new.quota);
                     assert_owner(new.owner_id.as_ref());
+                    assert_meta(new.meta.as_ref());
+                    assert!(
+                        allow::within(new.allowed_cidrs.as_ref(), caller_cidrs.as_ref()),
+                        "a key that reaches further than its caller: {:?} by {caller_cidrs:?}",
+                        new.allowed_cidrs
+                    );
                     assert!(
                         within(&new.quota, &caller_quota),
                         "a key beyond its caller: {:?} by {caller_quota:?}",
@@ -505,6 +604,7 @@ fuzz_target!(|input: Input| {
         Endpoint::Patch => {
             let mut current = current_key(access(input.current), now);
             current.quota = quota(input.current_quota);
+            current.allowed_cidrs = cidr_list(input.current_cidrs);
             match KeyPatch::from_request(&req, now)
                 .and_then(|p| {
                     p.apply(&current)
@@ -536,6 +636,14 @@ fuzz_target!(|input: Input| {
                     assert!(name_problem(&next.name).is_none());
                     assert_valid(&next.quota);
                     assert_owner(next.owner_id.as_ref());
+                    assert_meta(next.meta.as_ref());
+                    let (was, now_list) =
+                        (current.allowed_cidrs.as_ref(), next.allowed_cidrs.as_ref());
+                    assert!(
+                        !allow::widens(was, now_list)
+                            || allow::within(now_list, caller_cidrs.as_ref()),
+                        "a list widened past its caller's: {was:?} to {now_list:?} by {caller_cidrs:?}"
+                    );
                     assert!(
                         no_more(&next.quota, &current.quota) || within(&next.quota, &caller_quota),
                         "a key grown beyond its caller: {:?} to {:?} by {caller_quota:?}",

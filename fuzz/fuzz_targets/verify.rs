@@ -16,7 +16,7 @@ use apikeys::store::CredentialStore;
 use apikeys::verify::cache::{Moment, VerifyCache};
 use apikeys::verify::{Verdict, VerifyCode, VerifyRequest, verify};
 use apikeys_fuzz::metered::Metered;
-use apikeys_fuzz::{Count, Json, Member, Token, json_headers, shows_a_secret, world};
+use apikeys_fuzz::{Count, FENCED_CIDRS, Json, Member, Token, json_headers, shows_a_secret, world};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
@@ -25,6 +25,29 @@ use serde_json::{Map, Value};
 enum Perm {
     Known(u8),
     Raw(Json),
+}
+
+#[derive(Arbitrary, Debug)]
+enum ClientIp {
+    V4([u8; 4]),
+    V6(u128),
+    /// In 2001:db8::/32, the fenced key's IPv6 network.
+    Doc(u64),
+    Raw(Json),
+}
+
+impl ClientIp {
+    fn to_value(&self) -> Value {
+        match self {
+            ClientIp::V4(b) => Value::String(std::net::Ipv4Addr::from(*b).to_string()),
+            ClientIp::V6(n) => Value::String(std::net::Ipv6Addr::from(*n).to_string()),
+            ClientIp::Doc(n) => {
+                let n = (0x2001_0db8_u128 << 96) | u128::from(*n);
+                Value::String(std::net::Ipv6Addr::from(n).to_string())
+            }
+            ClientIp::Raw(j) => j.to_value(),
+        }
+    }
 }
 
 #[derive(Arbitrary, Debug)]
@@ -37,6 +60,10 @@ enum Input {
         permissions_json: Option<Json>,
         /// `cost`: at and beside its bounds, any integer, or not an integer.
         cost: Option<Count>,
+        /// `client_ip`: an address inside or outside the fenced key's list, or any JSON.
+        client_ip: Option<ClientIp>,
+        /// Verify the fenced key (metadata and an IP allow-list) instead of `key`.
+        fenced: bool,
         extra: Option<(Member, Json)>,
         pad: Option<u16>,
     },
@@ -54,11 +81,16 @@ fuzz_target!(|pair: (Input, bool)| {
             permissions,
             permissions_json,
             cost,
+            client_ip,
+            fenced,
             extra,
             pad,
         } => {
             let mut m = Map::new();
             match (key, key_json) {
+                _ if *fenced => {
+                    m.insert("key".into(), world().fenced_secret.expose().into());
+                }
                 (Some(t), _) => {
                     m.insert("key".into(), Value::String(t.text()));
                 }
@@ -88,6 +120,9 @@ fuzz_target!(|pair: (Input, bool)| {
             }
             if let Some(c) = cost {
                 m.insert("cost".into(), c.to_value());
+            }
+            if let Some(ip) = client_ip {
+                m.insert("client_ip".into(), ip.to_value());
             }
             if let Some((k, v)) = extra {
                 m.insert(k.name(FIELDS), v.to_value());
@@ -174,9 +209,25 @@ fuzz_target!(|pair: (Input, bool)| {
     };
     let key = v.key.as_ref().expect("the caller's key is shown");
     assert_eq!((&key.org, key.id), (org, c.key_id));
+    assert_eq!(v.meta, key.meta, "the answer's meta is the key's");
+    let fenced = c.allowed_cidrs.as_ref();
     let expected = match c.status_at(now.wall) {
         KeyStatus::Disabled => VerifyCode::Disabled,
         KeyStatus::Expired => VerifyCode::Expired,
+        // Restated: an address in one of the list's networks, and never a missing one.
+        KeyStatus::Active
+            if fenced.is_some()
+                && !request.client_ip.is_some_and(|ip| {
+                    let ip = ip.to_canonical();
+                    FENCED_CIDRS.iter().any(|n| {
+                        n.parse::<ipnet::IpNet>()
+                            .or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                            .is_ok_and(|net| net.contains(&ip))
+                    })
+                }) =>
+        {
+            VerifyCode::Forbidden
+        }
         KeyStatus::Active if request.permissions.iter().all(|p| c.access.grants(*p)) => {
             VerifyCode::Valid
         }

@@ -34,6 +34,10 @@ pub struct World {
     /// Demo keys with credits or rate limits (also in `demo_keys`).
     pub metered: Vec<ApiKey>,
     pub other_secret: Secret,
+    /// The secret of the other organization's key with metadata and an IP allow-list
+    /// ([`FENCED_CIDRS`]; also in `other_keys`). Not in `secrets`: a caller of the read
+    /// targets would be refused for its address, which their oracles do not model.
+    pub fenced_secret: Secret,
     /// Cursors issued to the demo organization, for each order and direction.
     pub demo_cursors: Vec<String>,
     /// Cursors issued to the other organization.
@@ -74,6 +78,8 @@ fn build() -> World {
                 // An owner id the queries also name for the demo organization: owners are
                 // scoped to their organization, so its keys must never show there.
                 owner_id: Some(SHARED_OWNER.parse().expect("an owner id")),
+                meta: None,
+                allowed_cidrs: None,
             };
             let secret = if i == 0 {
                 other_secret.clone()
@@ -86,6 +92,7 @@ fn build() -> World {
                     .expect("create a key"),
             );
         }
+        other_keys.push(fenced_key(&app.store, &other).await);
         let mut demo_keys = demo_keys;
         let metered = metered_keys(&app.store, &demo).await;
         demo_keys.extend(metered.iter().cloned());
@@ -152,9 +159,38 @@ fn build() -> World {
         secrets,
         metered,
         other_secret,
+        fenced_secret: fenced_secret(),
         demo_cursors,
         other_cursors,
     }
+}
+
+/// The networks the fenced key may be used from.
+pub const FENCED_CIDRS: &[&str] = &["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"];
+
+fn fenced_secret() -> Secret {
+    Secret::from_random(*b"fuzzing-a-fenced-key-ok!")
+}
+
+/// The other organization's key with metadata (a member named like a secret) and an IP
+/// allow-list.
+async fn fenced_key(store: &MemoryStore, org: &OrgId) -> ApiKey {
+    let meta = serde_json::json!({"tenant": "fuzz", "apk_like": "apk_not_a_secret"});
+    let new = NewKey {
+        org: org.clone(),
+        name: "fenced".into(),
+        creator_id: KeyId::generate().as_uuid(),
+        access: Access::Unrestricted,
+        expires: None,
+        id: Some(KeyId::generate()),
+        quota: Default::default(),
+        owner_id: None,
+        meta: apikeys::meta::Meta::new(&meta).expect("a meta"),
+        allowed_cidrs: Some(apikeys::allow::AllowList::parse(FENCED_CIDRS).expect("a list")),
+    };
+    create_key_with_secret(store, new, &fenced_secret())
+        .await
+        .expect("create the fenced key")
 }
 
 /// The metered keys' quotas, as JSON: credits that run out, credits that refill, an exact
@@ -186,6 +222,8 @@ async fn metered_keys(store: &MemoryStore, org: &OrgId) -> Vec<ApiKey> {
             id: Some(KeyId::generate()),
             quota: serde_json::from_str(quota).expect("a quota"),
             owner_id: None,
+            meta: None,
+            allowed_cidrs: None,
         };
         let key = create_key_with_secret(store, new, &metered_secret(i))
             .await
@@ -509,9 +547,10 @@ impl Token {
 
 /// Whether `text` shows any of the world's secrets or their hashes.
 pub fn shows_a_secret(text: &str) -> bool {
-    world()
-        .secrets
+    let w = world();
+    w.secrets
         .iter()
+        .chain(std::iter::once(&w.fenced_secret))
         .any(|s| text.contains(s.expose()) || text.contains(s.hash().as_str()))
 }
 
@@ -576,12 +615,13 @@ pub struct Refill {
     pub day: Option<Count>,
 }
 
-/// A `credits` member: `null`, or an object of a remaining count and a refill (absent,
-/// null or one), and perhaps a member no one knows.
+/// A `credits` member: `null`, or an object of a remaining count, a refill (absent, null
+/// or one), a `low_at` (absent, null or a count), and perhaps a member no one knows.
 #[derive(arbitrary::Arbitrary, Debug, Clone)]
 pub struct Credits {
     pub remaining: Option<Count>,
     pub refill: Option<Option<Refill>>,
+    pub low_at: Option<Option<Count>>,
     pub extra: Option<(String, Json)>,
 }
 
@@ -611,6 +651,15 @@ impl Credits {
             }
             Some(Some(r)) => {
                 m.insert("refill".into(), r.to_value());
+            }
+        }
+        match &self.low_at {
+            None => {}
+            Some(None) => {
+                m.insert("low_at".into(), Value::Null);
+            }
+            Some(Some(l)) => {
+                m.insert("low_at".into(), l.to_value());
             }
         }
         if let Some((k, v)) = &self.extra {

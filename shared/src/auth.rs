@@ -22,6 +22,10 @@ pub enum AuthError {
     Unauthenticated(AuthFailure),
     #[error("the API key lacks the {0} permission")]
     Forbidden(Permission),
+    /// The key has an IP allow-list and the request comes from elsewhere (or from an
+    /// address the gateway did not give).
+    #[error("the API key may not be used from this address")]
+    NotFromHere,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -46,6 +50,8 @@ pub struct Caller {
     /// Its key's credits and rate limits, as its credential copies them (the credits left
     /// as of the key's last change).
     pub quota: crate::quota::Quota,
+    /// The addresses its key may be used from, as its credential copies them; `None`: any.
+    pub allowed_cidrs: Option<crate::allow::AllowList>,
 }
 
 impl Caller {
@@ -56,6 +62,17 @@ impl Caller {
             access: self.access.clone(),
             expires: self.expires,
             quota: self.quota.clone(),
+            allowed_cidrs: self.allowed_cidrs.clone(),
+        }
+    }
+
+    /// Whether the caller's key may be used from `source`, the address the gateway saw the
+    /// request come from (never a header a client can write, such as X-Forwarded-For).
+    pub fn admit(&self, source: Option<std::net::IpAddr>) -> Result<(), AuthError> {
+        if crate::allow::admits(self.allowed_cidrs.as_ref(), source) {
+            Ok(())
+        } else {
+            Err(AuthError::NotFromHere)
         }
     }
 
@@ -171,6 +188,7 @@ pub async fn authenticate<S: CredentialStore>(
             last_used: credential.last_used,
             expires: credential.expires,
             quota: credential.quota,
+            allowed_cidrs: credential.allowed_cidrs,
         }),
         KeyStatus::Disabled => Err(refused(&credential, AuthFailure::Disabled)),
         KeyStatus::Expired => Err(refused(&credential, AuthFailure::Expired)),

@@ -20,11 +20,18 @@
 //!   it cannot lift its own limits, nor add credits to its own key. Tightening stays open
 //!   to any caller that holds the key.
 //!
+//! - *Reach further*: a caller whose own key has an IP allow-list cannot create a key whose
+//!   list reaches an address outside its own (no list at all included), nor widen a key's
+//!   list so (add a network, or remove the list) ([`crate::allow::within`]). Widening is
+//!   granting: it also needs the key not to outlive the caller. Narrowing stays open to any
+//!   caller that holds the key.
+//!
 //! The operator (the admin CLI, the fixtures) and GitHub's revocations act with
 //! [`Authority::operator`]: unrestricted, never expiring.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use crate::allow::{self, AllowList};
 use crate::key::{Access, ApiKey, KeyState, Permission};
 use crate::quota::{Looser, Quota};
 
@@ -37,6 +44,8 @@ pub struct Authority {
     pub expires: Option<DateTime<Utc>>,
     /// The caller's own credits (live, where it has any) and rate limits.
     pub quota: Quota,
+    /// The addresses the caller's own key may be used from; `None`: any.
+    pub allowed_cidrs: Option<AllowList>,
 }
 
 /// The grant a lifetime check is about: what the refusal names.
@@ -47,6 +56,8 @@ pub enum Grant {
     Enable,
     Roll,
     Widen,
+    /// Widening a key's IP allow-list.
+    Reach,
 }
 
 /// Why the rule refuses a write; its text is the 403's `detail`.
@@ -85,6 +96,14 @@ pub enum Refusal {
     /// The key could use more than the caller.
     #[error(transparent)]
     Looser(#[from] Looser),
+    /// The key could be used from an address the caller's own allow-list does not hold.
+    /// The text does not show the caller's list.
+    #[error(
+        "this API key may be used only from the addresses of its own allow-list, so it cannot \
+         create a key, or widen a key's allowed_cidrs, that reaches an address outside it (null \
+         reaches every address)"
+    )]
+    Reach,
 }
 
 fn outlives(grant: Grant, at: DateTime<Utc>) -> String {
@@ -95,6 +114,7 @@ fn outlives(grant: Grant, at: DateTime<Utc>) -> String {
         Grant::Enable => "enable a key that never expires or expires later",
         Grant::Roll => "roll a key that never expires or expires later",
         Grant::Widen => "widen the access of a key that never expires or expires later",
+        Grant::Reach => "widen the allow-list of a key that never expires or expires later",
     };
     format!(
         "this API key expires at {at}, so it cannot {what}: a key may not outlive the caller \
@@ -112,9 +132,11 @@ impl Refusal {
                 Grant::Create | Grant::Extend => Some("expires_date"),
                 Grant::Enable => Some("status"),
                 Grant::Widen => Some("permissions"),
+                Grant::Reach => Some("allowed_cidrs"),
                 Grant::Roll => None,
             },
             Refusal::Looser(l) => Some(l.parameter()),
+            Refusal::Reach => Some("allowed_cidrs"),
             Refusal::NotHeld | Refusal::NotHeldUnrestricted => None,
         }
     }
@@ -128,6 +150,7 @@ impl Authority {
             access: Access::Unrestricted,
             expires: None,
             quota: Quota::default(),
+            allowed_cidrs: None,
         }
     }
 
@@ -146,6 +169,15 @@ impl Authority {
         Ok(quota.no_looser_than(&self.quota)?)
     }
 
+    /// Giving a key the allow-list `list`: within the caller's own.
+    pub fn may_reach(&self, list: Option<&AllowList>) -> Result<(), Refusal> {
+        if allow::within(list, self.allowed_cidrs.as_ref()) {
+            Ok(())
+        } else {
+            Err(Refusal::Reach)
+        }
+    }
+
     /// Changing `before` into `after` (name, access, expiry, state).
     pub fn may_update(&self, before: &ApiKey, after: &ApiKey) -> Result<(), Refusal> {
         self.holds(&before.access)?;
@@ -161,6 +193,11 @@ impl Authority {
         }
         if after.quota.loosens(&before.quota) {
             self.may_meter(&after.quota)?;
+        }
+        let (was, next) = (before.allowed_cidrs.as_ref(), after.allowed_cidrs.as_ref());
+        if allow::widens(was, next) {
+            self.may_reach(next)?;
+            self.lives_within(after.expires, Grant::Reach)?;
         }
         Ok(())
     }
@@ -260,6 +297,7 @@ mod tests {
             access,
             expires,
             quota: Default::default(),
+            allowed_cidrs: None,
         }
     }
 
@@ -280,6 +318,8 @@ mod tests {
             disabled_reason: None,
             quota: Default::default(),
             owner_id: None,
+            meta: None,
+            allowed_cidrs: None,
         }
     }
 
@@ -489,5 +529,60 @@ mod tests {
             Some("permissions")
         );
         assert_eq!(Refusal::NotHeldUnrestricted.parameter(), None);
+    }
+
+    fn cidrs(list: &[&str]) -> Option<AllowList> {
+        Some(AllowList::parse(list).unwrap())
+    }
+
+    #[test]
+    fn a_caller_with_an_allow_list_reaches_no_further_and_narrowing_is_open() {
+        let me = Authority {
+            allowed_cidrs: cidrs(&["10.0.0.0/8"]),
+            ..caller(U, None)
+        };
+        assert_eq!(me.may_reach(cidrs(&["10.1.0.0/16"]).as_ref()), Ok(()));
+        assert_eq!(me.may_reach(None), Err(Refusal::Reach));
+        assert_eq!(
+            me.may_reach(cidrs(&["10.0.0.0/7"]).as_ref()),
+            Err(Refusal::Reach)
+        );
+        let outside = ApiKey {
+            allowed_cidrs: cidrs(&["192.0.2.0/24"]),
+            ..key(U, KeyState::Active, None)
+        };
+        let narrowed = ApiKey {
+            allowed_cidrs: cidrs(&["192.0.2.0/25"]),
+            ..outside.clone()
+        };
+        assert_eq!(
+            me.may_update(&outside, &narrowed),
+            Ok(()),
+            "narrowing is open"
+        );
+        assert_eq!(me.may_update(&narrowed, &outside), Err(Refusal::Reach));
+        let renamed = ApiKey {
+            name: "x".into(),
+            ..outside.clone()
+        };
+        assert_eq!(me.may_update(&outside, &renamed), Ok(()), "nothing widened");
+        let freed = ApiKey {
+            allowed_cidrs: None,
+            ..outside.clone()
+        };
+        assert_eq!(me.may_update(&outside, &freed), Err(Refusal::Reach));
+        // Without a list of its own, any caller may widen; an expiring one not on a key
+        // that outlives it.
+        assert_eq!(caller(U, None).may_update(&outside, &freed), Ok(()));
+        let mortal = caller(U, Some(now()));
+        assert_eq!(
+            mortal.may_update(&outside, &freed),
+            Err(Refusal::Outlives {
+                grant: Grant::Reach,
+                caller_expires: now()
+            })
+        );
+        assert_eq!(Refusal::Reach.parameter(), Some("allowed_cidrs"));
+        assert!(!Refusal::Reach.to_string().contains("10.0.0.0"));
     }
 }

@@ -299,6 +299,8 @@ mod tests {
             id: None,
             quota: Default::default(),
             owner_id: None,
+            meta: None,
+            allowed_cidrs: None,
         };
         let key = create_key_with_secret(&store.store, new, &secret)
             .await

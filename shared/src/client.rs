@@ -125,6 +125,31 @@ pub fn from_lambda_env(
     Ok(aws_sdk_dynamodb::Client::from_conf(config.build()))
 }
 
+/// The publisher's EventBridge client, built as [`from_lambda_env`] builds DynamoDB's (the
+/// same HTTP client, trust store and credentials), with its own bounds: 1 s to connect, 3 s
+/// per attempt, 3 attempts. `AWS_ENDPOINT_URL_EVENTBRIDGE` (or `AWS_ENDPOINT_URL`) points it
+/// elsewhere.
+pub fn eventbridge_from_lambda_env() -> Result<aws_sdk_eventbridge::Client, ClientError> {
+    use std::time::Duration;
+    let region = var("AWS_REGION").ok_or(ClientError::Missing("AWS_REGION"))?;
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(3))
+        .operation_timeout(Duration::from_secs(10))
+        .build();
+    let mut config = aws_sdk_eventbridge::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(EnvironmentVariableCredentialsProvider::new())
+        .http_client(https_client(trust_store()?))
+        .timeout_config(timeouts)
+        .retry_config(RetryConfig::standard().with_max_attempts(3));
+    if let Some(url) = var("AWS_ENDPOINT_URL_EVENTBRIDGE").or_else(|| var("AWS_ENDPOINT_URL")) {
+        config = config.endpoint_url(url);
+    }
+    Ok(aws_sdk_eventbridge::Client::from_conf(config.build()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

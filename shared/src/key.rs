@@ -355,6 +355,10 @@ pub struct ApiKey {
     pub quota: crate::quota::Quota,
     /// Whom the organization says the key is for ([`crate::owner`]); `None` for nobody.
     pub owner_id: Option<crate::owner::OwnerId>,
+    /// The organization's metadata for it ([`crate::meta`]), shown by every read and verify.
+    pub meta: Option<crate::meta::Meta>,
+    /// The addresses its secrets may be used from ([`crate::allow`]); `None`: any.
+    pub allowed_cidrs: Option<crate::allow::AllowList>,
 }
 
 impl ApiKey {

@@ -6,14 +6,16 @@
 //!   JSON views, and the one map from every domain error to a status and a problem
 //!   ([`http::problem`]); [`config`] builds an [`App`] once per cold start;
 //! - the use cases: the writes ([`write`]), [`verify`], leaked keys ([`leak`]), listing keys
-//!   and events ([`page`]), recording last uses ([`usage`]), the expiry notices ([`expiry`]);
+//!   and events ([`page`]), recording last uses ([`usage`]), the expiry notices ([`expiry`]),
+//!   publishing the audit trail ([`publish`]);
 //! - who is calling ([`auth`]) and the credential cache ([`cache`]);
 //! - the store's roles ([`store`], on DynamoDB in [`store::dynamo`]);
-//! - the model: keys ([`key`]), their owners ([`owner`]), what they may use ([`quota`]), secrets ([`secret`]), events ([`audit`]), the authority rule
+//! - the model: keys ([`key`]), their owners ([`owner`]), metadata ([`meta`]) and IP allow-lists ([`allow`]), what they may use ([`quota`]), secrets ([`secret`]), events ([`audit`]), the authority rule
 //!   ([`authority`]) and the errors a client may see ([`error`]);
 //! - utilities: [`digest`], [`telemetry`], the DynamoDB [`client`], the request's
 //!   [`deadline`].
 
+pub mod allow;
 pub mod audit;
 pub mod auth;
 pub mod authority;
@@ -27,8 +29,10 @@ pub mod expiry;
 pub mod http;
 pub mod key;
 pub mod leak;
+pub mod meta;
 pub mod owner;
 pub mod page;
+pub mod publish;
 pub mod quota;
 pub mod secret;
 pub mod store;

@@ -194,6 +194,8 @@ mod tests {
             id: None,
             quota: Default::default(),
             owner_id: None,
+            meta: None,
+            allowed_cidrs: None,
         };
         let (key, secret) = crate::write::create_key(&store, new).await.unwrap();
         (store, key, secret)
@@ -212,6 +214,7 @@ mod tests {
                 last_four: secret.last_four(),
             },
             quota: Default::default(),
+            allowed_cidrs: None,
         }
     }
 
@@ -286,6 +289,8 @@ mod tests {
                 id: None,
                 quota: Default::default(),
                 owner_id: None,
+                meta: None,
+                allowed_cidrs: None,
             },
         )
         .await
@@ -401,6 +406,7 @@ mod tests {
                 last_four: "abcd".into(),
             },
             quota: Default::default(),
+            allowed_cidrs: None,
         };
         for i in 0..MAX_BACKING_OFF as u128 + 10 {
             someone.key_id = KeyId::from(uuid::Uuid::from_u128(i));

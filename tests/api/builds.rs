@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// The functions that template.yaml deploys (`template::every_function_is_a_crate_of_the_workspace_serving_its_handler`
 /// checks the list against it).
-pub(crate) const FUNCTIONS: [&str; 10] = [
+pub(crate) const FUNCTIONS: [&str; 11] = [
     "get-key",
     "list-keys",
     "create-key",
@@ -19,6 +19,7 @@ pub(crate) const FUNCTIONS: [&str; 10] = [
     "list-events",
     "verify-key",
     "revoke-leaked",
+    "publish-events",
     "expiry-notices",
 ];
 

@@ -58,11 +58,21 @@ const EXPECTED: &[(&str, u16)] = &[
     // any run looks back). It answers what it did, `complete`, which counts as 200 here and in
     // tools/check-artifacts.py.
     ("expiry-notices.schedule.json", 200),
+    // A batch of the table's stream (not an API Gateway event): a key count's insert and
+    // change, which the stream mapping's filter would have kept from the function. It
+    // publishes nothing and reports no failed record, which counts as 200 here and in
+    // tools/check-artifacts.py, so it needs no bus.
+    ("publish-events.stream.json", 200),
 ];
 
 /// Whether a sample event is a scheduled one, for expiry-notices.
 fn is_schedule(name: &str) -> bool {
     name.starts_with("expiry-notices.")
+}
+
+/// Whether a sample event is a batch of the table's stream, for publish-events.
+fn is_stream(name: &str) -> bool {
+    name.starts_with("publish-events.")
 }
 
 fn events_dir() -> PathBuf {
@@ -86,7 +96,7 @@ async fn every_sample_event_gives_its_documented_status() {
         .collect();
     files.sort();
     assert_eq!(files.len(), EXPECTED.len(), "{files:?}");
-    files.retain(|n| !is_schedule(n));
+    files.retain(|n| !is_schedule(n) && !is_stream(n));
 
     for name in files {
         let &(_, status) = EXPECTED
@@ -331,6 +341,37 @@ async fn the_sample_write_events_do_what_their_names_say() {
     assert_eq!(actions, ["key.created", "key.updated"], "{}", events.body);
     let bad = sample(&app, "list-events.http.bad-action.json").await;
     assert!(bad.problem(422).contains("action"), "{}", bad.body);
+}
+
+/// A bus that must not be called: a batch without an audit event publishes nothing.
+struct NoBus;
+
+impl apikeys::publish::Bus for NoBus {
+    async fn put(
+        &self,
+        entries: &[apikeys::publish::Entry],
+    ) -> Result<Vec<Option<String>>, apikeys::publish::BusError> {
+        panic!("nothing to publish, yet {entries:?}")
+    }
+}
+
+#[tokio::test]
+async fn the_sample_stream_batch_publishes_nothing_and_fails_no_record() {
+    for (name, status) in EXPECTED.iter().filter(|(n, _)| is_stream(n)) {
+        let text = std::fs::read_to_string(events_dir().join(name)).unwrap();
+        let batch: aws_lambda_events::event::dynamodb::Event =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!batch.records.is_empty(), "{name}");
+        let outcome = apikeys::publish::publish(&NoBus, &batch.records).await;
+        assert_eq!(outcome.published, 0, "{name}");
+        let answer = serde_json::to_value(outcome.response()).unwrap();
+        assert_eq!(
+            answer,
+            serde_json::json!({"batchItemFailures": []}),
+            "{name}"
+        );
+        assert_eq!(*status, 200, "{name}: no failed record");
+    }
 }
 
 #[tokio::test]

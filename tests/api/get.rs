@@ -34,6 +34,8 @@ async fn a_key_is_returned_with_every_field() {
             "last_used_date": null,
             "expires_date": "2099-01-02T03:04:05Z",
             "owner_id": null,
+            "meta": null,
+            "allowed_cidrs": null,
         });
         assert_eq!(reply.body, expected, "{payload:?}");
     }

@@ -478,6 +478,20 @@ async fn every_response_of_the_write_and_event_handlers_is_documented_and_matche
         let id = created.body["id"].as_str().unwrap().to_owned();
         let unrestricted = Call::create(p, json!({"name": "u", "restricted": false}));
         sent(&app, LIST_PATH, unrestricted.bearer(&admin)).await;
+        // A key with metadata and an IP allow-list, and a merge patch of both.
+        let fenced = json!({"name": "fenced", "permissions": [], "meta": {"tenant": "t", "n": [1]},
+                            "allowed_cidrs": ["192.0.2.0/24", "2001:db8::1"]});
+        let fenced = sent(&app, LIST_PATH, Call::create(p, fenced).bearer(&admin)).await;
+        assert_eq!(fenced.status, 201, "{}", fenced.body);
+        let fenced_id = fenced.body["id"].as_str().unwrap().to_owned();
+        let merge =
+            json!({"meta": {"n": null, "plan": {"seats": 3}}, "allowed_cidrs": ["192.0.2.0/25"]});
+        let merged = Call::update(p, &fenced_id, merge).bearer(&admin);
+        assert_eq!(sent(&app, GET_PATH, merged).await.status, 200);
+        // Refused: meta out of bounds (422), a caller's allow-list reached past (403).
+        let deep = json!({"meta": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {}}}}}}}}}});
+        let deep = Call::update(p, &fenced_id, deep).bearer(&admin);
+        assert_eq!(sent(&app, GET_PATH, deep).await.status, 422);
         let idem = format!("contract-{p:?}");
         let idempotent = || {
             create_call()
@@ -624,7 +638,7 @@ async fn every_response_of_the_write_and_event_handlers_is_documented_and_matche
         // 404, 406, 413, 415, 422 (an amount of 0, both members, a bad id).
         let adjust = |id: &str, v: Value| Call::adjust(p, id, &v);
         let metered = json!({"name": "metered", "permissions": [],
-            "credits": {"remaining": 5, "refill": {"interval": "monthly", "amount": 9}},
+            "credits": {"remaining": 5, "refill": {"interval": "monthly", "amount": 9}, "low_at": 2},
             "ratelimits": [{"name": "s", "limit": 10, "duration_ms": 1000, "mode": "leased"}]});
         let metered = sent(&app, LIST_PATH, Call::create(p, metered).bearer(&admin)).await;
         assert_eq!(metered.status, 201, "{}", metered.body);
@@ -751,6 +765,15 @@ async fn every_response_of_verify_and_secret_scanning_is_documented_and_matches_
     };
     let unreachable = unreachable_store().await;
     let too_large = format!("{{\"key\": \"{}\"}}", "x".repeat(17_000));
+    // A key with an IP allow-list, and a caller whose own list leaves out the tests' address.
+    let cidrs = || Some(apikeys::allow::AllowList::parse(&["192.0.2.0/24"]).unwrap());
+    let mut fenced = new_key(&org, "fenced");
+    fenced.allowed_cidrs = cidrs();
+    fenced.meta = apikeys::meta::Meta::new(&json!({"tenant": "t-1"})).unwrap();
+    let (_, fenced) = create(&app, fenced).await;
+    let mut walled = new_key(&org, "walled caller");
+    walled.allowed_cidrs = cidrs();
+    let (_, walled) = create(&app, walled).await;
     let github = github::github();
     let forger = github::Signer::generate(&github.key_id);
 
@@ -762,6 +785,9 @@ async fn every_response_of_verify_and_secret_scanning_is_documented_and_matches_
             json!({"key": "not a secret"}),
             json!({"key": off_secret.expose()}),
             json!({"key": outsider.expose(), "permissions": ["api_keys.view"]}),
+            json!({"key": fenced.expose(), "client_ip": "192.0.2.7"}),
+            json!({"key": fenced.expose(), "client_ip": "2001:db8::7"}),
+            json!({"key": fenced.expose()}),
         ] {
             let reply = sent(&app, VERIFY_PATH, verify(body).bearer(&admin)).await;
             assert_eq!(reply.status, 200, "{}", reply.body);
@@ -774,9 +800,11 @@ async fn every_response_of_verify_and_secret_scanning_is_documented_and_matches_
             any().body("application/json", too_large.clone()),
             any().body("text/plain", "{}"),
             verify(json!({"key": 42})),
+            verify(json!({"key": "k", "client_ip": "192.0.2.0/24"})),
         ] {
             sent(&app, VERIFY_PATH, call.bearer(&admin)).await;
         }
+        sent(&app, VERIFY_PATH, any().bearer(&walled)).await;
         sent(&app, VERIFY_PATH, any()).await;
         sent(&app, VERIFY_PATH, any().bearer(&outsider)).await;
         // Metered: VALID with what is left, at each cost; RATE_LIMITED; USAGE_EXCEEDED.
@@ -808,6 +836,7 @@ async fn every_response_of_verify_and_secret_scanning_is_documented_and_matches_
             credits: Some(apikeys::quota::Credits {
                 remaining: 1,
                 refill: None,
+                low_at: None,
             }),
             ratelimits: Vec::new(),
         };
@@ -1237,6 +1266,48 @@ fn the_write_body_schemas_and_the_parsers_agree() {
             json!({"name": "k", "permissions": [], "creator_id": "me"}),
             false,
         ),
+        (
+            "CreateKeyRequest",
+            json!({"name": "k", "permissions": [], "meta": {"a": [1, {"b": null}]},
+                   "allowed_cidrs": ["10.0.0.0/8", "2001:db8::/32", "192.0.2.1"]}),
+            true,
+        ),
+        (
+            "CreateKeyRequest",
+            json!({"name": "k", "permissions": [], "meta": null, "allowed_cidrs": null}),
+            true,
+        ),
+        (
+            "CreateKeyRequest",
+            json!({"name": "k", "permissions": [], "meta": ["a"]}),
+            false,
+        ),
+        (
+            "CreateKeyRequest",
+            json!({"name": "k", "permissions": [], "allowed_cidrs": []}),
+            false,
+        ),
+        (
+            "CreateKeyRequest",
+            json!({"name": "k", "permissions": [], "allowed_cidrs": "10.0.0.0/8"}),
+            false,
+        ),
+        (
+            "KeyPatch",
+            json!({"meta": {"a": null}, "allowed_cidrs": ["10.0.0.0/8"]}),
+            true,
+        ),
+        (
+            "KeyPatch",
+            json!({"meta": null, "allowed_cidrs": null}),
+            true,
+        ),
+        ("KeyPatch", json!({"meta": 1}), false),
+        (
+            "KeyPatch",
+            json!({"allowed_cidrs": ["10.0.0.0/8", "10.0.0.0/8"]}),
+            false,
+        ),
         ("KeyPatch", json!({}), true),
         (
             "KeyPatch",
@@ -1320,5 +1391,7 @@ fn restricted_key() -> apikeys::key::ApiKey {
         disabled_reason: None,
         quota: Default::default(),
         owner_id: None,
+        meta: None,
+        allowed_cidrs: None,
     }
 }

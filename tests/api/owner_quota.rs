@@ -30,6 +30,7 @@ fn credits(remaining: u64) -> Quota {
         credits: Some(Credits {
             remaining,
             refill: None,
+            low_at: None,
         }),
         ratelimits: Vec::new(),
     }

@@ -73,6 +73,19 @@ fn bad_quota_members() -> Vec<(Value, &'static str)> {
             "credits",
         ),
         (refill(json!({"interval": "daily"})), "credits"),
+        (json!({"credits": {"remaining": 5, "low_at": 0}}), "credits"),
+        (
+            json!({"credits": {"remaining": 5, "low_at": MAX_SAFE + 1}}),
+            "credits",
+        ),
+        (
+            json!({"credits": {"remaining": 5, "low_at": "3"}}),
+            "credits",
+        ),
+        (
+            json!({"credits": {"remaining": 5, "low_at": 2.5}}),
+            "credits",
+        ),
     ]
 }
 
@@ -137,7 +150,8 @@ async fn bad_credits_or_ratelimits_in_a_create_are_422s_naming_the_member() {
         // The bounds themselves are good.
         let good = json!({
             "credits": {"remaining": MAX_SAFE,
-                        "refill": {"interval": "monthly", "amount": MAX_SAFE, "day": 31}},
+                        "refill": {"interval": "monthly", "amount": MAX_SAFE, "day": 31},
+                        "low_at": MAX_SAFE},
             "ratelimits": [
                 {"name": "n".repeat(32), "limit": 1_000_000_000, "duration_ms": 86_400_000},
                 {"name": "aZ09_-.", "limit": 1, "duration_ms": 1000, "mode": "leased"},
@@ -230,5 +244,35 @@ async fn a_credits_body_needs_exactly_one_of_increment_or_decrement() {
             key,
             "the key is as created"
         );
+    }
+}
+
+#[tokio::test]
+async fn low_at_is_shown_set_and_removed_and_a_patch_of_it_alone_spends_nothing() {
+    let app = app().await;
+    let org = org();
+    let admin = admin(&app, &org).await;
+    for p in PAYLOADS {
+        let body = json!({"credits": {"remaining": 5, "low_at": 3}});
+        let (key, secret) = create_json(&app, p, &admin, body).await;
+        assert_eq!(
+            key["credits"],
+            json!({"remaining": 5, "refill": null, "low_at": 3})
+        );
+        let id = id_of(&key);
+        let body = json!({"key": secret.expose(), "cost": 1});
+        let reply = Call::verify(p, &body).bearer(&admin).send(&app).await;
+        assert_eq!(reply.body["code"], "VALID", "{}", reply.body);
+        let set = json!({"credits": {"low_at": 4}});
+        let set = Call::update(p, &id, set).bearer(&admin).send(&app).await;
+        assert_eq!(set.status, 200, "{}", set.body);
+        let want = json!({"remaining": 4, "refill": null, "low_at": 4});
+        assert_eq!(set.body["credits"], want, "what verify left, kept");
+        assert_eq!(get_json(&app, p, &admin, &id).await["credits"], want);
+        let none = json!({"credits": {"low_at": null}});
+        let none = Call::update(p, &id, none).bearer(&admin).send(&app).await;
+        assert_eq!(none.status, 200, "{}", none.body);
+        let want = json!({"remaining": 4, "refill": null});
+        assert_eq!(get_json(&app, p, &admin, &id).await["credits"], want);
     }
 }

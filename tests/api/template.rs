@@ -265,6 +265,15 @@ fn each_functions_timeout_is_the_one_its_deadline_is_cut_from() {
     assert_eq!(shared, Some(FUNCTION_TIMEOUT), "Globals: Timeout");
     for (binary, (id, function)) in functions(&template) {
         let own = seconds(&function["Properties"]["Timeout"]);
+        if binary == "publish-events" {
+            // Behind no API and writing no event: the stream mapping's batch bounds it.
+            assert_eq!(
+                own,
+                Some(apikeys::publish::FUNCTION_TIMEOUT),
+                "{id}: Timeout"
+            );
+            continue;
+        }
         let expected = match binary.as_str() {
             "revoke-leaked" => Some(REPORT_TIMEOUT),
             "expiry-notices" => Some(apikeys::deadline::NOTICES_TIMEOUT),
@@ -309,6 +318,7 @@ fn every_function_is_a_crate_of_the_workspace_serving_its_handler() {
         let main = std::fs::read_to_string(root().join(format!("functions/{binary}/src/main.rs")))
             .unwrap_or_else(|e| panic!("{binary}'s main.rs: {e}"));
         let handler = match binary.as_str() {
+            "publish-events" => "apikeys::publish::publish(".to_owned(),
             // Behind no API: a schedule invokes it.
             "expiry-notices" => "apikeys::expiry::scheduled(".to_owned(),
             _ => format!("apikeys::http::{}(", binary.replace('-', "_")),
@@ -376,8 +386,11 @@ fn template_routes(template: &Value) -> Routes {
     for (binary, (id, function)) in functions(template) {
         let events = function["Properties"]["Events"].as_mapping();
         for event in events.into_iter().flat_map(|e| e.values()) {
-            // The expiry notices' one trigger is their schedule, not a route.
-            if binary == "expiry-notices" && event["Type"].as_str() == Some("Schedule") {
+            // The publisher's one trigger is the table's stream, and the expiry notices'
+            // their schedule: not routes.
+            if (binary == "publish-events" && event["Type"].as_str() == Some("DynamoDB"))
+                || (binary == "expiry-notices" && event["Type"].as_str() == Some("Schedule"))
+            {
                 continue;
             }
             assert_eq!(event["Type"].as_str(), Some("HttpApi"), "{id}");
@@ -1230,6 +1243,194 @@ fn the_table_and_each_of_its_indexes_have_throttle_alarms_and_conflicts_one() {
         let actions = &template["Resources"][name.as_str()]["Properties"]["AlarmActions"];
         assert!(!actions.is_null(), "{name} has no AlarmActions");
     }
+}
+
+/// The tagged value `v` is, as `(tag, value)`: `!If [...]`, `!GetAtt X.Y`, ...
+fn tagged(v: &Value) -> (String, Value) {
+    let Value::Tagged(t) = v else {
+        panic!("not a tagged value: {v:?}")
+    };
+    (t.tag.to_string(), t.value.clone())
+}
+
+/// Every audit event leaves through the table's stream, filtered by Lambda to inserted event
+/// items (and changed key items with credits, for their notices), to publish-events, on one
+/// bus (the stack's own unless EventBusArn names one); a batch that still fails after its
+/// retries is described in an encrypted dead-letter queue, whose first message raises an
+/// alarm.
+#[test]
+fn audit_events_leave_through_the_stream_to_the_bus_with_a_dead_letter_queue_and_its_alarm() {
+    let template = template();
+    let resources = &template["Resources"];
+    let table = &resources["KeysTable"]["Properties"];
+    assert_eq!(
+        table["StreamSpecification"]["StreamViewType"].as_str(),
+        Some("NEW_AND_OLD_IMAGES"),
+        "a key's credits before and after a verify: key.credits_low"
+    );
+
+    let functions = functions(&template);
+    let (id, function) = &functions["publish-events"];
+    let props = &function["Properties"];
+    let events = props["Events"]
+        .as_mapping()
+        .expect("publish-events: Events");
+    assert_eq!(events.len(), 1, "{id}: the stream is its one trigger");
+    let (_, stream) = events.iter().next().unwrap();
+    assert_eq!(stream["Type"].as_str(), Some("DynamoDB"));
+    let source = &stream["Properties"];
+    assert_eq!(
+        tagged(&source["Stream"]),
+        ("!GetAtt".into(), Value::from("KeysTable.StreamArn"))
+    );
+    assert_eq!(source["StartingPosition"].as_str(), Some("TRIM_HORIZON"));
+    assert_eq!(
+        source["ParallelizationFactor"].as_u64(),
+        Some(1),
+        "in order per shard"
+    );
+    assert_eq!(source["BisectBatchOnFunctionError"].as_bool(), Some(true));
+    let retries = source["MaximumRetryAttempts"]
+        .as_u64()
+        .expect("bounded retries");
+    assert!((1..=10_000).contains(&retries), "{retries}");
+    assert_eq!(
+        strings(&source["FunctionResponseTypes"]),
+        set_of(&["ReportBatchItemFailures"])
+    );
+    let filters = source["FilterCriteria"]["Filters"].as_sequence().unwrap();
+    let patterns: Vec<serde_json::Value> = filters
+        .iter()
+        .map(|f| serde_json::from_str(f["Pattern"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        patterns,
+        [
+            serde_json::json!({"eventName": ["INSERT"],
+                "dynamodb": {"Keys": {"sk": {"S": [{"prefix": "EVENT#"}]}}}}),
+            serde_json::json!({"eventName": ["MODIFY"],
+                "dynamodb": {"Keys": {"sk": {"S": [{"prefix": "KEY#"}]}},
+                    "NewImage": {"credits_remaining": {"N": [{"exists": true}]}}}})
+        ]
+    );
+    let on_failure = &source["DestinationConfig"]["OnFailure"];
+    assert_eq!(on_failure["Type"].as_str(), Some("SQS"));
+    assert_eq!(
+        reference(&on_failure["Destination"]),
+        "PublishEventsDeadLetterQueue"
+    );
+
+    // The bus: the stack's own unless EventBusArn names one.
+    let bus = props["Environment"]["Variables"]["EVENT_BUS_NAME"].clone();
+    let (tag, choice) = tagged(&bus);
+    assert_eq!(tag, "!If");
+    assert_eq!(choice[0].as_str(), Some("MakesEventBus"));
+    assert_eq!(reference(&choice[1]), "EventBus");
+    assert_eq!(reference(&choice[2]), "EventBusArn");
+    assert_eq!(
+        resources["EventBus"]["Type"].as_str(),
+        Some("AWS::Events::EventBus")
+    );
+    assert_eq!(
+        resources["EventBus"]["Condition"].as_str(),
+        Some("MakesEventBus")
+    );
+    let (_, equals) = tagged(&template["Conditions"]["MakesEventBus"]);
+    assert_eq!(reference(&equals[0]), "EventBusArn");
+    assert_eq!(equals[1].as_str(), Some(""));
+
+    // The dead-letter queue, encrypted either way, and its alarm.
+    let queue = &resources["PublishEventsDeadLetterQueue"];
+    assert_eq!(queue["Type"].as_str(), Some("AWS::SQS::Queue"));
+    let (_, kms) = tagged(&queue["Properties"]["KmsMasterKeyId"]);
+    let (_, managed) = tagged(&queue["Properties"]["SqsManagedSseEnabled"]);
+    assert_eq!(
+        (kms[0].as_str(), managed[0].as_str()),
+        (Some("HasKmsKey"), Some("HasKmsKey"))
+    );
+    assert_eq!(reference(&kms[1]), "KmsKeyArn");
+    assert_eq!(
+        managed[2].as_bool(),
+        Some(true),
+        "SQS-managed encryption without KmsKeyArn"
+    );
+    let alarms: Vec<&Value> = resources
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .map(|r| &r["Properties"])
+        .filter(|a| a["Namespace"].as_str() == Some("AWS/SQS"))
+        .collect();
+    assert_eq!(alarms.len(), 1, "one alarm on the dead-letter queue");
+    let alarm = alarms[0];
+    assert_eq!(
+        alarm["MetricName"].as_str(),
+        Some("ApproximateNumberOfMessagesVisible")
+    );
+    let dimension = &alarm["Dimensions"][0];
+    assert_eq!(dimension["Name"].as_str(), Some("QueueName"));
+    assert_eq!(
+        tagged(&dimension["Value"]),
+        (
+            "!GetAtt".into(),
+            Value::from("PublishEventsDeadLetterQueue.QueueName")
+        )
+    );
+    assert_eq!(
+        alarm["ComparisonOperator"].as_str(),
+        Some("GreaterThanThreshold")
+    );
+    assert_eq!(alarm["Threshold"].as_u64(), Some(0));
+}
+
+/// publish-events' role reads the table's stream and nothing of its items, puts events on
+/// its one bus and sends to its one dead-letter queue.
+#[test]
+fn publish_events_may_read_only_the_stream_and_put_only_on_its_bus() {
+    let template = template();
+    let statements = dynamodb_statements(&template, "publish-events");
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    assert_eq!(
+        statements[0].0,
+        set_of(&[
+            "DescribeStream",
+            "GetRecords",
+            "GetShardIterator",
+            "ListStreams"
+        ])
+    );
+    let role = &template["Resources"]["PublishEventsRole"]["Properties"]["Policies"][0];
+    let all = role["PolicyDocument"]["Statement"].as_sequence().unwrap();
+    let allowed = |action: &str| -> Vec<&Value> {
+        all.iter()
+            .filter(|s| s["Effect"].as_str() == Some("Allow"))
+            .filter(|s| strings(&s["Action"]).contains(action))
+            .map(|s| &s["Resource"])
+            .collect()
+    };
+    let stream = allowed("dynamodb:GetRecords");
+    assert_eq!(
+        tagged(stream[0]),
+        ("!Sub".into(), Value::from("${KeysTable.Arn}/stream/*"))
+    );
+    let bus = allowed("events:PutEvents");
+    assert_eq!(bus.len(), 1);
+    let (_, choice) = tagged(bus[0]);
+    assert_eq!(
+        (reference(&choice[1]), reference(&choice[2])),
+        ("EventBus".into(), "EventBusArn".into())
+    );
+    let queue = allowed("sqs:SendMessage");
+    assert_eq!(queue.len(), 1);
+    assert_eq!(reference(queue[0]), "PublishEventsDeadLetterQueue");
+    let events: BTreeSet<String> = all
+        .iter()
+        .filter(|s| s["Effect"].as_str() == Some("Allow"))
+        .flat_map(|s| strings(&s["Action"]))
+        .filter(|a| a.starts_with("events:") || a.starts_with("sqs:"))
+        .collect();
+    assert_eq!(events, set_of(&["events:PutEvents", "sqs:SendMessage"]));
 }
 
 /// expiry-notices runs every 5 minutes with the lead time the stack sets, in the bounds the

@@ -79,6 +79,8 @@ pub fn new_key(org: &OrgId, name: &str) -> NewKey {
         id: None,
         quota: Default::default(),
         owner_id: None,
+        meta: None,
+        allowed_cidrs: None,
     }
 }
 
@@ -198,6 +200,8 @@ pub struct Call {
     query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
     body: Option<String>,
+    /// The client's address in the request context; `None`: 127.0.0.1.
+    source_ip: Option<String>,
 }
 
 /// The function API Gateway routes a request to (template.yaml's routes).
@@ -257,6 +261,7 @@ impl Call {
             query: vec![],
             headers: vec![],
             body: None,
+            source_ip: None,
         }
     }
 
@@ -272,6 +277,7 @@ impl Call {
             query: vec![],
             headers: vec![],
             body: None,
+            source_ip: None,
         }
     }
 
@@ -286,6 +292,7 @@ impl Call {
             query: vec![],
             headers: vec![],
             body: None,
+            source_ip: None,
         }
     }
 
@@ -425,6 +432,13 @@ impl Call {
         self.header("Authorization", format!("Bearer {}", secret.expose()))
     }
 
+    /// The request as from `ip`: the address API Gateway puts in the request context (REST
+    /// `requestContext.identity.sourceIp`, HTTP API `requestContext.http.sourceIp`).
+    pub fn from_ip(mut self, ip: &str) -> Self {
+        self.source_ip = Some(ip.to_owned());
+        self
+    }
+
     pub fn api_key(self, secret: &Secret) -> Self {
         self.header("X-API-KEY", secret.expose())
     }
@@ -444,6 +458,7 @@ impl Call {
         }
         let (resource, param) = self.route;
         let path_params = self.id.as_ref().map(|id| json!({ param: id }));
+        let source_ip = self.source_ip.as_deref().unwrap_or("127.0.0.1");
         match self.payload {
             Payload::Rest => {
                 let mut single = serde_json::Map::new();
@@ -480,7 +495,7 @@ impl Call {
                         "protocol": "HTTP/1.1",
                         "requestId": request_id,
                         "requestTimeEpoch": 1_700_000_000_000u64,
-                        "identity": { "sourceIp": "127.0.0.1", "userAgent": "tests" }
+                        "identity": { "sourceIp": source_ip, "userAgent": "tests" }
                     },
                     "body": self.body,
                     "isBase64Encoded": false
@@ -526,7 +541,7 @@ impl Call {
                             "method": self.method,
                             "path": self.path,
                             "protocol": "HTTP/1.1",
-                            "sourceIp": "127.0.0.1",
+                            "sourceIp": source_ip,
                             "userAgent": "tests"
                         },
                         "requestId": request_id,
@@ -717,6 +732,7 @@ pub mod fault;
 pub mod github;
 pub mod hooked;
 pub mod late;
+pub mod moto;
 pub mod quota;
 pub mod realistic;
 pub mod rival;

@@ -23,10 +23,11 @@ pub async fn measure(ctx: &Ctx, demo: &OrgId) -> Result<(), BoxError> {
     ctx.say("TLS front: the run's CA is trusted, a wrong CA and Amazon's roots alone are not");
     let (tls_env, bundle) = front_env(ctx, &front, &ca)?;
     let functions = coldstart::template_binaries(&ctx.args.template)?;
-    // The API's functions: expiry-notices starts on a schedule, with no request.
+    // The API's functions: expiry-notices starts on a schedule and publish-events on the
+    // table's stream, with no request.
     let functions: Vec<String> = functions
         .into_iter()
-        .filter(|f| f != "expiry-notices")
+        .filter(|f| f != "expiry-notices" && f != "publish-events")
         .collect();
     let cold_plan = if ctx.plan.smoke {
         coldstart::Plan { inits: 1, warm: 3 }

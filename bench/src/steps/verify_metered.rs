@@ -46,6 +46,7 @@ fn credits() -> Option<Credits> {
     Some(Credits {
         remaining: PLENTY,
         refill: None,
+        low_at: None,
     })
 }
 

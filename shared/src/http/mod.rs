@@ -234,6 +234,9 @@ async fn serve<S: CredentialStore>(
         let span = tracing::Span::current();
         span.record("org", field::display(&caller.org));
         span.record("caller", field::display(&caller.key_id));
+        // Before anything else of the request: a refused address learns nothing more, and
+        // is no use of the key.
+        caller.admit(source_ip(req).and_then(|ip| ip.parse().ok()))?;
         let work = async {
             caller.require(endpoint.permission)?;
             let pretty = parse_pretty(pretty_query.clone()?)?;
@@ -336,7 +339,8 @@ fn request_id(req: &Request) -> String {
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
-/// The client's address, as the gateway saw it.
+/// The client's address, as the gateway saw it: the request context's (REST
+/// `identity.sourceIp`, HTTP API `http.sourceIp`), never a header.
 fn source_ip(req: &Request) -> Option<String> {
     let ip = match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV1(ctx)) => ctx.identity.source_ip.clone(),
@@ -364,6 +368,8 @@ mod tests {
             id: None,
             quota: Default::default(),
             owner_id: None,
+            meta: None,
+            allowed_cidrs: None,
         };
         let (key, secret) = crate::write::create_key(&store, new).await.unwrap();
         store.fail_record_use.store(true, Ordering::SeqCst);

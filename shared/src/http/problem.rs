@@ -22,6 +22,10 @@ pub enum ApiError {
     Unauthenticated(AuthFailure),
     #[error("the API key lacks the {0} permission")]
     Forbidden(crate::key::Permission),
+    /// The caller's key has an IP allow-list that the request's source address is not in.
+    /// The problem names neither the address nor the list.
+    #[error("the API key may not be used from this address")]
+    NotFromHere,
     #[error("API key not found")]
     NotFound,
     #[error("method not allowed")]
@@ -74,6 +78,7 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::Unauthenticated(why) => ApiError::Unauthenticated(why),
             AuthError::Forbidden(permission) => ApiError::Forbidden(permission),
+            AuthError::NotFromHere => ApiError::NotFromHere,
             AuthError::Store(s) => ApiError::Store(s),
         }
     }
@@ -95,6 +100,9 @@ impl From<WriteError> for ApiError {
             WriteError::Store(s) => ApiError::Store(s),
             WriteError::Invalid(InvalidWrite::Access(why)) => {
                 ApiError::InvalidField(ParamError::new("permissions", why))
+            }
+            WriteError::Invalid(InvalidWrite::Meta(why)) => {
+                ApiError::InvalidField(ParamError::new("meta", why.to_string()))
             }
             other => ApiError::Write(other),
         }
@@ -123,7 +131,7 @@ impl ApiError {
         match self {
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::NotFromHere => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
@@ -183,6 +191,11 @@ impl ApiError {
             ApiError::Forbidden(p) => {
                 format!("this API key is restricted and lacks the {p} permission")
             }
+            ApiError::NotFromHere => {
+                "this API key has an IP allow-list and may not be used from the address this \
+                 request came from"
+                    .into()
+            }
             ApiError::NotFound => NOT_FOUND.into(),
             ApiError::MethodNotAllowed { allow } => format!("this resource supports only {allow}"),
             ApiError::NotAcceptable => {
@@ -225,6 +238,7 @@ impl ApiError {
                 }
                 InvalidWrite::Access(_) => Some("permissions".to_owned()),
                 InvalidWrite::Quota(field, _) => Some((*field).to_owned()),
+                InvalidWrite::Meta(_) => Some("meta".to_owned()),
                 InvalidWrite::NoSecretKeys => None,
             },
             ApiError::Write(WriteError::Refused(why)) => why.parameter().map(str::to_owned),

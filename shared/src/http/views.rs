@@ -6,7 +6,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
+use crate::allow::AllowList;
 use crate::key::{Access, ApiKey, DisabledReason, KeyId, KeyState, KeyStatus, Permission};
+use crate::meta::Meta;
 use crate::owner::OwnerId;
 use crate::quota::{Credits, RateLimit};
 use crate::verify::{LimitLeft, Verdict, VerifyCode};
@@ -32,6 +34,8 @@ impl ApiKey {
             credits: self.quota.credits.as_ref(),
             ratelimits: &self.quota.ratelimits,
             owner_id: self.owner_id.as_ref(),
+            meta: self.meta.as_ref(),
+            allowed_cidrs: self.allowed_cidrs.as_ref(),
         }
     }
 }
@@ -83,6 +87,10 @@ pub struct VerifyBody<'a> {
     /// What the owner has left, absent unless it has credits or rate limits of its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<OwnerLeft<'a>>,
+    /// The key's metadata, where it has any (also in `key`): what the calling service keeps
+    /// about the key, without a lookup of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<&'a Meta>,
 }
 
 /// A verify answer's `owner`: `{"credits": {"remaining": N}, "ratelimits": [...]}`, each
@@ -115,6 +123,7 @@ impl Verdict {
                 credits: o.credits.map(|remaining| CreditsLeft { remaining }),
                 ratelimits: &o.ratelimits,
             }),
+            meta: self.meta.as_ref(),
         }
     }
 }
@@ -236,6 +245,10 @@ pub struct KeyView<'a> {
     pub ratelimits: &'a [RateLimit],
     /// Whom the key is for; `null` for nobody.
     pub owner_id: Option<&'a OwnerId>,
+    /// Its metadata ([`crate::meta`]), null when it has none.
+    pub meta: Option<&'a Meta>,
+    /// The addresses it may be used from ([`crate::allow`]), null for any.
+    pub allowed_cidrs: Option<&'a AllowList>,
 }
 
 /// A UTC time rendered as RFC 3339 with whole seconds and a `Z`, as in `2023-11-07T05:31:56Z`.

@@ -2,10 +2,12 @@
 //! key items, in at most [`MAX_QUERIES`] Queries, plus one GetItem of the key count for a
 //! numbered page.
 //!
-//! A key item is under 1.1 KB (see `store::MAX_NAME_BYTES`), so [`MAX_ITEMS_READ`] of them
-//! are at most about 1 MB: a plain or numbered page is one Query, and a request reads at
-//! most about 130 read units (eventually consistent: 0.5 per 4 KB), the cost of one full
-//! page of the largest keys. DynamoDB charges a Query for every item it reads, whatever
+//! A key item without `meta` is under 1.1 KB (see `store::MAX_NAME_BYTES`), so
+//! [`MAX_ITEMS_READ`] of them are at most about 1 MB: a plain or numbered page is one Query,
+//! and a request reads at most about 130 read units (eventually consistent: 0.5 per 4 KB),
+//! the cost of one full page of the largest such keys. A key's `meta` adds up to 4 KiB
+//! (`crate::meta`): a page of keys with large metadata costs up to about five times that,
+//! in as many Queries (the store follows `LastEvaluatedKey`); the items read stay bounded. DynamoDB charges a Query for every item it reads, whatever
 //! a projection returns, so skipping keys costs as much as returning them: page numbers
 //! are bounded instead ([`MAX_PAGE_END`]).
 

@@ -195,6 +195,8 @@ mod tests {
             disabled_reason: None,
             quota: Default::default(),
             owner_id: None,
+            meta: None,
+            allowed_cidrs: None,
         }
     }
 

@@ -174,8 +174,7 @@ async fn with_unprojected<S: KeyReader>(
     for key in keys {
         // A key deleted since the index was read is shown as the index had it.
         if let Some(u) = found.remove(&key.id) {
-            key.last_used = u.last_used;
-            key.owner_id = u.owner_id;
+            u.fill(key);
         }
     }
     Ok(())
@@ -213,6 +212,8 @@ pub(super) mod tests {
                 )),
                 quota: Default::default(),
                 owner_id: None,
+                meta: None,
+                allowed_cidrs: None,
             };
             ids.push(create_key(store, new).await.unwrap().0.id);
         }

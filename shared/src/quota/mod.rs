@@ -37,11 +37,15 @@ pub struct Quota {
     pub ratelimits: Vec<RateLimit>,
 }
 
-/// Credits: how many are left, and how they refill.
+/// Credits: how many are left, how they refill, and below how many the key is low.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credits {
     pub remaining: u64,
     pub refill: Option<Refill>,
+    /// When `remaining` drops below this (1 to [`MAX_CREDITS`]), `key.credits_low` is
+    /// published, once per crossing (`crate::publish::credits`). Absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_at: Option<u64>,
 }
 
 /// Setting `remaining` back to `amount` at the start of every period.
@@ -123,6 +127,8 @@ pub enum InvalidQuota {
     Amount,
     #[error("has remaining outside 0 to {MAX_CREDITS}")]
     Remaining,
+    #[error("has low_at outside 1 to {MAX_CREDITS}")]
+    LowAt,
     #[error("needs remaining: the key has no credits yet")]
     RemainingRequired,
     #[error("would leave the key more than {MAX_CREDITS} credits")]
@@ -159,6 +165,12 @@ pub fn check_limits(limits: &[RateLimit]) -> Result<(), InvalidQuota> {
 pub fn check_credits(credits: &Credits) -> Result<(), InvalidQuota> {
     if credits.remaining > MAX_CREDITS {
         return Err(InvalidQuota::Remaining);
+    }
+    if credits
+        .low_at
+        .is_some_and(|l| !(1..=MAX_CREDITS).contains(&l))
+    {
+        return Err(InvalidQuota::LowAt);
     }
     let Some(r) = &credits.refill else {
         return Ok(());
@@ -289,6 +301,7 @@ mod tests {
         Some(Credits {
             remaining,
             refill: None,
+            low_at: None,
         })
     }
 

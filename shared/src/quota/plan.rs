@@ -279,7 +279,11 @@ mod tests {
 
     fn quota(remaining: u64, refill: Option<Refill>, limit: Option<u64>) -> Quota {
         Quota {
-            credits: Some(Credits { remaining, refill }),
+            credits: Some(Credits {
+                remaining,
+                refill,
+                low_at: None,
+            }),
             ratelimits: limit
                 .map(|l| RateLimit {
                     name: "s".into(),

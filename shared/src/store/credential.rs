@@ -28,6 +28,11 @@ pub struct Credential {
     pub version: u64,
     /// The key's owner, copied by every write that refreshes the credential.
     pub owner_id: Option<crate::owner::OwnerId>,
+    /// The key's metadata and IP allow-list, copied as of its last change: authentication
+    /// and verify check the list, and verify answers with the metadata, without reading the
+    /// key item for them.
+    pub meta: Option<crate::meta::Meta>,
+    pub allowed_cidrs: Option<crate::allow::AllowList>,
 }
 
 impl Credential {

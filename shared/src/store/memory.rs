@@ -103,6 +103,8 @@ impl KeyReader for MemoryStore {
             .map(|k| ApiKey {
                 last_used: None,
                 owner_id: k.owner_id.filter(|_| !by_creator),
+                meta: None,
+                allowed_cidrs: None,
                 ..k
             })
             .collect())
@@ -121,6 +123,8 @@ impl KeyReader for MemoryStore {
                 let u = crate::store::Unprojected {
                     last_used: s.key.last_used,
                     owner_id: s.key.owner_id.clone(),
+                    meta: s.key.meta.clone(),
+                    allowed_cidrs: s.key.allowed_cidrs.clone(),
                 };
                 (s.key.id, u)
             })
@@ -146,6 +150,8 @@ impl CredentialStore for MemoryStore {
                 quota: s.key.quota.clone(),
                 version: s.key.version,
                 owner_id: s.key.owner_id.clone(),
+                meta: s.key.meta.clone(),
+                allowed_cidrs: s.key.allowed_cidrs.clone(),
             }))
     }
 

@@ -28,11 +28,24 @@ impl KeyIndex {
     }
 }
 
-/// What a key read from an index lacks.
+/// What a key read from an index lacks: its last use (so that stamping a use does not write
+/// to an index), its owner (`by-creator-v2` does not carry it), its metadata and allow-list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Unprojected {
     pub last_used: Option<DateTime<Utc>>,
     pub owner_id: Option<OwnerId>,
+    pub meta: Option<crate::meta::Meta>,
+    pub allowed_cidrs: Option<crate::allow::AllowList>,
+}
+
+impl Unprojected {
+    /// Fills these fields in on `key`, read from an index.
+    pub fn fill(self, key: &mut ApiKey) {
+        key.last_used = self.last_used;
+        key.owner_id = self.owner_id;
+        key.meta = self.meta;
+        key.allowed_cidrs = self.allowed_cidrs;
+    }
 }
 
 /// Reading an organization's keys.
@@ -55,10 +68,10 @@ pub trait KeyReader: Send + Sync {
     ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
 
     /// Like [`KeyReader::read_run`], over only the keys of one creator or one owner (read
-    /// from an index, so other keys cost nothing). The keys may lack their last use and
-    /// owner (`None`): an index does not carry the last use, so that stamping a use does not
-    /// write to it, nor (`by-creator-v2`) the owner; [`KeyReader::unprojected`] reads both
-    /// for the keys a page keeps.
+    /// from an index, so other keys cost nothing). The keys lack what the indexes do not
+    /// carry ([`Unprojected`]): their last use, so that stamping a use does not write to
+    /// an index, their owner (`by-creator-v2`), metadata and allow-list;
+    /// [`KeyReader::unprojected`] reads those for the keys a page keeps.
     fn read_run_in(
         &self,
         org: &OrgId,
@@ -68,8 +81,8 @@ pub trait KeyReader: Send + Sync {
         max: usize,
     ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
 
-    /// What the indexes do not carry of these keys of the organization: their last use and
-    /// owner. Keys not found are absent.
+    /// What the indexes do not carry of these keys of the organization ([`Unprojected`]).
+    /// Keys not found are absent.
     fn unprojected(
         &self,
         org: &OrgId,

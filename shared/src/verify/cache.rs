@@ -167,6 +167,8 @@ mod tests {
                 quota: Default::default(),
                 version: 0,
                 owner_id: None,
+                meta: None,
+                allowed_cidrs: None,
             },
             key: ApiKey {
                 id,
@@ -184,6 +186,8 @@ mod tests {
                 disabled_reason: None,
                 quota: Default::default(),
                 owner_id: None,
+                meta: None,
+                allowed_cidrs: None,
             },
         }
     }

@@ -287,6 +287,7 @@ mod tests {
                     credits: Some(Credits {
                         remaining,
                         refill: None,
+                        low_at: None,
                     }),
                     ratelimits: Vec::new(),
                 },

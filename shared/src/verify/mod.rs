@@ -8,6 +8,9 @@
 //!   caller's before anything of the key is read.
 //! - `DISABLED`, then `EXPIRED`: the key's status now (a disabled key that also expired is
 //!   `DISABLED`, as everywhere else).
+//! - `FORBIDDEN`: the key has an IP allow-list ([`crate::allow`]) and the request's
+//!   `client_ip` is outside it, or absent (never a silent pass). Decided from the credential,
+//!   which copies the list: no read of its own, and nothing spent.
 //! - `INSUFFICIENT_PERMISSIONS`: an active key that lacks any of the requested permissions.
 //! - `RATE_LIMITED`, then `USAGE_EXCEEDED`: a key with rate limits or credits ([`meter`])
 //!   has too few tokens in a window, or too few credits, for the request's `cost`. Neither
@@ -18,7 +21,7 @@
 //! beside it names the key's owner, when it has one, and `owner` what the owner has left
 //! when it has credits or rate limits of its own, which every verify of its keys spends
 //! from too ([`joint`]): `RATE_LIMITED` and `USAGE_EXCEEDED` are then the key's or the
-//! owner's, and spend nothing on either.
+//! owner's, and spend nothing on either; `meta`, the key's metadata, from the same read.
 //!
 //! A `VALID` verification records the key's use through the process's
 //! [`crate::usage::Recorder`], as authentication does: at most once a minute per key, the
@@ -37,11 +40,13 @@ pub mod lease;
 pub mod meter;
 
 use std::fmt;
+use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::key::{ApiKey, KeyStatus, OrgId, Permission};
+use crate::meta::Meta;
 use crate::owner::OwnerId;
 use crate::secret::{Secret, SecretHash};
 use crate::store::{Credential, CredentialStore, KeyReader, OwnerSpent, QuotaStore, StoreError};
@@ -60,6 +65,9 @@ pub struct VerifyRequest {
     /// What the verify spends from the key's credits and each of its rate limits
     /// (0 to [`crate::quota::MAX_COST`]; 1 unless the request says).
     pub cost: u64,
+    /// The address of the calling service's client, which a key's allow-list is checked
+    /// against; `None`: not given (a key with a list is then `FORBIDDEN`).
+    pub client_ip: Option<IpAddr>,
 }
 
 impl fmt::Debug for VerifyRequest {
@@ -67,6 +75,7 @@ impl fmt::Debug for VerifyRequest {
         f.debug_struct("VerifyRequest")
             .field("permissions", &self.permissions)
             .field("cost", &self.cost)
+            .field("client_ip", &self.client_ip)
             .finish_non_exhaustive()
     }
 }
@@ -79,12 +88,21 @@ impl VerifyRequest {
             key: key.into(),
             permissions,
             cost: 1,
+            client_ip: None,
         }
     }
 
     /// The same request, spending `cost`.
     pub fn costing(self, cost: u64) -> Self {
         VerifyRequest { cost, ..self }
+    }
+
+    /// The same request, from a client at `ip`.
+    pub fn from_client(self, ip: Option<IpAddr>) -> Self {
+        VerifyRequest {
+            client_ip: ip,
+            ..self
+        }
     }
 
     /// The key to verify, as presented.
@@ -101,6 +119,7 @@ pub enum VerifyCode {
     NotFound,
     Disabled,
     Expired,
+    Forbidden,
     InsufficientPermissions,
     RateLimited,
     UsageExceeded,
@@ -121,6 +140,8 @@ pub struct Verdict {
     pub owner_id: Option<OwnerId>,
     /// What the owner has left, when it has credits or rate limits of its own.
     pub owner: Option<Left>,
+    /// The key's metadata, for the calling service ([`crate::meta`]).
+    pub meta: Option<Meta>,
 }
 
 impl Verdict {
@@ -133,6 +154,7 @@ impl Verdict {
             ratelimits: None,
             owner_id: None,
             owner: None,
+            meta: None,
         }
     }
 }
@@ -189,7 +211,7 @@ impl<S: CredentialStore + KeyReader + QuotaStore> Verifier<'_, S> {
         request: &VerifyRequest,
         now: Moment,
     ) -> Result<Verdict, StoreError> {
-        let code = code_of(&looked.credential, &request.permissions, now.wall);
+        let code = code_of(&looked.credential, request, now.wall);
         if code != VerifyCode::Valid {
             return Ok(verdict(code, looked.key));
         }
@@ -233,7 +255,7 @@ impl<S: CredentialStore + KeyReader + QuotaStore> Verifier<'_, S> {
         request: &VerifyRequest,
         now: Moment,
     ) -> Result<Verdict, StoreError> {
-        let code = code_of(&credential, &request.permissions, now.wall);
+        let code = code_of(&credential, request, now.wall);
         let owner = match code {
             VerifyCode::Valid => {
                 let owner = credential.owner_id.as_ref();
@@ -391,6 +413,7 @@ impl<S: CredentialStore + KeyReader + QuotaStore> Verifier<'_, S> {
             ratelimits: Some(m.left.ratelimits).filter(|l| !l.is_empty()),
             owner_id: key.owner_id.clone(),
             owner: m.owner,
+            meta: key.meta.clone(),
             key: Some(key),
         }
     }
@@ -404,15 +427,22 @@ fn verdict(code: VerifyCode, key: ApiKey) -> Verdict {
         ratelimits: None,
         owner_id: key.owner_id.clone(),
         owner: None,
+        meta: key.meta.clone(),
         key: Some(key),
     }
 }
 
 /// The code for a credential of the caller's organization.
-fn code_of(credential: &Credential, wanted: &[Permission], now: DateTime<Utc>) -> VerifyCode {
+fn code_of(credential: &Credential, request: &VerifyRequest, now: DateTime<Utc>) -> VerifyCode {
+    let wanted = &request.permissions;
     match credential.status_at(now) {
         KeyStatus::Disabled => VerifyCode::Disabled,
         KeyStatus::Expired => VerifyCode::Expired,
+        KeyStatus::Active
+            if !crate::allow::admits(credential.allowed_cidrs.as_ref(), request.client_ip) =>
+        {
+            VerifyCode::Forbidden
+        }
         KeyStatus::Active if wanted.iter().all(|p| credential.access.grants(*p)) => {
             VerifyCode::Valid
         }

@@ -29,6 +29,10 @@ pub struct NewKey {
     pub quota: crate::quota::Quota,
     /// Whom the key is for; `None` for nobody.
     pub owner_id: Option<crate::owner::OwnerId>,
+    /// Its metadata ([`crate::meta`]).
+    pub meta: Option<crate::meta::Meta>,
+    /// The addresses it may be used from ([`crate::allow`]); `None`: any.
+    pub allowed_cidrs: Option<crate::allow::AllowList>,
 }
 
 impl NewKey {
@@ -61,6 +65,8 @@ impl NewKey {
             disabled_reason: None,
             quota: self.quota,
             owner_id: self.owner_id,
+            meta: self.meta,
+            allowed_cidrs: self.allowed_cidrs,
         })
     }
 }
@@ -89,6 +95,7 @@ pub async fn create<S: KeyWriter>(
     check_name(&new.name)?;
     ctx.authority.may_create(&new.access, new.expires)?;
     ctx.authority.may_meter(&new.quota)?;
+    ctx.authority.may_reach(new.allowed_cidrs.as_ref())?;
     let Some(idem) = idempotency else {
         let secret = Secret::generate().map_err(|e| StoreError::Internal(Box::new(e)))?;
         return Ok(create_with_secret(store, policy, ctx, new, secret, None).await?);
@@ -304,6 +311,8 @@ mod tests {
             id,
             quota: Default::default(),
             owner_id: None,
+            meta: None,
+            allowed_cidrs: None,
         }
     }
 

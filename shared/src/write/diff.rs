@@ -33,6 +33,9 @@ fn fields(key: &ApiKey) -> BTreeMap<&'static str, Value> {
             },
         ),
         ("owner_id", json!(key.owner_id)),
+        // Whole, from and to: a key's meta is at most 4 KiB (`crate::meta`), so each side is.
+        ("meta", json!(key.meta)),
+        ("allowed_cidrs", json!(key.allowed_cidrs)),
     ])
 }
 
@@ -91,6 +94,8 @@ mod tests {
             disabled_reason: None,
             quota: Default::default(),
             owner_id: None,
+            meta: None,
+            allowed_cidrs: None,
         }
     }
 

@@ -109,6 +109,9 @@ pub enum InvalidWrite {
     /// Credits or rate limits out of bounds: the field and why.
     #[error("{0} {1}")]
     Quota(&'static str, crate::quota::InvalidQuota),
+    /// Metadata out of bounds (after a merge patch): why.
+    #[error("meta {0}")]
+    Meta(crate::meta::InvalidMeta),
 }
 
 /// Who makes a write, and when: what its audit event records, and the authority the write

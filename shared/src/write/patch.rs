@@ -8,11 +8,15 @@
 //!   empty); `permissions` alone on an unrestricted key is refused rather than silently
 //!   restricting the key.
 //! - On a restricted key, `permissions` replaces the whole list; `null` is refused.
+//! - `meta` merges into the key's metadata ([`Meta::merged`]); `allowed_cidrs` replaces
+//!   its allow-list; null removes either.
 
 use chrono::{DateTime, Utc};
 
 use super::{InvalidWrite, check_name};
+use crate::allow::AllowList;
 use crate::key::{Access, ApiKey, KeyState, Permission};
+use crate::meta::Meta;
 use crate::owner::OwnerId;
 use crate::quota::{Credits, InvalidQuota, RateLimit, Refill};
 
@@ -30,6 +34,10 @@ pub struct KeyChange {
     pub ratelimits: Option<Option<Vec<RateLimit>>>,
     /// `Some(None)`: no owner; `Some(Some(id))`: this owner.
     pub owner_id: Option<Option<OwnerId>>,
+    /// `Some(None)`: no metadata; `Some(Some(patch))`: merged into it (RFC 7396).
+    pub meta: Option<Option<serde_json::Map<String, serde_json::Value>>>,
+    /// `Some(None)`: any address; `Some(Some(list))`: the whole list.
+    pub allowed_cidrs: Option<Option<AllowList>>,
 }
 
 /// A merge patch of a key's credits.
@@ -38,6 +46,8 @@ pub struct CreditsChange {
     pub remaining: Option<u64>,
     /// `Some(None)`: no refill.
     pub refill: Option<Option<Refill>>,
+    /// `Some(None)`: no threshold.
+    pub low_at: Option<Option<u64>>,
 }
 
 impl CreditsChange {
@@ -54,7 +64,15 @@ impl CreditsChange {
             Some(r) => r,
             None => current.and_then(|c| c.refill),
         };
-        Ok(Credits { remaining, refill })
+        let low_at = match self.low_at {
+            Some(l) => l,
+            None => current.and_then(|c| c.low_at),
+        };
+        Ok(Credits {
+            remaining,
+            refill,
+            low_at,
+        })
     }
 }
 
@@ -110,6 +128,17 @@ impl KeyChange {
             next.quota.ratelimits = limits.clone().unwrap_or_default();
         }
         super::check_quota(&next.quota)?;
+        match &self.meta {
+            Some(None) => next.meta = None,
+            Some(Some(patch)) => {
+                next.meta =
+                    Meta::merged(current.meta.as_ref(), patch).map_err(InvalidWrite::Meta)?;
+            }
+            None => {}
+        }
+        if let Some(list) = &self.allowed_cidrs {
+            next.allowed_cidrs.clone_from(list);
+        }
         Ok(next)
     }
 

@@ -8,8 +8,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use apikeys::allow::AllowList;
 use apikeys::audit::{Actor, Event, EventId};
 use apikeys::key::{Access, ApiKey, KeyId, KeyState, OrgId, Permission};
+use apikeys::meta::Meta;
 use apikeys::owner::{InvalidOwnerId, OwnerId};
 use apikeys::store::dynamo::DynamoStore;
 use apikeys::store::{AuditReader, EventRange, KeyIndex, KeyReader, StoreError};
@@ -22,6 +24,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 mod expiry;
+mod follow;
 mod quota;
 
 #[derive(Parser)]
@@ -87,6 +90,9 @@ enum Command {
     },
     /// Create the local demo organization (`demo`) once, and print its admin secret.
     SeedDemo,
+    /// Publish the table's audit events from now on, printing each as EventBridge would
+    /// receive it (`make run` runs it beside the API; it reads DynamoDB Local's stream).
+    FollowEvents,
     /// Write the expiry notices that are due (key.expiring, key.expired), once, as the
     /// scheduled expiry-notices function does every 5 minutes.
     ExpiryNotices(expiry::Notices),
@@ -135,6 +141,14 @@ struct CreateKey {
     /// Whom the key is for: 1 to 128 characters of your choosing (e.g. your customer's id).
     #[arg(long, value_parser = parse_owner)]
     owner: Option<OwnerId>,
+    /// The key's metadata: a JSON object of at most 4096 bytes, nested at most 8 levels
+    /// (e.g. '{"tenant": "t-42"}'); verify hands it back to the calling service.
+    #[arg(long, value_name = "JSON", value_parser = parse_meta)]
+    meta: Option<Meta>,
+    /// A network the key may be used from, as a CIDR or a bare address; repeat it for up to
+    /// 50. Without it, any address.
+    #[arg(long = "allowed-cidr", value_name = "CIDR")]
+    allowed_cidrs: Vec<String>,
 }
 
 #[derive(Args)]
@@ -154,6 +168,23 @@ enum Order {
 fn parse_owner(s: &str) -> Result<OwnerId, String> {
     s.parse()
         .map_err(|e: InvalidOwnerId| format!("an owner id {e}"))
+}
+
+fn parse_meta(s: &str) -> Result<Meta, String> {
+    let value: Value = serde_json::from_str(s).map_err(|e| format!("not JSON ({e})"))?;
+    Meta::new(&value)
+        .map_err(|e| format!("meta {e}"))?
+        .ok_or_else(|| "an empty object is no metadata: leave --meta out".to_owned())
+}
+
+/// The `--allowed-cidr` list: `None` when none is given.
+fn allow_list(items: &[String]) -> Result<Option<AllowList>, CliError> {
+    if items.is_empty() {
+        return Ok(None);
+    }
+    AllowList::parse(items)
+        .map(Some)
+        .map_err(|e| CliError::Input(format!("--allowed-cidr: {e}")))
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
@@ -276,6 +307,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             before,
         } => s.events(org, key, limit, before).await,
         Command::SeedDemo => s.seed_demo().await,
+        Command::FollowEvents => follow::follow(&s.store, &s.config)
+            .await
+            .map_err(|e| CliError::Input(e.to_string())),
         Command::ExpiryNotices(args) => expiry::run(&s.store, s.policy, args, s.out).await,
         Command::BackfillExpiry => expiry::backfill(&s.store, s.out).await,
     }
@@ -321,6 +355,8 @@ impl Session {
             id: None,
             quota: args.quota.quota(),
             owner_id: args.owner,
+            meta: args.meta,
+            allowed_cidrs: allow_list(&args.allowed_cidrs)?,
         };
         let ctx = self.writer().await?;
         let created = write::create(&self.store, &self.policy, &ctx, new, None).await?;
@@ -538,6 +574,10 @@ fn describe(key: &ApiKey, now: DateTime<Utc>) -> String {
     if let Some(owner) = &key.owner_id {
         line.push_str(&format!("  owner={owner}"));
     }
+    let line = match &key.allowed_cidrs {
+        Some(list) => format!("{line}  from {}", list.to_strings().join(",")),
+        None => line,
+    };
     match quota::describe(&view) {
         q if q.is_empty() => line,
         q => format!("{line}  {q}"),
@@ -636,7 +676,8 @@ async fn create_table(store: &DynamoStore, if_absent: bool, out: Output) -> Resu
         )));
     }
     if !exists {
-        store.create_table().await?;
+        // With the stream the deployed table has: `follow-events` (make run) reads it.
+        store.create_table_with_stream().await?;
     }
     out.print(
         json!({"table": store.table(), "created": !exists}),
@@ -740,12 +781,14 @@ fn seed_key(org: &OrgId, i: usize) -> NewKey {
         id: None,
         quota: Default::default(),
         owner_id: None,
+        meta: None,
+        allowed_cidrs: None,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::on_loopback;
+    use super::{allow_list, on_loopback, parse_meta};
 
     #[test]
     fn only_an_endpoint_on_this_machine_counts_as_local() {
@@ -766,5 +809,25 @@ mod tests {
         ] {
             assert!(!on_loopback(url), "{url}");
         }
+    }
+
+    #[test]
+    fn meta_and_allowed_cidrs_are_read_by_the_services_rules() {
+        assert!(parse_meta(r#"{"tenant": "t-42"}"#).is_ok());
+        for (bad, says) in [
+            ("[1]", "must be a JSON object"),
+            ("{}", "leave --meta out"),
+            ("{", "not JSON"),
+        ] {
+            let why = parse_meta(bad).unwrap_err();
+            assert!(why.contains(says), "{bad}: {why}");
+        }
+        assert_eq!(allow_list(&[]).unwrap(), None);
+        let list = allow_list(&["10.0.0.1".to_owned()]).unwrap().unwrap();
+        assert_eq!(list.to_strings(), ["10.0.0.1/32"]);
+        let why = allow_list(&["10.0.0.1/8".to_owned()])
+            .unwrap_err()
+            .to_string();
+        assert!(why.contains("--allowed-cidr: entry 0"), "{why}");
     }
 }

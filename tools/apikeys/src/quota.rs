@@ -24,6 +24,10 @@ pub struct QuotaArgs {
     #[arg(long, value_name = "daily:AMOUNT|monthly:AMOUNT[:DAY]", value_parser = parse_refill,
           requires = "credits")]
     pub refill: Option<Refill>,
+    /// Publish `key.credits_low` when the credits left first drop below N (1 to
+    /// 9007199254740991), once per crossing.
+    #[arg(long, value_name = "N", value_parser = parse_low_at, requires = "credits")]
+    pub credits_low_at: Option<u64>,
     /// A rate limit on verify: at most LIMIT in each window of DURATION_MS (1000 to
     /// 86400000), counted exactly, or `leased` for a hot key. Repeat it for up to 5.
     #[arg(long = "ratelimit", value_name = "NAME:LIMIT:DURATION_MS[:leased]",
@@ -57,6 +61,7 @@ impl QuotaArgs {
             credits: self.credits.map(|remaining| Credits {
                 remaining,
                 refill: self.refill,
+                low_at: self.credits_low_at,
             }),
             ratelimits: self.ratelimits.clone(),
         }
@@ -73,6 +78,10 @@ fn bounded(what: &str, s: &str, min: u64, max: u64) -> Result<u64, String> {
 
 pub fn parse_credits(s: &str) -> Result<u64, String> {
     bounded("credits", s, 0, MAX_CREDITS)
+}
+
+pub fn parse_low_at(s: &str) -> Result<u64, String> {
+    bounded("credits-low-at", s, 1, MAX_CREDITS)
 }
 
 pub fn parse_refill(s: &str) -> Result<Refill, String> {
@@ -151,6 +160,9 @@ pub fn describe(view: &Value) -> String {
             }
             Some(interval) => text += &format!(" ({interval} {})", refill["amount"]),
             None => {}
+        }
+        if let Some(low) = c.get("low_at").filter(|l| l.is_u64()) {
+            text += &format!(" low at {low}");
         }
         parts.push(text);
     }
@@ -412,5 +424,11 @@ mod tests {
         assert_eq!(describe(&daily), "credits 0 (daily 7)");
         let plain = json!({"credits": {"remaining": 3, "refill": null}});
         assert_eq!(describe(&plain), "credits 3");
+        let low = json!({"credits": {"remaining": 3, "refill": null, "low_at": 10}});
+        assert_eq!(describe(&low), "credits 3 low at 10");
+        let q = parse(&["--credits", "50", "--credits-low-at", "10"]).unwrap();
+        assert_eq!(q.quota().credits.unwrap().low_at, Some(10));
+        assert!(error(&["--credits", "5", "--credits-low-at", "0"]).contains("credits-low-at"));
+        assert!(error(&["--credits-low-at", "3"]).contains("--credits <N>"));
     }
 }

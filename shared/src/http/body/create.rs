@@ -4,19 +4,23 @@
 //! empty) when the key is restricted, and absent or null when it is not; `expires_date` is
 //! an optional future time; `creator_id` is an optional UUID that defaults to the id of the
 //! key making the request, so that `creator_id=<that id>` lists the keys it made;
-//! `owner_id` optionally names whom the key is for (`owner_id=<it>` lists them).
+//! `owner_id` optionally names whom the key is for (`owner_id=<it>` lists them). `meta` is
+//! an optional JSON object ([`crate::meta`]), stored as given; `allowed_cidrs` an optional
+//! list of CIDRs ([`crate::allow`]), null for any address.
 
 use chrono::{DateTime, Utc};
 use lambda_http::Request;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::fields::{self, Flag, Id, Name, Owner, Permissions, Time};
+use super::fields::{self, Cidrs, Flag, Id, MetaField, Name, Owner, Permissions, Time};
 use super::quota::{CreditsField, LimitsField};
 use super::read::{self, Accepts, Fields, Presence, field_error};
+use crate::allow::AllowList;
 use crate::auth::Caller;
 use crate::http::problem::ApiError;
 use crate::key::{Access, KeyId};
+use crate::meta::Meta;
 use crate::owner::OwnerId;
 use crate::quota::Quota;
 use crate::write::NewKey;
@@ -31,6 +35,8 @@ pub const FIELDS: &[&str] = &[
     "credits",
     "ratelimits",
     "owner_id",
+    "meta",
+    "allowed_cidrs",
 ];
 
 /// Fields of the key object that the service sets itself.
@@ -60,6 +66,8 @@ struct CreateBody {
     credits: Option<CreditsField>,
     ratelimits: Option<LimitsField>,
     owner_id: Option<Owner>,
+    meta: Option<MetaField>,
+    allowed_cidrs: Option<Cidrs>,
 }
 
 fn restricted_by_default() -> Flag {
@@ -76,6 +84,8 @@ pub struct CreateKey {
     pub creator_id: Option<Uuid>,
     pub quota: Quota,
     pub owner_id: Option<OwnerId>,
+    pub meta: Option<Meta>,
+    pub allowed_cidrs: Option<AllowList>,
 }
 
 impl CreateKey {
@@ -123,6 +133,8 @@ impl CreateKey {
                 ratelimits: body.ratelimits.map(|l| l.0).unwrap_or_default(),
             },
             owner_id: body.owner_id.map(|o| o.0),
+            meta: body.meta.and_then(|m| m.0),
+            allowed_cidrs: body.allowed_cidrs.map(|l| l.0),
         })
     }
 
@@ -148,6 +160,8 @@ impl CreateKey {
             id: None::<KeyId>,
             quota: self.quota,
             owner_id: self.owner_id,
+            meta: self.meta,
+            allowed_cidrs: self.allowed_cidrs,
         })
     }
 }
@@ -196,6 +210,7 @@ mod tests {
                 last_four: "abcd".into(),
             },
             quota: Default::default(),
+            allowed_cidrs: None,
         }
     }
 

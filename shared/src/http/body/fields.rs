@@ -1,13 +1,16 @@
 //! The values a write's fields take, as types that check their value while serde reads it
 //! (the reason they give is the 422's; [`super::read::parse`] names the field): a key name
-//! (the same rule as the CLI's), a permission list, a time, a UUID, a bool, an owner id.
+//! (the same rule as the CLI's), a permission list, a time, a UUID, a bool, an owner id, a
+//! key's metadata and IP allow-list, an IP address.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::de::{self, Deserialize, Deserializer};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::allow::AllowList;
 use crate::key::Permission;
+use crate::meta::Meta;
 use crate::owner::OwnerId;
 use crate::store::MAX_NAME_BYTES;
 
@@ -99,6 +102,23 @@ checked_type!(
 checked_type!(
     /// An owner id ([`crate::owner::OwnerId`]).
     Owner(OwnerId) by owner_value
+);
+
+checked_type!(
+    /// A key's metadata: a JSON object within [`crate::meta`]'s bounds (`{}` is none).
+    MetaField(Option<Meta>) by meta_value
+);
+checked_type!(
+    /// A merge patch of a key's metadata: a JSON object, checked with the key's once merged.
+    MetaPatch(serde_json::Map<String, Value>) by meta_patch_value
+);
+checked_type!(
+    /// An IP allow-list: 1 to 50 CIDRs ([`crate::allow`]).
+    Cidrs(AllowList) by cidrs_value
+);
+checked_type!(
+    /// An IPv4 or IPv6 address.
+    Ip(std::net::IpAddr) by ip_value
 );
 
 /// A merge patch's member: absent (`None`), null (`Some(None)`) or a value. For
@@ -219,6 +239,46 @@ pub fn in_future(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>,
     Ok(at)
 }
 
+fn meta_value(value: &Value) -> Result<Option<Meta>, String> {
+    Meta::new(value).map_err(|why| why.to_string())
+}
+
+fn meta_patch_value(value: &Value) -> Result<serde_json::Map<String, Value>, String> {
+    match value {
+        Value::Object(map) => Ok(map.clone()),
+        other => Err(crate::meta::InvalidMeta::NotObject(kind(other)).to_string()),
+    }
+}
+
+fn cidrs_value(value: &Value) -> Result<AllowList, String> {
+    let Value::Array(items) = value else {
+        return Err(wrong_type(
+            "an array of CIDRs such as \"203.0.113.0/24\" (or null for any address)",
+            value,
+        ));
+    };
+    let mut texts: Vec<&str> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Value::String(s) = item else {
+            return Err(format!(
+                "entry {i} must be a CIDR string, not {}",
+                kind(item)
+            ));
+        };
+        texts.push(s);
+    }
+    AllowList::parse(&texts).map_err(|why| why.to_string())
+}
+
+fn ip_value(value: &Value) -> Result<std::net::IpAddr, String> {
+    let Value::String(s) = value else {
+        return Err(wrong_type("an IP address string", value));
+    };
+    s.parse().map_err(|_| {
+        "must be an IPv4 or IPv6 address such as 203.0.113.7 or 2001:db8::7".to_owned()
+    })
+}
+
 fn uuid_value(value: &Value) -> Result<Uuid, String> {
     let Value::String(s) = value else {
         return Err(wrong_type("a UUID string", value));
@@ -278,6 +338,8 @@ mod tests {
                 id: None,
                 quota: Default::default(),
                 owner_id: None,
+                meta: None,
+                allowed_cidrs: None,
             }
             .into_record(&secret, chrono::Utc::now());
             let cli_ok = !matches!(cli, Err(InvalidWrite::Name));

@@ -14,6 +14,10 @@
 //!   whole, and null removes it.
 //! - `ratelimits`: replaces the whole list; null or `[]` removes every limit.
 //! - `owner_id`: names the key's owner; null removes it.
+//! - `meta`: null removes it; an object is merged into it as a merge patch (a member set to
+//!   null is removed, an object merges into the object it replaces), and the result is
+//!   checked as a whole ([`crate::meta`]); nothing left is no metadata (null).
+//! - `allowed_cidrs`: replaces the whole list; null removes it (any address).
 //! - A patch that changes nothing (`{}`, or values equal to the current ones) gives back
 //!   the key unchanged, `updated_date` included: there is nothing to write or record.
 //!
@@ -23,7 +27,7 @@ use chrono::{DateTime, Utc};
 use lambda_http::Request;
 use serde::{Deserialize, Deserializer};
 
-use super::fields::{self, Flag, Name, Owner, Permissions, Time, double_option};
+use super::fields::{self, Cidrs, Flag, MetaPatch, Name, Owner, Permissions, Time, double_option};
 use super::quota::{CreditsPatchField, LimitsField};
 use super::read::{self, Accepts, Fields, Presence, field_error};
 use crate::http::problem::ApiError;
@@ -40,6 +44,8 @@ pub const FIELDS: &[&str] = &[
     "credits",
     "ratelimits",
     "owner_id",
+    "meta",
+    "allowed_cidrs",
 ];
 
 /// Fields of the key object that no patch may change.
@@ -90,6 +96,8 @@ impl KeyPatch {
             credits: body.credits.map(|c| c.map(|c| c.0)),
             ratelimits: body.ratelimits.map(|l| l.map(|l| l.0)),
             owner_id: body.owner_id.map(|o| o.map(|o| o.0)),
+            meta: body.meta.map(|m| m.map(|m| m.0)),
+            allowed_cidrs: body.allowed_cidrs.map(|l| l.map(|l| l.0)),
         })
     }
 }
@@ -115,6 +123,10 @@ struct PatchBody {
     ratelimits: Option<Option<LimitsField>>,
     #[serde(default, deserialize_with = "double_option")]
     owner_id: Option<Option<Owner>>,
+    #[serde(default, deserialize_with = "double_option")]
+    meta: Option<Option<MetaPatch>>,
+    #[serde(default, deserialize_with = "double_option")]
+    allowed_cidrs: Option<Option<Cidrs>>,
 }
 
 /// A member that a patch may change but not remove: null is refused, naming it.
@@ -185,6 +197,8 @@ mod tests {
             disabled_reason: None,
             quota: Default::default(),
             owner_id: None,
+            meta: None,
+            allowed_cidrs: None,
         }
     }
 

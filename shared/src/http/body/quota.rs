@@ -46,6 +46,16 @@ struct CreditsBody {
     remaining: Option<u64>,
     #[serde(default, deserialize_with = "double_option")]
     refill: Option<Option<RefillBody>>,
+    /// Absent: unchanged; null: none; a whole number: the threshold.
+    #[serde(default, deserialize_with = "present_whole_or_null")]
+    low_at: Option<Option<u64>>,
+}
+
+/// A member that may be null: present (`Some`), as a whole number or `None`.
+fn present_whole_or_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<u64>>, D::Error> {
+    whole_or_null(d).map(Some)
 }
 
 /// A rate limit as sent.
@@ -74,14 +84,17 @@ fn shape<T: for<'de> Deserialize<'de>>(value: &Value, want: &str) -> Result<T, S
 }
 
 fn credits_patch(value: &Value) -> Result<CreditsChange, String> {
-    let body: CreditsBody = shape(value, "a credits object {\"remaining\": N, \"refill\": …}")?;
+    let want = "a credits object {\"remaining\": N, \"refill\": …, \"low_at\": N}";
+    let body: CreditsBody = shape(value, want)?;
     let change = CreditsChange {
         remaining: body.remaining,
         refill: body.refill.map(|r| r.map(Refill::from)),
+        low_at: body.low_at,
     };
     let probe = Credits {
         remaining: change.remaining.unwrap_or(0),
         refill: change.refill.flatten(),
+        low_at: change.low_at.flatten(),
     };
     crate::quota::check_credits(&probe).map_err(|e| e.to_string())?;
     Ok(change)
@@ -96,6 +109,7 @@ fn credits_value(value: &Value) -> Result<Credits, String> {
     Ok(Credits {
         remaining,
         refill: change.refill.flatten(),
+        low_at: change.low_at.flatten(),
     })
 }
 

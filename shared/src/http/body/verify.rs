@@ -3,7 +3,8 @@
 //! `key` is a required string; `permissions` is optional (absent or null: none required),
 //! a list of the application's permission names, each once; `cost` is optional (absent or
 //! null: 1), an integer from 0 to 10,000 that the verify spends from the key's credits and
-//! rate limits. The body is read as the write
+//! rate limits; `client_ip` is optional (absent or null: none), the IPv4 or IPv6 address a
+//! key's allow-list is checked against. The body is read as the write
 //! side reads its bodies ([`super::read`]): `415` for another media type, `413`
 //! over 16 KiB, `400` for broken JSON, `422` naming the field for an unknown field, a
 //! wrong type or an unknown permission. A `key` that is not one of our secrets is not an
@@ -13,7 +14,7 @@ use lambda_http::http::HeaderMap;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::fields::{Text, checked, checked_type, permission_list};
+use super::fields::{Ip, Text, checked, checked_type, permission_list};
 use super::read::{Accepts, Presence, parse, read};
 use crate::http::problem::ApiError;
 use crate::key::Permission;
@@ -21,7 +22,7 @@ use crate::quota::MAX_COST;
 use crate::verify::VerifyRequest;
 
 /// The fields a verify body may hold.
-pub const FIELDS: &[&str] = &["key", "permissions", "cost"];
+pub const FIELDS: &[&str] = &["key", "permissions", "cost", "client_ip"];
 
 /// A verify body as sent.
 #[derive(Deserialize)]
@@ -33,6 +34,9 @@ struct VerifyBody {
     permissions: Vec<Permission>,
     #[serde(default)]
     cost: Option<Cost>,
+    /// Where the calling service's client is: what a key's allow-list is checked against.
+    #[serde(default)]
+    client_ip: Option<Ip>,
 }
 
 checked_type!(
@@ -51,7 +55,9 @@ pub fn parse_verify_body(headers: &HeaderMap, body: &[u8]) -> Result<VerifyReque
     let fields = read(headers, body, Accepts::Json, Presence::Required)?.unwrap_or_default();
     let body: VerifyBody = parse(&fields, FIELDS, &[])?;
     let cost = body.cost.map_or(1, |c| c.0);
-    Ok(VerifyRequest::new(body.key.0, body.permissions).costing(cost))
+    Ok(VerifyRequest::new(body.key.0, body.permissions)
+        .costing(cost)
+        .from_client(body.client_ip.map(|ip| ip.0)))
 }
 
 /// The permissions the caller needs the key to hold; `null` is none.

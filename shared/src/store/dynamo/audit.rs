@@ -49,3 +49,23 @@ impl AuditReader for DynamoStore {
         .await
     }
 }
+
+/// The audit event an item image from the table's stream holds, or `None` when the image is
+/// of another item (a key, a credential, a count shard, an idempotency record).
+pub fn event_of_image(image: serde_dynamo::Item) -> Result<Option<Event>, StoreError> {
+    let is_event = matches!(
+        image.get(SK),
+        Some(serde_dynamo::AttributeValue::S(sk)) if sk.starts_with(super::EVENT_PREFIX)
+    );
+    if !is_event {
+        return Ok(None);
+    }
+    let item: EventItem = serde_dynamo::from_item(image).map_err(corrupt)?;
+    item.into_event().map(Some)
+}
+
+/// The item image of `event` as the table's stream shows an inserted one: what
+/// [`event_of_image`] reads back (for tests of the publisher).
+pub fn event_image(event: &Event) -> Result<serde_dynamo::Item, StoreError> {
+    serde_dynamo::to_item(EventItem::new(event)?).map_err(corrupt)
+}

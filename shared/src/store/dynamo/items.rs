@@ -10,10 +10,12 @@ use super::{
     CREDENTIAL_SK, EVENT_PREFIX, IDEMPOTENCY_SK, corrupt, creator_pk, credential_pk, event_pk,
     expiry_pk, idempotency_pk, key_events_pk, key_sk, org_pk, owner_pk,
 };
+use crate::allow::AllowList;
 use crate::audit::{Action, Actor, ActorKind, Event, EventId};
 use crate::key::{
     Access, ApiKey, DisabledReason, KeyId, KeyState, OrgId, permission_bits, permissions_from_bits,
 };
+use crate::meta::Meta;
 use crate::owner::OwnerId;
 use crate::quota::plan::{Counters, Window};
 use crate::quota::{Credits, Quota, RateLimit, Refill};
@@ -90,6 +92,10 @@ pub(super) struct KeyItem {
     pub(super) credits_refill: Option<Refill>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) credits_period_ms: Option<i64>,
+    /// Below how many credits left the key is low (`key.credits_low`, published from the
+    /// stream: `crate::publish::credits` reads this attribute by its name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) credits_low_at: Option<u64>,
     /// Its rate limits, and each one's latest window by name (`rl`, present whenever
     /// limits are, so that a window can be set in it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,6 +131,12 @@ pub(super) struct KeyItem {
     pub(super) owner_id: Option<OwnerId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) owner_pk: Option<String>,
+    /// Its metadata as compact JSON (a string: DynamoDB's numbers are not JSON's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) meta: Option<String>,
+    /// Its IP allow-list, each network as the API shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) allowed_cidrs: Option<Vec<String>>,
 }
 
 /// The credential item: what authenticating a secret needs, under the secret's hash.
@@ -162,6 +174,11 @@ pub(super) struct CredentialItem {
     /// The key's owner, so that verify knows it without reading the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) owner_id: Option<OwnerId>,
+    /// The key's metadata and allow-list, copied as the key item holds them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) meta: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) allowed_cidrs: Option<Vec<String>>,
 }
 
 fn is_unmetered(q: &Quota) -> bool {
@@ -211,6 +228,7 @@ impl KeyItem {
                 .as_ref()
                 .and_then(|c| c.refill)
                 .map(|r| r.period_start(key.updated)),
+            credits_low_at: key.quota.credits.as_ref().and_then(|c| c.low_at),
             ratelimits: (!key.quota.ratelimits.is_empty()).then(|| key.quota.ratelimits.clone()),
             rl: (!key.quota.ratelimits.is_empty()).then(BTreeMap::new),
             last_spend: None,
@@ -219,6 +237,8 @@ impl KeyItem {
             expired_notice_ms: None,
             owner_id: key.owner_id.clone(),
             owner_pk: key.owner_id.as_ref().map(|o| owner_pk(&key.org, o)),
+            meta: key.meta.as_ref().map(Meta::to_json),
+            allowed_cidrs: key.allowed_cidrs.as_ref().map(AllowList::to_strings),
         }
     }
 
@@ -319,10 +339,13 @@ impl KeyItem {
                 credits: self.credits_remaining.map(|remaining| Credits {
                     remaining,
                     refill: self.credits_refill,
+                    low_at: self.credits_low_at,
                 }),
                 ratelimits: self.ratelimits.unwrap_or_default(),
             },
             owner_id: self.owner_id,
+            meta: stored_meta(self.meta.as_deref())?,
+            allowed_cidrs: stored_list(self.allowed_cidrs.as_deref())?,
         })
     }
 }
@@ -335,6 +358,25 @@ fn listed_under(key: &ApiKey, notified: &Notified) -> Option<String> {
     notified
         .next(expires)
         .map(|phase| expiry_pk(phase, expires, key.id))
+}
+
+/// Metadata as stored: what the store wrote, so a value that no longer reads is corrupt.
+pub(super) fn stored_meta(text: Option<&str>) -> Result<Option<Meta>, StoreError> {
+    text.map(|t| {
+        Meta::from_json(t).ok_or_else(|| StoreError::Internal("a stored meta is not valid".into()))
+    })
+    .transpose()
+}
+
+/// An allow-list as stored.
+pub(super) fn stored_list(items: Option<&[String]>) -> Result<Option<AllowList>, StoreError> {
+    items
+        .map(|l| {
+            AllowList::from_stored(l).ok_or_else(|| {
+                StoreError::Internal("a stored allowed_cidrs list is not valid".into())
+            })
+        })
+        .transpose()
 }
 
 /// Purge a previous secret's credential this long after its grace period ends: DynamoDB's
@@ -356,6 +398,8 @@ impl CredentialItem {
             quota: self.quota,
             version: self.key_version,
             owner_id: self.owner_id,
+            meta: stored_meta(self.meta.as_deref())?,
+            allowed_cidrs: stored_list(self.allowed_cidrs.as_deref())?,
         })
     }
 
@@ -377,6 +421,8 @@ impl CredentialItem {
             quota: key.quota.clone(),
             key_version: key.version,
             owner_id: key.owner_id.clone(),
+            meta: key.meta.as_ref().map(Meta::to_json),
+            allowed_cidrs: key.allowed_cidrs.as_ref().map(AllowList::to_strings),
         }
     }
 }

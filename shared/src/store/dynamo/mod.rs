@@ -43,6 +43,8 @@ mod spend;
 mod transact;
 mod write;
 
+pub use audit::{event_image, event_of_image};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,7 +55,8 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, Projection, ProjectionType, ReturnConsumedCapacity,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    TransactWriteItem, Update,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -327,8 +330,18 @@ impl DynamoStore {
         &self.table
     }
 
-    /// Creates the table with this store's key schema, on-demand.
+    /// Creates the table with this store's key schema, on-demand, with no stream.
     pub async fn create_table(&self) -> Result<(), StoreError> {
+        self.create_table_as(None).await
+    }
+
+    /// Creates the table as [`create_table`](Self::create_table) does, with the stream of
+    /// template.yaml's StreamSpecification: `make run`'s table, which its publisher reads.
+    pub async fn create_table_with_stream(&self) -> Result<(), StoreError> {
+        self.create_table_as(Some(stream_of_images())).await
+    }
+
+    async fn create_table_as(&self, stream: Option<StreamSpecification>) -> Result<(), StoreError> {
         let attr = |name: &str| attribute(name, ScalarAttributeType::S);
         let creator_attributes = CREATOR_INDEX_ATTRIBUTES.map(str::to_owned).to_vec();
         let ([expiry_hash, expiry_range], by_expiry) = expiry_index()?;
@@ -349,10 +362,46 @@ impl DynamoStore {
             .global_secondary_indexes(index(BY_KEY, KEY_PK, None))
             .global_secondary_indexes(by_expiry)
             .global_secondary_indexes(index(BY_OWNER, OWNER_PK, Some(owner_index_attributes())))
+            .set_stream_specification(stream)
             .send()
             .await
             .map_err(classify)?;
         self.enable_ttl().await
+    }
+
+    /// The ARN of the table's stream, if it has one.
+    pub async fn stream_arn(&self) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(classify)?;
+        let table = out.table();
+        let enabled = table
+            .and_then(|t| t.stream_specification())
+            .is_some_and(|s| s.stream_enabled());
+        Ok(table
+            .and_then(|t| t.latest_stream_arn())
+            .filter(|_| enabled)
+            .map(str::to_owned))
+    }
+
+    /// Turns on the table's stream of old and new images, as template.yaml's StreamSpecification
+    /// does. [`create_table`](Self::create_table) makes no stream, so that the tests' many
+    /// tables cost DynamoDB Local none: the local publisher (`publish::stream`) turns it on
+    /// where it reads one (a test's table, or one `make run` kept from before it had one),
+    /// and sees the writes from then on.
+    pub async fn enable_stream(&self) -> Result<(), StoreError> {
+        self.client
+            .update_table()
+            .table_name(&self.table)
+            .stream_specification(stream_of_images())
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
     }
 
     /// Turns on the TTL of [`PURGE_AT`], as template.yaml's TimeToLiveSpecification does.
@@ -388,6 +437,16 @@ impl DynamoStore {
         )?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
+}
+
+/// A stream of each changed item's old and new images: the publisher reads an inserted
+/// event's new image, and a key item's credits before and after a change.
+fn stream_of_images() -> StreamSpecification {
+    StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::NewAndOldImages)
+        .build()
+        .expect("enabled is set")
 }
 
 fn attribute(name: &str, kind: ScalarAttributeType) -> AttributeDefinition {

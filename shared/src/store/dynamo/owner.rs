@@ -83,6 +83,7 @@ impl OwnerItem {
             credits: self.credits_remaining.map(|remaining| Credits {
                 remaining,
                 refill: self.credits_refill,
+                low_at: None,
             }),
             ratelimits: self.ratelimits.unwrap_or_default(),
         };

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::items::KeyItem;
+use super::items::{KeyItem, stored_list, stored_meta};
 use super::{
     BY_CREATOR, BY_OWNER, COUNT_SK, CREATOR_PK, DynamoStore, KEY_COUNT, KEY_PREFIX, LAST_USED,
     OWNER_PK, PK, SK, classify, corrupt, creator_pk, key_sk, org_pk, owner_pk, primary_key, s,
@@ -67,9 +67,10 @@ impl DynamoStore {
     /// The store's one Query pagination: up to `max` items of `query` (from `start`, an
     /// exclusive start key, if given), each turned into what the caller lists by `item`.
     /// One Query returns all `max` items in practice: the lists ask for at most 1,001, and
-    /// validated items are small enough that 1,001 fit in DynamoDB's 1 MB response. Following
-    /// `LastEvaluatedKey` only guards against items written by other tools, which could make
-    /// DynamoDB cut a response short; the request's deadline bounds it.
+    /// validated items without `meta` are small enough that 1,001 fit in DynamoDB's 1 MB
+    /// response. Following `LastEvaluatedKey` serves keys with large metadata (up to 4 KiB
+    /// each, so a full page may take about five responses) and items written by other
+    /// tools; the request's deadline bounds it.
     pub(super) async fn query_items<T>(
         &self,
         query: QueryFluentBuilder,
@@ -149,8 +150,8 @@ impl KeyReader for DynamoStore {
         self.query_run(org, Some(index), from, ascending, max).await
     }
 
-    /// One BatchGetItem per 100 keys, of their id, last use and owner only: 0.5 read units
-    /// per key (a key item is under 4 KB), eventually consistent as the page's Query is.
+    /// One BatchGetItem per 100 keys, of their id, last use, owner, metadata and allow-list
+    /// only: 0.5 read units per 4 KB of key item, eventually consistent as the page's Query is.
     #[tracing::instrument(skip(self, ids), fields(keys = ids.len()), err(Display))]
     async fn unprojected(
         &self,
@@ -164,17 +165,23 @@ impl KeyReader for DynamoStore {
             last_used_ms: Option<DateTime<Utc>>,
             #[serde(default)]
             owner_id: Option<OwnerId>,
+            meta: Option<String>,
+            #[serde(default)]
+            allowed_cidrs: Option<Vec<String>>,
         }
         let keys = ids
             .iter()
             .map(|id| primary_key(org_pk(org), key_sk(*id)))
             .collect();
         let mut found = HashMap::with_capacity(ids.len());
-        for item in self.batch_get(keys, &["id", LAST_USED, "owner_id"]).await? {
+        let names = ["id", LAST_USED, "owner_id", "meta", "allowed_cidrs"];
+        for item in self.batch_get(keys, &names).await? {
             let f: Found = serde_dynamo::from_item(item).map_err(corrupt)?;
             let u = Unprojected {
                 last_used: f.last_used_ms,
                 owner_id: f.owner_id,
+                meta: stored_meta(f.meta.as_deref())?,
+                allowed_cidrs: stored_list(f.allowed_cidrs.as_deref())?,
             };
             found.insert(f.id, u);
         }

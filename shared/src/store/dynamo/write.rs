@@ -12,6 +12,7 @@ use super::{
 };
 use crate::audit::{Adjustment, Event};
 use crate::key::{ApiKey, KeyId, OrgId};
+use crate::quota::Credits;
 use crate::secret::SecretHash;
 use crate::store::{IdempotencyRecord, KeyWriter, Notified, StoreError, StoredKey, WriteFailure};
 
@@ -83,6 +84,7 @@ const NAMES: &[(&str, &str)] = &[
     ("#name", "name"),
     ("#state", "state"),
     ("#permissions", "permissions"),
+    ("#meta", "meta"),
 ];
 
 /// An attribute an update sets when it has a value and removes when not: its `SET` clause,
@@ -126,6 +128,11 @@ const CREDITS_PERIOD: Optional = (
     "credits_period_ms",
     ":credits_period",
 );
+const CREDITS_LOW_AT: Optional = (
+    "credits_low_at = :credits_low_at",
+    "credits_low_at",
+    ":credits_low_at",
+);
 const QUOTA: Optional = ("quota = :quota", "quota", ":quota");
 const EXPIRY: Optional = ("expiry_pk = :expiry_pk", "expiry_pk", ":expiry_pk");
 
@@ -149,6 +156,34 @@ fn notices_as_read(a: &mut Assignments, condition: &mut String, notified: &Notif
 }
 const OWNER_ID: Optional = ("owner_id = :owner_id", "owner_id", ":owner_id");
 const OWNER_PK: Optional = ("owner_pk = :owner_pk", "owner_pk", ":owner_pk");
+const META: Optional = ("#meta = :meta", "#meta", ":meta");
+const ALLOWED_CIDRS: Optional = (
+    "allowed_cidrs = :allowed_cidrs",
+    "allowed_cidrs",
+    ":allowed_cidrs",
+);
+
+/// The key's metadata and allow-list, set or removed: the same on its item and credentials.
+fn field_assignments(
+    a: &mut Assignments,
+    meta: Option<&String>,
+    allowed_cidrs: Option<&Vec<String>>,
+) {
+    a.set_or_remove(META, meta.cloned().map(AttributeValue::S));
+    let list = allowed_cidrs
+        .map(|l| AttributeValue::L(l.iter().cloned().map(AttributeValue::S).collect()));
+    a.set_or_remove(ALLOWED_CIDRS, list);
+}
+
+/// The key's owner and its `by-owner` partition, set or removed only when the owner
+/// `changed`: the index is written only then.
+fn owner_assignments(a: &mut Assignments, changed: bool, next: &KeyItem) {
+    if changed {
+        let owner = next.owner_id.clone().map(|o| AttributeValue::S(o.into()));
+        a.set_or_remove(OWNER_ID, owner);
+        a.set_or_remove(OWNER_PK, next.owner_pk.clone().map(AttributeValue::S));
+    }
+}
 
 /// An update expression being built: what it sets, what it removes, and the values.
 #[derive(Default)]
@@ -204,7 +239,14 @@ fn quota_assignments(
     after: &StoredKey,
 ) -> Result<(), StoreError> {
     let (b, q) = (&before.key.quota, &after.key.quota);
-    if b.credits != q.credits {
+    // The threshold alone changing leaves the counters alone.
+    let counts = |c: &Option<Credits>| c.as_ref().map(|c| (c.remaining, c.refill));
+    let low_at = |c: &Option<Credits>| c.as_ref().and_then(|c| c.low_at);
+    if low_at(&b.credits) != low_at(&q.credits) {
+        let value = low_at(&q.credits).map(|l| AttributeValue::N(l.to_string()));
+        a.set_or_remove(CREDITS_LOW_AT, value);
+    }
+    if counts(&b.credits) != counts(&q.credits) {
         if let Some(was) = &b.credits {
             condition.push_str(" AND credits_remaining = :credits_before");
             a.values.push((
@@ -390,11 +432,8 @@ impl DynamoStore {
             .map(|marks| AttributeValue::L(marks.iter().cloned().map(AttributeValue::S).collect()));
         a.set_or_remove(LEAKED, leaked);
         a.set_or_remove(EXPIRY, next.expiry_pk.clone().map(AttributeValue::S));
-        if before.key.owner_id != after.key.owner_id {
-            // Only when it changes: the `by-owner` index is written only then.
-            a.set_or_remove(OWNER_ID, next.owner_id.map(|o| AttributeValue::S(o.into())));
-            a.set_or_remove(OWNER_PK, next.owner_pk.map(AttributeValue::S));
-        }
+        owner_assignments(&mut a, before.key.owner_id != after.key.owner_id, &next);
+        field_assignments(&mut a, next.meta.as_ref(), next.allowed_cidrs.as_ref());
         let mut condition = Self::at_version(before.key.version).to_owned();
         notices_as_read(&mut a, &mut condition, &before.notified);
         quota_assignments(&mut a, &mut condition, before, after)?;
@@ -429,6 +468,7 @@ impl DynamoStore {
             .then(|| serde_dynamo::to_attribute_value(&c.quota));
         a.set_or_remove(QUOTA, quota.transpose().map_err(corrupt)?);
         a.set_or_remove(OWNER_ID, c.owner_id.map(|o| AttributeValue::S(o.into())));
+        field_assignments(&mut a, c.meta.as_ref(), c.allowed_cidrs.as_ref());
         a.set(
             "key_version = :key_version",
             ":key_version",
