@@ -98,7 +98,7 @@ impl std::fmt::Display for Refused {
 impl std::error::Error for Refused {}
 
 /// Sends the calls, group after group; with a namespace, writes go into it (see the module).
-#[allow(dead_code)] // bench-floor's; the harness counts refusals (`replay_counting`)
+#[allow(dead_code)] // bench-floor's, and the warm owner floor's (`steps::verify_metered`)
 pub async fn replay(
     client: &Client,
     calls: &[Recorded],

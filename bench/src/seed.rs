@@ -44,7 +44,20 @@ pub async fn seed_metered(
     (n, salt, year): (usize, u8, i32),
     quota: &Quota,
 ) -> Result<Vec<KeyId>, BoxError> {
-    let (items, mut ids) = items(org, (n, salt, year), quota)?;
+    seed_owned(store, org, (n, salt, year), quota, None).await
+}
+
+/// As [`seed_metered`], and with `owner`, every key the owner of its own id, an owner with
+/// the credits and rate limits of `owner` (so that a floor that puts another key's id in
+/// place of one key's names that key's owner too).
+pub async fn seed_owned(
+    store: &DynamoStore,
+    org: &OrgId,
+    (n, salt, year): (usize, u8, i32),
+    quota: &Quota,
+    owner: Option<&Quota>,
+) -> Result<Vec<KeyId>, BoxError> {
+    let (items, mut ids) = items(org, (n, salt, year), quota, owner)?;
     let batches: Vec<Vec<_>> = items.chunks(25).map(|c| c.to_vec()).collect();
     let queue = Arc::new(Mutex::new(batches));
     let mut set = tokio::task::JoinSet::new();
@@ -74,6 +87,7 @@ fn items(
     org: &OrgId,
     (n, salt, year): (usize, u8, i32),
     quota: &Quota,
+    owner: Option<&Quota>,
 ) -> Result<(Vec<Item>, Vec<KeyId>), BoxError> {
     let start = Utc
         .with_ymd_and_hms(year, 1, 1, 0, 0, 0)
@@ -92,11 +106,23 @@ fn items(
             expires: None,
             id: Some(id),
             quota: quota.clone(),
-            owner_id: None,
+            owner_id: owner
+                .map(|_| id.to_string().parse::<apikeys::owner::OwnerId>())
+                .transpose()?,
             meta: None,
             allowed_cidrs: None,
         }
         .into_record(&secret, start)?;
+        if let (Some(rules), Some(owner_id)) = (owner, &key.owner_id) {
+            let owner = apikeys::owner::Owner {
+                org: org.clone(),
+                id: owner_id.clone(),
+                quota: rules.clone(),
+                version: 1,
+                updated: start,
+            };
+            items.push(apikeys::store::dynamo::owner_item(&owner, None)?);
+        }
         items.push(apikeys::store::dynamo::key_item(&key, &secret.hash())?);
         items.push(apikeys::store::dynamo::credential_item(
             &key,

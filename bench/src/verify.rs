@@ -6,8 +6,9 @@
 //!    proxy), each time for another key, with a bare SDK client;
 //! 2. **warm**: one secret verified again and again, both caches warm; its floor is the
 //!    runtime API's own round trip (the hello function's warm invocation);
-//! 3. **spending a credit**, 4. **a limit and credits** and 5. **leased** (a verify of a
-//!    key with a leased limit, its lease held): see `steps::verify_metered`.
+//! 3. **spending a credit**, 4. **a limit and credits**, 5. **leased** (a verify of a
+//!    key with a leased limit, its lease held) and 6. **an owner's credits** (a key and its
+//!    owner spent from in one transaction): see `steps::verify_metered`.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -56,13 +57,22 @@ impl ColdFloor {
         }
     }
 
-    /// The calls for another key: its hash and id put in place of the recorded key's.
+    /// The calls for another key: its hash and id put in place of the recorded key's, and
+    /// a transaction's `ClientRequestToken` by a fresh one (DynamoDB refuses a token sent
+    /// again with other items).
     fn for_key(&self, (hash, id): &(String, String)) -> Result<Vec<Recorded>, BoxError> {
         let text = replay::to_json(&self.calls)
             .to_string()
             .replace(&self.recorded_for.0, hash)
             .replace(&self.recorded_for.1, id);
-        replay::from_json(&serde_json::from_str::<Value>(&text)?)
+        let mut calls = replay::from_json(&serde_json::from_str::<Value>(&text)?)?;
+        for c in calls.iter_mut().filter(|c| c.op == "TransactWriteItems") {
+            if c.request.get("ClientRequestToken").is_some() {
+                let token = uuid::Uuid::now_v7().to_string();
+                c.request["ClientRequestToken"] = Value::from(token);
+            }
+        }
+        Ok(calls)
     }
 
     /// One replay per key, timed.
@@ -119,6 +129,10 @@ pub struct Metered {
     pub unmetered: Stats,
     /// DynamoDB calls per leased verification, its lease held (through the proxy).
     pub leased_calls: f64,
+    /// Keys with credits whose owners have credits of their own.
+    pub owner: Paired,
+    /// One such key, both caches warm, beside its transaction sent directly.
+    pub owner_warm: Paired,
 }
 
 /// What the run measured.
@@ -177,7 +191,7 @@ type Row<'a> = (String, &'a Stats, String, &'a Stats, Option<f64>);
 /// The table's rows: case, its figures, its floor, the floor's figures, the goal.
 fn rows(f: &Figures) -> Vec<Row<'_>> {
     let m = &f.metered;
-    vec![
+    let mut rows = vec![
         (
             format!("1. cold: {} distinct secrets, both caches off", f.cold.n),
             &f.cold,
@@ -238,6 +252,35 @@ fn rows(f: &Figures) -> Vec<Row<'_>> {
                 .to_owned(),
             &m.unmetered,
             None,
+        ),
+    ];
+    rows.extend(owner_rows(m));
+    rows
+}
+
+/// The rows of a key whose owner has credits of its own.
+fn owner_rows(m: &Metered) -> [Row<'_>; 2] {
+    [
+        (
+            format!(
+                "6. an owner's credits: {} distinct keys with credits, each with an owner with credits of its own, cost 1, caller cached",
+                m.owner.ours.n
+            ),
+            &m.owner.ours,
+            format!("the same DynamoDB calls, bare SDK ({})", m.owner.ops),
+            &m.owner.floor,
+            Some(METERED_GOAL),
+        ),
+        (
+            format!(
+                "6b. an owner's credits, warm: one such key {} times, both caches warm",
+                m.owner_warm.ours.n
+            ),
+            &m.owner_warm.ours,
+            "the same TransactWriteItems, bare SDK (a fresh spend id and token each time)"
+                .to_owned(),
+            &m.owner_warm.floor,
+            Some(METERED_GOAL),
         ),
     ]
 }

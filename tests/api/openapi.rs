@@ -829,6 +829,34 @@ async fn every_response_of_verify_and_secret_scanning_is_documented_and_matches_
         let body = json!({"key": spent.body["secret"]});
         let reply = sent(&app, VERIFY_PATH, verify(body).bearer(&admin)).await;
         assert_eq!(reply.body["code"], "USAGE_EXCEEDED", "{}", reply.body);
+        // A key whose owner has credits and a limit of its own: `owner` in the answer.
+        let owned = json!({"name": "owned", "permissions": [], "owner_id": "cus_openapi"});
+        let owned = Call::create(p, owned).bearer(&admin).send(&app).await;
+        let mut owner = apikeys::quota::Quota {
+            credits: Some(apikeys::quota::Credits {
+                remaining: 1,
+                refill: None,
+                low_at: None,
+            }),
+            ratelimits: Vec::new(),
+        };
+        owner.ratelimits.push(apikeys::quota::RateLimit {
+            name: "owner".into(),
+            limit: 10,
+            duration_ms: 60_000,
+            mode: apikeys::quota::Mode::Exact,
+        });
+        apikeys_tests::quota::seed_owner(&app, &org, "cus_openapi", owner).await;
+        for code in ["VALID", "USAGE_EXCEEDED"] {
+            let body = json!({"key": owned.body["secret"]});
+            let reply = sent(&app, VERIFY_PATH, verify(body).bearer(&admin)).await;
+            assert_eq!(reply.body["code"], code, "{}", reply.body);
+            assert!(
+                reply.body["owner"]["ratelimits"].is_array(),
+                "{}",
+                reply.body
+            );
+        }
         let costly = verify(json!({"key": secret, "cost": 10_001})).bearer(&admin);
         assert_eq!(sent(&app, VERIFY_PATH, costly).await.status, 422);
 

@@ -108,6 +108,24 @@ impl<H: Send + Sync> apikeys::store::QuotaStore for Hooked<H> {
     ) -> Result<Option<apikeys::store::quota::Spent>, StoreError> {
         self.inner.spent(org, id).await
     }
+
+    async fn owner_spent(
+        &self,
+        org: &OrgId,
+        owner: &apikeys::owner::OwnerId,
+    ) -> Result<Option<apikeys::store::OwnerSpent>, StoreError> {
+        self.inner.owner_spent(org, owner).await
+    }
+
+    async fn spend_jointly(
+        &self,
+        org: &OrgId,
+        key: Option<apikeys::store::Part<'_, KeyId>>,
+        owner: apikeys::store::Part<'_, &apikeys::owner::OwnerId>,
+        op: &str,
+    ) -> Result<apikeys::store::Joint, StoreError> {
+        self.inner.spend_jointly(org, key, owner, op).await
+    }
 }
 
 impl<H: Send + Sync> KeyReader for Hooked<H> {

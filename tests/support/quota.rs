@@ -1,4 +1,4 @@
-//! Support for the tests of credits and rate limits: keys and answers as JSON, windows that will not roll over mid-test, and verifiers in other processes.
+//! Support for the tests of credits and rate limits: keys and answers as JSON, windows that will not roll over mid-test, verifiers in other processes, and owners with credits and limits of their own ([`seed_owner`]).
 //!
 //! A test that needs several processes re-executes its own test binary ([`Children`]), asking
 //! for one test by name (`--exact`) and telling it what to do in [`CHILD_VAR`]. That test
@@ -289,4 +289,29 @@ pub async fn in_children(test: &'static str, tasks: Vec<Value>) -> Vec<Value> {
         .expect("the children's waiter");
     assert!(tallies.len() >= 3, "at least three processes");
     tallies.into_iter().flatten().collect()
+}
+
+/// Gives the owner `owner` of `org` these credits and limits, as the store writes them.
+pub async fn seed_owner(
+    app: &App<DynamoStore>,
+    org: &apikeys::key::OrgId,
+    owner: &str,
+    quota: apikeys::quota::Quota,
+) {
+    let owner = apikeys::owner::Owner {
+        org: org.clone(),
+        id: owner.parse().unwrap(),
+        quota,
+        version: 1,
+        updated: chrono::Utc::now(),
+    };
+    let item = apikeys::store::dynamo::owner_item(&owner, None).unwrap();
+    app.store
+        .client()
+        .put_item()
+        .table_name(app.store.table())
+        .set_item(Some(item))
+        .send()
+        .await
+        .expect("write the owner item");
 }

@@ -8,7 +8,12 @@
 //!   TransactWriteItems of a credits item and a counter item (`tx_floor`);
 //! - **leased**: one key verified again and again, its lease held and both caches warm,
 //!   beside the runtime API's round trip (hello), as the warm case; and, for comparison, the
-//!   same instance verifying an unmetered key in the same rounds.
+//!   same instance verifying an unmetered key in the same rounds;
+//! - **an owner's credits**: as spending a credit, each key with credits and an owner (of
+//!   its own id) with credits of its own, so that each verification reads the owner item
+//!   and spends from both in one TransactWriteItems; the floor replays its recorded calls;
+//!   and **warm**, one such key verified again and again, both caches warm, so that a
+//!   verification is that transaction alone, beside the same transaction sent directly.
 
 use std::time::Duration;
 
@@ -24,7 +29,7 @@ use crate::context::Ctx;
 use crate::emulator::Function;
 use crate::report::Stats;
 use crate::samples::{bytes, check_valid, verify_event};
-use crate::seed::{seed_metered, seeded_secret};
+use crate::seed::{seed_owned, seeded_secret};
 use crate::verify::{ColdFloor, Metered, Paired};
 use crate::{BoxError, replay};
 
@@ -32,6 +37,8 @@ use crate::{BoxError, replay};
 const CREDIT_SALT: u8 = 7;
 const LIMIT_SALT: u8 = 8;
 const LEASED_SALT: u8 = 9;
+const OWNER_SALT: u8 = 10;
+const OWNER_WARM_SALT: u8 = 11;
 /// More credits and a higher limit than any run spends, so that every verify is VALID.
 const PLENTY: u64 = 1_000_000_000_000;
 
@@ -60,8 +67,20 @@ struct Keys {
 
 impl Keys {
     async fn seed(ctx: &Ctx, n: usize, salt: u8, quota: Quota) -> Result<Keys, BoxError> {
+        Keys::seed_owned(ctx, n, salt, quota, None).await
+    }
+
+    /// With `owner`, each key the owner of its own id, which has these credits and limits.
+    async fn seed_owned(
+        ctx: &Ctx,
+        n: usize,
+        salt: u8,
+        quota: Quota,
+        owner: Option<Quota>,
+    ) -> Result<Keys, BoxError> {
         let demo: OrgId = apikeys_demo::ORG.parse()?;
-        let ids = seed_metered(&ctx.store, &demo, (n, salt, 2027), &quota).await?;
+        let spec = (n, salt, 2027);
+        let ids = seed_owned(&ctx.store, &demo, spec, &quota, owner.as_ref()).await?;
         Ok(Keys { salt, ids })
     }
 
@@ -103,6 +122,12 @@ pub async fn measure(ctx: &Ctx, proxy: &Proxy) -> Result<Metered, BoxError> {
         quota(None, per_minute(1_000_000, Mode::Leased)),
     )
     .await?;
+    let owner_rules = Some(quota(credits(), vec![]));
+    let owned = quota(credits(), vec![]);
+    let owned =
+        Keys::seed_owned(ctx, 2 * count + 1, OWNER_SALT, owned, owner_rules.clone()).await?;
+    let warm_owned = quota(credits(), vec![]);
+    let warm_owned = Keys::seed_owned(ctx, 1, OWNER_WARM_SALT, warm_owned, owner_rules).await?;
     ctx.say(&format!(
         "verify: seeded the metered keys in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -112,6 +137,8 @@ pub async fn measure(ctx: &Ctx, proxy: &Proxy) -> Result<Metered, BoxError> {
     let credit_floor = recorder.floor(ctx, &credit, 2 * count).await?;
     let limit_floor = recorder.floor(ctx, &limit, 3 * count).await?;
     let leased_calls = recorder.calls_per_verify(ctx, &leased).await?;
+    let owner_floor = recorder.floor(ctx, &owned, 2 * count).await?;
+    let owner_tx = recorder.transaction(ctx, &warm_owned).await?;
     recorder.f.stop().await;
     let mut f = ctx.start("verify-key", &ctx.direct(), "metered").await?;
     f.init_time().await?;
@@ -130,6 +157,9 @@ pub async fn measure(ctx: &Ctx, proxy: &Proxy) -> Result<Metered, BoxError> {
     };
     ctx.say("verify: a limit and credits measured");
     let [leased_stats, hello, unmetered] = leased_rounds(ctx, &mut f, &leased).await?;
+    let owner_case = paired(ctx, &mut f, &owned, &owner_floor, None).await?;
+    let owner_warm = owner_rounds(ctx, &mut f, &warm_owned, &owner_tx).await?;
+    ctx.say("verify: an owner's credits measured");
     f.stop().await;
     Ok(Metered {
         credit: credit_case,
@@ -139,6 +169,8 @@ pub async fn measure(ctx: &Ctx, proxy: &Proxy) -> Result<Metered, BoxError> {
         leased_floor: hello,
         unmetered,
         leased_calls,
+        owner: owner_case,
+        owner_warm,
     })
 }
 
@@ -191,6 +223,76 @@ impl<'a> Recorder<'a> {
         }
         Ok(self.proxy.take().len() as f64 / n as f64)
     }
+
+    /// The one call of a warm verification of key 0 (its lookup and owner cached, its
+    /// last use stamped): its TransactWriteItems.
+    async fn transaction(&mut self, ctx: &Ctx, keys: &Keys) -> Result<Value, BoxError> {
+        let ev = spend_event(ctx, &keys.secret(0))?;
+        for _ in 0..3 {
+            check_valid(&self.f.invoke(ev.clone()).await?)?;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.proxy.take();
+        check_valid(&self.f.invoke(ev).await?)?;
+        let calls = self.proxy.take();
+        match calls.as_slice() {
+            [only] if only.op == "TransactWriteItems" => Ok(only.request.clone()),
+            other => {
+                let ops: Vec<&str> = other.iter().map(|c| c.op.as_str()).collect();
+                Err(format!("a warm owner verification made {ops:?}").into())
+            }
+        }
+    }
+}
+
+/// The recorded transaction again, as a new verify's: a fresh `:op` (the spend's id, which
+/// each item's condition wants new) and `ClientRequestToken`.
+fn again(tx: &Value) -> Result<Value, BoxError> {
+    let op = tx["TransactItems"][0]["Update"]["ExpressionAttributeValues"][":op"]["S"]
+        .as_str()
+        .ok_or("the spend's :op")?;
+    let fresh = uuid::Uuid::now_v7().to_string();
+    let mut out: Value = serde_json::from_str(&tx.to_string().replace(op, &fresh))?;
+    out["ClientRequestToken"] = Value::from(uuid::Uuid::now_v7().to_string());
+    Ok(out)
+}
+
+/// Key 0 of `keys` verified again and again, both caches warm, in rounds with its
+/// transaction sent directly.
+async fn owner_rounds(
+    ctx: &Ctx,
+    f: &mut Function,
+    keys: &Keys,
+    tx: &Value,
+) -> Result<Paired, BoxError> {
+    let ev = spend_event(ctx, &keys.secret(0))?;
+    for _ in 0..(ctx.plan.warm / 20).max(2) {
+        check_valid(&f.invoke(ev.clone()).await?)?;
+    }
+    let block = (ctx.plan.warm / ctx.plan.rounds).max(1);
+    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    for _ in 0..ctx.plan.rounds {
+        for _ in 0..block {
+            let a = f.invoke(ev.clone()).await?;
+            check_valid(&a)?;
+            ours.push(a.duration);
+        }
+        for _ in 0..block {
+            let call = replay::Recorded {
+                op: "TransactWriteItems".into(),
+                request: again(tx)?,
+                group: 0,
+            };
+            let t = Instant::now();
+            replay::replay(&ctx.client, std::slice::from_ref(&call), None).await?;
+            floor.push(t.elapsed());
+        }
+    }
+    Ok(Paired {
+        ours: Stats::of(&ours),
+        floor: Stats::of(&floor),
+        ops: "TransactWriteItems".into(),
+    })
 }
 
 /// The function verifies keys 0..count, the floor count..2·count, block after block; with

@@ -84,10 +84,23 @@ pub struct VerifyBody<'a> {
     /// The key's owner, absent when it has none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner_id: Option<&'a OwnerId>,
+    /// What the owner has left, absent unless it has credits or rate limits of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<OwnerLeft<'a>>,
     /// The key's metadata, where it has any (also in `key`): what the calling service keeps
     /// about the key, without a lookup of its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta: Option<&'a Meta>,
+}
+
+/// A verify answer's `owner`: `{"credits": {"remaining": N}, "ratelimits": [...]}`, each
+/// absent when the owner has none.
+#[derive(Debug, Serialize)]
+pub struct OwnerLeft<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credits: Option<CreditsLeft>,
+    #[serde(skip_serializing_if = "<[LimitLeft]>::is_empty")]
+    pub ratelimits: &'a [LimitLeft],
 }
 
 /// A verify answer's `credits`: `{"remaining": N}`.
@@ -106,6 +119,10 @@ impl Verdict {
             credits: self.credits.map(|remaining| CreditsLeft { remaining }),
             ratelimits: self.ratelimits.as_deref(),
             owner_id: self.owner_id.as_ref(),
+            owner: self.owner.as_ref().map(|o| OwnerLeft {
+                credits: o.credits.map(|remaining| CreditsLeft { remaining }),
+                ratelimits: &o.ratelimits,
+            }),
             meta: self.meta.as_ref(),
         }
     }

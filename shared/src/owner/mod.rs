@@ -1,11 +1,19 @@
 //! Owners: the organization's own name for whom a key is for (its customer, a team), set on
 //! a key as `owner_id`. An owner id is opaque to us and scoped to its organization: two
 //! organizations that use the same owner id name two different owners.
+//!
+//! An owner may carry credits and rate limits of its own ([`Owner`]), shared by all of its
+//! keys: each verify of one of its keys spends from the key's and the owner's at once
+//! (`crate::verify::meter`).
 
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::key::OrgId;
+use crate::quota::Quota;
 
 /// The most characters an owner id may have.
 pub const MAX_OWNER_CHARS: usize = 128;
@@ -56,6 +64,19 @@ impl fmt::Display for OwnerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// An owner's own credits and rate limits, shared by its keys. Its rate limits are counted
+/// exactly: a lease held by one process would be taken from every key of the owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub org: OrgId,
+    pub id: OwnerId,
+    /// Its credits (with what is left) and rate limits; unmetered when it has none.
+    pub quota: Quota,
+    /// One more with every change of its rules; not with a verify's spend.
+    pub version: u64,
+    pub updated: DateTime<Utc>,
 }
 
 #[cfg(test)]

@@ -223,6 +223,43 @@ fn credit_op(credits: &super::Credits, period_ms: Option<i64>, ask: &Ask) -> Opt
     }
 }
 
+/// A holder of counters (a key, or an owner shared by keys) as `spend` leaves it, from
+/// `quota` and `counters` as it was planned from.
+pub fn after(quota: &Quota, counters: &Counters, spend: &Spend) -> (Quota, Counters) {
+    let (mut quota, mut counters) = (quota.clone(), counters.clone());
+    match (&spend.credits, quota.credits.as_mut()) {
+        (Some(CreditOp::Take { cost, .. }), Some(c)) => {
+            c.remaining = c.remaining.saturating_sub(*cost)
+        }
+        (
+            Some(CreditOp::Refill {
+                to, amount, cost, ..
+            }),
+            Some(c),
+        ) => {
+            c.remaining = amount.saturating_sub(*cost);
+            counters.period_ms = Some(*to);
+        }
+        _ => {}
+    }
+    for (_, op) in &spend.limits {
+        let w = counters
+            .windows
+            .entry(op.name.clone())
+            .or_insert(Window { w: op.window, n: 0 });
+        match op.slot {
+            Slot::Current { .. } if w.w == op.window => w.n += op.take,
+            _ => {
+                *w = Window {
+                    w: op.window,
+                    n: op.take,
+                }
+            }
+        }
+    }
+    (quota, counters)
+}
+
 /// What a limit has left in its window and when the window ends, as the counters say at
 /// `now`: the answer's `ratelimits` entry.
 pub fn left(limit: &RateLimit, counters: &Counters, now: DateTime<Utc>) -> (u64, i64) {
@@ -365,6 +402,25 @@ mod tests {
             panic!()
         };
         assert!(matches!(s.credits, Some(CreditOp::Take { period: Some(p), .. }) if p == due));
+    }
+
+    #[test]
+    fn after_a_spend_the_holder_has_what_the_write_left() {
+        let now = ask(1).now.timestamp_millis();
+        let w = now - now.rem_euclid(10_000);
+        let seen = counters(None, Some(Window { w, n: 7 }));
+        let q = quota(5, None, Some(100));
+        let Decision::Write(s) = decide(&q, &seen, &ask(2)) else {
+            panic!()
+        };
+        let (q2, c2) = after(&q, &seen, &s);
+        assert_eq!(q2.credits.map(|c| c.remaining), Some(3));
+        assert_eq!(c2.windows["s"], Window { w, n: 9 });
+        let old = counters(None, Some(Window { w: 0, n: 100 }));
+        let Decision::Write(s) = decide(&q, &old, &ask(2)) else {
+            panic!()
+        };
+        assert_eq!(after(&q, &old, &s).1.windows["s"], Window { w, n: 2 });
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub use audit::{AuditReader, EventRange};
 pub use credential::{Credential, CredentialStore};
 pub use expiry::{Due, ExpiryStore, Notified, Phase};
 pub use leak::{Candidate, LeakLookup};
-pub use quota::{QuotaStore, Spending};
+pub use quota::{Joint, OwnerSpent, Part, QuotaStore, Spending};
 pub use read::{KeyIndex, KeyReader, Unprojected};
 pub use write::{IdempotencyRecord, KeyWriter, PreviousSecret, StoredKey, WriteFailure};
 

@@ -21,8 +21,9 @@ use chrono::{DateTime, Utc};
 pub use crate::cache::Moment;
 use crate::cache::{CallerCache, DEFAULT_TTL, MAX_ENTRIES, MAX_TTL, TtlMap};
 use crate::key::{ApiKey, OrgId};
+use crate::owner::OwnerId;
 use crate::secret::SecretHash;
-use crate::store::Credential;
+use crate::store::{Credential, OwnerSpent};
 
 /// What a verification of the caller's own key read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +38,9 @@ pub struct VerifyCache {
     entries: TtlMap<(OrgId, SecretHash), Looked>,
     /// The leased rate limits' tokens this process holds ([`super::lease`]).
     leases: super::lease::Leases,
+    /// Owners' items as last read or spent from, `None` for an owner without credits or
+    /// limits of its own ([`VerifyCache::owner`]).
+    owners: TtlMap<(OrgId, OwnerId), Option<OwnerSpent>>,
 }
 
 impl Default for VerifyCache {
@@ -51,6 +55,7 @@ impl VerifyCache {
         VerifyCache {
             entries: TtlMap::new(ttl.min(MAX_TTL), MAX_ENTRIES),
             leases: super::lease::Leases::default(),
+            owners: TtlMap::new(ttl.min(MAX_TTL), MAX_ENTRIES),
         }
     }
 
@@ -77,6 +82,34 @@ impl VerifyCache {
                 e.key = key.clone();
             }
         });
+    }
+
+    /// The owner's item as this process last saw it, read less than the TTL before `now`:
+    /// `Some(None)` when it had no credits or limits of its own. A copy that holds them may
+    /// be older than its item (a verify's spend is conditioned on the owner's version and
+    /// counters, and plans again from the item when they moved); one without them says an
+    /// owner's new limits apply in this process at most the TTL after they were set.
+    pub fn owner(&self, org: &OrgId, owner: &OwnerId, now: Moment) -> Option<Option<OwnerSpent>> {
+        self.owners.get(&(org.clone(), owner.clone()), now)
+    }
+
+    /// Keeps the owner's item read at `read_at` (`None`: it has no credits or limits).
+    pub fn put_owner(
+        &self,
+        org: &OrgId,
+        owner: &OwnerId,
+        item: Option<OwnerSpent>,
+        read_at: Moment,
+    ) {
+        self.owners
+            .insert((org.clone(), owner.clone()), item, read_at);
+    }
+
+    /// A spend found or left the owner's item so: the copy keeps it, without counting its
+    /// age anew.
+    pub fn note_owner(&self, org: &OrgId, item: &OwnerSpent) {
+        let key = (org.clone(), item.owner.id.clone());
+        self.owners.update(&key, |e| *e = Some(item.clone()));
     }
 
     pub fn len(&self) -> usize {

@@ -37,6 +37,9 @@ pub struct Metered {
     /// limit leased and held, no credits) or the key is gone.
     pub key: Option<ApiKey>,
     pub left: Left,
+    /// What the key's owner has left, when it has credits or limits of its own
+    /// ([`super::joint`]).
+    pub owner: Option<Left>,
 }
 
 /// What a key has left: the answer's `credits` and `ratelimits`.
@@ -224,7 +227,12 @@ impl<'a> Attempt<'a> {
 }
 
 fn metered(code: VerifyCode, key: Option<ApiKey>, left: Left) -> Metered {
-    Metered { code, key, left }
+    Metered {
+        code,
+        key,
+        left,
+        owner: None,
+    }
 }
 
 /// A refused spend, with what the key had left as last seen.
@@ -293,7 +301,7 @@ fn applied(s: Spent, spend: &Spend, leases: &Leases, cost: u64, now: DateTime<Ut
 
 /// What `quota` has left, by `counters` where known. A leased limit's remaining is what
 /// this process holds plus what the store had left at its last reservation.
-fn left_of(
+pub(super) fn left_of(
     quota: &Quota,
     counters: Option<&Counters>,
     leases: &Leases,

@@ -18,8 +18,10 @@
 //! - `VALID`.
 //!
 //! `key` is the key object (as GET shows it) for every code but `NOT_FOUND`; `owner_id`
-//! beside it names the key's owner, when it has one; `meta`, the key's metadata, from the
-//! same read.
+//! beside it names the key's owner, when it has one, and `owner` what the owner has left
+//! when it has credits or rate limits of its own, which every verify of its keys spends
+//! from too ([`joint`]): `RATE_LIMITED` and `USAGE_EXCEEDED` are then the key's or the
+//! owner's, and spend nothing on either; `meta`, the key's metadata, from the same read.
 //!
 //! A `VALID` verification records the key's use through the process's
 //! [`crate::usage::Recorder`], as authentication does: at most once a minute per key, the
@@ -33,6 +35,7 @@
 //! cache's entries count their age from a store read.
 
 pub mod cache;
+pub mod joint;
 pub mod lease;
 pub mod meter;
 
@@ -46,7 +49,7 @@ use crate::key::{ApiKey, KeyStatus, OrgId, Permission};
 use crate::meta::Meta;
 use crate::owner::OwnerId;
 use crate::secret::{Secret, SecretHash};
-use crate::store::{Credential, CredentialStore, KeyReader, QuotaStore, StoreError};
+use crate::store::{Credential, CredentialStore, KeyReader, OwnerSpent, QuotaStore, StoreError};
 use crate::usage::{KeyUse, Recorder};
 use cache::Looked;
 pub use cache::{Moment, VerifyCache};
@@ -135,6 +138,8 @@ pub struct Verdict {
     pub ratelimits: Option<Vec<LimitLeft>>,
     /// The key's owner, when it has one (the answer's top-level `owner_id`).
     pub owner_id: Option<OwnerId>,
+    /// What the owner has left, when it has credits or rate limits of its own.
+    pub owner: Option<Left>,
     /// The key's metadata, for the calling service ([`crate::meta`]).
     pub meta: Option<Meta>,
 }
@@ -148,6 +153,7 @@ impl Verdict {
             credits: None,
             ratelimits: None,
             owner_id: None,
+            owner: None,
             meta: None,
         }
     }
@@ -209,12 +215,18 @@ impl<S: CredentialStore + KeyReader + QuotaStore> Verifier<'_, S> {
         if code != VerifyCode::Valid {
             return Ok(verdict(code, looked.key));
         }
-        if looked.key.quota.is_metered() {
+        let org = &looked.credential.org;
+        let owner = self
+            .owner_of(org, looked.key.owner_id.as_ref(), now)
+            .await?;
+        if looked.key.quota.is_metered() || owner.is_some() {
             let basis = Basis {
                 version: looked.key.version,
                 quota: &looked.key.quota,
             };
-            let m = self.meter(&looked.credential, basis, request, now).await?;
+            let m = self
+                .meter(&looked.credential, basis, owner, request, now)
+                .await?;
             if let Some(key) = &m.key {
                 self.cache.note_key(&looked.credential.org, hash, key);
             }
@@ -244,12 +256,19 @@ impl<S: CredentialStore + KeyReader + QuotaStore> Verifier<'_, S> {
         now: Moment,
     ) -> Result<Verdict, StoreError> {
         let code = code_of(&credential, request, now.wall);
-        if code == VerifyCode::Valid && credential.quota.is_metered() {
+        let owner = match code {
+            VerifyCode::Valid => {
+                let owner = credential.owner_id.as_ref();
+                self.owner_of(&credential.org, owner, now).await?
+            }
+            _ => None,
+        };
+        if code == VerifyCode::Valid && (credential.quota.is_metered() || owner.is_some()) {
             let basis = Basis {
                 version: credential.version,
                 quota: &credential.quota,
             };
-            let m = self.meter(&credential, basis, request, now).await?;
+            let m = self.meter(&credential, basis, owner, request, now).await?;
             return self.metered_read(m, credential, hash, now).await;
         }
         let read = self.store.get_key(&credential.org, credential.key_id);
@@ -270,7 +289,7 @@ impl<S: CredentialStore + KeyReader + QuotaStore> Verifier<'_, S> {
                 version: key.version,
                 quota: &key.quota,
             };
-            let m = self.meter(&credential, basis, request, now).await?;
+            let m = self.meter(&credential, basis, None, request, now).await?;
             return self.metered_read(m, credential, hash, now).await;
         }
         let mut credential = credential;
@@ -283,16 +302,60 @@ impl<S: CredentialStore + KeyReader + QuotaStore> Verifier<'_, S> {
         Ok(verdict(code, looked.key))
     }
 
+    /// The owner's item, when the key's owner has credits or limits of its own: the
+    /// process's copy, or read (then `true`).
+    async fn owner_of(
+        &self,
+        org: &OrgId,
+        owner: Option<&OwnerId>,
+        now: Moment,
+    ) -> Result<Option<(OwnerSpent, bool)>, StoreError> {
+        let Some(owner) = owner else {
+            return Ok(None);
+        };
+        if let Some(copy) = self.cache.owner(org, owner, now) {
+            return Ok(copy.map(|o| (o, false)));
+        }
+        let read = self.store.owner_spent(org, owner).await?;
+        let read = read.filter(|o| o.owner.quota.is_metered());
+        self.cache.put_owner(org, owner, read.clone(), now);
+        Ok(read.map(|o| (o, true)))
+    }
+
+    /// Spends the cost from the key, and from its owner's own credits and limits if any.
     async fn meter(
         &self,
         credential: &Credential,
         basis: Basis<'_>,
+        owner: Option<(OwnerSpent, bool)>,
         request: &VerifyRequest,
         now: Moment,
     ) -> Result<Metered, StoreError> {
-        let key = (&credential.org, credential.key_id);
+        let (org, cost) = (&credential.org, request.cost);
+        let key = (org, credential.key_id);
+        if let Some(owner) = owner {
+            let id = owner.0.owner.id.clone();
+            match joint::meter_jointly(self.store, key, basis, owner, cost, now.wall).await? {
+                (Some(m), copy) => {
+                    if let Some(copy) = copy {
+                        self.cache.note_owner(org, &copy);
+                    }
+                    return Ok(m);
+                }
+                // The owner's item went: the key spends alone.
+                (None, _) => self.cache.put_owner(org, &id, None, now),
+            }
+            if !basis.quota.is_metered() {
+                return Ok(Metered {
+                    code: VerifyCode::Valid,
+                    key: None,
+                    left: Left::default(),
+                    owner: None,
+                });
+            }
+        }
         let leases = self.cache.leases();
-        meter::meter(self.store, leases, key, basis, request.cost, now.wall).await
+        meter::meter(self.store, leases, key, basis, cost, now.wall).await
     }
 
     /// A metered verification of a credential just read: the key comes from the spend, or
@@ -349,6 +412,7 @@ impl<S: CredentialStore + KeyReader + QuotaStore> Verifier<'_, S> {
             credits: m.left.credits,
             ratelimits: Some(m.left.ratelimits).filter(|l| !l.is_empty()),
             owner_id: key.owner_id.clone(),
+            owner: m.owner,
             meta: key.meta.clone(),
             key: Some(key),
         }
@@ -362,6 +426,7 @@ fn verdict(code: VerifyCode, key: ApiKey) -> Verdict {
         credits: key.quota.credits.as_ref().map(|c| c.remaining),
         ratelimits: None,
         owner_id: key.owner_id.clone(),
+        owner: None,
         meta: key.meta.clone(),
         key: Some(key),
     }

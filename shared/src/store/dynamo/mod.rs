@@ -37,6 +37,7 @@ mod credential;
 mod expiry;
 mod items;
 mod leak;
+mod owner;
 mod read;
 mod spend;
 mod transact;
@@ -241,6 +242,16 @@ pub fn credential_item(
         notified: Default::default(),
     };
     serde_dynamo::to_item(items::CredentialItem::of(&stored, hash)).map_err(corrupt)
+}
+
+/// The item of `owner`, its counters new (credits refilling from the period `period_ms`),
+/// as this store writes it: for bulk loaders and tests, until owners are written through
+/// the API.
+pub fn owner_item(
+    owner: &crate::owner::Owner,
+    period_ms: Option<i64>,
+) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    serde_dynamo::to_item(owner::OwnerItem::new(owner, period_ms)).map_err(corrupt)
 }
 
 /// Sorts an SDK failure into "retry shortly" and "a bug or misconfiguration".

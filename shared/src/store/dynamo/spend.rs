@@ -13,14 +13,17 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, Update,
+};
 
 use super::items::KeyItem;
 use super::{DynamoStore, PK, classify, corrupt, key_sk, org_pk, primary_key, s};
 use crate::key::{KeyId, OrgId};
+use crate::owner::OwnerId;
 use crate::quota::plan::{CreditOp, LimitOp, Slot, Spend};
 use crate::store::StoreError;
-use crate::store::quota::{QuotaStore, Spending};
+use crate::store::quota::{Joint, OwnerSpent, Part, QuotaStore, Spending};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -28,9 +31,10 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-/// An update expression and its condition, being built.
+/// An update expression and its condition, being built: a key's spend, or an owner's
+/// (`super::owner`), whose items hold their counters in the same attributes.
 #[derive(Default)]
-struct Expr {
+pub(super) struct Expr {
     set: Vec<String>,
     conditions: Vec<String>,
     names: HashMap<String, String>,
@@ -38,6 +42,32 @@ struct Expr {
 }
 
 impl Expr {
+    /// The write of `spend` on an item at `version`, by the verify `op`.
+    pub(super) fn of(version: u64, op: &str, spend: &Spend) -> Self {
+        let mut e = Expr::new(version, op);
+        if let Some(c) = &spend.credits {
+            e.credits(c);
+        }
+        for (i, l) in &spend.limits {
+            e.limit(*i, l);
+        }
+        e
+    }
+
+    /// This write as one item of a transaction; a failed condition returns the item.
+    pub(super) fn update(self, table: &str, key: Item) -> Result<Update, StoreError> {
+        Update::builder()
+            .table_name(table)
+            .set_key(Some(key))
+            .update_expression(format!("SET {}", self.set.join(", ")))
+            .condition_expression(self.conditions.join(" AND "))
+            .set_expression_attribute_names(Some(self.names))
+            .set_expression_attribute_values(Some(self.values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError::Internal(Box::new(e)))
+    }
+
     fn new(version: u64, op: &str) -> Self {
         let mut e = Expr::default();
         e.names.insert("#pk".into(), PK.into());
@@ -131,7 +161,11 @@ impl Expr {
 impl DynamoStore {
     /// The key item, read consistently: what a failed spend's condition found, where the
     /// endpoint does not return it.
-    async fn key_item(&self, org: &OrgId, id: KeyId) -> Result<Option<Item>, StoreError> {
+    pub(super) async fn key_item(
+        &self,
+        org: &OrgId,
+        id: KeyId,
+    ) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -145,7 +179,7 @@ impl DynamoStore {
     }
 }
 
-fn spent(item: Item) -> Result<crate::store::quota::Spent, StoreError> {
+pub(super) fn spent(item: Item) -> Result<crate::store::quota::Spent, StoreError> {
     let item: KeyItem = serde_dynamo::from_item(item).map_err(corrupt)?;
     item.into_spent()
 }
@@ -160,13 +194,7 @@ impl QuotaStore for DynamoStore {
         op: &str,
         spend: &Spend,
     ) -> Result<Spending, StoreError> {
-        let mut e = Expr::new(version, op);
-        if let Some(c) = &spend.credits {
-            e.credits(c);
-        }
-        for (i, l) in &spend.limits {
-            e.limit(*i, l);
-        }
+        let e = Expr::of(version, op, spend);
         let out = self
             .client
             .update_item()
@@ -216,5 +244,25 @@ impl QuotaStore for DynamoStore {
         id: KeyId,
     ) -> Result<Option<crate::store::quota::Spent>, StoreError> {
         self.key_item(org, id).await?.map(spent).transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(org = %org), err(Display))]
+    async fn owner_spent(
+        &self,
+        org: &OrgId,
+        owner: &OwnerId,
+    ) -> Result<Option<OwnerSpent>, StoreError> {
+        self.owner_item(org, owner).await
+    }
+
+    #[tracing::instrument(skip_all, fields(org = %org), err(Display))]
+    async fn spend_jointly(
+        &self,
+        org: &OrgId,
+        key: Option<Part<'_, KeyId>>,
+        owner: Part<'_, &OwnerId>,
+        op: &str,
+    ) -> Result<Joint, StoreError> {
+        self.transact_spend(org, key, owner, op).await
     }
 }

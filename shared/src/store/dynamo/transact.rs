@@ -122,7 +122,7 @@ fn reasons(err: &SdkError<TransactWriteItemsError, HttpResponse>) -> String {
 
 /// A random backoff before retry `attempt` (from 1), doubling each time: full jitter, so
 /// that the racers spread out instead of meeting again.
-fn backoff(attempt: u32) -> Duration {
+pub(super) fn backoff(attempt: u32) -> Duration {
     let ceiling = (BACKOFF_MS << attempt.min(10)).min(BACKOFF_MAX_MS);
     Duration::from_millis(u64::from(getrandom::u32().unwrap_or(0)) % ceiling + 1)
 }
