@@ -15,15 +15,12 @@
 use chrono::{DateTime, Utc};
 
 use super::VerifyCode;
-use super::meter::{Basis, Left, LimitLeft, Metered};
+use super::meter::{ATTEMPTS, Basis, Left, LimitLeft, Metered};
 use crate::key::{KeyId, OrgId};
 use crate::quota::Quota;
 use crate::quota::plan::{self, Ask, Counters, Decision, Spend};
 use crate::store::quota::Spent;
 use crate::store::{Joint, OwnerSpent, Part, QuotaStore, StoreError};
-
-/// The most transactions one verify tries (as a key's own spend).
-const ATTEMPTS: usize = 8;
 
 /// Spends `cost` from the key `id` of `org` and from `owner` (as the process last saw it).
 /// `fresh` says whether `owner` was read by this verify: a refusal planned from an older

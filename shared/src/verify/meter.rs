@@ -26,7 +26,7 @@ use crate::store::{QuotaStore, Spending, StoreError};
 /// key at once, a verify needs at most N attempts. The request's deadline bounds the time
 /// they take (`crate::deadline`); this bounds the writes, well above the concurrency one key
 /// sees (8 here once answered 503 to a few of 50 concurrent verifies of one key).
-const ATTEMPTS: usize = 64;
+pub(super) const ATTEMPTS: usize = 64;
 
 /// What a metered verify learned.
 #[derive(Clone, Debug, PartialEq, Eq)]
