@@ -4,7 +4,7 @@
 #   DynamoDB Local on 127.0.0.1:$DDB_PORT (default 8000), its data kept in $APIKEYS_DATA
 #   (default $APIKEYS_CACHE/dynamodb-data; in memory with MEMORY=1); the table, created if absent;
 #   the demo organization, seeded once; every function (get-key, list-keys, create-key,
-#   update-key, roll-key, delete-key, list-events, verify-key, revoke-leaked, expiry-notices) behind `cargo lambda watch` and the router
+#   update-key, roll-key, delete-key, list-events, verify-key, revoke-leaked, owner, expiry-notices) behind `cargo lambda watch` and the router
 #   in Cargo.toml at http://localhost:$PORT (default 3000). Ctrl-C stops all of it.
 #   The functions are not restarted when files change, unless WATCH=1 (see below).
 #
