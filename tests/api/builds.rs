@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// The functions that template.yaml deploys (`template::every_function_is_a_crate_of_the_workspace_serving_its_handler`
 /// checks the list against it).
-pub(crate) const FUNCTIONS: [&str; 11] = [
+pub(crate) const FUNCTIONS: [&str; 12] = [
     "get-key",
     "list-keys",
     "create-key",
@@ -21,6 +21,7 @@ pub(crate) const FUNCTIONS: [&str; 11] = [
     "revoke-leaked",
     "publish-events",
     "expiry-notices",
+    "owner",
 ];
 
 /// Text that only the demo's secrets contain: the bytes they are made of, and the admin's.

@@ -44,6 +44,16 @@ const EXPECTED: &[(&str, u16)] = &[
     ("list-events.rest.json", 200),
     ("list-events.http.json", 200),
     ("list-events.http.bad-action.json", 422),
+    // An owner's credits and rate limits (the demo's own owner, cus_demo). The changes (PUT)
+    // sort before the reads of their payload, here and by file name, so those read what the
+    // first one set; the second sets the same again. An owner no change names has no
+    // limits: 404. The bad body (credits below zero) changes nothing.
+    ("owner.http.change.json", 200),
+    ("owner.http.json", 200),
+    ("owner.http.not-found.json", 404),
+    ("owner.rest.bad-body.json", 422),
+    ("owner.rest.change.json", 200),
+    ("owner.rest.json", 200),
     // Signed with the throwaway key of tools/github-test-signing-key.pem, whose public key
     // make run and tools/sam-local-env.json supply; the report names the demo's disabled key
     // and a token not ours, so it changes nothing.
@@ -114,6 +124,7 @@ async fn every_sample_event_gives_its_documented_status() {
             "roll-key" => apikeys::http::roll_key(&app, policy, req).await,
             "delete-key" => apikeys::http::delete_key(&app, policy, req).await,
             "list-events" => apikeys::http::list_events(&app, req).await,
+            "owner" => apikeys::http::owner(&app, policy, req).await,
             "verify-key" | "revoke-leaked" => sample_verify_or_report(&app, req).await,
             _ => panic!("{name} names no function"),
         };
@@ -267,6 +278,7 @@ async fn sample(app: &apikeys::App<apikeys::store::dynamo::DynamoStore>, name: &
         "roll-key" => apikeys::http::roll_key(app, policy, req).await,
         "delete-key" => apikeys::http::delete_key(app, policy, req).await,
         "list-events" => apikeys::http::list_events(app, req).await,
+        "owner" => apikeys::http::owner(app, policy, req).await,
         _ => panic!("{name} is no write or audit event"),
     })
 }
@@ -341,6 +353,38 @@ async fn the_sample_write_events_do_what_their_names_say() {
     assert_eq!(actions, ["key.created", "key.updated"], "{}", events.body);
     let bad = sample(&app, "list-events.http.bad-action.json").await;
     assert!(bad.problem(422).contains("action"), "{}", bad.body);
+}
+
+#[tokio::test]
+async fn the_sample_owner_events_set_the_demo_owners_limits_and_read_them() {
+    let app = app().await;
+    apikeys_demo::seed(&app.store).await.unwrap();
+
+    // Before any change, the owner has no limits of its own.
+    sample(&app, "owner.http.json").await.problem(404);
+    sample(&app, "owner.http.not-found.json")
+        .await
+        .problem(404);
+
+    // The change sets what its body says; both payloads' reads answer it.
+    let text = std::fs::read_to_string(events_dir().join("owner.http.change.json")).unwrap();
+    let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let body: serde_json::Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+    let changed = sample(&app, "owner.http.change.json").await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    for name in ["owner.http.json", "owner.rest.json"] {
+        let read = sample(&app, name).await;
+        assert_eq!(read.status, 200, "{name}: {}", read.body);
+        assert_eq!(read.body["owner_id"], "cus_demo", "{name}: {}", read.body);
+        assert_eq!(read.body["credits"], body["credits"], "{name}: {}", read.body);
+        assert_eq!(read.body["ratelimits"], body["ratelimits"], "{name}: {}", read.body);
+    }
+
+    // A bad body names the field it fails on and changes nothing.
+    let bad = sample(&app, "owner.rest.bad-body.json").await;
+    assert!(bad.problem(422).contains("remaining"), "{}", bad.body);
+    let again = sample(&app, "owner.rest.json").await;
+    assert_eq!(again.body["credits"], body["credits"], "{}", again.body);
 }
 
 /// A bus that must not be called: a batch without an audit event publishes nothing.

@@ -605,6 +605,123 @@ fn verify_key_only_reads_records_last_use_and_spends_from_key_items() {
     );
 }
 
+/// What owner's UpdateItem may name: the owner item's primary key and attributes
+/// (shared/src/store/dynamo/owner.rs), and nothing else.
+const OWNER_ATTRIBUTES: [&str; 11] = [
+    "pk",
+    "sk",
+    "org",
+    "owner_id",
+    "version",
+    "updated_ms",
+    "credits_remaining",
+    "credits_refill",
+    "credits_period_ms",
+    "ratelimits",
+    "rl",
+];
+
+/// owner reads (GetItem), stamps last use (`last_used_ms` only), and writes only inside a
+/// transaction: an UpdateItem on `ORG#…` partitions limited to an owner item's attributes,
+/// and the Put of its audit event. IAM sees partition keys only and a key item shares its
+/// organization's partition with the owners, so the attribute list is what keeps a key's
+/// name, permissions, state and secret out of reach. No Query, no Delete, no batch.
+#[test]
+fn owner_may_update_only_an_owner_items_attributes_and_put_only_its_event() {
+    let template = template();
+    let (mut outside, mut inside, mut updates) = (BTreeSet::new(), BTreeSet::new(), vec![]);
+    for (actions, in_transaction, condition) in dynamodb_statements(&template, "owner") {
+        if !in_transaction {
+            outside.extend(actions.iter().cloned());
+            if actions.contains("UpdateItem") {
+                assert_eq!(
+                    condition["ForAllValues:StringEquals"]["dynamodb:Attributes"],
+                    Value::from(vec!["pk", "sk", "last_used_ms"]),
+                    "outside a transaction, only the last-use stamp"
+                );
+            }
+            continue;
+        }
+        inside.extend(actions.iter().cloned());
+        if actions.contains("UpdateItem") {
+            updates.push(condition);
+        }
+    }
+    assert_eq!(outside, set_of(&["GetItem", "UpdateItem"]), "outside a transaction");
+    assert_eq!(inside, set_of(&["UpdateItem", "PutItem"]), "inside the transaction");
+    let puts = leading_keys(&template, "owner", "PutItem");
+    assert_eq!(puts, Some(set_of(&["ORG#*#EVENTS"])), "owner's PutItem");
+
+    let [update] = updates.as_slice() else {
+        panic!("one UpdateItem statement inside the transaction: {updates:?}")
+    };
+    assert_eq!(
+        strings(&update["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]),
+        set_of(&["ORG#*"]),
+        "the owner item's partition"
+    );
+    let allowed = strings(&update["ForAllValues:StringEquals"]["dynamodb:Attributes"]);
+    assert_eq!(allowed, set_of(&OWNER_ATTRIBUTES), "owner's UpdateItem");
+    for key_only in ["name", "permissions", "restricted", "state", "secret_hash", "expires_ms"] {
+        assert!(!allowed.contains(key_only), "{key_only}: a key's, not an owner's");
+    }
+    let role = &template["Resources"]["OwnerRole"]["Properties"];
+    assert!(
+        format!("{:?}", role["ManagedPolicyArns"]).contains("AuditEventsAppendOnlyPolicy"),
+        "the audit events' deny covers the event partitions under ORG#*"
+    );
+}
+
+/// A PUT of an owner's limits, then one that drops its rate limits, through the handler on
+/// a table that records their transactions: each names only the owner item (pk `ORG#<org>`,
+/// sk `OWNER#<id>`) and the attributes the role allows, together all of them, and puts only
+/// its event.
+#[tokio::test]
+async fn owner_writes_only_what_its_role_allows() {
+    let template = template();
+    let allowed = dynamodb_statements(&template, "owner")
+        .into_iter()
+        .find(|(actions, inside, _)| *inside && actions.contains("UpdateItem"))
+        .map(|(_, _, c)| strings(&c["ForAllValues:StringEquals"]["dynamodb:Attributes"]))
+        .expect("owner's UpdateItem");
+    let puts = leading_keys(&template, "owner", "PutItem").expect("by partition");
+
+    let app = app().await;
+    apikeys_demo::seed(&app.store).await.unwrap();
+    let (store, transactions) = recording(&app);
+    let app = App { store, ..app };
+    let text = std::fs::read_to_string(root().join("events/owner.http.change.json")).unwrap();
+    let mut event: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut body: serde_json::Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+    let mut items = Vec::new();
+    for _ in 0..2 {
+        let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let reply = Reply::from(apikeys::http::owner(&app, &policy(), req).await);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        items.extend(transactions.take());
+        body.as_object_mut().unwrap().remove("ratelimits");
+        event["body"] = body.to_string().into();
+        event["headers"]["content-length"] = body.to_string().len().to_string().into();
+    }
+    let [put, deleted, updated] = partitions(&items);
+    assert!(deleted.is_empty(), "no Delete: {deleted:?}");
+    assert_eq!(put.len(), 2, "one event a PUT");
+    for pk in &put {
+        assert!(matches_any(&puts, pk), "PutItem on {pk}");
+    }
+    assert_eq!(updated, ["ORG#demo", "ORG#demo"], "the owner item's partition");
+    let mut named = BTreeSet::new();
+    for update in items.iter().filter_map(|i| i.update()) {
+        let sk = update.key().get("sk").and_then(|v| v.as_s().ok());
+        assert_eq!(sk.map(String::as_str), Some("OWNER#cus_demo"), "{update:?}");
+        named.extend(attributes_named(update));
+    }
+    let refused: Vec<&String> = named.difference(&allowed).collect();
+    assert!(refused.is_empty(), "IAM would refuse the PUT: {refused:?}");
+    let extra: Vec<&String> = allowed.difference(&named).collect();
+    assert!(extra.is_empty(), "allowed, never named by a PUT: {extra:?}");
+}
+
 /// The strings of a condition's value: one, or a list.
 fn strings(v: &Value) -> BTreeSet<String> {
     match v {
@@ -1129,6 +1246,7 @@ fn binary_of(function: Function) -> &'static str {
         Function::ListEvents => "list-events",
         Function::VerifyKey => "verify-key",
         Function::RevokeLeaked => "revoke-leaked",
+        Function::Owner => "owner",
     }
 }
 

@@ -216,6 +216,7 @@ pub enum Function {
     ListEvents,
     VerifyKey,
     RevokeLeaked,
+    Owner,
 }
 
 /// The routes of one function: its resource templates, and the methods it has a route of
@@ -237,6 +238,7 @@ impl Function {
             ("/v1/api_key/{id}/events", _) | ("/v1/api_key_events", _) => {
                 (Function::ListEvents, false)
             }
+            ("/v1/owner/{owner_id}", _) => (Function::Owner, false),
             other => panic!("no route for {other:?}"),
         };
         let key = if own {
@@ -598,6 +600,7 @@ pub trait Store:
     + apikeys::store::AuditReader
     + apikeys::store::LeakLookup
     + apikeys::store::QuotaStore
+    + apikeys::store::OwnerStore
 {
 }
 
@@ -608,6 +611,7 @@ impl<S> Store for S where
         + apikeys::store::AuditReader
         + apikeys::store::LeakLookup
         + apikeys::store::QuotaStore
+        + apikeys::store::OwnerStore
 {
 }
 
@@ -635,6 +639,7 @@ pub async fn dispatch<S: Store>(
         Function::RevokeLeaked => {
             apikeys::http::revoke_leaked(app, &github::key_source(), &policy, req).await
         }
+        Function::Owner => apikeys::http::owner(app, &policy, req).await,
     }
 }
 
