@@ -362,9 +362,7 @@ async fn the_sample_owner_events_set_the_demo_owners_limits_and_read_them() {
 
     // Before any change, the owner has no limits of its own.
     sample(&app, "owner.http.json").await.problem(404);
-    sample(&app, "owner.http.not-found.json")
-        .await
-        .problem(404);
+    sample(&app, "owner.http.not-found.json").await.problem(404);
 
     // The change sets what its body says; both payloads' reads answer it.
     let text = std::fs::read_to_string(events_dir().join("owner.http.change.json")).unwrap();
@@ -376,8 +374,16 @@ async fn the_sample_owner_events_set_the_demo_owners_limits_and_read_them() {
         let read = sample(&app, name).await;
         assert_eq!(read.status, 200, "{name}: {}", read.body);
         assert_eq!(read.body["owner_id"], "cus_demo", "{name}: {}", read.body);
-        assert_eq!(read.body["credits"], body["credits"], "{name}: {}", read.body);
-        assert_eq!(read.body["ratelimits"], body["ratelimits"], "{name}: {}", read.body);
+        assert_eq!(
+            read.body["credits"], body["credits"],
+            "{name}: {}",
+            read.body
+        );
+        assert_eq!(
+            read.body["ratelimits"], body["ratelimits"],
+            "{name}: {}",
+            read.body
+        );
     }
 
     // A bad body names the field it fails on and changes nothing.

@@ -647,8 +647,16 @@ fn owner_may_update_only_an_owner_items_attributes_and_put_only_its_event() {
             updates.push(condition);
         }
     }
-    assert_eq!(outside, set_of(&["GetItem", "UpdateItem"]), "outside a transaction");
-    assert_eq!(inside, set_of(&["UpdateItem", "PutItem"]), "inside the transaction");
+    assert_eq!(
+        outside,
+        set_of(&["GetItem", "UpdateItem"]),
+        "outside a transaction"
+    );
+    assert_eq!(
+        inside,
+        set_of(&["UpdateItem", "PutItem"]),
+        "inside the transaction"
+    );
     let puts = leading_keys(&template, "owner", "PutItem");
     assert_eq!(puts, Some(set_of(&["ORG#*#EVENTS"])), "owner's PutItem");
 
@@ -662,8 +670,18 @@ fn owner_may_update_only_an_owner_items_attributes_and_put_only_its_event() {
     );
     let allowed = strings(&update["ForAllValues:StringEquals"]["dynamodb:Attributes"]);
     assert_eq!(allowed, set_of(&OWNER_ATTRIBUTES), "owner's UpdateItem");
-    for key_only in ["name", "permissions", "restricted", "state", "secret_hash", "expires_ms"] {
-        assert!(!allowed.contains(key_only), "{key_only}: a key's, not an owner's");
+    for key_only in [
+        "name",
+        "permissions",
+        "restricted",
+        "state",
+        "secret_hash",
+        "expires_ms",
+    ] {
+        assert!(
+            !allowed.contains(key_only),
+            "{key_only}: a key's, not an owner's"
+        );
     }
     let role = &template["Resources"]["OwnerRole"]["Properties"];
     assert!(
@@ -692,7 +710,8 @@ async fn owner_writes_only_what_its_role_allows() {
     let app = App { store, ..app };
     let text = std::fs::read_to_string(root().join("events/owner.http.change.json")).unwrap();
     let mut event: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let mut body: serde_json::Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+    let mut body: serde_json::Value =
+        serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
     let mut items = Vec::new();
     for _ in 0..2 {
         let req = lambda_http::request::from_str(&event.to_string()).unwrap();
@@ -709,7 +728,11 @@ async fn owner_writes_only_what_its_role_allows() {
     for pk in &put {
         assert!(matches_any(&puts, pk), "PutItem on {pk}");
     }
-    assert_eq!(updated, ["ORG#demo", "ORG#demo"], "the owner item's partition");
+    assert_eq!(
+        updated,
+        ["ORG#demo", "ORG#demo"],
+        "the owner item's partition"
+    );
     let mut named = BTreeSet::new();
     for update in items.iter().filter_map(|i| i.update()) {
         let sk = update.key().get("sk").and_then(|v| v.as_s().ok());
@@ -1360,6 +1383,72 @@ fn the_table_and_each_of_its_indexes_have_throttle_alarms_and_conflicts_one() {
     {
         let actions = &template["Resources"][name.as_str()]["Properties"]["AlarmActions"];
         assert!(!actions.is_null(), "{name} has no AlarmActions");
+    }
+}
+
+/// The functions (logical ids) whose `metric` in `namespace` an alarm watches, as its own
+/// metric or in its math; and the most metrics any one alarm's math reads.
+fn function_alarms(template: &Value, namespace: &str, metric: &str) -> (BTreeSet<String>, usize) {
+    let (mut watched, mut most) = (BTreeSet::new(), 0);
+    for (_, resource) in template["Resources"].as_mapping().expect("Resources") {
+        if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        let props = &resource["Properties"];
+        let queries: Vec<&Value> = props["Metrics"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .collect();
+        let stats = queries.iter().map(|q| &q["MetricStat"]["Metric"]);
+        let stats: Vec<&Value> = stats.filter(|m| !m.is_null()).collect();
+        most = most.max(stats.len());
+        for m in std::iter::once(props).chain(stats) {
+            if m["Namespace"].as_str() != Some(namespace)
+                || m["MetricName"].as_str() != Some(metric)
+            {
+                continue;
+            }
+            for d in m["Dimensions"].as_sequence().into_iter().flatten() {
+                if d["Name"].as_str() == Some("FunctionName") {
+                    watched.insert(reference(&d["Value"]));
+                }
+            }
+        }
+    }
+    (watched, most)
+}
+
+/// Every function behind the API has its errors and throttles watched (an alarm of its own,
+/// or the key management functions' sum), and every one that stamps last use its
+/// LastUseFailures, so that a new function is not left out; no alarm's math reads more than
+/// the 10 metrics CloudWatch allows.
+#[test]
+fn every_function_behind_the_api_is_watched_by_the_alarms() {
+    let template = template();
+    let (last_use, _) = function_alarms(&template, "apikeys", "LastUseFailures");
+    for (binary, (id, function)) in functions(&template) {
+        let mut events = function["Properties"]["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten();
+        if !events.any(|(_, e)| e["Type"].as_str() == Some("HttpApi")) {
+            continue;
+        }
+        for metric in ["Errors", "Throttles"] {
+            let (watched, most) = function_alarms(&template, "AWS/Lambda", metric);
+            assert!(watched.contains(&id), "{id}: no alarm on its {metric}");
+            assert!(most <= 10, "an alarm's math reads {most} metrics");
+        }
+        let stamp = Value::from(vec!["pk", "sk", "last_used_ms"]);
+        let stamps = dynamodb_statements(&template, &binary)
+            .iter()
+            .any(|(a, inside, c)| {
+                !inside
+                    && a.contains("UpdateItem")
+                    && c["ForAllValues:StringEquals"]["dynamodb:Attributes"] == stamp
+            });
+        assert_eq!(last_use.contains(&id), stamps, "{id}: LastUseFailures");
     }
 }
 
