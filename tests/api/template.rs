@@ -1121,6 +1121,7 @@ fn only_revoke_leaked_gets_the_optional_github_token_and_only_from_secrets_manag
 fn binary_of(function: Function) -> &'static str {
     match function {
         Function::GetKey => "get-key",
+        Function::Owner => "owner",
         Function::ListKeys => "list-keys",
         Function::CreateKey => "create-key",
         Function::UpdateKey => "update-key",

@@ -216,6 +216,7 @@ pub enum Function {
     ListEvents,
     VerifyKey,
     RevokeLeaked,
+    Owner,
 }
 
 /// The routes of one function: its resource templates, and the methods it has a route of
@@ -227,6 +228,7 @@ impl Function {
         let (function, own) = match (resource, method) {
             ("/v1/api_key/verify", _) => (Function::VerifyKey, false),
             ("/v1/secret_scanning/github", _) => (Function::RevokeLeaked, false),
+            ("/v1/owner/{owner_id}", _) => (Function::Owner, false),
             ("/v1/api_key/{id}", "PATCH") => (Function::UpdateKey, true),
             ("/v1/api_key/{id}", "DELETE") => (Function::DeleteKey, true),
             ("/v1/api_key/{id}", _) | ("/v1/api_keys/{api_key_id}", _) => (Function::GetKey, false),
@@ -355,6 +357,21 @@ impl Call {
             route: ("/v1/api_key/{id}/events", "id"),
             ..Call::get(payload, &id)
         }
+    }
+
+    /// `GET /v1/owner/{owner_id}`.
+    pub fn owner(payload: Payload, id: &str) -> Self {
+        Call {
+            path: format!("/v1/owner/{}", encode(id)),
+            id: Some(id.to_owned()),
+            route: ("/v1/owner/{owner_id}", "owner_id"),
+            ..Call::list(payload)
+        }
+    }
+
+    /// `PUT /v1/owner/{owner_id}` with this body.
+    pub fn put_owner(payload: Payload, id: &str, body: &Value) -> Self {
+        Call::owner(payload, id).method("PUT").json(body)
     }
 
     /// `POST /v1/api_key/verify` with this body.
@@ -598,6 +615,7 @@ pub trait Store:
     + apikeys::store::AuditReader
     + apikeys::store::LeakLookup
     + apikeys::store::QuotaStore
+    + apikeys::store::OwnerStore
 {
 }
 
@@ -608,6 +626,7 @@ impl<S> Store for S where
         + apikeys::store::AuditReader
         + apikeys::store::LeakLookup
         + apikeys::store::QuotaStore
+        + apikeys::store::OwnerStore
 {
 }
 
@@ -635,6 +654,7 @@ pub async fn dispatch<S: Store>(
         Function::RevokeLeaked => {
             apikeys::http::revoke_leaked(app, &github::key_source(), &policy, req).await
         }
+        Function::Owner => apikeys::http::owner(app, &policy, req).await,
     }
 }
 
