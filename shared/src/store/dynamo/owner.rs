@@ -158,16 +158,8 @@ impl DynamoStore {
         org: &OrgId,
         owner: &OwnerId,
     ) -> Result<Option<OwnerSpent>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(primary_key(org_pk(org), owner_sk(owner))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item.map(owner_spent).transpose()
+        let item = self.consistent_item(org_pk(org), owner_sk(owner)).await?;
+        item.map(owner_spent).transpose()
     }
 
     /// The joint spend's transaction (see the module header).

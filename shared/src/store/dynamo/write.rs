@@ -542,17 +542,9 @@ impl DynamoStore {
 impl KeyWriter for DynamoStore {
     #[tracing::instrument(skip(self), err(Display))]
     async fn key_for_write(&self, org: &OrgId, id: KeyId) -> Result<Option<StoredKey>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(primary_key(org_pk(org), key_sk(id))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        let item: Option<KeyItem> = out
-            .item
+        let item: Option<KeyItem> = self
+            .consistent_item(org_pk(org), key_sk(id))
+            .await?
             .map(serde_dynamo::from_item)
             .transpose()
             .map_err(corrupt)?;
