@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use crate::error::kind;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -108,18 +109,6 @@ fn merge_patch(target: &mut Value, patch: &Value) {
         } else {
             merge_patch(map.entry(name.clone()).or_insert(Value::Null), value);
         }
-    }
-}
-
-/// A JSON type, for the refusal's text.
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
