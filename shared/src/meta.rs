@@ -8,9 +8,10 @@
 
 use std::fmt;
 
-use crate::error::kind;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
+
+use crate::error::kind;
 
 /// The largest `meta`, as compact JSON (`serde_json::to_string`), in bytes.
 pub const MAX_META_BYTES: usize = 4096;
