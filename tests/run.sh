@@ -2,7 +2,7 @@
 # `make run`, end to end, as a user meets it: start it on free ports with its data in a
 # temporary folder; real HTTP requests with the printed secret; a key made by the CLI and
 # then served by the API; a key's whole lifecycle over HTTP (create, get, update, roll,
-# events, delete); verify; credits; owners; a leaked key reported with GitHub's signature; every sample event through `cargo lambda invoke`; a second
+# events, delete); verify; credits; owners and their own credits; a leaked key reported with GitHub's signature; every sample event through `cargo lambda invoke`; a second
 # `make run` refused in one line; Ctrl-C; a restart that finds the data kept; a clean stop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -290,6 +290,26 @@ call "$API/$oid" -X PATCH "${admin[@]}" -H "Content-Type: application/merge-patc
 call "$API/?owner_id=cus_42" "${admin[@]}"
 [ "$STATUS" = 200 ] && [ "$(json 'len(d["data"])')" = 0 ] || fail "list by owner after removal: $STATUS $BODY"
 ok "owners: owner_id on create, in verify's answer, listed by owner_id, removed by PATCH null"
+
+# An owner's own credits, shared by all of its keys (docs/api.md): PUT sets them, a verify
+# of the owner's key spends from them, and the change is one owner.updated event.
+OWNER="http://127.0.0.1:$PORT/v1/owner/cus_42"
+call "$OWNER" -X PUT "${admin[@]}" -H "Content-Type: application/json" -d '{"credits": {"remaining": 1}}'
+[ "$STATUS" = 201 ] && [ "$(json 'd["owner_id"], d["credits"]["remaining"]')" = "cus_42 1" ] \
+  || fail "set an owner's credits: $STATUS $BODY"
+call "$API/$oid" -X PATCH "${admin[@]}" -H "Content-Type: application/merge-patch+json" -d '{"owner_id": "cus_42"}'
+[ "$STATUS" = 200 ] || fail "give the key its owner back: $STATUS $BODY"
+verify "{\"key\": \"$osecret\"}"
+[ "$STATUS" = 200 ] && [ "$(json 'd["code"], d["owner"]["credits"]["remaining"]')" = "VALID 0" ] \
+  || fail "verify spends from the owner: $STATUS $BODY"
+verify "{\"key\": \"$osecret\"}"
+[ "$STATUS" = 200 ] && [ "$(json 'd["code"]')" = USAGE_EXCEEDED ] || fail "the owner's credits are spent: $STATUS $BODY"
+call "$OWNER" "${admin[@]}"
+[ "$STATUS" = 200 ] && [ "$(json 'd["credits"]["remaining"]')" = 0 ] || fail "get the owner: $STATUS $BODY"
+call "http://127.0.0.1:$PORT/v1/api_key_events/?action=owner.updated" "${admin[@]}"
+[ "$STATUS" = 200 ] && [ "$(json '[(e["owner_id"], "key_id" in e) for e in d["data"]]')" = "[('cus_42', False)]" ] \
+  || fail "owner.updated in the trail: $STATUS $BODY"
+ok "an owner's own credits: set by PUT /v1/owner/cus_42, spent by its key's verify, recorded as owner.updated"
 
 # Metadata and an IP allow-list, as docs/api.md shows them: meta merge-patched and handed
 # back by verify; a client_ip outside the list, or none, is FORBIDDEN; and the key's own use

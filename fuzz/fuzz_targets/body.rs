@@ -1,18 +1,20 @@
 //! Write bodies: any bytes, or a JSON object of likely and unlikely fields, under any
-//! Content-Type, for create, update and roll, by an unrestricted or a restricted caller,
+//! Content-Type, for create, update, roll and an owner's PUT, by an unrestricted or a
+//! restricted caller, with or without an owner of its own,
 //! delivered as it is or base64-encoded in an HTTP API event. The answer is a value every
 //! rule holds for, or a refusal with a documented status (400, 403, 413, 415, 422) whose
 //! problem names a field when it is a 422 and never shows the secret put in the input.
 //! `meta` and `allowed_cidrs` are built near and across their bounds; an accepted key's
 //! meta is within them, and its list reaches no further than its caller's unless the write
-//! only narrowed it.
+//! only narrowed it. A caller of an owner makes and leaves keys only for its owner; an
+//! owner's limits are set only by an unrestricted caller, and loosened only within its own.
 #![no_main]
 
 use apikeys::allow::{self, AllowList};
 use apikeys::auth::Caller;
 use apikeys::http::body::fields::name_problem;
 use apikeys::http::body::{
-    CreateKey, KeyPatch, MAX_BODY_BYTES, MAX_GRACE_SECS, RollKey, create, patch, roll,
+    CreateKey, KeyPatch, MAX_BODY_BYTES, MAX_GRACE_SECS, RollKey, create, owner, patch, roll,
 };
 use apikeys::http::problem::ApiError;
 use apikeys::key::{Access, ApiKey, KeyId, KeyState, Permission};
@@ -30,6 +32,7 @@ enum Endpoint {
     Create,
     Patch,
     Roll,
+    Owner,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -162,6 +165,8 @@ struct Input {
     current_cidrs: Option<u8>,
     /// Through an HTTP API event, base64-encoded when true.
     event: Option<bool>,
+    /// The caller's own key belongs to the patched key's owner (`cus_current`).
+    caller_owned: bool,
 }
 
 fn secret() -> &'static Secret {
@@ -233,6 +238,7 @@ fn name(n: &Name) -> String {
                 patch::FIELDS,
                 roll::FIELDS,
                 patch::READ_ONLY,
+                owner::FIELDS,
             ]
             .concat();
             known[*i as usize % known.len()].to_owned()
@@ -352,6 +358,7 @@ fn check_refusal(e: &ApiError, body: &[u8]) {
                     "credits",
                     "ratelimits",
                     "allowed_cidrs",
+                    "owner_id",
                 ]
                 .contains(&p)
             }),
@@ -484,10 +491,15 @@ fn current_key(access: Access, now: DateTime<Utc>) -> ApiKey {
         version: 0,
         disabled_reason: None,
         quota: Quota::default(),
-        owner_id: Some("cus_current".parse().expect("an owner id")),
+        owner_id: Some(current_owner()),
         meta: None,
         allowed_cidrs: None,
     }
+}
+
+/// The patched key's owner, and the owner a PUT sets.
+fn current_owner() -> apikeys::owner::OwnerId {
+    "cus_current".parse().expect("an owner id")
 }
 
 /// An owner id as the contract states it: 1 to 128 characters, none a control character.
@@ -544,7 +556,9 @@ fuzz_target!(|input: Input| {
         },
         quota: quota(input.caller_quota),
         allowed_cidrs: cidr_list(input.caller_cidrs),
+        owner_id: input.caller_owned.then(current_owner),
     };
+    let caller_owner = caller.owner_id.clone();
     let caller_cidrs = caller.allowed_cidrs.clone();
     let caller_quota = caller.quota.clone();
     let authority = caller.authority();
@@ -559,6 +573,7 @@ fuzz_target!(|input: Input| {
                         .may_create(&new.access, new.expires)
                         .and_then(|()| authority.may_meter(&new.quota))
                         .and_then(|()| authority.may_reach(new.allowed_cidrs.as_ref()))
+                        .and_then(|()| authority.may_own(new.owner_id.as_ref()))
                         .map(|()| new)
                         .map_err(refused)
                 });
@@ -584,6 +599,11 @@ fuzz_target!(|input: Input| {
                     }
                     assert_valid(&new.quota);
                     assert_owner(new.owner_id.as_ref());
+                    assert!(
+                        caller_owner.is_none() || new.owner_id == caller_owner,
+                        "a caller of an owner made a key for {:?}",
+                        new.owner_id
+                    );
                     assert_meta(new.meta.as_ref());
                     assert!(
                         allow::within(new.allowed_cidrs.as_ref(), caller_cidrs.as_ref()),
@@ -636,6 +656,13 @@ fuzz_target!(|input: Input| {
                     assert!(name_problem(&next.name).is_none());
                     assert_valid(&next.quota);
                     assert_owner(next.owner_id.as_ref());
+                    if next.owner_id != current.owner_id {
+                        assert!(
+                            caller_owner.is_none() || next.owner_id == caller_owner,
+                            "a caller of an owner moved a key out of it"
+                        );
+                        assert!(!caller_quota.is_metered(), "a metered caller moved a key out");
+                    }
                     assert_meta(next.meta.as_ref());
                     let (was, now_list) =
                         (current.allowed_cidrs.as_ref(), next.allowed_cidrs.as_ref());
@@ -672,5 +699,26 @@ fuzz_target!(|input: Input| {
             Ok(r) => assert!(r.grace_period_seconds <= MAX_GRACE_SECS),
             Err(e) => check_refusal(&e, &body),
         },
+        Endpoint::Owner => {
+            let before = quota(input.current_quota);
+            let id = current_owner();
+            let set = owner::parse(req.headers(), req.body()).and_then(|q| {
+                authority
+                    .may_set_owner(&id, &before, &q)
+                    .map(|()| q)
+                    .map_err(refused)
+            });
+            match set {
+                Ok(q) => {
+                    assert_valid(&q);
+                    assert!(!caller_access.is_restricted(), "a restricted caller set an owner");
+                    if !no_more(&q, &before) {
+                        assert!(caller_owner.is_none(), "a caller loosened its own owner");
+                        assert!(within(&q, &caller_quota), "an owner loosened past its caller");
+                    }
+                }
+                Err(e) => check_refusal(&e, &body),
+            }
+        }
     }
 });

@@ -52,6 +52,8 @@ pub struct Caller {
     pub quota: crate::quota::Quota,
     /// The addresses its key may be used from, as its credential copies them; `None`: any.
     pub allowed_cidrs: Option<crate::allow::AllowList>,
+    /// Its key's owner, as its credential copies it.
+    pub owner_id: Option<crate::owner::OwnerId>,
 }
 
 impl Caller {
@@ -63,6 +65,7 @@ impl Caller {
             expires: self.expires,
             quota: self.quota.clone(),
             allowed_cidrs: self.allowed_cidrs.clone(),
+            owner: self.owner_id.clone(),
         }
     }
 
@@ -189,6 +192,7 @@ pub async fn authenticate<S: CredentialStore>(
             expires: credential.expires,
             quota: credential.quota,
             allowed_cidrs: credential.allowed_cidrs,
+            owner_id: credential.owner_id,
         }),
         KeyStatus::Disabled => Err(refused(&credential, AuthFailure::Disabled)),
         KeyStatus::Expired => Err(refused(&credential, AuthFailure::Expired)),

@@ -26,6 +26,17 @@
 //!   granting: it also needs the key not to outlive the caller. Narrowing stays open to any
 //!   caller that holds the key.
 //!
+//! - *Stay within its owner*: a caller whose own key names an owner can create keys only
+//!   for that owner, and cannot move a key to another owner or remove its owner; a caller
+//!   whose own key carries credits or rate limits cannot move a key out of its owner either
+//!   (the key would escape the owner's shared credits and limits: that is loosening).
+//!
+//! - *Owners*: an owner's own credits and rate limits bind every key of the owner, which a
+//!   restricted caller may not hold, so only an unrestricted caller may set them. Loosening
+//!   them (as for a key: more credits, a larger refill, a limit raised or removed) is
+//!   granting: a caller with credits or limits of its own cannot loosen them past its own,
+//!   and a caller cannot loosen its own owner's.
+//!
 //! The operator (the admin CLI, the fixtures) and GitHub's revocations act with
 //! [`Authority::operator`]: unrestricted, never expiring.
 
@@ -33,6 +44,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::allow::{self, AllowList};
 use crate::key::{Access, ApiKey, KeyState, Permission};
+use crate::owner::OwnerId;
 use crate::quota::{Looser, Quota};
 
 /// What a write's caller may do: its access, and when its secret stops working.
@@ -46,6 +58,8 @@ pub struct Authority {
     pub quota: Quota,
     /// The addresses the caller's own key may be used from; `None`: any.
     pub allowed_cidrs: Option<AllowList>,
+    /// The caller's own key's owner, if it names one.
+    pub owner: Option<OwnerId>,
 }
 
 /// The grant a lifetime check is about: what the refusal names.
@@ -104,6 +118,32 @@ pub enum Refusal {
          reaches every address)"
     )]
     Reach,
+    /// The caller's key names an owner, and the key would name another or none. The text
+    /// does not show the caller's owner.
+    #[error(
+        "this API key belongs to an owner, so it can create keys only for that owner and \
+         cannot give a key another owner_id or remove it"
+    )]
+    OtherOwner,
+    /// A metered caller would move a key out of its owner.
+    #[error(
+        "this API key has credits or rate limits, so it cannot move a key out of its owner \
+         (another owner_id, or null): the key would escape the owner's shared credits and rate \
+         limits"
+    )]
+    Escape,
+    /// A restricted caller would set an owner's limits.
+    #[error(
+        "this API key is restricted; only an unrestricted key may set an owner's credits and \
+         rate limits, which bind every key of the owner"
+    )]
+    OwnerNotHeld,
+    /// The caller would loosen the limits of its own key's owner.
+    #[error(
+        "this API key belongs to this owner, so it cannot loosen the owner's credits or rate \
+         limits (it cannot lift its own limits)"
+    )]
+    OwnOwner,
 }
 
 fn outlives(grant: Grant, at: DateTime<Utc>) -> String {
@@ -137,7 +177,9 @@ impl Refusal {
             },
             Refusal::Looser(l) => Some(l.parameter()),
             Refusal::Reach => Some("allowed_cidrs"),
-            Refusal::NotHeld | Refusal::NotHeldUnrestricted => None,
+            Refusal::OtherOwner | Refusal::Escape => Some("owner_id"),
+            Refusal::OwnOwner => Some("credits"),
+            Refusal::NotHeld | Refusal::NotHeldUnrestricted | Refusal::OwnerNotHeld => None,
         }
     }
 }
@@ -151,6 +193,7 @@ impl Authority {
             expires: None,
             quota: Quota::default(),
             allowed_cidrs: None,
+            owner: None,
         }
     }
 
@@ -178,6 +221,42 @@ impl Authority {
         }
     }
 
+    /// Giving a new key the owner `owner`: the caller's own, if it has one.
+    pub fn may_own(&self, owner: Option<&OwnerId>) -> Result<(), Refusal> {
+        match &self.owner {
+            Some(mine) if owner != Some(mine) => Err(Refusal::OtherOwner),
+            _ => Ok(()),
+        }
+    }
+
+    /// Moving a key from the owner `from` to `to` (either `None`: no owner).
+    fn may_move(&self, from: Option<&OwnerId>, to: Option<&OwnerId>) -> Result<(), Refusal> {
+        self.may_own(to)?;
+        if from.is_some() && self.quota.is_metered() {
+            return Err(Refusal::Escape);
+        }
+        Ok(())
+    }
+
+    /// Setting the owner `owner`'s own credits and limits from `before` to `after`.
+    pub fn may_set_owner(
+        &self,
+        owner: &OwnerId,
+        before: &Quota,
+        after: &Quota,
+    ) -> Result<(), Refusal> {
+        if self.access != Access::Unrestricted {
+            return Err(Refusal::OwnerNotHeld);
+        }
+        if after.loosens(before) {
+            if self.owner.as_ref() == Some(owner) {
+                return Err(Refusal::OwnOwner);
+            }
+            self.may_meter(after)?;
+        }
+        Ok(())
+    }
+
     /// Changing `before` into `after` (name, access, expiry, state).
     pub fn may_update(&self, before: &ApiKey, after: &ApiKey) -> Result<(), Refusal> {
         self.holds(&before.access)?;
@@ -198,6 +277,9 @@ impl Authority {
         if allow::widens(was, next) {
             self.may_reach(next)?;
             self.lives_within(after.expires, Grant::Reach)?;
+        }
+        if before.owner_id != after.owner_id {
+            self.may_move(before.owner_id.as_ref(), after.owner_id.as_ref())?;
         }
         Ok(())
     }
@@ -298,6 +380,7 @@ mod tests {
             expires,
             quota: Default::default(),
             allowed_cidrs: None,
+            owner: None,
         }
     }
 
@@ -584,5 +667,84 @@ mod tests {
         );
         assert_eq!(Refusal::Reach.parameter(), Some("allowed_cidrs"));
         assert!(!Refusal::Reach.to_string().contains("10.0.0.0"));
+    }
+
+    #[test]
+    fn a_caller_of_an_owner_stays_within_it_and_a_metered_caller_cannot_move_keys_out() {
+        let cus: OwnerId = "cus_1".parse().unwrap();
+        let other: OwnerId = "cus_2".parse().unwrap();
+        let mine = Authority {
+            owner: Some(cus.clone()),
+            ..caller(U, None)
+        };
+        assert_eq!(mine.may_own(Some(&cus)), Ok(()));
+        assert_eq!(mine.may_own(Some(&other)), Err(Refusal::OtherOwner));
+        assert_eq!(mine.may_own(None), Err(Refusal::OtherOwner));
+        let of = |owner: Option<&OwnerId>| ApiKey {
+            owner_id: owner.cloned(),
+            ..key(r(&[]), KeyState::Active, None)
+        };
+        let out = mine.may_update(&of(Some(&cus)), &of(None));
+        assert_eq!(out, Err(Refusal::OtherOwner));
+        assert_eq!(mine.may_update(&of(None), &of(Some(&cus))), Ok(()));
+        let metered = Authority {
+            quota: Quota {
+                credits: None,
+                ratelimits: vec![crate::quota::RateLimit {
+                    name: "r".into(),
+                    limit: 5,
+                    duration_ms: 1000,
+                    mode: crate::quota::Mode::Exact,
+                }],
+            },
+            ..caller(U, None)
+        };
+        let escape = metered.may_update(&of(Some(&cus)), &of(Some(&other)));
+        assert_eq!(escape, Err(Refusal::Escape));
+        assert_eq!(metered.may_update(&of(None), &of(Some(&cus))), Ok(()));
+        assert_eq!(
+            caller(U, None).may_update(&of(Some(&cus)), &of(None)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn only_an_unrestricted_caller_sets_an_owners_limits_and_none_loosens_its_own() {
+        let cus: OwnerId = "cus_1".parse().unwrap();
+        let credits = |n| Quota {
+            credits: Some(crate::quota::Credits {
+                remaining: n,
+                refill: None,
+                low_at: None,
+            }),
+            ratelimits: vec![],
+        };
+        let restricted = caller(r(&[ApiKeysUpdate]), None);
+        let set = restricted.may_set_owner(&cus, &Quota::default(), &credits(10));
+        assert_eq!(set, Err(Refusal::OwnerNotHeld));
+        assert_eq!(
+            caller(U, None).may_set_owner(&cus, &credits(5), &credits(10)),
+            Ok(())
+        );
+        let member = Authority {
+            owner: Some(cus.clone()),
+            ..caller(U, None)
+        };
+        assert_eq!(
+            member.may_set_owner(&cus, &credits(10), &credits(5)),
+            Ok(())
+        );
+        let lift = member.may_set_owner(&cus, &credits(5), &credits(10));
+        assert_eq!(lift, Err(Refusal::OwnOwner));
+        let metered = Authority {
+            quota: credits(3),
+            ..caller(U, None)
+        };
+        let more = metered.may_set_owner(&cus, &credits(1), &credits(10));
+        assert!(matches!(more, Err(Refusal::Looser(_))), "{more:?}");
+        assert_eq!(
+            metered.may_set_owner(&cus, &credits(1), &credits(2)),
+            Ok(())
+        );
     }
 }

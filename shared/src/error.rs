@@ -2,6 +2,19 @@
 //! ([`ParamError`], with anything secret-looking redacted) and why a caller was not
 //! authenticated ([`AuthFailure`]). How each becomes a status and a problem is `http`'s.
 
+/// A JSON type, for "must be X, not Y" messages.
+pub fn kind(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// A request parameter (query, path, or a field of a JSON body) that failed validation:
 /// which one, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

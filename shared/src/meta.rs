@@ -11,6 +11,8 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use crate::error::kind;
+
 /// The largest `meta`, as compact JSON (`serde_json::to_string`), in bytes.
 pub const MAX_META_BYTES: usize = 4096;
 /// The deepest `meta`: the object itself is level 1, each object or array in it one more.
@@ -108,18 +110,6 @@ fn merge_patch(target: &mut Value, patch: &Value) {
         } else {
             merge_patch(map.entry(name.clone()).or_insert(Value::Null), value);
         }
-    }
-}
-
-/// A JSON type, for the refusal's text.
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -215,6 +215,7 @@ mod tests {
             },
             quota: Default::default(),
             allowed_cidrs: None,
+            owner_id: None,
         }
     }
 
@@ -407,6 +408,7 @@ mod tests {
             },
             quota: Default::default(),
             allowed_cidrs: None,
+            owner_id: None,
         };
         for i in 0..MAX_BACKING_OFF as u128 + 10 {
             someone.key_id = KeyId::from(uuid::Uuid::from_u128(i));

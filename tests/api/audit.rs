@@ -150,7 +150,10 @@ async fn filters_by_action_key_and_time_combine_and_a_deleted_keys_events_stay_l
     let org = org();
     let (a, b) = history(&app, &org, t0()).await;
     let of = |p: &EventPage| -> Vec<(Action, KeyId)> {
-        p.events.iter().map(|e| (e.action, e.key_id)).collect()
+        p.events
+            .iter()
+            .map(|e| (e.action, e.key_id.unwrap()))
+            .collect()
     };
     use Action::*;
 

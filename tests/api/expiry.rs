@@ -100,7 +100,7 @@ async fn the_scheduler_yields_key_expiring_once_and_never_twice_for_the_same_key
     let seen = notices_of(&app, &org).await;
     assert_eq!(seen.len(), 1, "{seen:?}");
     let notice = &seen[0];
-    assert_eq!((notice.action, notice.key_id), (Action::Expiring, id));
+    assert_eq!((notice.action, notice.key_id), (Action::Expiring, Some(id)));
     assert_eq!(notice.expires, Some(expires));
     assert_eq!(notice.time, due);
     assert_eq!(notice.actor.kind, ActorKind::Service);
@@ -139,7 +139,7 @@ async fn key_expired_comes_at_the_date_once_and_the_key_leaves_the_index() {
     let seen: Vec<(Action, KeyId)> = notices_of(&app, &org)
         .await
         .iter()
-        .map(|e| (e.action, e.key_id))
+        .map(|e| (e.action, e.key_id.unwrap()))
         .collect();
     assert_eq!(seen, [(Action::Expiring, id), (Action::Expired, id)]);
     // A key already expired when a run first sees it gets key.expired only.
@@ -151,7 +151,7 @@ async fn key_expired_comes_at_the_date_once_and_the_key_leaves_the_index() {
     let of_late: Vec<Action> = notices_of(&app, &org)
         .await
         .iter()
-        .filter(|e| e.key_id == late)
+        .filter(|e| e.key_id == Some(late))
         .map(|e| e.action)
         .collect();
     assert_eq!(of_late, [Action::Expired]);
@@ -283,7 +283,7 @@ async fn each_notice_lands_in_its_own_keys_organization() {
         let mut noticed: Vec<KeyId> = notices_of(&app, org)
             .await
             .iter()
-            .map(|e| e.key_id)
+            .filter_map(|e| e.key_id)
             .collect();
         mine.sort();
         noticed.sort();
@@ -359,7 +359,8 @@ async fn a_write_that_read_the_key_before_a_notice_reads_it_again() {
         time: t0(),
         org: org.clone(),
         action: Action::Updated,
-        key_id: id,
+        key_id: Some(id),
+        owner_id: None,
         actor: apikeys::audit::Actor::cli("test"),
         changes: Default::default(),
         request_id: "stale".into(),

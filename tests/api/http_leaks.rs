@@ -411,7 +411,7 @@ async fn a_report_of_many_keys_revokes_every_one_before_the_functions_timeout() 
     let mut leaked: Vec<_> = events
         .iter()
         .filter(|e| e.action == apikeys::audit::Action::Leaked)
-        .map(|e| e.key_id)
+        .filter_map(|e| e.key_id)
         .collect();
     leaked.sort();
     let mut expected: Vec<_> = keys.iter().map(|(k, _)| k.id).collect();

@@ -116,7 +116,7 @@ async fn a_mixed_batch_disables_every_key_of_ours_each_with_one_leak_event() {
     assert_eq!(acme_trail.len(), before.0 + 2, "one event per key of ours");
     let marked = acme_trail
         .iter()
-        .find(|e| e.key_id == disabled.id && e.action == Action::Leaked)
+        .find(|e| e.key_id == Some(disabled.id) && e.action == Action::Leaked)
         .expect("the disabled key's key.leaked event");
     assert_eq!(
         marked.changes["disabled_reason"].to.as_str(),
@@ -139,9 +139,9 @@ async fn a_mixed_batch_disables_every_key_of_ours_each_with_one_leak_event() {
         assert!(trail.len() > had);
         let e = trail
             .iter()
-            .find(|e| e.key_id == id && e.action == Action::Leaked)
+            .find(|e| e.key_id == Some(id) && e.action == Action::Leaked)
             .expect("its key.leaked event");
-        assert_eq!((e.action, e.key_id), (Action::Leaked, id));
+        assert_eq!((e.action, e.key_id), (Action::Leaked, Some(id)));
         assert_eq!(e.actor.kind, ActorKind::Github);
         assert_eq!(e.request_id, "gh-req-1");
         let leak = Leak {

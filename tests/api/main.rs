@@ -30,6 +30,7 @@ mod logs;
 mod meta;
 mod metering;
 mod openapi;
+mod owner_api;
 mod owner_quota;
 mod owners;
 mod pages;

@@ -177,7 +177,7 @@ async fn every_write_records_exactly_one_event_and_a_failed_write_none() {
     );
     assert!(events(&app, &other).await.is_empty());
     for (i, e) in got.iter().enumerate() {
-        assert_eq!(e.key_id, key.id);
+        assert_eq!(e.key_id, Some(key.id));
         assert_eq!(e.org, org);
         let at = t0 + Duration::seconds([0, 1, 2, 3, 4, 6][i]);
         assert_eq!(e.time.timestamp_millis(), at.timestamp_millis());

@@ -213,3 +213,22 @@ impl<H: Send + Sync> LeakLookup for Hooked<H> {
         self.inner.find_candidates(hashes).await
     }
 }
+
+impl<H: Send + Sync> apikeys::store::OwnerStore for Hooked<H> {
+    async fn owner(
+        &self,
+        org: &OrgId,
+        id: &apikeys::owner::OwnerId,
+    ) -> Result<Option<apikeys::owner::Owner>, StoreError> {
+        self.inner.owner(org, id).await
+    }
+
+    async fn set_owner(
+        &self,
+        before: Option<&apikeys::owner::Owner>,
+        after: &apikeys::owner::Owner,
+        event: &Event,
+    ) -> Result<(), WriteFailure> {
+        self.inner.set_owner(before, after, event).await
+    }
+}

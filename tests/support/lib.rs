@@ -228,6 +228,7 @@ impl Function {
         let (function, own) = match (resource, method) {
             ("/v1/api_key/verify", _) => (Function::VerifyKey, false),
             ("/v1/secret_scanning/github", _) => (Function::RevokeLeaked, false),
+            ("/v1/owner/{owner_id}", _) => (Function::Owner, false),
             ("/v1/api_key/{id}", "PATCH") => (Function::UpdateKey, true),
             ("/v1/api_key/{id}", "DELETE") => (Function::DeleteKey, true),
             ("/v1/api_key/{id}", _) | ("/v1/api_keys/{api_key_id}", _) => (Function::GetKey, false),
@@ -238,7 +239,6 @@ impl Function {
             ("/v1/api_key/{id}/events", _) | ("/v1/api_key_events", _) => {
                 (Function::ListEvents, false)
             }
-            ("/v1/owner/{owner_id}", _) => (Function::Owner, false),
             other => panic!("no route for {other:?}"),
         };
         let key = if own {
@@ -357,6 +357,21 @@ impl Call {
             route: ("/v1/api_key/{id}/events", "id"),
             ..Call::get(payload, &id)
         }
+    }
+
+    /// `GET /v1/owner/{owner_id}`.
+    pub fn owner(payload: Payload, id: &str) -> Self {
+        Call {
+            path: format!("/v1/owner/{}", encode(id)),
+            id: Some(id.to_owned()),
+            route: ("/v1/owner/{owner_id}", "owner_id"),
+            ..Call::list(payload)
+        }
+    }
+
+    /// `PUT /v1/owner/{owner_id}` with this body.
+    pub fn put_owner(payload: Payload, id: &str, body: &Value) -> Self {
+        Call::owner(payload, id).method("PUT").json(body)
     }
 
     /// `POST /v1/api_key/verify` with this body.

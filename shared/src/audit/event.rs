@@ -1,4 +1,5 @@
-//! What an audit event records: who changed which key, how, when, and from where.
+//! What an audit event records: who changed which key (or which owner's limits), how, when,
+//! and from where.
 //!
 //! An event is written in the same transaction as the change it describes (by the write
 //! use cases above), so no change goes unrecorded and no event describes a change that did
@@ -15,6 +16,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::key::{InvalidUuid, KeyId, OrgId};
+use crate::owner::OwnerId;
 
 /// An event's id: a UUIDv7 whose timestamp is the event's time, so id order is time order
 /// and a time range is a range of ids.
@@ -87,7 +89,7 @@ impl FromStr for EventId {
     }
 }
 
-/// What happened to the key.
+/// What happened to the key (`key.*`) or to an owner (`owner.*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Action {
     #[serde(rename = "key.created")]
@@ -119,6 +121,10 @@ pub enum Action {
     /// The key's expiry has come (`expiry`); once per key and expiry date.
     #[serde(rename = "key.expired")]
     Expired,
+    /// An owner's own credits or rate limits were set (`PUT /v1/owner/{owner_id}`); the
+    /// event names the owner, not a key.
+    #[serde(rename = "owner.updated")]
+    OwnerUpdated,
 }
 
 impl Action {
@@ -133,6 +139,7 @@ impl Action {
         Action::CreditsAdjusted,
         Action::Expiring,
         Action::Expired,
+        Action::OwnerUpdated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -147,6 +154,7 @@ impl Action {
             Action::CreditsAdjusted => "key.credits_adjusted",
             Action::Expiring => "key.expiring",
             Action::Expired => "key.expired",
+            Action::OwnerUpdated => "owner.updated",
         }
     }
 }
@@ -331,7 +339,10 @@ pub struct Event {
     pub time: DateTime<Utc>,
     pub org: OrgId,
     pub action: Action,
-    pub key_id: KeyId,
+    /// The key it is about; `None` for an owner's event.
+    pub key_id: Option<KeyId>,
+    /// The owner it is about (`owner.updated`); `None` for a key's event.
+    pub owner_id: Option<OwnerId>,
     pub actor: Actor,
     pub changes: Changes,
     pub request_id: String,
@@ -352,6 +363,7 @@ impl Event {
             time: MillisTime(self.time),
             action: self.action,
             key_id: self.key_id,
+            owner_id: self.owner_id.as_ref(),
             actor: &self.actor,
             changes: &self.changes,
             request_id: &self.request_id,
@@ -369,7 +381,12 @@ pub struct EventView<'a> {
     pub id: EventId,
     pub time: MillisTime,
     pub action: Action,
-    pub key_id: KeyId,
+    /// Absent for an owner's event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<KeyId>,
+    /// For `owner.updated`: the owner whose limits were set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<&'a OwnerId>,
     pub actor: &'a Actor,
     pub changes: &'a Changes,
     pub request_id: &'a str,

@@ -14,6 +14,7 @@
 //! | `DELETE /v1/api_key/{id}` | [`writes`] | `api_keys.delete` |
 //! | `GET /v1/api_key/{id}/events`, `GET /v1/api_key_events/` | [`events`] | `api_keys.view` |
 //! | `POST /v1/api_key/verify` | [`verify`] | `api_keys.view` |
+//! | `GET /v1/owner/{owner_id}`, `PUT /v1/owner/{owner_id}` | [`owners`] | `api_keys.view`, `api_keys.update` (and an unrestricted key: [`crate::authority`]) |
 //! | `POST /v1/secret_scanning/github` | [`leaks`] | none: GitHub's signature (401 before anything else but 405 and 406) |
 
 pub mod body;
@@ -21,6 +22,7 @@ mod events;
 mod keys;
 pub(crate) mod leaks;
 mod negotiate;
+mod owners;
 mod params;
 mod preconditions;
 pub mod problem;
@@ -40,6 +42,7 @@ use tracing::{Instrument, field};
 pub use events::list_events;
 pub use keys::{get_key, list_keys};
 pub use leaks::revoke_leaked;
+pub use owners::owner;
 pub use respond::MAX_AGE_SECS;
 pub use verify::verify_key;
 pub use writes::{adjust_credits, create_key, delete_key, roll_key, update_key};

@@ -11,6 +11,7 @@ use serde::de::{self, IntoDeserializer, Visitor};
 use crate::error::ParamError;
 use crate::http::problem::ApiError;
 use crate::key::{InvalidUuid, KeyId};
+use crate::owner::OwnerId;
 use crate::page::parse_flag;
 
 /// The query parameters of the endpoints that take none but `pretty`.
@@ -123,6 +124,30 @@ pub(super) fn path_id(req: &Request, name: &'static str) -> Result<KeyId, ApiErr
     decoded
         .parse::<KeyId>()
         .map_err(|e| ApiError::Invalid(ParamError::new(name, e.to_string())))
+}
+
+/// The owner id path parameter (`owner_id`), decoded once as [`path_id`] decodes a key id.
+pub(super) fn path_owner(req: &Request) -> Result<OwnerId, ApiError> {
+    const NAME: &str = "owner_id";
+    let raw = req
+        .path_parameters_ref()
+        .and_then(|p| p.first(NAME))
+        .or_else(|| segment_after(req.raw_http_path(), "owner"))
+        .unwrap_or("");
+    let invalid = |why: String| ApiError::Invalid(ParamError::new(NAME, why));
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| invalid("is not UTF-8 once percent-decoded".into()))?;
+    decoded
+        .parse::<OwnerId>()
+        .map_err(|e| invalid(e.to_string()))
+}
+
+/// The path segment after the segment `name`.
+fn segment_after<'a>(path: &'a str, name: &str) -> Option<&'a str> {
+    let mut segments = path.split('/');
+    segments.find(|s| *s == name)?;
+    segments.next()
 }
 
 /// Without path parameters (a bare local invocation): the segment after `api_key` or

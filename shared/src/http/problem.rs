@@ -28,6 +28,9 @@ pub enum ApiError {
     NotFromHere,
     #[error("API key not found")]
     NotFound,
+    /// No owner with this id has credits or rate limits set in the caller's organization.
+    #[error("owner not found")]
+    OwnerNotFound,
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
     #[error("the Accept header excludes JSON")]
@@ -132,7 +135,7 @@ impl ApiError {
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) | ApiError::NotFromHere => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::OwnerNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             ApiError::InvalidField(_) | ApiError::InvalidHeader(_) => {
@@ -197,6 +200,11 @@ impl ApiError {
                     .into()
             }
             ApiError::NotFound => NOT_FOUND.into(),
+            ApiError::OwnerNotFound => {
+                "no owner with this id has credits or rate limits of its own in your \
+                 organization; PUT sets them"
+                    .into()
+            }
             ApiError::MethodNotAllowed { allow } => format!("this resource supports only {allow}"),
             ApiError::NotAcceptable => {
                 "this resource only produces application/json; allow it in the Accept header".into()

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::allow::AllowList;
 use crate::key::{Access, ApiKey, DisabledReason, KeyId, KeyState, KeyStatus, Permission};
 use crate::meta::Meta;
-use crate::owner::OwnerId;
+use crate::owner::{Owner, OwnerId};
 use crate::quota::{Credits, RateLimit};
 use crate::verify::{LimitLeft, Verdict, VerifyCode};
 
@@ -323,5 +323,27 @@ mod tests {
             serde_json::to_string(&Rfc3339(t)).unwrap(),
             "\"2023-11-07T05:31:56Z\""
         );
+    }
+}
+
+/// The JSON object of `GET`/`PUT /v1/owner/{owner_id}`: an owner's own credits (with what
+/// is left) and rate limits, `null` and `[]` when it has none; the body a `PUT` takes, plus
+/// the owner's id and when its limits last changed.
+#[derive(Debug, Serialize)]
+pub struct OwnerView<'a> {
+    pub owner_id: &'a OwnerId,
+    pub credits: Option<&'a Credits>,
+    pub ratelimits: &'a [RateLimit],
+    pub updated_date: Rfc3339,
+}
+
+impl Owner {
+    pub fn view(&self) -> OwnerView<'_> {
+        OwnerView {
+            owner_id: &self.id,
+            credits: self.quota.credits.as_ref(),
+            ratelimits: &self.quota.ratelimits,
+            updated_date: Rfc3339(self.updated),
+        }
     }
 }

@@ -33,7 +33,7 @@ struct WithSecret<'a> {
 /// what the domain checks it against. A caller with credits is bound by the credits its own
 /// key has left now, read consistently (its credential knows them only as of its key's
 /// last change).
-async fn context<S: KeyWriter>(
+pub(super) async fn context<S: KeyWriter>(
     store: &S,
     req: &Request,
     call: &Authorized<'_>,

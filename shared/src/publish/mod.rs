@@ -157,7 +157,8 @@ mod tests {
             time: now,
             org: "acme".parse().unwrap(),
             action,
-            key_id: KeyId::new_at(now),
+            key_id: Some(KeyId::new_at(now)),
+            owner_id: None,
             actor: Actor::api_key(KeyId::new_at(now)).with_secret(ActingSecret {
                 which: WhichSecret::Current,
                 last_four: "Ab12".into(),
@@ -346,6 +347,26 @@ mod tests {
         assert_eq!(
             detail["actor"]["secret"]["last_four"], "Ab12",
             "never more of it"
+        );
+    }
+
+    #[test]
+    fn an_owners_event_names_its_owner_and_no_key() {
+        let mut e = event(Action::OwnerUpdated);
+        e.key_id = None;
+        e.owner_id = Some("cus_1".parse().unwrap());
+        let entry = entry(&e).unwrap();
+        assert_eq!(entry.detail_type, "apikeys owner.updated");
+        let detail: Value = serde_json::from_str(&entry.detail).unwrap();
+        assert_eq!(detail["owner_id"], "cus_1");
+        assert!(detail.get("key_id").is_none(), "{detail}");
+        let image = event_image(&e).unwrap();
+        let back = crate::store::dynamo::event_of_image(image)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (back.action, back.key_id, back.owner_id),
+            (e.action, None, e.owner_id)
         );
     }
 }

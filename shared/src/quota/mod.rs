@@ -133,6 +133,13 @@ pub enum InvalidQuota {
     RemainingRequired,
     #[error("would leave the key more than {MAX_CREDITS} credits")]
     Overflow,
+    #[error(
+        "has a leased rate limit; an owner's rate limits are shared by all of its keys and \
+         counted exactly, so mode must be exact"
+    )]
+    OwnerLeased,
+    #[error("has low_at, which only a key's credits take")]
+    OwnerLowAt,
 }
 
 /// Checks a list of rate limits.

@@ -347,7 +347,7 @@ impl AuditReader for MemoryStore {
             .lock()
             .events
             .iter()
-            .filter(|e| &e.org == org && key.is_none_or(|k| e.key_id == k))
+            .filter(|e| &e.org == org && key.is_none_or(|k| e.key_id == Some(k)))
             .filter(|e| range.first <= e.id && e.id <= range.last)
             .cloned()
             .collect();

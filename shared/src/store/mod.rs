@@ -21,6 +21,7 @@ mod expiry;
 mod leak;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
+mod owner;
 pub mod quota;
 mod read;
 mod write;
@@ -29,6 +30,7 @@ pub use audit::{AuditReader, EventRange};
 pub use credential::{Credential, CredentialStore};
 pub use expiry::{Due, ExpiryStore, Notified, Phase};
 pub use leak::{Candidate, LeakLookup};
+pub use owner::OwnerStore;
 pub use quota::{Joint, OwnerSpent, Part, QuotaStore, Spending};
 pub use read::{KeyIndex, KeyReader, Unprojected};
 pub use write::{IdempotencyRecord, KeyWriter, PreviousSecret, StoredKey, WriteFailure};

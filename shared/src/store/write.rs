@@ -93,7 +93,7 @@ pub struct IdempotencyRecord {
 #[derive(Debug, thiserror::Error)]
 pub enum WriteFailure {
     /// The key item is not at the version read (changed or deleted since), or, for an
-    /// insert, exists already.
+    /// insert, exists already; for an owner's write, the owner item is not as read.
     #[error("the key changed since it was read")]
     Key,
     /// An idempotency record with this id exists already.

@@ -96,6 +96,7 @@ pub async fn create<S: KeyWriter>(
     ctx.authority.may_create(&new.access, new.expires)?;
     ctx.authority.may_meter(&new.quota)?;
     ctx.authority.may_reach(new.allowed_cidrs.as_ref())?;
+    ctx.authority.may_own(new.owner_id.as_ref())?;
     let Some(idem) = idempotency else {
         let secret = Secret::generate().map_err(|e| StoreError::Internal(Box::new(e)))?;
         return Ok(create_with_secret(store, policy, ctx, new, secret, None).await?);

@@ -15,6 +15,7 @@
 //! | new secret, old one kept for a grace period | [`roll_key`] | `key.rolled` |
 //! | delete | [`delete_key`] | `key.deleted` |
 //! | disable a key whose secret was found in public | [`revoke_leaked`] | `key.leaked` |
+//! | set an owner's own credits and rate limits | [`set_owner`] | `owner.updated` |
 
 mod create;
 mod credits;
@@ -22,6 +23,7 @@ mod delete;
 mod diff;
 mod idempotency;
 mod leaked;
+mod owner;
 mod patch;
 mod retry;
 mod roll;
@@ -37,6 +39,7 @@ pub use idempotency::{
     WeakSecretKeys,
 };
 pub use leaked::{Revocation, revoke_leaked};
+pub use owner::{OwnerSet, set_owner};
 pub use patch::{CreditsChange, KeyChange};
 pub use roll::{MAX_GRACE_SECS, Rolled, roll_key};
 pub use update::{set_state, update_key};
@@ -193,6 +196,18 @@ impl WriteContext {
         action: Action,
         changes: Changes,
     ) -> Event {
+        self.key_event(policy, org, Some(key_id), action, changes)
+    }
+
+    /// An event of this write, about the key `key_id` (`None`: about no key).
+    fn key_event(
+        &self,
+        policy: &WritePolicy,
+        org: &OrgId,
+        key_id: Option<KeyId>,
+        action: Action,
+        changes: Changes,
+    ) -> Event {
         let id = EventId::new_at(self.now);
         let time = id.time().unwrap_or(self.now);
         Event {
@@ -201,6 +216,7 @@ impl WriteContext {
             org: org.clone(),
             action,
             key_id,
+            owner_id: None,
             actor: self.actor.clone(),
             changes,
             request_id: self.request_id.clone(),

@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 mod expiry;
 mod follow;
+mod owner;
 mod quota;
 
 #[derive(Parser)]
@@ -90,6 +91,11 @@ enum Command {
     },
     /// Create the local demo organization (`demo`) once, and print its admin secret.
     SeedDemo,
+    /// Show an owner's own credits (what is left now) and rate limits, shared by its keys.
+    GetOwner(owner::OwnerRef),
+    /// Set an owner's own credits and rate limits, whole, shared by all of its keys; the
+    /// change is recorded as owner.updated.
+    SetOwner(owner::SetOwner),
     /// Publish the table's audit events from now on, printing each as EventBridge would
     /// receive it (`make run` runs it beside the API; it reads DynamoDB Local's stream).
     FollowEvents,
@@ -227,15 +233,18 @@ impl From<WriteError> for CliError {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::CreateKey(args) = &cli.command
-        && let Err(e) = args.quota.check()
-    {
-        // A usage error like clap's own, with create-key's usage line.
+    let checked = match &cli.command {
+        Command::CreateKey(args) => args.quota.check().err().map(|e| ("create-key", e)),
+        Command::SetOwner(args) => args.check().err().map(|e| ("set-owner", e)),
+        _ => None,
+    };
+    if let Some((name, e)) = checked {
+        // A usage error like clap's own, with the subcommand's usage line.
         let mut cli = <Cli as clap::CommandFactory>::command();
         cli.build();
         let kind = clap::error::ErrorKind::ValueValidation;
-        match cli.find_subcommand_mut("create-key") {
-            Some(create) => create.error(kind, e).exit(),
+        match cli.find_subcommand_mut(name) {
+            Some(sub) => sub.error(kind, e).exit(),
             None => cli.error(kind, e).exit(),
         }
     }
@@ -312,6 +321,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             .map_err(|e| CliError::Input(e.to_string())),
         Command::ExpiryNotices(args) => expiry::run(&s.store, s.policy, args, s.out).await,
         Command::BackfillExpiry => expiry::backfill(&s.store, s.out).await,
+        Command::GetOwner(args) => owner::get(&s.store, args, s.out).await,
+        Command::SetOwner(args) => {
+            let ctx = s.writer().await?;
+            owner::set(&s.store, &s.policy, &ctx, args, s.out).await
+        }
     }
 }
 
@@ -521,7 +535,11 @@ fn event_line(e: &Event) -> String {
         e.id,
         e.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         e.action,
-        e.key_id,
+        e.key_id.map(|k| k.to_string()).unwrap_or_else(|| e
+            .owner_id
+            .as_ref()
+            .map(|o| format!("owner {o}"))
+            .unwrap_or_default()),
         serde_json::to_value(e.actor.kind)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))

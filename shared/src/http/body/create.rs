@@ -211,6 +211,7 @@ mod tests {
             },
             quota: Default::default(),
             allowed_cidrs: None,
+            owner_id: None,
         }
     }
 

@@ -32,17 +32,7 @@ pub fn name_problem(name: &str) -> Option<String> {
     }
 }
 
-/// A JSON type, for "must be X, not Y" messages.
-pub fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+pub use crate::error::kind;
 
 /// A field's value for serde: read as JSON, then `check`ed; the reason `check` gives is the
 /// error message, which becomes the 422's reason.

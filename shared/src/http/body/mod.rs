@@ -15,6 +15,7 @@
 
 pub mod create;
 pub mod fields;
+pub mod owner;
 pub mod patch;
 pub mod quota;
 pub mod read;

@@ -428,15 +428,20 @@ impl CredentialItem {
 }
 
 /// An audit event: in its organization's event partition (`ORG#<org>#EVENTS`, sorted by
-/// id), and in its key's event partition of the `by-key` index (`key_pk`).
+/// id), and a key's event in its key's event partition of the `by-key` index (`key_pk`); an
+/// owner's event (`owner_id`, no key) is in no key's.
 #[derive(Serialize, Deserialize)]
 pub(super) struct EventItem {
     pub(super) pk: String,
     pub(super) sk: String,
-    pub(super) key_pk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) key_pk: Option<String>,
     pub(super) id: EventId,
     pub(super) org: OrgId,
-    pub(super) key_id: KeyId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) key_id: Option<KeyId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) owner_id: Option<crate::owner::OwnerId>,
     pub(super) action: Action,
     pub(super) actor_type: ActorKind,
     pub(super) actor_id: String,
@@ -472,10 +477,11 @@ impl EventItem {
         Ok(EventItem {
             pk: event_pk(&event.org),
             sk: format!("{EVENT_PREFIX}{}", event.id),
-            key_pk: key_events_pk(&event.org, event.key_id),
+            key_pk: event.key_id.map(|k| key_events_pk(&event.org, k)),
             id: event.id,
             org: event.org.clone(),
             key_id: event.key_id,
+            owner_id: event.owner_id.clone(),
             action: event.action,
             actor_type: event.actor.kind,
             actor_id: event.actor.id.clone(),
@@ -515,6 +521,7 @@ impl EventItem {
             org: self.org,
             action: self.action,
             key_id: self.key_id,
+            owner_id: self.owner_id,
             actor: Actor {
                 kind: self.actor_type,
                 id: self.actor_id,

@@ -289,6 +289,24 @@ fn corrupt(err: serde_dynamo::Error) -> StoreError {
 }
 
 impl DynamoStore {
+    /// The item at `(pk, sk)`, read strongly consistently (what a write or a spend reads).
+    pub(super) async fn consistent_item(
+        &self,
+        pk: String,
+        sk: String,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(primary_key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.item)
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoStore {
             client,

@@ -1,6 +1,7 @@
 //! An owner's item (pk `ORG#<org>`, sk `OWNER#<owner id>`): its credits and rate limits,
 //! with their counters in the key item's attributes (`credits_remaining`, `rl`, …), so one
-//! spend expression (`super::spend`) writes either.
+//! spend expression (`super::spend`) writes either, and one set of assignments
+//! (`super::write::quota_assignments`) changes either's limits.
 //!
 //! A verify of a key whose owner has credits or limits spends from both in one
 //! TransactWriteItems, each item on the conditions of a key's own spend. A failed condition
@@ -17,13 +18,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::spend::{Expr, spent};
+use super::write::{Assignments, Plan, Role, quota_assignments};
 use super::{DynamoStore, classify, corrupt, key_sk, org_pk, primary_key};
+use crate::audit::Event;
 use crate::key::{KeyId, OrgId};
 use crate::owner::{Owner, OwnerId};
 use crate::quota::plan::{Counters, Window};
 use crate::quota::{Credits, Quota, RateLimit, Refill};
-use crate::store::StoreError;
 use crate::store::quota::{Joint, OwnerSpent, Part, Spent};
+use crate::store::{OwnerStore, StoreError, WriteFailure};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -155,16 +158,8 @@ impl DynamoStore {
         org: &OrgId,
         owner: &OwnerId,
     ) -> Result<Option<OwnerSpent>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(primary_key(org_pk(org), owner_sk(owner))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item.map(owner_spent).transpose()
+        let item = self.consistent_item(org_pk(org), owner_sk(owner)).await?;
+        item.map(owner_spent).transpose()
     }
 
     /// The joint spend's transaction (see the module header).
@@ -248,4 +243,50 @@ impl DynamoStore {
             owner: owner_now.map(Box::new),
         })
     }
+}
+
+impl OwnerStore for DynamoStore {
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn owner(&self, org: &OrgId, id: &OwnerId) -> Result<Option<Owner>, StoreError> {
+        Ok(self.owner_item(org, id).await?.map(|o| o.owner))
+    }
+
+    #[tracing::instrument(skip_all, fields(org = %after.org, owner = %after.id), err(Display))]
+    async fn set_owner(
+        &self,
+        before: Option<&Owner>,
+        after: &Owner,
+        event: &Event,
+    ) -> Result<(), WriteFailure> {
+        let mut a = Assignments::default();
+        let text = |v: &str| AttributeValue::S(v.to_owned());
+        a.set("org = :org", ":org", text(after.org.as_str()));
+        a.set("owner_id = :owner_id", ":owner_id", text(after.id.as_str()));
+        a.set("#version = :version", ":version", number(after.version));
+        let updated = after.updated.timestamp_millis();
+        a.set(
+            "updated_ms = :updated",
+            ":updated",
+            AttributeValue::N(updated.to_string()),
+        );
+        let mut condition = match before {
+            Some(b) => {
+                a.values.push((":before_version", number(b.version)));
+                "#version = :before_version".to_owned()
+            }
+            None => "attribute_not_exists(#pk)".to_owned(),
+        };
+        let none = Quota::default();
+        let was = before.map_or(&none, |b| &b.quota);
+        quota_assignments(&mut a, &mut condition, (was, &after.quota), after.updated)?;
+        let mut plan = Plan::default();
+        let at = primary_key(org_pk(&after.org), owner_sk(&after.id));
+        plan.push(Role::Key, self.update_item(at, a, &condition)?);
+        self.finish(&mut plan, event, None)?;
+        self.run(plan).await
+    }
+}
+
+fn number(n: u64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
 }

@@ -166,16 +166,7 @@ impl DynamoStore {
         org: &OrgId,
         id: KeyId,
     ) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(primary_key(org_pk(org), key_sk(id))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(out.item)
+        self.consistent_item(org_pk(org), key_sk(id)).await
     }
 }
 

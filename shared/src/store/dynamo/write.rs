@@ -18,7 +18,7 @@ use crate::store::{IdempotencyRecord, KeyWriter, Notified, StoreError, StoredKey
 
 /// What each item of a transaction is, to tell which condition failed.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
+pub(super) enum Role {
     Key,
     Credential,
     Other,
@@ -28,14 +28,14 @@ enum Role {
 /// A transaction being built: its items and their roles, and the key of its audit event,
 /// which tells whether it committed.
 #[derive(Default)]
-struct Plan {
+pub(super) struct Plan {
     items: Vec<TransactWriteItem>,
     roles: Vec<Role>,
     witness: Witness,
 }
 
 impl Plan {
-    fn push(&mut self, role: Role, item: TransactWriteItem) {
+    pub(super) fn push(&mut self, role: Role, item: TransactWriteItem) {
         self.items.push(item);
         self.roles.push(role);
     }
@@ -187,14 +187,19 @@ fn owner_assignments(a: &mut Assignments, changed: bool, next: &KeyItem) {
 
 /// An update expression being built: what it sets, what it removes, and the values.
 #[derive(Default)]
-struct Assignments {
+pub(super) struct Assignments {
     set: Vec<&'static str>,
     remove: Vec<&'static str>,
-    values: Vec<(&'static str, AttributeValue)>,
+    pub(super) values: Vec<(&'static str, AttributeValue)>,
 }
 
 impl Assignments {
-    fn set(&mut self, clause: &'static str, placeholder: &'static str, value: AttributeValue) {
+    pub(super) fn set(
+        &mut self,
+        clause: &'static str,
+        placeholder: &'static str,
+        value: AttributeValue,
+    ) {
         self.set.push(clause);
         self.values.push((placeholder, value));
     }
@@ -232,13 +237,12 @@ impl Assignments {
 /// condition that `credits_remaining` is still what the write read (a verify may have spent
 /// since; the write then reads again), so the event's `from` is exact. Credits set count as
 /// the current refill period's, so its refill is not due until the next period.
-fn quota_assignments(
+pub(super) fn quota_assignments(
     a: &mut Assignments,
     condition: &mut String,
-    before: &StoredKey,
-    after: &StoredKey,
+    (b, q): (&crate::quota::Quota, &crate::quota::Quota),
+    updated: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), StoreError> {
-    let (b, q) = (&before.key.quota, &after.key.quota);
     // The threshold alone changing leaves the counters alone.
     let counts = |c: &Option<Credits>| c.as_ref().map(|c| (c.remaining, c.refill));
     let low_at = |c: &Option<Credits>| c.as_ref().and_then(|c| c.low_at);
@@ -263,7 +267,7 @@ fn quota_assignments(
         let refill = q.credits.as_ref().and_then(|c| c.refill);
         let value = refill.map(serde_dynamo::to_attribute_value).transpose();
         a.set_or_remove(CREDITS_REFILL, value.map_err(corrupt)?);
-        let period = refill.map(|r| r.period_start(after.key.updated));
+        let period = refill.map(|r| r.period_start(updated));
         a.set_or_remove(
             CREDITS_PERIOD,
             period.map(|p| AttributeValue::N(p.to_string())),
@@ -298,7 +302,7 @@ fn state_value(state: impl serde::Serialize) -> Result<AttributeValue, StoreErro
 }
 
 impl DynamoStore {
-    async fn run(&self, plan: Plan) -> Result<(), WriteFailure> {
+    pub(super) async fn run(&self, plan: Plan) -> Result<(), WriteFailure> {
         match self.transact(plan.items.clone(), &plan.witness).await {
             Ok(()) => Ok(()),
             Err(TransactFailure::Condition(failed)) => Err(plan.failure(&failed)),
@@ -361,7 +365,7 @@ impl DynamoStore {
     }
 
     /// An Update of the item at `key`: `assignments`, on `condition`.
-    fn update_item(
+    pub(super) fn update_item(
         &self,
         key: std::collections::HashMap<String, AttributeValue>,
         assignments: Assignments,
@@ -436,7 +440,8 @@ impl DynamoStore {
         field_assignments(&mut a, next.meta.as_ref(), next.allowed_cidrs.as_ref());
         let mut condition = Self::at_version(before.key.version).to_owned();
         notices_as_read(&mut a, &mut condition, &before.notified);
-        quota_assignments(&mut a, &mut condition, before, after)?;
+        let quotas = (&before.key.quota, &after.key.quota);
+        quota_assignments(&mut a, &mut condition, quotas, after.key.updated)?;
         let key = primary_key(org_pk(&before.key.org), key_sk(before.key.id));
         self.update_item(key, a, &condition)
     }
@@ -478,7 +483,7 @@ impl DynamoStore {
         self.update_item(key, a, "attribute_exists(#pk)")
     }
 
-    fn finish(
+    pub(super) fn finish(
         &self,
         plan: &mut Plan,
         event: &Event,
@@ -537,17 +542,9 @@ impl DynamoStore {
 impl KeyWriter for DynamoStore {
     #[tracing::instrument(skip(self), err(Display))]
     async fn key_for_write(&self, org: &OrgId, id: KeyId) -> Result<Option<StoredKey>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(primary_key(org_pk(org), key_sk(id))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        let item: Option<KeyItem> = out
-            .item
+        let item: Option<KeyItem> = self
+            .consistent_item(org_pk(org), key_sk(id))
+            .await?
             .map(serde_dynamo::from_item)
             .transpose()
             .map_err(corrupt)?;
