@@ -61,6 +61,7 @@ impl Ctx {
             |w| say(started, w),
         )
         .await?;
+        owner_as_sampled(&store, &args.events).await?;
         std::fs::create_dir_all(work.join("home"))?;
         Ok(Ctx {
             plan: args.plan,
@@ -200,6 +201,28 @@ async fn new_table(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The demo owner's limits as `events/owner.http.change.json` sets them, so that the owner
+/// function's sample (`owner.http.json`, a GET) answers 200 with them, as it does after
+/// that change in `tests/api/events.rs`.
+async fn owner_as_sampled(store: &DynamoStore, events: &Path) -> Result<(), BoxError> {
+    let sample = crate::samples::event(events, "owner.http.change.json")?;
+    let id = sample["pathParameters"]["owner_id"]
+        .as_str()
+        .unwrap_or_default();
+    let id: apikeys::owner::OwnerId = id.parse().map_err(|_| format!("owner id {id:?}"))?;
+    let mut headers = lambda_http::http::HeaderMap::new();
+    headers.insert("content-type", "application/json".parse()?);
+    let body = sample["body"].as_str().unwrap_or_default().as_bytes();
+    let quota = apikeys::http::body::owner::parse(&headers, body).map_err(|e| e.to_string())?;
+    let org: apikeys::key::OrgId = apikeys_demo::ORG.parse()?;
+    let (policy, ctx) = (
+        apikeys::write::WritePolicy::default(),
+        apikeys::write::WriteContext::cli(),
+    );
+    apikeys::write::set_owner(store, &policy, &ctx, (&org, &id), &quota, None).await?;
+    Ok(())
 }
 
 /// The functions' own variables of `tools/sam-local-env.json` (`IDEMPOTENCY_SECRET`,
