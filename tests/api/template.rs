@@ -605,6 +605,24 @@ fn verify_key_only_reads_records_last_use_and_spends_from_key_items() {
     );
 }
 
+/// `/v1/owner/{owner_id}` is one `ANY` route, to the owner function: every method reaches
+/// it, which serves GET, HEAD and PUT and answers the others' 405 itself.
+#[test]
+fn the_owner_path_is_one_any_route_to_the_owner_function() {
+    let routes = template_routes(&template());
+    let owner: Vec<_> = routes
+        .iter()
+        .filter(|((_, path), _)| path.starts_with("/v1/owner"))
+        .collect();
+    let any = ("ANY".to_owned(), "/v1/owner/{owner_id}".to_owned());
+    assert_eq!(owner, [(&any, &"owner".to_owned())], "{owner:?}");
+    for method in METHODS {
+        let (function, key) = Function::route("/v1/owner/{owner_id}", method);
+        assert_eq!(function, Function::Owner, "{method}");
+        assert_eq!(key, "ANY /v1/owner/{owner_id}", "{method}");
+    }
+}
+
 /// What owner's UpdateItem may name: the owner item's primary key and attributes
 /// (shared/src/store/dynamo/owner.rs), and nothing else.
 const OWNER_ATTRIBUTES: [&str; 11] = [
