@@ -29,6 +29,7 @@ const KEY_EVENTS_PATH: &str = "/v1/api_key/{id}/events";
 const EVENTS_PATH: &str = "/v1/api_key_events/";
 const VERIFY_PATH: &str = "/v1/api_key/verify";
 const SCANNING_PATH: &str = "/v1/secret_scanning/github";
+const OWNER_PATH: &str = "/v1/owner/{owner_id}";
 
 static DOC: LazyLock<Value> = LazyLock::new(|| {
     let text =
@@ -742,8 +743,95 @@ async fn every_response_of_the_write_and_event_handlers_is_documented_and_matche
         }
     }
     assert_provoked(|path, op| {
-        !READS.contains(&(path, op)) && path != VERIFY_PATH && path != SCANNING_PATH
+        !READS.contains(&(path, op)) && ![VERIFY_PATH, SCANNING_PATH, OWNER_PATH].contains(&path)
     });
+}
+
+#[tokio::test]
+async fn every_response_of_the_owner_endpoint_is_documented_and_matches_its_schema() {
+    use Permission::*;
+    let app = app().await;
+    let org = org();
+    let (_, admin) = create(&app, new_key(&org, "admin")).await;
+    let mut writer = new_key(&org, "restricted writer");
+    writer.access = restricted(&[ApiKeysView, ApiKeysUpdate]);
+    let (_, writer) = create(&app, writer).await;
+    let mut outsider = new_key(&org, "no api_keys.view");
+    outsider.access = restricted(&[CallsView]);
+    let (_, outsider) = create(&app, outsider).await;
+    let missing_table = App {
+        store: DynamoStore::new(app.store.client().clone(), "no-such-table"),
+        callers: apikeys::cache::CallerCache::off(),
+        cursors: app.cursors.clone(),
+        usage: patient_recorder(),
+    };
+    let unreachable = unreachable_store().await;
+    let rival = App {
+        store: apikeys_tests::rival::Rival::new(app.store.clone()),
+        callers: apikeys::cache::CallerCache::off(),
+        cursors: app.cursors.clone(),
+        usage: patient_recorder(),
+    };
+    let body = json!({"credits": {"remaining": 100, "refill": {"interval": "monthly", "amount": 100}},
+                      "ratelimits": [{"name": "requests", "limit": 10, "duration_ms": 1000}]});
+    for p in PAYLOADS {
+        let id = format!("cus_{p:?}");
+        let put = |b: &Value| Call::put_owner(p, &id, b);
+        // 201, then 200 twice (nothing changes), then a tag for the conditions below.
+        for status in [201, 200, 200] {
+            let reply = sent(&app, OWNER_PATH, put(&body).bearer(&admin)).await;
+            assert_eq!(reply.status, status, "{}", reply.body);
+        }
+        let got = sent(&app, OWNER_PATH, Call::owner(p, &id).bearer(&admin)).await;
+        let tag = got.headers["etag"].to_str().unwrap().to_owned();
+        for method in ["GET", "HEAD"] {
+            let get = |owner: &str| Call::owner(p, owner).method(method);
+            for call in [
+                get(&id).bearer(&admin),
+                get(&id).header("If-None-Match", &tag).bearer(&admin),
+                get(&id),
+                get(&id).bearer(&outsider),
+                get("cus_none").bearer(&admin),
+                get(&id).header("Accept", "text/html").bearer(&admin),
+                get(&"x".repeat(129)).bearer(&admin),
+            ] {
+                sent(&app, OWNER_PATH, call).await;
+            }
+            for store in [&missing_table, &unreachable] {
+                sent(store, OWNER_PATH, get(&id).bearer(&admin)).await;
+            }
+        }
+        // Refused PUTs: 400, 401, 403, 406, 409 (another writer each time), 412, 413,
+        // 415, 422; 500 and 503 from the store.
+        let too_large = format!(
+            "{{\"credits\": {{\"remaining\": 1}}, \"x\": \"{}\"}}",
+            "x".repeat(17_000)
+        );
+        for call in [
+            put(&body).body("application/json", "{\"credits\": ").bearer(&admin),
+            put(&body),
+            put(&body).bearer(&writer),
+            put(&body).header("Accept", "text/html").bearer(&admin),
+            put(&body).header("If-Match", "\"99-0000000000000000\"").bearer(&admin),
+            put(&body).body("application/json", too_large).bearer(&admin),
+            put(&body).body("text/plain", "credits=1").bearer(&admin),
+            put(&json!({"ratelimits": [{"name": "r", "limit": 1, "duration_ms": 1000, "mode": "leased"}]}))
+                .bearer(&admin),
+        ] {
+            sent(&app, OWNER_PATH, call).await;
+        }
+        let contested = sent(&rival, OWNER_PATH, put(&json!({})).bearer(&admin)).await;
+        assert_eq!(contested.status, 409, "{}", contested.body);
+        for store in [&missing_table, &unreachable] {
+            sent(store, OWNER_PATH, put(&body).bearer(&admin)).await;
+        }
+        // 405: every method the function does not serve.
+        for method in ["POST", "PATCH", "DELETE", "OPTIONS"] {
+            let call = Call::owner(p, &id).method(method).bearer(&admin);
+            sent(&app, OWNER_PATH, call).await;
+        }
+    }
+    assert_provoked(|path, _| path == OWNER_PATH);
 }
 
 #[tokio::test]

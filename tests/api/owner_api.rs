@@ -42,8 +42,18 @@ async fn put_sets_an_owners_limits_get_shows_them_and_its_keys_spend_them_at_onc
         let org = org();
         let admin = admin(&app, &org).await;
         let (_, key) = create_json(&app, p, &admin, json!({"owner_id": "cus_1"})).await;
+        let nothing = put(&app, p, &admin, "cus_1", json!({})).await;
+        assert_eq!(
+            (nothing.status, &nothing.body["credits"]),
+            (200, &Value::Null),
+            "{p:?}"
+        );
         let missing = Call::owner(p, "cus_1").bearer(&admin).send(&app).await;
-        assert_eq!(missing.status, 404, "{p:?}: {}", missing.body);
+        assert_eq!(
+            missing.status, 404,
+            "{p:?}: no limits set is no owner: {}",
+            missing.body
+        );
         assert!(missing.body["detail"].as_str().unwrap().contains("owner"));
         // Before: the key is unmetered.
         assert_eq!(

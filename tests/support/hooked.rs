@@ -27,6 +27,16 @@ pub trait WriteHook: Send + Sync {
         async {}
     }
 
+    /// After a write of an owner's limits has read the owner (`read`, as the real store
+    /// returned it).
+    fn after_owner_read(
+        &self,
+        _store: &DynamoStore,
+        _read: Option<&apikeys::owner::Owner>,
+    ) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// Before a replacing write of `before` commits.
     fn before_replace(
         &self,
@@ -214,13 +224,15 @@ impl<H: Send + Sync> LeakLookup for Hooked<H> {
     }
 }
 
-impl<H: Send + Sync> apikeys::store::OwnerStore for Hooked<H> {
+impl<H: WriteHook> apikeys::store::OwnerStore for Hooked<H> {
     async fn owner(
         &self,
         org: &OrgId,
         id: &apikeys::owner::OwnerId,
     ) -> Result<Option<apikeys::owner::Owner>, StoreError> {
-        self.inner.owner(org, id).await
+        let read = self.inner.owner(org, id).await?;
+        self.hook.after_owner_read(&self.inner, read.as_ref()).await;
+        Ok(read)
     }
 
     async fn set_owner(

@@ -3,7 +3,8 @@
 //! [`KeyWriter::key_for_write`](apikeys::store::KeyWriter::key_for_write) reads the key,
 //! then renames it through the real store, as a PATCH arriving at that moment would, and
 //! returns what it read: the write that follows commits on a version the key no longer has.
-//! Everything else goes straight through.
+//! An owner's limits likewise: each read of an owner for a write is followed by another
+//! writer's change of its credits. Everything else goes straight through.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -39,6 +40,24 @@ impl Renames {
 }
 
 impl WriteHook for Renames {
+    async fn after_owner_read(&self, store: &DynamoStore, read: Option<&apikeys::owner::Owner>) {
+        let Some(owner) = read else {
+            return;
+        };
+        let mut quota = owner.quota.clone();
+        let left = quota.credits.as_ref().map_or(0, |c| c.remaining);
+        quota.credits = Some(apikeys::quota::Credits {
+            remaining: left + 1,
+            refill: None,
+            low_at: None,
+        });
+        let (policy, ctx) = (crate::policy(), crate::ctx());
+        let at = (&owner.org, &owner.id);
+        apikeys::write::set_owner(store, &policy, &ctx, at, &quota, None)
+            .await
+            .expect("the rival's change of the owner");
+    }
+
     async fn after_read(&self, store: &DynamoStore, read: Option<&StoredKey>) {
         let Some(stored) = read else {
             return;

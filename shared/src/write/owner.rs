@@ -34,7 +34,8 @@ pub struct OwnerSet {
 ///   spend of credits the write changes), the write reads again, up to a few times, then
 ///   answers [`WriteError::Conflict`]; with `expected`, a version that moved is
 ///   [`WriteError::VersionMismatch`].
-/// - When nothing changes, nothing is written and no event recorded.
+/// - When nothing changes, nothing is written and no event recorded: an owner never set
+///   and set to no limits stays unset (a `GET` of it is a 404).
 #[tracing::instrument(skip_all, fields(%org, owner = %id), err(Display))]
 pub async fn set_owner<S: OwnerStore>(
     store: &S,
@@ -55,13 +56,6 @@ pub async fn set_owner<S: OwnerStore>(
         let was = before.as_ref().map_or(&none, |o| &o.quota);
         ctx.authority.may_set_owner(id, was, quota)?;
         let changes = changes(was, quota);
-        if let Some(owner) = before.as_ref().filter(|_| changes.is_empty()) {
-            let owner = owner.clone();
-            return Ok(OwnerSet {
-                owner,
-                created: false,
-            });
-        }
         let after = Owner {
             org: org.clone(),
             id: id.clone(),
@@ -69,6 +63,12 @@ pub async fn set_owner<S: OwnerStore>(
             version: version + 1,
             updated: ctx.now,
         };
+        if changes.is_empty() {
+            // Nothing changes (an owner never set, set to nothing, included): no write.
+            let owner = before.unwrap_or(Owner { version, ..after });
+            let created = false;
+            return Ok(OwnerSet { owner, created });
+        }
         let event = owner_event(ctx, policy, &after, changes);
         match store.set_owner(before.as_ref(), &after, &event).await {
             Ok(()) => {
