@@ -93,6 +93,11 @@ async fn writes_over_http(app: &App<DynamoStore>, admin: &apikeys::secret::Secre
         .send(app)
         .await;
     assert_eq!(report.status, 200, "{}", report.body);
+    let owner = Call::put_owner(p, "cus_1", &json!({"credits": {"remaining": 9}}))
+        .bearer(admin)
+        .send(app)
+        .await;
+    assert_eq!(owner.status, 201, "{}", owner.body);
     [&created, &rolled, &leaked]
         .iter()
         .map(|r| r.body["secret"].as_str().unwrap().to_owned())
@@ -109,7 +114,7 @@ async fn every_write_over_http_is_published_once_as_get_events_shows_it() {
     let (_, admin) = caller(&app, &org, None).await;
     let secrets = writes_over_http(&app, &admin).await;
 
-    // Newest first, as GET shows them: the caller's creation, then the nine writes, one of
+    // Newest first, as GET shows them: the caller's creation, then the ten writes, one of
     // each action.
     let listed = all_events(&app, Payload::Http, &admin, None).await;
     let actions: Vec<&str> = listed
@@ -119,6 +124,7 @@ async fn every_write_over_http_is_published_once_as_get_events_shows_it() {
     assert_eq!(
         actions,
         [
+            "owner.updated",
             "key.leaked",
             "key.created",
             "key.deleted",
@@ -185,9 +191,10 @@ async fn a_bus_that_fails_leaves_the_batch_for_the_retry_and_nothing_is_lost() {
     let org = org();
     let (_, admin) = caller(&app, &org, None).await;
     writes_over_http(&app, &admin).await;
-    let want = 10;
-    // The records the stream mapping's filter lets through: the ten events, and the five
-    // changes of the key with credits (for their notices, of which they have none).
+    let want = 11;
+    // The records the stream mapping's filter lets through: the eleven events, and the five
+    // changes of the key with credits (for their notices, of which they have none); not the
+    // owner item's.
     let records = want + 5;
 
     // A bus that does not exist, then a closed port: every call fails, the batch is reported
@@ -242,7 +249,8 @@ async fn a_bus_that_fails_leaves_the_batch_for_the_retry_and_nothing_is_lost() {
             "key.rolled",
             "key.deleted",
             "key.created",
-            "key.leaked"
+            "key.leaked",
+            "owner.updated"
         ]
     );
 }
