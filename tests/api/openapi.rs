@@ -1253,8 +1253,9 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn the_documented_write_bodies_are_the_services() {
-    use apikeys::http::body::{MAX_GRACE_SECS, create, patch, roll};
+    use apikeys::http::body::{MAX_GRACE_SECS, create, owner, patch, roll};
     assert_eq!(body_fields("CreateKeyRequest"), set(create::FIELDS));
+    assert_eq!(body_fields("OwnerPut"), set(owner::FIELDS));
     assert_eq!(body_fields("KeyPatch"), set(patch::FIELDS));
     assert_eq!(body_fields("RollRequest"), set(roll::FIELDS));
     let schemas = &DOC["components"]["schemas"];
@@ -1279,7 +1280,7 @@ fn the_documented_write_bodies_are_the_services() {
 #[test]
 fn the_write_body_schemas_and_the_parsers_agree() {
     use apikeys::http::body::read::Fields;
-    use apikeys::http::body::{CreateKey, KeyPatch, RollKey};
+    use apikeys::http::body::{CreateKey, KeyPatch, RollKey, owner};
     use chrono::TimeZone;
     // Dates in the bodies below are after this, so that "in the future" holds.
     let now = chrono::Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap();
@@ -1433,9 +1434,45 @@ fn the_write_body_schemas_and_the_parsers_agree() {
         ),
         ("RollRequest", json!({"grace_period_seconds": -1}), false),
         ("RollRequest", json!({"grace_period_seconds": "60"}), false),
+        ("OwnerPut", json!({}), true),
+        (
+            "OwnerPut",
+            json!({"credits": null, "ratelimits": null}),
+            true,
+        ),
+        ("OwnerPut", json!({"ratelimits": []}), true),
+        (
+            "OwnerPut",
+            json!({"credits": {"remaining": 0},
+                   "ratelimits": [{"name": "r", "limit": 1, "duration_ms": 1000, "mode": "exact"}]}),
+            true,
+        ),
+        (
+            "OwnerPut",
+            json!({"ratelimits": [{"name": "r", "limit": 1, "duration_ms": 1000, "mode": "leased"}]}),
+            false,
+        ),
+        (
+            "OwnerPut",
+            json!({"credits": {"remaining": 5, "low_at": 1}}),
+            false,
+        ),
+        ("OwnerPut", json!({"credits": {"remaining": -1}}), false),
+        ("OwnerPut", json!({"credits": {}}), false),
+        ("OwnerPut", json!({"owner_id": "cus_1"}), false),
+        (
+            "OwnerPut",
+            json!({"updated_date": "2025-01-01T00:00:00Z"}),
+            false,
+        ),
+        (
+            "OwnerPut",
+            json!({"credits": {"remaining": 1}, "plan": "pro"}),
+            false,
+        ),
     ];
     // The examples the document gives are accepted too.
-    let examples = ["CreateKeyRequest", "KeyPatch"]
+    let examples = ["CreateKeyRequest", "KeyPatch", "OwnerPut"]
         .into_iter()
         .flat_map(|name| {
             DOC["components"]["schemas"][name]["examples"]
@@ -1454,6 +1491,13 @@ fn the_write_body_schemas_and_the_parsers_agree() {
                 // Applied to a restricted key, so that the access rules are exercised too.
                 let key = restricted_key();
                 KeyPatch::from_fields(&f, now).is_ok_and(|p| p.apply(&key).is_ok())
+            }
+            "OwnerPut" => {
+                // Parsed as the handler parses it, then held to an owner's own rules.
+                let mut headers = lambda_http::http::HeaderMap::new();
+                headers.insert("content-type", "application/json".parse().unwrap());
+                owner::parse(&headers, body.to_string().as_bytes())
+                    .is_ok_and(|q| apikeys::write::check_owner_quota(&q).is_ok())
             }
             _ => RollKey::from_fields(&f).is_ok(),
         };

@@ -39,7 +39,7 @@ pub use idempotency::{
     WeakSecretKeys,
 };
 pub use leaked::{Revocation, revoke_leaked};
-pub use owner::{OwnerSet, set_owner};
+pub use owner::{OwnerSet, check_owner_quota, set_owner};
 pub use patch::{CreditsChange, KeyChange};
 pub use roll::{MAX_GRACE_SECS, Rolled, roll_key};
 pub use update::{set_state, update_key};

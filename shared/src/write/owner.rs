@@ -86,8 +86,9 @@ pub async fn set_owner<S: OwnerStore>(
     Err(WriteError::Conflict)
 }
 
-/// An owner's limits: a key's bounds, rate limits counted exactly, no `low_at`.
-fn check_owner_quota(quota: &Quota) -> Result<(), InvalidWrite> {
+/// An owner's limits: a key's bounds, rate limits counted exactly, no `low_at`. What
+/// [`set_owner`] accepts, before it reads anything.
+pub fn check_owner_quota(quota: &Quota) -> Result<(), InvalidWrite> {
     check_quota(quota)?;
     if quota.ratelimits.iter().any(|l| l.mode == Mode::Leased) {
         return Err(InvalidWrite::Quota("ratelimits", InvalidQuota::OwnerLeased));
