@@ -1,7 +1,9 @@
 //! Tenant isolation as a property: random organizations with random keys, then random get
 //! and list requests from every caller (foreign ids, positions at foreign keys, foreign,
-//! forged and tampered cursors, lists by an owner id that every organization uses). No response may hold another organization's data, and
-//! no response or log line may hold a secret, a hash or internal error text.
+//! forged and tampered cursors, lists by an owner id that every organization uses, reads of
+//! an owner whose limits some organizations set under the same id). No response may hold
+//! another organization's data, and no response or log line may hold a secret, a hash or
+//! internal error text.
 //!
 //! `APIKEYS_ISOLATION_CASES` sets the number of requests (default 1,000; `make security`
 //! runs 10,000). The run prints one `isolation:` line with its figures.
@@ -40,6 +42,8 @@ struct Tenant {
     secrets: Vec<Secret>,
     /// Cursors issued to this organization, by order.
     cursors: Vec<(String, &'static str)>,
+    /// The credits this organization set for each of [`OWNERS`], if it set any.
+    owners: Vec<Option<u64>>,
 }
 
 /// A position parameter or cursor, chosen by index into the world.
@@ -90,6 +94,8 @@ enum Op {
         /// The `owner_id` filter, one of [`OWNERS`]: every organization uses the same ids.
         owner: Option<usize>,
     },
+    /// `GET /v1/owner/{id}` of one of [`OWNERS`].
+    Owner(usize),
 }
 
 /// The owner ids of the world's keys, the same in every organization: an owner id is scoped
@@ -135,6 +141,7 @@ fn request(orgs: usize) -> impl Strategy<Value = Req> {
     ];
     let op = prop_oneof![
         1 => target.prop_map(Op::Get),
+        1 => (0..OWNERS.len()).prop_map(Op::Owner),
         2 => (
             proptest::option::of(1usize..=60),
             proptest::option::of(any::<bool>()),
@@ -218,11 +225,28 @@ async fn world(app: &App<DynamoStore>, rng: &mut TestRng) -> Vec<Tenant> {
                 }
             }
         }
+        // Some of the owner ids get credits of their own, a number that is this
+        // organization's: a read of the owner in another organization must not show it.
+        let mut owners = Vec::new();
+        for (o, id) in OWNERS.iter().enumerate() {
+            let set = (t + o) % 2 == 0;
+            let remaining = 1_000 * (t as u64 + 1) + o as u64;
+            if set {
+                let body = serde_json::json!({"credits": {"remaining": remaining}});
+                let reply = Call::put_owner(Payload::Http, id, &body)
+                    .bearer(&secrets[0])
+                    .send(app)
+                    .await;
+                assert_eq!(reply.status, 201, "{}", reply.body);
+            }
+            owners.push(set.then_some(remaining));
+        }
         tenants.push(Tenant {
             org,
             keys,
             secrets,
             cursors,
+            owners,
         });
     }
     tenants
@@ -249,6 +273,22 @@ enum Expect {
     Status(u16),
     /// Any of these statuses.
     OneOf(&'static [u16]),
+    /// 200, with an owner's credits: this many remaining.
+    Credits(u64),
+}
+
+impl Expect {
+    /// Whether `reply` is what was expected.
+    fn met(&self, reply: &Reply) -> bool {
+        match self {
+            Expect::Status(s) => reply.status == *s,
+            Expect::OneOf(list) => list.contains(&reply.status),
+            Expect::Credits(remaining) => {
+                reply.status == 200
+                    && reply.body["credits"]["remaining"] == serde_json::json!(remaining)
+            }
+        }
+    }
 }
 
 /// Builds the call for `req`, and says what it must get.
@@ -275,6 +315,13 @@ fn build(tenants: &[Tenant], req: &Req) -> (Call, Expect) {
             // Not every u128 is a valid UUIDv7 id.
             Expect::OneOf(&[404, 422]),
         ),
+        Op::Owner(o) => {
+            let expect = match me.owners[*o] {
+                Some(remaining) => Expect::Credits(remaining),
+                None => Expect::Status(404),
+            };
+            (Call::owner(payload, OWNERS[*o]), expect)
+        }
         Op::List {
             limit,
             order,
@@ -418,12 +465,14 @@ fn no_request_ever_sees_another_organizations_data() {
         let reply = rt.block_on(call.send(&app));
         sent.set(sent.get() + 1);
         *statuses.borrow_mut().entry(reply.status).or_default() += 1;
-        match expect {
-            Expect::Status(s) => prop_assert_eq!(reply.status, s, "{:?}: {}", req, reply.body),
-            Expect::OneOf(list) => {
-                prop_assert!(list.contains(&reply.status), "{:?}: {}", req, reply.body)
-            }
-        }
+        prop_assert!(
+            expect.met(&reply),
+            "{:?}: expected {:?}, got {} {}",
+            req,
+            expect,
+            reply.status,
+            reply.body
+        );
         let raw = String::from_utf8(reply.raw.clone()).expect("UTF-8 bodies");
         assert_no_leak("a response", &raw, &all_secrets, true);
         // Isolation: every string in the body that names an id, a name or an
@@ -980,12 +1029,14 @@ fn no_write_ever_changes_or_reveals_another_organizations_keys_or_events() {
         let reply = rt.block_on(call.send_with_time_left(&app, std::time::Duration::from_secs(60)));
         sent.set(sent.get() + 1);
         *statuses.borrow_mut().entry(reply.status).or_default() += 1;
-        match expect {
-            Expect::Status(s) => prop_assert_eq!(reply.status, s, "{:?}: {}", req, reply.body),
-            Expect::OneOf(list) => {
-                prop_assert!(list.contains(&reply.status), "{:?}: {}", req, reply.body)
-            }
-        }
+        prop_assert!(
+            expect.met(&reply),
+            "{:?}: expected {:?}, got {} {}",
+            req,
+            expect,
+            reply.status,
+            reply.body
+        );
         // The secret a create or roll hands out is the only one a body may hold.
         let mut body = reply.body.clone();
         if let Some(s) = body.as_object_mut().and_then(|b| b.remove("secret")) {
