@@ -1,7 +1,8 @@
 //! Tenant isolation as a property: random organizations with random keys, then random get
 //! and list requests from every caller (foreign ids, positions at foreign keys, foreign,
 //! forged and tampered cursors, lists by an owner id that every organization uses, reads of
-//! an owner whose limits some organizations set under the same id). No response may hold
+//! an owner whose limits some organizations set under the same id, verifies of keys of such
+//! owners, the caller's and other organizations'). No response may hold
 //! another organization's data, and no response or log line may hold a secret, a hash or
 //! internal error text.
 //!
@@ -44,6 +45,10 @@ struct Tenant {
     cursors: Vec<(String, &'static str)>,
     /// The credits this organization set for each of [`OWNERS`], if it set any.
     owners: Vec<Option<u64>>,
+    /// The secrets of its keys that have an owner, with the owner (an index of [`OWNERS`]).
+    owned: Vec<(Secret, usize)>,
+    /// How many credits its verifies have spent from each of [`OWNERS`] so far.
+    spent: Vec<std::cell::Cell<u64>>,
 }
 
 /// A position parameter or cursor, chosen by index into the world.
@@ -96,6 +101,11 @@ enum Op {
     },
     /// `GET /v1/owner/{id}` of one of [`OWNERS`].
     Owner(usize),
+    /// A verify of a key with an owner, of this organization.
+    Verify {
+        org: usize,
+        key: usize,
+    },
 }
 
 /// The owner ids of the world's keys, the same in every organization: an owner id is scoped
@@ -142,6 +152,7 @@ fn request(orgs: usize) -> impl Strategy<Value = Req> {
     let op = prop_oneof![
         1 => target.prop_map(Op::Get),
         1 => (0..OWNERS.len()).prop_map(Op::Owner),
+        1 => (0..orgs, any::<usize>()).prop_map(|(org, key)| Op::Verify { org, key }),
         2 => (
             proptest::option::of(1usize..=60),
             proptest::option::of(any::<bool>()),
@@ -182,19 +193,22 @@ async fn world(app: &App<DynamoStore>, rng: &mut TestRng) -> Vec<Tenant> {
             if rng.random_bool(0.3) {
                 new.access = restricted(&[Permission::CallsView]);
             }
-            if rng.random_bool(0.5) {
-                let owner = OWNERS[rng.random_range(0..OWNERS.len())];
-                new.owner_id = Some(owner.parse().expect("an owner id"));
+            let owner = rng
+                .random_bool(0.5)
+                .then(|| rng.random_range(0..OWNERS.len()));
+            if let Some(o) = owner {
+                new.owner_id = Some(OWNERS[o].parse().expect("an owner id"));
             }
             let store = app.store.clone();
             created.spawn(async move {
-                apikeys::write::create_key(&store, new)
+                let (key, secret) = apikeys::write::create_key(&store, new)
                     .await
-                    .expect("create a key")
-                    .0
+                    .expect("create a key");
+                (key, owner.map(|o| (secret, o)))
             });
         }
-        let mut keys = created.join_all().await;
+        let (mut keys, owned): (Vec<ApiKey>, Vec<_>) = created.join_all().await.into_iter().unzip();
+        let owned: Vec<(Secret, usize)> = owned.into_iter().flatten().collect();
         let mut secrets = Vec::new();
         for role in ROLES {
             let mut new = new_key(&org, &format!("{org} caller {role:?}"));
@@ -230,7 +244,8 @@ async fn world(app: &App<DynamoStore>, rng: &mut TestRng) -> Vec<Tenant> {
         let mut owners = Vec::new();
         for (o, id) in OWNERS.iter().enumerate() {
             let set = (t + o) % 2 == 0;
-            let remaining = 1_000 * (t as u64 + 1) + o as u64;
+            // More than the run's verifies spend.
+            let remaining = 1_000_000 * (t as u64 + 1) + o as u64;
             if set {
                 let body = serde_json::json!({"credits": {"remaining": remaining}});
                 let reply = Call::put_owner(Payload::Http, id, &body)
@@ -247,6 +262,8 @@ async fn world(app: &App<DynamoStore>, rng: &mut TestRng) -> Vec<Tenant> {
             secrets,
             cursors,
             owners,
+            owned,
+            spent: OWNERS.iter().map(|_| Default::default()).collect(),
         });
     }
     tenants
@@ -275,6 +292,9 @@ enum Expect {
     OneOf(&'static [u16]),
     /// 200, with an owner's credits: this many remaining.
     Credits(u64),
+    /// A verify's answer: its code, and its owner's credits left, if it has an owner with
+    /// credits.
+    Verified(&'static str, Option<u64>),
 }
 
 impl Expect {
@@ -286,6 +306,11 @@ impl Expect {
             Expect::Credits(remaining) => {
                 reply.status == 200
                     && reply.body["credits"]["remaining"] == serde_json::json!(remaining)
+            }
+            Expect::Verified(code, remaining) => {
+                reply.status == 200
+                    && reply.body["code"] == *code
+                    && reply.body["owner"]["credits"]["remaining"].as_u64() == *remaining
             }
         }
     }
@@ -317,10 +342,36 @@ fn build(tenants: &[Tenant], req: &Req) -> (Call, Expect) {
         ),
         Op::Owner(o) => {
             let expect = match me.owners[*o] {
-                Some(remaining) => Expect::Credits(remaining),
+                Some(set) => Expect::Credits(set - me.spent[*o].get()),
                 None => Expect::Status(404),
             };
             (Call::owner(payload, OWNERS[*o]), expect)
+        }
+        Op::Verify { org, key } => {
+            let theirs = &tenants[*org];
+            match theirs.owned.get(key % theirs.owned.len().max(1)) {
+                // An organization without such keys: a secret of no key.
+                None => (
+                    Call::verify(payload, &serde_json::json!({"key": "apk_none"})),
+                    Expect::Verified("NOT_FOUND", None),
+                ),
+                // Another organization's key is not found, and spends nothing of its owner.
+                Some((secret, _)) if *org != req.caller_org => (
+                    Call::verify(payload, &serde_json::json!({"key": secret.expose()})),
+                    Expect::Verified("NOT_FOUND", None),
+                ),
+                Some((secret, o)) => {
+                    let call = Call::verify(payload, &serde_json::json!({"key": secret.expose()}));
+                    let remaining = me.owners[*o].map(|set| {
+                        // A caller that may not verify spends nothing.
+                        if ROLES[req.role] != Role::NoView {
+                            me.spent[*o].set(me.spent[*o].get() + 1);
+                        }
+                        set - me.spent[*o].get()
+                    });
+                    (call, Expect::Verified("VALID", remaining))
+                }
+            }
         }
         Op::List {
             limit,
