@@ -314,6 +314,21 @@ call "http://127.0.0.1:$PORT/v1/api_key_events/?action=owner.updated" "${admin[@
   || fail "owner.updated in the trail: $STATUS $BODY"
 ok "an owner's own credits: set by PUT /v1/owner/cus_7, spent by its key's verify, recorded as owner.updated"
 
+# The CLI sets and reads the same owner (docs/local.md, "Admin CLI"): the API sees the
+# change, recorded as the API's is.
+owner_of() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["owner_id"], d["credits"]["remaining"], d["ratelimits"][0]["limit"])' <<<"$1"; }
+owner_set=$(cli set-owner --org demo --owner cus_7 --credits 5 --ratelimit per_second:10:1000)
+[ "$(owner_of "$owner_set")" = "cus_7 5 10" ] || fail "apikeys set-owner: $owner_set"
+owner_got=$(cli get-owner --org demo --owner cus_7)
+[ "$(owner_of "$owner_got")" = "cus_7 5 10" ] || fail "apikeys get-owner: $owner_got"
+call "$OWNER" "${admin[@]}"
+[ "$STATUS" = 200 ] && [ "$(json 'd["credits"]["remaining"], d["ratelimits"][0]["limit"]')" = "5 10" ] \
+  || fail "the API sees the CLI's owner: $STATUS $BODY"
+call "http://127.0.0.1:$PORT/v1/api_key_events/?action=owner.updated" "${admin[@]}"
+[ "$STATUS" = 200 ] && [ "$(json '[(e["owner_id"], e["actor"]["type"]) for e in d["data"]]')" = "[('cus_7', 'cli'), ('cus_7', 'api_key')]" ] \
+  || fail "the CLI's owner.updated in the trail: $STATUS $BODY"
+ok "apikeys set-owner and get-owner: the API sees the change, recorded as owner.updated by the CLI"
+
 # Metadata and an IP allow-list, as docs/api.md shows them: meta merge-patched and handed
 # back by verify; a client_ip outside the list, or none, is FORBIDDEN; and the key's own use
 # of the API, from this machine's address (outside its list), is a 403.
@@ -370,7 +385,9 @@ expect_cli_error "organization nobody has no keys" get-key --org nobody --id "$i
 expect_cli_error "no key 01900000-0000-7000-8000-0000000000ff in organization demo" \
   delete-key --org demo --id 01900000-0000-7000-8000-0000000000ff
 expect_cli_error "its network is 10.0.0.0/8" create-key --org demo --name x --unrestricted --allowed-cidr 10.0.0.1/8
-ok "the CLI names a bad permission, an unknown organization, an unknown key and a CIDR with host bits set"
+expect_cli_error "owner cus_none of organization demo has no credits or rate limits set" get-owner --org demo --owner cus_none
+expect_cli_error "mode must be exact" set-owner --org demo --owner cus_7 --ratelimit per_second:10:1000:leased
+ok "the CLI names a bad permission, an unknown organization, an unknown key, a CIDR with host bits set, an owner with nothing set and an owner's leased limit"
 
 # Every sample event, with the status tests/api/events.rs documents for it.
 n=0

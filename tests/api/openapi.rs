@@ -1459,6 +1459,27 @@ fn the_write_body_schemas_and_the_parsers_agree() {
         ),
         ("OwnerPut", json!({"credits": {"remaining": -1}}), false),
         ("OwnerPut", json!({"credits": {}}), false),
+        (
+            "OwnerPut",
+            json!({"credits": {"remaining": 1, "refill": {"interval": "monthly", "amount": 5, "day": 31}}}),
+            true,
+        ),
+        (
+            "OwnerPut",
+            json!({"credits": {"remaining": 1, "refill": {"interval": "monthly", "amount": 5, "day": null}}}),
+            false,
+        ),
+        (
+            "OwnerPut",
+            json!({"credits": {"remaining": 1, "refill": {"interval": "daily", "amount": 5, "day": 1}}}),
+            false,
+        ),
+        (
+            "CreateKeyRequest",
+            json!({"name": "k", "permissions": [],
+                   "credits": {"remaining": 1, "refill": {"interval": "daily", "amount": 5, "day": null}}}),
+            false,
+        ),
         ("OwnerPut", json!({"owner_id": "cus_1"}), false),
         (
             "OwnerPut",

@@ -152,6 +152,12 @@ pub fn whole_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::
     })
 }
 
+/// An optional whole number member that is never null: absent is `None` (with
+/// `#[serde(default)]`), null is refused as any other non-number is.
+pub fn whole_if_present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    whole(d).map(Some)
+}
+
 fn wrong_type(want: &str, got: &Value) -> String {
     format!("must be {want}, not {}", kind(got))
 }

@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::fields::{checked_type, double_option, kind, whole, whole_or_null};
+use super::fields::{checked_type, double_option, kind, whole, whole_if_present, whole_or_null};
 use crate::quota::{Credits, Interval, MAX_CREDITS, Mode, RateLimit, Refill};
 use crate::write::CreditsChange;
 
@@ -17,7 +17,9 @@ struct RefillBody {
     interval: Interval,
     #[serde(deserialize_with = "whole")]
     amount: u64,
-    #[serde(default, deserialize_with = "whole_or_null")]
+    /// Absent for a daily refill, or the 1st; never null (the key object leaves it out
+    /// where it has none).
+    #[serde(default, deserialize_with = "whole_if_present")]
     day: Option<u64>,
 }
 
