@@ -1237,6 +1237,53 @@ fn every_documented_path_is_deployed_and_every_route_documented() {
     }
 }
 
+#[test]
+fn every_field_a_403_names_is_in_its_documented_list() {
+    use apikeys::authority::{Grant, Refusal};
+    use apikeys::quota::Looser;
+    let at = chrono::Utc::now();
+    // Every refusal of the authority rule: a 403's `parameter` comes only from these.
+    let mut refusals = vec![
+        Refusal::NotHeld,
+        Refusal::NotHeldUnrestricted,
+        Refusal::Grant(Permission::CallsView),
+        Refusal::Unrestricted,
+        Refusal::Looser(Looser::Credits(1)),
+        Refusal::Looser(Looser::Limit("r".into())),
+        Refusal::Reach,
+        Refusal::OtherOwner,
+        Refusal::Escape,
+        Refusal::OwnerNotHeld,
+        Refusal::OwnOwner,
+    ];
+    for grant in [
+        Grant::Create,
+        Grant::Extend,
+        Grant::Enable,
+        Grant::Roll,
+        Grant::Widen,
+        Grant::Reach,
+    ] {
+        refusals.push(Refusal::Outlives {
+            grant,
+            caller_expires: at,
+        });
+    }
+    let named: BTreeSet<String> = refusals
+        .iter()
+        .filter_map(|r| r.parameter())
+        .map(str::to_owned)
+        .collect();
+    let documented: BTreeSet<String> =
+        DOC["components"]["schemas"]["Problem403"]["allOf"][1]["properties"]["parameter"]["enum"]
+            .as_array()
+            .expect("Problem403 lists its parameters")
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+    assert_eq!(named, documented);
+}
+
 /// The fields of a write body's schema, by name.
 fn body_fields(schema: &str) -> BTreeSet<String> {
     DOC["components"]["schemas"][schema]["properties"]
